@@ -1,0 +1,51 @@
+"""Reading the personal-data declaration from dlt column hints.
+
+Sources declare, per column, `x-data-category` (the column holds personal data of that category and is
+stored encrypted), `x-blind-index-of` (the column holds the keyed hash of another column's plaintext) and
+`x-subject-ref` / `x-subject-of` (the column holds the blind index of the data subject, the first non-null of
+the listed columns). dlt keeps `x-` hints in the stored schema, so every consumer — encryption at load, the
+PII checks, and later retention and erasure — reads this one declaration instead of keeping its own list.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dlt.common.schema.typing import TTableSchemaColumns
+
+CATEGORY_HINT = "x-data-category"
+BLIND_INDEX_HINT = "x-blind-index-of"
+SUBJECT_REF_HINT = "x-subject-ref"
+SUBJECT_OF_HINT = "x-subject-of"
+
+
+@dataclass(frozen=True)
+class PersonalDataDeclaration:
+    """What a table declares about personal data, by column name."""
+
+    encrypted: dict[str, str]
+    blind_indexes: dict[str, str]
+    subject_ref: str | None
+    subject_of: tuple[str, ...]
+
+    @property
+    def has_personal_data(self) -> bool:
+        return bool(self.encrypted)
+
+
+def declaration(columns: TTableSchemaColumns) -> PersonalDataDeclaration:
+    """Collect the personal-data hints of one table's columns and check they are consistent."""
+    encrypted = {name: str(col[CATEGORY_HINT]) for name, col in columns.items() if col.get(CATEGORY_HINT)}
+    indexes = {name: str(col[BLIND_INDEX_HINT]) for name, col in columns.items() if col.get(BLIND_INDEX_HINT)}
+    subject_cols = [name for name, col in columns.items() if col.get(SUBJECT_REF_HINT)]
+    if len(subject_cols) > 1:
+        raise ValueError(f"more than one subject reference column: {subject_cols}")
+    subject_ref = subject_cols[0] if subject_cols else None
+    subject_of = tuple(columns[subject_ref].get(SUBJECT_OF_HINT, ())) if subject_ref else ()
+    for name, source in indexes.items():
+        if source not in encrypted and source not in subject_of:
+            raise ValueError(f"blind index {name} refers to {source}, which is not a declared personal column")
+    for name, col in columns.items():
+        if name in encrypted and col.get("data_type") != "binary":
+            raise ValueError(f"personal column {name} must be stored as binary ciphertext")
+    return PersonalDataDeclaration(encrypted, indexes, subject_ref, subject_of)

@@ -1,0 +1,109 @@
+"""The usage and device events source: landed NDJSON files into `raw_events`, validated, deduplicated,
+enriched and with personal data encrypted before dlt ever sees it.
+
+Plain dlt, no Dagster. One resource reads the files not yet loaded and yields three tables: the events,
+the quarantine (every invalid line with its reason, file and line number) and the landing ledger (one row
+per file, the exactly-once record). The ledger rows travel in the same load package as the rows they
+account for, so a file counts as loaded exactly when its rows are.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import dlt
+import pyarrow as pa
+
+from pipelines.privacy.protect import FieldCipher
+from pipelines.usage_events.contract import load_contract
+from pipelines.usage_events.landing import discover_files
+from pipelines.usage_events.settings import (
+    EVENT_COLUMNS,
+    EVENTS_TABLE,
+    LEDGER_COLUMNS,
+    LEDGER_TABLE,
+    QUARANTINE_COLUMNS,
+    QUARANTINE_TABLE,
+    SOURCE_NAME,
+)
+from pipelines.usage_events.work import EventWork
+
+
+@dataclass
+class IngestReport:
+    """What one extraction saw; counts and codes only, never data (it ends up in Dagster metadata)."""
+
+    files_found: int = 0
+    files_skipped: int = 0
+    files_read: int = 0
+    lines: int = 0
+    events_loaded: int = 0
+    duplicates_dropped: int = 0
+    lines_quarantined: int = 0
+    quarantine_reasons: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def quarantine_share(self) -> float:
+        return self.lines_quarantined / self.lines if self.lines else 0.0
+
+
+def _hinted(batch: pa.RecordBatch | pa.Table, table: str, columns, keys: list[str], first: bool):
+    """Route a batch to its table; the first batch of each table also carries that table's own hints (a
+    table variant, so the resource's event columns do not leak into it)."""
+    if first:
+        hints = dlt.mark.make_hints(table_name=table, columns=columns, primary_key=keys, write_disposition="append")
+        return dlt.mark.with_hints(batch, hints, create_table_variant=True)
+    return dlt.mark.with_table_name(batch, table)
+
+
+@dlt.source(name=SOURCE_NAME, max_table_nesting=0)
+def usage_events_source(
+    landing_url: str,
+    cipher: FieldCipher,
+    work_dir: str,
+    warehouse_path: str | None = None,
+    received_dates: Iterable[dt.date] | None = None,
+    report: IngestReport | None = None,
+):
+    """Events landed under `landing_url` (optionally only the given arrival days) not loaded before.
+
+    `warehouse_path` is read (read-only) for the ledger of loaded files and the ids already loaded;
+    `cipher` is the keyring that encrypts personal columns; `report` receives the counts.
+    """
+    return usage_events(landing_url, cipher, work_dir, warehouse_path,
+                        list(received_dates) if received_dates is not None else None, report or IngestReport())
+
+
+# No table hints on the resource itself: dlt starts every table variant from them, so each of the three
+# tables carries its own hints with its first batch instead.
+@dlt.resource(name=EVENTS_TABLE, write_disposition="append")
+def usage_events(
+    landing_url: str,
+    cipher: FieldCipher,
+    work_dir: str,
+    warehouse_path: str | None,
+    received_dates: list[dt.date] | None,
+    report: IngestReport,
+) -> Iterator[pa.RecordBatch]:
+    files = discover_files(landing_url, received_dates)
+    report.files_found = len(files)
+    with EventWork(Path(work_dir), load_contract()) as work:
+        loaded = work.already_loaded(warehouse_path, [f.url for f in files])
+        todo = [f for f in files if f.url not in loaded]
+        report.files_skipped = len(files) - len(todo)
+        report.files_read = len(todo)
+        if not todo:
+            return
+        work.load_files(todo)
+        work.resolve_duplicates(warehouse_path)
+        for name, value in work.counts().items():
+            setattr(report, name, value)
+        report.quarantine_reasons = work.quarantine_reasons()
+        for i, batch in enumerate(work.events(cipher)):
+            yield _hinted(batch, EVENTS_TABLE, EVENT_COLUMNS, ["event_id"], i == 0)
+        for i, batch in enumerate(work.quarantine(cipher)):
+            yield _hinted(batch, QUARANTINE_TABLE, QUARANTINE_COLUMNS, ["source_file", "source_line"], i == 0)
+        yield _hinted(work.ledger(), LEDGER_TABLE, LEDGER_COLUMNS, ["file_url"], True)

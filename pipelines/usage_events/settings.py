@@ -1,0 +1,108 @@
+"""Constants of the usage-events source: table names, the stored columns and their personal-data declaration.
+
+The column hints below are the single declaration of which columns hold personal data: encryption
+(`pipelines.privacy.protect`) reads them here, and the privacy engine reads the same hints back from the
+stored dlt schema. A column with `x-data-category` is stored only as ciphertext; `x-blind-index-of` names the
+plaintext column whose keyed hash it holds; `x-subject-of` lists the columns that identify the data subject
+(first non-null wins), whose per-subject key encrypts the row's personal values.
+"""
+
+from dlt.common.schema.typing import TTableSchemaColumns
+
+SOURCE_NAME = "usage_events"
+DATASET_NAME = "raw_events"
+EVENTS_TABLE = "usage_events"
+QUARANTINE_TABLE = "usage_events_quarantine"
+LEDGER_TABLE = "landing_files"
+
+# Landing layout: <landing>/dt=YYYY-MM-DD/<name>.ndjson[.gz]; dt is the arrival (partition) day.
+LANDING_GLOB = "dt=*/*.ndjson*"
+PARTITION_PREFIX = "dt="
+
+# Plausibility beyond the JSON Schema: an event cannot have happened before this, nor more than one day
+# after the end of the day it landed on (device clocks drift, but not by days).
+EARLIEST_EVENT = "2000-01-01"
+MAX_CLOCK_SKEW_DAYS = 1
+
+# Files are read in groups of about this many bytes so memory stays flat however large the landing day is.
+READ_CHUNK_BYTES = 64 * 1024 * 1024
+# Rows per arrow batch handed to dlt.
+YIELD_BATCH_ROWS = 250_000
+# DuckDB work database: memory cap before it spills to the work folder.
+WORK_MEMORY_LIMIT = "600MB"
+
+IP_NETWORK_PREFIX = {4: 24, 6: 48}
+
+_PERSONAL = {"data_type": "binary", "nullable": True}
+_INDEX = {"data_type": "binary", "nullable": True}
+
+EVENT_COLUMNS: TTableSchemaColumns = {
+    "event_id": {"data_type": "text", "nullable": False, "primary_key": True, "unique": True},
+    "workspace_id": {"data_type": "text", "nullable": False},
+    "event_type": {"data_type": "text", "nullable": False},
+    "occurred_at": {"data_type": "timestamp", "timezone": True, "nullable": False},
+    "received_date": {"data_type": "date", "nullable": False},
+    "subject_ref": {"data_type": "binary", "nullable": True, "x-subject-ref": True,
+                    "x-subject-of": ["user_id", "anonymous_id", "device_id"]},
+    "user_id": {**_PERSONAL, "x-data-category": "user.unique_id"},
+    "user_id_bidx": {**_INDEX, "x-blind-index-of": "user_id"},
+    "anonymous_id": {**_PERSONAL, "x-data-category": "user.device.cookie_id"},
+    "anonymous_id_bidx": {**_INDEX, "x-blind-index-of": "anonymous_id"},
+    "device_id": {**_PERSONAL, "x-data-category": "user.device.device_id"},
+    "device_id_bidx": {**_INDEX, "x-blind-index-of": "device_id"},
+    "ip": {**_PERSONAL, "x-data-category": "user.device.ip_address"},
+    "ip_bidx": {**_INDEX, "x-blind-index-of": "ip"},
+    "ip_network": {"data_type": "text", "nullable": True},
+    "ip_version": {"data_type": "bigint", "nullable": True},
+    "user_agent": {**_PERSONAL, "x-data-category": "user.device.user_agent"},
+    "browser_family": {"data_type": "text", "nullable": True},
+    "browser_version": {"data_type": "text", "nullable": True},
+    "os_family": {"data_type": "text", "nullable": True},
+    "os_version": {"data_type": "text", "nullable": True},
+    "device_family": {"data_type": "text", "nullable": True},
+    "device_class": {"data_type": "text", "nullable": True},
+    "is_bot": {"data_type": "bool", "nullable": True},
+    "page_url": {"data_type": "text", "nullable": True},
+    "page_host": {"data_type": "text", "nullable": True},
+    "page_path": {"data_type": "text", "nullable": True},
+    "referrer_url": {"data_type": "text", "nullable": True},
+    "referrer_host": {"data_type": "text", "nullable": True},
+    "utm_source": {"data_type": "text", "nullable": True},
+    "utm_medium": {"data_type": "text", "nullable": True},
+    "utm_campaign": {"data_type": "text", "nullable": True},
+    "properties": {"data_type": "json", "nullable": True},
+    "consent_analytics": {"data_type": "bool", "nullable": False},
+    "consent_ads": {"data_type": "bool", "nullable": False},
+    "source_file": {"data_type": "text", "nullable": False},
+    "source_line": {"data_type": "bigint", "nullable": False},
+    "contract_version": {"data_type": "text", "nullable": False},
+}
+
+QUARANTINE_COLUMNS: TTableSchemaColumns = {
+    "source_file": {"data_type": "text", "nullable": False, "primary_key": True},
+    "source_line": {"data_type": "bigint", "nullable": False, "primary_key": True},
+    "received_date": {"data_type": "date", "nullable": False},
+    "reason": {"data_type": "text", "nullable": False},
+    "reason_detail": {"data_type": "text", "nullable": True},
+    "workspace_id": {"data_type": "text", "nullable": False},
+    "subject_ref": {"data_type": "binary", "nullable": True, "x-subject-ref": True,
+                    "x-subject-of": ["user_id", "anonymous_id"]},
+    "user_id_bidx": {**_INDEX, "x-blind-index-of": "user_id"},
+    "anonymous_id_bidx": {**_INDEX, "x-blind-index-of": "anonymous_id"},
+    "raw_line": {**_PERSONAL, "x-data-category": "user.content.raw_event"},
+    "raw_bytes": {"data_type": "bigint", "nullable": False},
+    "contract_version": {"data_type": "text", "nullable": False},
+}
+
+LEDGER_COLUMNS: TTableSchemaColumns = {
+    "file_url": {"data_type": "text", "nullable": False, "primary_key": True},
+    "received_date": {"data_type": "date", "nullable": False},
+    "size_bytes": {"data_type": "bigint", "nullable": False},
+    "lines": {"data_type": "bigint", "nullable": False},
+    "events_loaded": {"data_type": "bigint", "nullable": False},
+    "duplicates_dropped": {"data_type": "bigint", "nullable": False},
+    "lines_quarantined": {"data_type": "bigint", "nullable": False},
+}
+
+# Lines that cannot be attributed to a valid workspace id are encrypted under this platform key.
+UNATTRIBUTED_WORKSPACE = "_unattributed"

@@ -1,0 +1,284 @@
+"""The DuckDB work database of one ingestion run: parse, validate, deduplicate, enrich, protect.
+
+Lines are parsed and validated chunk by chunk into one table, so a landing day of any size passes through a
+bounded amount of memory (DuckDB spills to the work folder beyond its memory limit). Everything after that
+is set-based SQL over the run: duplicate detection within the run and against the warehouse, enrichment of
+distinct user agents and IPs, encryption of distinct personal values. The work folder holds plaintext while
+a run is active, so it is wiped at the start and end of every run.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+import duckdb
+import pyarrow as pa
+
+from pipelines.privacy.protect import FieldCipher, protect
+from pipelines.usage_events.contract import CONTRACT_VERSION, CompiledContract
+from pipelines.usage_events.enrich import ip_networks, parse_user_agents
+from pipelines.usage_events.landing import LandingFile, chunk_files, read_lines
+from pipelines.usage_events.settings import (
+    DATASET_NAME,
+    EARLIEST_EVENT,
+    EVENT_COLUMNS,
+    EVENTS_TABLE,
+    LEDGER_TABLE,
+    MAX_CLOCK_SKEW_DAYS,
+    QUARANTINE_COLUMNS,
+    QUARANTINE_TABLE,
+    UNATTRIBUTED_WORKSPACE,
+    WORK_MEMORY_LIMIT,
+    YIELD_BATCH_ROWS,
+)
+from pipelines.usage_events.validation import register_udfs, validation_select
+
+_URL_SCHEME = r"^[A-Za-z][A-Za-z0-9+.-]*://"
+
+
+def _url_columns(column: str, prefix: str) -> str:
+    """URL without query string and fragment (they can carry personal data), and its lower-cased host."""
+    return (
+        f"nullif(regexp_replace({column}, '[?#].*$', ''), '') AS {prefix}_url, "
+        f"nullif(lower(regexp_extract({column}, '{_URL_SCHEME}([^/?#:@]*)', 1)), '') AS {prefix}_host"
+    )
+
+
+def _utm(column: str, name: str) -> str:
+    return f"nullif(url_decode(regexp_extract({column}, '[?&]utm_{name}=([^&#]*)', 1)), '') AS utm_{name}"
+
+
+class EventWork:
+    """One run's work database. Use as a context manager: the folder is wiped on exit, crash or not."""
+
+    def __init__(self, work_dir: Path, contract: CompiledContract) -> None:
+        self.work_dir = work_dir / f"run-{uuid.uuid4().hex}"
+        wipe_work_dir(work_dir)
+        self.work_dir.mkdir(parents=True)
+        self.contract = contract
+        self.con = duckdb.connect(config={"memory_limit": WORK_MEMORY_LIMIT, "temp_directory": str(self.work_dir)})
+        self.con.execute("SET TimeZone = 'UTC'; SET preserve_insertion_order = false")
+        register_udfs(self.con)
+        self.con.execute(
+            "CREATE TABLE files (file_id INTEGER, url VARCHAR, received_date DATE, size_bytes BIGINT);"
+            "CREATE TABLE invalid_utf8 (file_id INTEGER, line_no BIGINT, raw VARCHAR)"
+        )
+        self._parse_sql = validation_select(contract, "chunk", EARLIEST_EVENT, MAX_CLOCK_SKEW_DAYS)
+        chunk = _lines_table([], [], [], [])  # noqa: F841 - read by DuckDB's replacement scan
+        self.con.execute(f"CREATE TABLE parsed AS {self._parse_sql} LIMIT 0")
+
+    def __enter__(self) -> EventWork:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.con.close()
+        shutil.rmtree(self.work_dir, ignore_errors=True)
+
+    # -- reading ---------------------------------------------------------------------------------------
+    def load_files(self, files: list[LandingFile]) -> None:
+        """Parse and validate every line of `files` into the `parsed` table, one chunk of files at a time."""
+        file_rows = pa.table(
+            {
+                "file_id": pa.array(range(len(files)), pa.int32()),
+                "url": [f.url for f in files],
+                "received_date": pa.array([f.received_date for f in files], pa.date32()),
+                "size_bytes": pa.array([f.size for f in files], pa.int64()),
+            }
+        )
+        self.con.execute("INSERT INTO files SELECT * FROM file_rows")
+        ids = {f.url: i for i, f in enumerate(files)}
+        for group in chunk_files(files):
+            self._load_chunk([(ids[f.url], f) for f in group])
+
+    def _load_chunk(self, group: list[tuple[int, LandingFile]]) -> None:
+        arrays: dict[str, list[pa.Array]] = {"file_id": [], "received_date": [], "line_no": [], "line": []}
+        invalid: list[tuple[int, int, str]] = []
+        for file_id, landing_file in group:
+            read = read_lines(landing_file.url)
+            n = len(read.lines)
+            arrays["file_id"].append(pa.array([file_id] * n, pa.int32()))
+            arrays["received_date"].append(pa.array([landing_file.received_date] * n, pa.date32()))
+            arrays["line_no"].append(pa.array(range(1, n + 1), pa.int64()))
+            arrays["line"].append(read.lines.cast(pa.large_string()))
+            invalid.extend((file_id, line_no, raw) for line_no, raw in read.invalid_utf8.items())
+        chunk = _lines_table(**arrays)  # noqa: F841 - read by DuckDB's replacement scan
+        self.con.execute(f"INSERT INTO parsed {self._parse_sql}")
+        if invalid:
+            rows = pa.table({"file_id": pa.array([i[0] for i in invalid], pa.int32()),
+                             "line_no": pa.array([i[1] for i in invalid], pa.int64()),
+                             "raw": [i[2] for i in invalid]})
+            self.con.execute("INSERT INTO invalid_utf8 SELECT * FROM rows")
+
+    # -- duplicates ------------------------------------------------------------------------------------
+    def resolve_duplicates(self, warehouse_path: str | None) -> None:
+        """Mark each line loaded, duplicate or quarantined.
+
+        The first copy of an event id in the run (by day, file, line) is kept unless the warehouse already
+        holds that id; every later copy is a duplicate. The warehouse is read through a read-only attach.
+        """
+        loaded_ids = "SELECT NULL::VARCHAR AS event_id WHERE false"
+        attached = self._attach_warehouse(warehouse_path)
+        if attached and self._warehouse_has(EVENTS_TABLE):
+            loaded_ids = f"SELECT event_id FROM wh.{DATASET_NAME}.{EVENTS_TABLE}"
+        self.con.execute(
+            f"""
+            CREATE TABLE status AS
+            SELECT file_id, line_no,
+                   CASE WHEN reason IS NOT NULL THEN 'quarantined'
+                        WHEN row_number() OVER (PARTITION BY event_id ORDER BY received_date, file_id, line_no) > 1
+                          OR event_id IN ({loaded_ids}) THEN 'duplicate'
+                        ELSE 'loaded' END AS status
+            FROM parsed
+            """
+        )
+        if attached:
+            self.con.execute("DETACH wh")
+
+    def already_loaded(self, warehouse_path: str | None, urls: list[str]) -> set[str]:
+        """Which of `urls` the warehouse's ledger records as loaded: the exactly-once check."""
+        if not self._attach_warehouse(warehouse_path):
+            return set()
+        try:
+            if not self._warehouse_has(LEDGER_TABLE):
+                return set()
+            wanted = pa.table({"url": pa.array(urls, pa.string())})
+            rows = self.con.execute(
+                f"SELECT file_url FROM wh.{DATASET_NAME}.{LEDGER_TABLE} WHERE file_url IN (SELECT url FROM wanted)"
+            ).fetchall()
+            return {r[0] for r in rows}
+        finally:
+            self.con.execute("DETACH wh")
+
+    def _attach_warehouse(self, warehouse_path: str | None) -> bool:
+        if not warehouse_path or not Path(warehouse_path).exists():
+            return False
+        self.con.execute("ATTACH ? AS wh (READ_ONLY)", [warehouse_path])
+        return True
+
+    def _warehouse_has(self, table: str) -> bool:
+        return bool(
+            self.con.execute(
+                "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'wh' AND schema_name = ? AND table_name = ?",
+                [DATASET_NAME, table],
+            ).fetchone()[0]
+        )
+
+    # -- output ----------------------------------------------------------------------------------------
+    def counts(self) -> dict[str, int]:
+        """Lines read, events loaded, duplicates dropped and lines quarantined in this run."""
+        row = self.con.execute(
+            "SELECT count(*), count_if(status = 'loaded'), count_if(status = 'duplicate'), "
+            "count_if(status = 'quarantined') FROM status"
+        ).fetchone()
+        return dict(zip(("lines", "events_loaded", "duplicates_dropped", "lines_quarantined"), row))
+
+    def quarantine_reasons(self) -> dict[str, int]:
+        """Quarantined lines per reason code (codes and field names only: no data)."""
+        rows = self.con.execute(
+            "SELECT reason, count(*) FROM parsed WHERE reason IS NOT NULL GROUP BY reason ORDER BY reason"
+        ).fetchall()
+        return {reason: count for reason, count in rows}
+
+    def ledger(self) -> pa.Table:
+        """One row per file read in this run: what the exactly-once check records."""
+        return self.con.sql(
+            """
+            SELECT f.url AS file_url, f.received_date, f.size_bytes,
+                   count(s.line_no) AS lines,
+                   count_if(s.status = 'loaded')::BIGINT AS events_loaded,
+                   count_if(s.status = 'duplicate')::BIGINT AS duplicates_dropped,
+                   count_if(s.status = 'quarantined')::BIGINT AS lines_quarantined
+            FROM files f LEFT JOIN status s USING (file_id)
+            GROUP BY ALL ORDER BY f.url
+            """
+        ).to_arrow_table()
+
+    def events(self, cipher: FieldCipher) -> Iterator[pa.RecordBatch]:
+        """The loaded events, enriched and with personal data encrypted, in arrow batches."""
+        self._enrichment_tables()
+        identifier = "CASE WHEN p.consent_analytics THEN p.{0} END AS {0}"
+        self.con.execute(
+            f"""
+            CREATE TABLE events_plain AS
+            SELECT p.event_id, p.workspace_id, p.event_type, p.occurred_at, p.received_date,
+                   {', '.join(identifier.format(c) for c in ('user_id', 'anonymous_id', 'device_id', 'ip', 'user_agent'))},
+                   ipn.ip_network, ipn.ip_version,
+                   ua.browser_family, ua.browser_version, ua.os_family, ua.os_version, ua.device_family,
+                   ua.device_class, ua.is_bot,
+                   {_url_columns('p.url', 'page')},
+                   nullif(regexp_extract(p.url, '{_URL_SCHEME}[^/?#]*([^?#]*)', 1), '') AS page_path,
+                   {_url_columns('p.referrer', 'referrer')},
+                   {_utm('p.url', 'source')}, {_utm('p.url', 'medium')}, {_utm('p.url', 'campaign')},
+                   p.properties, p.consent_analytics, p.consent_ads,
+                   f.url AS source_file, p.line_no AS source_line, '{CONTRACT_VERSION}' AS contract_version
+            FROM parsed p
+            JOIN status s USING (file_id, line_no)
+            JOIN files f USING (file_id)
+            LEFT JOIN ua ON ua.user_agent = p.user_agent
+            LEFT JOIN ipn ON ipn.ip = p.ip
+            WHERE s.status = 'loaded'
+            """
+        )
+        yield from self._protected("events_plain", EVENT_COLUMNS, EVENTS_TABLE, cipher)
+
+    def quarantine(self, cipher: FieldCipher) -> Iterator[pa.RecordBatch]:
+        """The quarantined lines with their reason; the raw line itself is stored only encrypted."""
+        pattern = self.contract.schema["properties"]["workspace_id"]["pattern"]
+        self.con.execute(
+            f"""
+            CREATE TABLE quarantine_plain AS
+            SELECT f.url AS source_file, p.line_no AS source_line, p.received_date, p.reason, p.reason_detail,
+                   CASE WHEN regexp_matches(p.workspace_id, ?) THEN p.workspace_id ELSE '{UNATTRIBUTED_WORKSPACE}' END
+                     AS workspace_id,
+                   p.user_id, p.anonymous_id,
+                   coalesce(p.line, iu.raw) AS raw_line,
+                   coalesce(strlen(p.line), strlen(iu.raw)) AS raw_bytes,
+                   '{CONTRACT_VERSION}' AS contract_version
+            FROM parsed p
+            JOIN files f USING (file_id)
+            LEFT JOIN invalid_utf8 iu USING (file_id, line_no)
+            WHERE p.reason IS NOT NULL
+            """,
+            [pattern],
+        )
+        yield from self._protected("quarantine_plain", QUARANTINE_COLUMNS, QUARANTINE_TABLE, cipher)
+
+    def _enrichment_tables(self) -> None:
+        uas = [r[0] for r in self.con.execute(
+            "SELECT DISTINCT user_agent FROM parsed WHERE reason IS NULL AND user_agent IS NOT NULL").fetchall()]
+        ua = parse_user_agents(uas)
+        self.con.execute("CREATE TABLE ua AS SELECT * FROM ua")
+        ips = [r[0] for r in self.con.execute(
+            "SELECT DISTINCT ip FROM parsed WHERE reason IS NULL AND ip IS NOT NULL").fetchall()]
+        ipn = ip_networks(ips)
+        self.con.execute("CREATE TABLE ipn AS SELECT * FROM ipn")
+
+    def _protected(self, source: str, columns, table: str, cipher: FieldCipher) -> Iterator[pa.RecordBatch]:
+        select = protect(self.con, source, columns, cipher, table=table)
+        yield from self.con.sql(select).to_arrow_reader(YIELD_BATCH_ROWS)
+
+
+_LINES_SCHEMA = pa.schema(
+    [("file_id", pa.int32()), ("received_date", pa.date32()), ("line_no", pa.int64()), ("line", pa.large_string())]
+)
+
+
+def _lines_table(file_id: list, received_date: list, line_no: list, line: list) -> pa.Table:
+    """The arrow table of lines that the validation SELECT reads (one chunk of files)."""
+    return pa.table(
+        [pa.chunked_array(parts, type=field.type) for parts, field in zip((file_id, received_date, line_no, line), _LINES_SCHEMA)],
+        schema=_LINES_SCHEMA,
+    )
+
+
+def wipe_work_dir(work_dir: Path) -> None:
+    """Remove what earlier (possibly crashed) runs left: it may hold plaintext spilled by DuckDB."""
+    if work_dir.exists():
+        for child in work_dir.iterdir():
+            shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink(missing_ok=True)
