@@ -9,6 +9,7 @@ PII checks, and later retention and erasure — reads this one declaration inste
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from dlt.common.schema.typing import TTableSchemaColumns
@@ -49,3 +50,27 @@ def declaration(columns: TTableSchemaColumns) -> PersonalDataDeclaration:
         if name in encrypted and col.get("data_type") != "binary":
             raise ValueError(f"personal column {name} must be stored as binary ciphertext")
     return PersonalDataDeclaration(encrypted, indexes, subject_ref, subject_of)
+
+
+def stored_tables(con, dataset: str) -> dict[str, TTableSchemaColumns]:
+    """The column hints of every table in `dataset`, read back from dlt's stored schemas in the warehouse.
+
+    This is what runs after load (checks, and later retention and erasure) rely on: the declaration as it
+    was loaded, not as the code says today. `con` is a DuckDB (DB-API) connection to the warehouse.
+    """
+    exists = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = '_dlt_version'",
+        [dataset],
+    ).fetchone()[0]
+    if not exists:
+        return {}
+    rows = con.execute(
+        f'SELECT schema FROM "{dataset}"._dlt_version '
+        "QUALIFY row_number() OVER (PARTITION BY schema_name ORDER BY inserted_at DESC) = 1"
+    ).fetchall()
+    tables: dict[str, TTableSchemaColumns] = {}
+    for (text,) in rows:
+        for name, table in json.loads(text).get("tables", {}).items():
+            if not name.startswith("_dlt"):
+                tables[name] = table.get("columns", {})
+    return tables

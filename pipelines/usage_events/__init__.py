@@ -90,7 +90,8 @@ def usage_events(
 ) -> Iterator[pa.RecordBatch]:
     files = discover_files(landing_url, received_dates)
     report.files_found = len(files)
-    with EventWork(Path(work_dir), load_contract()) as work:
+    load_id = dlt.current.load_package_state()["load_id"]
+    with EventWork(Path(work_dir), load_contract(), load_id) as work:
         loaded = work.already_loaded(warehouse_path, [f.url for f in files])
         todo = [f for f in files if f.url not in loaded]
         report.files_skipped = len(files) - len(todo)

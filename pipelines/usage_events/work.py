@@ -54,7 +54,8 @@ def _utm(column: str, name: str) -> str:
 class EventWork:
     """One run's work database. Use as a context manager: the folder is wiped on exit, crash or not."""
 
-    def __init__(self, work_dir: Path, contract: CompiledContract) -> None:
+    def __init__(self, work_dir: Path, contract: CompiledContract, load_id: str) -> None:
+        self.load_id = load_id
         self.work_dir = work_dir / f"run-{uuid.uuid4().hex}"
         wipe_work_dir(work_dir)
         self.work_dir.mkdir(parents=True)
@@ -188,12 +189,13 @@ class EventWork:
     def ledger(self) -> pa.Table:
         """One row per file read in this run: what the exactly-once check records."""
         return self.con.sql(
-            """
+            f"""
             SELECT f.url AS file_url, f.received_date, f.size_bytes,
                    count(s.line_no) AS lines,
                    count_if(s.status = 'loaded')::BIGINT AS events_loaded,
                    count_if(s.status = 'duplicate')::BIGINT AS duplicates_dropped,
-                   count_if(s.status = 'quarantined')::BIGINT AS lines_quarantined
+                   count_if(s.status = 'quarantined')::BIGINT AS lines_quarantined,
+                   {_sql_literal(self.load_id)} AS _dlt_load_id
             FROM files f LEFT JOIN status s USING (file_id)
             GROUP BY ALL ORDER BY f.url
             """
@@ -260,8 +262,10 @@ class EventWork:
         self.con.execute("CREATE TABLE ipn AS SELECT * FROM ipn")
 
     def _protected(self, source: str, columns, table: str, cipher: FieldCipher) -> Iterator[pa.RecordBatch]:
+        """Protected rows, stamped with the load id (dlt adds none to arrow data; recovery needs it)."""
         select = protect(self.con, source, columns, cipher, table=table)
-        yield from self.con.sql(select).to_arrow_reader(YIELD_BATCH_ROWS)
+        stamped = f"SELECT *, {_sql_literal(self.load_id)} AS _dlt_load_id FROM ({select})"
+        yield from self.con.sql(stamped).to_arrow_reader(YIELD_BATCH_ROWS)
 
 
 _LINES_SCHEMA = pa.schema(
@@ -275,6 +279,10 @@ def _lines_table(file_id: list, received_date: list, line_no: list, line: list) 
         [pa.chunked_array(parts, type=field.type) for parts, field in zip((file_id, received_date, line_no, line), _LINES_SCHEMA)],
         schema=_LINES_SCHEMA,
     )
+
+
+def _sql_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 def wipe_work_dir(work_dir: Path) -> None:

@@ -1,0 +1,1 @@
+"""Dagster assets: ingestion (dlt), and the checks that guard them."""

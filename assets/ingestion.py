@@ -1,0 +1,220 @@
+"""Usage and device events: the daily-partitioned dlt assets, their checks, the landing sensor and job.
+
+A partition is an arrival day (`dt=` folder of the landing location). Materialising a range of days runs
+once (single-run backfill policy), and a file already in the ledger is never loaded again, so re-running
+or backfilling a day loads only what it has not loaded before.
+"""
+
+
+import datetime as dt
+import hashlib
+import json
+import os
+from collections import defaultdict
+
+import dlt
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetExecutionContext,
+    AssetKey,
+    AssetSelection,
+    BackfillPolicy,
+    DailyPartitionsDefinition,
+    DefaultSensorStatus,
+    MaterializeResult,
+    MetadataValue,
+    RunRequest,
+    SensorEvaluationContext,
+    SkipReason,
+    asset_check,
+    define_asset_job,
+    sensor,
+)
+from dagster_dlt import DagsterDltResource, dlt_assets
+
+from assets.translator import WarehouseTranslator
+from pipelines import paths
+from pipelines.privacy.categories import stored_tables
+from pipelines.privacy.scan import unprotected_values
+from pipelines.usage_events import IngestReport, usage_events_source
+from pipelines.usage_events.landing import discover_files
+from pipelines.usage_events.settings import (
+    DATASET_NAME,
+    EVENTS_TABLE,
+    LEDGER_TABLE,
+    QUARANTINE_TABLE,
+    SOURCE_NAME,
+)
+from pipelines.warehouse import finish_pending
+from resources.keyring import KeyringResource
+from resources.landing import LandingResource
+from resources.warehouse import WAREHOUSE_POOL, WarehouseResource
+
+EVENT_DAYS = DailyPartitionsDefinition(start_date="2025-01-01", end_offset=1)
+EVENTS_KEY = AssetKey([DATASET_NAME, EVENTS_TABLE])
+# The share of quarantined lines above which the latest load is flagged (GTG_QUARANTINE_MAX_SHARE).
+QUARANTINE_MAX_SHARE = float(os.environ.get("GTG_QUARANTINE_MAX_SHARE", "0.05"))
+
+
+def _partition_days(context: AssetExecutionContext) -> list[dt.date]:
+    window = context.partition_time_window
+    start, end = window.start.date(), window.end.date()
+    return [start + dt.timedelta(days=i) for i in range((end - start).days)]
+
+
+@dlt_assets(
+    dlt_source=usage_events_source(landing_url="", cipher=None, work_dir=""),
+    dlt_pipeline=dlt.pipeline(
+        pipeline_name=SOURCE_NAME, destination="duckdb", dataset_name=DATASET_NAME, pipelines_dir=str(paths.dlt_dir())
+    ),
+    name=SOURCE_NAME,
+    partitions_def=EVENT_DAYS,
+    backfill_policy=BackfillPolicy.single_run(),
+    dagster_dlt_translator=WarehouseTranslator(),
+    pool=WAREHOUSE_POOL,
+)
+def usage_events_assets(
+    context: AssetExecutionContext,
+    dlt_runner: DagsterDltResource,
+    warehouse: WarehouseResource,
+    keyring: KeyringResource,
+    landing: LandingResource,
+):
+    """Load the landed event files of the selected days that were never loaded before.
+
+    The keyring opens first, so a missing or wrong master key stops the run before anything is written;
+    packages an interrupted run left behind are finished next (dagster-dlt would otherwise drop them).
+    """
+    days = _partition_days(context)
+    pipeline = warehouse.pipeline(SOURCE_NAME, DATASET_NAME)
+    with keyring.open() as cipher:
+        recovered = finish_pending(pipeline)
+        report = IngestReport()
+        source = usage_events_source(landing.url, cipher, warehouse.work_dir, warehouse.path, days, report)
+        for result in dlt_runner.run(context=context, dlt_source=source, dlt_pipeline=pipeline):
+            yield MaterializeResult(
+                asset_key=result.asset_key,
+                metadata={**(result.metadata or {}), **_report_metadata(report, days, recovered)},
+            )
+
+
+def _report_metadata(report: IngestReport, days: list[dt.date], recovered: list[str]) -> dict:
+    """Counts and reason codes only: nothing here may carry personal data."""
+    return {
+        "days": MetadataValue.text(f"{days[0]} .. {days[-1]}" if days else ""),
+        "files_read": report.files_read,
+        "files_already_loaded": report.files_skipped,
+        "lines_read": report.lines,
+        "events_loaded": report.events_loaded,
+        "duplicates_dropped": report.duplicates_dropped,
+        "lines_quarantined": report.lines_quarantined,
+        "quarantine_share": MetadataValue.float(round(report.quarantine_share, 6)),
+        "quarantine_reasons": MetadataValue.json(report.quarantine_reasons),
+        "recovered_loads": len(recovered),
+    }
+
+
+def _table_exists(con, table: str) -> bool:
+    return bool(
+        con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+            [DATASET_NAME, table],
+        ).fetchone()[0]
+    )
+
+
+@asset_check(asset=EVENTS_KEY, description="No event id is stored twice.")
+def events_unique_event_ids(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
+    with warehouse.connect() as con:
+        if not _table_exists(con, EVENTS_TABLE):
+            return AssetCheckResult(passed=True, metadata={"rows": 0})
+        rows, distinct = con.execute(
+            f"SELECT count(*), count(DISTINCT event_id) FROM {DATASET_NAME}.{EVENTS_TABLE}"
+        ).fetchone()
+    return AssetCheckResult(passed=rows == distinct, metadata={"rows": rows, "duplicate_rows": rows - distinct})
+
+
+@asset_check(
+    asset=EVENTS_KEY,
+    description=f"The latest load quarantined at most {QUARANTINE_MAX_SHARE:.0%} of its lines, and every line "
+    "read is either loaded, a dropped duplicate or quarantined.",
+)
+def events_quarantine_share(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
+    with warehouse.connect() as con:
+        if not _table_exists(con, LEDGER_TABLE):
+            return AssetCheckResult(passed=True, metadata={"lines": 0})
+        lines, loaded, dups, quarantined = con.execute(
+            f"SELECT sum(lines), sum(events_loaded), sum(duplicates_dropped), sum(lines_quarantined) "
+            f"FROM {DATASET_NAME}.{LEDGER_TABLE} "
+            f"WHERE _dlt_load_id = (SELECT max(_dlt_load_id) FROM {DATASET_NAME}.{LEDGER_TABLE})"
+        ).fetchone()
+    share = quarantined / lines if lines else 0.0
+    balanced = lines == loaded + dups + quarantined
+    return AssetCheckResult(
+        passed=share <= QUARANTINE_MAX_SHARE and balanced,
+        severity=AssetCheckSeverity.WARN if balanced else AssetCheckSeverity.ERROR,
+        metadata={"lines": int(lines or 0), "lines_quarantined": int(quarantined or 0),
+                  "quarantine_share": MetadataValue.float(round(share, 6)), "balanced": balanced},
+    )
+
+
+@asset_check(
+    asset=EVENTS_KEY,
+    description="Every column declared as personal data (x-data-category in the stored dlt schema) of the "
+    "events and quarantine tables holds only ciphertext.",
+)
+def events_personal_data_encrypted(
+    context: AssetCheckExecutionContext, warehouse: WarehouseResource
+) -> AssetCheckResult:
+    with warehouse.connect() as con:
+        tables = stored_tables(con, DATASET_NAME)
+        readable = {
+            f"{table}.{column}": count
+            for table in (EVENTS_TABLE, QUARANTINE_TABLE)
+            if table in tables and _table_exists(con, table)
+            for column, count in unprotected_values(con, DATASET_NAME, table, tables[table]).items()
+        }
+    return AssetCheckResult(
+        passed=not any(readable.values()),
+        metadata={"columns_checked": len(readable), "readable_values": MetadataValue.json(readable)},
+    )
+
+
+EVENT_CHECKS = [events_unique_event_ids, events_quarantine_share, events_personal_data_encrypted]
+
+usage_events_job = define_asset_job(
+    "usage_events_job",
+    selection=AssetSelection.assets(usage_events_assets),
+    partitions_def=EVENT_DAYS,
+    description="Load landed usage and device events for the selected days.",
+)
+
+
+def _day_fingerprints(landing_url: str) -> dict[str, str]:
+    by_day: dict[str, list[str]] = defaultdict(list)
+    for f in discover_files(landing_url):
+        by_day[f.received_date.isoformat()].append(f"{f.url}:{f.size}")
+    return {day: hashlib.sha256("\n".join(sorted(urls)).encode()).hexdigest()[:16] for day, urls in by_day.items()}
+
+
+@sensor(
+    job=usage_events_job,
+    minimum_interval_seconds=60,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Requests a load of every arrival day whose landed files changed since the last look.",
+)
+def usage_events_landing_sensor(context: SensorEvaluationContext, landing: LandingResource):
+    seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
+    current = _day_fingerprints(landing.url)
+    valid_days = set(EVENT_DAYS.get_partition_keys())
+    requests = [
+        RunRequest(partition_key=day, run_key=f"{day}:{fingerprint}")
+        for day, fingerprint in sorted(current.items())
+        if seen.get(day) != fingerprint and day in valid_days
+    ]
+    context.update_cursor(json.dumps(current, sort_keys=True))
+    if not requests:
+        return SkipReason("no new or changed files in the landing location")
+    return requests

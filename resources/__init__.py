@@ -1,0 +1,1 @@
+"""Dagster resources: the warehouse, the keyring and the landing location."""
