@@ -21,6 +21,7 @@ from pipelines.privacy.protect import FieldCipher
 from pipelines.usage_events.contract import load_contract
 from pipelines.usage_events.landing import discover_files
 from pipelines.usage_events.settings import (
+    DATASET_NAME,
     EVENT_COLUMNS,
     EVENTS_TABLE,
     LEDGER_COLUMNS,
@@ -30,6 +31,7 @@ from pipelines.usage_events.settings import (
     SOURCE_NAME,
 )
 from pipelines.usage_events.work import EventWork
+from pipelines.warehouse import finish_pending, warehouse_pipeline
 
 
 @dataclass
@@ -108,3 +110,22 @@ def usage_events(
         for i, batch in enumerate(work.quarantine(cipher)):
             yield _hinted(batch, QUARANTINE_TABLE, QUARANTINE_COLUMNS, ["source_file", "source_line"], i == 0)
         yield _hinted(work.ledger(), LEDGER_TABLE, LEDGER_COLUMNS, ["file_url"], True)
+
+
+def ingest(
+    landing_url: str,
+    cipher: FieldCipher,
+    *,
+    warehouse_path: str | Path,
+    dlt_dir: str | Path,
+    work_dir: str | Path,
+    received_dates: Iterable[dt.date] | None = None,
+) -> IngestReport:
+    """Run the source with plain dlt (what the Dagster asset does through dagster-dlt): finish what an
+    interrupted run left, then extract, normalise and load the new files."""
+    pipeline = warehouse_pipeline(SOURCE_NAME, DATASET_NAME, warehouse_path, dlt_dir)
+    finish_pending(pipeline)
+    report = IngestReport()
+    source = usage_events_source(str(landing_url), cipher, str(work_dir), str(warehouse_path), received_dates, report)
+    pipeline.run(source).raise_on_failed_jobs()
+    return report

@@ -25,7 +25,7 @@ CONTRACT_PATH = Path(__file__).parent / "contract" / f"usage_event-{CONTRACT_VER
 
 # RFC 3339 date-time with a mandatory offset; calendar validity is checked by DuckDB's cast.
 _RFC3339 = (
-    r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]([01]\d|2[0-3]):[0-5]\d)$"
+    r"^\d{4}-\d{2}-\d{2}[Tt]([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d+)?([Zz]|[+-]([01]\d|2[0-3]):[0-5]\d)$"
 )
 _JSON_TYPES = {
     "string": ("VARCHAR",),
@@ -182,7 +182,7 @@ class _Compiler:
         if fmt is None:
             return
         if fmt == "date-time":
-            ok = f"regexp_full_match({text}, {_sql_str(_RFC3339)}) AND try_cast({text} AS TIMESTAMPTZ) IS NOT NULL"
+            ok = f"regexp_full_match({text}, {_sql_str(_RFC3339)}) AND try_cast(upper({text}) AS TIMESTAMPTZ) IS NOT NULL"
         elif fmt == "ipv4":
             ok = f"regexp_full_match({text}, {_sql_str(_IPV4)})"
         elif fmt in FORMAT_UDFS:

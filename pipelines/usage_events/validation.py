@@ -57,7 +57,7 @@ def validation_select(contract: CompiledContract, source: str, earliest_event: s
     """SELECT over `source` (file_id, received_date, line_no, line) giving one parsed row per line."""
     col = {name: contract.index(name) for name in (*_TEXT_FIELDS, *_ATTRIBUTION_FIELDS, "occurred_at",
                                                   "properties", "consent.analytics", "consent.ads")}
-    occurred = f"try_cast(V[{col['occurred_at']}] AS TIMESTAMPTZ)"
+    occurred = f"try_cast(upper(V[{col['occurred_at']}]) AS TIMESTAMPTZ)"  # RFC 3339 allows t and z
     checks: list[Check] = [
         Check("invalid_utf8", "the line is not valid UTF-8", "line IS NULL"),
         Check("empty_line", "the line is empty", "trim(line) = ''"),

@@ -1,0 +1,34 @@
+# The two front-door commands: `make run` (install + build everything) and `make test` (install + tests).
+# Everything installs into .venv from requirements.lock; uv's download cache keeps repeat installs fast.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+export RUNTIME__DLTHUB_TELEMETRY := false
+
+.PHONY: install run test ui bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==0.13.9
+	$(BIN)/uv pip sync --quiet --python $(BIN)/python requirements.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	touch $@
+
+run: install
+	$(BIN)/python -m cli run
+
+test: install
+	$(BIN)/python -m pytest
+
+ui: install
+	$(BIN)/python -c "import cli; cli.ensure_dagster_home()"
+	$(BIN)/dagster dev -w workspace.yaml
+
+bench: install
+	$(BIN)/python -m bench.ingest
+
+clean:
+	rm -rf data .dagster_home

@@ -1,0 +1,34 @@
+"""Run the events source on its own, without Dagster: `python -m pipelines.usage_events [--landing URL]`.
+
+Paths default to the platform's (see `pipelines.paths`); the keyring comes from GTG_MASTER_KEY or the
+master key file. Prints counts only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import asdict
+
+from pipelines import paths
+from pipelines.privacy.keyring import MASTER_KEY_ENV, Keyring, load_master_key
+from pipelines.usage_events import ingest
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pipelines.usage_events", description=__doc__.splitlines()[0])
+    parser.add_argument("--landing", default=paths.events_landing_url(), help="landing folder or fsspec URL")
+    parser.add_argument("--warehouse", default=str(paths.warehouse_path()), help="DuckDB warehouse file")
+    args = parser.parse_args(argv)
+    key = load_master_key(os.environ.get(MASTER_KEY_ENV), paths.master_key_file(), paths.is_sandbox())
+    with Keyring.open(paths.keyring_path(), key) as cipher:
+        report = ingest(args.landing, cipher, warehouse_path=args.warehouse, dlt_dir=paths.dlt_dir(),
+                        work_dir=paths.work_dir())
+    print(json.dumps({**asdict(report), "quarantine_share": report.quarantine_share}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""Shared fixtures: real keyrings, real generated landing files, real DuckDB warehouses in tmp folders."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from pipelines.privacy.keyring import Keyring, load_master_key
+from pipelines.sandbox.events import GenerationStats, generate_events
+from pipelines.usage_events import IngestReport, ingest
+
+END_DATE = dt.date(2026, 11, 24)
+
+
+@dataclass
+class Platform:
+    """One isolated data folder: landing files, keys, warehouse, dlt and work folders."""
+
+    root: Path
+
+    @property
+    def landing(self) -> Path:
+        return self.root / "landing" / "events"
+
+    @property
+    def warehouse(self) -> Path:
+        return self.root / "warehouse.duckdb"
+
+    @property
+    def dlt_dir(self) -> Path:
+        return self.root / "dlt"
+
+    @property
+    def work_dir(self) -> Path:
+        return self.root / "work"
+
+    @property
+    def keyring_path(self) -> Path:
+        return self.root / "keys" / "keyring.sqlite"
+
+    @property
+    def master_key_file(self) -> Path:
+        return self.root / "keys" / "master.key"
+
+    def keyring(self) -> Keyring:
+        return Keyring.open(self.keyring_path, load_master_key(None, self.master_key_file, True))
+
+    def ingest(self, landing: str | Path | None = None, **kwargs) -> IngestReport:
+        with self.keyring() as cipher:
+            return ingest(str(landing or self.landing), cipher, warehouse_path=self.warehouse,
+                          dlt_dir=self.dlt_dir, work_dir=self.work_dir, **kwargs)
+
+    def query(self, sql: str, params: list | None = None) -> list[tuple]:
+        with duckdb.connect(str(self.warehouse), read_only=True) as con:
+            return con.execute(sql, params or []).fetchall()
+
+    def generate(self, **kwargs) -> GenerationStats:
+        args = {"events": 4000, "seed": 11, "days": 3, "end_date": END_DATE, "bad_share": 0.02,
+                "duplicate_share": 0.02, "file_events": 1000}
+        args.update(kwargs)
+        return generate_events(str(self.landing), **args)
+
+
+@pytest.fixture
+def platform(tmp_path: Path) -> Platform:
+    return Platform(tmp_path / "data")
+
+
+def landed_lines(landing: Path) -> list[dict]:
+    """Every parseable JSON object line of the landing files (gzip or plain)."""
+    import gzip
+
+    rows: list[dict] = []
+    for path in sorted(landing.rglob("*.ndjson*")):
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rt", encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                try:
+                    value = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(value, dict):
+                    rows.append(value)
+    return rows
