@@ -1,7 +1,10 @@
 """dlt pipelines into the DuckDB warehouse, with the crash-recovery rules every source shares.
 
 dlt already makes a load package durable once extracted: a run killed while loading leaves the package on
-disk and the next run finishes it. Two gaps remain, closed here once for all sources:
+disk and the next run finishes it. Three gaps remain, closed here once for all sources:
+- a kill between normalize committing a package and deleting its extracted copy leaves both; normalizing
+  the copy again then fails forever ("Directory not empty"), so the stale copy is dropped first (as is a
+  half-written normalized package of a kill during normalize);
 - a job whose insert committed just before the kill is replayed; `finish_pending` therefore removes, within
   the recovered load ids only, any second copy of a primary key (cheap and exact, since an extraction never
   emits a key twice);
@@ -40,11 +43,28 @@ def finish_pending(pipeline: dlt.Pipeline) -> list[str]:
     """
     if not pipeline.has_pending_data:
         return []
+    _drop_stale_copies(pipeline)
     pipeline.normalize()
     load_ids = list(pipeline.list_normalized_load_packages())
     pipeline.load()
     _dedupe_loads(pipeline, load_ids)
     return load_ids
+
+
+def _drop_stale_copies(pipeline: dlt.Pipeline) -> None:
+    """Extracted packages already normalized, and half-normalized ones, as an interrupted normalize leaves them.
+
+    dlt has no public call for this, hence its storages are used directly.
+    """
+    normalized = set(pipeline.list_normalized_load_packages())
+    extracted = pipeline._get_normalize_storage().extracted_packages
+    half_normalized = pipeline._get_load_storage().new_packages
+    half_ids = set(half_normalized.list_packages()) if half_normalized.storage.has_folder(".") else set()
+    for load_id in pipeline.list_extracted_load_packages():
+        if load_id in normalized:
+            extracted.delete_package(load_id)
+        elif load_id in half_ids:
+            half_normalized.delete_package(load_id)
 
 
 def _dedupe_loads(pipeline: dlt.Pipeline, load_ids: list[str]) -> None:
