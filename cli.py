@@ -59,6 +59,7 @@ def run(events: int, days: int) -> int:
     job = defs.resolve_job_def("usage_events_job")
     result = job.execute_in_process(
         instance=instance,
+        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
         tags={ASSET_PARTITION_RANGE_START_TAG: landed[0], ASSET_PARTITION_RANGE_END_TAG: landed[-1]},
         raise_on_error=False,
     )

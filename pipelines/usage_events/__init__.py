@@ -54,7 +54,11 @@ class IngestReport:
 
 def _hinted(batch: pa.RecordBatch | pa.Table, table: str, columns, keys: list[str], first: bool):
     """Route a batch to its table; the first batch of each table also carries that table's own hints (a
-    table variant, so the resource's event columns do not leak into it)."""
+    table variant, so the resource's event columns do not leak into it). The arrow schema is marked with
+    the declared nullability (zero-copy), so dlt finds nothing to reconcile."""
+    fields = [f.with_nullable(columns.get(f.name, {}).get("nullable", True) and f.name != "_dlt_load_id")
+              for f in batch.schema]
+    batch = type(batch).from_arrays(batch.columns, schema=pa.schema(fields))
     if first:
         hints = dlt.mark.make_hints(table_name=table, columns=columns, primary_key=keys, write_disposition="append")
         return dlt.mark.with_hints(batch, hints, create_table_variant=True)

@@ -70,7 +70,8 @@ EVENT_COLUMNS: TTableSchemaColumns = {
     "utm_source": {"data_type": "text", "nullable": True},
     "utm_medium": {"data_type": "text", "nullable": True},
     "utm_campaign": {"data_type": "text", "nullable": True},
-    "properties": {"data_type": "json", "nullable": True},
+    # JSON text (DuckDB's json functions read it as is); typed `json` would make dlt re-type arrow strings.
+    "properties": {"data_type": "text", "nullable": True},
     "consent_analytics": {"data_type": "bool", "nullable": False},
     "consent_ads": {"data_type": "bool", "nullable": False},
     "source_file": {"data_type": "text", "nullable": False},
