@@ -1,0 +1,476 @@
+"""End to end on a fresh data folder: `python -m cli run`, then `dagster dev` shows what it built.
+
+Nothing is mocked. The CLI runs as a subprocess on an empty GTG_DATA_DIR and DAGSTER_HOME in tmp; then
+`dagster dev -w workspace.yaml` starts once for the module (its own session, so the whole process group
+is stopped in teardown) and everything below is asserted through its GraphQL API, the same API the UI uses.
+
+`dagster dev` starts the landing sensor (default RUNNING), which launches runs of its own shortly after
+start-up; the assertions about the CLI's run and materialisations therefore select them by run id and by
+a time bound taken before `dagster dev` started, never by "latest".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+import pytest
+
+pytestmark = pytest.mark.timeout(300)
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+EVENTS, DAYS = 3000, 3
+# The sandbox generator is seeded (seed 7), so these counts are exact for `--events 3000 --days 3`:
+# 1% bad lines and 1% duplicate lines, one file per day.
+LINES, VALID_EVENTS, DUPLICATES, BAD_LINES = 3000, 2940, 30, 30
+
+LOCATION = "definitions"
+REPOSITORY = "__repository__"
+ASSET_PATH = ["raw_events", "usage_events"]
+JOB = "usage_events_job"
+SENSOR = "usage_events_landing_sensor"
+CHECKS = {"events_unique_event_ids", "events_quarantine_share", "events_personal_data_encrypted"}
+
+STARTUP_TIMEOUT_S = 120
+STOP_TIMEOUT_S = 30
+# Environment variables that would move a path away from GTG_DATA_DIR or change the run's outcome.
+_OVERRIDES = (
+    "GTG_WAREHOUSE_PATH", "GTG_EVENTS_LANDING_URL", "GTG_KEYRING_PATH", "GTG_MASTER_KEY_FILE",
+    "GTG_MASTER_KEY", "GTG_ENV", "GTG_QUARANTINE_MAX_SHARE", "GTG_SANDBOX_EVENTS", "DAGSTER_HOME",
+)
+
+# Log of the running `dagster dev`, for the failure report of any test of this module.
+_DEV_LOG: dict[str, Path] = {}
+
+
+def _tail(path: Path | None, lines: int = 60) -> str:
+    if path is None or not path.exists():
+        return "(no dagster dev log)"
+    text = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    return "\n".join(text[-lines:])
+
+
+@pytest.fixture(autouse=True)
+def _log_tail_on_failure(request: pytest.FixtureRequest):
+    """When a test of this module fails, print the tail of the dagster dev log past pytest's capture."""
+    failed_before = request.session.testsfailed
+    yield
+    if request.session.testsfailed > failed_before and "dev_log" in _DEV_LOG:
+        capture = request.config.pluginmanager.getplugin("capturemanager")
+        with capture.global_and_fixture_disabled():
+            print(f"\n----- tail of {_DEV_LOG['dev_log']} ({request.node.name} failed) -----")
+            print(_tail(_DEV_LOG["dev_log"]))
+            print("----- end of dagster dev log -----")
+
+
+# ------------------------------------------------------------------------------------------------------
+# Step 1: the main run, as a subprocess on a fresh data folder
+# ------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class CliRun:
+    env: dict[str, str]
+    tmp: Path
+    result: subprocess.CompletedProcess
+    possible_end_days: set[dt.date]
+
+    @property
+    def output(self) -> str:
+        return f"exit code {self.result.returncode}\n--- stdout ---\n{self.result.stdout}\n" \
+               f"--- stderr (tail) ---\n{self.result.stderr[-4000:]}"
+
+    @property
+    def run_line(self) -> re.Match | None:
+        return re.search(
+            r"^run ([0-9a-f-]{36}): usage_events_job for days (\d{4}-\d\d-\d\d) \.\. (\d{4}-\d\d-\d\d): (\w+)$",
+            self.result.stdout, re.MULTILINE,
+        )
+
+    @property
+    def run_id(self) -> str:
+        match = self.run_line
+        assert match, self.output
+        return match.group(1)
+
+    @property
+    def days(self) -> list[str]:
+        """The three landed days the run materialised, oldest first."""
+        match = self.run_line
+        assert match, self.output
+        first = dt.date.fromisoformat(match.group(2))
+        return [(first + dt.timedelta(days=i)).isoformat() for i in range(DAYS)]
+
+
+@pytest.fixture(scope="module")
+def cli_run(tmp_path_factory: pytest.TempPathFactory) -> CliRun:
+    tmp = tmp_path_factory.mktemp("dagster_ui")
+    env = {k: v for k, v in os.environ.items() if k not in _OVERRIDES}
+    env.update(
+        GTG_DATA_DIR=str(tmp / "data"),
+        DAGSTER_HOME=str(tmp / "dagster_home"),
+        RUNTIME__DLTHUB_TELEMETRY="false",
+        PYTHONUNBUFFERED="1",
+    )
+    today_before = dt.datetime.now(dt.timezone.utc).date()
+    result = subprocess.run(
+        [sys.executable, "-m", "cli", "run", "--events", str(EVENTS), "--days", str(DAYS)],
+        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=180,
+    )
+    today_after = dt.datetime.now(dt.timezone.utc).date()
+    return CliRun(env=env, tmp=tmp, result=result, possible_end_days={today_before, today_after})
+
+
+def test_cli_run_materialises_and_passes_its_three_checks(cli_run: CliRun) -> None:
+    out = cli_run.result.stdout
+    assert cli_run.result.returncode == 0, cli_run.output
+    assert (
+        f"generated {LINES} sandbox event lines in {DAYS} files "
+        f"({VALID_EVENTS} events, {DUPLICATES} duplicates, {BAD_LINES} bad lines)"
+    ) in out.splitlines(), cli_run.output
+
+    match = cli_run.run_line
+    assert match, cli_run.output
+    assert match.group(4) == "success", cli_run.output
+    first, last = dt.date.fromisoformat(match.group(2)), dt.date.fromisoformat(match.group(3))
+    assert last in cli_run.possible_end_days, cli_run.output
+    assert (last - first).days == DAYS - 1, cli_run.output
+
+    assert (
+        f"  materialised raw_events/usage_events ({DAYS} partitions): "
+        f"{{'lines_read': {LINES}, 'events_loaded': {VALID_EVENTS}, "
+        f"'duplicates_dropped': {DUPLICATES}, 'lines_quarantined': {BAD_LINES}}}"
+    ) in out.splitlines(), cli_run.output
+    checks = re.findall(r"^  check (\w+): (\w+)$", out, re.MULTILINE)
+    assert sorted(checks) == sorted((name, "passed") for name in CHECKS), cli_run.output
+
+    assert f"  raw_events.usage_events: {VALID_EVENTS} rows" in out.splitlines(), cli_run.output
+    assert f"  raw_events.usage_events_quarantine: {BAD_LINES} rows" in out.splitlines(), cli_run.output
+    # Everything derived from GTG_DATA_DIR: the warehouse and the instance are in tmp.
+    assert (cli_run.tmp / "data" / "warehouse.duckdb").is_file()
+    assert (cli_run.tmp / "dagster_home" / "dagster.yaml").is_file()
+
+
+# ------------------------------------------------------------------------------------------------------
+# Step 2: `dagster dev` on the same folders, asserted through GraphQL
+# ------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class DagsterUI:
+    url: str
+    log: Path
+    cli: CliRun = field(repr=False)
+    started_ms: int  # wall clock just before `dagster dev` started: every CLI event is older
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    def query(self, query: str, variables: dict | None = None, timeout: float = 30) -> dict:
+        body = json.dumps({"query": query, "variables": variables or {}}).encode()
+        request = urllib.request.Request(self.url, data=body, headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            payload = json.load(response)
+        assert not payload.get("errors"), json.dumps(payload["errors"], indent=1)
+        return payload["data"]
+
+    def location_entries(self) -> list[dict]:
+        if "workspace" not in self._cache:
+            data = self.query(WORKSPACE_QUERY)
+            workspace = data["workspaceOrError"]
+            assert workspace["__typename"] == "Workspace", workspace
+            self._cache["workspace"] = workspace["locationEntries"]
+        return self._cache["workspace"]
+
+    def repository(self) -> dict:
+        (entry,) = [e for e in self.location_entries() if e["name"] == LOCATION]
+        location = entry["locationOrLoadError"]
+        assert location["__typename"] == "RepositoryLocation", _python_error(location)
+        (repository,) = [r for r in location["repositories"] if r["name"] == REPOSITORY]
+        return repository
+
+
+def _python_error(error: dict | None) -> str:
+    if not error:
+        return "no location"
+    text = [f"{error.get('__typename')}: {error.get('message')}", *error.get("stack", [])]
+    if error.get("cause"):
+        text.append(f"caused by: {error['cause'].get('message')}")
+    return "".join(text)
+
+
+WORKSPACE_QUERY = """
+query Workspace {
+  workspaceOrError {
+    __typename
+    ... on Workspace {
+      locationEntries {
+        name
+        loadStatus
+        locationOrLoadError {
+          __typename
+          ... on PythonError { message stack cause { message } }
+          ... on RepositoryLocation {
+            name
+            repositories {
+              name
+              jobs { name }
+              sensors { name defaultStatus targets { pipelineName } }
+              assetNodes {
+                assetKey { path }
+                isPartitioned
+                jobNames
+                partitionDefinition { type }
+                assetChecksOrError {
+                  __typename
+                  ... on AssetChecks { checks { name } }
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+"""
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _live_group_members(pgid: int) -> list[psutil.Process]:
+    """Processes of the process group that still run (zombies waiting for init to reap them do not)."""
+    members = []
+    for proc in psutil.process_iter():
+        try:
+            if os.getpgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE:
+                members.append(proc)
+        except (ProcessLookupError, psutil.NoSuchProcess):
+            continue
+    return members
+
+
+def _alive(procs: list[psutil.Process]) -> list[psutil.Process]:
+    alive = []
+    for proc in procs:
+        try:
+            if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+                alive.append(proc)
+        except psutil.NoSuchProcess:
+            continue
+    return alive
+
+
+def _wait_gone(proc: subprocess.Popen, pgid: int, extra: list[psutil.Process], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        proc.poll()
+        if proc.returncode is not None and not _live_group_members(pgid) and not _alive(extra):
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def _stop(proc: subprocess.Popen) -> list[str]:
+    """SIGTERM the whole process group, SIGKILL after a timeout; return what is still left (should be [])."""
+    pgid = proc.pid  # start_new_session: the leader's pid is the group id
+    try:
+        descendants = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        descendants = []
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            pass
+        # A descendant that left the group (its own session) is signalled on its own.
+        for child in _alive(descendants):
+            try:
+                if os.getpgid(child.pid) != pgid:
+                    child.send_signal(sig)
+            except (ProcessLookupError, psutil.NoSuchProcess):
+                pass
+        if _wait_gone(proc, pgid, descendants, STOP_TIMEOUT_S if sig == signal.SIGTERM else 10):
+            break
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        pass
+    left = {p.pid: p for p in _live_group_members(pgid) + _alive(descendants)}
+    return [f"{pid}: {' '.join(p.cmdline()[:6])}" for pid, p in left.items() if p.is_running()]
+
+
+@pytest.fixture(scope="module")
+def dagster_ui(cli_run: CliRun) -> DagsterUI:
+    if cli_run.result.returncode != 0:
+        pytest.fail(f"`python -m cli run` failed, so dagster dev is not started:\n{cli_run.output}")
+    port = _free_port()
+    log_path = cli_run.tmp / "dagster_dev.log"
+    _DEV_LOG["dev_log"] = log_path
+    started_ms = int(time.time() * 1000)
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml", "-p", str(port), "-h", "127.0.0.1"],
+            cwd=PROJECT_ROOT, env=cli_run.env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    ui = DagsterUI(url=f"http://127.0.0.1:{port}/graphql", log=log_path, cli=cli_run, started_ms=started_ms)
+    try:
+        _wait_until_loaded(ui, proc)
+        yield ui
+    finally:
+        left = _stop(proc)
+        _DEV_LOG.pop("dev_log", None)
+        assert not left, f"processes left after stopping dagster dev: {left}\n{_tail(log_path)}"
+
+
+def _wait_until_loaded(ui: DagsterUI, proc: subprocess.Popen) -> None:
+    """Poll GraphQL until the webserver answers and the code location finished loading (or failed to)."""
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    last_error = "no answer yet"
+    started = time.monotonic()
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"dagster dev exited with code {proc.returncode} while starting:\n{_tail(ui.log)}")
+        try:
+            data = ui.query("{ workspaceOrError { __typename ... on Workspace "
+                            "{ locationEntries { name loadStatus } } } }", timeout=5)
+            entries = data["workspaceOrError"].get("locationEntries") or []
+            if any(e["name"] == LOCATION and e["loadStatus"] == "LOADED" for e in entries):
+                print(f"dagster dev answered with {LOCATION} loaded after {time.monotonic() - started:.1f}s")
+                return
+            last_error = f"location entries: {entries}"
+        except (urllib.error.URLError, ConnectionError, TimeoutError, socket.timeout, AssertionError) as exc:
+            last_error = repr(exc)
+        time.sleep(0.5)
+    pytest.fail(f"dagster dev did not load {LOCATION} within {STARTUP_TIMEOUT_S}s ({last_error}):\n{_tail(ui.log)}")
+
+
+def test_code_location_loads_without_errors(dagster_ui: DagsterUI) -> None:
+    entries = dagster_ui.location_entries()
+    assert [e["name"] for e in entries] == [LOCATION]
+    (entry,) = entries
+    assert entry["loadStatus"] == "LOADED"
+    location = entry["locationOrLoadError"]
+    assert location is not None
+    assert location["__typename"] == "RepositoryLocation", _python_error(location)
+    assert location["name"] == LOCATION
+    assert [r["name"] for r in location["repositories"]] == [REPOSITORY]
+
+
+def test_asset_is_partitioned_and_has_exactly_its_three_checks(dagster_ui: DagsterUI) -> None:
+    nodes = [n for n in dagster_ui.repository()["assetNodes"] if n["assetKey"]["path"] == ASSET_PATH]
+    assert len(nodes) == 1, [n["assetKey"]["path"] for n in dagster_ui.repository()["assetNodes"]]
+    (node,) = nodes
+    assert node["isPartitioned"] is True
+    assert node["partitionDefinition"] is not None
+    assert node["partitionDefinition"]["type"] == "TIME_WINDOW"
+    assert JOB in node["jobNames"]
+    checks = node["assetChecksOrError"]
+    assert checks["__typename"] == "AssetChecks", checks
+    names = [c["name"] for c in checks["checks"]]
+    assert len(names) == len(CHECKS)
+    assert set(names) == CHECKS
+
+
+def test_sensor_and_job_are_listed(dagster_ui: DagsterUI) -> None:
+    repository = dagster_ui.repository()
+    assert [j["name"] for j in repository["jobs"]].count(JOB) == 1
+    sensors = [s for s in repository["sensors"] if s["name"] == SENSOR]
+    assert len(sensors) == 1, [s["name"] for s in repository["sensors"]]
+    (sensor,) = sensors
+    assert [t["pipelineName"] for t in sensor["targets"]] == [JOB]
+    assert sensor["defaultStatus"] == "RUNNING"
+
+
+RUNS_QUERY = """
+query Runs($filter: RunsFilter) {
+  runsOrError(filter: $filter) {
+    __typename
+    ... on Runs { count results { runId jobName status tags { key value } } }
+    ... on PythonError { message }
+    ... on InvalidPipelineRunsFilterError { message }
+  }
+}
+"""
+
+
+def test_cli_run_is_visible_as_a_successful_run(dagster_ui: DagsterUI) -> None:
+    run_id, days = dagster_ui.cli.run_id, dagster_ui.cli.days
+    successes = dagster_ui.query(RUNS_QUERY, {"filter": {"pipelineName": JOB, "statuses": ["SUCCESS"]}})
+    runs = successes["runsOrError"]
+    assert runs["__typename"] == "Runs", runs
+    assert runs["count"] >= 1
+    assert run_id in [r["runId"] for r in runs["results"]]
+
+    by_id = dagster_ui.query(RUNS_QUERY, {"filter": {"runIds": [run_id]}})["runsOrError"]
+    assert by_id["__typename"] == "Runs", by_id
+    assert by_id["count"] == 1
+    (run,) = by_id["results"]
+    assert (run["runId"], run["jobName"], run["status"]) == (run_id, JOB, "SUCCESS")
+    tags = {t["key"]: t["value"] for t in run["tags"]}
+    assert tags["dagster/asset_partition_range_start"] == days[0]
+    assert tags["dagster/asset_partition_range_end"] == days[-1]
+
+
+MATERIALIZATIONS_QUERY = """
+query Materializations($path: [String!]!, $before: String!, $limit: Int!) {
+  assetOrError(assetKey: {path: $path}) {
+    __typename
+    ... on Asset {
+      assetMaterializations(beforeTimestampMillis: $before, limit: $limit) {
+        runId
+        partition
+        metadataEntries {
+          label
+          __typename
+          ... on IntMetadataEntry { intValue intRepr }
+        }
+      }
+    }
+  }
+}
+"""
+
+
+def _materializations(ui: DagsterUI, limit: int) -> list[dict]:
+    # Only events older than the start of `dagster dev`: the sensor's own runs come later.
+    data = ui.query(MATERIALIZATIONS_QUERY, {"path": ASSET_PATH, "before": str(ui.started_ms), "limit": limit})
+    asset = data["assetOrError"]
+    assert asset["__typename"] == "Asset", asset
+    return asset["assetMaterializations"]
+
+
+def test_asset_has_a_partition_materialization_with_events_loaded(dagster_ui: DagsterUI) -> None:
+    run_id, days = dagster_ui.cli.run_id, dagster_ui.cli.days
+    latest = _materializations(dagster_ui, limit=1)
+    assert len(latest) == 1
+    (event,) = latest
+    assert event["runId"] == run_id
+    assert event["partition"] in days
+    entries = {e["label"]: e for e in event["metadataEntries"]}
+    assert "events_loaded" in entries, sorted(entries)
+    loaded = entries["events_loaded"]
+    assert loaded["__typename"] == "IntMetadataEntry", loaded
+    assert isinstance(loaded["intValue"], int) and not isinstance(loaded["intValue"], bool)
+    assert loaded["intRepr"] == str(loaded["intValue"])
+    assert 0 < loaded["intValue"] <= VALID_EVENTS
+
+    # The CLI's single run materialised each of the three landed days exactly once, and nothing else did.
+    every = _materializations(dagster_ui, limit=50)
+    assert sorted((e["runId"], e["partition"]) for e in every) == [(run_id, day) for day in days]
