@@ -17,6 +17,7 @@ from pathlib import Path
 from pipelines import paths
 
 DEFAULT_DAGSTER_HOME = paths.PROJECT_ROOT / ".dagster_home"
+COUNTS = ("lines_read", "events_loaded", "duplicates_dropped", "lines_quarantined")
 
 
 def ensure_dagster_home() -> Path:
@@ -46,8 +47,6 @@ def run(events: int, days: int) -> int:
     _generate_if_empty(events, days)
 
     from dagster import DagsterInstance
-    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
-
     from definitions import defs
     from pipelines.usage_events.landing import landing_days
 
@@ -57,26 +56,29 @@ def run(events: int, days: int) -> int:
         return 0
     instance = DagsterInstance.get()
     job = defs.resolve_job_def("usage_events_job")
-    result = job.execute_in_process(
-        instance=instance,
-        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-        tags={ASSET_PARTITION_RANGE_START_TAG: landed[0], ASSET_PARTITION_RANGE_END_TAG: landed[-1]},
-        raise_on_error=False,
-    )
-    print(f"run {result.run_id}: usage_events_job for days {landed[0]} .. {landed[-1]}: "
-          f"{'success' if result.success else 'FAILED'}")
-    materialised: dict[str, list[str]] = {}
-    for event in result.get_asset_materialization_events():
-        materialised.setdefault(event.asset_key.to_user_string(), []).append(event.partition or "")
-        meta = event.materialization.metadata
-    for key, partitions in materialised.items():
-        summary = {k: meta[k].value for k in ("lines_read", "events_loaded", "duplicates_dropped", "lines_quarantined")
-                   if k in meta}
-        print(f"  materialised {key} ({len(partitions)} partitions): {summary}")
-    for evaluation in result.get_asset_check_evaluations():
-        print(f"  check {evaluation.check_name}: {'passed' if evaluation.passed else 'FAILED'}")
+    ok = True
+    totals = dict.fromkeys(COUNTS, 0)
+    print(f"usage_events_job: one run per landed day, {landed[0]} .. {landed[-1]}")
+    for day in landed:
+        result = job.execute_in_process(
+            instance=instance,
+            partition_key=day,
+            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+            raise_on_error=False,
+        )
+        ok = ok and result.success
+        meta = {}
+        for event in result.get_asset_materialization_events():
+            meta = event.materialization.metadata
+        counts = ", ".join(f"{k} {meta[k].value}" for k in COUNTS if k in meta)
+        for k in COUNTS:
+            totals[k] += meta[k].value if k in meta else 0
+        checks = sum(e.passed for e in result.get_asset_check_evaluations())
+        print(f"  {day}: run {result.run_id} {'success' if result.success else 'FAILED'}: {counts}; "
+              f"checks passed {checks}/{len(result.get_asset_check_evaluations())}")
+    print(f"  all days: {', '.join(f'{k} {v}' for k, v in totals.items())}")
     print_warehouse_summary()
-    return 0 if result.success else 1
+    return 0 if ok else 1
 
 
 def print_warehouse_summary() -> None:

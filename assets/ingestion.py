@@ -1,18 +1,20 @@
 """Usage and device events: the daily-partitioned dlt assets, their checks, the landing sensor and job.
 
-A partition is an arrival day (`dt=` folder of the landing location). Materialising a range of days runs
-once (single-run backfill policy), and a file already in the ledger is never loaded again, so re-running
-or backfilling a day loads only what it has not loaded before.
+A partition is an arrival day (`dt=` folder of the landing location), and each day runs on its own
+(backfills launch one run per day, queued behind each other by the `warehouse` pool), so every day's
+materialisation carries that day's own counts. A file already in the ledger is never loaded again, so
+re-running or backfilling a day loads only what it has not loaded before.
 """
 
 
 import datetime as dt
 import hashlib
-import json
 import os
 from collections import defaultdict
+from pathlib import Path
 
 import dlt
+import duckdb
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
@@ -71,7 +73,7 @@ def _partition_days(context: AssetExecutionContext) -> list[dt.date]:
     ),
     name=SOURCE_NAME,
     partitions_def=EVENT_DAYS,
-    backfill_policy=BackfillPolicy.single_run(),
+    backfill_policy=BackfillPolicy.multi_run(max_partitions_per_run=1),
     dagster_dlt_translator=WarehouseTranslator(),
     pool=WAREHOUSE_POOL,
 )
@@ -96,14 +98,13 @@ def usage_events_assets(
         for result in dlt_runner.run(context=context, dlt_source=source, dlt_pipeline=pipeline):
             yield MaterializeResult(
                 asset_key=result.asset_key,
-                metadata={**(result.metadata or {}), **_report_metadata(report, days, recovered)},
+                metadata={**(result.metadata or {}), **_report_metadata(report, recovered)},
             )
 
 
-def _report_metadata(report: IngestReport, days: list[dt.date], recovered: list[str]) -> dict:
+def _report_metadata(report: IngestReport, recovered: list[str]) -> dict:
     """Counts and reason codes only: nothing here may carry personal data."""
     return {
-        "days": MetadataValue.text(f"{days[0]} .. {days[-1]}" if days else ""),
         "files_read": report.files_read,
         "files_already_loaded": report.files_skipped,
         "lines_read": report.lines,
@@ -192,29 +193,48 @@ usage_events_job = define_asset_job(
 )
 
 
-def _day_fingerprints(landing_url: str) -> dict[str, str]:
-    by_day: dict[str, list[str]] = defaultdict(list)
-    for f in discover_files(landing_url):
-        by_day[f.received_date.isoformat()].append(f"{f.url}:{f.size}")
-    return {day: hashlib.sha256("\n".join(sorted(urls)).encode()).hexdigest()[:16] for day, urls in by_day.items()}
+def pending_files_by_day(landing_url: str, warehouse: WarehouseResource) -> dict[str, list[str]]:
+    """Landed files that the ledger does not record as loaded, by arrival day.
+
+    Raises duckdb.IOException while another process writes the warehouse (DuckDB allows no reader then).
+    """
+    files = discover_files(landing_url)
+    loaded: set[str] = set()
+    if Path(warehouse.path).exists():
+        with warehouse.connect() as con:
+            if _table_exists(con, LEDGER_TABLE):
+                loaded = {row[0] for row in con.execute(f"SELECT file_url FROM {DATASET_NAME}.{LEDGER_TABLE}").fetchall()}
+    pending: dict[str, list[str]] = defaultdict(list)
+    for f in files:
+        if f.url not in loaded:
+            pending[f.received_date.isoformat()].append(f.url)
+    return dict(pending)
+
+
+def _fingerprint(urls: list[str]) -> str:
+    return hashlib.sha256("\n".join(sorted(urls)).encode()).hexdigest()[:16]
 
 
 @sensor(
     job=usage_events_job,
     minimum_interval_seconds=60,
     default_status=DefaultSensorStatus.RUNNING,
-    description="Requests a load of every arrival day whose landed files changed since the last look.",
+    description="Requests a load of every arrival day that has landed files the ledger has not loaded.",
 )
-def usage_events_landing_sensor(context: SensorEvaluationContext, landing: LandingResource):
-    seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
-    current = _day_fingerprints(landing.url)
+def usage_events_landing_sensor(
+    context: SensorEvaluationContext, landing: LandingResource, warehouse: WarehouseResource
+):
+    """The run key names the day and its pending files, so a day is requested once per set of new files."""
+    try:
+        pending = pending_files_by_day(landing.url, warehouse)
+    except duckdb.IOException:
+        return SkipReason("the warehouse is being written; looking again at the next tick")
     valid_days = set(EVENT_DAYS.get_partition_keys())
     requests = [
-        RunRequest(partition_key=day, run_key=f"{day}:{fingerprint}")
-        for day, fingerprint in sorted(current.items())
-        if seen.get(day) != fingerprint and day in valid_days
+        RunRequest(partition_key=day, run_key=f"{day}:{_fingerprint(urls)}")
+        for day, urls in sorted(pending.items())
+        if day in valid_days
     ]
-    context.update_cursor(json.dumps(current, sort_keys=True))
     if not requests:
-        return SkipReason("no new or changed files in the landing location")
+        return SkipReason("every landed file is loaded")
     return requests

@@ -4,8 +4,8 @@ Nothing is mocked. The CLI runs as a subprocess on an empty GTG_DATA_DIR and DAG
 `dagster dev -w workspace.yaml` starts once for the module (its own session, so the whole process group
 is stopped in teardown) and everything below is asserted through its GraphQL API, the same API the UI uses.
 
-`dagster dev` starts the landing sensor (default RUNNING), which launches runs of its own shortly after
-start-up; the assertions about the CLI's run and materialisations therefore select them by run id and by
+`dagster dev` starts the landing sensor (default RUNNING). It requests only days with files the ledger has
+not loaded (none here), but the assertions still select the CLI's runs and materialisations by run id and by
 a time bound taken before `dagster dev` started, never by "latest".
 """
 
@@ -94,25 +94,22 @@ class CliRun:
                f"--- stderr (tail) ---\n{self.result.stderr[-4000:]}"
 
     @property
-    def run_line(self) -> re.Match | None:
-        return re.search(
-            r"^run ([0-9a-f-]{36}): usage_events_job for days (\d{4}-\d\d-\d\d) \.\. (\d{4}-\d\d-\d\d): (\w+)$",
+    def day_runs(self) -> list[tuple[str, str, str, dict[str, int], str]]:
+        """(day, run id, status, counts, checks) per line `  <day>: run <id> <status>: <counts>; checks passed n/m`."""
+        rows = re.findall(
+            r"^  (\d{4}-\d\d-\d\d): run ([0-9a-f-]{36}) (\w+): (.*); checks passed (\d+/\d+)$",
             self.result.stdout, re.MULTILINE,
         )
-
-    @property
-    def run_id(self) -> str:
-        match = self.run_line
-        assert match, self.output
-        return match.group(1)
+        return [(day, run, status, _counts(counts), checks) for day, run, status, counts, checks in rows]
 
     @property
     def days(self) -> list[str]:
-        """The three landed days the run materialised, oldest first."""
-        match = self.run_line
-        assert match, self.output
-        first = dt.date.fromisoformat(match.group(2))
-        return [(first + dt.timedelta(days=i)).isoformat() for i in range(DAYS)]
+        """The landed days, oldest first, one run each."""
+        return [row[0] for row in self.day_runs]
+
+
+def _counts(text: str) -> dict[str, int]:
+    return {name: int(value) for name, value in (part.rsplit(" ", 1) for part in text.split(", "))}
 
 
 @pytest.fixture(scope="module")
@@ -142,20 +139,21 @@ def test_cli_run_materialises_and_passes_its_three_checks(cli_run: CliRun) -> No
         f"({VALID_EVENTS} events, {DUPLICATES} duplicates, {BAD_LINES} bad lines)"
     ) in out.splitlines(), cli_run.output
 
-    match = cli_run.run_line
-    assert match, cli_run.output
-    assert match.group(4) == "success", cli_run.output
-    first, last = dt.date.fromisoformat(match.group(2)), dt.date.fromisoformat(match.group(3))
+    runs = cli_run.day_runs
+    assert len(runs) == DAYS, cli_run.output
+    last = dt.date.fromisoformat(cli_run.days[-1])
     assert last in cli_run.possible_end_days, cli_run.output
-    assert (last - first).days == DAYS - 1, cli_run.output
-
+    assert cli_run.days == [(last - dt.timedelta(days=DAYS - 1 - i)).isoformat() for i in range(DAYS)]
+    assert {status for _, _, status, _, _ in runs} == {"success"}, cli_run.output
+    assert {checks for *_, checks in runs} == {f"{len(CHECKS)}/{len(CHECKS)}"}, cli_run.output
+    assert len({run for _, run, *_ in runs}) == DAYS
+    # Per day the counts balance, and over the days they are the generator's exact totals.
+    for *_, counts, _ in runs:
+        assert counts["lines_read"] == counts["events_loaded"] + counts["duplicates_dropped"] + counts["lines_quarantined"]
     assert (
-        f"  materialised raw_events/usage_events ({DAYS} partitions): "
-        f"{{'lines_read': {LINES}, 'events_loaded': {VALID_EVENTS}, "
-        f"'duplicates_dropped': {DUPLICATES}, 'lines_quarantined': {BAD_LINES}}}"
+        f"  all days: lines_read {LINES}, events_loaded {VALID_EVENTS}, "
+        f"duplicates_dropped {DUPLICATES}, lines_quarantined {BAD_LINES}"
     ) in out.splitlines(), cli_run.output
-    checks = re.findall(r"^  check (\w+): (\w+)$", out, re.MULTILINE)
-    assert sorted(checks) == sorted((name, "passed") for name in CHECKS), cli_run.output
 
     assert f"  raw_events.usage_events: {VALID_EVENTS} rows" in out.splitlines(), cli_run.output
     assert f"  raw_events.usage_events_quarantine: {BAD_LINES} rows" in out.splitlines(), cli_run.output
@@ -410,22 +408,20 @@ query Runs($filter: RunsFilter) {
 """
 
 
-def test_cli_run_is_visible_as_a_successful_run(dagster_ui: DagsterUI) -> None:
-    run_id, days = dagster_ui.cli.run_id, dagster_ui.cli.days
+def test_cli_runs_are_visible_as_successful_runs(dagster_ui: DagsterUI) -> None:
+    runs_by_day = {day: run for day, run, *_ in dagster_ui.cli.day_runs}
     successes = dagster_ui.query(RUNS_QUERY, {"filter": {"pipelineName": JOB, "statuses": ["SUCCESS"]}})
     runs = successes["runsOrError"]
     assert runs["__typename"] == "Runs", runs
-    assert runs["count"] >= 1
-    assert run_id in [r["runId"] for r in runs["results"]]
+    assert set(runs_by_day.values()) <= {r["runId"] for r in runs["results"]}
 
-    by_id = dagster_ui.query(RUNS_QUERY, {"filter": {"runIds": [run_id]}})["runsOrError"]
+    by_id = dagster_ui.query(RUNS_QUERY, {"filter": {"runIds": list(runs_by_day.values())}})["runsOrError"]
     assert by_id["__typename"] == "Runs", by_id
-    assert by_id["count"] == 1
-    (run,) = by_id["results"]
-    assert (run["runId"], run["jobName"], run["status"]) == (run_id, JOB, "SUCCESS")
-    tags = {t["key"]: t["value"] for t in run["tags"]}
-    assert tags["dagster/asset_partition_range_start"] == days[0]
-    assert tags["dagster/asset_partition_range_end"] == days[-1]
+    assert by_id["count"] == DAYS
+    for run in by_id["results"]:
+        tags = {t["key"]: t["value"] for t in run["tags"]}
+        assert (run["jobName"], run["status"]) == (JOB, "SUCCESS")
+        assert runs_by_day[tags["dagster/partition"]] == run["runId"]
 
 
 MATERIALIZATIONS_QUERY = """
@@ -456,21 +452,13 @@ def _materializations(ui: DagsterUI, limit: int) -> list[dict]:
     return asset["assetMaterializations"]
 
 
-def test_asset_has_a_partition_materialization_with_events_loaded(dagster_ui: DagsterUI) -> None:
-    run_id, days = dagster_ui.cli.run_id, dagster_ui.cli.days
-    latest = _materializations(dagster_ui, limit=1)
-    assert len(latest) == 1
-    (event,) = latest
-    assert event["runId"] == run_id
-    assert event["partition"] in days
-    entries = {e["label"]: e for e in event["metadataEntries"]}
-    assert "events_loaded" in entries, sorted(entries)
-    loaded = entries["events_loaded"]
-    assert loaded["__typename"] == "IntMetadataEntry", loaded
-    assert isinstance(loaded["intValue"], int) and not isinstance(loaded["intValue"], bool)
-    assert loaded["intRepr"] == str(loaded["intValue"])
-    assert 0 < loaded["intValue"] <= VALID_EVENTS
-
-    # The CLI's single run materialised each of the three landed days exactly once, and nothing else did.
+def test_each_day_has_one_materialization_with_its_events_loaded(dagster_ui: DagsterUI) -> None:
+    expected = {day: (run, counts["events_loaded"]) for day, run, _, counts, _ in dagster_ui.cli.day_runs}
     every = _materializations(dagster_ui, limit=50)
-    assert sorted((e["runId"], e["partition"]) for e in every) == [(run_id, day) for day in days]
+    assert len(every) == DAYS
+    for event in every:
+        entries = {e["label"]: e for e in event["metadataEntries"]}
+        loaded = entries["events_loaded"]
+        assert loaded["__typename"] == "IntMetadataEntry", loaded
+        assert (event["runId"], loaded["intValue"]) == expected[event["partition"]]
+    assert sum(loaded for _, loaded in expected.values()) == VALID_EVENTS

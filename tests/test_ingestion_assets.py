@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
+import subprocess
+import sys
 
 import pytest
 from dagster import DagsterInstance, Definitions, SkipReason, build_sensor_context
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 from dagster_dlt import DagsterDltResource
 
 from assets.ingestion import EVENT_CHECKS, usage_events_assets, usage_events_job, usage_events_landing_sensor
@@ -34,33 +34,35 @@ def _defs(platform: Platform, keyring: KeyringResource | None = None) -> Definit
     )
 
 
-def _run(platform: Platform, first: str, last: str, keyring: KeyringResource | None = None):
+def _run(platform: Platform, day: str, keyring: KeyringResource | None = None):
     job = _defs(platform, keyring).resolve_job_def("usage_events_job")
-    return job.execute_in_process(
-        instance=DagsterInstance.ephemeral(),
-        tags={ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last},
-        raise_on_error=False,
-    )
+    return job.execute_in_process(instance=DagsterInstance.ephemeral(), partition_key=day, raise_on_error=False)
 
 
-def test_backfill_of_a_day_range_runs_once_with_exact_metadata_and_passing_checks(platform: Platform) -> None:
+DAYS = ["2026-11-22", "2026-11-23", "2026-11-24"]
+COUNTS = ("lines_read", "events_loaded", "duplicates_dropped", "lines_quarantined")
+
+
+def test_each_day_materialises_with_its_exact_counts_and_passing_checks(platform: Platform) -> None:
     stats = platform.generate()
-    result = _run(platform, "2026-11-22", "2026-11-24")
+    results = [_run(platform, day) for day in DAYS]
 
-    assert result.success
-    materializations = result.get_asset_materialization_events()
-    assert sorted(m.partition for m in materializations) == ["2026-11-22", "2026-11-23", "2026-11-24"]
-    meta = materializations[0].materialization.metadata
-    assert {k: meta[k].value for k in ("lines_read", "events_loaded", "duplicates_dropped", "lines_quarantined")} == {
-        "lines_read": stats.lines, "events_loaded": stats.valid_events,
-        "duplicates_dropped": stats.duplicate_lines, "lines_quarantined": stats.bad_lines}
-    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-    assert checks == {"events_unique_event_ids": True, "events_quarantine_share": True,
-                      "events_personal_data_encrypted": True}
+    assert all(r.success for r in results)
+    for day, result in zip(DAYS, results):
+        (materialization,) = result.get_asset_materialization_events()
+        assert materialization.partition == day
+        meta = materialization.materialization.metadata
+        assert {k: meta[k].value for k in COUNTS} == {
+            "lines_read": stats.lines_by_day[day], "events_loaded": stats.valid_by_day[day],
+            "duplicates_dropped": stats.duplicates_by_day[day], "lines_quarantined": stats.bad_by_day[day]}
+        checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+        assert checks == {"events_unique_event_ids": True, "events_quarantine_share": True,
+                          "events_personal_data_encrypted": True}
+    assert platform.query("SELECT count(*) FROM raw_events.usage_events") == [(stats.valid_events,)]
 
-    # No personal value anywhere in what Dagster recorded about the run.
-    recorded = json.dumps([str(m.materialization.metadata) for m in materializations]) + json.dumps(
-        [str(e.metadata) for e in result.get_asset_check_evaluations()])
+    # No personal value anywhere in what Dagster recorded about the runs.
+    recorded = json.dumps([str(m.materialization.metadata) for r in results for m in r.get_asset_materialization_events()])
+    recorded += json.dumps([str(e.metadata) for r in results for e in r.get_asset_check_evaluations()])
     personal = {row[k] for row in landed_lines(platform.landing) for k in ("user_id", "anonymous_id", "ip")
                 if isinstance(row.get(k), str) and len(row[k]) > 6}
     assert personal and not [v for v in personal if v in recorded]
@@ -68,9 +70,9 @@ def test_backfill_of_a_day_range_runs_once_with_exact_metadata_and_passing_check
 
 def test_rematerialising_a_day_loads_nothing_twice(platform: Platform) -> None:
     platform.generate()
-    assert _run(platform, "2026-11-24", "2026-11-24").success
+    assert _run(platform, "2026-11-24").success
     before = platform.query("SELECT count(*) FROM raw_events.usage_events")
-    again = _run(platform, "2026-11-24", "2026-11-24")
+    again = _run(platform, "2026-11-24")
     meta = again.get_asset_materialization_events()[0].materialization.metadata
     assert (meta["files_read"].value, meta["events_loaded"].value) == (0, 0)
     assert platform.query("SELECT count(*) FROM raw_events.usage_events") == before
@@ -78,12 +80,12 @@ def test_rematerialising_a_day_loads_nothing_twice(platform: Platform) -> None:
 
 def test_a_wrong_master_key_stops_the_run_before_anything_is_written(platform: Platform) -> None:
     platform.generate()
-    assert _run(platform, "2026-11-22", "2026-11-22").success
+    assert _run(platform, "2026-11-22").success
     warehouse_bytes = platform.warehouse.read_bytes()
     keyring_bytes = platform.keyring_path.read_bytes()
 
     wrong = KeyringResource(master_key=generate_master_key_text(), keyring_path=str(platform.keyring_path))
-    result = _run(platform, "2026-11-23", "2026-11-24", keyring=wrong)
+    result = _run(platform, "2026-11-23", keyring=wrong)
 
     assert not result.success
     failure = result.get_step_failure_events()[0].step_failure_data.error
@@ -96,54 +98,61 @@ def test_a_missing_master_key_outside_the_sandbox_is_a_clear_error(platform: Pla
     platform.generate()
     missing = KeyringResource(master_key_file=str(platform.root / "nowhere" / "master.key"),
                               keyring_path=str(platform.keyring_path), create_key_if_missing=False)
-    result = _run(platform, "2026-11-24", "2026-11-24", keyring=missing)
+    result = _run(platform, "2026-11-24", keyring=missing)
     assert not result.success
     assert "master.key" in str(result.get_step_failure_events()[0].step_failure_data.error)
     assert not platform.warehouse.exists()
 
 
 def test_quarantine_share_check_flags_a_bad_load(platform: Platform) -> None:
-    platform.generate(bad_share=0.2)
-    result = _run(platform, "2026-11-22", "2026-11-24")
+    stats = platform.generate(bad_share=0.2)
+    result = _run(platform, "2026-11-24")
     share = {e.check_name: e for e in result.get_asset_check_evaluations()}["events_quarantine_share"]
     assert not share.passed
-    assert share.metadata["lines_quarantined"].value == 800 and share.metadata["lines"].value == 4000
+    assert share.metadata["lines_quarantined"].value == stats.bad_by_day["2026-11-24"]
+    assert share.metadata["lines"].value == stats.lines_by_day["2026-11-24"]
 
 
-def test_sensor_requests_each_changed_day_once(platform: Platform) -> None:
+def test_sensor_requests_each_day_with_unloaded_files(platform: Platform) -> None:
     platform.generate()
-    landing = LandingResource(url=str(platform.landing))
-    first = usage_events_landing_sensor(build_sensor_context(resources={"landing": landing}))
-    assert sorted(r.partition_key for r in first) == ["2026-11-22", "2026-11-23", "2026-11-24"]
+    resources = {"landing": LandingResource(url=str(platform.landing)),
+                 "warehouse": WarehouseResource(path=str(platform.warehouse))}
+    first = usage_events_landing_sensor(build_sensor_context(resources=resources))
+    assert sorted(r.partition_key for r in first) == DAYS
+    # The run key names the day's pending files: the same files are requested once, new files again.
+    assert len({r.run_key for r in first}) == 3
 
-    context = build_sensor_context(resources={"landing": landing}, cursor=_cursor_after(landing))
-    assert isinstance(usage_events_landing_sensor(context), SkipReason)
+    assert _run(platform, "2026-11-23").success
+    second = usage_events_landing_sensor(build_sensor_context(resources=resources))
+    assert sorted(r.partition_key for r in second) == ["2026-11-22", "2026-11-24"]
+
+    for day in ("2026-11-22", "2026-11-24"):
+        assert _run(platform, day).success
+    assert isinstance(usage_events_landing_sensor(build_sensor_context(resources=resources)), SkipReason)
 
     (platform.landing / "dt=2026-11-23" / "extra.ndjson").write_text("{}\n")
-    context = build_sensor_context(resources={"landing": landing}, cursor=_cursor_after(landing, skip="extra"))
-    requests = usage_events_landing_sensor(context)
-    assert [r.partition_key for r in requests] == ["2026-11-23"]
+    (late,) = usage_events_landing_sensor(build_sensor_context(resources=resources))
+    assert late.partition_key == "2026-11-23" and late.run_key not in {r.run_key for r in first}
 
 
-def _cursor_after(landing: LandingResource, skip: str | None = None) -> str:
-    """The cursor the sensor leaves after seeing the landing location (optionally without one file)."""
-    from assets.ingestion import _day_fingerprints
-    from pipelines.usage_events.landing import discover_files
-
-    if skip is None:
-        return json.dumps(_day_fingerprints(landing.url), sort_keys=True)
-    hidden = Path(landing.url) / "dt=2026-11-23" / "extra.ndjson"
-    content = hidden.read_bytes()
-    hidden.unlink()
+def test_sensor_waits_while_the_warehouse_is_being_written(platform: Platform) -> None:
+    platform.generate()
+    assert _run(platform, "2026-11-22").success
+    resources = {"landing": LandingResource(url=str(platform.landing)),
+                 "warehouse": WarehouseResource(path=str(platform.warehouse))}
+    code = "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('locked', flush=True); time.sleep(30)"
+    writer = subprocess.Popen([sys.executable, "-c", code, str(platform.warehouse)], stdout=subprocess.PIPE, text=True)
     try:
-        return json.dumps(_day_fingerprints(landing.url), sort_keys=True)
+        assert writer.stdout.readline().strip() == "locked"
+        result = usage_events_landing_sensor(build_sensor_context(resources=resources))
+        assert isinstance(result, SkipReason) and "being written" in result.skip_message
     finally:
-        hidden.write_bytes(content)
-        assert any(f.url.endswith("extra.ndjson") for f in discover_files(landing.url))
+        writer.kill()
+        writer.wait()
 
 
 @pytest.mark.parametrize("name", ["events_unique_event_ids", "events_quarantine_share", "events_personal_data_encrypted"])
 def test_checks_pass_on_an_empty_warehouse(platform: Platform, name: str) -> None:
-    result = _run(platform, "2026-11-24", "2026-11-24")
+    result = _run(platform, "2026-11-24")
     assert result.success
     assert {e.check_name: e.passed for e in result.get_asset_check_evaluations()}[name] is True
