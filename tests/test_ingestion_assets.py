@@ -156,3 +156,30 @@ def test_checks_pass_on_an_empty_warehouse(platform: Platform, name: str) -> Non
     result = _run(platform, "2026-11-24")
     assert result.success
     assert {e.check_name: e.passed for e in result.get_asset_check_evaluations()}[name] is True
+
+
+def test_the_stored_schema_carries_the_declaration_and_the_check_catches_plaintext(platform: Platform) -> None:
+    import duckdb
+
+    from pipelines.privacy.categories import stored_tables
+
+    platform.generate()
+    assert _run(platform, "2026-11-24").success
+    with duckdb.connect(str(platform.warehouse), read_only=True) as con:
+        tables = stored_tables(con, "raw_events")
+    categories = {name: col.get("x-data-category") for name, col in tables["usage_events"].items()
+                  if col.get("x-data-category")}
+    assert categories == {"user_id": "user.unique_id", "anonymous_id": "user.device.cookie_id",
+                          "device_id": "user.device.device_id", "ip": "user.device.ip_address",
+                          "user_agent": "user.device.user_agent"}
+    assert tables["usage_events_quarantine"]["raw_line"]["x-data-category"] == "user.content.raw_event"
+
+    # A plaintext value slipped into a personal column (here by hand) fails the check, naming the column.
+    with duckdb.connect(str(platform.warehouse)) as con:
+        con.execute("UPDATE raw_events.usage_events SET ip = encode('203.0.113.5') "
+                    "WHERE event_id = (SELECT min(event_id) FROM raw_events.usage_events WHERE ip IS NOT NULL)")
+    result = _run(platform, "2026-11-24")
+    check = {e.check_name: e for e in result.get_asset_check_evaluations()}["events_personal_data_encrypted"]
+    assert not check.passed
+    assert check.metadata["readable_values"].value["usage_events.ip"] == 1
+    assert sum(check.metadata["readable_values"].value.values()) == 1
