@@ -18,6 +18,11 @@ from pathlib import Path
 
 import dlt
 from dlt.common.schema.utils import get_columns_names_with_prop
+from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
+
+# DuckDB takes 80 % of RAM by default; loading then grows with the data. Capped, it spills to disk instead,
+# so a load's memory stays flat however many rows it carries (GTG_LOAD_MEMORY_LIMIT to change).
+LOAD_MEMORY_LIMIT = os.environ.get("GTG_LOAD_MEMORY_LIMIT", "500MB")
 
 # Loaded job files are deleted after each load (they hold the rows themselves); telemetry stays off.
 os.environ.setdefault("LOAD__DELETE_COMPLETED_JOBS", "true")
@@ -29,7 +34,9 @@ def warehouse_pipeline(name: str, dataset: str, warehouse_path: str | Path, pipe
     Path(warehouse_path).parent.mkdir(parents=True, exist_ok=True)
     return dlt.pipeline(
         pipeline_name=name,
-        destination=dlt.destinations.duckdb(str(warehouse_path)),
+        destination=dlt.destinations.duckdb(
+            DuckDbCredentials(str(warehouse_path), global_config={"memory_limit": LOAD_MEMORY_LIMIT})
+        ),
         dataset_name=dataset,
         pipelines_dir=str(pipelines_dir),
     )

@@ -201,7 +201,8 @@ class _Compiler:
         is_object = f"{value.jtype} = 'OBJECT'"
         if schema.get("additionalProperties") is False:
             known = ", ".join(_sql_str(k) for k in properties)
-            keys = "json_keys(line)" if not value.path else f"json_keys(line, {_sql_str(self.paths[value.index - 1])})"
+            # A nested object's keys come from its extracted text (a tiny parse), not from the whole line.
+            keys = "json_keys(line)" if not value.path else f"json_keys({value.text})"
             self.checks.append(Check("unknown_field", f"{value.path or 'event'} has a field outside the contract",
                                      f"{is_object} AND NOT list_has_all([{known}], {keys})"))
         elif "additionalProperties" in schema:

@@ -27,9 +27,9 @@ MAX_CLOCK_SKEW_DAYS = 1
 # Files are read in groups of about this many bytes so memory stays flat however large the landing day is.
 READ_CHUNK_BYTES = 64 * 1024 * 1024
 # Rows per arrow batch handed to dlt.
-YIELD_BATCH_ROWS = 250_000
+YIELD_BATCH_ROWS = 50_000
 # DuckDB work database: memory cap before it spills to the work folder.
-WORK_MEMORY_LIMIT = "600MB"
+WORK_MEMORY_LIMIT = "300MB"
 
 IP_NETWORK_PREFIX = {4: 24, 6: 48}
 

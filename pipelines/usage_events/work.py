@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from pipelines.privacy.protect import FieldCipher, protect
 from pipelines.usage_events.contract import CONTRACT_VERSION, CompiledContract
-from pipelines.usage_events.enrich import ip_networks, parse_user_agents
+from pipelines.usage_events.enrich import ip_networks, ipv4_network_sql, parse_user_agents
 from pipelines.usage_events.landing import LandingFile, chunk_files, read_lines
 from pipelines.usage_events.settings import (
     DATASET_NAME,
@@ -256,10 +256,12 @@ class EventWork:
             "SELECT DISTINCT user_agent FROM parsed WHERE reason IS NULL AND user_agent IS NOT NULL").fetchall()]
         ua = parse_user_agents(uas)
         self.con.execute("CREATE TABLE ua AS SELECT * FROM ua")
-        ips = [r[0] for r in self.con.execute(
-            "SELECT DISTINCT ip FROM parsed WHERE reason IS NULL AND ip IS NOT NULL").fetchall()]
-        ipn = ip_networks(ips)
-        self.con.execute("CREATE TABLE ipn AS SELECT * FROM ipn")
+        valid_ips = "SELECT DISTINCT ip FROM parsed WHERE reason IS NULL AND ip IS NOT NULL"
+        ipn6 = ip_networks(r[0] for r in self.con.execute(f"{valid_ips} AND contains(ip, ':')").fetchall())
+        self.con.execute(
+            f"CREATE TABLE ipn AS SELECT ip, 4::BIGINT AS ip_version, {ipv4_network_sql('ip')} AS ip_network "
+            f"FROM ({valid_ips} AND NOT contains(ip, ':')) UNION ALL SELECT * FROM ipn6"
+        )
 
     def _protected(self, source: str, columns, table: str, cipher: FieldCipher) -> Iterator[pa.RecordBatch]:
         """Protected rows, stamped with the load id (dlt adds none to arrow data; recovery needs it)."""
