@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from pipelines.privacy.protect import FieldCipher
 from pipelines.usage_events.contract import load_contract
-from pipelines.usage_events.landing import discover_files
+from pipelines.usage_events.landing import chunk_files, discover_files
 from pipelines.usage_events.settings import (
     DATASET_NAME,
     EVENT_COLUMNS,
@@ -28,6 +28,7 @@ from pipelines.usage_events.settings import (
     LEDGER_TABLE,
     QUARANTINE_COLUMNS,
     QUARANTINE_TABLE,
+    SLICE_BYTES,
     SOURCE_NAME,
 )
 from pipelines.usage_events.work import EventWork
@@ -46,6 +47,13 @@ class IngestReport:
     duplicates_dropped: int = 0
     lines_quarantined: int = 0
     quarantine_reasons: dict[str, int] = field(default_factory=dict)
+
+    def add(self, counts: dict[str, int], reasons: dict[str, int]) -> None:
+        """Add one slice's counts."""
+        for name, value in counts.items():
+            setattr(self, name, getattr(self, name) + value)
+        for reason, value in reasons.items():
+            self.quarantine_reasons[reason] = self.quarantine_reasons.get(reason, 0) + value
 
     @property
     def quarantine_share(self) -> float:
@@ -104,16 +112,19 @@ def usage_events(
         report.files_read = len(todo)
         if not todo:
             return
-        work.load_files(todo)
-        work.resolve_duplicates(warehouse_path)
-        for name, value in work.counts().items():
-            setattr(report, name, value)
-        report.quarantine_reasons = work.quarantine_reasons()
-        for i, batch in enumerate(work.events(cipher)):
-            yield _hinted(batch, EVENTS_TABLE, EVENT_COLUMNS, ["event_id"], i == 0)
-        for i, batch in enumerate(work.quarantine(cipher)):
-            yield _hinted(batch, QUARANTINE_TABLE, QUARANTINE_COLUMNS, ["source_file", "source_line"], i == 0)
-        yield _hinted(work.ledger(), LEDGER_TABLE, LEDGER_COLUMNS, ["file_url"], True)
+        first = dict.fromkeys((EVENTS_TABLE, QUARANTINE_TABLE, LEDGER_TABLE), True)
+        for files_of_slice in chunk_files(todo, SLICE_BYTES):
+            work.load_files(files_of_slice)
+            work.resolve_duplicates(warehouse_path)
+            report.add(work.counts(), work.quarantine_reasons())
+            for table, columns, keys, batches in (
+                (EVENTS_TABLE, EVENT_COLUMNS, ["event_id"], work.events(cipher)),
+                (QUARANTINE_TABLE, QUARANTINE_COLUMNS, ["source_file", "source_line"], work.quarantine(cipher)),
+                (LEDGER_TABLE, LEDGER_COLUMNS, ["file_url"], [work.ledger()]),
+            ):
+                for batch in batches:
+                    yield _hinted(batch, table, columns, keys, first[table])
+                    first[table] = False
 
 
 def ingest(

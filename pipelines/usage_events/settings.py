@@ -7,6 +7,8 @@ plaintext column whose keyed hash it holds; `x-subject-of` lists the columns tha
 (first non-null wins), whose per-subject key encrypts the row's personal values.
 """
 
+import os
+
 from dlt.common.schema.typing import TTableSchemaColumns
 
 SOURCE_NAME = "usage_events"
@@ -26,10 +28,12 @@ MAX_CLOCK_SKEW_DAYS = 1
 
 # Files are read in groups of about this many bytes so memory stays flat however large the landing day is.
 READ_CHUNK_BYTES = 64 * 1024 * 1024
+# A run is processed in slices of whole files of about this many bytes: what the work database holds at once.
+SLICE_BYTES = 256 * 1024 * 1024
 # Rows per arrow batch handed to dlt.
 YIELD_BATCH_ROWS = 50_000
-# DuckDB work database: memory cap before it spills to the work folder.
-WORK_MEMORY_LIMIT = "300MB"
+# DuckDB work database: memory cap before it spills to the work folder (GTG_WORK_MEMORY_LIMIT to change).
+WORK_MEMORY_LIMIT = os.environ.get("GTG_WORK_MEMORY_LIMIT", "300MB")
 
 IP_NETWORK_PREFIX = {4: 24, 6: 48}
 

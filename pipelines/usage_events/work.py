@@ -1,9 +1,10 @@
 """The DuckDB work database of one ingestion run: parse, validate, deduplicate, enrich, protect.
 
-Lines are parsed and validated chunk by chunk into one table, so a landing day of any size passes through a
-bounded amount of memory (DuckDB spills to the work folder beyond its memory limit). Everything after that
-is set-based SQL over the run: duplicate detection within the run and against the warehouse, enrichment of
-distinct user agents and IPs, encryption of distinct personal values. The work folder holds plaintext while
+A run goes slice by slice (a slice is a group of whole files of bounded size), and within a slice lines are
+parsed and validated chunk by chunk, so a landing day of any size passes through a bounded amount of memory
+and disk. Everything else is set-based SQL over the slice: duplicate detection against earlier slices (the
+only table kept across slices holds the event ids already accepted), the warehouse and the slice itself,
+enrichment of distinct user agents and IPs, encryption of distinct personal values. The work folder holds plaintext while
 a run is active, so it is wiped at the start and end of every run.
 """
 
@@ -63,13 +64,9 @@ class EventWork:
         self.con = duckdb.connect(config={"memory_limit": WORK_MEMORY_LIMIT, "temp_directory": str(self.work_dir)})
         self.con.execute("SET TimeZone = 'UTC'; SET preserve_insertion_order = false")
         register_udfs(self.con)
-        self.con.execute(
-            "CREATE TABLE files (file_id INTEGER, url VARCHAR, received_date DATE, size_bytes BIGINT);"
-            "CREATE TABLE invalid_utf8 (file_id INTEGER, line_no BIGINT, raw VARCHAR)"
-        )
+        self.con.execute("CREATE TABLE seen (event_id VARCHAR)")
         self._parse_sql = validation_select(contract, "chunk", EARLIEST_EVENT, MAX_CLOCK_SKEW_DAYS)
-        chunk = _lines_table([], [], [], [])  # noqa: F841 - read by DuckDB's replacement scan
-        self.con.execute(f"CREATE TABLE parsed AS {self._parse_sql} LIMIT 0")
+        self._next_file_id = 0
 
     def __enter__(self) -> EventWork:
         return self
@@ -83,17 +80,26 @@ class EventWork:
 
     # -- reading ---------------------------------------------------------------------------------------
     def load_files(self, files: list[LandingFile]) -> None:
-        """Parse and validate every line of `files` into the `parsed` table, one chunk of files at a time."""
+        """Start a slice: parse and validate every line of `files` into a fresh `parsed` table, one chunk of
+        files at a time. Files must come in the run's order (day, URL): the first copy of an event wins."""
+        first_id = self._next_file_id
+        self._next_file_id += len(files)
+        self.con.execute(
+            "CREATE OR REPLACE TABLE files (file_id INTEGER, url VARCHAR, received_date DATE, size_bytes BIGINT);"
+            "CREATE OR REPLACE TABLE invalid_utf8 (file_id INTEGER, line_no BIGINT, raw VARCHAR)"
+        )
+        chunk = _lines_table([], [], [], [])  # noqa: F841 - read by DuckDB's replacement scan
+        self.con.execute(f"CREATE OR REPLACE TABLE parsed AS {self._parse_sql} LIMIT 0")
         file_rows = pa.table(
             {
-                "file_id": pa.array(range(len(files)), pa.int32()),
+                "file_id": pa.array(range(first_id, first_id + len(files)), pa.int32()),
                 "url": [f.url for f in files],
                 "received_date": pa.array([f.received_date for f in files], pa.date32()),
                 "size_bytes": pa.array([f.size for f in files], pa.int64()),
             }
         )
         self.con.execute("INSERT INTO files SELECT * FROM file_rows")
-        ids = {f.url: i for i, f in enumerate(files)}
+        ids = {f.url: first_id + i for i, f in enumerate(files)}
         for group in chunk_files(files):
             self._load_chunk([(ids[f.url], f) for f in group])
 
@@ -118,10 +124,11 @@ class EventWork:
 
     # -- duplicates ------------------------------------------------------------------------------------
     def resolve_duplicates(self, warehouse_path: str | None) -> None:
-        """Mark each line loaded, duplicate or quarantined.
+        """Mark each line of the slice loaded, duplicate or quarantined.
 
-        The first copy of an event id in the run (by day, file, line) is kept unless the warehouse already
-        holds that id; every later copy is a duplicate. The warehouse is read through a read-only attach.
+        The first copy of an event id in the run (by day, file, line) is kept unless the warehouse or an
+        earlier slice already holds that id; every later copy is a duplicate. The warehouse is read through
+        a read-only attach.
         """
         loaded_ids = "SELECT NULL::VARCHAR AS event_id WHERE false"
         attached = self._attach_warehouse(warehouse_path)
@@ -129,14 +136,17 @@ class EventWork:
             loaded_ids = f"SELECT event_id FROM wh.{DATASET_NAME}.{EVENTS_TABLE}"
         self.con.execute(
             f"""
-            CREATE TABLE status AS
+            CREATE OR REPLACE TABLE status AS
             SELECT file_id, line_no,
                    CASE WHEN reason IS NOT NULL THEN 'quarantined'
                         WHEN row_number() OVER (PARTITION BY event_id ORDER BY received_date, file_id, line_no) > 1
-                          OR event_id IN ({loaded_ids}) THEN 'duplicate'
+                          OR event_id IN ({loaded_ids}) OR event_id IN (SELECT event_id FROM seen) THEN 'duplicate'
                         ELSE 'loaded' END AS status
             FROM parsed
             """
+        )
+        self.con.execute(
+            "INSERT INTO seen SELECT event_id FROM parsed JOIN status USING (file_id, line_no) WHERE status = 'loaded'"
         )
         if attached:
             self.con.execute("DETACH wh")
@@ -207,7 +217,7 @@ class EventWork:
         identifier = "CASE WHEN p.consent_analytics THEN p.{0} END AS {0}"
         self.con.execute(
             f"""
-            CREATE TABLE events_plain AS
+            CREATE OR REPLACE TABLE events_plain AS
             SELECT p.event_id, p.workspace_id, p.event_type, p.occurred_at, p.received_date,
                    {', '.join(identifier.format(c) for c in ('user_id', 'anonymous_id', 'device_id', 'ip', 'user_agent'))},
                    ipn.ip_network, ipn.ip_version,
@@ -234,7 +244,7 @@ class EventWork:
         pattern = self.contract.schema["properties"]["workspace_id"]["pattern"]
         self.con.execute(
             f"""
-            CREATE TABLE quarantine_plain AS
+            CREATE OR REPLACE TABLE quarantine_plain AS
             SELECT f.url AS source_file, p.line_no AS source_line, p.received_date, p.reason, p.reason_detail,
                    CASE WHEN regexp_matches(p.workspace_id, ?) THEN p.workspace_id ELSE '{UNATTRIBUTED_WORKSPACE}' END
                      AS workspace_id,
@@ -255,19 +265,22 @@ class EventWork:
         uas = [r[0] for r in self.con.execute(
             "SELECT DISTINCT user_agent FROM parsed WHERE reason IS NULL AND user_agent IS NOT NULL").fetchall()]
         ua = parse_user_agents(uas)
-        self.con.execute("CREATE TABLE ua AS SELECT * FROM ua")
+        self.con.execute("CREATE OR REPLACE TABLE ua AS SELECT * FROM ua")
         valid_ips = "SELECT DISTINCT ip FROM parsed WHERE reason IS NULL AND ip IS NOT NULL"
         ipn6 = ip_networks(r[0] for r in self.con.execute(f"{valid_ips} AND contains(ip, ':')").fetchall())
         self.con.execute(
-            f"CREATE TABLE ipn AS SELECT ip, 4::BIGINT AS ip_version, {ipv4_network_sql('ip')} AS ip_network "
+            f"CREATE OR REPLACE TABLE ipn AS SELECT ip, 4::BIGINT AS ip_version, {ipv4_network_sql('ip')} AS ip_network "
             f"FROM ({valid_ips} AND NOT contains(ip, ':')) UNION ALL SELECT * FROM ipn6"
         )
 
     def _protected(self, source: str, columns, table: str, cipher: FieldCipher) -> Iterator[pa.RecordBatch]:
         """Protected rows, stamped with the load id (dlt adds none to arrow data; recovery needs it)."""
         select = protect(self.con, source, columns, cipher, table=table)
-        stamped = f"SELECT *, {_sql_literal(self.load_id)} AS _dlt_load_id FROM ({select})"
-        yield from self.con.sql(stamped).to_arrow_reader(YIELD_BATCH_ROWS)
+        # Materialised first: a table build can spill its joins to disk under the memory limit, a streamed
+        # join result cannot; the stream then is a plain scan.
+        self.con.execute(f"CREATE OR REPLACE TABLE {table}_out AS SELECT *, {_sql_literal(self.load_id)} AS _dlt_load_id "
+                         f"FROM ({select})")
+        yield from self.con.sql(f"SELECT * FROM {table}_out").to_arrow_reader(YIELD_BATCH_ROWS)
 
 
 _LINES_SCHEMA = pa.schema(
