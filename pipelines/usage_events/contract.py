@@ -6,7 +6,7 @@ expressions that DuckDB evaluates over whole batches in parallel. Each line is p
 number of fields: one `json_type(line, [paths])` gives every field's JSON type (NULL when the key is
 missing, 'NULL' when it holds null, so JSON Schema's missing/null distinction survives) and one
 `json_extract_string(line, [paths])` gives every field's text. The checks then index those two lists,
-`T[i]` and `V[i]`. The compiler supports the subset of JSON Schema the contract uses and refuses anything
+`T[i]` and `V[i - 1]`. The compiler supports the subset of JSON Schema the contract uses and refuses anything
 else at import time, so the SQL never silently disagrees with the schema (tests also compare it line by
 line with the reference validator).
 """
@@ -70,8 +70,11 @@ class _Value:
 
     @property
     def text(self) -> str:
-        """Its text: a string's value unescaped, any other value as JSON."""
-        return f"V[{self.index}]"
+        """Its text: a string's value unescaped, any other value as JSON. `V` leaves out the root (the
+        whole line, never needed as text and the costliest to copy), hence the shifted index."""
+        if self.index == 1:
+            raise ContractError("the root has no text value")
+        return f"V[{self.index - 1}]"
 
 
 def _sql_str(value: str) -> str:
@@ -160,6 +163,8 @@ class _Compiler:
             self._object(schema, value)
 
     def _string(self, schema: dict[str, Any], value: _Value) -> None:
+        if not {"pattern", "minLength", "maxLength", "enum", "format"} & set(schema):
+            return
         is_string = f"{value.jtype} = 'VARCHAR'"
         text = value.text
         if "pattern" in schema:
@@ -229,7 +234,17 @@ class CompiledContract:
 
     @property
     def paths_sql(self) -> str:
+        """The paths whose JSON types make `T` (the root first)."""
         return "[" + ", ".join(_sql_str(p) for p in self.paths) + "]"
+
+    @property
+    def value_paths_sql(self) -> str:
+        """The paths whose texts make `V`: all but the root."""
+        return "[" + ", ".join(_sql_str(p) for p in self.paths[1:]) + "]"
+
+    def text_sql(self, field_path: str) -> str:
+        """SQL for the text of a dotted field path."""
+        return _Value(field_path, self.index(field_path)).text
 
 
 @lru_cache(maxsize=None)

@@ -57,7 +57,8 @@ def validation_select(contract: CompiledContract, source: str, earliest_event: s
     """SELECT over `source` (file_id, received_date, line_no, line) giving one parsed row per line."""
     col = {name: contract.index(name) for name in (*_TEXT_FIELDS, *_ATTRIBUTION_FIELDS, "occurred_at",
                                                   "properties", "consent.analytics", "consent.ads")}
-    occurred = f"try_cast(upper(V[{col['occurred_at']}]) AS TIMESTAMPTZ)"  # RFC 3339 allows t and z
+    v = contract.text_sql
+    occurred = f"try_cast(upper({v('occurred_at')}) AS TIMESTAMPTZ)"  # RFC 3339 allows t and z
     checks: list[Check] = [
         Check("invalid_utf8", "the line is not valid UTF-8", "line IS NULL"),
         Check("empty_line", "the line is empty", "trim(line) = ''"),
@@ -74,10 +75,10 @@ def validation_select(contract: CompiledContract, source: str, earliest_event: s
     codes = _sql_list([c.code for c in checks])
     details = _sql_list([c.detail for c in checks])
     valid_only = "CASE WHEN check_no IS NULL THEN {expr} END AS {name}"
-    text = [valid_only.format(expr=f"V[{col[f]}]", name=f) for f in _TEXT_FIELDS]
-    attribution = [f"CASE WHEN T[{col[f]}] = 'VARCHAR' THEN V[{col[f]}] END AS {f}" for f in _ATTRIBUTION_FIELDS]
+    text = [valid_only.format(expr=v(f), name=f) for f in _TEXT_FIELDS]
+    attribution = [f"CASE WHEN T[{col[f]}] = 'VARCHAR' THEN {v(f)} END AS {f}" for f in _ATTRIBUTION_FIELDS]
     consent = [
-        valid_only.format(expr=f"V[{col['consent.' + k]}]::BOOLEAN", name=f"consent_{k}") for k in ("analytics", "ads")
+        valid_only.format(expr=f"{v('consent.' + k)}::BOOLEAN", name=f"consent_{k}") for k in ("analytics", "ads")
     ]
     return f"""
         SELECT file_id, received_date, line_no,
@@ -87,14 +88,14 @@ def validation_select(contract: CompiledContract, source: str, earliest_event: s
                {', '.join(text)},
                {', '.join(attribution)},
                {valid_only.format(expr=occurred, name='occurred_at')},
-               {valid_only.format(expr=f"CASE WHEN T[{col['properties']}] = 'OBJECT' THEN V[{col['properties']}] END", name='properties')},
+               {valid_only.format(expr=f"CASE WHEN T[{col['properties']}] = 'OBJECT' THEN {v('properties')} END", name='properties')},
                {', '.join(consent)}
         FROM (
             SELECT *, {case} AS check_no
             FROM (
                 SELECT *,
                        CASE WHEN json_valid(line) THEN json_type(line, {contract.paths_sql}) END AS T,
-                       CASE WHEN json_valid(line) THEN json_extract_string(line, {contract.paths_sql}) END AS V
+                       CASE WHEN json_valid(line) THEN json_extract_string(line, {contract.value_paths_sql}) END AS V
                 FROM {source}
             )
         )
