@@ -65,6 +65,7 @@ def _variants() -> list[str]:
         {"event_id": "6F1C2A52-1B2C-4D3E-8F40-0A1B2C3D4E5F"}, {"workspace_id": "ws/1"}, {"properties": []},
         {"properties": {"a": [1, {"b": None}]}}, {"consent": {"analytics": True}},
         {"consent": {"analytics": True, "ads": False, "x": 1}}, {"consent": None}, {"extra": 1},
+        {"consent": "yes"}, {"consent": "{not json"}, {"consent": 5}, {"properties": "{\"a\": 1}"},
         {"url": 5}, {"referrer": "x" * 4097}, {"user_agent": "é" * 2048}, {"user_agent": "é" * 2049},
         {"device_id": 7}, {"event_id": 5}, {"workspace_id": None},
     ]
