@@ -182,7 +182,7 @@ class EventWork:
 
     # -- output ----------------------------------------------------------------------------------------
     def counts(self) -> dict[str, int]:
-        """Lines read, events loaded, duplicates dropped and lines quarantined in this run."""
+        """Lines read, events loaded, duplicates dropped and lines quarantined in this slice."""
         row = self.con.execute(
             "SELECT count(*), count_if(status = 'loaded'), count_if(status = 'duplicate'), "
             "count_if(status = 'quarantined') FROM status"
@@ -197,7 +197,7 @@ class EventWork:
         return {reason: count for reason, count in rows}
 
     def ledger(self) -> pa.Table:
-        """One row per file read in this run: what the exactly-once check records."""
+        """One row per file of this slice: what the exactly-once check records."""
         return self.con.sql(
             f"""
             SELECT f.url AS file_url, f.received_date, f.size_bytes,
@@ -212,7 +212,7 @@ class EventWork:
         ).to_arrow_table()
 
     def events(self, cipher: FieldCipher) -> Iterator[pa.RecordBatch]:
-        """The loaded events, enriched and with personal data encrypted, in arrow batches."""
+        """The slice's loaded events, enriched and with personal data encrypted, in arrow batches."""
         self._enrichment_tables()
         identifier = "CASE WHEN p.consent_analytics THEN p.{0} END AS {0}"
         self.con.execute(
