@@ -276,11 +276,8 @@ class EventWork:
     def _protected(self, source: str, columns, table: str, cipher: FieldCipher) -> Iterator[pa.RecordBatch]:
         """Protected rows, stamped with the load id (dlt adds none to arrow data; recovery needs it)."""
         select = protect(self.con, source, columns, cipher, table=table)
-        # Materialised first: a table build can spill its joins to disk under the memory limit, a streamed
-        # join result cannot; the stream then is a plain scan.
-        self.con.execute(f"CREATE OR REPLACE TABLE {table}_out AS SELECT *, {_sql_literal(self.load_id)} AS _dlt_load_id "
-                         f"FROM ({select})")
-        yield from self.con.sql(f"SELECT * FROM {table}_out").to_arrow_reader(YIELD_BATCH_ROWS)
+        stamped = f"SELECT *, {_sql_literal(self.load_id)} AS _dlt_load_id FROM ({select})"
+        yield from self.con.sql(stamped).to_arrow_reader(YIELD_BATCH_ROWS)
 
 
 _LINES_SCHEMA = pa.schema(
