@@ -67,9 +67,8 @@ def run(events: int, days: int) -> int:
             raise_on_error=False,
         )
         ok = ok and result.success
-        meta = {}
-        for event in result.get_asset_materialization_events():
-            meta = event.materialization.metadata
+        events = result.get_asset_materialization_events()
+        meta = events[-1].materialization.metadata if events else {}
         counts = ", ".join(f"{k} {meta[k].value}" for k in COUNTS if k in meta)
         for k in COUNTS:
             totals[k] += meta[k].value if k in meta else 0

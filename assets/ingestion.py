@@ -49,7 +49,8 @@ from pipelines.usage_events.settings import (
     QUARANTINE_TABLE,
     SOURCE_NAME,
 )
-from pipelines.warehouse import finish_pending
+from pipelines.usage_events.work import loaded_file_urls
+from pipelines.warehouse import finish_pending, table_exists
 from resources.keyring import KeyringResource
 from resources.landing import LandingResource
 from resources.warehouse import WAREHOUSE_POOL, WarehouseResource
@@ -117,19 +118,10 @@ def _report_metadata(report: IngestReport, recovered: list[str]) -> dict:
     }
 
 
-def _table_exists(con, table: str) -> bool:
-    return bool(
-        con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-            [DATASET_NAME, table],
-        ).fetchone()[0]
-    )
-
-
 @asset_check(asset=EVENTS_KEY, description="No event id is stored twice.")
 def events_unique_event_ids(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
     with warehouse.connect() as con:
-        if not _table_exists(con, EVENTS_TABLE):
+        if not table_exists(con, DATASET_NAME, EVENTS_TABLE):
             return AssetCheckResult(passed=True, metadata={"rows": 0})
         rows, distinct = con.execute(
             f"SELECT count(*), count(DISTINCT event_id) FROM {DATASET_NAME}.{EVENTS_TABLE}"
@@ -144,7 +136,7 @@ def events_unique_event_ids(context: AssetCheckExecutionContext, warehouse: Ware
 )
 def events_quarantine_share(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
     with warehouse.connect() as con:
-        if not _table_exists(con, LEDGER_TABLE):
+        if not table_exists(con, DATASET_NAME, LEDGER_TABLE):
             return AssetCheckResult(passed=True, metadata={"lines": 0})
         lines, loaded, dups, quarantined = con.execute(
             f"SELECT sum(lines), sum(events_loaded), sum(duplicates_dropped), sum(lines_quarantined) "
@@ -174,7 +166,7 @@ def events_personal_data_encrypted(
         readable = {
             f"{table}.{column}": count
             for table in (EVENTS_TABLE, QUARANTINE_TABLE)
-            if table in tables and _table_exists(con, table)
+            if table in tables and table_exists(con, DATASET_NAME, table)
             for column, count in unprotected_values(con, DATASET_NAME, table, tables[table]).items()
         }
     return AssetCheckResult(
@@ -202,8 +194,7 @@ def pending_files_by_day(landing_url: str, warehouse: WarehouseResource) -> dict
     loaded: set[str] = set()
     if Path(warehouse.path).exists():
         with warehouse.connect() as con:
-            if _table_exists(con, LEDGER_TABLE):
-                loaded = {row[0] for row in con.execute(f"SELECT file_url FROM {DATASET_NAME}.{LEDGER_TABLE}").fetchall()}
+            loaded = loaded_file_urls(con)
     pending: dict[str, list[str]] = defaultdict(list)
     for f in files:
         if f.url not in loaded:

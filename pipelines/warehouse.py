@@ -42,6 +42,16 @@ def warehouse_pipeline(name: str, dataset: str, warehouse_path: str | Path, pipe
     )
 
 
+def table_exists(con, dataset: str, table: str, catalog: str | None = None) -> bool:
+    """Whether `dataset.table` exists (in the attached database `catalog`, if given); `con` is DB-API."""
+    sql = "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?"
+    params = [dataset, table]
+    if catalog:
+        sql += " AND table_catalog = ?"
+        params.append(catalog)
+    return bool(con.execute(sql, params).fetchone()[0])
+
+
 def finish_pending(pipeline: dlt.Pipeline) -> list[str]:
     """Finish load packages an earlier, interrupted run left behind; return their load ids.
 

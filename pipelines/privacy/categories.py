@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 from dlt.common.schema.typing import TTableSchemaColumns
 
+from pipelines.warehouse import table_exists
+
 CATEGORY_HINT = "x-data-category"
 BLIND_INDEX_HINT = "x-blind-index-of"
 SUBJECT_REF_HINT = "x-subject-ref"
@@ -58,11 +60,7 @@ def stored_tables(con, dataset: str) -> dict[str, TTableSchemaColumns]:
     This is what runs after load (checks, and later retention and erasure) rely on: the declaration as it
     was loaded, not as the code says today. `con` is a DuckDB (DB-API) connection to the warehouse.
     """
-    exists = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = '_dlt_version'",
-        [dataset],
-    ).fetchone()[0]
-    if not exists:
+    if not table_exists(con, dataset, "_dlt_version"):
         return {}
     rows = con.execute(
         f'SELECT schema FROM "{dataset}"._dlt_version '

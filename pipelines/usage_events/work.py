@@ -4,8 +4,8 @@ A run goes slice by slice (a slice is a group of whole files of bounded size), a
 parsed and validated chunk by chunk, so a landing day of any size passes through a bounded amount of memory
 and disk. Everything else is set-based SQL over the slice: duplicate detection against earlier slices (the
 only table kept across slices holds the event ids already accepted), the warehouse and the slice itself,
-enrichment of distinct user agents and IPs, encryption of distinct personal values. The work folder holds plaintext while
-a run is active, so it is wiped at the start and end of every run.
+enrichment of distinct user agents and IPs, encryption of distinct personal values. The work folder holds
+plaintext while a run is active, so it is wiped at the start and end of every run.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import duckdb
 import pyarrow as pa
 
 from pipelines.privacy.protect import FieldCipher, protect
+from pipelines.warehouse import table_exists
 from pipelines.usage_events.contract import CONTRACT_VERSION, CompiledContract
 from pipelines.usage_events.enrich import ip_networks, ipv4_network_sql, parse_user_agents
 from pipelines.usage_events.landing import LandingFile, chunk_files, read_lines
@@ -132,7 +133,7 @@ class EventWork:
         """
         loaded_ids = "SELECT NULL::VARCHAR AS event_id WHERE false"
         attached = self._attach_warehouse(warehouse_path)
-        if attached and self._warehouse_has(EVENTS_TABLE):
+        if attached and table_exists(self.con, DATASET_NAME, EVENTS_TABLE, "wh"):
             loaded_ids = f"SELECT event_id FROM wh.{DATASET_NAME}.{EVENTS_TABLE}"
         self.con.execute(
             f"""
@@ -156,13 +157,7 @@ class EventWork:
         if not self._attach_warehouse(warehouse_path):
             return set()
         try:
-            if not self._warehouse_has(LEDGER_TABLE):
-                return set()
-            wanted = pa.table({"url": pa.array(urls, pa.string())})
-            rows = self.con.execute(
-                f"SELECT file_url FROM wh.{DATASET_NAME}.{LEDGER_TABLE} WHERE file_url IN (SELECT url FROM wanted)"
-            ).fetchall()
-            return {r[0] for r in rows}
+            return loaded_file_urls(self.con, "wh") & set(urls)
         finally:
             self.con.execute("DETACH wh")
 
@@ -171,14 +166,6 @@ class EventWork:
             return False
         self.con.execute("ATTACH ? AS wh (READ_ONLY)", [warehouse_path])
         return True
-
-    def _warehouse_has(self, table: str) -> bool:
-        return bool(
-            self.con.execute(
-                "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'wh' AND schema_name = ? AND table_name = ?",
-                [DATASET_NAME, table],
-            ).fetchone()[0]
-        )
 
     # -- output ----------------------------------------------------------------------------------------
     def counts(self) -> dict[str, int]:
@@ -291,6 +278,14 @@ def _lines_table(file_id: list, received_date: list, line_no: list, line: list) 
         [pa.chunked_array(parts, type=field.type) for parts, field in zip((file_id, received_date, line_no, line), _LINES_SCHEMA)],
         schema=_LINES_SCHEMA,
     )
+
+
+def loaded_file_urls(con, catalog: str | None = None) -> set[str]:
+    """The URLs the landing ledger records as loaded (in the attached database `catalog`, if given)."""
+    if not table_exists(con, DATASET_NAME, LEDGER_TABLE, catalog):
+        return set()
+    prefix = f"{catalog}." if catalog else ""
+    return {row[0] for row in con.execute(f"SELECT file_url FROM {prefix}{DATASET_NAME}.{LEDGER_TABLE}").fetchall()}
 
 
 def _sql_literal(text: str) -> str:
