@@ -72,3 +72,25 @@ def stored_tables(con, dataset: str) -> dict[str, TTableSchemaColumns]:
             if not name.startswith("_dlt"):
                 tables[name] = table.get("columns", {})
     return tables
+
+
+def stored_declarations(con) -> dict[str, TTableSchemaColumns]:
+    """The column hints of every dlt-loaded table of the warehouse, by `<dataset>.<table>`.
+
+    Every dataset with a `_dlt_version` table counts, so a new source is found without being listed here.
+    """
+    datasets = [row[0] for row in con.execute(
+        "SELECT DISTINCT table_schema FROM information_schema.tables "
+        "WHERE table_name = '_dlt_version' AND table_catalog = current_database() ORDER BY 1"
+    ).fetchall()]
+    return {f"{dataset}.{table}": columns
+            for dataset in datasets for table, columns in stored_tables(con, dataset).items()}
+
+
+def identity_columns(columns: TTableSchemaColumns) -> list[str]:
+    """The columns that hold a blind index of an identifier (and the subject reference): what finds a person."""
+    decl = declaration(columns)
+    found = list(decl.blind_indexes)
+    if decl.subject_ref:
+        found.append(decl.subject_ref)
+    return found

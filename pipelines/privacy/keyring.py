@@ -815,6 +815,30 @@ class Keyring:
         _check_lengths(workspace_ids=ws, subjects=subjects_list, values=values_list)
         return self._run(lambda: self._encrypt_rows(ws, subjects_list, values_list, context))
 
+    def encrypt_with_refs(
+        self,
+        workspace_ids: ArrayLike,
+        subject_refs: ArrayLike | None,
+        values: ArrayLike,
+        context: str,
+    ) -> pa.Array:
+        """Like :meth:`encrypt_many` for rows whose subject is known only by its stored reference.
+
+        Corrections rewrite stored values without ever seeing the subject's plaintext id. Only existing
+        subject keys are used: a subject whose key was destroyed cannot get new data under it.
+        """
+        _check_context(context)
+        ws = _workspace_list(workspace_ids)
+        values_list = _bytes_list(values, "values", strings_only=True)
+        refs = _ref_list(subject_refs, len(ws))
+        _check_lengths(workspace_ids=ws, subject_refs=refs, values=values_list)
+        return self._run(lambda: self._encrypt_under_refs(ws, refs, values_list, context))
+
+    def has_workspace(self, workspace_id: str) -> bool:
+        """Whether this keyring holds a key for the workspace (i.e. it ever stored data)."""
+        _check_workspace_id(workspace_id)
+        return bool(self._run(lambda: self._workspace_keys({workspace_id}, create=False)))
+
     def decrypt(
         self,
         workspace_id: str,
@@ -954,20 +978,43 @@ class Keyring:
         values: list[bytes | None],
         context: str,
     ) -> pa.Array:
-        groups = _group_rows(ws, subjects, values)
-        workspaces = self._workspace_keys({w for w, _ in groups}, create=True)
-        refs = {(w, s): workspaces[w].blind(s) for w, s in groups if s is not None}
-        wanted = {(w, ref) for (w, _), ref in refs.items()}
-        subject_keys = self._subject_key_bytes(wanted, create=True)
+        by_subject = _group_rows(ws, subjects, values)
+        workspaces = self._workspace_keys({w for w, _ in by_subject}, create=True)
+        groups: dict[tuple[str, bytes | None], list[int]] = {}
+        for (w, s), rows in by_subject.items():
+            groups.setdefault((w, None if s is None else workspaces[w].blind(s)), []).extend(rows)
+        return self._encrypt_groups(groups, values, context, create=True)
+
+    def _encrypt_under_refs(
+        self, ws: list[str], refs: list[bytes | None], values: list[bytes | None], context: str
+    ) -> pa.Array:
+        return self._encrypt_groups(_group_rows(ws, refs, values), values, context, create=False)
+
+    def _encrypt_groups(
+        self,
+        groups: dict[tuple[str, bytes | None], list[int]],
+        values: list[bytes | None],
+        context: str,
+        *,
+        create: bool,
+    ) -> pa.Array:
+        """Encrypt each (workspace, subject ref) group of rows under its key; keys are created only if
+        `create`, otherwise a missing key is an error (never a silent workspace-key fallback)."""
+        workspaces = self._workspace_keys({w for w, _ in groups}, create=create)
+        wanted = {(w, r) for w, r in groups if r is not None and w in workspaces}
+        subject_keys = self._subject_key_bytes(wanted, create=create)
+        missing = len({w for w, _ in groups} - workspaces.keys()) + len(wanted - subject_keys.keys())
+        if missing:
+            raise KeyringError(f"{missing} key(s) needed for context {context!r} do not exist (destroyed?).")
         out: list[bytes | None] = [None] * len(values)
         nonces = os.urandom(NONCE_BYTES * sum(len(rows) for rows in groups.values()))
         offset = 0
         aads: dict[str, bytes] = {}
-        for (w, s), rows in groups.items():
-            if s is None:
+        for (w, r), rows in groups.items():
+            if r is None:
                 cipher = workspaces[w].cipher
             else:  # built once per key per batch, then dropped (bounded memory)
-                cipher = AESGCM(subject_keys[(w, refs[(w, s)])])
+                cipher = AESGCM(subject_keys[(w, r)])
             aad = aads.get(w)
             if aad is None:
                 aad = aads[w] = _value_aad(w, context)

@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 from dlt.common.schema.typing import TTableSchemaColumns
 
 from pipelines.privacy.categories import declaration
+from pipelines.privacy.sql import ident as _ident
 
 DISTINCT_BATCH_ROWS = 200_000
 
@@ -26,10 +27,6 @@ class FieldCipher(Protocol):
     def encrypt_many(self, workspace_ids: pa.Array, subjects: pa.Array, values: pa.Array, context: str) -> pa.Array: ...
 
     def blind_index_many(self, workspace_ids: pa.Array, values: pa.Array) -> pa.Array: ...
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def protect(

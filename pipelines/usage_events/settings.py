@@ -11,6 +11,8 @@ import os
 
 from dlt.common.schema.typing import TTableSchemaColumns
 
+from pipelines.workspaces import UNATTRIBUTED_WORKSPACE  # noqa: F401 - lines without a valid workspace
+
 SOURCE_NAME = "usage_events"
 DATASET_NAME = "raw_events"
 EVENTS_TABLE = "usage_events"
@@ -109,5 +111,14 @@ LEDGER_COLUMNS: TTableSchemaColumns = {
     "lines_quarantined": {"data_type": "bigint", "nullable": False},
 }
 
-# Lines that cannot be attributed to a valid workspace id are encrypted under this platform key.
-UNATTRIBUTED_WORKSPACE = "_unattributed"
+
+# Every table this source loads, with its column declaration: what the privacy engine governs.
+TABLES: dict[str, TTableSchemaColumns] = {
+    EVENTS_TABLE: EVENT_COLUMNS,
+    QUARANTINE_TABLE: QUARANTINE_COLUMNS,
+    LEDGER_TABLE: LEDGER_COLUMNS,
+}
+# The JSON fields of a landed line that identify its data subject and workspace: erasure scrubs landed
+# files by them (landed files are raw copies of the events).
+LANDING_SUBJECT_FIELDS = ("user_id", "anonymous_id", "device_id")
+LANDING_WORKSPACE_FIELD = "workspace_id"

@@ -18,7 +18,9 @@ from typing import Iterator
 import duckdb
 import pyarrow as pa
 
+from pipelines.privacy.consent import withdrawn_sql
 from pipelines.privacy.protect import FieldCipher, protect
+from pipelines.privacy.sql import loose_json_field
 from pipelines.warehouse import table_exists
 from pipelines.usage_events.contract import CONTRACT_VERSION, CompiledContract
 from pipelines.usage_events.enrich import ip_networks, ipv4_network_sql, parse_user_agents
@@ -149,6 +151,7 @@ class EventWork:
         self.con.execute(
             "INSERT INTO seen SELECT event_id FROM parsed JOIN status USING (file_id, line_no) WHERE status = 'loaded'"
         )
+        self.con.execute(f"CREATE OR REPLACE TABLE withdrawn AS {withdrawn_sql(self.con, 'analytics', 'wh' if attached else None)}")
         if attached:
             self.con.execute("DETACH wh")
 
@@ -201,7 +204,8 @@ class EventWork:
     def events(self, cipher: FieldCipher) -> Iterator[pa.RecordBatch]:
         """The slice's loaded events, enriched and with personal data encrypted, in arrow batches."""
         self._enrichment_tables()
-        identifier = "CASE WHEN p.consent_analytics THEN p.{0} END AS {0}"
+        self._refused_rows(cipher)
+        identifier = "CASE WHEN p.consent_analytics AND r.line_no IS NULL THEN p.{0} END AS {0}"
         self.con.execute(
             f"""
             CREATE OR REPLACE TABLE events_plain AS
@@ -214,13 +218,14 @@ class EventWork:
                    nullif(regexp_extract(p.url, '{_URL_SCHEME}[^/?#]*([^?#]*)', 1), '') AS page_path,
                    {_url_columns('p.referrer', 'referrer')},
                    {_utm('p.url', 'source')}, {_utm('p.url', 'medium')}, {_utm('p.url', 'campaign')},
-                   p.properties, p.consent_analytics, p.consent_ads,
+                   p.properties, p.consent_analytics AND r.line_no IS NULL AS consent_analytics, p.consent_ads,
                    f.url AS source_file, p.line_no AS source_line, '{CONTRACT_VERSION}' AS contract_version
             FROM parsed p
             JOIN status s USING (file_id, line_no)
             JOIN files f USING (file_id)
             LEFT JOIN ua ON ua.user_agent = p.user_agent
             LEFT JOIN ipn ON ipn.ip = p.ip
+            LEFT JOIN refused_rows r USING (file_id, line_no)
             WHERE s.status = 'loaded'
             """
         )
@@ -229,13 +234,15 @@ class EventWork:
     def quarantine(self, cipher: FieldCipher) -> Iterator[pa.RecordBatch]:
         """The quarantined lines with their reason; the raw line itself is stored only encrypted."""
         pattern = self.contract.schema["properties"]["workspace_id"]["pattern"]
+        workspace = f"coalesce(p.workspace_id, {loose_json_field('p.line', 'workspace_id')})"
         self.con.execute(
             f"""
             CREATE OR REPLACE TABLE quarantine_plain AS
             SELECT f.url AS source_file, p.line_no AS source_line, p.received_date, p.reason, p.reason_detail,
-                   CASE WHEN regexp_matches(p.workspace_id, ?) THEN p.workspace_id ELSE '{UNATTRIBUTED_WORKSPACE}' END
+                   CASE WHEN regexp_matches({workspace}, ?) THEN {workspace} ELSE '{UNATTRIBUTED_WORKSPACE}' END
                      AS workspace_id,
-                   p.user_id, p.anonymous_id,
+                   coalesce(p.user_id, {loose_json_field('p.line', 'user_id')}) AS user_id,
+                   coalesce(p.anonymous_id, {loose_json_field('p.line', 'anonymous_id')}) AS anonymous_id,
                    coalesce(p.line, iu.raw) AS raw_line,
                    coalesce(strlen(p.line), strlen(iu.raw)) AS raw_bytes,
                    '{CONTRACT_VERSION}' AS contract_version
@@ -247,6 +254,24 @@ class EventWork:
             [pattern],
         )
         yield from self._protected("quarantine_plain", QUARANTINE_COLUMNS, QUARANTINE_TABLE, cipher)
+
+    def _refused_rows(self, cipher: FieldCipher) -> None:
+        """The slice's events whose person withdrew analytics consent (an opt-out request): they load without
+        identifiers, as if the tracker had sent consent.analytics = false. Only identifiers of workspaces
+        with an opt-out are blind-indexed for the check."""
+        ids = " UNION ".join(
+            f"SELECT p.workspace_id AS ws, p.{c} AS v FROM parsed p JOIN status s USING (file_id, line_no) "
+            f"WHERE s.status = 'loaded' AND p.{c} IS NOT NULL AND p.workspace_id IN (SELECT workspace_id FROM withdrawn)"
+            for c in ("user_id", "anonymous_id", "device_id")
+        )
+        candidates = self.con.sql(ids).to_arrow_table()
+        hashed = candidates.append_column(  # noqa: F841 - read by DuckDB's replacement scan
+            "bidx", cipher.blind_index_many(candidates.column("ws"), candidates.column("v")))
+        self.con.execute(
+            "CREATE OR REPLACE TABLE refused_rows AS SELECT DISTINCT p.file_id, p.line_no FROM parsed p "
+            "JOIN hashed h ON h.ws = p.workspace_id AND h.v IN (p.user_id, p.anonymous_id, p.device_id) "
+            "JOIN withdrawn w ON w.workspace_id = h.ws AND w.subject_bidx = h.bidx"
+        )
 
     def _enrichment_tables(self) -> None:
         uas = [r[0] for r in self.con.execute(

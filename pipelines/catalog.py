@@ -1,0 +1,45 @@
+"""The catalogue of what the sources load: every table with its column declaration, and every landing zone
+holding raw copies of personal data.
+
+The privacy engine is generic: it governs whatever is listed here (retention rules are validated against
+it, erasure and access walk it). A new source joins by adding its settings below — no privacy code of its
+own. Sources never import each other; only this module knows them all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from dlt.common.schema.typing import TTableSchemaColumns
+
+from pipelines import paths
+from pipelines.usage_events import settings as usage_events
+from pipelines.workspaces import WORKSPACE_ID_PATTERN
+
+
+@dataclass(frozen=True)
+class LandingZone:
+    """Raw NDJSON files a source reads from: `url()` is resolved at use (environment variables may move it)."""
+
+    name: str
+    url: Callable[[], str]
+    glob: str
+    workspace_field: str
+    subject_fields: tuple[str, ...]
+    workspace_pattern: str = WORKSPACE_ID_PATTERN
+
+
+DECLARED_TABLES: dict[str, TTableSchemaColumns] = {
+    f"{usage_events.DATASET_NAME}.{table}": columns for table, columns in usage_events.TABLES.items()
+}
+
+LANDING_ZONES: tuple[LandingZone, ...] = (
+    LandingZone(
+        name="usage_events",
+        url=paths.events_landing_url,
+        glob=usage_events.LANDING_GLOB,
+        workspace_field=usage_events.LANDING_WORKSPACE_FIELD,
+        subject_fields=usage_events.LANDING_SUBJECT_FIELDS,
+    ),
+)

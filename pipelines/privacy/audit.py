@@ -1,0 +1,99 @@
+"""The privacy audit log: append-only, hash-chained JSON lines, with no personal data in them.
+
+Every retention pass and every data-subject request appends one entry: who or what asked, when, what was
+done, to which tables and how many rows. Entries hold ids, counts and table names only — never an email,
+an id of a person or a value — so the log itself never needs erasing. Each entry carries the hash of the
+one before, so a deleted, reordered or edited entry breaks the chain and `verify()` (an asset check) says
+where.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+GENESIS = "0" * 64
+
+
+@dataclass(frozen=True)
+class ChainStatus:
+    intact: bool
+    entries: int
+    broken_at: int | None = None
+
+
+def _digest(entry: Mapping[str, Any]) -> str:
+    body = {k: v for k, v in entry.items() if k != "hash"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+class AuditLog:
+    """One JSONL file; appends are serialised with an exclusive file lock across processes."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def append(
+        self,
+        *,
+        actor: str,
+        action: str,
+        tables: Mapping[str, int] | None = None,
+        request_id: str | None = None,
+        workspace_id: str | None = None,
+        counts: Mapping[str, int | str] | None = None,
+    ) -> dict[str, Any]:
+        """Append one entry and return it. Pass counts and codes only: the log is never erased."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(fd, "r+", encoding="utf-8") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            last = self._last(handle)
+            entry = {
+                "seq": last["seq"] + 1 if last else 1,
+                "at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds"),
+                "actor": actor,
+                "action": action,
+                "request_id": request_id,
+                "workspace_id": workspace_id,
+                "tables": dict(tables or {}),
+                "counts": dict(counts or {}),
+                "prev": last["hash"] if last else GENESIS,
+            }
+            entry["hash"] = _digest(entry)
+            handle.write(json.dumps(entry, sort_keys=True) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        return entry
+
+    @staticmethod
+    def _last(handle) -> dict[str, Any] | None:
+        handle.seek(0)
+        last = None
+        for line in handle:
+            if line.strip():
+                last = line
+        return json.loads(last) if last else None
+
+    def entries(self) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return []
+        with self.path.open(encoding="utf-8") as handle:
+            return [json.loads(line) for line in handle if line.strip()]
+
+    def verify(self) -> ChainStatus:
+        """Walk the chain: every entry's hash matches its content and names its predecessor."""
+        prev, seq = GENESIS, 0
+        entries = self.entries()
+        for entry in entries:
+            seq += 1
+            if entry.get("seq") != seq or entry.get("prev") != prev or entry.get("hash") != _digest(entry):
+                return ChainStatus(False, len(entries), seq)
+            prev = entry["hash"]
+        return ChainStatus(True, len(entries))

@@ -1,0 +1,325 @@
+"""Processing data-subject requests: access, correction, erasure and consent, all pending ones in one batch.
+
+Everything works from the stored declarations (`x-data-category`, blind indexes, subject references), so a
+new source's tables are searched, exported, corrected and erased without code here. People are found by
+blind index (`pipelines.privacy.subjects`), never by decrypting tables. Order within a batch: consent,
+corrections, access exports, then erasures (an erasure also removes earlier exports of the person).
+
+Erasure is ordered so that a crash at any point is finished by the next run: keys are destroyed first
+(after that the stored ciphertext is unreadable whatever happens), then landed raw files are scrubbed,
+then rows are deleted in one transaction and the request is closed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from pipelines.catalog import LANDING_ZONES
+from pipelines.privacy.audit import AuditLog
+from pipelines.privacy.categories import BLIND_INDEX_HINT, CATEGORY_HINT, declaration, stored_declarations
+from pipelines.privacy.consent import DATASET as CONSENT_DATASET, TABLE as CONSENT_TABLE, ensure_consent_table
+from pipelines.privacy.requests import Inbox, RequestError, normalise_identity, request_from_row, validate
+from pipelines.privacy.scrub import scrub_landing
+from pipelines.privacy.sql import ident, qualified
+from pipelines.workspaces import UNATTRIBUTED_WORKSPACE
+from pipelines.privacy.subjects import IDENTITIES, TARGETS, find_rows, hits_table, searchable_tables
+
+ACTOR = "privacy.data_subject_requests"
+_ORDER = {"consent": 0, "correction": 1, "access": 2, "erasure": 3}
+
+
+@dataclass
+class Outcome:
+    request_id: str
+    request_type: str
+    status: str
+    detail: str
+    tables: dict[str, int] = field(default_factory=dict)
+    export_path: str | None = None
+
+
+@dataclass
+class BatchReport:
+    """Counts of one batch (Dagster metadata); per-request detail lives in the inbox and the audit log."""
+
+    outcomes: list[Outcome] = field(default_factory=list)
+    rows_by_table: dict[str, int] = field(default_factory=dict)
+    keys_destroyed: int = 0
+    landing_lines_removed: int = 0
+    landing_files_rewritten: int = 0
+    exports_removed: int = 0
+
+    def count(self, status: str) -> int:
+        return sum(1 for o in self.outcomes if o.status == status)
+
+
+def process_pending(
+    con: duckdb.DuckDBPyConnection,
+    cipher,
+    inbox: Inbox,
+    audit: AuditLog,
+    *,
+    exports_dir: Path,
+    landing_urls: dict[str, str],
+    now: dt.datetime | None = None,
+) -> BatchReport:
+    """Process every received request of `inbox` against the warehouse behind `con` (read-write)."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    report = BatchReport()
+    tables = stored_declarations(con)
+    accepted: list[dict[str, Any]] = []
+    for row in inbox.pending():
+        problem = _problem(row, cipher, tables)
+        if problem:
+            inbox.finish(row["request_id"], "rejected", problem, now=now)
+            audit.append(actor=ACTOR, action=f"dsr.{row['request_type']}.rejected", request_id=row["request_id"],
+                         workspace_id=row["workspace_id"], counts={"reason": problem})
+            report.outcomes.append(Outcome(row["request_id"], row["request_type"], "rejected", problem))
+        else:
+            accepted.append(row)
+    if not accepted:
+        return report
+    _seal(inbox, cipher, accepted)
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {TARGETS} (request_id VARCHAR, workspace_id VARCHAR, bidx BLOB)")
+    targets = pa.table({  # the person in their workspace, and lines with a broken workspace id
+        "request_id": [r["request_id"] for r in accepted] * 2,
+        "workspace_id": [r["workspace_id"] for r in accepted] + [UNATTRIBUTED_WORKSPACE] * len(accepted),
+        "bidx": pa.array([r["identity_bidx"] for r in accepted] + [r["unattributed_bidx"] for r in accepted],
+                         pa.binary()),
+    })
+    con.execute(f"INSERT INTO {TARGETS} SELECT * FROM targets")
+    searchable = searchable_tables(con, tables)
+    find_rows(con, searchable)
+    per_request = _rows_per_request(con, searchable)
+    for row in sorted(accepted, key=lambda r: _ORDER[r["request_type"]]):
+        rid, kind = row["request_id"], row["request_type"]
+        outcome = Outcome(rid, kind, "completed", "", dict(per_request.get(rid, {})))
+        report.outcomes.append(outcome)
+    handlers = {"consent": _consent, "correction": _correct, "access": _export, "erasure": _erase}
+    by_id = {r["request_id"]: r for r in accepted}
+    for kind in sorted(handlers, key=_ORDER.get):
+        batch = [o for o in report.outcomes if o.request_type == kind and o.status == "completed"]
+        if not batch:
+            continue
+        handlers[kind](con, cipher, inbox, by_id, batch, tables, searchable, report,
+                       exports_dir=exports_dir, landing_urls=landing_urls, now=now)
+        for outcome in batch:  # closed kind by kind: an erasure then sees this batch's exports too
+            inbox.finish(outcome.request_id, "completed", outcome.detail, outcome.export_path, now=now)
+            audit.append(actor=ACTOR, action=f"dsr.{kind}", request_id=outcome.request_id,
+                         workspace_id=by_id[outcome.request_id]["workspace_id"], tables=outcome.tables,
+                         counts={"rows": sum(outcome.tables.values())})
+            for table, count in outcome.tables.items():
+                report.rows_by_table[table] = report.rows_by_table.get(table, 0) + count
+    for table in searchable:
+        con.execute(f"DROP TABLE IF EXISTS {hits_table(table)}")
+    return report
+
+
+# -- validation ----------------------------------------------------------------------------------------
+
+
+def _problem(row: dict[str, Any], cipher, tables) -> str | None:
+    """Why a request cannot be processed (a message without personal data), or None."""
+    request = request_from_row(row)
+    try:  # sealed: a run stopped after indexing the identity; the plaintext is gone already
+        validate(request, identity_sealed=row.get("identity_bidx") is not None and not row.get("identity_value"))
+    except RequestError as exc:
+        return str(exc)
+    if not cipher.has_workspace(request.workspace_id):
+        return "unknown workspace: no data is held for this workspace id"
+    if request.request_type == "correction":
+        held = {col.get(CATEGORY_HINT) for cols in tables.values() for col in cols.values()}
+        if request.field not in held:
+            return f"field {request.field!r} is not a data category held in any table"
+    return None
+
+
+def _seal(inbox: Inbox, cipher, rows: list[dict[str, Any]]) -> None:
+    """Blind-index each request's identity (under its workspace's key and the unattributed key) and clear
+    its plaintext from the inbox."""
+    fresh = [r for r in rows if r.get("identity_value")]
+    if not fresh:
+        return
+    values = [normalise_identity(r["identity_kind"], r["identity_value"]) for r in fresh]
+    own = cipher.blind_index_many([r["workspace_id"] for r in fresh], values).to_pylist()
+    unattributed = cipher.blind_index(UNATTRIBUTED_WORKSPACE, values).to_pylist()
+    for row, bidx, other in zip(fresh, own, unattributed):
+        row["identity_bidx"], row["unattributed_bidx"] = bidx, other
+    inbox.seal({r["request_id"]: (r["identity_bidx"], r["unattributed_bidx"]) for r in fresh})
+
+
+def _rows_per_request(con, searchable) -> dict[str, dict[str, int]]:
+    found: dict[str, dict[str, int]] = defaultdict(dict)
+    for table in searchable:
+        for rid, rows in con.execute(f"SELECT request_id, count(*) FROM {hits_table(table)} GROUP BY 1").fetchall():
+            found[rid][table] = rows
+    return found
+
+
+def _hits_of(table: str, request_ids: list[str]) -> str:
+    marks = ", ".join("'" + r.replace("'", "''") + "'" for r in request_ids)
+    return f"SELECT * FROM {hits_table(table)} WHERE request_id IN ({marks})"
+
+
+# -- consent -------------------------------------------------------------------------------------------
+
+
+def _consent(con, cipher, inbox, rows, batch, tables, searchable, report, *, now, **_) -> None:
+    """Record each purpose's choice for every identifier of the person; an opt-out also clears the
+    matching `consent_<purpose>` flag of rows already held, so exports filtering on it obey at once."""
+    ensure_consent_table(con)
+    choices = [(o.request_id, purpose, allowed)
+               for o in batch for purpose, allowed in json.loads(rows[o.request_id]["purposes"]).items()]
+    choice_table = pa.table({"request_id": [c[0] for c in choices], "purpose": [c[1] for c in choices],
+                             "allowed": [c[2] for c in choices]})
+    con.register("choices", choice_table)
+    con.execute(
+        f"INSERT INTO {CONSENT_DATASET}.{CONSENT_TABLE} SELECT DISTINCT i.workspace_id, i.bidx, c.purpose, c.allowed, "
+        f"c.request_id, ?::TIMESTAMPTZ FROM {IDENTITIES} i JOIN choices c USING (request_id)",
+        [now],
+    )
+    for table in searchable:
+        for purpose in {c[1] for c in choices if not c[2]}:
+            column = f"consent_{purpose}"
+            if column not in tables[table]:
+                continue
+            refused = [c[0] for c in choices if c[1] == purpose and not c[2]]
+            con.execute(f"UPDATE {qualified(table)} SET {ident(column)} = false WHERE rowid IN "
+                        f"(SELECT rid FROM ({_hits_of(table, refused)}))")
+    con.unregister("choices")
+    for outcome in batch:
+        outcome.detail = "consent recorded for " + ", ".join(
+            f"{p}={'allowed' if a else 'refused'}" for rid, p, a in choices if rid == outcome.request_id)
+
+
+# -- correction ----------------------------------------------------------------------------------------
+
+
+def _correct(con, cipher, inbox, rows, batch, tables, searchable, report, **_) -> None:
+    """Rewrite the corrected field wherever the person's rows hold it: new ciphertext under the same subject
+    key, and every blind index of that field recomputed."""
+    for outcome in batch:
+        outcome.tables = {}
+    for category in {rows[o.request_id]["field"] for o in batch}:
+        requests = [o for o in batch if rows[o.request_id]["field"] == category]
+        names = {name for cols in tables.values() for name, col in cols.items() if col.get(CATEGORY_HINT) == category}
+        for table in searchable:
+            columns = tables[table]
+            targets = [c for c in columns if c in names and columns[c].get(CATEGORY_HINT) == category]
+            indexes = [c for c, col in columns.items() if col.get(BLIND_INDEX_HINT) in names]
+            if not targets and not indexes:
+                continue
+            subject = declaration(columns).subject_ref
+            ref = f"t.{ident(subject)}" if subject else "NULL::BLOB"
+            hits = con.sql(
+                f"SELECT h.rid, h.request_id, t.workspace_id, {ref} AS subject_ref "
+                f"FROM ({_hits_of(table, [o.request_id for o in requests])}) h "
+                f"JOIN {qualified(table)} t ON t.rowid = h.rid"
+            ).to_arrow_table()
+            if hits.num_rows == 0:
+                continue
+            new = pa.array([rows[r]["new_value"].strip() for r in hits.column("request_id").to_pylist()], pa.string())
+            update = {"rid": hits.column("rid")}
+            context_table = table.split(".", 1)[1]
+            for column in targets:
+                update[column] = cipher.encrypt_with_refs(hits.column("workspace_id"), hits.column("subject_ref"),
+                                                          new, f"{context_table}.{column}")
+            for column in indexes:
+                update[column] = cipher.blind_index_many(hits.column("workspace_id"), new)
+            corrections = pa.table(update)  # noqa: F841 - read by DuckDB's replacement scan
+            sets = ", ".join(f"{ident(c)} = corrections.{ident(c)}" for c in [*targets, *indexes])
+            con.execute(f"UPDATE {qualified(table)} SET {sets} FROM corrections WHERE {qualified(table)}.rowid = corrections.rid")
+            for rid, count in Counter(hits.column("request_id").to_pylist()).items():
+                outcome = next(o for o in requests if o.request_id == rid)
+                outcome.tables[table] = count
+    for outcome in batch:
+        outcome.detail = f"corrected {rows[outcome.request_id]['field']} in {sum(outcome.tables.values())} rows"
+
+
+# -- access --------------------------------------------------------------------------------------------
+
+
+def _export(con, cipher, inbox, rows, batch, tables, searchable, report, *, exports_dir, now, **_) -> None:
+    """Write one JSON file per request with every row held about the person, personal columns decrypted."""
+    documents = {o.request_id: {"request_id": o.request_id, "workspace_id": rows[o.request_id]["workspace_id"],
+                                "generated_at": now.isoformat(), "tables": {}} for o in batch}
+    for table in searchable:
+        columns = tables[table]
+        decl = declaration(columns)
+        hidden = {*decl.blind_indexes, *([decl.subject_ref] if decl.subject_ref else [])}
+        data = con.sql(
+            f"SELECT h.request_id AS _request_id, t.* FROM ({_hits_of(table, list(documents))}) h "
+            f"JOIN {qualified(table)} t ON t.rowid = h.rid ORDER BY h.request_id, h.rid"
+        ).to_arrow_table()
+        if data.num_rows == 0:
+            continue
+        refs = data.column(decl.subject_ref) if decl.subject_ref else None
+        context_table = table.split(".", 1)[1]
+        for column in decl.encrypted:
+            if column in data.column_names:
+                plain = cipher.decrypt_many(data.column("workspace_id"), refs, data.column(column),
+                                            f"{context_table}.{column}")
+                data = data.set_column(data.column_names.index(column), column, plain)
+        keep = [c for c in data.column_names if c not in hidden and not c.startswith("_dlt")]
+        for record in data.select(keep).to_pylist():
+            rid = record.pop("_request_id")
+            documents[rid]["tables"].setdefault(table, []).append(record)
+    exports_dir.mkdir(parents=True, exist_ok=True)
+    for outcome in batch:
+        path = exports_dir / f"{outcome.request_id}.json"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(documents[outcome.request_id], handle, default=str, indent=1, sort_keys=True)
+        outcome.export_path = str(path)
+        outcome.detail = f"exported {sum(outcome.tables.values())} rows from {len(outcome.tables)} tables"
+
+
+# -- erasure -------------------------------------------------------------------------------------------
+
+
+def _erase(con, cipher, inbox, rows, batch, tables, searchable, report, *, landing_urls, **_) -> None:
+    """Destroy the people's keys, scrub landed files, remove earlier exports, then delete their rows."""
+    request_ids = [o.request_id for o in batch]
+    marks = ", ".join("'" + r.replace("'", "''") + "'" for r in request_ids)
+    refs = [f"SELECT workspace_id, bidx AS subject_ref FROM {IDENTITIES} WHERE request_id IN ({marks})"]
+    for table in searchable:
+        subject = declaration(tables[table]).subject_ref
+        if subject:
+            refs.append(f"SELECT t.workspace_id, t.{ident(subject)} FROM ({_hits_of(table, request_ids)}) h "
+                        f"JOIN {qualified(table)} t ON t.rowid = h.rid WHERE t.{ident(subject)} IS NOT NULL")
+    for workspace, subject_refs in con.execute(
+        f"SELECT workspace_id, list(DISTINCT subject_ref) FROM ({' UNION '.join(refs)}) GROUP BY 1"
+    ).fetchall():
+        report.keys_destroyed += cipher.destroy_subjects(workspace, [bytes(r) for r in subject_refs])
+    identities = con.sql(
+        f"SELECT DISTINCT workspace_id, bidx FROM {IDENTITIES} WHERE request_id IN ({marks})").to_arrow_table()
+    for zone in LANDING_ZONES:
+        if zone.name in landing_urls:
+            scrubbed = scrub_landing(zone, landing_urls[zone.name], identities, cipher)
+            report.landing_lines_removed += scrubbed.lines_removed
+            report.landing_files_rewritten += scrubbed.files_rewritten
+    for workspace, bidxs in con.execute(
+        f"SELECT workspace_id, list(DISTINCT bidx) FROM {IDENTITIES} WHERE request_id IN ({marks}) GROUP BY 1"
+    ).fetchall():
+        for request_id, path in inbox.earlier_exports(workspace, [bytes(b) for b in bidxs]):
+            Path(path).unlink(missing_ok=True)
+            inbox.forget_export(request_id)
+            report.exports_removed += 1
+    con.execute("BEGIN")
+    for table in searchable:
+        con.execute(f"DELETE FROM {qualified(table)} WHERE rowid IN (SELECT rid FROM {hits_table(table)} "
+                    f"WHERE request_id IN ({marks}))")
+    con.execute("COMMIT")
+    con.execute("CHECKPOINT")
+    for outcome in batch:
+        outcome.detail = f"erased {sum(outcome.tables.values())} rows from {len(outcome.tables)} tables"

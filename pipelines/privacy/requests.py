@@ -1,0 +1,247 @@
+"""The data-subject request inbox: a small SQLite landing table the CRM app, the CLI and provider callbacks
+write, and the privacy asset processes.
+
+SQLite, not the warehouse: the app must be able to file a request while a pipeline holds DuckDB's single
+writer lock. A request arrives with the person's identifier in the clear (that is how the app knows them);
+processing replaces it with the workspace's blind index and clears the plaintext (secure_delete zeroes the
+freed bytes), so after processing the inbox holds no personal data. Every request has a deadline: 30 days
+after it was received (GDPR art. 12(3)).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import sqlite3
+import uuid
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from pipelines.workspaces import WORKSPACE_ID_PATTERN
+
+REQUEST_TYPES = ("access", "correction", "erasure", "consent")
+PURPOSES = ("analytics", "ads", "marketing_email")
+# What a person can be identified by, and how their value is normalised before the blind index.
+IDENTITY_KINDS = {
+    "user_id": "as given",
+    "anonymous_id": "as given (the tracker's cookie id)",
+    "device_id": "as given",
+    "email": "trimmed, lower-cased",
+    "phone": "digits and a leading + only",
+    "facebook_user_id": "as given (Meta app-scoped user id)",
+    "google_user_id": "as given (Google account subject id)",
+}
+DEADLINE_DAYS = 30
+STATUSES = ("received", "completed", "rejected")
+WORKSPACE_PATTERN = re.compile(WORKSPACE_ID_PATTERN)
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_PHONE = re.compile(r"^\+?[0-9]{6,15}$")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS requests (
+    request_id        TEXT PRIMARY KEY,
+    request_type      TEXT NOT NULL,
+    workspace_id      TEXT NOT NULL,
+    identity_kind     TEXT NOT NULL,
+    identity_value    TEXT,               -- plaintext as filed; cleared when processed
+    identity_bidx     BLOB,               -- the workspace's blind index of the normalised value
+    unattributed_bidx BLOB,               -- the same under the `_unattributed` key (lines without a workspace)
+    field             TEXT,               -- correction: the data category to correct
+    new_value         TEXT,               -- correction: the corrected value; cleared when processed
+    purposes          TEXT,               -- consent: JSON object purpose -> allowed
+    source            TEXT NOT NULL DEFAULT 'app',
+    requested_by      TEXT NOT NULL DEFAULT 'app',
+    received_at       TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    deadline          TEXT,
+    status            TEXT NOT NULL DEFAULT 'received',
+    status_detail     TEXT,
+    completed_at      TEXT,
+    export_path       TEXT,
+    confirmation_code TEXT
+);
+"""
+
+
+class RequestError(ValueError):
+    """A request that cannot be accepted; the message says which field and why (never its value)."""
+
+
+@dataclass
+class Request:
+    """One data-subject request as filed."""
+
+    request_type: str
+    workspace_id: str
+    identity_kind: str
+    identity_value: str
+    field: str | None = None
+    new_value: str | None = None
+    purposes: Mapping[str, bool] | None = None
+    source: str = "cli"
+    requested_by: str = "cli"
+    request_id: str | None = None
+    confirmation_code: str | None = None
+
+
+def normalise_identity(kind: str, value: str) -> str:
+    """The form the blind index is computed on, so `Ann@Example.com ` finds `ann@example.com`."""
+    value = value.strip()
+    if kind == "email":
+        return value.lower()
+    if kind == "phone":
+        return re.sub(r"[^0-9+]", "", value)
+    return value
+
+
+def validate(request: Request, *, identity_sealed: bool = False) -> None:
+    """Raise RequestError for the first problem found; messages name fields, never personal values.
+
+    `identity_sealed`: the identity was already replaced by its blind index (a run stopped after sealing),
+    so only the rest is checked."""
+    if request.request_type not in REQUEST_TYPES:
+        raise RequestError(f"unknown request type {request.request_type!r}; expected one of {list(REQUEST_TYPES)}")
+    if not isinstance(request.workspace_id, str) or not WORKSPACE_PATTERN.match(request.workspace_id):
+        raise RequestError("workspace_id is not a valid workspace id")
+    if request.identity_kind not in IDENTITY_KINDS:
+        raise RequestError(f"unknown identity kind {request.identity_kind!r}; expected one of {list(IDENTITY_KINDS)}")
+    if not identity_sealed:
+        _check_identity(request.identity_kind, normalise_identity(request.identity_kind, request.identity_value or ""))
+    if request.request_type == "correction":
+        if not request.field or request.new_value is None or not str(request.new_value).strip():
+            raise RequestError("a correction needs `field` (a data category) and a non-empty `new_value`")
+    elif request.field is not None or request.new_value is not None:
+        raise RequestError("`field` and `new_value` belong to correction requests only")
+    if request.request_type == "consent":
+        purposes = request.purposes or {}
+        unknown = set(purposes) - set(PURPOSES)
+        if not purposes or unknown or not all(isinstance(v, bool) for v in purposes.values()):
+            raise RequestError(f"a consent request needs `purposes`: a non-empty map of {list(PURPOSES)} to true/false")
+    elif request.purposes:
+        raise RequestError("`purposes` belongs to consent requests only")
+
+
+def _check_identity(kind: str, value: str) -> None:
+    if not value:
+        raise RequestError(f"the {kind} identifying the person is empty")
+    if kind == "email" and not _EMAIL.match(value):
+        raise RequestError("the email identifying the person is malformed")
+    if kind == "phone" and not _PHONE.match(value):
+        raise RequestError("the phone number identifying the person is malformed")
+
+
+class Inbox:
+    """The request landing table. Each method opens its own short connection (the file is shared)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with closing(self._connect()) as con, con:
+            con.executescript(_SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        con = sqlite3.connect(self.path, timeout=30)
+        con.row_factory = sqlite3.Row
+        # Cleared plaintext is zeroed in the file; a rollback journal (not WAL) leaves no stale page copies.
+        con.execute("PRAGMA secure_delete = ON")
+        con.execute("PRAGMA journal_mode = DELETE")
+        return con
+
+    def submit(self, request: Request, now: dt.datetime | None = None) -> str:
+        """Validate and file a request; returns its id. Nothing is written when it is invalid."""
+        validate(request)
+        received = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc)
+        request_id = request.request_id or f"dsr_{uuid.uuid4().hex[:16]}"
+        with closing(self._connect()) as con, con:
+            con.execute(
+                "INSERT INTO requests (request_id, request_type, workspace_id, identity_kind, identity_value, "
+                "field, new_value, purposes, source, requested_by, received_at, deadline, confirmation_code) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (request_id, request.request_type, request.workspace_id, request.identity_kind,
+                 request.identity_value, request.field, request.new_value,
+                 json.dumps(dict(request.purposes)) if request.purposes else None,
+                 request.source, request.requested_by, _iso(received),
+                 _iso(received + dt.timedelta(days=DEADLINE_DAYS)), request.confirmation_code),
+            )
+        return request_id
+
+    def pending(self) -> list[dict[str, Any]]:
+        """Requests not yet processed, oldest first (rows the app wrote directly included)."""
+        with closing(self._connect()) as con:
+            rows = con.execute("SELECT * FROM requests WHERE status = 'received' ORDER BY received_at, rowid").fetchall()
+        return [dict(r) for r in rows]
+
+    def all(self) -> list[dict[str, Any]]:
+        """Every request, without the plaintext columns (for status displays)."""
+        with closing(self._connect()) as con:
+            rows = con.execute(
+                "SELECT request_id, request_type, workspace_id, identity_kind, field, source, requested_by, "
+                "received_at, coalesce(deadline, strftime('%Y-%m-%dT%H:%M:%fZ', received_at, '+30 days')) AS deadline, "
+                "status, status_detail, completed_at, export_path FROM requests ORDER BY received_at, rowid"
+            ).fetchall()
+        return [dict(r) for r in rows]
+
+    def get(self, request_id: str) -> dict[str, Any] | None:
+        return next((r for r in self.all() if r["request_id"] == request_id), None)
+
+    def seal(self, sealed: Mapping[str, tuple[bytes, bytes]]) -> None:
+        """Store the blind indexes of each request's identity (its workspace's, the unattributed one's) and
+        clear the plaintext identity."""
+        with closing(self._connect()) as con, con:
+            con.executemany(
+                "UPDATE requests SET identity_bidx = ?, unattributed_bidx = ?, identity_value = NULL, "
+                "deadline = coalesce(deadline, strftime('%Y-%m-%dT%H:%M:%fZ', received_at, '+30 days')) "
+                "WHERE request_id = ?",
+                [(bidx, unattributed, rid) for rid, (bidx, unattributed) in sealed.items()],
+            )
+
+    def finish(self, request_id: str, status: str, detail: str, export_path: str | None = None,
+               now: dt.datetime | None = None) -> None:
+        """Close a request; the plaintext columns are cleared whatever the outcome."""
+        if status not in STATUSES[1:]:
+            raise ValueError(f"a request finishes as completed or rejected, not {status!r}")
+        with closing(self._connect()) as con, con:
+            con.execute(
+                "UPDATE requests SET status = ?, status_detail = ?, export_path = ?, completed_at = ?, "
+                "identity_value = NULL, new_value = NULL WHERE request_id = ?",
+                (status, detail, export_path, _iso(now or dt.datetime.now(dt.timezone.utc)), request_id),
+            )
+
+    def earlier_exports(self, workspace_id: str, identity_bidxs: list[bytes]) -> list[tuple[str, str]]:
+        """(request_id, export path) of completed access requests of these identities: erasure removes them."""
+        if not identity_bidxs:
+            return []
+        with closing(self._connect()) as con:
+            marks = ",".join("?" * len(identity_bidxs))
+            rows = con.execute(
+                f"SELECT request_id, export_path FROM requests WHERE workspace_id = ? AND export_path IS NOT NULL "
+                f"AND identity_bidx IN ({marks})",
+                (workspace_id, *identity_bidxs),
+            ).fetchall()
+        return [(r["request_id"], r["export_path"]) for r in rows]
+
+    def forget_export(self, request_id: str) -> None:
+        with closing(self._connect()) as con, con:
+            con.execute("UPDATE requests SET export_path = NULL, status_detail = status_detail || "
+                        "'; export removed by a later erasure' WHERE request_id = ?", (request_id,))
+
+
+def request_from_row(row: Mapping[str, Any]) -> Request:
+    """A stored row back into a Request (for validation of rows the app wrote directly)."""
+    purposes = row.get("purposes")
+    try:
+        purposes = json.loads(purposes) if purposes else None
+    except ValueError:
+        purposes = {"<unreadable>": True}
+    return Request(
+        request_type=row["request_type"], workspace_id=row["workspace_id"], identity_kind=row["identity_kind"],
+        identity_value=row.get("identity_value") or "", field=row.get("field"), new_value=row.get("new_value"),
+        purposes=purposes, source=row.get("source") or "app", requested_by=row.get("requested_by") or "app",
+        request_id=row["request_id"],
+    )
+
+
+def _iso(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -1,0 +1,85 @@
+"""Erasure in landing zones: rewrite landed raw files without the lines of the people being erased.
+
+Landed files are plaintext copies of what trackers sent; after a load they stay for replays and audits,
+so an erasure that stopped at the warehouse would leave the person readable on disk. Lines are matched the
+same way rows are: the subject fields of each line (read with a regular expression, so broken JSON lines
+are caught too) are blind-indexed per distinct value and compared with the erased identities. Files without
+a match are not touched; matched files are rewritten through a temporary file and an atomic replace, with
+their compression kept. Works on any fsspec URL.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+import duckdb
+import fsspec
+import pyarrow as pa
+
+from pipelines.catalog import LandingZone
+from pipelines.privacy.sql import loose_json_field
+from pipelines.workspaces import UNATTRIBUTED_WORKSPACE
+
+
+@dataclass
+class ScrubReport:
+    files_scanned: int = 0
+    files_rewritten: int = 0
+    lines_removed: int = 0
+
+
+def scrub_landing(zone: LandingZone, url: str, identities: pa.Table, cipher) -> ScrubReport:
+    """Remove from every file of `zone` under `url` the lines whose subject fields blind-index to one of
+    `identities` (columns workspace_id, bidx)."""
+    report = ScrubReport()
+    fs, root = fsspec.core.url_to_fs(url)
+    workspaces = set(identities.column("workspace_id").to_pylist())
+    if not workspaces:
+        return report
+    con = duckdb.connect()
+    con.register("identities", identities)
+    fields = ", ".join(f"{loose_json_field('text', f)} AS {f}" for f in zone.subject_fields)
+    workspace = loose_json_field("text", zone.workspace_field)
+    for path in sorted(fs.glob(f"{root.rstrip('/')}/{zone.glob}")):
+        report.files_scanned += 1
+        with fs.open(path, "rb", compression="infer") as handle:
+            lines = handle.read().split(b"\n")
+        batch = pa.table({"line_no": pa.array(range(len(lines)), pa.int64()), "raw": pa.array(lines, pa.binary())})
+        con.register("batch", batch)
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE fields AS SELECT line_no, ws, {', '.join(zone.subject_fields)} FROM ("
+            f"SELECT line_no, text, CASE WHEN regexp_matches({workspace}, ?) THEN {workspace} "
+            f"ELSE '{UNATTRIBUTED_WORKSPACE}' END AS ws, {fields} "
+            "FROM (SELECT line_no, try(decode(raw)) AS text FROM batch)) "
+            "WHERE ws IN (SELECT workspace_id FROM identities)",
+            [zone.workspace_pattern],
+        )
+        values = con.sql(
+            " UNION ".join(f"SELECT ws, {f} AS v FROM fields WHERE {f} IS NOT NULL" for f in zone.subject_fields)
+        ).to_arrow_table()
+        if values.num_rows == 0:
+            continue
+        hashed = values.append_column("bidx", cipher.blind_index_many(values.column("ws"), values.column("v")))
+        con.register("hashed", hashed)
+        drop = {row[0] for row in con.execute(
+            "SELECT DISTINCT f.line_no FROM fields f JOIN hashed h ON h.ws = f.ws AND h.v IN ("
+            + ", ".join(f"f.{x}" for x in zone.subject_fields)
+            + ") JOIN identities i ON i.workspace_id = h.ws AND i.bidx = h.bidx"
+        ).fetchall()}
+        if not drop:
+            continue
+        kept = b"\n".join(line for i, line in enumerate(lines) if i not in drop)
+        temporary = f"{path.rsplit('/', 1)[0]}/.scrub-{uuid.uuid4().hex}.tmp"  # never matches the zone's glob
+        with fs.open(temporary, "wb", compression=_compression(path)) as handle:
+            handle.write(kept)
+        fs.mv(temporary, path)
+        report.files_rewritten += 1
+        report.lines_removed += len(drop)
+    con.close()
+    return report
+
+
+def _compression(path: str) -> str | None:
+    """The compression of `path` by its name (the temporary name hides the suffix from fsspec's infer)."""
+    return fsspec.utils.infer_compression(path)

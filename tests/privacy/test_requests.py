@@ -1,0 +1,260 @@
+"""Data-subject requests on a real warehouse: access exports, corrections, erasure that leaves no trace on
+disk, consent changes, provider callbacks and bad requests."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import hmac
+import json
+import shutil
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from pipelines.privacy.audit import AuditLog
+from pipelines.privacy.dsr import process_pending
+from pipelines.privacy.provider_requests import meta_deletion_request
+from pipelines.privacy.requests import Inbox, Request, RequestError
+from pipelines.workspaces import UNATTRIBUTED_WORKSPACE
+from tests.conftest import Platform, landed_lines
+
+WS_EVENTS = "raw_events.usage_events"
+WS_QUARANTINE = "raw_events.usage_events_quarantine"
+IDS = ("user_id", "anonymous_id", "device_id")
+
+
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory) -> Platform:
+    platform = Platform(tmp_path_factory.mktemp("dsr") / "data")
+    platform.generate()
+    platform.ingest()
+    return platform
+
+
+@pytest.fixture
+def platform(loaded, tmp_path) -> Platform:
+    copy = Platform(tmp_path / "data")
+    shutil.copytree(loaded.root, copy.root)
+    return copy
+
+
+def _process(platform: Platform, *requests: Request):
+    inbox = Inbox(platform.root / "privacy" / "requests.sqlite")
+    ids = [inbox.submit(r) for r in requests]
+    with platform.keyring() as cipher, duckdb.connect(str(platform.warehouse)) as con:
+        report = process_pending(con, cipher, inbox, AuditLog(platform.root / "privacy" / "audit.jsonl"),
+                                 exports_dir=platform.root / "exports",
+                                 landing_urls={"usage_events": str(platform.landing)})
+    return inbox, ids, report
+
+
+def _people(platform: Platform, n: int) -> list[tuple[str, str]]:
+    """The n (workspace, user id) pairs with the most landed events."""
+    counts = Counter((r.get("workspace_id"), r.get("user_id")) for r in landed_lines(platform.landing)
+                     if isinstance(r.get("user_id"), str) and isinstance(r.get("workspace_id"), str))
+    return [pair for pair, _ in counts.most_common(n)]
+
+
+@dataclass
+class Oracle:
+    """Who holds what, computed the slow way: every row decrypted, identities stitched in Python."""
+
+    event_ids: set[str]
+    quarantine_keys: set[tuple[str, int]]
+    values: set[str]  # every plaintext identifier and IP of the person
+
+
+def _decrypted_events(platform: Platform, ws: str) -> list[dict]:
+    rows = platform.query(f"SELECT event_id, subject_ref, user_id, anonymous_id, device_id, ip FROM {WS_EVENTS} "
+                          "WHERE workspace_id = ?", [ws])
+    out = []
+    with platform.keyring() as cipher:
+        for event_id, ref, *cts in rows:
+            plain = [cipher.decrypt(ws, [ct], subject_refs=[ref], context=f"usage_events.{c}").to_pylist()[0]
+                     if ct is not None else None for c, ct in zip((*IDS, "ip"), cts)]
+            out.append({"event_id": event_id, "subject_ref": ref, **dict(zip((*IDS, "ip"), plain))})
+    return out
+
+
+def _oracle(platform: Platform, ws: str, user_id: str) -> Oracle:
+    events = _decrypted_events(platform, ws)
+    with platform.keyring() as cipher:
+        def bidx(values):
+            return set(cipher.blind_index(ws, sorted(values)).to_pylist()) if values else set()
+
+        first = [e for e in events if user_id in (e["user_id"], e["anonymous_id"], e["device_id"])
+                 or e["subject_ref"] in bidx({user_id})]
+        identities = {user_id} | {e[c] for e in first for c in IDS if e[c]}
+        refs = bidx(identities) | {e["subject_ref"] for e in first if e["subject_ref"]}
+        mine = [e for e in events if identities & {e[c] for c in IDS} or e["subject_ref"] in refs]
+        # Quarantined lines: in the workspace by any stitched identifier; with a broken workspace id (kept
+        # under the platform's `_unattributed` key) by the identifier the request gave.
+        unattributed = cipher.blind_index(UNATTRIBUTED_WORKSPACE, [user_id]).to_pylist()
+        match = ("SELECT source_file, source_line FROM raw_events.usage_events_quarantine WHERE workspace_id = ? AND "
+                 "(user_id_bidx IN (SELECT unnest(?)) OR anonymous_id_bidx IN (SELECT unnest(?)) "
+                 "OR subject_ref IN (SELECT unnest(?)))")
+        quarantine = set(platform.query(match, [ws, *[list(refs)] * 3])) | set(
+            platform.query(match, [UNATTRIBUTED_WORKSPACE, *[unattributed] * 3]))
+    return Oracle({e["event_id"] for e in mine}, quarantine, identities | {e["ip"] for e in mine if e["ip"]})
+
+
+def _files_containing(root: Path, values: set[str]) -> dict[str, list[str]]:
+    """Every file under `root` whose bytes contain one of `values` (gzip files are searched decompressed too)."""
+    import gzip
+
+    found: dict[str, list[str]] = {}
+    needles = [v.encode() for v in values]
+    for path in root.rglob("*"):
+        if not path.is_file():
+            continue
+        data = path.read_bytes()
+        if path.suffix == ".gz":
+            data += gzip.decompress(data)
+        hits = [n.decode() for n in needles if n in data]
+        if hits:
+            found[str(path.relative_to(root))] = hits
+    return found
+
+
+def test_access_export_holds_exactly_the_persons_rows_decrypted(platform):
+    ws, user_id = _people(platform, 1)[0]
+    oracle = _oracle(platform, ws, user_id)
+    inbox, (rid,), report = _process(platform, Request("access", ws, "user_id", user_id))
+    assert report.count("completed") == 1
+    stored = inbox.get(rid)
+    export = json.loads(Path(stored["export_path"]).read_text())
+    events = export["tables"][WS_EVENTS]
+    assert {e["event_id"] for e in events} == oracle.event_ids
+    assert {(q["source_file"], q["source_line"]) for q in export["tables"].get(WS_QUARANTINE, [])} == oracle.quarantine_keys
+    truth = {e["event_id"]: e for e in _decrypted_events(platform, ws)}
+    assert all(e[c] == truth[e["event_id"]][c] for e in events for c in (*IDS, "ip"))
+    assert not any(k.endswith("_bidx") or k == "subject_ref" for e in events for k in e)
+    assert stored["status"] == "completed" and Path(stored["export_path"]).stat().st_mode & 0o777 == 0o600
+    assert stored["deadline"].startswith((dt.datetime.fromisoformat(stored["received_at"].replace("Z", "+00:00"))
+                                          + dt.timedelta(days=30)).date().isoformat())
+
+
+def test_erasure_leaves_no_byte_of_the_person_and_keeps_everyone_else(platform):
+    people = _people(platform, 2)
+    (ws, user_id), (other_ws, other_id) = people
+    oracle = _oracle(platform, ws, user_id)
+    other = _oracle(platform, other_ws, other_id)
+    # The person's values that no other line carries (a line without any of their identifiers could be
+    # anyone's, whatever IP it holds).
+    identifiers = oracle.values & {v for r in landed_lines(platform.landing) for c in IDS
+                                   if r.get("user_id") == user_id for v in [r.get(c)] if isinstance(v, str)}
+    unique = oracle.values - {v for r in landed_lines(platform.landing) if not identifiers & {r.get(c) for c in IDS}
+                              for v in r.values() if isinstance(v, str)}
+    assert user_id in unique and len(unique) >= 3
+    assert _files_containing(platform.root, unique)  # before: in the landed files
+    events_before = platform.query(f"SELECT count(*) FROM {WS_EVENTS}")[0][0]
+    quarantine_before = platform.query(f"SELECT count(*) FROM {WS_QUARANTINE}")[0][0]
+    _process(platform, Request("access", ws, "user_id", user_id))  # an earlier export must go too
+
+    inbox, (rid,), report = _process(platform, Request("erasure", ws, "user_id", user_id))
+
+    assert report.rows_by_table == {WS_EVENTS: len(oracle.event_ids), **(
+        {WS_QUARANTINE: len(oracle.quarantine_keys)} if oracle.quarantine_keys else {})}
+    assert report.exports_removed == 1 and report.keys_destroyed >= 1 and report.landing_lines_removed > 0
+    assert platform.query(f"SELECT count(*) FROM {WS_EVENTS}")[0][0] == events_before - len(oracle.event_ids)
+    assert platform.query(f"SELECT count(*) FROM {WS_QUARANTINE}")[0][0] == quarantine_before - len(oracle.quarantine_keys)
+    assert _files_containing(platform.root, unique) == {}
+    assert _oracle(platform, other_ws, other_id) == other  # the other person is intact and readable
+    assert inbox.get(rid)["status"] == "completed"
+    audit = AuditLog(platform.root / "privacy" / "audit.jsonl")
+    assert audit.verify().intact and audit.entries()[-1]["action"] == "dsr.erasure"
+
+
+def test_erasure_of_many_people_in_one_batch(platform):
+    people = _people(platform, 5)
+    oracles = [_oracle(platform, ws, uid) for ws, uid in people]
+    expected = len(set().union(*(o.event_ids for o in oracles)))
+    before = platform.query(f"SELECT count(*) FROM {WS_EVENTS}")[0][0]
+    _, ids, report = _process(platform, *(Request("erasure", ws, "user_id", uid) for ws, uid in people))
+    assert report.count("completed") == 5
+    assert platform.query(f"SELECT count(*) FROM {WS_EVENTS}")[0][0] == before - expected
+
+
+def test_correction_rewrites_the_field_everywhere(platform):
+    ws, user_id = _people(platform, 1)[0]
+    oracle = _oracle(platform, ws, user_id)
+    _process(platform, Request("correction", ws, "user_id", user_id, field="user.device.ip_address",
+                               new_value="198.51.100.77"))
+    after = {e["event_id"]: e for e in _decrypted_events(platform, ws)}
+    assert {after[e]["ip"] for e in oracle.event_ids} == {"198.51.100.77"}
+    with platform.keyring() as cipher:
+        new_bidx = cipher.blind_index(ws, ["198.51.100.77"]).to_pylist()[0]
+    assert platform.query(f"SELECT count(*) FROM {WS_EVENTS} WHERE ip_bidx = ?", [new_bidx])[0][0] == len(oracle.event_ids)
+    others = [e for e in after.values() if e["event_id"] not in oracle.event_ids]
+    assert others and all(e["ip"] != "198.51.100.77" for e in others)
+
+
+def test_bad_requests_get_a_clear_error_and_change_nothing(platform):
+    ws, user_id = _people(platform, 1)[0]
+    inbox = Inbox(platform.root / "privacy" / "requests.sqlite")
+    with pytest.raises(RequestError, match="email identifying the person is malformed"):
+        inbox.submit(Request("access", ws, "email", "not-an-email"))
+    with pytest.raises(RequestError, match="unknown request type 'forget'"):
+        inbox.submit(Request("forget", ws, "user_id", user_id))
+    with pytest.raises(RequestError, match="a consent request needs `purposes`"):
+        inbox.submit(Request("consent", ws, "user_id", user_id, purposes={"telepathy": False}))
+    assert inbox.all() == []
+    snapshot = platform.query(f"SELECT * EXCLUDE (_dlt_load_id) FROM {WS_EVENTS} ORDER BY event_id")
+    _, (rid,), report = _process(platform, Request("erasure", "ws_nobody_knows", "user_id", user_id))
+    assert report.count("rejected") == 1
+    assert inbox.get(rid)["status_detail"] == "unknown workspace: no data is held for this workspace id"
+    assert platform.query(f"SELECT * EXCLUDE (_dlt_load_id) FROM {WS_EVENTS} ORDER BY event_id") == snapshot
+    log = (platform.root / "privacy" / "audit.jsonl").read_text()
+    assert user_id not in log and "dsr.erasure.rejected" in log
+
+
+def test_meta_deletion_callback_becomes_an_erasure(platform):
+    payload = base64.urlsafe_b64encode(json.dumps(
+        {"algorithm": "HMAC-SHA256", "issued_at": 1764000000, "user_id": "fb_123"}).encode()).decode().rstrip("=")
+    signature = base64.urlsafe_b64encode(hmac.new(b"app-secret", payload.encode(), hashlib.sha256).digest()).decode()
+    request = meta_deletion_request(f"{signature.rstrip('=')}.{payload}", "app-secret", _people(platform, 1)[0][0])
+    assert (request.request_type, request.identity_kind, request.source) == ("erasure", "facebook_user_id", "meta_data_deletion")
+    with pytest.raises(RequestError, match="does not match the app secret"):
+        meta_deletion_request(f"{signature}.{payload}", "another-secret", "ws")
+    inbox, (rid,), report = _process(platform, request)
+    assert inbox.get(rid)["status"] == "completed" and report.rows_by_table == {}
+
+
+def _later_id(i: int) -> str:
+    return f"00000000-0000-4000-8000-{i:012d}"
+
+
+def test_opted_out_visitor_is_loaded_without_identifiers(platform):
+    ws, user_id = _people(platform, 2)[0]
+    other_ws, other_id = _people(platform, 2)[1]
+    loaded = {row[0] for row in platform.query(f"SELECT event_id FROM {WS_EVENTS} WHERE consent_analytics")}
+    lines = [r for r in landed_lines(platform.landing) if r.get("event_id") in loaded
+             and (r.get("workspace_id"), r.get("user_id")) in ((ws, user_id), (other_ws, other_id))]
+    lines = list({r["event_id"]: r for r in lines}.values())  # landed duplicates once
+    cookie = next(r["anonymous_id"] for r in lines if r["user_id"] == user_id and r.get("anonymous_id"))
+    inbox, (rid,), _ = _process(platform, Request("consent", ws, "anonymous_id", cookie,
+                                                   purposes={"analytics": False, "ads": False}))
+    assert inbox.get(rid)["status_detail"] == "consent recorded for analytics=refused, ads=refused"
+    # Rows already held: the ads flag follows at once.
+    held = _oracle(platform, ws, user_id).event_ids
+    assert platform.query(f"SELECT count(*) FROM {WS_EVENTS} WHERE event_id IN (SELECT unnest(?)) AND consent_ads",
+                          [list(held)])[0][0] == 0
+
+    later = platform.landing / "dt=2026-11-25"
+    later.mkdir()
+    fresh = [{**r, "event_id": _later_id(i), "occurred_at": "2026-11-25T10:00:00Z"} for i, r in enumerate(lines)]
+    (later / "events-00000.ndjson").write_text("".join(json.dumps(r) + "\n" for r in fresh))
+    report = platform.ingest(received_dates=[dt.date(2026, 11, 25)])
+    assert report.events_loaded == len(fresh)
+    rows = platform.query(f"SELECT event_id, user_id IS NULL AND anonymous_id IS NULL AND device_id IS NULL "
+                          f"AND ip IS NULL AND subject_ref IS NULL, consent_analytics FROM {WS_EVENTS} "
+                          "WHERE event_id LIKE '00000000-0000-4000-8000-%'")
+    mine = {_later_id(i) for i, r in enumerate(lines) if r["user_id"] == user_id}
+    assert mine and len(mine) < len(rows)
+    assert {(eid, stripped, consent) for eid, stripped, consent in rows} == {
+        (eid, eid in mine, eid not in mine) for eid, _, _ in rows}
