@@ -76,8 +76,28 @@ def run(events: int, days: int) -> int:
         print(f"  {day}: run {result.run_id} {'success' if result.success else 'FAILED'}: {counts}; "
               f"checks passed {checks}/{len(result.get_asset_check_evaluations())}")
     print(f"  all days: {', '.join(f'{k} {v}' for k, v in totals.items())}")
+    for name in ("privacy_retention_job", "data_subject_requests_job"):
+        ok = _run_job(instance, name) and ok
     print_warehouse_summary()
     return 0 if ok else 1
+
+
+def _run_job(instance, name: str) -> bool:
+    """Run one unpartitioned job and print each materialisation's counts and the checks."""
+    from definitions import defs
+
+    result = defs.resolve_job_def(name).execute_in_process(
+        instance=instance, run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+        raise_on_error=False,
+    )
+    checks = result.get_asset_check_evaluations()
+    print(f"{name}: run {result.run_id} {'success' if result.success else 'FAILED'}; "
+          f"checks passed {sum(c.passed for c in checks)}/{len(checks)}")
+    for event in result.get_asset_materialization_events():
+        meta = event.materialization.metadata
+        shown = {k: v.value for k, v in meta.items() if isinstance(v.value, (int, float, str)) and k != "requests"}
+        print(f"  {event.asset_key.to_user_string()}: {', '.join(f'{k} {v}' for k, v in shown.items())}")
+    return result.success
 
 
 def print_warehouse_summary() -> None:
@@ -95,6 +115,46 @@ def print_warehouse_summary() -> None:
             print(f"  {schema}.{table}: {count} rows")
 
 
+def submit_request(args: argparse.Namespace) -> int:
+    """File a data-subject request in the inbox; the sensor (or `privacy process`) handles it."""
+    from pipelines.privacy.requests import IDENTITY_KINDS, Request, RequestError
+    from resources.keyring import KeyringResource
+    from resources.privacy import PrivacyResource
+
+    kind = next(k for k in IDENTITY_KINDS if getattr(args, k) is not None)
+    purposes = {**{p: True for p in args.opt_in}, **{p: False for p in args.opt_out}} or None
+    request = Request(args.type, args.workspace, kind, getattr(args, kind), field=args.field,
+                      new_value=args.new_value, purposes=purposes, source="cli", requested_by=args.requested_by)
+    try:
+        from pipelines.privacy.requests import validate
+
+        validate(request)
+        if not Path(paths.keyring_path()).exists():
+            raise RequestError("unknown workspace: no data is held for this workspace id")
+        with KeyringResource().open() as cipher:
+            if not cipher.has_workspace(args.workspace):
+                raise RequestError("unknown workspace: no data is held for this workspace id")
+        request_id = PrivacyResource().inbox().submit(request)
+    except RequestError as exc:
+        print(f"request refused: {exc}", file=sys.stderr)
+        return 2
+    stored = PrivacyResource().inbox().get(request_id)
+    print(f"{request_id}: {args.type} request received, deadline {stored['deadline'][:10]}")
+    return 0
+
+
+def print_requests() -> int:
+    """Every request with its status and deadline (ids and codes only)."""
+    from resources.privacy import PrivacyResource
+
+    rows = PrivacyResource().inbox().all()
+    print(f"{'request':22} {'type':10} {'source':18} {'status':9} {'received':16} {'deadline':10} detail")
+    for r in rows:
+        print(f"{r['request_id']:22} {r['request_type']:10} {r['source']:18} {r['status']:9} "
+              f"{r['received_at'][:16]:16} {r['deadline'][:10]:10} {r['status_detail'] or ''}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cli", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -102,9 +162,37 @@ def main(argv: list[str] | None = None) -> int:
     run_parser.add_argument("--events", type=int, default=int(os.environ.get("GTG_SANDBOX_EVENTS", "100000")),
                             help="sandbox event lines to generate when the landing location is empty")
     run_parser.add_argument("--days", type=int, default=7, help="days of sandbox events, ending today")
+    sub.add_parser("retention", help="run the retention job now (delete / anonymise expired records)")
+    privacy = sub.add_parser("privacy", help="data-subject requests").add_subparsers(dest="action", required=True)
+    submit = privacy.add_parser("submit", help="file an access, correction, erasure or consent request")
+    submit.add_argument("--type", required=True, help="access | correction | erasure | consent")
+    submit.add_argument("--workspace", required=True)
+    who = submit.add_mutually_exclusive_group(required=True)
+    from pipelines.privacy.requests import IDENTITY_KINDS, PURPOSES
+
+    for kind, note in IDENTITY_KINDS.items():
+        who.add_argument(f"--{kind.replace('_', '-')}", dest=kind, help=f"identify the person by {kind} ({note})")
+    submit.add_argument("--field", help="correction: the data category to correct, e.g. user.device.ip_address")
+    submit.add_argument("--new-value", help="correction: the corrected value")
+    submit.add_argument("--opt-out", nargs="*", default=[], choices=PURPOSES, help="consent: purposes refused")
+    submit.add_argument("--opt-in", nargs="*", default=[], choices=PURPOSES, help="consent: purposes allowed")
+    submit.add_argument("--requested-by", default=os.environ.get("USER", "cli"), help="who files it (for the audit)")
+    privacy.add_parser("status", help="list requests with status and deadline")
+    privacy.add_parser("process", help="process pending requests now (what the sensor starts)")
     args = parser.parse_args(argv)
     if args.command == "run":
         return run(args.events, args.days)
+    if args.command in ("retention", "privacy"):
+        ensure_dagster_home()
+        from dagster import DagsterInstance
+
+        if args.command == "retention":
+            return 0 if _run_job(DagsterInstance.get(), "privacy_retention_job") else 1
+        if args.action == "submit":
+            return submit_request(args)
+        if args.action == "status":
+            return print_requests()
+        return 0 if _run_job(DagsterInstance.get(), "data_subject_requests_job") else 1
     return 2
 
 

@@ -12,8 +12,17 @@ from dagster import Definitions, EnvVar
 from dagster_dlt import DagsterDltResource
 
 from assets.ingestion import EVENT_CHECKS, usage_events_assets, usage_events_job, usage_events_landing_sensor
+from assets.privacy import (
+    PRIVACY_ASSETS,
+    PRIVACY_CHECKS,
+    data_subject_request_sensor,
+    requests_job,
+    retention_job,
+    retention_schedule,
+)
 from resources.keyring import KeyringResource
 from resources.landing import LandingResource
+from resources.privacy import PrivacyResource
 from resources.warehouse import WarehouseResource
 
 
@@ -24,14 +33,16 @@ def _keyring() -> KeyringResource:
 
 
 defs = Definitions(
-    assets=[usage_events_assets],
-    asset_checks=EVENT_CHECKS,
-    jobs=[usage_events_job],
-    sensors=[usage_events_landing_sensor],
+    assets=[usage_events_assets, *PRIVACY_ASSETS],
+    asset_checks=[*EVENT_CHECKS, *PRIVACY_CHECKS],
+    jobs=[usage_events_job, retention_job, requests_job],
+    schedules=[retention_schedule],
+    sensors=[usage_events_landing_sensor, data_subject_request_sensor],
     resources={
         "dlt_runner": DagsterDltResource(),
         "warehouse": WarehouseResource(),
         "keyring": _keyring(),
         "landing": LandingResource(),
+        "privacy": PrivacyResource(),
     },
 )

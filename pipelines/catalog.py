@@ -34,6 +34,12 @@ DECLARED_TABLES: dict[str, TTableSchemaColumns] = {
     f"{usage_events.DATASET_NAME}.{table}": columns for table, columns in usage_events.TABLES.items()
 }
 
+# The asset (key path) that materialises each table: the events resource loads all three of its tables.
+ASSET_OF_TABLE: dict[str, tuple[str, ...]] = {
+    f"{usage_events.DATASET_NAME}.{table}": (usage_events.DATASET_NAME, usage_events.EVENTS_TABLE)
+    for table in usage_events.TABLES
+}
+
 LANDING_ZONES: tuple[LandingZone, ...] = (
     LandingZone(
         name="usage_events",

@@ -47,6 +47,16 @@ def work_dir() -> Path:
     return data_dir() / "work"
 
 
+def privacy_dir() -> Path:
+    """The data-subject request inbox (`requests.sqlite`) and the audit log (`audit.jsonl`)."""
+    return data_dir() / "privacy"
+
+
+def exports_dir() -> Path:
+    """GTG_EXPORTS_DIR, default `<data>/exports`: access-request exports (one JSON file per request)."""
+    return Path(os.environ.get("GTG_EXPORTS_DIR") or data_dir() / "exports")
+
+
 def is_sandbox() -> bool:
     """GTG_ENV: `sandbox` (default) generates a local master key when none is given; `production` refuses."""
     return (os.environ.get("GTG_ENV") or "sandbox") == "sandbox"

@@ -1,0 +1,31 @@
+"""The privacy engine's files as a Dagster resource: request inbox, audit log, exports, landing zones."""
+
+from __future__ import annotations
+
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from pipelines import paths
+from pipelines.catalog import LANDING_ZONES
+from pipelines.privacy.audit import AuditLog
+from pipelines.privacy.requests import Inbox
+
+
+def _landing_urls() -> dict[str, str]:
+    return {zone.name: zone.url() for zone in LANDING_ZONES}
+
+
+class PrivacyResource(ConfigurableResource):
+    """Where requests arrive, where the audit log and exports are kept, and which landing zones erasure
+    scrubs (by zone name, default: each source's landing location)."""
+
+    inbox_path: str = str(paths.privacy_dir() / "requests.sqlite")
+    audit_path: str = str(paths.privacy_dir() / "audit.jsonl")
+    exports_dir: str = str(paths.exports_dir())
+    landing_urls: dict[str, str] = Field(default_factory=_landing_urls)
+
+    def inbox(self) -> Inbox:
+        return Inbox(self.inbox_path)
+
+    def audit(self) -> AuditLog:
+        return AuditLog(self.audit_path)

@@ -1,0 +1,117 @@
+"""The privacy assets in Dagster: the retention job and its checks, the request sensor and batch, and no
+personal data in Dagster's own storage after an erasure."""
+
+from __future__ import annotations
+
+import datetime as dt
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from dagster import AssetSelection, DagsterInstance, Definitions, RunRequest, build_sensor_context, define_asset_job
+
+from assets.privacy import (
+    PRIVACY_ASSETS,
+    PRIVACY_CHECKS,
+    RETENTION_CHECKS,
+    data_subject_request_sensor,
+    requests_job,
+    retention_job,
+)
+from pipelines.privacy.requests import Request
+from resources.keyring import KeyringResource
+from resources.privacy import PrivacyResource
+from resources.warehouse import WarehouseResource
+from tests.conftest import END_DATE, Platform, landed_lines
+from tests.privacy.test_requests import _files_containing
+
+AS_OF = (dt.datetime.combine(END_DATE, dt.time(12), dt.timezone.utc) + dt.timedelta(days=394)).isoformat()
+checks_only_job = define_asset_job("retention_checks_only", selection=AssetSelection.checks(*RETENTION_CHECKS))
+
+
+def _privacy(platform: Platform) -> PrivacyResource:
+    return PrivacyResource(inbox_path=str(platform.root / "privacy" / "requests.sqlite"),
+                           audit_path=str(platform.root / "privacy" / "audit.jsonl"),
+                           exports_dir=str(platform.root / "exports"),
+                           landing_urls={"usage_events": str(platform.landing)})
+
+
+def _defs(platform: Platform) -> Definitions:
+    return Definitions(
+        assets=PRIVACY_ASSETS,
+        asset_checks=PRIVACY_CHECKS,
+        jobs=[retention_job, requests_job, checks_only_job],
+        sensors=[data_subject_request_sensor],
+        resources={
+            "warehouse": WarehouseResource(path=str(platform.warehouse), dlt_dir=str(platform.dlt_dir),
+                                           work_dir=str(platform.work_dir)),
+            "keyring": KeyringResource(master_key_file=str(platform.master_key_file),
+                                       keyring_path=str(platform.keyring_path), create_key_if_missing=True),
+            "privacy": _privacy(platform),
+        },
+    )
+
+
+def _as_of(job_name: str, defs: Definitions) -> dict:
+    nodes = defs.resolve_job_def(job_name).graph.node_names()
+    return {"ops": {node: {"config": {"as_of": AS_OF}} for node in nodes if node != "privacy__data_subject_requests"}}
+
+
+@pytest.fixture
+def loaded(platform: Platform) -> Platform:
+    platform.generate()
+    platform.ingest()
+    return platform
+
+
+def test_checks_fail_on_expired_records_until_the_retention_job_runs(loaded: Platform) -> None:
+    defs = _defs(loaded)
+    instance = DagsterInstance.ephemeral()
+    before = defs.resolve_job_def("retention_checks_only").execute_in_process(
+        instance=instance, run_config=_as_of("retention_checks_only", defs), raise_on_error=False)
+    failing = {e.check_name: e.metadata["records_past_retention"].value for e in before.get_asset_check_evaluations()}
+    quarantined_old = loaded.query("SELECT count(*) FROM raw_events.usage_events_quarantine WHERE received_date < ?",
+                                   [dt.date.fromisoformat(AS_OF[:10]) - dt.timedelta(days=30)])[0][0]
+    assert failing["within_retention__usage_events_quarantine"] == quarantined_old > 0
+    assert failing["within_retention__usage_events"] > 0
+
+    result = defs.resolve_job_def("privacy_retention_job").execute_in_process(
+        instance=instance, run_config=_as_of("privacy_retention_job", defs))
+    assert result.success
+    meta = {e.asset_key.path[-1]: e.materialization.metadata for e in result.get_asset_materialization_events()}
+    assert meta["usage_events"]["rows_expired"].value == failing["within_retention__usage_events"]
+    assert meta["usage_events_quarantine"]["rows_expired"].value == quarantined_old
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks == {"within_retention__usage_events": True, "within_retention__usage_events_quarantine": True}
+    audit = [line for line in (loaded.root / "privacy" / "audit.jsonl").read_text().splitlines()]
+    assert len(audit) == 2
+
+
+def test_sensor_starts_a_batch_and_an_erasure_leaves_dagster_storage_clean(loaded: Platform) -> None:
+    counts = Counter((r.get("workspace_id"), r.get("user_id")) for r in landed_lines(loaded.landing)
+                     if isinstance(r.get("user_id"), str))
+    (ws, user_id), _ = counts.most_common(1)[0]
+    defs = _defs(loaded)
+    privacy = _privacy(loaded)
+    with tempfile.TemporaryDirectory() as home:
+        instance = DagsterInstance.local_temp(home)
+        context = build_sensor_context(instance=instance, resources={"privacy": privacy})
+        assert data_subject_request_sensor(context).skip_message == "no pending data-subject requests"
+        inbox = privacy.inbox()
+        erasure = inbox.submit(Request("erasure", ws, "user_id", user_id, requested_by="dpo@gtgcrm.test"))
+        bad = inbox.submit(Request("access", "ws_unknown", "user_id", user_id))
+        run_request = data_subject_request_sensor(build_sensor_context(instance=instance, resources={"privacy": privacy}))
+        assert isinstance(run_request, RunRequest) and run_request.tags["privacy/pending_requests"] == "2"
+
+        result = defs.resolve_job_def("data_subject_requests_job").execute_in_process(instance=instance)
+        assert result.success
+        (materialization,) = result.get_asset_materialization_events()
+        meta = materialization.materialization.metadata
+        assert (meta["requests_completed"].value, meta["requests_rejected"].value) == (1, 1)
+        assert erasure in meta["requests"].value and "rejected" in meta["requests"].value
+        assert {e.check_name: e.passed for e in result.get_asset_check_evaluations()} == {
+            "requests_within_deadline": True, "audit_log_intact": True}
+        assert (inbox.get(erasure)["status"], inbox.get(bad)["status"]) == ("completed", "rejected")
+        assert _files_containing(Path(home), {user_id}) == {}
+        assert _files_containing(loaded.root, {user_id}) == {}
