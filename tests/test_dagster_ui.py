@@ -42,7 +42,12 @@ REPOSITORY = "__repository__"
 ASSET_PATH = ["raw_events", "usage_events"]
 JOB = "usage_events_job"
 SENSOR = "usage_events_landing_sensor"
-CHECKS = {"events_unique_event_ids", "events_quarantine_share", "events_personal_data_encrypted"}
+CHECKS = {"events_unique_event_ids", "events_quarantine_share", "events_personal_data_encrypted",
+          "within_retention__usage_events", "within_retention__usage_events_quarantine"}
+PRIVACY_JOBS = ("privacy_retention_job", "data_subject_requests_job")
+PRIVACY_ASSETS = [["privacy", "retention", "raw_events", "usage_events"],
+                  ["privacy", "retention", "raw_events", "usage_events_quarantine"],
+                  ["privacy", "data_subject_requests"]]
 
 STARTUP_TIMEOUT_S = 120
 STOP_TIMEOUT_S = 30
@@ -131,7 +136,7 @@ def cli_run(tmp_path_factory: pytest.TempPathFactory) -> CliRun:
     return CliRun(env=env, tmp=tmp, result=result, possible_end_days={today_before, today_after})
 
 
-def test_cli_run_materialises_and_passes_its_three_checks(cli_run: CliRun) -> None:
+def test_cli_run_materialises_and_passes_its_checks(cli_run: CliRun) -> None:
     out = cli_run.result.stdout
     assert cli_run.result.returncode == 0, cli_run.output
     assert (
@@ -155,6 +160,10 @@ def test_cli_run_materialises_and_passes_its_three_checks(cli_run: CliRun) -> No
         f"duplicates_dropped {DUPLICATES}, lines_quarantined {BAD_LINES}"
     ) in out.splitlines(), cli_run.output
 
+    for job in PRIVACY_JOBS:  # then the privacy jobs: nothing expired yet, no request waiting
+        assert re.search(rf"^{job}: run [0-9a-f-]{{36}} success; checks passed 2/2$", out, re.MULTILINE), cli_run.output
+    assert re.search(r"^  privacy/retention/raw_events/usage_events: action anonymise, keep_days 395, cutoff .*, "
+                     r"rows_expired 0, subjects_expired 0, keys_destroyed 0$", out, re.MULTILINE), cli_run.output
     assert f"  raw_events.usage_events: {VALID_EVENTS} rows" in out.splitlines(), cli_run.output
     assert f"  raw_events.usage_events_quarantine: {BAD_LINES} rows" in out.splitlines(), cli_run.output
     # Everything derived from GTG_DATA_DIR: the warehouse and the instance are in tmp.
@@ -388,6 +397,9 @@ def test_asset_is_partitioned_and_has_exactly_its_three_checks(dagster_ui: Dagst
 
 def test_sensor_and_job_are_listed(dagster_ui: DagsterUI) -> None:
     repository = dagster_ui.repository()
+    assert set(PRIVACY_JOBS) <= {j["name"] for j in repository["jobs"]}
+    paths = [n["assetKey"]["path"] for n in repository["assetNodes"]]
+    assert all(p in paths for p in PRIVACY_ASSETS), paths
     assert [j["name"] for j in repository["jobs"]].count(JOB) == 1
     sensors = [s for s in repository["sensors"] if s["name"] == SENSOR]
     assert len(sensors) == 1, [s["name"] for s in repository["sensors"]]
