@@ -15,16 +15,17 @@ from pipelines.privacy.sql import ident, qualified
 from pipelines.warehouse import table_exists
 
 
-def subject_refs_sql(tables: dict[str, TTableSchemaColumns], con: duckdb.DuckDBPyConnection) -> str:
-    """A UNION of (workspace_id, subject_ref) over every stored table that has a subject reference."""
+def _still_referenced_sql(candidates: str, tables: dict[str, TTableSchemaColumns], con: duckdb.DuckDBPyConnection) -> str:
+    """The candidates that some row of `tables` still refers to: a semi-join per table, whose hash table is
+    built on the (small) candidates rather than on the (large) tables."""
     parts = []
     for table, columns in tables.items():
         subject = declaration(columns).subject_ref
         dataset, name = table.split(".", 1)
-        if subject and table_exists(con, dataset, name):
-            parts.append(f"SELECT workspace_id, {ident(subject)} AS subject_ref FROM {qualified(table)} "
-                         f"WHERE {ident(subject)} IS NOT NULL")
-    return " UNION ALL ".join(parts) or "SELECT NULL::VARCHAR AS workspace_id, NULL::BLOB AS subject_ref WHERE false"
+        if subject and "workspace_id" in columns and table_exists(con, dataset, name):
+            parts.append(f"SELECT t.workspace_id, t.{ident(subject)} AS subject_ref FROM {qualified(table)} t "
+                         f"SEMI JOIN {candidates} c ON c.workspace_id = t.workspace_id AND c.subject_ref = t.{ident(subject)}")
+    return " UNION ".join(parts) or "SELECT NULL::VARCHAR AS workspace_id, NULL::BLOB AS subject_ref WHERE false"
 
 
 def destroy_unreferenced_subjects(
@@ -33,8 +34,7 @@ def destroy_unreferenced_subjects(
     """Destroy the keys of the (workspace_id, subject_ref) rows of table `candidates` that no row of `tables`
     refers to; returns how many keys existed and were destroyed."""
     rows = con.execute(
-        f"SELECT c.workspace_id, list(c.subject_ref) FROM {candidates} c "
-        f"ANTI JOIN ({subject_refs_sql(tables, con)}) r "
-        "ON r.workspace_id = c.workspace_id AND r.subject_ref = c.subject_ref GROUP BY c.workspace_id"
+        f"SELECT workspace_id, list(subject_ref) FROM (SELECT workspace_id, subject_ref FROM {candidates} "
+        f"EXCEPT SELECT * FROM ({_still_referenced_sql(candidates, tables, con)})) GROUP BY workspace_id"
     ).fetchall()
     return sum(cipher.destroy_subjects(workspace, [bytes(r) for r in refs]) for workspace, refs in rows)

@@ -52,12 +52,12 @@ def expired_sql(rule: Rule) -> str:
 
 def identifying_sql(rule: Rule, columns: TTableSchemaColumns) -> str:
     """A predicate true for rows that still hold anything anonymisation removes or generalises."""
-    parts = [f"{ident(c)} IS NOT NULL" for c in _removed_columns(rule, columns)]
+    parts = [f"{ident(c)} IS NOT NULL" for c in anonymised_columns(rule, columns)]
     parts += [f"{ident(c)} <> date_trunc('{unit}', {ident(c)})" for c, unit in rule.truncate.items()]
     return "(" + " OR ".join(parts) + ")" if parts else "false"
 
 
-def _removed_columns(rule: Rule, columns: TTableSchemaColumns) -> list[str]:
+def anonymised_columns(rule: Rule, columns: TTableSchemaColumns) -> list[str]:
     decl = declaration(columns)
     removed = [*decl.encrypted, *decl.blind_indexes, *([decl.subject_ref] if decl.subject_ref else [])]
     return [c for c in dict.fromkeys([*removed, *rule.clear]) if c in columns]
@@ -98,7 +98,7 @@ def enforce(
         if rule.action == "delete":
             rows = con.execute(f"DELETE FROM {table} WHERE {where}", [limit]).fetchone()[0]
         else:
-            sets = [f"{ident(c)} = NULL" for c in _removed_columns(rule, columns)]
+            sets = [f"{ident(c)} = NULL" for c in anonymised_columns(rule, columns)]
             sets += [f"{ident(c)} = date_trunc('{u}', {ident(c)})" for c, u in rule.truncate.items()]
             rows = con.execute(f"UPDATE {table} SET {', '.join(sets)} WHERE {where}", [limit]).fetchone()[0]
         con.execute("COMMIT")

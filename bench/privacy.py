@@ -1,0 +1,179 @@
+"""Benchmark of the privacy engine on a generated warehouse: retention against a bare UPDATE, and erasure of
+one person against a batch of many.
+
+    python -m bench.privacy [--events 5000000] [--people 1000] [--out bench/out]
+
+The warehouse is built once per size with the real pipeline (`pipelines.usage_events.ingest`) from the same
+generated landing files as `bench.ingest` (never timed) and reused; every measurement runs on its own copy of
+the warehouse, keys and landing files, so runs never see each other's changes. One run prints:
+
+1. retention - `run_rule` for the events table (anonymise: identifying columns cleared, time to the day,
+               keys of fully expired subjects destroyed, audit entry) with the cutoff at the median event
+               time, beside the floor: the same anonymisation as one bare DuckDB UPDATE on a copy of the
+               table (no identifying-rows filter, no key destruction, no audit). Target: within 1.5x.
+2. erasure   - `process_pending` with one erasure request, then with `--people` requests in one batch
+               (the people with the most events). Target: the batch within 3x the single request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.ingest import LANDING_GLOB, ensure_generated
+
+RETENTION_RATIO_TARGET = 1.5
+ERASURE_RATIO_TARGET = 3.0
+ROUNDS = 2  # retention and its floor each run this many times, alternating; the best of each counts
+BASE_MARKER = "_built.json"
+
+
+def _base(out: Path, events: int) -> tuple[Path, Path]:
+    """(landing, warehouse folder) for `events` lines, loaded once and reused."""
+    from pipelines.privacy.keyring import Keyring, load_master_key
+    from pipelines.usage_events import ingest
+
+    landing, _ = ensure_generated(out, events, gzip=False)
+    base = out / "data" / f"privacy-base-{events}"
+    if (base / BASE_MARKER).exists():
+        return landing, base
+    shutil.rmtree(base, ignore_errors=True)
+    base.mkdir(parents=True)
+    print(f"loading {events} events into a base warehouse (not measured) ...", flush=True)
+    key = load_master_key(None, base / "keys" / "master.key", True)
+    with Keyring.open(base / "keys" / "keyring.sqlite", key) as cipher:
+        report = ingest(str(landing), cipher, warehouse_path=base / "warehouse.duckdb", dlt_dir=base / "dlt",
+                        work_dir=base / "work")
+    shutil.rmtree(base / "work", ignore_errors=True)
+    (base / BASE_MARKER).write_text(json.dumps({"events_loaded": report.events_loaded}))
+    return landing, base
+
+
+def _copy(base: Path, landing: Path, run: Path, with_landing: bool) -> None:
+    shutil.rmtree(run, ignore_errors=True)
+    run.mkdir(parents=True)
+    shutil.copy2(base / "warehouse.duckdb", run / "warehouse.duckdb")
+    shutil.copytree(base / "keys", run / "keys")
+    if with_landing:
+        shutil.copytree(landing, run / "landing", ignore=shutil.ignore_patterns("_generated.json"))
+
+
+def _keyring(run: Path):
+    from pipelines.privacy.keyring import Keyring, load_master_key
+
+    return Keyring.open(run / "keys" / "keyring.sqlite", load_master_key(None, run / "keys" / "master.key", False))
+
+
+def bench_retention(base: Path, landing: Path, out: Path) -> dict[str, Any]:
+    import duckdb
+
+    from pipelines.catalog import DECLARED_TABLES
+    from pipelines.privacy.audit import AuditLog
+    from pipelines.privacy.policy import load_policy
+    from pipelines.privacy.retention import anonymised_columns, cutoff, run_rule
+
+    rule = next(r for r in load_policy(DECLARED_TABLES).rules if r.table == "raw_events.usage_events")
+    with duckdb.connect(str(base / "warehouse.duckdb"), read_only=True) as con:
+        median = con.execute("SELECT quantile_disc(occurred_at, 0.5) FROM raw_events.usage_events").fetchone()[0]
+        total = con.execute("SELECT count(*) FROM raw_events.usage_events").fetchone()[0]
+    now = median.astimezone(dt.timezone.utc) + dt.timedelta(days=rule.keep_days)
+    limit = cutoff(rule, now)
+
+    columns = DECLARED_TABLES[rule.table]
+    sets = [f'"{c}" = NULL' for c in anonymised_columns(rule, columns)]
+    sets += [f"\"{c}\" = date_trunc('{u}', \"{c}\")" for c, u in rule.truncate.items()]
+    pipeline_times, floor_times = [], []
+    for _ in range(ROUNDS):  # alternating, each on a fresh copy: neither side gets a warmer cache
+        run = out / "runs" / "privacy-retention"
+        _copy(base, landing, run, with_landing=False)
+        with _keyring(run) as cipher, duckdb.connect(str(run / "warehouse.duckdb")) as con:
+            start = time.perf_counter()
+            result = run_rule(con, rule, cipher, AuditLog(run / "audit.jsonl"), now)
+            pipeline_times.append(time.perf_counter() - start)
+        _copy(base, landing, run, with_landing=False)
+        with duckdb.connect(str(run / "warehouse.duckdb")) as con:
+            con.execute("SET TimeZone = 'UTC'")
+            start = time.perf_counter()
+            floor_rows = con.execute(f"UPDATE raw_events.usage_events SET {', '.join(sets)} WHERE occurred_at < ?",
+                                     [limit]).fetchone()[0]
+            floor_times.append(time.perf_counter() - start)
+        shutil.rmtree(run, ignore_errors=True)
+    pipeline_s, floor_s = min(pipeline_times), min(floor_times)
+    return {"events": total, "rows_expired": result.rows_expired, "floor_rows": floor_rows,
+            "subjects_expired": result.subjects_expired, "keys_destroyed": result.keys_destroyed,
+            "pipeline_s": pipeline_s, "floor_s": floor_s, "ratio": pipeline_s / floor_s,
+            "pipeline_runs_s": pipeline_times, "floor_runs_s": floor_times}
+
+
+def _top_people(landing: Path, n: int) -> list[tuple[str, str]]:
+    import duckdb
+
+    glob = str(landing / LANDING_GLOB).replace("'", "''")
+    return duckdb.sql(
+        f"SELECT workspace_id, user_id FROM read_json('{glob}', format='newline_delimited', ignore_errors=true, "
+        "columns={workspace_id: 'VARCHAR', user_id: 'VARCHAR'}) WHERE user_id IS NOT NULL "
+        "AND regexp_matches(workspace_id, '^[A-Za-z0-9_-]{1,64}$') "
+        f"GROUP BY ALL ORDER BY count(*) DESC, workspace_id, user_id LIMIT {n}"
+    ).fetchall()
+
+
+def _erase(base: Path, landing: Path, out: Path, people: list[tuple[str, str]], tag: str) -> dict[str, Any]:
+    import duckdb
+
+    from pipelines.privacy.audit import AuditLog
+    from pipelines.privacy.dsr import process_pending
+    from pipelines.privacy.requests import Inbox, Request
+
+    run = out / "runs" / f"privacy-erasure-{tag}"
+    _copy(base, landing, run, with_landing=True)
+    inbox = Inbox(run / "privacy" / "requests.sqlite")
+    for ws, user_id in people:
+        inbox.submit(Request("erasure", ws, "user_id", user_id))
+    with _keyring(run) as cipher, duckdb.connect(str(run / "warehouse.duckdb")) as con:
+        start = time.perf_counter()
+        report = process_pending(con, cipher, inbox, AuditLog(run / "privacy" / "audit.jsonl"),
+                                 exports_dir=run / "exports", landing_urls={"usage_events": str(run / "landing")})
+        seconds = time.perf_counter() - start
+    shutil.rmtree(run, ignore_errors=True)
+    return {"people": len(people), "seconds": seconds, "completed": report.count("completed"),
+            "rows": sum(report.rows_by_table.values()), "keys_destroyed": report.keys_destroyed,
+            "landing_lines_removed": report.landing_lines_removed,
+            "landing_files_rewritten": report.landing_files_rewritten}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.privacy", description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=5_000_000)
+    parser.add_argument("--people", type=int, default=1000)
+    parser.add_argument("--out", type=Path, default=Path("bench/out"))
+    args = parser.parse_args(argv)
+    landing, base = _base(args.out, args.events)
+
+    retention = bench_retention(base, landing, args.out)
+    people = _top_people(landing, args.people)
+    one = _erase(base, landing, args.out, people[:1], "1")
+    many = _erase(base, landing, args.out, people, str(len(people)))
+    erasure_ratio = many["seconds"] / one["seconds"]
+
+    print(f"\nprivacy benchmark on {retention['events']} events (one run)")
+    print(f"retention: {retention['rows_expired']} rows anonymised, {retention['keys_destroyed']} subject keys "
+          f"destroyed in {retention['pipeline_s']:.2f} s; bare UPDATE of {retention['floor_rows']} rows "
+          f"{retention['floor_s']:.2f} s (best of {ROUNDS} each, alternating); ratio {retention['ratio']:.2f}x "
+          f"(target <= {RETENTION_RATIO_TARGET}x: {'PASS' if retention['ratio'] <= RETENTION_RATIO_TARGET else 'MISS'})")
+    for r in (one, many):
+        print(f"erasure of {r['people']:>5} people: {r['seconds']:.2f} s, {r['rows']} rows, {r['keys_destroyed']} keys, "
+              f"{r['landing_lines_removed']} landed lines in {r['landing_files_rewritten']} files")
+    print(f"erasure batch / single: {erasure_ratio:.2f}x "
+          f"(target <= {ERASURE_RATIO_TARGET}x: {'PASS' if erasure_ratio <= ERASURE_RATIO_TARGET else 'MISS'})")
+    result = {"retention": retention, "erasure_one": one, "erasure_many": many, "erasure_ratio": erasure_ratio}
+    (args.out / "privacy-result.json").write_text(json.dumps(result, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
