@@ -34,6 +34,8 @@ from pipelines.workspaces import UNATTRIBUTED_WORKSPACE
 from pipelines.privacy.subjects import IDENTITIES, TARGETS, find_rows, hits_table, searchable_tables
 
 ACTOR = "privacy.data_subject_requests"
+# An access export holds the person's data in the clear: it is deleted this many days after it was written.
+EXPORT_KEEP_DAYS = 30
 _ORDER = {"consent": 0, "correction": 1, "access": 2, "erasure": 3}
 
 
@@ -75,6 +77,11 @@ def process_pending(
     """Process every received request of `inbox` against the warehouse behind `con` (read-write)."""
     now = now or dt.datetime.now(dt.timezone.utc)
     report = BatchReport()
+    for request_id, path in inbox.exports_before(now - dt.timedelta(days=EXPORT_KEEP_DAYS)):
+        Path(path).unlink(missing_ok=True)
+        inbox.forget_export(request_id, f"deleted after {EXPORT_KEEP_DAYS} days")
+        audit.append(actor=ACTOR, action="dsr.export_expired", request_id=request_id)
+        report.exports_removed += 1
     tables = stored_declarations(con)
     accepted: list[dict[str, Any]] = []
     for row in inbox.pending():
@@ -313,7 +320,7 @@ def _erase(con, cipher, inbox, rows, batch, tables, searchable, report, *, landi
     ).fetchall():
         for request_id, path in inbox.earlier_exports(workspace, [bytes(b) for b in bidxs]):
             Path(path).unlink(missing_ok=True)
-            inbox.forget_export(request_id)
+            inbox.forget_export(request_id, "removed by a later erasure")
             report.exports_removed += 1
     con.execute("BEGIN")
     for table in searchable:

@@ -222,10 +222,17 @@ class Inbox:
             ).fetchall()
         return [(r["request_id"], r["export_path"]) for r in rows]
 
-    def forget_export(self, request_id: str) -> None:
+    def exports_before(self, moment: dt.datetime) -> list[tuple[str, str]]:
+        """(request_id, export path) of exports written before `moment`."""
+        with closing(self._connect()) as con:
+            rows = con.execute("SELECT request_id, export_path FROM requests WHERE export_path IS NOT NULL "
+                               "AND completed_at < ?", (_iso(moment),)).fetchall()
+        return [(r["request_id"], r["export_path"]) for r in rows]
+
+    def forget_export(self, request_id: str, why: str) -> None:
         with closing(self._connect()) as con, con:
-            con.execute("UPDATE requests SET export_path = NULL, status_detail = status_detail || "
-                        "'; export removed by a later erasure' WHERE request_id = ?", (request_id,))
+            con.execute("UPDATE requests SET export_path = NULL, status_detail = status_detail || '; export ' || ? "
+                        "WHERE request_id = ?", (why, request_id))
 
 
 def request_from_row(row: Mapping[str, Any]) -> Request:

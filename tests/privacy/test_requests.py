@@ -258,3 +258,20 @@ def test_opted_out_visitor_is_loaded_without_identifiers(platform):
     assert mine and len(mine) < len(rows)
     assert {(eid, stripped, consent) for eid, stripped, consent in rows} == {
         (eid, eid in mine, eid not in mine) for eid, _, _ in rows}
+
+
+def test_access_exports_are_deleted_after_30_days(platform):
+    ws, user_id = _people(platform, 1)[0]
+    inbox, (rid,), _ = _process(platform, Request("access", ws, "user_id", user_id))
+    export = Path(inbox.get(rid)["export_path"])
+    assert export.is_file()
+    audit = AuditLog(platform.root / "privacy" / "audit.jsonl")
+    with platform.keyring() as cipher, duckdb.connect(str(platform.warehouse)) as con:
+        soon = process_pending(con, cipher, inbox, audit, exports_dir=export.parent, landing_urls={},
+                               now=dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=29))
+        assert soon.exports_removed == 0 and export.is_file()
+        late = process_pending(con, cipher, inbox, audit, exports_dir=export.parent, landing_urls={},
+                               now=dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=31))
+    assert late.exports_removed == 1 and not export.exists()
+    assert inbox.get(rid)["export_path"] is None and inbox.get(rid)["status_detail"].endswith("export deleted after 30 days")
+    assert audit.entries()[-1]["action"] == "dsr.export_expired" and audit.verify().intact
