@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export RUNTIME__DLTHUB_TELEMETRY := false
 
-.PHONY: install run test ui bench clean
+.PHONY: install run test ui bench bench-privacy clean
 
 install: $(VENV)/.installed
 
@@ -29,6 +29,9 @@ ui: install
 
 bench: install
 	$(BIN)/python -m bench.ingest
+
+bench-privacy: install
+	$(BIN)/python -m bench.privacy
 
 clean:
 	rm -rf data .dagster_home

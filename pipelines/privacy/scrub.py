@@ -39,6 +39,7 @@ def scrub_landing(zone: LandingZone, url: str, identities: pa.Table, cipher) -> 
         return report
     con = duckdb.connect()
     con.register("identities", identities)
+    con.execute("CREATE TEMP TABLE checked (ws VARCHAR, v VARCHAR); CREATE TEMP TABLE erased (ws VARCHAR, v VARCHAR)")
     fields = ", ".join(f"{loose_json_field('text', f)} AS {f}" for f in zone.subject_fields)
     workspace = loose_json_field("text", zone.workspace_field)
     for path in sorted(fs.glob(f"{root.rstrip('/')}/{zone.glob}")):
@@ -55,17 +56,22 @@ def scrub_landing(zone: LandingZone, url: str, identities: pa.Table, cipher) -> 
             "WHERE ws IN (SELECT workspace_id FROM identities)",
             [zone.workspace_pattern],
         )
-        values = con.sql(
-            " UNION ".join(f"SELECT ws, {f} AS v FROM fields WHERE {f} IS NOT NULL" for f in zone.subject_fields)
-        ).to_arrow_table()
-        if values.num_rows == 0:
-            continue
-        hashed = values.append_column("bidx", cipher.blind_index_many(values.column("ws"), values.column("v")))
-        con.register("hashed", hashed)
+        # Each distinct value is hashed once per scrub, however many files repeat it.
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE fresh AS "
+            + " UNION ".join(f"SELECT ws, {f} AS v FROM fields WHERE {f} IS NOT NULL" for f in zone.subject_fields)
+            + " EXCEPT SELECT ws, v FROM checked"
+        )
+        fresh = con.sql("SELECT * FROM fresh").to_arrow_table()
+        if fresh.num_rows:
+            hashed = fresh.append_column(  # noqa: F841 - read by DuckDB's replacement scan
+                "bidx", cipher.blind_index_many(fresh.column("ws"), fresh.column("v")))
+            con.execute("INSERT INTO checked SELECT ws, v FROM fresh")
+            con.execute("INSERT INTO erased SELECT h.ws, h.v FROM hashed h "
+                        "SEMI JOIN identities i ON i.workspace_id = h.ws AND i.bidx = h.bidx")
         drop = {row[0] for row in con.execute(
-            "SELECT DISTINCT f.line_no FROM fields f JOIN hashed h ON h.ws = f.ws AND h.v IN ("
-            + ", ".join(f"f.{x}" for x in zone.subject_fields)
-            + ") JOIN identities i ON i.workspace_id = h.ws AND i.bidx = h.bidx"
+            " UNION ".join(f"SELECT f.line_no FROM fields f JOIN erased e ON e.ws = f.ws AND e.v = f.{x}"
+                           for x in zone.subject_fields)
         ).fetchall()}
         if not drop:
             continue
