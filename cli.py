@@ -76,7 +76,7 @@ def run(events: int, days: int) -> int:
         print(f"  {day}: run {result.run_id} {'success' if result.success else 'FAILED'}: {counts}; "
               f"checks passed {checks}/{len(result.get_asset_check_evaluations())}")
     print(f"  all days: {', '.join(f'{k} {v}' for k, v in totals.items())}")
-    for name in ("privacy_retention_job", "data_subject_requests_job"):
+    for name in ("privacy_retention_job", "data_subject_requests_job", "analytics_job"):
         ok = _run_job(instance, name) and ok
     print_warehouse_summary()
     return 0 if ok else 1

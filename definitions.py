@@ -11,6 +11,7 @@ import os
 from dagster import Definitions, EnvVar
 from dagster_dlt import DagsterDltResource
 
+from assets.analytics import ANALYTICS_ASSETS, analytics_job, analytics_schedule
 from assets.ingestion import EVENT_CHECKS, usage_events_assets, usage_events_job, usage_events_landing_sensor
 from assets.privacy import (
     PRIVACY_ASSETS,
@@ -33,10 +34,10 @@ def _keyring() -> KeyringResource:
 
 
 defs = Definitions(
-    assets=[usage_events_assets, *PRIVACY_ASSETS],
+    assets=[usage_events_assets, *PRIVACY_ASSETS, *ANALYTICS_ASSETS],
     asset_checks=[*EVENT_CHECKS, *PRIVACY_CHECKS],
-    jobs=[usage_events_job, retention_job, requests_job],
-    schedules=[retention_schedule],
+    jobs=[usage_events_job, retention_job, requests_job, analytics_job],
+    schedules=[retention_schedule, analytics_schedule],
     sensors=[usage_events_landing_sensor, data_subject_request_sensor],
     resources={
         "dlt_runner": DagsterDltResource(),

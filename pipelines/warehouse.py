@@ -14,11 +14,15 @@ disk and the next run finishes it. Three gaps remain, closed here once for all s
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 
 import dlt
+import duckdb
 from dlt.common.schema.utils import get_columns_names_with_prop
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
+
+from pipelines.sql import ident, literal
 
 # DuckDB takes 80 % of RAM by default; loading then grows with the data. Capped, it spills to disk instead,
 # so a load's memory stays flat however many rows it carries (GTG_LOAD_MEMORY_LIMIT to change).
@@ -101,3 +105,38 @@ def _dedupe_loads(pipeline: dlt.Pipeline, load_ids: list[str]) -> None:
                 f"(PARTITION BY {partition} ORDER BY rowid) AS copy FROM {name} WHERE _dlt_load_id IN ({ids})) "
                 f"WHERE copy > 1)"
             )
+
+
+def publish_snapshot(warehouse_path: Path, snapshot_path: Path, schema: str = "analytics") -> dict[str, int]:
+    """Copy every table and view of `schema` (views materialised), with their comments, into a new DuckDB
+    file and swap it in for `snapshot_path` with one atomic rename; returns rows per table.
+
+    Analysts open the snapshot read-only: DuckDB lets no reader into a file another process writes, and an
+    open connection keeps reading the file it opened while a newer snapshot replaces it."""
+    snapshot_path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in snapshot_path.parent.glob(f".{snapshot_path.name}.*.tmp"):
+        stale.unlink()
+    temporary = snapshot_path.with_name(f".{snapshot_path.name}.{uuid.uuid4().hex}.tmp")
+    published: dict[str, int] = {}
+    with duckdb.connect(str(temporary)) as con:
+        con.execute("ATTACH ? AS wh (READ_ONLY)", [str(warehouse_path)])
+        relations = con.execute(
+            "SELECT table_name, comment FROM duckdb_tables() WHERE database_name = 'wh' AND schema_name = ? "
+            "UNION ALL SELECT view_name, comment FROM duckdb_views() WHERE database_name = 'wh' AND schema_name = ? "
+            "ORDER BY 1", [schema, schema]).fetchall()
+        catalog = ident(con.execute("SELECT current_database()").fetchone()[0])
+        con.execute(f"CREATE SCHEMA {catalog}.{ident(schema)}")
+        for name, comment in relations:
+            target = f"{catalog}.{ident(schema)}.{ident(name)}"
+            con.execute(f"CREATE TABLE {target} AS SELECT * FROM wh.{ident(schema)}.{ident(name)}")
+            if comment:
+                con.execute(f"COMMENT ON TABLE {target} IS {literal(comment)}")
+            for column, text in con.execute(
+                "SELECT column_name, comment FROM duckdb_columns() WHERE database_name = 'wh' AND schema_name = ? "
+                "AND table_name = ? AND comment IS NOT NULL", [schema, name]).fetchall():
+                con.execute(f"COMMENT ON COLUMN {target}.{ident(column)} IS {literal(text)}")
+            published[name] = con.execute(f"SELECT count(*) FROM {target}").fetchone()[0]
+        con.execute("DETACH wh")
+        con.execute("CHECKPOINT")
+    os.replace(temporary, snapshot_path)
+    return published

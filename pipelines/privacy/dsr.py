@@ -29,7 +29,7 @@ from pipelines.privacy.categories import BLIND_INDEX_HINT, CATEGORY_HINT, declar
 from pipelines.privacy.consent import DATASET as CONSENT_DATASET, TABLE as CONSENT_TABLE, ensure_consent_table
 from pipelines.privacy.requests import Inbox, RequestError, normalise_identity, request_from_row, validate
 from pipelines.privacy.scrub import scrub_landing
-from pipelines.privacy.sql import ident, qualified
+from pipelines.sql import ident, qualified
 from pipelines.workspaces import UNATTRIBUTED_WORKSPACE
 from pipelines.privacy.subjects import IDENTITIES, TARGETS, find_rows, hits_table, searchable_tables
 

@@ -11,7 +11,7 @@ import duckdb
 from dlt.common.schema.typing import TTableSchemaColumns
 
 from pipelines.privacy.categories import declaration
-from pipelines.privacy.sql import ident, qualified
+from pipelines.sql import ident, qualified
 from pipelines.warehouse import table_exists
 
 

@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 from dlt.common.schema.typing import TTableSchemaColumns
 
 from pipelines.privacy.categories import declaration
-from pipelines.privacy.sql import ident as _ident
+from pipelines.sql import ident as _ident
 
 DISTINCT_BATCH_ROWS = 200_000
 

@@ -20,7 +20,7 @@ from pipelines.privacy.audit import AuditLog
 from pipelines.privacy.categories import declaration, stored_declarations
 from pipelines.privacy.keys import destroy_unreferenced_subjects
 from pipelines.privacy.policy import Rule
-from pipelines.privacy.sql import ident, qualified
+from pipelines.sql import ident, qualified
 from pipelines.warehouse import table_exists
 
 AUDIT_ACTOR = "privacy.retention"

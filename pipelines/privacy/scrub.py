@@ -18,7 +18,7 @@ import fsspec
 import pyarrow as pa
 
 from pipelines.catalog import LandingZone
-from pipelines.privacy.sql import loose_json_field
+from pipelines.sql import loose_json_field
 from pipelines.workspaces import UNATTRIBUTED_WORKSPACE
 
 

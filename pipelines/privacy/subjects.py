@@ -13,7 +13,7 @@ import duckdb
 from dlt.common.schema.typing import TTableSchemaColumns
 
 from pipelines.privacy.categories import identity_columns
-from pipelines.privacy.sql import ident, qualified
+from pipelines.sql import ident, qualified
 from pipelines.warehouse import table_exists
 
 TARGETS = "dsr_targets"  # (request_id, workspace_id, bidx): the identifiers given

@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from pipelines.privacy.consent import withdrawn_sql
 from pipelines.privacy.protect import FieldCipher, protect
-from pipelines.privacy.sql import loose_json_field
+from pipelines.sql import literal, loose_json_field
 from pipelines.warehouse import table_exists
 from pipelines.usage_events.contract import CONTRACT_VERSION, CompiledContract
 from pipelines.usage_events.enrich import ip_networks, ipv4_network_sql, parse_user_agents
@@ -195,7 +195,7 @@ class EventWork:
                    count_if(s.status = 'loaded')::BIGINT AS events_loaded,
                    count_if(s.status = 'duplicate')::BIGINT AS duplicates_dropped,
                    count_if(s.status = 'quarantined')::BIGINT AS lines_quarantined,
-                   {_sql_literal(self.load_id)} AS _dlt_load_id
+                   {literal(self.load_id)} AS _dlt_load_id
             FROM files f LEFT JOIN status s USING (file_id)
             GROUP BY ALL ORDER BY f.url
             """
@@ -288,7 +288,7 @@ class EventWork:
     def _protected(self, source: str, columns, table: str, cipher: FieldCipher) -> Iterator[pa.RecordBatch]:
         """Protected rows, stamped with the load id (dlt adds none to arrow data; recovery needs it)."""
         select = protect(self.con, source, columns, cipher, table=table)
-        stamped = f"SELECT *, {_sql_literal(self.load_id)} AS _dlt_load_id FROM ({select})"
+        stamped = f"SELECT *, {literal(self.load_id)} AS _dlt_load_id FROM ({select})"
         yield from self.con.sql(stamped).to_arrow_reader(YIELD_BATCH_ROWS)
 
 
@@ -311,10 +311,6 @@ def loaded_file_urls(con, catalog: str | None = None) -> set[str]:
         return set()
     prefix = f"{catalog}." if catalog else ""
     return {row[0] for row in con.execute(f"SELECT file_url FROM {prefix}{DATASET_NAME}.{LEDGER_TABLE}").fetchall()}
-
-
-def _sql_literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def wipe_work_dir(work_dir: Path) -> None:

@@ -1,4 +1,4 @@
-"""Quoting for the SQL the privacy engine builds from declared table and column names."""
+"""Quoting for SQL built from declared names and values (privacy engine, SQL models, snapshots)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,11 @@ from __future__ import annotations
 def ident(name: str) -> str:
     """A quoted identifier."""
     return '"' + name.replace('"', '""') + '"'
+
+
+def literal(text: str) -> str:
+    """A quoted SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 def qualified(table: str) -> str:

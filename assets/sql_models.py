@@ -1,0 +1,281 @@
+"""The SQL models of `dbt_like_sql/`: read, checked and ordered before Dagster ever sees them.
+
+A model is one `.sql` file holding a YAML header in a leading `/* ... */` comment and one SELECT. Its folder
+names its schema (`staging/` → `staging`, `marts/` → `analytics`), its file name its table. Dependencies are
+read from the SELECT itself with sqlglot — every `schema.table` it reads is either a loaded source table
+(from `pipelines.catalog`) or another model — so nobody keeps a dependency list by hand, and a typo in a
+table name or a syntax error fails when the definitions load, naming the file and the line.
+
+Header keys: `description`; `materialized` (`view`, `table` or `incremental`); for incremental models
+`incremental_key` (a date column of the model) and `lookback_days`; `columns` (name → description, written
+into DuckDB as column comments); `tests` (a list: unique, not_null, accepted_values, relationships,
+row_count); `subject_column` (a column holding a person's pseudonymous reference, which erasure removes).
+Incremental models read `getvariable('gtg_since')` (a DATE) to limit what they recompute; full builds set it
+to 1970-01-01, so the same SQL serves both.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlglot
+import yaml
+from sqlglot import exp
+
+from pipelines.sql import literal
+
+MODELS_DIR = Path(__file__).resolve().parent.parent / "dbt_like_sql"
+SCHEMA_OF_FOLDER = {"staging": "staging", "marts": "analytics"}
+MATERIALIZATIONS = ("view", "table", "incremental")
+TEST_KINDS = ("unique", "not_null", "accepted_values", "relationships", "row_count")
+FULL_BUILD_SINCE = "1970-01-01"
+_HEADER = re.compile(r"\A\s*/\*(.*?)\*/", re.DOTALL)
+_HEADER_KEYS = {"description", "materialized", "incremental_key", "lookback_days", "columns", "tests",
+                "subject_column"}
+
+
+class ModelError(ValueError):
+    """A model that cannot be built; the message names the file (and line where there is one)."""
+
+
+@dataclass(frozen=True)
+class Model:
+    name: str
+    schema: str
+    path: Path
+    sql: str
+    description: str
+    materialized: str
+    columns: dict[str, str]
+    tests: list[dict[str, Any]]
+    depends_on: tuple[str, ...]  # qualified names of the tables and models it reads
+    incremental_key: str | None = None
+    lookback_days: int = 1
+    subject_column: str | None = None
+    header: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def table(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+
+def load_models(sources: set[str], models_dir: Path = MODELS_DIR) -> dict[str, Model]:
+    """Every model under `models_dir`, checked: `sources` are the loaded tables a model may read."""
+    found: dict[str, Model] = {}
+    for folder, schema in SCHEMA_OF_FOLDER.items():
+        for path in sorted((models_dir / folder).glob("*.sql")):
+            model = _read(path, schema)
+            if model.table in found:
+                raise ModelError(f"{path}: a second model named {model.table}")
+            found[model.table] = model
+    for model in found.values():
+        for dependency in model.depends_on:
+            if dependency not in found and dependency not in sources:
+                line = _line_of(model, dependency)
+                raise ModelError(f"{model.path}:{line}: unknown table {dependency!r}; a model reads loaded tables "
+                                 f"({', '.join(sorted(sources))}) or other models ({', '.join(sorted(found))})")
+    _check_acyclic(found)
+    return found
+
+
+def _read(path: Path, schema: str) -> Model:
+    text = path.read_text(encoding="utf-8")
+    match = _HEADER.match(text)
+    if not match:
+        raise ModelError(f"{path}:1: a model starts with a /* YAML header */ (description, materialized, ...)")
+    try:
+        header = yaml.safe_load(match.group(1)) or {}
+    except yaml.YAMLError as exc:
+        raise ModelError(f"{path}: the header is not valid YAML: {exc}") from None
+    unknown = set(header) - _HEADER_KEYS
+    if unknown:
+        raise ModelError(f"{path}: unknown header key(s) {sorted(unknown)}; allowed: {sorted(_HEADER_KEYS)}")
+    materialized = header.get("materialized", "view")
+    if materialized not in MATERIALIZATIONS:
+        raise ModelError(f"{path}: materialized must be one of {list(MATERIALIZATIONS)}, not {materialized!r}")
+    if (materialized == "incremental") != ("incremental_key" in header):
+        raise ModelError(f"{path}: incremental models (and only they) name an incremental_key")
+    try:
+        statements = sqlglot.parse(text, dialect="duckdb")
+    except sqlglot.ParseError as exc:
+        error = exc.errors[0] if exc.errors else {}
+        raise ModelError(f"{path}:{error.get('line', '?')}: SQL syntax error: {error.get('description', exc)}") from None
+    statements = [s for s in statements if s is not None]
+    if len(statements) != 1 or not isinstance(statements[0], exp.Query):
+        raise ModelError(f"{path}: a model holds exactly one SELECT")
+    query = statements[0]
+    ctes = {cte.alias_or_name for cte in query.find_all(exp.CTE)}
+    depends_on = tuple(sorted({
+        f"{t.db}.{t.name}" for t in query.find_all(exp.Table)
+        if t.name and not (not t.db and t.name in ctes)
+    }))
+    unqualified = sorted(d for d in depends_on if d.startswith("."))
+    if unqualified:
+        raise ModelError(f"{path}: tables must be schema-qualified (dataset.table): {unqualified}")
+    tests = header.get("tests") or []
+    for test in tests:
+        if not isinstance(test, dict) or len(test) != 1 or next(iter(test)) not in TEST_KINDS:
+            raise ModelError(f"{path}: each test is one of {list(TEST_KINDS)} with its arguments, not {test!r}")
+    # A relationships test reads its target: build that first.
+    depends_on = tuple(sorted({*depends_on, *(t["relationships"]["to"] for t in tests if "relationships" in t)}))
+    columns = {str(k): str(v) for k, v in (header.get("columns") or {}).items()}
+    for column in [header.get("incremental_key"), header.get("subject_column")]:
+        if column and column not in columns:
+            raise ModelError(f"{path}: {column!r} is named in the header but not documented under columns")
+    return Model(
+        name=path.stem, schema=schema, path=path, sql=text[match.end():].strip().rstrip(";"),
+        description=str(header.get("description", "")).strip(), materialized=materialized, columns=columns,
+        tests=tests, depends_on=depends_on, incremental_key=header.get("incremental_key"),
+        lookback_days=int(header.get("lookback_days", 1)), subject_column=header.get("subject_column"),
+        header=header,
+    )
+
+
+def _line_of(model: Model, dependency: str) -> int | str:
+    schema, name = dependency.split(".", 1)
+    for table in sqlglot.parse_one(model.path.read_text(encoding="utf-8"), dialect="duckdb").find_all(exp.Table):
+        if table.db == schema and table.name == name:
+            return table.this.meta.get("line", "?")
+    return "?"
+
+
+def _check_acyclic(models: dict[str, Model]) -> None:
+    state: dict[str, int] = {}
+
+    def visit(name: str, trail: list[str]) -> None:
+        if state.get(name) == 2:
+            return
+        if state.get(name) == 1:
+            raise ModelError(f"models depend on each other in a cycle: {' -> '.join([*trail, name])}")
+        state[name] = 1
+        for dependency in models[name].depends_on:
+            if dependency in models:
+                visit(dependency, [*trail, name])
+        state[name] = 2
+
+    for name in models:
+        visit(name, [])
+
+
+# -- building ---------------------------------------------------------------------------------------------
+
+
+def build(con, model: Model, full_refresh: bool = False) -> dict[str, Any]:
+    """Create or refresh `model` in the warehouse behind `con`; returns what it did (mode, since, rows).
+
+    Tables and views are replaced whole. An incremental model recomputes only from `lookback_days` before
+    its latest `incremental_key` value: the rows from there on are deleted and re-inserted in one
+    transaction, so a reader never sees a half-built day."""
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {model.schema}")
+    kind = "VIEW" if model.materialized == "view" else "TABLE"
+    exists = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+        [model.schema, model.name]).fetchone()[0] > 0
+    since = FULL_BUILD_SINCE
+    if model.materialized == "incremental" and exists and not full_refresh:
+        latest = con.execute(f"SELECT max({model.incremental_key}) FROM {model.table}").fetchone()[0]
+        if latest is not None:
+            since = str(latest - dt.timedelta(days=model.lookback_days))
+    con.execute(f"SET VARIABLE gtg_since = DATE '{since}'")
+    if since == FULL_BUILD_SINCE:
+        mode = "full"
+        con.execute(f"CREATE OR REPLACE {kind} {model.table} AS {model.sql}")
+    else:
+        mode = "incremental"
+        con.execute("BEGIN")
+        try:
+            con.execute(f"DELETE FROM {model.table} WHERE {model.incremental_key} >= DATE '{since}'")
+            con.execute(f"INSERT INTO {model.table} SELECT * FROM ({model.sql}) "
+                        f"WHERE {model.incremental_key} >= DATE '{since}'")
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+    if model.description:
+        con.execute(f"COMMENT ON {kind} {model.table} IS {literal(model.description)}")
+    actual = {r[0] for r in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ?",
+        [model.schema, model.name]).fetchall()}
+    undocumented = sorted(actual - model.columns.keys())
+    missing = sorted(model.columns.keys() - actual)
+    if undocumented or missing:
+        raise ModelError(f"{model.path}: the header's columns do not match the SELECT "
+                         f"(undocumented: {undocumented}, documented but absent: {missing})")
+    for column, text in model.columns.items():
+        con.execute(f"COMMENT ON COLUMN {model.table}.{column} IS {literal(text)}")
+    rows = con.execute(f"SELECT count(*) FROM {model.table}").fetchone()[0]
+    return {"mode": mode, "since": since, "rows": rows}
+
+
+# -- tests ------------------------------------------------------------------------------------------------
+
+
+def _columns(value: Any) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
+
+
+def check_name(test: dict[str, Any]) -> str:
+    """A stable check name for a header test, e.g. `unique__session_id`, `not_null`."""
+    kind, args = next(iter(test.items()))
+    if kind in ("unique",):
+        return f"unique__{'__'.join(_columns(args))}"
+    if kind in ("accepted_values", "relationships"):
+        return f"{kind}__{args['column']}"
+    return kind
+
+
+def failing_rows_sql(model: Model, test: dict[str, Any]) -> str:
+    """A query returning one number: how many rows (or groups) break `test` (0 passes)."""
+    kind, args = next(iter(test.items()))
+    table = model.table
+    if kind == "unique":
+        cols = ", ".join(_columns(args))
+        return f"SELECT count(*) FROM (SELECT {cols} FROM {table} GROUP BY ALL HAVING count(*) > 1)"
+    if kind == "not_null":
+        return f"SELECT count(*) FROM {table} WHERE " + " OR ".join(f"{c} IS NULL" for c in _columns(args))
+    if kind == "accepted_values":
+        values = ", ".join(literal(str(v)) for v in args["values"])
+        return f"SELECT count(*) FROM {table} WHERE {args['column']} IS NOT NULL AND {args['column']} NOT IN ({values})"
+    if kind == "relationships":
+        return (f"SELECT count(*) FROM {table} WHERE {args['column']} IS NOT NULL AND {args['column']} NOT IN "
+                f"(SELECT {args['field']} FROM {args['to']})")
+    bounds = [f"count(*) < {int(args['min'])}"] if "min" in args else []
+    bounds += [f"count(*) > {int(args['max'])}"] if "max" in args else []
+    return f"SELECT CASE WHEN {' OR '.join(bounds) or 'false'} THEN 1 ELSE 0 END FROM {table}"
+
+
+# Values that look like personal data, whatever column they hide in.
+PII_PATTERNS = {
+    "email": r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}",
+    # International (+...) or separated (555-123-4567) numbers; a bare run of digits is an id, not a phone.
+    "phone": r"(^|[^0-9A-Za-z])(\+[0-9][0-9 ().-]{6,}[0-9]|\(?[0-9]{3}\)?[ .-][0-9]{3}[ .-][0-9]{4})([^0-9A-Za-z]|$)",
+    "ipv4": r"\b(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])){3}\b",
+    "ipv6": r"\b[0-9A-Fa-f]{1,4}(:[0-9A-Fa-f]{0,4}){2,7}\b",
+}
+
+
+def readable_personal_data(con, model: Model, personal_columns: set[str]) -> dict[str, int]:
+    """Per finding, how many cells of `model` hold readable personal data: a column named like a declared
+    personal column, a binary column other than the declared subject key, or a text value that looks like an
+    e-mail, phone number or IP address. Aggregate-safe columns (an IP *network*, `/24`) are not flagged."""
+    types = dict(con.execute(
+        "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = ? AND table_name = ?",
+        [model.schema, model.name]).fetchall())
+    found: dict[str, int] = {}
+    for column, data_type in types.items():
+        if column in personal_columns:
+            found[f"{column}: declared personal column"] = 1
+        elif data_type == "BLOB" and column != model.subject_column:
+            found[f"{column}: binary column"] = 1
+        elif data_type == "VARCHAR":
+            checks = ", ".join(f"count_if(regexp_matches({column}, '{p}'))" for p in PII_PATTERNS.values())
+            counts = con.execute(f"SELECT {checks} FROM {model.table}").fetchone()
+            for name, count in zip(PII_PATTERNS, counts):
+                if count:
+                    found[f"{column}: {name}"] = int(count)
+    return found

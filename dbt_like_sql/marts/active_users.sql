@@ -1,0 +1,34 @@
+/*
+description: >
+  Active users, visitors and workspaces per calendar day, ISO week (starting Monday) and month. A user is
+  a signed-in person (user key), a visitor anyone with analytics consent (visitor key); bots are left out.
+materialized: table
+columns:
+  grain: day, week or month.
+  period_start: First day of the period.
+  active_users: Distinct signed-in users with an event in the period.
+  active_visitors: Distinct visitors (signed in or not) with an event in the period.
+  active_workspaces: Distinct workspaces with an event in the period.
+tests:
+  - unique: [grain, period_start]
+  - not_null: [grain, period_start, active_users, active_visitors, active_workspaces]
+  - accepted_values: {column: grain, values: [day, week, month]}
+*/
+WITH humans AS (
+    SELECT event_date, workspace_id, visitor_key, user_key FROM staging.stg_events WHERE NOT coalesce(is_bot, false)
+),
+periods AS (
+    SELECT 'day' AS grain, event_date AS period_start, * EXCLUDE (event_date) FROM humans
+    UNION ALL
+    SELECT 'week', CAST(date_trunc('week', event_date) AS DATE), * EXCLUDE (event_date) FROM humans
+    UNION ALL
+    SELECT 'month', CAST(date_trunc('month', event_date) AS DATE), * EXCLUDE (event_date) FROM humans
+)
+SELECT
+    grain,
+    period_start,
+    count(DISTINCT (workspace_id, user_key)) FILTER (WHERE user_key IS NOT NULL) AS active_users,
+    count(DISTINCT (workspace_id, visitor_key)) FILTER (WHERE visitor_key IS NOT NULL) AS active_visitors,
+    count(DISTINCT workspace_id) AS active_workspaces
+FROM periods
+GROUP BY grain, period_start

@@ -1,0 +1,230 @@
+"""The SQL models on hand-made events with known answers: sessions, active users, incremental builds, the
+tests as asset checks, failures at load, and the snapshot analysts read."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import duckdb
+import pytest
+from dagster import DagsterInstance, Definitions
+
+from assets.analytics import ANALYTICS_ASSETS, MODELS, PERSONAL_COLUMNS, analytics_job
+from assets.sql_models import ModelError, load_models, readable_personal_data, check_name
+from pipelines.catalog import DECLARED_TABLES
+from pipelines.warehouse import publish_snapshot
+from resources.warehouse import WarehouseResource
+from tests.conftest import Platform
+
+CHROME = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+          "Chrome/121.0.6174.91 Safari/537.36")
+GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+DAY1, DAY2 = dt.date(2026, 11, 23), dt.date(2026, 11, 24)
+
+
+def _event(at: dt.datetime, kind: str = "page_view", page: str = "/dashboard", *, user: str | None = None,
+           cookie: str | None = None, ua: str = CHROME, analytics: bool = True, element: str | None = None,
+           ws: str = "ws_a") -> dict:
+    event = {"event_id": str(uuid.uuid4()), "workspace_id": ws, "event_type": kind,
+             "occurred_at": at.strftime("%Y-%m-%dT%H:%M:%S.000Z"), "user_id": user, "anonymous_id": cookie,
+             "ip": "203.0.113.9", "user_agent": ua, "url": f"https://app.gtgcrm.com{page}",
+             "consent": {"analytics": analytics, "ads": False}}
+    if element:
+        event["properties"] = {"element": element}
+    return event
+
+
+def _at(day: dt.date, hour: int, minute: int = 0) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(hour, minute), dt.timezone.utc)
+
+
+def _day1() -> list[dict]:
+    t = lambda h, m=0: _at(DAY1, h, m)  # noqa: E731
+    events = [
+        # u1: three page views ten minutes apart, then one 40 minutes later: two sessions (1200 s and 0 s).
+        _event(t(10, 0), page="/p1", user="u1", cookie="c1"),
+        _event(t(10, 10), page="/p2", user="u1", cookie="c1"),
+        _event(t(10, 20), page="/p3", user="u1", cookie="c1"),
+        _event(t(11, 0), page="/p4", user="u1", cookie="c1"),
+        # an anonymous visitor: a page view and a click five minutes later.
+        _event(t(9, 0), page="/deals", cookie="c2"),
+        _event(t(9, 5), "click", page="/deals", cookie="c2", element="button#save"),
+        # no analytics consent: counted as a page view, never as a visitor or a session.
+        _event(t(12, 0), page="/p1", cookie="c3", analytics=False),
+        # a crawler.
+        _event(t(13, 0), page="/p1", cookie="bot1", ua=GOOGLEBOT),
+        # another workspace's user.
+        _event(t(14, 0), page="/inbox", user="u9", cookie="c9", ws="ws_b"),
+    ]
+    # u4: activity every 20 minutes for 25 hours: one run cut at 24 hours into two sessions.
+    events += [_event(t(0, 0) + dt.timedelta(minutes=20 * i), page="/pipeline", user="u4", cookie="c4")
+               for i in range(76)]
+    return events
+
+
+def _land(platform: Platform, day: dt.date, events: list[dict]) -> None:
+    folder = platform.landing / f"dt={day.isoformat()}"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"events-{len(list(folder.iterdir())):05d}.ndjson").write_text(
+        "".join(json.dumps(e) + "\n" for e in events))
+
+
+def _defs(platform: Platform) -> Definitions:
+    return Definitions(assets=ANALYTICS_ASSETS, jobs=[analytics_job], resources={
+        "warehouse": WarehouseResource(path=str(platform.warehouse), dlt_dir=str(platform.dlt_dir),
+                                       work_dir=str(platform.work_dir))})
+
+
+def _build(platform: Platform, full_refresh: bool = False):
+    defs = _defs(platform)
+    job = defs.resolve_job_def("analytics_job")
+    config = {"ops": {n: {"config": {"full_refresh": full_refresh}} for n in job.graph.node_names()
+                      if n != "analytics__snapshot"}}
+    result = job.execute_in_process(instance=DagsterInstance.ephemeral(), run_config=config)
+    assert result.success
+    return result
+
+
+def _bidx(platform: Platform, ws: str, value: str) -> bytes:
+    with platform.keyring() as cipher:
+        return cipher.blind_index(ws, [value]).to_pylist()[0]
+
+
+@pytest.fixture
+def built(platform: Platform) -> Platform:
+    _land(platform, DAY1, _day1())
+    platform.ingest()
+    platform.build_result = _build(platform)
+    return platform
+
+
+SESSION_COLUMNS = "session_date, started_at, duration_s, events, page_views, clicks, entry_page, exit_page, is_bounce, is_bot"
+
+
+def _sessions(platform: Platform, ws: str, visitor: str) -> list[tuple]:
+    return platform.query(f"SELECT {SESSION_COLUMNS} FROM analytics.sessions WHERE workspace_id = ? AND visitor_key = ? "
+                          "ORDER BY started_at", [ws, _bidx(platform, ws, visitor)])
+
+
+def test_sessions_have_the_known_boundaries_durations_and_pages(built: Platform) -> None:
+    t = lambda h, m=0: _at(DAY1, h, m)  # noqa: E731
+    assert _sessions(built, "ws_a", "u1") == [
+        (DAY1, t(10), 1200.0, 3, 3, 0, "/p1", "/p3", False, False),
+        (DAY1, t(11), 0.0, 1, 1, 0, "/p4", "/p4", True, False),
+    ]
+    assert _sessions(built, "ws_a", "c2") == [(DAY1, t(9), 300.0, 2, 1, 1, "/deals", "/deals", False, False)]
+    assert _sessions(built, "ws_a", "u4") == [
+        (DAY1, t(0), 1420 * 60.0, 72, 72, 0, "/pipeline", "/pipeline", False, False),
+        (DAY2, _at(DAY2, 0), 3600.0, 4, 4, 0, "/pipeline", "/pipeline", False, False),
+    ]
+    assert _sessions(built, "ws_a", "bot1") == [(DAY1, t(13), 0.0, 1, 1, 0, "/p1", "/p1", True, True)]
+    # Every consenting visitor is sessionised; the one without consent is not.
+    assert built.query("SELECT count(*) FROM analytics.sessions")[0][0] == 7
+
+
+def test_active_users_page_and_feature_usage(built: Platform) -> None:
+    active = dict(((g, d), (u, v, w)) for g, d, u, v, w in built.query("SELECT * FROM analytics.active_users"))
+    # Day 1: users u1, u4 (ws_a), u9 (ws_b); visitors add c2 and leave out the bot and the refusing visitor.
+    assert active[("day", DAY1)] == (3, 4, 2)
+    assert active[("day", DAY2)] == (1, 1, 1)  # u4's activity past midnight
+    assert active[("week", dt.date(2026, 11, 23))] == (3, 4, 2)
+    assert active[("month", dt.date(2026, 11, 1))] == (3, 4, 2)
+    assert len(active) == 4
+    assert built.query("SELECT page_views, visitors FROM analytics.page_usage WHERE event_date = ? AND page_path = '/p1'",
+                       [DAY1]) == [(2, 1)]  # u1 and the refusing visitor; the bot left out
+    assert built.query("SELECT feature, events, visitors FROM analytics.feature_usage") == [("click: button#save", 1, 1)]
+    assert built.query("SELECT bucket, sessions FROM analytics.session_durations WHERE session_date = ? "
+                       "ORDER BY bucket_order", [DAY1]) == [("0-10s", 2), ("3-10m", 1), ("10-30m", 1), ("1h+", 1)]
+    assert built.query("SELECT sum(bot_events), sum(events) FROM analytics.device_breakdown") == [(1, 85)]
+
+
+def test_every_model_test_runs_as_a_passing_check(built: Platform) -> None:
+    checks = {(e.asset_key.to_user_string(), e.check_name): e.passed
+              for e in built.build_result.get_asset_check_evaluations()}
+    expected = {(m.table.replace(".", "/"), name) for m in MODELS.values()
+                for name in [*map(check_name, m.tests), *(["no_readable_personal_data"] if m.schema == "analytics" else [])]}
+    assert len(expected) == 29
+    assert set(checks) == expected and all(checks.values())
+    comments = built.query("SELECT comment FROM duckdb_columns() WHERE schema_name = 'analytics' "
+                           "AND table_name = 'sessions' AND column_name = 'duration_s'")
+    assert comments == [("Seconds from the first to the last event.",)]
+
+
+def test_incremental_build_adds_a_day_and_equals_a_full_rebuild(built: Platform) -> None:
+    later = [_event(_at(DAY2, 10, m), page="/p9", user="u1", cookie="c1") for m in (0, 5)]
+    _land(built, DAY2, later)
+    built.ingest()
+    result = _build(built)
+    modes = {e.asset_key.path[-1]: e.materialization.metadata["mode"].value
+             for e in result.get_asset_materialization_events() if "mode" in e.materialization.metadata}
+    assert modes["sessions"] == "incremental"
+    incremental = built.query(f"SELECT {SESSION_COLUMNS}, session_id FROM analytics.sessions ORDER BY session_id")
+    _build(built, full_refresh=True)
+    assert built.query(f"SELECT {SESSION_COLUMNS}, session_id FROM analytics.sessions ORDER BY session_id") == incremental
+    assert len(incremental) == 8 and _sessions(built, "ws_a", "u1")[-1][:3] == (DAY2, _at(DAY2, 10), 300.0)
+
+
+def _count_in_another_process(path: Path, with_comment: bool = False) -> subprocess.CompletedProcess:
+    comment = ", (SELECT comment FROM duckdb_tables() WHERE table_name = 'sessions')" if with_comment else ""
+    query = f"SELECT count(*){comment} FROM analytics.sessions"
+    code = ("import duckdb, sys; con = duckdb.connect(sys.argv[1], read_only=True); row = con.execute(sys.argv[2])"
+            ".fetchone(); print(row if len(row) > 1 else row[0])")
+    return subprocess.run([sys.executable, "-c", code, str(path), query], capture_output=True, text=True)
+
+
+def test_snapshot_is_readable_while_the_warehouse_is_written(built: Platform) -> None:
+    snapshot = built.root / "analytics_snapshot.duckdb"
+    analyst = duckdb.connect(str(snapshot), read_only=True)
+    before = analyst.execute("SELECT count(*) FROM analytics.sessions").fetchone()[0]
+    assert before == 7
+    with duckdb.connect(str(built.warehouse)) as writer:  # a pipeline holds the warehouse
+        writer.execute("DELETE FROM analytics.sessions WHERE duration_s = 0")
+        # Another process cannot even open the warehouse now; the snapshot it can.
+        assert _count_in_another_process(snapshot).stdout.strip() == "7"
+        assert "lock" in _count_in_another_process(built.warehouse).stderr.lower()
+    published = publish_snapshot(built.warehouse, snapshot)  # while the analyst's connection is still open
+    assert published["sessions"] == 4
+    assert analyst.execute("SELECT count(*) FROM analytics.sessions").fetchone()[0] == 7  # their old file
+    # A new analyst (another process: DuckDB shares one open file per process) sees the new snapshot.
+    assert _count_in_another_process(snapshot, with_comment=True).stdout.strip() == repr(
+        (4, MODELS["analytics.sessions"].description))
+    assert sorted(p.name for p in built.root.iterdir() if "snapshot" in p.name) == ["analytics_snapshot.duckdb"]
+    analyst.close()
+
+
+def _models_dir(tmp_path: Path, sql: str) -> Path:
+    (tmp_path / "staging").mkdir(parents=True)
+    (tmp_path / "marts").mkdir()
+    (tmp_path / "marts" / "broken.sql").write_text(sql)
+    return tmp_path
+
+
+def test_a_model_with_an_unknown_table_or_bad_sql_fails_at_load_naming_the_file(tmp_path: Path) -> None:
+    header = "/*\ndescription: x\nmaterialized: table\ncolumns:\n  n: n\n*/\n"
+    unknown = _models_dir(tmp_path / "a", header + "SELECT count(*) AS n\nFROM staging.stg_eventz\n")
+    with pytest.raises(ModelError, match=r"marts/broken\.sql:8: unknown table 'staging\.stg_eventz'"):
+        load_models(set(DECLARED_TABLES), unknown)
+    syntax = _models_dir(tmp_path / "b", header + "SELECT count(* AS n FROM raw_events.usage_events\n")
+    with pytest.raises(ModelError, match=r"marts/broken\.sql:7: SQL syntax error"):
+        load_models(set(DECLARED_TABLES), syntax)
+    bad_header = _models_dir(tmp_path / "c", "/*\nmaterialised: table\n*/\nSELECT 1 AS n\n")
+    with pytest.raises(ModelError, match=r"broken\.sql: unknown header key\(s\) \['materialised'\]"):
+        load_models(set(DECLARED_TABLES), bad_header)
+
+
+def test_the_personal_data_check_catches_a_mart_that_leaks(built: Platform, tmp_path: Path) -> None:
+    leaky = _models_dir(tmp_path, "/*\ndescription: leaks\nmaterialized: table\ncolumns:\n  ip: x\n  contact: x\n"
+                        "  phone: x\n*/\nSELECT ip, 'ann@example.com' AS contact, '+44 20 7946 0958' AS phone "
+                        "FROM raw_events.usage_events LIMIT 3\n")
+    model = load_models(set(DECLARED_TABLES), leaky)["analytics.broken"]
+    with duckdb.connect(str(built.warehouse)) as con:
+        from assets.sql_models import build
+
+        build(con, model)
+        assert readable_personal_data(con, model, PERSONAL_COLUMNS) == {
+            "ip: declared personal column": 1, "contact: email": 3, "phone: phone": 3}
