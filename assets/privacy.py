@@ -33,12 +33,14 @@ from dagster import (
     sensor,
 )
 
+from assets.analytics import MODELS, snapshot_path
+from assets.sql_models import pseudonymous_tables
 from pipelines.catalog import ASSET_OF_TABLE, DECLARED_TABLES
 from pipelines.privacy.categories import stored_declarations
 from pipelines.privacy.dsr import process_pending
 from pipelines.privacy.policy import Rule, load_policy
 from pipelines.privacy.retention import cutoff, run_rule, violations
-from pipelines.warehouse import table_exists
+from pipelines.warehouse import publish_snapshot, table_exists
 from resources.keyring import KeyringResource
 from resources.privacy import PrivacyResource
 from resources.warehouse import WAREHOUSE_POOL, WarehouseResource
@@ -146,7 +148,10 @@ def data_subject_requests(
     inbox = privacy.inbox()
     with keyring.open() as cipher, warehouse.connect(read_only=False) as con:
         report = process_pending(con, cipher, inbox, privacy.audit(), exports_dir=Path(privacy.exports_dir),
-                                 landing_urls=privacy.landing_urls)
+                                 landing_urls=privacy.landing_urls, derived_tables=pseudonymous_tables(MODELS))
+    snapshot = snapshot_path(warehouse)
+    if snapshot.exists() and any(t.startswith("analytics.") for t in report.rows_by_table):
+        publish_snapshot(Path(warehouse.path), snapshot)  # the analysts' copy must forget the erased too
     return MaterializeResult(metadata={
         "requests_completed": report.count("completed"),
         "requests_rejected": report.count("rejected"),

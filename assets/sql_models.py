@@ -9,7 +9,8 @@ table name or a syntax error fails when the definitions load, naming the file an
 Header keys: `description`; `materialized` (`view`, `table` or `incremental`); for incremental models
 `incremental_key` (a date column of the model) and `lookback_days`; `columns` (name → description, written
 into DuckDB as column comments); `tests` (a list: unique, not_null, accepted_values, relationships,
-row_count); `subject_column` (a column holding a person's pseudonymous reference, which erasure removes).
+row_count); `subject_columns` (columns holding a person's pseudonymous key — a blind index — which erasure
+matches and removes).
 Incremental models read `getvariable('gtg_since')` (a DATE) to limit what they recompute; full builds set it
 to 1970-01-01, so the same SQL serves both.
 """
@@ -35,7 +36,8 @@ TEST_KINDS = ("unique", "not_null", "accepted_values", "relationships", "row_cou
 FULL_BUILD_SINCE = "1970-01-01"
 _HEADER = re.compile(r"\A\s*/\*(.*?)\*/", re.DOTALL)
 _HEADER_KEYS = {"description", "materialized", "incremental_key", "lookback_days", "columns", "tests",
-                "subject_column"}
+                "subject_columns"}
+_SINCE = "getvariable('gtg_since')"
 
 
 class ModelError(ValueError):
@@ -55,7 +57,7 @@ class Model:
     depends_on: tuple[str, ...]  # qualified names of the tables and models it reads
     incremental_key: str | None = None
     lookback_days: int = 1
-    subject_column: str | None = None
+    subject_columns: tuple[str, ...] = ()
     header: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
@@ -99,6 +101,8 @@ def _read(path: Path, schema: str) -> Model:
         raise ModelError(f"{path}: materialized must be one of {list(MATERIALIZATIONS)}, not {materialized!r}")
     if (materialized == "incremental") != ("incremental_key" in header):
         raise ModelError(f"{path}: incremental models (and only they) name an incremental_key")
+    if materialized == "incremental" and _SINCE not in text:
+        raise ModelError(f"{path}: an incremental model filters its input on {_SINCE}, or it recomputes everything")
     try:
         statements = sqlglot.parse(text, dialect="duckdb")
     except sqlglot.ParseError as exc:
@@ -123,14 +127,15 @@ def _read(path: Path, schema: str) -> Model:
     # A relationships test reads its target: build that first.
     depends_on = tuple(sorted({*depends_on, *(t["relationships"]["to"] for t in tests if "relationships" in t)}))
     columns = {str(k): str(v) for k, v in (header.get("columns") or {}).items()}
-    for column in [header.get("incremental_key"), header.get("subject_column")]:
+    subject_columns = tuple(header.get("subject_columns") or ())
+    for column in [header.get("incremental_key"), *subject_columns]:
         if column and column not in columns:
             raise ModelError(f"{path}: {column!r} is named in the header but not documented under columns")
     return Model(
         name=path.stem, schema=schema, path=path, sql=text[match.end():].strip().rstrip(";"),
         description=str(header.get("description", "")).strip(), materialized=materialized, columns=columns,
         tests=tests, depends_on=depends_on, incremental_key=header.get("incremental_key"),
-        lookback_days=int(header.get("lookback_days", 1)), subject_column=header.get("subject_column"),
+        lookback_days=int(header.get("lookback_days", 1)), subject_columns=subject_columns,
         header=header,
     )
 
@@ -270,7 +275,7 @@ def readable_personal_data(con, model: Model, personal_columns: set[str]) -> dic
     for column, data_type in types.items():
         if column in personal_columns:
             found[f"{column}: declared personal column"] = 1
-        elif data_type == "BLOB" and column != model.subject_column:
+        elif data_type == "BLOB" and column not in model.subject_columns:
             found[f"{column}: binary column"] = 1
         elif data_type == "VARCHAR":
             checks = ", ".join(f"count_if(regexp_matches({column}, '{p}'))" for p in PII_PATTERNS.values())
@@ -279,3 +284,13 @@ def readable_personal_data(con, model: Model, personal_columns: set[str]) -> dic
                 if count:
                     found[f"{column}: {name}"] = int(count)
     return found
+
+
+def pseudonymous_tables(models: dict[str, Model]) -> dict[str, dict[str, dict[str, Any]]]:
+    """The stored models that hold people's pseudonymous keys, declared as the privacy engine reads tables
+    (`x-pseudonym` columns beside `workspace_id`), so erasure and access cover them with no code of their own."""
+    return {
+        model.table: {"workspace_id": {"data_type": "text"},
+                      **{column: {"data_type": "binary", "x-pseudonym": True} for column in model.subject_columns}}
+        for model in models.values() if model.subject_columns and model.materialized != "view"
+    }

@@ -148,7 +148,7 @@ def test_every_model_test_runs_as_a_passing_check(built: Platform) -> None:
               for e in built.build_result.get_asset_check_evaluations()}
     expected = {(m.table.replace(".", "/"), name) for m in MODELS.values()
                 for name in [*map(check_name, m.tests), *(["no_readable_personal_data"] if m.schema == "analytics" else [])]}
-    assert len(expected) == 29
+    assert len(expected) == 32
     assert set(checks) == expected and all(checks.values())
     comments = built.query("SELECT comment FROM duckdb_columns() WHERE schema_name = 'analytics' "
                            "AND table_name = 'sessions' AND column_name = 'duration_s'")
@@ -228,3 +228,29 @@ def test_the_personal_data_check_catches_a_mart_that_leaks(built: Platform, tmp_
         build(con, model)
         assert readable_personal_data(con, model, PERSONAL_COLUMNS) == {
             "ip: declared personal column": 1, "contact: email": 3, "phone: phone": 3}
+
+
+def test_erasure_reaches_the_marts_and_the_snapshot(built: Platform) -> None:
+    from assets.privacy import REQUEST_CHECKS, data_subject_requests, requests_job
+    from pipelines.privacy.requests import Request
+    from resources.keyring import KeyringResource
+    from resources.privacy import PrivacyResource
+
+    key = _bidx(built, "ws_a", "u1")
+    counts = "SELECT (SELECT count(*) FROM analytics.sessions WHERE visitor_key = $k), " \
+             "(SELECT count(*) FROM analytics.visitor_days WHERE visitor_key = $k OR user_key = $k)"
+    assert built.query(counts.replace("$k", "?"), [key, key, key]) == [(2, 1)]
+    privacy = PrivacyResource(inbox_path=str(built.root / "privacy" / "requests.sqlite"),
+                              audit_path=str(built.root / "privacy" / "audit.jsonl"),
+                              exports_dir=str(built.root / "exports"), landing_urls={"usage_events": str(built.landing)})
+    privacy.inbox().submit(Request("erasure", "ws_a", "user_id", "u1"))
+    defs = Definitions(assets=[data_subject_requests], asset_checks=REQUEST_CHECKS, jobs=[requests_job], resources={
+        "warehouse": WarehouseResource(path=str(built.warehouse), dlt_dir=str(built.dlt_dir), work_dir=str(built.work_dir)),
+        "keyring": KeyringResource(master_key_file=str(built.master_key_file), keyring_path=str(built.keyring_path)),
+        "privacy": privacy})
+    result = defs.resolve_job_def("data_subject_requests_job").execute_in_process(instance=DagsterInstance.ephemeral())
+    rows = result.get_asset_materialization_events()[0].materialization.metadata["rows_by_table"].value
+    assert rows == {"raw_events.usage_events": 4, "analytics.sessions": 2, "analytics.visitor_days": 1}
+    assert built.query(counts.replace("$k", "?"), [key, key, key]) == [(0, 0)]
+    snapshot_sessions = _count_in_another_process(built.root / "analytics_snapshot.duckdb").stdout.strip()
+    assert snapshot_sessions == "5"  # 7 before, u1's two gone

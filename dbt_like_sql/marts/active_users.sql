@@ -2,20 +2,21 @@
 description: >
   Active users, visitors and workspaces per calendar day, ISO week (starting Monday) and month. A user is
   a signed-in person (user key), a visitor anyone with analytics consent (visitor key); bots are left out.
+  Computed from visitor_days, so a week or a month costs a scan of visitor-days, not of events.
 materialized: table
 columns:
   grain: day, week or month.
   period_start: First day of the period.
   active_users: Distinct signed-in users with an event in the period.
   active_visitors: Distinct visitors (signed in or not) with an event in the period.
-  active_workspaces: Distinct workspaces with an event in the period.
+  active_workspaces: Distinct workspaces with a visitor in the period.
 tests:
   - unique: [grain, period_start]
   - not_null: [grain, period_start, active_users, active_visitors, active_workspaces]
   - accepted_values: {column: grain, values: [day, week, month]}
 */
 WITH humans AS (
-    SELECT event_date, workspace_id, visitor_key, user_key FROM staging.stg_events WHERE NOT coalesce(is_bot, false)
+    SELECT event_date, workspace_id, visitor_key, user_key FROM analytics.visitor_days WHERE NOT is_bot
 ),
 periods AS (
     SELECT 'day' AS grain, event_date AS period_start, * EXCLUDE (event_date) FROM humans
@@ -28,7 +29,7 @@ SELECT
     grain,
     period_start,
     count(DISTINCT (workspace_id, user_key)) FILTER (WHERE user_key IS NOT NULL) AS active_users,
-    count(DISTINCT (workspace_id, visitor_key)) FILTER (WHERE visitor_key IS NOT NULL) AS active_visitors,
+    count(DISTINCT (workspace_id, visitor_key)) AS active_visitors,
     count(DISTINCT workspace_id) AS active_workspaces
 FROM periods
 GROUP BY grain, period_start

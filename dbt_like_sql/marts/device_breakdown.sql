@@ -1,6 +1,8 @@
 /*
 description: Events and visitors per day by device class, browser and operating system, with the bot share.
-materialized: table
+materialized: incremental
+incremental_key: event_date
+lookback_days: 1
 columns:
   event_date: UTC day.
   device_class: desktop, mobile, tablet or bot.
@@ -25,4 +27,5 @@ SELECT
     count_if(coalesce(is_bot, false)) AS bot_events,
     count_if(coalesce(is_bot, false)) / count(*) AS bot_share
 FROM staging.stg_events
+WHERE event_date >= getvariable('gtg_since')
 GROUP BY ALL

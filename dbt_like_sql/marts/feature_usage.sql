@@ -2,7 +2,9 @@
 description: >
   Feature usage per day: clicks by element clicked, and custom events by type (report_exported,
   deal_created, ...). Bots left out.
-materialized: table
+materialized: incremental
+incremental_key: event_date
+lookback_days: 1
 columns:
   event_date: UTC day.
   feature: "\"click: <element>\" or the custom event type."
@@ -21,4 +23,5 @@ SELECT
     count(DISTINCT workspace_id) AS workspaces
 FROM staging.stg_events
 WHERE event_type NOT IN ('page_view', 'session_start', 'session_end') AND NOT coalesce(is_bot, false)
+  AND event_date >= getvariable('gtg_since')
 GROUP BY ALL

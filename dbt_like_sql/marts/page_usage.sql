@@ -1,6 +1,8 @@
 /*
 description: Page views and distinct visitors per day and page path (bots left out).
-materialized: table
+materialized: incremental
+incremental_key: event_date
+lookback_days: 1
 columns:
   event_date: UTC day.
   page_path: Path of the page.
@@ -18,5 +20,5 @@ SELECT
     count(DISTINCT (workspace_id, visitor_key)) FILTER (WHERE visitor_key IS NOT NULL) AS visitors,
     count(DISTINCT workspace_id) AS workspaces
 FROM staging.stg_events
-WHERE event_type = 'page_view' AND NOT coalesce(is_bot, false)
+WHERE event_type = 'page_view' AND NOT coalesce(is_bot, false) AND event_date >= getvariable('gtg_since')
 GROUP BY event_date, page_path

@@ -1,6 +1,8 @@
 /*
 description: How long sessions last, per day, in buckets (bot sessions left out).
-materialized: table
+materialized: incremental
+incremental_key: session_date
+lookback_days: 1
 columns:
   session_date: UTC day the sessions started.
   bucket: 'Duration bucket: 0-10s, 10-30s, 30-60s, 1-3m, 3-10m, 10-30m, 30-60m or 1h+.'
@@ -18,7 +20,7 @@ WITH bucketed AS (
                 WHEN duration_s < 180 THEN 4 WHEN duration_s < 600 THEN 5 WHEN duration_s < 1800 THEN 6
                 WHEN duration_s < 3600 THEN 7 ELSE 8 END AS bucket_order
     FROM analytics.sessions
-    WHERE NOT is_bot
+    WHERE NOT is_bot AND session_date >= getvariable('gtg_since')
 )
 SELECT
     session_date,

@@ -6,7 +6,7 @@ description: >
 materialized: incremental
 incremental_key: session_date
 lookback_days: 1
-subject_column: visitor_key
+subject_columns: [visitor_key]
 columns:
   session_id: Pseudonymous session id (hash of workspace, visitor key and start).
   workspace_id: The workspace.

@@ -1,23 +1,23 @@
 /*
-description: One row per workspace that sent usage events, with its first and last activity.
+description: One row per workspace with consenting visitors, with its first and last day of activity.
 materialized: table
 columns:
   workspace_id: The workspace.
-  first_event_at: Its first event.
-  last_event_at: Its latest event.
-  events: Events loaded.
+  first_active_date: Its first day with a visitor.
+  last_active_date: Its latest day with a visitor.
+  events: Events of its consenting visitors.
   visitors: Distinct pseudonymous visitors.
   users: Distinct pseudonymous signed-in users.
 tests:
   - unique: workspace_id
-  - not_null: [workspace_id, first_event_at, last_event_at, events]
+  - not_null: [workspace_id, first_active_date, last_active_date, events]
 */
 SELECT
     workspace_id,
-    min(occurred_at) AS first_event_at,
-    max(occurred_at) AS last_event_at,
-    count(*) AS events,
+    min(event_date) AS first_active_date,
+    max(event_date) AS last_active_date,
+    sum(events) AS events,
     count(DISTINCT visitor_key) AS visitors,
     count(DISTINCT user_key) AS users
-FROM staging.stg_events
+FROM analytics.visitor_days
 GROUP BY workspace_id

@@ -20,6 +20,11 @@ CATEGORY_HINT = "x-data-category"
 BLIND_INDEX_HINT = "x-blind-index-of"
 SUBJECT_REF_HINT = "x-subject-ref"
 SUBJECT_OF_HINT = "x-subject-of"
+# A derived table's column holding a person's blind index (a pseudonymous key such as a visitor key).
+PSEUDONYM_HINT = "x-pseudonym"
+# Categories whose values many people share (everyone behind one office NAT has the same IP): their blind
+# indexes never find or stitch a person, or one erasure would take a whole office with it.
+SHARED_CATEGORIES = frozenset({"user.device.ip_address"})
 
 
 @dataclass(frozen=True)
@@ -30,6 +35,17 @@ class PersonalDataDeclaration:
     blind_indexes: dict[str, str]
     subject_ref: str | None
     subject_of: tuple[str, ...]
+    pseudonyms: tuple[str, ...] = ()
+
+    @property
+    def keys(self) -> list[str]:
+        """Every column holding a blind index of a person: what export leaves out."""
+        return [*self.blind_indexes, *([self.subject_ref] if self.subject_ref else []), *self.pseudonyms]
+
+    @property
+    def identity_keys(self) -> list[str]:
+        """The key columns that identify one person (not those of shared values): what finds and stitches."""
+        return [c for c in self.keys if self.encrypted.get(self.blind_indexes.get(c, "")) not in SHARED_CATEGORIES]
 
     @property
     def has_personal_data(self) -> bool:
@@ -51,7 +67,8 @@ def declaration(columns: TTableSchemaColumns) -> PersonalDataDeclaration:
     for name, col in columns.items():
         if name in encrypted and col.get("data_type") != "binary":
             raise ValueError(f"personal column {name} must be stored as binary ciphertext")
-    return PersonalDataDeclaration(encrypted, indexes, subject_ref, subject_of)
+    pseudonyms = tuple(name for name, col in columns.items() if col.get(PSEUDONYM_HINT))
+    return PersonalDataDeclaration(encrypted, indexes, subject_ref, subject_of, pseudonyms)
 
 
 def stored_tables(con, dataset: str) -> dict[str, TTableSchemaColumns]:
@@ -85,12 +102,3 @@ def stored_declarations(con) -> dict[str, TTableSchemaColumns]:
     ).fetchall()]
     return {f"{dataset}.{table}": columns
             for dataset in datasets for table, columns in stored_tables(con, dataset).items()}
-
-
-def identity_columns(columns: TTableSchemaColumns) -> list[str]:
-    """The columns that hold a blind index of an identifier (and the subject reference): what finds a person."""
-    decl = declaration(columns)
-    found = list(decl.blind_indexes)
-    if decl.subject_ref:
-        found.append(decl.subject_ref)
-    return found

@@ -22,6 +22,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+from dlt.common.schema.typing import TTableSchemaColumns
 
 from pipelines.catalog import LANDING_ZONES
 from pipelines.privacy.audit import AuditLog
@@ -72,9 +73,13 @@ def process_pending(
     *,
     exports_dir: Path,
     landing_urls: dict[str, str],
+    derived_tables: dict[str, TTableSchemaColumns] | None = None,
     now: dt.datetime | None = None,
 ) -> BatchReport:
-    """Process every received request of `inbox` against the warehouse behind `con` (read-write)."""
+    """Process every received request of `inbox` against the warehouse behind `con` (read-write).
+
+    `derived_tables` declares tables built from the loaded ones (the SQL models) that hold pseudonymous
+    keys of people (`x-pseudonym` columns): erasure deletes their rows and access exports them too."""
     now = now or dt.datetime.now(dt.timezone.utc)
     report = BatchReport()
     for request_id, path in inbox.exports_before(now - dt.timedelta(days=EXPORT_KEEP_DAYS)):
@@ -82,7 +87,7 @@ def process_pending(
         inbox.forget_export(request_id, f"deleted after {EXPORT_KEEP_DAYS} days")
         audit.append(actor=ACTOR, action="dsr.export_expired", request_id=request_id)
         report.exports_removed += 1
-    tables = stored_declarations(con)
+    tables = {**stored_declarations(con), **(derived_tables or {})}
     accepted: list[dict[str, Any]] = []
     for row in inbox.pending():
         problem = _problem(row, cipher, tables)
@@ -263,7 +268,7 @@ def _export(con, cipher, inbox, rows, batch, tables, searchable, report, *, expo
     for table in searchable:
         columns = tables[table]
         decl = declaration(columns)
-        hidden = {*decl.blind_indexes, *([decl.subject_ref] if decl.subject_ref else [])}
+        hidden = set(decl.keys)
         data = con.sql(
             f"SELECT h.request_id AS _request_id, t.* FROM ({_hits_of(table, list(documents))}) h "
             f"JOIN {qualified(table)} t ON t.rowid = h.rid ORDER BY h.request_id, h.rid"

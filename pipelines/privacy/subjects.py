@@ -12,7 +12,7 @@ from __future__ import annotations
 import duckdb
 from dlt.common.schema.typing import TTableSchemaColumns
 
-from pipelines.privacy.categories import identity_columns
+from pipelines.privacy.categories import declaration
 from pipelines.sql import ident, qualified
 from pipelines.warehouse import table_exists
 
@@ -25,7 +25,7 @@ def searchable_tables(con: duckdb.DuckDBPyConnection, tables: dict[str, TTableSc
     found = {}
     for table, columns in tables.items():
         dataset, name = table.split(".", 1)
-        ids = identity_columns(columns)
+        ids = declaration(columns).identity_keys
         if ids and "workspace_id" in columns and table_exists(con, dataset, name):
             found[table] = ids
     return found
