@@ -7,7 +7,8 @@ read from the SELECT itself with sqlglot — every `schema.table` it reads is ei
 table name or a syntax error fails when the definitions load, naming the file and the line.
 
 Header keys: `description`; `materialized` (`view`, `table` or `incremental`); for incremental models
-`incremental_key` (a date column of the model) and `lookback_days`; `columns` (name → description, written
+`incremental_key` (a date column of the model) and `lookback_days` (0: recompute from the latest day
+already built, which also takes in events that arrived a day late); `columns` (name → description, written
 into DuckDB as column comments); `tests` (a list: unique, not_null, accepted_values, relationships,
 row_count); `subject_columns` (columns holding a person's pseudonymous key — a blind index — which erasure
 matches and removes).
@@ -56,7 +57,7 @@ class Model:
     tests: list[dict[str, Any]]
     depends_on: tuple[str, ...]  # qualified names of the tables and models it reads
     incremental_key: str | None = None
-    lookback_days: int = 1
+    lookback_days: int = 0
     subject_columns: tuple[str, ...] = ()
     header: dict[str, Any] = field(default_factory=dict, compare=False)
 
@@ -135,7 +136,7 @@ def _read(path: Path, schema: str) -> Model:
         name=path.stem, schema=schema, path=path, sql=text[match.end():].strip().rstrip(";"),
         description=str(header.get("description", "")).strip(), materialized=materialized, columns=columns,
         tests=tests, depends_on=depends_on, incremental_key=header.get("incremental_key"),
-        lookback_days=int(header.get("lookback_days", 1)), subject_columns=subject_columns,
+        lookback_days=int(header.get("lookback_days", 0)), subject_columns=subject_columns,
         header=header,
     )
 
@@ -187,9 +188,12 @@ def build(con, model: Model, full_refresh: bool = False) -> dict[str, Any]:
         if latest is not None:
             since = str(latest - dt.timedelta(days=model.lookback_days))
     con.execute(f"SET VARIABLE gtg_since = DATE '{since}'")
-    if since == FULL_BUILD_SINCE:
+    statement = f"CREATE OR REPLACE {kind} {model.table} AS {model.sql}"
+    if kind == "VIEW" and exists and not full_refresh and _view_sql(con, model) == _view_sql_of(statement):
+        mode = "unchanged"  # a view holds no data: nothing to refresh when its SQL is the same
+    elif since == FULL_BUILD_SINCE:
         mode = "full"
-        con.execute(f"CREATE OR REPLACE {kind} {model.table} AS {model.sql}")
+        con.execute(statement)
     else:
         mode = "incremental"
         con.execute("BEGIN")
@@ -201,20 +205,44 @@ def build(con, model: Model, full_refresh: bool = False) -> dict[str, Any]:
         except BaseException:
             con.execute("ROLLBACK")
             raise
-    if model.description:
-        con.execute(f"COMMENT ON {kind} {model.table} IS {literal(model.description)}")
-    actual = {r[0] for r in con.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ?",
-        [model.schema, model.name]).fetchall()}
-    undocumented = sorted(actual - model.columns.keys())
-    missing = sorted(model.columns.keys() - actual)
+    _document(con, model, kind)
+    rows = con.execute(f"SELECT count(*) FROM {model.table}").fetchone()[0]
+    return {"mode": mode, "since": since, "rows": rows}
+
+
+def _view_sql(con, model: Model) -> str | None:
+    row = con.execute("SELECT sql FROM duckdb_views() WHERE schema_name = ? AND view_name = ?",
+                      [model.schema, model.name]).fetchone()
+    return _view_sql_of(row[0]) if row else None
+
+
+def _view_sql_of(statement: str) -> str:
+    """The SELECT of a CREATE VIEW statement, whitespace-normalised (DuckDB stores it as it was given)."""
+    select = re.split(r"\bAS\b", statement, maxsplit=1, flags=re.IGNORECASE)[-1]
+    return " ".join(select.replace(";", " ").split())
+
+
+def _document(con, model: Model, kind: str) -> None:
+    """Check the header documents exactly the SELECT's columns, and write what changed of the docs as
+    DuckDB comments (an incremental run usually writes none: each comment is a catalog change)."""
+    stored = dict(con.execute(
+        "SELECT column_name, comment FROM duckdb_columns() WHERE schema_name = ? AND table_name = ?",
+        [model.schema, model.name]).fetchall())
+    undocumented = sorted(stored.keys() - model.columns.keys())
+    missing = sorted(model.columns.keys() - stored.keys())
     if undocumented or missing:
         raise ModelError(f"{model.path}: the header's columns do not match the SELECT "
                          f"(undocumented: {undocumented}, documented but absent: {missing})")
-    for column, text in model.columns.items():
-        con.execute(f"COMMENT ON COLUMN {model.table}.{column} IS {literal(text)}")
-    rows = con.execute(f"SELECT count(*) FROM {model.table}").fetchone()[0]
-    return {"mode": mode, "since": since, "rows": rows}
+    table_comment = con.execute(
+        "SELECT comment FROM duckdb_tables() WHERE schema_name = ? AND table_name = ? UNION ALL "
+        "SELECT comment FROM duckdb_views() WHERE schema_name = ? AND view_name = ?",
+        [model.schema, model.name] * 2).fetchone()[0]
+    statements = [f"COMMENT ON {kind} {model.table} IS {literal(model.description)}"] \
+        if model.description and table_comment != model.description else []
+    statements += [f"COMMENT ON COLUMN {model.table}.{column} IS {literal(text)}"
+                   for column, text in model.columns.items() if stored[column] != text]
+    if statements:
+        con.execute(";\n".join(statements))
 
 
 # -- tests ------------------------------------------------------------------------------------------------
@@ -294,3 +322,20 @@ def pseudonymous_tables(models: dict[str, Model]) -> dict[str, dict[str, dict[st
                       **{column: {"data_type": "binary", "x-pseudonym": True} for column in model.subject_columns}}
         for model in models.values() if model.subject_columns and model.materialized != "view"
     }
+
+
+def build_order(models: dict[str, Model]) -> list[Model]:
+    """The models with every model after those it reads (what Dagster's graph does, for scripts)."""
+    ordered: dict[str, Model] = {}
+
+    def visit(name: str) -> None:
+        if name in ordered:
+            return
+        for dependency in models[name].depends_on:
+            if dependency in models:
+                visit(dependency)
+        ordered[name] = models[name]
+
+    for name in models:
+        visit(name)
+    return list(ordered.values())

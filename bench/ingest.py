@@ -157,17 +157,17 @@ def _run_child_step(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------------------------------------
 
 
-def _generation_args(events: int, gzip: bool) -> dict[str, Any]:
-    return {"events": events, "seed": SEED, "days": DAYS, "end_date": END_DATE.isoformat(), "gzip": gzip,
+def _generation_args(events: int, gzip: bool, days: int = DAYS) -> dict[str, Any]:
+    return {"events": events, "seed": SEED, "days": days, "end_date": END_DATE.isoformat(), "gzip": gzip,
             "file_events": FILE_EVENTS}
 
 
-def ensure_generated(out: Path, events: int, gzip: bool) -> tuple[Path, dict[str, Any]]:
+def ensure_generated(out: Path, events: int, gzip: bool, days: int = DAYS) -> tuple[Path, dict[str, Any]]:
     """The landing folder for `events` lines, generated once and reused while its marker matches."""
     from pipelines.sandbox.events import generate_events
 
-    wanted = _generation_args(events, gzip)
-    folder = out / "data" / f"events-{events}-seed{SEED}-d{DAYS}-{END_DATE.isoformat()}{'-gz' if gzip else ''}"
+    wanted = _generation_args(events, gzip, days)
+    folder = out / "data" / f"events-{events}-seed{SEED}-d{days}-{END_DATE.isoformat()}{'-gz' if gzip else ''}"
     marker = folder / MARKER
     if marker.exists():
         saved = json.loads(marker.read_text())
@@ -179,7 +179,7 @@ def ensure_generated(out: Path, events: int, gzip: bool) -> tuple[Path, dict[str
     folder.mkdir(parents=True)
     print(f"generating {events:,} lines into {folder} ...", flush=True)
     start = time.perf_counter()
-    stats = generate_events(str(folder), events=events, seed=SEED, days=DAYS, end_date=END_DATE, gzip=gzip,
+    stats = generate_events(str(folder), events=events, seed=SEED, days=days, end_date=END_DATE, gzip=gzip,
                             file_events=FILE_EVENTS)
     seconds = time.perf_counter() - start
     files = [os.path.relpath(f, folder) for f in stats.files]

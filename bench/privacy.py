@@ -25,33 +25,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.ingest import LANDING_GLOB, ensure_generated
+from bench.base import ensure_warehouse
+from bench.ingest import LANDING_GLOB
 
 RETENTION_RATIO_TARGET = 1.5
 ERASURE_RATIO_TARGET = 3.0
 ROUNDS = 2  # retention and its floor each run this many times, alternating; the best of each counts
-BASE_MARKER = "_built.json"
-
-
-def _base(out: Path, events: int) -> tuple[Path, Path]:
-    """(landing, warehouse folder) for `events` lines, loaded once and reused."""
-    from pipelines.privacy.keyring import Keyring, load_master_key
-    from pipelines.usage_events import ingest
-
-    landing, _ = ensure_generated(out, events, gzip=False)
-    base = out / "data" / f"privacy-base-{events}"
-    if (base / BASE_MARKER).exists():
-        return landing, base
-    shutil.rmtree(base, ignore_errors=True)
-    base.mkdir(parents=True)
-    print(f"loading {events} events into a base warehouse (not measured) ...", flush=True)
-    key = load_master_key(None, base / "keys" / "master.key", True)
-    with Keyring.open(base / "keys" / "keyring.sqlite", key) as cipher:
-        report = ingest(str(landing), cipher, warehouse_path=base / "warehouse.duckdb", dlt_dir=base / "dlt",
-                        work_dir=base / "work")
-    shutil.rmtree(base / "work", ignore_errors=True)
-    (base / BASE_MARKER).write_text(json.dumps({"events_loaded": report.events_loaded}))
-    return landing, base
 
 
 def _copy(base: Path, landing: Path, run: Path, with_landing: bool) -> None:
@@ -152,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--people", type=int, default=1000)
     parser.add_argument("--out", type=Path, default=Path("bench/out"))
     args = parser.parse_args(argv)
-    landing, base = _base(args.out, args.events)
+    landing, base = ensure_warehouse(args.out, args.events)
 
     retention = bench_retention(base, landing, args.out)
     people = _top_people(landing, args.people)

@@ -2,7 +2,7 @@
 description: Events and visitors per day by device class, browser and operating system, with the bot share.
 materialized: incremental
 incremental_key: event_date
-lookback_days: 1
+lookback_days: 0
 columns:
   event_date: UTC day.
   device_class: desktop, mobile, tablet or bot.

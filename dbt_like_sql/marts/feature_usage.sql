@@ -4,7 +4,7 @@ description: >
   deal_created, ...). Bots left out.
 materialized: incremental
 incremental_key: event_date
-lookback_days: 1
+lookback_days: 0
 columns:
   event_date: UTC day.
   feature: "\"click: <element>\" or the custom event type."

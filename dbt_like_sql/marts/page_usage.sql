@@ -2,7 +2,7 @@
 description: Page views and distinct visitors per day and page path (bots left out).
 materialized: incremental
 incremental_key: event_date
-lookback_days: 1
+lookback_days: 0
 columns:
   event_date: UTC day.
   page_path: Path of the page.

@@ -3,6 +3,7 @@ description: >
   One row per visitor session. A session ends after 30 minutes without activity and lasts 24 hours at
   most (a longer run of activity starts a new session at each 24 hours), as in Snowplow's and
   RudderStack's web models. Only visitors with analytics consent (a visitor key) are sessionised.
+  Incremental: the latest built day and the day before are recomputed (a session can run past midnight).
 materialized: incremental
 incremental_key: session_date
 lookback_days: 1

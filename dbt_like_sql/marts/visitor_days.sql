@@ -4,7 +4,7 @@ description: >
   counts are computed from (distinct counts over periods need the visitors, not just daily totals).
 materialized: incremental
 incremental_key: event_date
-lookback_days: 1
+lookback_days: 0
 subject_columns: [visitor_key, user_key]
 columns:
   event_date: UTC day.

@@ -1,0 +1,32 @@
+"""Generated warehouses shared by the benchmarks: landed events loaded once by the real pipeline, reused."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from bench.ingest import DAYS, ensure_generated
+
+BASE_MARKER = "_built.json"
+
+
+def ensure_warehouse(out: Path, events: int, days: int = DAYS) -> tuple[Path, Path]:
+    """(landing, warehouse folder) for `events` lines over `days` days, loaded once and reused."""
+    from pipelines.privacy.keyring import Keyring, load_master_key
+    from pipelines.usage_events import ingest
+
+    landing, _ = ensure_generated(out, events, gzip=False, days=days)
+    base = out / "data" / (f"warehouse-{events}" if days == DAYS else f"warehouse-{events}-d{days}")
+    if (base / BASE_MARKER).exists():
+        return landing, base
+    shutil.rmtree(base, ignore_errors=True)
+    base.mkdir(parents=True)
+    print(f"loading {events} events into a base warehouse (not measured) ...", flush=True)
+    key = load_master_key(None, base / "keys" / "master.key", True)
+    with Keyring.open(base / "keys" / "keyring.sqlite", key) as cipher:
+        report = ingest(str(landing), cipher, warehouse_path=base / "warehouse.duckdb", dlt_dir=base / "dlt",
+                        work_dir=base / "work")
+    shutil.rmtree(base / "work", ignore_errors=True)
+    (base / BASE_MARKER).write_text(json.dumps({"events_loaded": report.events_loaded}))
+    return landing, base
