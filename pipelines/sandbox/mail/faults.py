@@ -23,7 +23,7 @@ __all__ = ["Fault", "FaultKind", "Faults", "HTTP_KINDS", "STATUS_KINDS"]
 
 class FaultKind(str, Enum):
     RATE_LIMIT = "rate_limit"  # 429 with Retry-After and the provider's throttling body
-    SERVER_ERROR = "server_error"  # a 5xx (503 unless `status` says otherwise) with the provider's body
+    SERVER_ERROR = "server_error"  # a 5xx (503 unless `status` says otherwise), Retry-After only if given
     SLOW = "slow"  # answer normally after `delay` seconds
     DROP = "drop"  # close the connection without answering
     TRUNCATE = "truncate"  # send the headers and half of the body (Content-Length promises all), then close
@@ -45,7 +45,8 @@ class Fault:
     endpoint: str | None = None
     skip: int = 0
     status: int = 503  # SERVER_ERROR only
-    retry_after: int = 1  # RATE_LIMIT only: seconds, as an integer (what SDKs parse)
+    retry_after: int | None = None  # Retry-After seconds (an integer, what SDKs parse): RATE_LIMIT sends 1 unless
+    # told otherwise, SERVER_ERROR sends it only when given
     delay: float = 0.5  # SLOW only: seconds
 
     def matches(self, endpoint: str, kinds: Collection[FaultKind]) -> bool:

@@ -133,10 +133,8 @@ class GoogleServer(SandboxServer):
         response.headers["WWW-Authenticate"] = 'Bearer realm="https://accounts.google.com/", error="invalid_token"'
         return response
 
-    def rate_limited(self, retry_after: int) -> Response:
-        response = google_error(429, "Too many concurrent requests for user.", "rateLimitExceeded", "RESOURCE_EXHAUSTED")
-        response.headers["Retry-After"] = str(retry_after)
-        return response
+    def rate_limited(self) -> Response:
+        return google_error(429, "Too many concurrent requests for user.", "rateLimitExceeded", "RESOURCE_EXHAUSTED")
 
     def unavailable(self, status: int) -> Response:
         if status == 503:

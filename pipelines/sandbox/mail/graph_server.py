@@ -36,7 +36,7 @@ from pipelines.sandbox.mail.http import (
 )
 from pipelines.sandbox.mail.mailbox import USER_LABELS, Account, Contact, Message
 
-__all__ = ["GraphServer", "folder_of"]
+__all__ = ["GraphServer", "folder_of", "graph_contact_id", "graph_message_id"]
 
 _USER = r"/v1\.0/(?:me|users/(?P<user>[^/]+))"
 _DELTA = r"(?:microsoft\.graph\.)?delta(?:\(\))?"
@@ -98,9 +98,8 @@ class GraphServer(SandboxServer):
                           {"WWW-Authenticate": 'Bearer realm="", authorization_uri="https://login.microsoftonline.com/'
                                                'common/oauth2/authorize", client_id="00000003-0000-0000-c000-000000000000"'})
 
-    def rate_limited(self, retry_after: int) -> Response:
-        return self.error(429, "TooManyRequests", "Application is over its MailboxConcurrency limit.",
-                          {"Retry-After": str(retry_after)})
+    def rate_limited(self) -> Response:
+        return self.error(429, "TooManyRequests", "Application is over its MailboxConcurrency limit.")
 
     def unavailable(self, status: int) -> Response:
         code = {500: "InternalServerError", 502: "BadGateway", 503: "ServiceUnavailable", 504: "GatewayTimeout"}
@@ -250,11 +249,13 @@ def _folder_id(account: Account, name: str) -> str:
     return _opaque("AAMkAGZv", account.user_id, name)
 
 
-def _message_id(account: Account, message_id: str) -> str:
+def graph_message_id(account: Account, message_id: str) -> str:
+    """The Graph id of a mailbox message (tests map SDK results back to the model with it)."""
     return _opaque("AAMkAGI2", account.user_id, message_id)
 
 
-def _contact_id(account: Account, contact_id: str) -> str:
+def graph_contact_id(account: Account, contact_id: str) -> str:
+    """The Graph id of a contact."""
     return _opaque("AAMkAGNv", account.user_id, contact_id)
 
 
@@ -276,7 +277,7 @@ def _message(account: Account, message: Message, select: list[str]) -> dict[str,
     sender = _recipient(message.sender.name, message.sender.email)
     return _selected({
         "@odata.type": "#microsoft.graph.message", "@odata.etag": f'W/"{change_key}"',
-        "id": _message_id(account, message.id),
+        "id": graph_message_id(account, message.id),
         "createdDateTime": _iso(message.internal_date), "lastModifiedDateTime": _iso(message.modified),
         "changeKey": change_key, "categories": sorted(USER_LABELS[lab] for lab in message.labels if lab in USER_LABELS),
         "receivedDateTime": _iso(message.internal_date), "sentDateTime": _iso(message.internal_date),
@@ -299,7 +300,7 @@ def _contact(account: Account, contact: Contact, select: list[str]) -> dict[str,
     phones = [display for _, display in contact.phones]
     return _selected({
         "@odata.type": "#microsoft.graph.contact", "@odata.etag": f'W/"{change_key}"',
-        "id": _contact_id(account, contact.id),
+        "id": graph_contact_id(account, contact.id),
         "createdDateTime": _iso(contact.created), "lastModifiedDateTime": _iso(contact.updated),
         "changeKey": change_key, "categories": [], "parentFolderId": _folder_id(account, "contacts"),
         "displayName": contact.display_name, "givenName": contact.given_name, "surname": contact.family_name,
@@ -311,7 +312,7 @@ def _contact(account: Account, contact: Contact, select: list[str]) -> dict[str,
 
 def _removed(account: Account, record: Message | Contact) -> dict[str, Any]:
     if isinstance(record, Contact):
-        return {"@odata.type": "#microsoft.graph.contact", "id": _contact_id(account, record.id),
+        return {"@odata.type": "#microsoft.graph.contact", "id": graph_contact_id(account, record.id),
                 "@removed": {"reason": "deleted"}}
-    return {"@odata.type": "#microsoft.graph.message", "id": _message_id(account, record.id),
+    return {"@odata.type": "#microsoft.graph.message", "id": graph_message_id(account, record.id),
             "@removed": {"reason": "deleted"}}

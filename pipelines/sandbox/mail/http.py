@@ -107,7 +107,8 @@ def decode_cursor(token: str) -> dict[str, Any] | None:
 class SandboxServer:
     """A provider sandbox on 127.0.0.1: `with Server(accounts) as server: server.url ...`.
 
-    Subclasses implement `routes()` and the error bodies (`unauthenticated`, `rate_limited`, `unavailable`).
+    Subclasses implement `routes()` and the error bodies (`unauthenticated`, `rate_limited`, `unavailable`,
+    `not_found`); the Retry-After header is added here.
     """
 
     name = "sandbox"
@@ -131,7 +132,8 @@ class SandboxServer:
     def start(self) -> SandboxServer:
         handler = type(f"{type(self).__name__}Handler", (_Handler,), {"sandbox": self})
         self._httpd = _HTTPServer((self._host, self._port), handler)
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name=f"{self.name}-server", daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), name=f"{self.name}-server",
+                                        daemon=True)
         self._thread.start()
         return self
 
@@ -163,7 +165,7 @@ class SandboxServer:
     def unauthenticated(self) -> Response:
         raise NotImplementedError
 
-    def rate_limited(self, retry_after: int) -> Response:
+    def rate_limited(self) -> Response:
         raise NotImplementedError
 
     def unavailable(self, status: int) -> Response:
@@ -212,12 +214,13 @@ class SandboxServer:
         with self._count_lock:
             self.calls[request.endpoint] += 1
         if fault is not None:
-            if fault.kind is FaultKind.RATE_LIMIT:
-                return self.rate_limited(fault.retry_after)
-            if fault.kind is FaultKind.SERVER_ERROR:
-                return self.unavailable(fault.status)
             if fault.kind is FaultKind.EXPIRED_TOKEN:
                 return self.unauthenticated()
+            response = self.rate_limited() if fault.kind is FaultKind.RATE_LIMIT else self.unavailable(fault.status)
+            retry_after = fault.retry_after or (1 if fault.kind is FaultKind.RATE_LIMIT else None)
+            if retry_after:
+                response.headers["Retry-After"] = str(retry_after)
+            return response
         if route is None:
             return self.not_found(request)
         if route.authenticated:
