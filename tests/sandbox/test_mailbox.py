@@ -35,7 +35,7 @@ def mutate(account: Account) -> None:
 def test_same_seed_same_accounts_and_same_mutations() -> None:
     first, second = build_accounts(2, 800, 60, seed=5), build_accounts(2, 800, 60, seed=5)
     assert [snapshot(a) for a in first] == [snapshot(a) for a in second]
-    for a, b in zip(first, second):
+    for a, b in zip(first, second, strict=True):
         mutate(a)
         mutate(b)
     assert [snapshot(a) for a in first] == [snapshot(a) for a in second]

@@ -228,7 +228,7 @@ class GraphServer(SandboxServer):
             lambda r: isinstance(r, Message) and folder_of(r) == folder)
         wanted = state["ct"]
         entries: list[dict[str, Any]] = []
-        for record_id, (before, after) in account.net_changes(kind[:-1], state["s"], state["u"]).items():
+        for before, after in account.net_changes(kind[:-1], state["s"], state["u"]).values():
             if member(after):
                 change = "updated" if member(before) else "created"
                 if wanted in (None, change):
