@@ -188,12 +188,9 @@ def build(con, model: Model, full_refresh: bool = False) -> dict[str, Any]:
         if latest is not None:
             since = str(latest - dt.timedelta(days=model.lookback_days))
     con.execute(f"SET VARIABLE gtg_since = DATE '{since}'")
-    statement = f"CREATE OR REPLACE {kind} {model.table} AS {model.sql}"
-    if kind == "VIEW" and exists and not full_refresh and _view_sql(con, model) == _view_sql_of(statement):
-        mode = "unchanged"  # a view holds no data: nothing to refresh when its SQL is the same
-    elif since == FULL_BUILD_SINCE:
+    if since == FULL_BUILD_SINCE:
         mode = "full"
-        con.execute(statement)
+        con.execute(f"CREATE OR REPLACE {kind} {model.table} AS {model.sql}")
     else:
         mode = "incremental"
         con.execute("BEGIN")
@@ -208,18 +205,6 @@ def build(con, model: Model, full_refresh: bool = False) -> dict[str, Any]:
     _document(con, model, kind)
     rows = con.execute(f"SELECT count(*) FROM {model.table}").fetchone()[0]
     return {"mode": mode, "since": since, "rows": rows}
-
-
-def _view_sql(con, model: Model) -> str | None:
-    row = con.execute("SELECT sql FROM duckdb_views() WHERE schema_name = ? AND view_name = ?",
-                      [model.schema, model.name]).fetchone()
-    return _view_sql_of(row[0]) if row else None
-
-
-def _view_sql_of(statement: str) -> str:
-    """The SELECT of a CREATE VIEW statement, whitespace-normalised (DuckDB stores it as it was given)."""
-    select = re.split(r"\bAS\b", statement, maxsplit=1, flags=re.IGNORECASE)[-1]
-    return " ".join(select.replace(";", " ").split())
 
 
 def _document(con, model: Model, kind: str) -> None:
