@@ -45,7 +45,9 @@ from resources.keyring import KeyringResource
 from resources.privacy import PrivacyResource
 from resources.warehouse import WAREHOUSE_POOL, WarehouseResource
 
-POLICY = load_policy(DECLARED_TABLES)
+# What the policy governs: every table the sources load, and the SQL models holding pseudonymous keys.
+DERIVED_TABLES = pseudonymous_tables(MODELS)
+POLICY = load_policy({**DECLARED_TABLES, **DERIVED_TABLES})
 GROUP = "privacy"
 REQUESTS_KEY = AssetKey(["privacy", "data_subject_requests"])
 # A request due within this many days is flagged (warning) before its deadline passes.
@@ -66,6 +68,11 @@ def _now(config: AsOfConfig) -> dt.datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
 
 
+def _asset_of(table: str) -> AssetKey:
+    """The asset that materialises a governed table: the dlt asset that loads it, or the model itself."""
+    return AssetKey(list(ASSET_OF_TABLE.get(table, table.split("."))))
+
+
 def retention_key(rule: Rule) -> AssetKey:
     return AssetKey(["privacy", "retention", rule.dataset, rule.name])
 
@@ -73,7 +80,7 @@ def retention_key(rule: Rule) -> AssetKey:
 def _retention_asset(rule: Rule) -> AssetsDefinition:
     @asset(
         key=retention_key(rule),
-        deps=[AssetKey(list(ASSET_OF_TABLE[rule.table]))],
+        deps=[_asset_of(rule.table)],
         group_name=GROUP,
         kinds={"duckdb"},
         pool=WAREHOUSE_POOL,
@@ -85,7 +92,7 @@ def _retention_asset(rule: Rule) -> AssetsDefinition:
         keyring: KeyringResource, privacy: PrivacyResource,
     ) -> MaterializeResult:
         with keyring.open() as cipher, warehouse.connect(read_only=False) as con:
-            result = run_rule(con, rule, cipher, privacy.audit(), _now(config))
+            result = run_rule(con, rule, cipher, privacy.audit(), _now(config), DERIVED_TABLES)
         return MaterializeResult(metadata={
             "action": rule.action, "keep_days": rule.keep_days, "cutoff": result.cutoff, "term": rule.term.id,
             "rows_expired": result.rows_expired, "subjects_expired": result.subjects_expired,
@@ -97,7 +104,7 @@ def _retention_asset(rule: Rule) -> AssetsDefinition:
 
 def _within_retention_check(rule: Rule):
     @asset_check(
-        asset=AssetKey(list(ASSET_OF_TABLE[rule.table])),
+        asset=_asset_of(rule.table),
         name=f"within_retention__{rule.name}",
         additional_deps=[retention_key(rule)],
         description=f"No record of {rule.table} is older than {rule.keep_days} days by {rule.age_column}"
@@ -108,7 +115,7 @@ def _within_retention_check(rule: Rule):
     ) -> AssetCheckResult:
         now = _now(config)
         with warehouse.connect() as con:
-            columns = stored_declarations(con).get(rule.table)
+            columns = {**stored_declarations(con), **DERIVED_TABLES}.get(rule.table)
             found = violations(con, rule, columns, now) if columns and table_exists(con, rule.dataset, rule.name) else 0
         return AssetCheckResult(passed=found == 0, metadata={
             "records_past_retention": found, "cutoff": str(cutoff(rule, now)), "keep_days": rule.keep_days})
@@ -148,7 +155,7 @@ def data_subject_requests(
     inbox = privacy.inbox()
     with keyring.open() as cipher, warehouse.connect(read_only=False) as con:
         report = process_pending(con, cipher, inbox, privacy.audit(), exports_dir=Path(privacy.exports_dir),
-                                 landing_urls=privacy.landing_urls, derived_tables=pseudonymous_tables(MODELS))
+                                 landing_urls=privacy.landing_urls, derived_tables=DERIVED_TABLES)
     snapshot = snapshot_path(warehouse)
     if snapshot.exists() and any(t.startswith("analytics.") for t in report.rows_by_table):
         publish_snapshot(Path(warehouse.path), snapshot)  # the analysts' copy must forget the erased too

@@ -301,9 +301,11 @@ def readable_personal_data(con, model: Model, personal_columns: set[str]) -> dic
 
 def pseudonymous_tables(models: dict[str, Model]) -> dict[str, dict[str, dict[str, Any]]]:
     """The stored models that hold people's pseudonymous keys, declared as the privacy engine reads tables
-    (`x-pseudonym` columns beside `workspace_id`), so erasure and access cover them with no code of their own."""
+    (`x-pseudonym` columns beside `workspace_id`, and the date they are kept by), so retention, erasure and
+    access cover them with no code of their own."""
     return {
         model.table: {"workspace_id": {"data_type": "text"},
+                      **({model.incremental_key: {"data_type": "date"}} if model.incremental_key else {}),
                       **{column: {"data_type": "binary", "x-pseudonym": True} for column in model.subject_columns}}
         for model in models.values() if model.subject_columns and model.materialized != "view"
     }

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from dagster import AssetSelection, DagsterInstance, Definitions, RunRequest, build_sensor_context, define_asset_job
 
+from assets.analytics import ANALYTICS_ASSETS, analytics_job
 from assets.privacy import (
     PRIVACY_ASSETS,
     PRIVACY_CHECKS,
@@ -19,6 +20,7 @@ from assets.privacy import (
     requests_job,
     retention_job,
 )
+from pipelines.privacy.audit import AuditLog
 from pipelines.privacy.requests import Request
 from resources.keyring import KeyringResource
 from resources.privacy import PrivacyResource
@@ -39,9 +41,9 @@ def _privacy(platform: Platform) -> PrivacyResource:
 
 def _defs(platform: Platform) -> Definitions:
     return Definitions(
-        assets=PRIVACY_ASSETS,
+        assets=[*PRIVACY_ASSETS, *ANALYTICS_ASSETS],
         asset_checks=PRIVACY_CHECKS,
-        jobs=[retention_job, requests_job, checks_only_job],
+        jobs=[retention_job, requests_job, checks_only_job, analytics_job],
         sensors=[data_subject_request_sensor],
         resources={
             "warehouse": WarehouseResource(path=str(platform.warehouse), dlt_dir=str(platform.dlt_dir),
@@ -68,24 +70,34 @@ def loaded(platform: Platform) -> Platform:
 def test_checks_fail_on_expired_records_until_the_retention_job_runs(loaded: Platform) -> None:
     defs = _defs(loaded)
     instance = DagsterInstance.ephemeral()
+    assert defs.resolve_job_def("analytics_job").execute_in_process(instance=instance).success
     before = defs.resolve_job_def("retention_checks_only").execute_in_process(
         instance=instance, run_config=_as_of("retention_checks_only", defs), raise_on_error=False)
     failing = {e.check_name: e.metadata["records_past_retention"].value for e in before.get_asset_check_evaluations()}
-    quarantined_old = loaded.query("SELECT count(*) FROM raw_events.usage_events_quarantine WHERE received_date < ?",
-                                   [dt.date.fromisoformat(AS_OF[:10]) - dt.timedelta(days=30)])[0][0]
-    assert failing["within_retention__usage_events_quarantine"] == quarantined_old > 0
+    cutoff_day = dt.date.fromisoformat(AS_OF[:10]) - dt.timedelta(days=395)
+    expected = {
+        "usage_events_quarantine": loaded.query(
+            "SELECT count(*) FROM raw_events.usage_events_quarantine WHERE received_date < ?",
+            [dt.date.fromisoformat(AS_OF[:10]) - dt.timedelta(days=30)])[0][0],
+        "sessions": loaded.query("SELECT count(*) FROM analytics.sessions WHERE session_date < ?", [cutoff_day])[0][0],
+        "visitor_days": loaded.query("SELECT count(*) FROM analytics.visitor_days WHERE event_date < ?", [cutoff_day])[0][0],
+    }
+    assert {k: failing[f"within_retention__{k}"] for k in expected} == expected and all(expected.values())
     assert failing["within_retention__usage_events"] > 0
 
     result = defs.resolve_job_def("privacy_retention_job").execute_in_process(
         instance=instance, run_config=_as_of("privacy_retention_job", defs))
     assert result.success
-    meta = {e.asset_key.path[-1]: e.materialization.metadata for e in result.get_asset_materialization_events()}
-    assert meta["usage_events"]["rows_expired"].value == failing["within_retention__usage_events"]
-    assert meta["usage_events_quarantine"]["rows_expired"].value == quarantined_old
+    meta = {e.asset_key.path[-1]: e.materialization.metadata["rows_expired"].value
+            for e in result.get_asset_materialization_events()}
+    assert meta == {**expected, "usage_events": failing["within_retention__usage_events"]}
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-    assert checks == {"within_retention__usage_events": True, "within_retention__usage_events_quarantine": True}
-    audit = [line for line in (loaded.root / "privacy" / "audit.jsonl").read_text().splitlines()]
-    assert len(audit) == 2
+    assert checks == {f"within_retention__{k}": True for k in meta}
+    # The models' old rows keep their aggregates and lose the visitor's key.
+    assert loaded.query("SELECT count(*), count(visitor_key), sum(page_views) > 0 FROM analytics.sessions "
+                        "WHERE session_date < ?", [cutoff_day]) == [(expected["sessions"], 0, True)]
+    audit = AuditLog(loaded.root / "privacy" / "audit.jsonl")
+    assert len(audit.entries()) == 4 and audit.verify().intact
 
 
 def test_sensor_starts_a_batch_and_an_erasure_leaves_dagster_storage_clean(loaded: Platform) -> None:

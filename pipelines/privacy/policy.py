@@ -116,7 +116,7 @@ def _rule(
 
     table = body["table"]
     if table not in tables:
-        raise fail(f"unknown table {table!r}; tables the sources declare: {sorted(tables)}")
+        raise fail(f"unknown table {table!r}; governed tables: {sorted(tables)}")
     columns = tables[table]
     if body["term"] not in terms:
         raise fail(f"unknown term {body['term']!r}; terms in this file: {sorted(terms)}")

@@ -59,8 +59,7 @@ def identifying_sql(rule: Rule, columns: TTableSchemaColumns) -> str:
 
 def anonymised_columns(rule: Rule, columns: TTableSchemaColumns) -> list[str]:
     decl = declaration(columns)
-    removed = [*decl.encrypted, *decl.blind_indexes, *([decl.subject_ref] if decl.subject_ref else [])]
-    return [c for c in dict.fromkeys([*removed, *rule.clear]) if c in columns]
+    return [c for c in dict.fromkeys([*decl.encrypted, *decl.keys, *rule.clear]) if c in columns]
 
 
 def violations(con: duckdb.DuckDBPyConnection, rule: Rule, columns: TTableSchemaColumns, now: dt.datetime) -> int:
@@ -113,10 +112,14 @@ def enforce(
     return RetentionResult(rule.table, rule.action, str(limit), int(rows), int(subjects), destroyed)
 
 
-def run_rule(con: duckdb.DuckDBPyConnection, rule: Rule, cipher, audit: AuditLog, now: dt.datetime) -> RetentionResult:
-    """Enforce one rule against the warehouse as stored (declarations read back from dlt's schemas) and
-    append the audit entry. A table not loaded yet has nothing to enforce."""
-    tables = stored_declarations(con)
+def run_rule(
+    con: duckdb.DuckDBPyConnection, rule: Rule, cipher, audit: AuditLog, now: dt.datetime,
+    derived_tables: dict[str, TTableSchemaColumns] | None = None,
+) -> RetentionResult:
+    """Enforce one rule against the warehouse as stored (declarations read back from dlt's schemas, plus
+    `derived_tables`, the SQL models holding pseudonymous keys) and append the audit entry. A table not
+    built yet has nothing to enforce."""
+    tables = {**stored_declarations(con), **(derived_tables or {})}
     if rule.table not in tables or not table_exists(con, rule.dataset, rule.name):
         result = RetentionResult(rule.table, rule.action, str(cutoff(rule, now)), 0, 0, 0)
     else:

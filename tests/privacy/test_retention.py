@@ -9,6 +9,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from assets.privacy import POLICY
 from pipelines.catalog import DECLARED_TABLES
 from pipelines.privacy.audit import AuditLog
 from pipelines.privacy.keyring import DecryptStats
@@ -16,8 +17,8 @@ from pipelines.privacy.policy import PolicyError, load_policy
 from pipelines.privacy.retention import cutoff, run_rule, violations
 from tests.conftest import END_DATE
 
-POLICY = load_policy(DECLARED_TABLES)
-EVENTS, QUARANTINE = POLICY.rules
+RULES = {rule.table: rule for rule in POLICY.rules}
+EVENTS, QUARANTINE = RULES["raw_events.usage_events"], RULES["raw_events.usage_events_quarantine"]
 # 395 days after the generated days, plus a day and a half: the cutoff falls inside the generated range.
 NOW = dt.datetime.combine(END_DATE, dt.time(12), dt.timezone.utc) + dt.timedelta(days=EVENTS.keep_days - 1)
 PERSONAL = ("user_id", "user_id_bidx", "anonymous_id", "anonymous_id_bidx", "device_id", "device_id_bidx",
