@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import shutil
 import sys
@@ -117,37 +118,61 @@ def print_warehouse_summary() -> None:
 
 def submit_request(args: argparse.Namespace) -> int:
     """File a data-subject request in the inbox; the sensor (or `privacy process`) handles it."""
-    from pipelines.privacy.requests import IDENTITY_KINDS, Request, RequestError
-    from resources.keyring import KeyringResource
-    from resources.privacy import PrivacyResource
+    from pipelines.privacy.keyring import Keyring, KeyringError, load_master_key
+    from pipelines.privacy.requests import IDENTITY_KINDS, Inbox, Request, RequestError, validate
 
     kind = next(k for k in IDENTITY_KINDS if getattr(args, k) is not None)
     purposes = {**{p: True for p in args.opt_in}, **{p: False for p in args.opt_out}} or None
     request = Request(args.type, args.workspace, kind, getattr(args, kind), field=args.field,
                       new_value=args.new_value, purposes=purposes, source="cli", requested_by=args.requested_by)
     try:
-        from pipelines.privacy.requests import validate
-
         validate(request)
-        if not Path(paths.keyring_path()).exists():
-            raise RequestError("unknown workspace: no data is held for this workspace id")
-        with KeyringResource().open() as cipher:
+        unknown = RequestError("unknown workspace: no data is held for this workspace id")
+        if not paths.keyring_path().exists():
+            raise unknown
+        key = load_master_key(os.environ.get("GTG_MASTER_KEY"), paths.master_key_file(), False)
+        with Keyring.open(paths.keyring_path(), key) as cipher:
             if not cipher.has_workspace(args.workspace):
-                raise RequestError("unknown workspace: no data is held for this workspace id")
-        request_id = PrivacyResource().inbox().submit(request)
+                raise unknown
+        request_id = Inbox(paths.request_inbox_path()).submit(request)
+    except (RequestError, KeyringError) as exc:
+        print(f"request refused: {exc}", file=sys.stderr)
+        return 2
+    stored = Inbox(paths.request_inbox_path()).get(request_id)
+    print(f"{request_id}: {args.type} request received, deadline {stored['deadline'][:10]}")
+    return 0
+
+
+def provider_deletion(args: argparse.Namespace) -> int:
+    """File a provider-initiated erasure (Meta's data-deletion callback, a Google revocation) and print the
+    answer the provider expects (Meta: a status URL and a confirmation code)."""
+    from pipelines.privacy.provider_requests import google_revocation_request, meta_callback_response, meta_deletion_request
+    from pipelines.privacy.requests import Inbox, RequestError
+
+    try:
+        if args.meta_signed_request:
+            secret = os.environ.get("GTG_META_APP_SECRET")
+            if not secret:
+                raise RequestError("GTG_META_APP_SECRET is not set: the signed request cannot be verified")
+            request = meta_deletion_request(args.meta_signed_request, secret, args.workspace)
+        else:
+            request = google_revocation_request(args.workspace, args.google_user_id)
+        request_id = Inbox(paths.request_inbox_path()).submit(request)
     except RequestError as exc:
         print(f"request refused: {exc}", file=sys.stderr)
         return 2
-    stored = PrivacyResource().inbox().get(request_id)
-    print(f"{request_id}: {args.type} request received, deadline {stored['deadline'][:10]}")
+    if request.confirmation_code:
+        print(json.dumps(meta_callback_response(args.status_url, request_id, request.confirmation_code)))
+    else:
+        print(f"{request_id}: erasure request received")
     return 0
 
 
 def print_requests() -> int:
     """Every request with its status and deadline (ids and codes only)."""
-    from resources.privacy import PrivacyResource
+    from pipelines.privacy.requests import Inbox
 
-    rows = PrivacyResource().inbox().all()
+    rows = Inbox(paths.request_inbox_path()).all()
     print(f"{'request':22} {'type':10} {'source':18} {'status':9} {'received':16} {'deadline':10} detail")
     for r in rows:
         print(f"{r['request_id']:22} {r['request_type']:10} {r['source']:18} {r['status']:9} "
@@ -177,22 +202,28 @@ def main(argv: list[str] | None = None) -> int:
     submit.add_argument("--opt-out", nargs="*", default=[], choices=PURPOSES, help="consent: purposes refused")
     submit.add_argument("--opt-in", nargs="*", default=[], choices=PURPOSES, help="consent: purposes allowed")
     submit.add_argument("--requested-by", default=os.environ.get("USER", "cli"), help="who files it (for the audit)")
+    provider = privacy.add_parser("provider-deletion", help="a provider asked to delete a person's data")
+    provider.add_argument("--workspace", required=True, help="the workspace whose connection the person used")
+    source = provider.add_mutually_exclusive_group(required=True)
+    source.add_argument("--meta-signed-request", help="the signed_request of Meta's data-deletion callback "
+                        "(verified with GTG_META_APP_SECRET)")
+    source.add_argument("--google-user-id", help="the Google account that revoked GTG's access")
+    provider.add_argument("--status-url", default="https://app.gtgcrm.com/privacy/deletion-status",
+                          help="where Meta's users follow their deletion (the request id is appended)")
     privacy.add_parser("status", help="list requests with status and deadline")
     privacy.add_parser("process", help="process pending requests now (what the sensor starts)")
     args = parser.parse_args(argv)
     if args.command == "run":
         return run(args.events, args.days)
+    if args.command == "privacy" and args.action != "process":
+        handlers = {"submit": submit_request, "provider-deletion": provider_deletion, "status": lambda _: print_requests()}
+        return handlers[args.action](args)
     if args.command in ("retention", "privacy"):
         ensure_dagster_home()
         from dagster import DagsterInstance
 
-        if args.command == "retention":
-            return 0 if _run_job(DagsterInstance.get(), "privacy_retention_job") else 1
-        if args.action == "submit":
-            return submit_request(args)
-        if args.action == "status":
-            return print_requests()
-        return 0 if _run_job(DagsterInstance.get(), "data_subject_requests_job") else 1
+        job = "privacy_retention_job" if args.command == "retention" else "data_subject_requests_job"
+        return 0 if _run_job(DagsterInstance.get(), job) else 1
     return 2
 
 

@@ -47,9 +47,14 @@ def work_dir() -> Path:
     return data_dir() / "work"
 
 
-def privacy_dir() -> Path:
-    """The data-subject request inbox (`requests.sqlite`) and the audit log (`audit.jsonl`)."""
-    return data_dir() / "privacy"
+def request_inbox_path() -> Path:
+    """The data-subject request inbox, a SQLite file the CRM app writes: `<data>/privacy/requests.sqlite`."""
+    return data_dir() / "privacy" / "requests.sqlite"
+
+
+def audit_log_path() -> Path:
+    """The privacy audit log: `<data>/privacy/audit.jsonl`."""
+    return data_dir() / "privacy" / "audit.jsonl"
 
 
 def exports_dir() -> Path:

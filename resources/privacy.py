@@ -19,8 +19,8 @@ class PrivacyResource(ConfigurableResource):
     """Where requests arrive, where the audit log and exports are kept, and which landing zones erasure
     scrubs (by zone name, default: each source's landing location)."""
 
-    inbox_path: str = str(paths.privacy_dir() / "requests.sqlite")
-    audit_path: str = str(paths.privacy_dir() / "audit.jsonl")
+    inbox_path: str = str(paths.request_inbox_path())
+    audit_path: str = str(paths.audit_log_path())
     exports_dir: str = str(paths.exports_dir())
     landing_urls: dict[str, str] = Field(default_factory=_landing_urls)
 

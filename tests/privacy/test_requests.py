@@ -275,3 +275,31 @@ def test_access_exports_are_deleted_after_30_days(platform):
     assert late.exports_removed == 1 and not export.exists()
     assert inbox.get(rid)["export_path"] is None and inbox.get(rid)["status_detail"].endswith("export deleted after 30 days")
     assert audit.entries()[-1]["action"] == "dsr.export_expired" and audit.verify().intact
+
+
+def test_cli_files_requests_and_refuses_bad_ones(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "GTG_DATA_DIR": str(tmp_path / "data"), "GTG_META_APP_SECRET": "app-secret",
+           "DAGSTER_HOME": str(tmp_path / "dagster")}
+    root = Path(__file__).resolve().parents[2]
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "cli", "privacy", *args], cwd=root, env=env,
+                              capture_output=True, text=True, timeout=120)
+
+    payload = base64.urlsafe_b64encode(json.dumps({"algorithm": "HMAC-SHA256", "user_id": "fb_7"}).encode()).decode()
+    signature = base64.urlsafe_b64encode(hmac.new(b"app-secret", payload.encode(), hashlib.sha256).digest()).decode()
+    meta = cli("provider-deletion", "--workspace", "ws_1", "--meta-signed-request", f"{signature}.{payload}")
+    assert meta.returncode == 0, meta.stderr
+    answer = json.loads(meta.stdout)
+    assert answer["url"].startswith("https://app.gtgcrm.com/privacy/deletion-status/dsr_") and len(answer["confirmation_code"]) == 16
+    bad = cli("submit", "--type", "access", "--workspace", "ws_1", "--email", "ann-at-example.com")
+    assert (bad.returncode, bad.stderr.strip()) == (2, "request refused: the email identifying the person is malformed")
+    unknown = cli("submit", "--type", "erasure", "--workspace", "ws_1", "--user-id", "u1")
+    assert unknown.stderr.strip() == "request refused: unknown workspace: no data is held for this workspace id"
+    status = cli("status")
+    rows = status.stdout.splitlines()[1:]
+    assert len(rows) == 1 and rows[0].split()[1:4] == ["erasure", "meta_data_deletion", "received"]
