@@ -188,7 +188,9 @@ def build(con, model: Model, full_refresh: bool = False) -> dict[str, Any]:
         if latest is not None:
             since = str(latest - dt.timedelta(days=model.lookback_days))
     con.execute(f"SET VARIABLE gtg_since = DATE '{since}'")
-    if since == FULL_BUILD_SINCE:
+    if kind == "VIEW" and exists and not full_refresh and _same_view(con, model):
+        mode = "unchanged"  # a view holds no data; recreating it would only rewrite its comments
+    elif since == FULL_BUILD_SINCE:
         mode = "full"
         con.execute(f"CREATE OR REPLACE {kind} {model.table} AS {model.sql}")
     else:
@@ -202,9 +204,22 @@ def build(con, model: Model, full_refresh: bool = False) -> dict[str, Any]:
         except BaseException:
             con.execute("ROLLBACK")
             raise
-    _document(con, model, kind)
+    if mode == "full":  # an incremental insert cannot change the columns, nor the comments
+        _document(con, model, kind)
     rows = con.execute(f"SELECT count(*) FROM {model.table}").fetchone()[0]
     return {"mode": mode, "since": since, "rows": rows}
+
+
+def _same_view(con, model: Model) -> bool:
+    """Whether the stored view has the model's SQL, compared as DuckDB normalises it (through a temp probe)."""
+    con.execute(f"CREATE OR REPLACE TEMP VIEW _gtg_probe AS {model.sql}")
+    stored = con.execute(
+        "SELECT max(sql) FILTER (WHERE view_name = '_gtg_probe'), "
+        "max(sql) FILTER (WHERE schema_name = ? AND view_name = ?) FROM duckdb_views()",
+        [model.schema, model.name]).fetchone()
+    con.execute("DROP VIEW _gtg_probe")
+    probe, current = (text.split(" AS ", 1)[-1] if text else None for text in stored)
+    return probe is not None and probe == current
 
 
 def _document(con, model: Model, kind: str) -> None:
