@@ -7,7 +7,7 @@ The warehouses (eight weeks of events) are built once per size with the real pip
 reused; every measurement
 runs on its own copy. One run prints, per size: the full build of every model in dependency order (what
 `analytics_job` runs, without Dagster around it), then — after a new day of generated events is loaded into
-the same copy (not timed) — the incremental rebuild. Targets: the 10M build within 12x of the 1M build
+the same copy (not timed) — the incremental rebuild; each the best of two rounds. Targets: the 10M build within 12x of the 1M build
 (no worse than linear), and the incremental rebuild under a tenth of the full build.
 """
 
@@ -28,21 +28,25 @@ from bench.ingest import END_DATE, SEED
 HISTORY_DAYS = 56
 SCALE_RATIO_TARGET = 12.0
 INCREMENTAL_SHARE_TARGET = 0.1
+ROUNDS = 2
 
 
 def _build_all(warehouse: Path, full_refresh: bool) -> tuple[float, dict[str, Any]]:
+    """Best of ROUNDS builds (each a fresh connection): a repeated full build redoes the same work, and so does a
+    repeated incremental one (it recomputes from the same latest day), so the best is the least disturbed."""
     import duckdb
 
     from assets.analytics import MODELS
     from assets.sql_models import build, build_order
 
-    done = {}
-    with duckdb.connect(str(warehouse)) as con:
-        start = time.perf_counter()
-        for model in build_order(MODELS):
-            done[model.table] = build(con, model, full_refresh)
-        seconds = time.perf_counter() - start
-    return seconds, done
+    times, done = [], {}
+    for _ in range(ROUNDS):
+        with duckdb.connect(str(warehouse)) as con:
+            start = time.perf_counter()
+            for model in build_order(MODELS):
+                done[model.table] = build(con, model, full_refresh)
+            times.append(time.perf_counter() - start)
+    return min(times), done
 
 
 def bench_size(out: Path, events: int) -> dict[str, Any]:

@@ -53,10 +53,10 @@ def bench_retention(base: Path, landing: Path, out: Path) -> dict[str, Any]:
 
     from pipelines.catalog import DECLARED_TABLES
     from pipelines.privacy.audit import AuditLog
-    from pipelines.privacy.policy import load_policy
+    from assets.privacy import POLICY
     from pipelines.privacy.retention import anonymised_columns, cutoff, run_rule
 
-    rule = next(r for r in load_policy(DECLARED_TABLES).rules if r.table == "raw_events.usage_events")
+    rule = next(r for r in POLICY.rules if r.table == "raw_events.usage_events")
     with duckdb.connect(str(base / "warehouse.duckdb"), read_only=True) as con:
         median = con.execute("SELECT quantile_disc(occurred_at, 0.5) FROM raw_events.usage_events").fetchone()[0]
         total = con.execute("SELECT count(*) FROM raw_events.usage_events").fetchone()[0]
