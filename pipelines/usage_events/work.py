@@ -140,8 +140,8 @@ class EventWork:
         known = " UNION ALL ".join(f"SELECT * FROM ({ids}) SEMI JOIN slice_ids USING (event_id)" for ids in earlier)
         self.con.execute(
             f"""
-            CREATE OR REPLACE TEMP TABLE slice_ids AS SELECT DISTINCT event_id FROM parsed WHERE reason IS NULL;
-            CREATE OR REPLACE TEMP TABLE known_ids AS SELECT DISTINCT event_id FROM ({known});
+            CREATE OR REPLACE TABLE slice_ids AS SELECT DISTINCT event_id FROM parsed WHERE reason IS NULL;
+            CREATE OR REPLACE TABLE known_ids AS SELECT DISTINCT event_id FROM ({known});
             CREATE OR REPLACE TABLE status AS
             SELECT file_id, line_no,
                    CASE WHEN reason IS NOT NULL THEN 'quarantined'
