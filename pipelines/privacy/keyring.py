@@ -130,10 +130,7 @@ _BLIND_INDEX_INFO = b"gtg/blind-index/v1"
 _BUSY_TIMEOUT_SECONDS = 60.0
 _SQL_CHUNK = 500  # rows per IN (...) query; far below SQLite's variable limit
 _STALE_RETRIES = 3
-# ~300 bytes per cached subject key: 50,000 hold a few slices' subjects in ~15 MB. A larger cache made an
-# ingestion's memory grow with the number of people it has seen (10M events: ~230k subjects, ~70 MB);
-# evicted keys are re-read from the store when needed again.
-_DEFAULT_MAX_CACHED_SUBJECT_KEYS = 50_000
+_DEFAULT_MAX_CACHED_SUBJECT_KEYS = 1_000_000
 
 # URL-safe alphabet as specified; the standard alphabet ("+/") is also
 # accepted because `openssl rand -base64 32` output is a common way to make one
@@ -604,10 +601,10 @@ class Keyring:
     Create with :meth:`Keyring.open`. All batch methods take Arrow arrays (or
     lists) and are meant to be called with *distinct* values: the caller dedups
     in DuckDB and joins the results back. Unwrapped workspace keys (with their
-    AESGCM and HMAC objects) are cached for the life of the object, unwrapped
-    subject keys up to ``max_cached_subject_keys`` (oldest out first); AESGCM
-    objects for subject keys are built once per batch, because keeping ~2.7 KB
-    per subject alive would not scale to millions of subjects. The object is thread-safe (one lock) and may be used by several
+    AESGCM and HMAC objects) and unwrapped subject keys are cached for the life
+    of the object; AESGCM objects for subject keys are built once per batch,
+    because keeping ~2.7 KB per subject alive would not scale to millions of
+    subjects. The object is thread-safe (one lock) and may be used by several
     processes on the same file at once.
     """
 
