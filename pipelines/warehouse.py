@@ -25,8 +25,11 @@ from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from pipelines.sql import ident, literal
 
 # DuckDB takes 80 % of RAM by default; loading then grows with the data. Capped, it spills to disk instead,
-# so a load's memory stays flat however many rows it carries (GTG_LOAD_MEMORY_LIMIT to change).
+# so a load's memory stays flat however many rows it carries (GTG_LOAD_MEMORY_LIMIT to change). Insertion
+# order is not kept: no reader relies on it (rows carry their keys and load ids), and keeping it makes
+# DuckDB's parquet inserts take more than twice as long.
 LOAD_MEMORY_LIMIT = os.environ.get("GTG_LOAD_MEMORY_LIMIT", "500MB")
+_LOAD_CONFIG = {"memory_limit": LOAD_MEMORY_LIMIT, "preserve_insertion_order": False}
 
 # Loaded job files are deleted after each load (they hold the rows themselves); telemetry stays off.
 os.environ.setdefault("LOAD__DELETE_COMPLETED_JOBS", "true")
@@ -39,7 +42,7 @@ def warehouse_pipeline(name: str, dataset: str, warehouse_path: str | Path, pipe
     return dlt.pipeline(
         pipeline_name=name,
         destination=dlt.destinations.duckdb(
-            DuckDbCredentials(str(warehouse_path), global_config={"memory_limit": LOAD_MEMORY_LIMIT})
+            DuckDbCredentials(str(warehouse_path), global_config=_LOAD_CONFIG)
         ),
         dataset_name=dataset,
         pipelines_dir=str(pipelines_dir),

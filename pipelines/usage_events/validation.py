@@ -62,7 +62,7 @@ def validation_select(contract: CompiledContract, source: str, earliest_event: s
     checks: list[Check] = [
         Check("invalid_utf8", "the line is not valid UTF-8", "line IS NULL"),
         Check("empty_line", "the line is empty", "trim(line) = ''"),
-        Check("broken_json", "the line is not valid JSON", "NOT json_valid(line)"),
+        Check("broken_json", "the line is not valid JSON", "NOT is_json"),
         *contract.checks,
         Check(
             "implausible_timestamp",
@@ -94,9 +94,9 @@ def validation_select(contract: CompiledContract, source: str, earliest_event: s
             SELECT *, {case} AS check_no
             FROM (
                 SELECT *,
-                       CASE WHEN json_valid(line) THEN json_type(line, {contract.paths_sql}) END AS T,
-                       CASE WHEN json_valid(line) THEN json_extract_string(line, {contract.value_paths_sql}) END AS V
-                FROM {source}
+                       CASE WHEN is_json THEN json_type(line, {contract.paths_sql}) END AS T,
+                       CASE WHEN is_json THEN json_extract_string(line, {contract.value_paths_sql}) END AS V
+                FROM (SELECT *, json_valid(line) AS is_json FROM {source})
             )
         )
     """

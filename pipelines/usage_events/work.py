@@ -131,19 +131,24 @@ class EventWork:
 
         The first copy of an event id in the run (by day, file, line) is kept unless the warehouse or an
         earlier slice already holds that id; every later copy is a duplicate. The warehouse is read through
-        a read-only attach.
+        a read-only attach. Earlier ids are looked up by semi-joins with the slice's own ids (the smaller
+        side, so DuckDB hashes those), which keeps memory bounded by the slice however large the
+        warehouse and the run grow.
         """
-        loaded_ids = "SELECT NULL::VARCHAR AS event_id WHERE false"
+        earlier = ["SELECT event_id FROM seen"]
         attached = self._attach_warehouse(warehouse_path)
         if attached and table_exists(self.con, DATASET_NAME, EVENTS_TABLE, "wh"):
-            loaded_ids = f"SELECT event_id FROM wh.{DATASET_NAME}.{EVENTS_TABLE}"
+            earlier.append(f"SELECT event_id FROM wh.{DATASET_NAME}.{EVENTS_TABLE}")
+        known = " UNION ALL ".join(f"SELECT * FROM ({ids}) SEMI JOIN slice_ids USING (event_id)" for ids in earlier)
         self.con.execute(
             f"""
+            CREATE OR REPLACE TABLE slice_ids AS SELECT DISTINCT event_id FROM parsed WHERE reason IS NULL;
+            CREATE OR REPLACE TABLE known_ids AS SELECT DISTINCT event_id FROM ({known});
             CREATE OR REPLACE TABLE status AS
             SELECT file_id, line_no,
                    CASE WHEN reason IS NOT NULL THEN 'quarantined'
                         WHEN row_number() OVER (PARTITION BY event_id ORDER BY received_date, file_id, line_no) > 1
-                          OR event_id IN ({loaded_ids}) OR event_id IN (SELECT event_id FROM seen) THEN 'duplicate'
+                          OR event_id IN (SELECT event_id FROM known_ids) THEN 'duplicate'
                         ELSE 'loaded' END AS status
             FROM parsed
             """
@@ -214,10 +219,8 @@ class EventWork:
                    ipn.ip_network, ipn.ip_version,
                    ua.browser_family, ua.browser_version, ua.os_family, ua.os_version, ua.device_family,
                    ua.device_class, ua.is_bot,
-                   {_url_columns('p.url', 'page')},
-                   nullif(regexp_extract(p.url, '{_URL_SCHEME}[^/?#]*([^?#]*)', 1), '') AS page_path,
-                   {_url_columns('p.referrer', 'referrer')},
-                   {_utm('p.url', 'source')}, {_utm('p.url', 'medium')}, {_utm('p.url', 'campaign')},
+                   pu.page_url, pu.page_host, pu.page_path, ru.referrer_url, ru.referrer_host,
+                   pu.utm_source, pu.utm_medium, pu.utm_campaign,
                    p.properties, p.consent_analytics AND r.line_no IS NULL AS consent_analytics, p.consent_ads,
                    f.url AS source_file, p.line_no AS source_line, '{CONTRACT_VERSION}' AS contract_version
             FROM parsed p
@@ -226,6 +229,8 @@ class EventWork:
             LEFT JOIN ua ON ua.user_agent = p.user_agent
             LEFT JOIN ipn ON ipn.ip = p.ip
             LEFT JOIN refused_rows r USING (file_id, line_no)
+            LEFT JOIN page_urls pu ON pu.url = p.url
+            LEFT JOIN referrer_urls ru ON ru.referrer = p.referrer
             WHERE s.status = 'loaded'
             """
         )
@@ -274,6 +279,21 @@ class EventWork:
         )
 
     def _enrichment_tables(self) -> None:
+        """Lookup tables of the slice's distinct user agents, IPs and URLs (a tenth of the rows or fewer):
+        parsing and regular expressions run once per value, and the events join them."""
+        valid = "FROM parsed WHERE reason IS NULL"
+        self.con.execute(
+            f"""
+            CREATE OR REPLACE TABLE page_urls AS
+            SELECT url, {_url_columns('url', 'page')},
+                   nullif(regexp_extract(url, '{_URL_SCHEME}[^/?#]*([^?#]*)', 1), '') AS page_path,
+                   {_utm('url', 'source')}, {_utm('url', 'medium')}, {_utm('url', 'campaign')}
+            FROM (SELECT DISTINCT url {valid} AND url IS NOT NULL);
+            CREATE OR REPLACE TABLE referrer_urls AS
+            SELECT referrer, {_url_columns('referrer', 'referrer')}
+            FROM (SELECT DISTINCT referrer {valid} AND referrer IS NOT NULL)
+            """
+        )
         uas = [r[0] for r in self.con.execute(
             "SELECT DISTINCT user_agent FROM parsed WHERE reason IS NULL AND user_agent IS NOT NULL").fetchall()]
         ua = parse_user_agents(uas)

@@ -459,3 +459,14 @@ def test_encrypt_200k_distinct_values_over_5k_subjects(keyring: Keyring) -> None
 
     assert len(ct) == n and ct.null_count == 0
     assert keyring.decrypt("ws-a", ct, subject_refs=refs, context="email").equals(values)
+
+
+def test_subject_key_cache_is_bounded_and_evicted_keys_still_work(store: Path, master_key: bytes) -> None:
+    subjects = pa.array([f"user-{i}" for i in range(5)])
+    values = pa.array([f"value-{i}" for i in range(5)])
+    with Keyring.open(store, master_key, max_cached_subject_keys=2) as kr:
+        ct = kr.encrypt("ws-a", values, subjects=subjects, context="c")
+        refs = kr.blind_index("ws-a", subjects)
+        assert len(kr._subject_keys) <= 2  # memory stays bounded however many people were seen
+        assert kr.decrypt("ws-a", ct, subject_refs=refs, context="c").to_pylist() == values.to_pylist()
+        assert len(kr._subject_keys) <= 2

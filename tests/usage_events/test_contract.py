@@ -67,7 +67,8 @@ def _variants() -> list[str]:
         {"consent": {"analytics": True, "ads": False, "x": 1}}, {"consent": None}, {"extra": 1},
         {"consent": "yes"}, {"consent": "{not json"}, {"consent": 5}, {"properties": "{\"a\": 1}"},
         {"url": 5}, {"referrer": "x" * 4097}, {"user_agent": "é" * 2048}, {"user_agent": "é" * 2049},
-        {"device_id": 7}, {"event_id": 5}, {"workspace_id": None},
+        {"device_id": 7}, {"event_id": 5}, {"workspace_id": None}, {"event_id2": 1}, {"": None},
+        {"consent": {"analytics": True, "ads": False, "Ads": True}}, {"consent": {}},
     ]
     return [json.dumps({**base, **change}) for change in changes] + ["null", '"text"', "{}", "{", " "]
 
