@@ -309,10 +309,8 @@ def _erase(con, cipher, inbox, rows, batch, tables, searchable, report, *, landi
         if subject:
             refs.append(f"SELECT t.workspace_id, t.{ident(subject)} FROM ({_hits_of(table, request_ids)}) h "
                         f"JOIN {qualified(table)} t ON t.rowid = h.rid WHERE t.{ident(subject)} IS NOT NULL")
-    for workspace, subject_refs in con.execute(
-        f"SELECT workspace_id, list(DISTINCT subject_ref) FROM ({' UNION '.join(refs)}) GROUP BY 1"
-    ).fetchall():
-        report.keys_destroyed += cipher.destroy_subjects(workspace, [bytes(r) for r in subject_refs])
+    doomed = con.execute(f"SELECT DISTINCT * FROM ({' UNION '.join(refs)})").fetchall()
+    report.keys_destroyed += cipher.destroy_subjects_many([w for w, _ in doomed], [bytes(r) for _, r in doomed])
     identities = con.sql(
         f"SELECT DISTINCT workspace_id, bidx FROM {IDENTITIES} WHERE request_id IN ({marks})").to_arrow_table()
     for zone in LANDING_ZONES:

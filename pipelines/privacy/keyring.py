@@ -890,21 +890,31 @@ class Keyring:
         processes drop their caches before their next batch.
         """
         _check_workspace_id(workspace_id)
-        refs = [ref for ref in _ref_list(subject_refs, 0) if ref is not None]
-        if not refs:
+        refs = _ref_list(subject_refs, 0)
+        return self.destroy_subjects_many([workspace_id] * len(refs), refs)
+
+    def destroy_subjects_many(self, workspace_ids: ArrayLike, subject_refs: ArrayLike) -> int:
+        """Like :meth:`destroy_subjects` for subjects of several workspaces, in one transaction (one
+        journal and one fsync for a whole retention pass or erasure batch)."""
+        if len(workspace_ids) == 0:
+            return 0
+        ws = _workspace_list(workspace_ids)
+        refs = _ref_list(subject_refs, len(ws))
+        _check_lengths(workspace_ids=ws, subject_refs=refs)
+        pairs = [(w, ref) for w, ref in zip(ws, refs) if ref is not None]
+        if not pairs:
             return 0
         with self._lock:
             conn = self._require_open()
             with _write_txn(conn):
                 cursor = conn.executemany(
-                    "DELETE FROM subject_keys WHERE workspace_id = ? AND subject_ref = ?",
-                    [(workspace_id, ref) for ref in refs],
+                    "DELETE FROM subject_keys WHERE workspace_id = ? AND subject_ref = ?", pairs
                 )
                 deleted = max(cursor.rowcount, 0)
                 if deleted:
                     self._bump_epoch(conn)
-            for ref in refs:
-                self._subject_keys.pop((workspace_id, ref), None)
+            for pair in pairs:
+                self._subject_keys.pop(pair, None)
             return deleted
 
     def destroy_workspace(self, workspace_id: str) -> int:

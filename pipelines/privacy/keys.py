@@ -33,8 +33,8 @@ def destroy_unreferenced_subjects(
 ) -> int:
     """Destroy the keys of the (workspace_id, subject_ref) rows of table `candidates` that no row of `tables`
     refers to; returns how many keys existed and were destroyed."""
-    rows = con.execute(
-        f"SELECT workspace_id, list(subject_ref) FROM (SELECT workspace_id, subject_ref FROM {candidates} "
-        f"EXCEPT SELECT * FROM ({_still_referenced_sql(candidates, tables, con)})) GROUP BY workspace_id"
+    gone = con.execute(
+        f"SELECT workspace_id, subject_ref FROM {candidates} "
+        f"EXCEPT SELECT * FROM ({_still_referenced_sql(candidates, tables, con)})"
     ).fetchall()
-    return sum(cipher.destroy_subjects(workspace, [bytes(r) for r in refs]) for workspace, refs in rows)
+    return cipher.destroy_subjects_many([w for w, _ in gone], [bytes(r) for _, r in gone])
