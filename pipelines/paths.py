@@ -47,6 +47,11 @@ def work_dir() -> Path:
     return data_dir() / "work"
 
 
+def connections_path() -> Path:
+    """GTG_CONNECTIONS_PATH, default `<data>/connections/connections.sqlite`: the mail connection registry."""
+    return Path(os.environ.get("GTG_CONNECTIONS_PATH") or data_dir() / "connections" / "connections.sqlite")
+
+
 def privacy_dir() -> Path:
     """The data-subject request inbox (`requests.sqlite`) and the audit log (`audit.jsonl`)."""
     return data_dir() / "privacy"
