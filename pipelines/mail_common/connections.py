@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipelines.sqlite_files import PrivateSqliteFile
+
 PROVIDERS = ("gmail", "outlook")
 STATUSES = ("active", "erroring", "revoked")
 SYNCABLE = ("active", "erroring")
@@ -70,21 +72,10 @@ def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-class ConnectionRegistry:
+class ConnectionRegistry(PrivateSqliteFile):
     """The registry file. Each method opens its own short connection (the app shares the file)."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with closing(self._connect()) as con, con:
-            con.executescript(_SCHEMA)
-
-    def _connect(self) -> sqlite3.Connection:
-        con = sqlite3.connect(self.path, timeout=30)
-        con.row_factory = sqlite3.Row
-        con.execute("PRAGMA secure_delete = ON")  # cleared tokens are zeroed in the file
-        con.execute("PRAGMA journal_mode = DELETE")
-        return con
+    SCHEMA = _SCHEMA
 
     # -- writes ------------------------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ Plain dlt, no Dagster: `outlook_source(session)` yields the two tables of one co
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Callable, Iterator
 
 import dlt
 import pyarrow as pa
@@ -26,19 +26,17 @@ __all__ = ["DATASET_NAME", "SOURCE_NAME", "outlook_source"]
 def outlook_source(session: SyncSession | None):
     """Messages and contacts of the session's connection (`None` only declares the tables, for Dagster)."""
 
-    def messages() -> Iterator[pa.Table]:
-        pages = GraphPages(session)
-        try:
-            yield from sync_messages(session, pages)
-        finally:
-            pages.close()
+    def paged(sync) -> Callable[[], Iterator[pa.Table]]:
+        """A resource body running `sync` with its own Graph client (closed when the resource ends)."""
+        def body() -> Iterator[pa.Table]:
+            pages = GraphPages(session)
+            try:
+                yield from sync(session, pages)
+            finally:
+                pages.close()
+        return body
 
-    def contacts() -> Iterator[pa.Table]:
-        pages = GraphPages(session)
-        try:
-            yield from sync_contacts(session, pages)
-        finally:
-            pages.close()
+    messages, contacts = paged(sync_messages), paged(sync_contacts)
 
     return [
         dlt.resource(messages, name=MESSAGES.table, columns=MESSAGES.columns, primary_key=MESSAGES.primary_key,
