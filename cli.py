@@ -77,10 +77,74 @@ def run(events: int, days: int) -> int:
         print(f"  {day}: run {result.run_id} {'success' if result.success else 'FAILED'}: {counts}; "
               f"checks passed {checks}/{len(result.get_asset_check_evaluations())}")
     print(f"  all days: {', '.join(f'{k} {v}' for k, v in totals.items())}")
+    ok = sync_mail(instance) and ok
     for name in ("privacy_retention_job", "data_subject_requests_job", "analytics_job"):
         ok = _run_job(instance, name) and ok
     print_warehouse_summary()
     return 0 if ok else 1
+
+
+MAIL_COUNTS = ("inserted", "updated", "deleted", "http_requests", "retries")
+
+
+def sync_mail(instance) -> bool:
+    """Sync every active mail connection (in the sandbox: register the seeded ones first), one run each."""
+    from assets.mail import JOBS, PARTITIONS
+    from definitions import defs
+    from resources.keyring import KeyringResource
+
+    mail = defs.resources["mail"]
+    with KeyringResource().open() as cipher:
+        mail.ensure_sandbox_connections(cipher)
+    ok = True
+    for provider, partitions in PARTITIONS.items():
+        connections = [c.connection_id for c in mail.registry().list(provider)]
+        known = set(instance.get_dynamic_partitions(partitions.name))
+        instance.add_dynamic_partitions(partitions.name, [c for c in connections if c not in known])
+        job = defs.resolve_job_def(JOBS[provider].name)
+        print(f"{job.name}: one run per {provider} connection ({len(connections)})")
+        for connection_id in connections:
+            result = job.execute_in_process(
+                instance=instance, partition_key=connection_id,
+                run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}}, raise_on_error=False)
+            ok = ok and result.success
+            checks = result.get_asset_check_evaluations()
+            print(f"  {connection_id}: run {result.run_id} {'success' if result.success else 'FAILED'}; "
+                  f"checks passed {sum(c.passed for c in checks)}/{len(checks)}")
+            for event in result.get_asset_materialization_events():
+                meta = event.materialization.metadata
+                counts = ", ".join(f"{k} {meta[k].value}" for k in MAIL_COUNTS if k in meta)
+                print(f"    {event.asset_key.path[-1]}: {counts}")
+    return ok
+
+
+def disconnect_connection(connection_id: str, requested_by: str) -> int:
+    """Revoke a mail connection and file the erasure of its data (the request sensor processes it)."""
+    from pipelines.mail_common.disconnect import disconnect
+    from resources.privacy import PrivacyResource
+
+    from definitions import defs
+
+    try:
+        request_id = disconnect(defs.resources["mail"].registry(), PrivacyResource().inbox(), connection_id,
+                                requested_by=requested_by)
+    except KeyError:
+        print(f"no connection {connection_id}", file=sys.stderr)
+        return 2
+    print(f"{connection_id}: revoked; erasure of its data filed as {request_id}")
+    return 0
+
+
+def print_connections() -> int:
+    """Every registered mail connection: id, workspace, provider, status, last sync (no secrets)."""
+    from definitions import defs
+
+    rows = defs.resources["mail"].registry().list(statuses=("active", "erroring", "revoked"))
+    print(f"{'connection':24} {'workspace':10} {'provider':8} {'status':9} {'last synced':20} detail")
+    for c in rows:
+        print(f"{c.connection_id:24} {c.workspace_id:10} {c.provider:8} {c.status:9} "
+              f"{(c.last_synced_at or '')[:19]:20} {c.status_detail or ''}")
+    return 0
 
 
 def _run_job(instance, name: str) -> bool:
@@ -212,9 +276,19 @@ def main(argv: list[str] | None = None) -> int:
                           help="where Meta's users follow their deletion (the request id is appended)")
     privacy.add_parser("status", help="list requests with status and deadline")
     privacy.add_parser("process", help="process pending requests now (what the sensor starts)")
+    connections = sub.add_parser("connections", help="mail connections").add_subparsers(dest="action", required=True)
+    connections.add_parser("list", help="list connections with status and last sync")
+    gone = connections.add_parser("disconnect", help="revoke a connection and erase its synced data")
+    gone.add_argument("connection_id")
+    gone.add_argument("--requested-by", default=os.environ.get("USER", "cli"))
     args = parser.parse_args(argv)
     if args.command == "run":
         return run(args.events, args.days)
+    if args.command == "connections":
+        ensure_dagster_home()
+        if args.action == "list":
+            return print_connections()
+        return disconnect_connection(args.connection_id, args.requested_by)
     if args.command == "privacy" and args.action != "process":
         handlers = {"submit": submit_request, "provider-deletion": provider_deletion, "status": lambda _: print_requests()}
         return handlers[args.action](args)

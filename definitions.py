@@ -13,6 +13,7 @@ from dagster_dlt import DagsterDltResource
 
 from assets.analytics import ANALYTICS_ASSETS, analytics_job, analytics_schedule
 from assets.ingestion import EVENT_CHECKS, usage_events_assets, usage_events_job, usage_events_landing_sensor
+from assets.mail import MAIL_ASSETS, MAIL_CHECKS, MAIL_JOBS, MAIL_SCHEDULES, MAIL_SENSORS
 from assets.privacy import (
     PRIVACY_ASSETS,
     PRIVACY_CHECKS,
@@ -23,6 +24,7 @@ from assets.privacy import (
 )
 from resources.keyring import KeyringResource
 from resources.landing import LandingResource
+from resources.mail import MailResource
 from resources.privacy import PrivacyResource
 from resources.warehouse import WarehouseResource
 
@@ -33,17 +35,30 @@ def _keyring() -> KeyringResource:
     return KeyringResource()
 
 
+# OAuth apps of the real providers: each secret through EnvVar, only when set (none set: the sandbox).
+_MAIL_SECRETS = {
+    "google_client_id": "GTG_GOOGLE_CLIENT_ID", "google_client_secret": "GTG_GOOGLE_CLIENT_SECRET",
+    "microsoft_client_id": "GTG_MICROSOFT_CLIENT_ID", "microsoft_client_secret": "GTG_MICROSOFT_CLIENT_SECRET",
+}
+
+
+def _mail() -> MailResource:
+    secrets = {field: EnvVar(name) for field, name in _MAIL_SECRETS.items() if os.environ.get(name)}
+    return MailResource(**secrets, microsoft_tenant=os.environ.get("GTG_MICROSOFT_TENANT") or "common")
+
+
 defs = Definitions(
-    assets=[usage_events_assets, *PRIVACY_ASSETS, *ANALYTICS_ASSETS],
-    asset_checks=[*EVENT_CHECKS, *PRIVACY_CHECKS],
-    jobs=[usage_events_job, retention_job, requests_job, analytics_job],
-    schedules=[retention_schedule, analytics_schedule],
-    sensors=[usage_events_landing_sensor, data_subject_request_sensor],
+    assets=[usage_events_assets, *MAIL_ASSETS, *PRIVACY_ASSETS, *ANALYTICS_ASSETS],
+    asset_checks=[*EVENT_CHECKS, *MAIL_CHECKS, *PRIVACY_CHECKS],
+    jobs=[usage_events_job, *MAIL_JOBS, retention_job, requests_job, analytics_job],
+    schedules=[retention_schedule, analytics_schedule, *MAIL_SCHEDULES],
+    sensors=[usage_events_landing_sensor, *MAIL_SENSORS, data_subject_request_sensor],
     resources={
         "dlt_runner": DagsterDltResource(),
         "warehouse": WarehouseResource(),
         "keyring": _keyring(),
         "landing": LandingResource(),
         "privacy": PrivacyResource(),
+        "mail": _mail(),
     },
 )

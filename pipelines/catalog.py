@@ -14,6 +14,8 @@ from typing import Callable
 from dlt.common.schema.typing import TTableSchemaColumns
 
 from pipelines import paths
+from pipelines.gmail import settings as gmail
+from pipelines.outlook import settings as outlook
 from pipelines.usage_events import settings as usage_events
 from pipelines.workspaces import WORKSPACE_ID_PATTERN
 
@@ -30,14 +32,19 @@ class LandingZone:
     workspace_pattern: str = WORKSPACE_ID_PATTERN
 
 
+# The mail streams: one table (and one asset) each, partitioned by connection.
+_MAIL_STREAMS = (gmail.MESSAGES, gmail.CONTACTS, outlook.MESSAGES, outlook.CONTACTS)
+
 DECLARED_TABLES: dict[str, TTableSchemaColumns] = {
-    f"{usage_events.DATASET_NAME}.{table}": columns for table, columns in usage_events.TABLES.items()
+    **{f"{usage_events.DATASET_NAME}.{table}": columns for table, columns in usage_events.TABLES.items()},
+    **{f"{s.dataset}.{s.table}": s.columns for s in _MAIL_STREAMS},
 }
 
 # The asset (key path) that materialises each table: the events resource loads all three of its tables.
 ASSET_OF_TABLE: dict[str, tuple[str, ...]] = {
-    f"{usage_events.DATASET_NAME}.{table}": (usage_events.DATASET_NAME, usage_events.EVENTS_TABLE)
-    for table in usage_events.TABLES
+    **{f"{usage_events.DATASET_NAME}.{table}": (usage_events.DATASET_NAME, usage_events.EVENTS_TABLE)
+       for table in usage_events.TABLES},
+    **{f"{s.dataset}.{s.table}": (s.dataset, s.table) for s in _MAIL_STREAMS},
 }
 
 LANDING_ZONES: tuple[LandingZone, ...] = (

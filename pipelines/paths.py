@@ -57,6 +57,12 @@ def audit_log_path() -> Path:
     return data_dir() / "privacy" / "audit.jsonl"
 
 
+def connections_path() -> Path:
+    """GTG_CONNECTIONS_PATH, default `<data>/connections/connections.sqlite`: the mail connection registry."""
+    return Path(os.environ.get("GTG_CONNECTIONS_PATH") or data_dir() / "connections" / "connections.sqlite")
+
+
+
 def exports_dir() -> Path:
     """GTG_EXPORTS_DIR, default `<data>/exports`: access-request exports (one JSON file per request)."""
     return Path(os.environ.get("GTG_EXPORTS_DIR") or data_dir() / "exports")

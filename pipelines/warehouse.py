@@ -31,8 +31,10 @@ from pipelines.sql import ident, literal
 LOAD_MEMORY_LIMIT = os.environ.get("GTG_LOAD_MEMORY_LIMIT", "500MB")
 _LOAD_CONFIG = {"memory_limit": LOAD_MEMORY_LIMIT, "preserve_insertion_order": False}
 
-# Loaded job files are deleted after each load (they hold the rows themselves); telemetry stays off.
+# Loaded job files are deleted after each load (they hold the rows themselves), and so are the rows a merge
+# leaves in the `<dataset>_staging` tables (copies of the last load's rows); telemetry stays off.
 os.environ.setdefault("LOAD__DELETE_COMPLETED_JOBS", "true")
+os.environ.setdefault("LOAD__TRUNCATE_STAGING_DATASET", "true")
 os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
 
 

@@ -49,6 +49,12 @@ PRIVACY_ASSETS = [["privacy", "retention", "raw_events", "usage_events"],
                   ["privacy", "retention", "raw_events", "usage_events_quarantine"],
                   ["privacy", "data_subject_requests"]]
 
+# The mail streams (sandbox default: 3 Gmail and 2 Outlook connections), each with its two checks and the
+# retention check of its table.
+MAIL_ASSETS = {("raw_gmail", "gmail_messages"): "gmail_sync_job", ("raw_gmail", "gmail_contacts"): "gmail_sync_job",
+               ("raw_outlook", "outlook_messages"): "outlook_sync_job",
+               ("raw_outlook", "outlook_contacts"): "outlook_sync_job"}
+MAIL_CONNECTIONS = {"gmail_sync_job": 3, "outlook_sync_job": 2}
 STARTUP_TIMEOUT_S = 120
 STOP_TIMEOUT_S = 30
 # Environment variables that would move a path away from GTG_DATA_DIR or change the run's outcome.
@@ -160,6 +166,11 @@ def test_cli_run_materialises_and_passes_its_checks(cli_run: CliRun) -> None:
         f"duplicates_dropped {DUPLICATES}, lines_quarantined {BAD_LINES}"
     ) in out.splitlines(), cli_run.output
 
+    for job, connections in MAIL_CONNECTIONS.items():  # every sandbox connection synced, its checks passed
+        assert f"{job}: one run per {job.split('_')[0]} connection ({connections})" in out.splitlines(), cli_run.output
+        runs = re.findall(rf"^  ws_\d+-{job.split('_')[0]}-\d: run [0-9a-f-]{{36}} (\w+); checks passed (\d+/\d+)$",
+                          out, re.MULTILINE)
+        assert runs == [("success", "6/6")] * connections, cli_run.output
     for job in PRIVACY_JOBS:  # then the privacy jobs: nothing expired yet, no request waiting
         assert re.search(rf"^{job}: run [0-9a-f-]{{36}} success; checks passed (\d+)/\1$", out, re.MULTILINE), cli_run.output
     assert re.search(r"^  privacy/retention/raw_events/usage_events: action anonymise, keep_days 395, cutoff .*, "
@@ -393,6 +404,20 @@ def test_asset_is_partitioned_and_has_exactly_its_three_checks(dagster_ui: Dagst
     names = [c["name"] for c in checks["checks"]]
     assert len(names) == len(CHECKS)
     assert set(names) == CHECKS
+
+
+def test_mail_assets_are_partitioned_by_connection_with_their_checks(dagster_ui: DagsterUI) -> None:
+    repository = dagster_ui.repository()
+    nodes = {tuple(n["assetKey"]["path"]): n for n in repository["assetNodes"]}
+    for path, job in MAIL_ASSETS.items():
+        node = nodes[path]
+        assert node["isPartitioned"] and node["partitionDefinition"]["type"] == "DYNAMIC"
+        assert job in node["jobNames"]
+        names = {c["name"] for c in node["assetChecksOrError"]["checks"]}
+        assert names == {f"{path[1]}_unique_ids", f"{path[1]}_personal_data_encrypted", f"within_retention__{path[1]}"}
+    sensors = {s["name"]: s for s in repository["sensors"]}
+    assert sensors["mail_connections_sensor"]["defaultStatus"] == "RUNNING"
+    assert {t["pipelineName"] for t in sensors["mail_connections_sensor"]["targets"]} == set(MAIL_CONNECTIONS)
 
 
 def test_sensor_and_job_are_listed(dagster_ui: DagsterUI) -> None:

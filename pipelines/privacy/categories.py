@@ -22,6 +22,9 @@ SUBJECT_REF_HINT = "x-subject-ref"
 SUBJECT_OF_HINT = "x-subject-of"
 # A derived table's column holding a person's blind index (a pseudonymous key such as a visitor key).
 PSEUDONYM_HINT = "x-pseudonym"
+# The column naming the connected provider account a row was synced through (not personal data): when the
+# account is disconnected, erasure removes every row carrying its id (`pipelines.privacy.dsr`).
+CONNECTION_HINT = "x-connection"
 # Categories whose values many people share (everyone behind one office NAT has the same IP): their blind
 # indexes never find or stitch a person, or one erasure would take a whole office with it.
 SHARED_CATEGORIES = frozenset({"user.device.ip_address"})
@@ -36,6 +39,7 @@ class PersonalDataDeclaration:
     subject_ref: str | None
     subject_of: tuple[str, ...]
     pseudonyms: tuple[str, ...] = ()
+    connection: str | None = None
 
     @property
     def keys(self) -> list[str]:
@@ -68,7 +72,8 @@ def declaration(columns: TTableSchemaColumns) -> PersonalDataDeclaration:
         if name in encrypted and col.get("data_type") != "binary":
             raise ValueError(f"personal column {name} must be stored as binary ciphertext")
     pseudonyms = tuple(name for name, col in columns.items() if col.get(PSEUDONYM_HINT))
-    return PersonalDataDeclaration(encrypted, indexes, subject_ref, subject_of, pseudonyms)
+    connection = next((name for name, col in columns.items() if col.get(CONNECTION_HINT)), None)
+    return PersonalDataDeclaration(encrypted, indexes, subject_ref, subject_of, pseudonyms, connection)
 
 
 def stored_tables(con, dataset: str) -> dict[str, TTableSchemaColumns]:

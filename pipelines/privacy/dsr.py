@@ -27,12 +27,15 @@ from dlt.common.schema.typing import TTableSchemaColumns
 from pipelines.catalog import LANDING_ZONES
 from pipelines.privacy.audit import AuditLog
 from pipelines.privacy.categories import BLIND_INDEX_HINT, CATEGORY_HINT, declaration, stored_declarations
+from pipelines.privacy.keys import destroy_unreferenced_subjects
 from pipelines.privacy.consent import DATASET as CONSENT_DATASET, TABLE as CONSENT_TABLE, ensure_consent_table
 from pipelines.privacy.requests import Inbox, RequestError, normalise_identity, request_from_row, validate
 from pipelines.privacy.scrub import scrub_landing
 from pipelines.sql import ident, qualified
 from pipelines.workspaces import UNATTRIBUTED_WORKSPACE
-from pipelines.privacy.subjects import IDENTITIES, TARGETS, find_rows, hits_table, searchable_tables
+from pipelines.privacy.subjects import (
+    IDENTITIES, TARGETS, connection_tables, find_connection_rows, find_rows, hits_table, searchable_tables,
+)
 
 ACTOR = "privacy.data_subject_requests"
 # An access export holds the person's data in the clear: it is deleted this many days after it was written.
@@ -299,8 +302,21 @@ def _export(con, cipher, inbox, rows, batch, tables, searchable, report, *, expo
 # -- erasure -------------------------------------------------------------------------------------------
 
 
+def _count_connection_rows(con, by_connection: dict[str, str], batch: list[Outcome]) -> None:
+    """A disconnected account's rows per table, on its request's outcome (for the audit entry)."""
+    for table in by_connection:
+        for rid, count in con.execute(f"SELECT request_id, count(*) FROM {hits_table(table, 'connection')} "
+                                      "GROUP BY 1").fetchall():
+            outcome = next(o for o in batch if o.request_id == rid)
+            outcome.tables[table] = outcome.tables.get(table, 0) + count
+
+
 def _erase(con, cipher, inbox, rows, batch, tables, searchable, report, *, landing_urls, **_) -> None:
-    """Destroy the people's keys, scrub landed files, remove earlier exports, then delete their rows."""
+    """Destroy the people's keys, scrub landed files, remove earlier exports, then delete their rows.
+
+    A request naming a `connection` (a disconnected provider account) deletes every row carrying that
+    connection id in a column declared `x-connection`; the keys of the people in them are destroyed after,
+    once no other row (another account of the workspace) still needs them."""
     request_ids = [o.request_id for o in batch]
     marks = ", ".join("'" + r.replace("'", "''") + "'" for r in request_ids)
     refs = [f"SELECT workspace_id, bidx AS subject_ref FROM {IDENTITIES} WHERE request_id IN ({marks})"]
@@ -325,11 +341,30 @@ def _erase(con, cipher, inbox, rows, batch, tables, searchable, report, *, landi
             Path(path).unlink(missing_ok=True)
             inbox.forget_export(request_id, "removed by a later erasure")
             report.exports_removed += 1
+    by_connection = connection_tables(con, tables)
+    disconnected = [o for o in batch if rows[o.request_id]["identity_kind"] == "connection"]
+    if disconnected:  # the people of a disconnected account: candidates for key destruction once rows are gone
+        find_connection_rows(con, cipher, by_connection, [o.request_id for o in disconnected])
+        _count_connection_rows(con, by_connection, disconnected)
+        con.execute("CREATE OR REPLACE TEMP TABLE dsr_connection_subjects (workspace_id VARCHAR, subject_ref BLOB)")
+        for table, column in by_connection.items():
+            subject = declaration(tables[table]).subject_ref
+            if subject:
+                con.execute(f"INSERT INTO dsr_connection_subjects SELECT DISTINCT t.workspace_id, t.{ident(subject)} "
+                            f"FROM {qualified(table)} t JOIN {hits_table(table, 'connection')} h ON t.rowid = h.rid "
+                            f"WHERE t.{ident(subject)} IS NOT NULL").fetchall()
     con.execute("BEGIN")
     for table in searchable:
         con.execute(f"DELETE FROM {qualified(table)} WHERE rowid IN (SELECT rid FROM {hits_table(table)} "
                     f"WHERE request_id IN ({marks}))")
+    for table in by_connection if disconnected else ():
+        con.execute(f"DELETE FROM {qualified(table)} WHERE rowid IN (SELECT rid FROM {hits_table(table, 'connection')})")
     con.execute("COMMIT")
+    if disconnected:
+        report.keys_destroyed += destroy_unreferenced_subjects(con, "dsr_connection_subjects", tables, cipher)
+        for table in by_connection:
+            con.execute(f"DROP TABLE IF EXISTS {hits_table(table, 'connection')}")
+        con.execute("DROP TABLE dsr_connection_subjects")
     con.execute("CHECKPOINT")
     for outcome in batch:
         outcome.detail = f"erased {sum(outcome.tables.values())} rows from {len(outcome.tables)} tables"

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from pipelines.sqlite_files import PrivateSqliteFile
 from pipelines.workspaces import WORKSPACE_ID_PATTERN
 
 REQUEST_TYPES = ("access", "correction", "erasure", "consent")
@@ -33,6 +34,7 @@ IDENTITY_KINDS = {
     "phone": "digits and a leading + only",
     "facebook_user_id": "as given (Meta app-scoped user id)",
     "google_user_id": "as given (Google account subject id)",
+    "connection": "as given (a connection id of the mail registry; erasure only: a disconnected account's data)",
 }
 DEADLINE_DAYS = 30
 STATUSES = ("received", "completed", "rejected")
@@ -107,6 +109,8 @@ def validate(request: Request, *, identity_sealed: bool = False) -> None:
         raise RequestError("workspace_id is not a valid workspace id")
     if request.identity_kind not in IDENTITY_KINDS:
         raise RequestError(f"unknown identity kind {request.identity_kind!r}; expected one of {list(IDENTITY_KINDS)}")
+    if request.identity_kind == "connection" and request.request_type != "erasure":
+        raise RequestError("a connection identifies an account's data, not a person: only erasure applies")
     if not identity_sealed:
         _check_identity(request.identity_kind, normalise_identity(request.identity_kind, request.identity_value or ""))
     if request.request_type == "correction":
@@ -132,22 +136,10 @@ def _check_identity(kind: str, value: str) -> None:
         raise RequestError("the phone number identifying the person is malformed")
 
 
-class Inbox:
+class Inbox(PrivateSqliteFile):
     """The request landing table. Each method opens its own short connection (the file is shared)."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with closing(self._connect()) as con, con:
-            con.executescript(_SCHEMA)
-
-    def _connect(self) -> sqlite3.Connection:
-        con = sqlite3.connect(self.path, timeout=30)
-        con.row_factory = sqlite3.Row
-        # Cleared plaintext is zeroed in the file; a rollback journal (not WAL) leaves no stale page copies.
-        con.execute("PRAGMA secure_delete = ON")
-        con.execute("PRAGMA journal_mode = DELETE")
-        return con
+    SCHEMA = _SCHEMA
 
     def submit(self, request: Request, now: dt.datetime | None = None) -> str:
         """Validate and file a request; returns its id. Nothing is written when it is invalid."""

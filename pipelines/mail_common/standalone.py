@@ -1,0 +1,42 @@
+"""`python -m pipelines.gmail` / `python -m pipelines.outlook`: sync every active connection of one provider
+with plain dlt, no Dagster. Without a real OAuth app configured, the sandbox servers run in-process and the
+sandbox connections are registered first. Prints counts only."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+from typing import Any, Callable, Sequence
+
+from pipelines import paths
+from pipelines.mail_common.connections import ConnectionRegistry
+from pipelines.mail_common.endpoints import REAL_ENDPOINTS, OAuthApps
+from pipelines.mail_common.sandbox import running_sandbox, sandbox_accounts, seed_connections
+from pipelines.mail_common.session import SyncSession, sync_connection
+from pipelines.privacy.keyring import Keyring, load_master_key
+
+
+def main(provider: str, make_source: Callable[[SyncSession], Any], pipeline_name: str, dataset: str,
+         argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=f"python -m pipelines.{provider}")
+    parser.add_argument("--connection", help="sync only this connection id")
+    args = parser.parse_args(argv)
+    oauth = OAuthApps.from_env()
+    key = load_master_key(None, paths.master_key_file(), paths.is_sandbox())
+    registry = ConnectionRegistry(paths.connections_path())
+    with Keyring.open(paths.keyring_path(), key) as cipher, contextlib.ExitStack() as stack:
+        endpoints = REAL_ENDPOINTS
+        if not oauth.configured:
+            accounts = sandbox_accounts()
+            endpoints = stack.enter_context(running_sandbox(accounts))
+            seed_connections(registry, cipher, accounts)
+        for connection in registry.list(provider):
+            if args.connection and connection.connection_id != args.connection:
+                continue
+            report = sync_connection(registry, cipher, connection, make_source, pipeline_name=pipeline_name,
+                                     dataset=dataset, endpoints=endpoints, oauth=oauth,
+                                     warehouse_path=paths.warehouse_path(), dlt_dir=paths.dlt_dir(),
+                                     work_dir=paths.work_dir())
+            print(json.dumps({"connection": connection.connection_id, **report.as_metadata()}))
+    return 0

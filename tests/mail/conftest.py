@@ -1,0 +1,93 @@
+"""A mail platform in a tmp folder: seeded sandbox accounts on real local servers, a connection registry,
+a real keyring and DuckDB warehouse; syncs run the real sources with the real SDKs (nothing mocked)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from pipelines.gmail import gmail_source
+from pipelines.gmail.settings import DATASET_NAME as GMAIL_DATASET
+from pipelines.mail_common.connections import ConnectionRegistry
+from pipelines.mail_common.endpoints import Endpoints, OAuthApps
+from pipelines.mail_common.report import SyncReport
+from pipelines.mail_common.sandbox import seed_connections
+from pipelines.mail_common.session import sync_connection
+from pipelines.outlook import outlook_source
+from pipelines.outlook.settings import DATASET_NAME as OUTLOOK_DATASET
+from pipelines.privacy.keyring import Keyring, load_master_key
+from pipelines.sandbox.mail import Account, GoogleServer, GraphServer, build_accounts
+
+PLAN = (("ws_0001", "gmail", 0), ("ws_0001", "outlook", 1), ("ws_0002", "gmail", 2))
+GMAIL, OUTLOOK, GMAIL_2 = "ws_0001-gmail-0", "ws_0001-outlook-1", "ws_0002-gmail-2"
+SOURCES = {"gmail": (gmail_source, "gmail", GMAIL_DATASET), "outlook": (outlook_source, "outlook", OUTLOOK_DATASET)}
+
+
+@dataclass
+class MailPlatform:
+    root: Path
+    accounts: list[Account]
+    google: GoogleServer
+    graph: GraphServer
+
+    @property
+    def warehouse(self) -> Path:
+        return self.root / "warehouse.duckdb"
+
+    @property
+    def registry(self) -> ConnectionRegistry:
+        return ConnectionRegistry(self.root / "connections" / "connections.sqlite")
+
+    @property
+    def endpoints(self) -> Endpoints:
+        return Endpoints(self.google.url, f"{self.google.url}/batch/gmail/v1", f"{self.graph.url}/v1.0")
+
+    def keyring(self) -> Keyring:
+        return Keyring.open(self.root / "keys" / "keyring.sqlite",
+                            load_master_key(None, self.root / "keys" / "master.key", True))
+
+    def sync(self, connection_id: str) -> SyncReport:
+        registry = self.registry
+        connection = registry.get(connection_id)
+        make, name, dataset = SOURCES[connection.provider]
+        with self.keyring() as cipher:
+            return sync_connection(registry, cipher, connection, make, pipeline_name=name, dataset=dataset,
+                                   endpoints=self.endpoints, oauth=OAuthApps(), warehouse_path=self.warehouse,
+                                   dlt_dir=self.root / "dlt", work_dir=self.root / "work")
+
+    def query(self, sql: str, params: list | None = None) -> list[tuple]:
+        with duckdb.connect(str(self.warehouse), read_only=True) as con:
+            return con.execute(sql, params or []).fetchall()
+
+    def held(self, table: str, connection_id: str, columns: str = "message_id") -> list[tuple]:
+        return self.query(f"SELECT {columns} FROM {table} WHERE connection_id = ? ORDER BY 1", [connection_id])
+
+    def decrypted(self, table: str, connection_id: str, column: str, key: str = "message_id") -> dict[str, Any]:
+        """id -> plaintext of one personal column, decrypted with the stored subject references."""
+        rows = self.query(f"SELECT {key}, workspace_id, subject_ref, {column} FROM {table} WHERE connection_id = ?",
+                          [connection_id])
+        with self.keyring() as cipher:
+            plain = cipher.decrypt_many([r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows],
+                                        f"{table.split('.')[1]}.{column}").to_pylist()
+        return {r[0]: p for r, p in zip(rows, plain)}
+
+
+def labels_of(platform: MailPlatform, connection_id: str) -> dict[str, list[str]]:
+    return {i: json.loads(labels) for i, labels in platform.held("raw_gmail.gmail_messages", connection_id,
+                                                                  "message_id, label_ids")}
+
+
+@pytest.fixture
+def mail(tmp_path: Path) -> Iterator[MailPlatform]:
+    accounts = build_accounts(3, messages=250, contacts=40, seed=5)
+    with GoogleServer(accounts) as google, GraphServer(accounts) as graph:
+        platform = MailPlatform(tmp_path / "data", accounts, google, graph)
+        with platform.keyring() as cipher:
+            seed_connections(platform.registry, cipher, accounts, PLAN)
+        yield platform

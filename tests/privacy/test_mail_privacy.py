@@ -1,0 +1,151 @@
+"""The privacy engine on the mail and contact tables, with no mail-specific privacy code: access exports,
+erasure by e-mail (crypto-shredded, rows gone), retention, disconnecting an account, and a byte search of
+the whole data folder for bodies, addresses and tokens."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from pipelines.catalog import DECLARED_TABLES
+from pipelines.mail_common.disconnect import disconnect
+from pipelines.privacy.audit import AuditLog
+from pipelines.privacy.dsr import process_pending
+from assets.privacy import POLICY
+from pipelines.privacy.requests import Inbox, Request, RequestError
+from pipelines.privacy.retention import run_rule
+from pipelines.sandbox.mail import folder_of
+from tests.mail.conftest import GMAIL, GMAIL_2, OUTLOOK, MailPlatform, mail  # noqa: F401 - the fixture
+
+GMAIL_MESSAGES, GMAIL_CONTACTS = "raw_gmail.gmail_messages", "raw_gmail.gmail_contacts"
+OUTLOOK_MESSAGES, OUTLOOK_CONTACTS = "raw_outlook.outlook_messages", "raw_outlook.outlook_contacts"
+MAIL_TABLES = (GMAIL_MESSAGES, GMAIL_CONTACTS, OUTLOOK_MESSAGES, OUTLOOK_CONTACTS)
+
+
+@pytest.fixture
+def synced(mail: MailPlatform) -> MailPlatform:
+    for connection_id in (GMAIL, OUTLOOK, GMAIL_2):
+        mail.sync(connection_id)
+    return mail
+
+
+def _process(mail: MailPlatform, *requests: Request):
+    inbox = Inbox(mail.root / "privacy" / "requests.sqlite")
+    ids = [inbox.submit(r) for r in requests]
+    return inbox, ids, _run(mail, inbox)
+
+
+def _run(mail: MailPlatform, inbox: Inbox):
+    with mail.keyring() as cipher, duckdb.connect(str(mail.warehouse)) as con:
+        return process_pending(con, cipher, inbox, AuditLog(mail.root / "privacy" / "audit.jsonl"),
+                               exports_dir=mail.root / "exports", landing_urls={})
+
+
+def _files(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_file()]
+
+
+def _found(root: Path, needles: set[str]) -> dict[str, list[str]]:
+    """Which needles (as UTF-8 bytes) occur in which files under `root`."""
+    hits: dict[str, list[str]] = {}
+    for path in _files(root):
+        data = path.read_bytes()
+        for needle in needles:
+            if needle.encode() in data:
+                hits.setdefault(needle, []).append(str(path.relative_to(root)))
+    return hits
+
+
+def _correspondent(mail: MailPlatform) -> str:
+    """A contact of the Gmail account who also wrote to it: their e-mail is in both tables."""
+    account = mail.accounts[0]
+    senders = {m.sender.email for m in account.messages.values() if "SENT" not in m.labels}
+    return next(c.emails[0] for c in account.contacts.values() if c.emails[0] in senders)
+
+
+def test_nothing_personal_or_secret_is_readable_on_disk(synced: MailPlatform) -> None:
+    needles: set[str] = set()
+    for account in synced.accounts:
+        needles.add(account.token)
+        for message in list(account.messages.values())[:60]:
+            needles |= {message.sender.email, message.subject, message.text.split("\r\n")[2][:60]}
+        for contact in list(account.contacts.values())[:20]:
+            needles |= {contact.emails[0], contact.display_name, *(p for p, _ in contact.phones)}
+    assert len(synced.query(f"SELECT * FROM {GMAIL_MESSAGES}")) == 500  # loaded, then searched for
+    assert _found(synced.root, needles) == {}
+
+
+def test_access_export_reads_mail_and_contacts_of_a_person(synced: MailPlatform) -> None:
+    account = synced.accounts[0]
+    email = _correspondent(synced)
+    _, (request_id,), report = _process(synced, Request("access", "ws_0001", "email", email.upper()))
+    document = json.loads((synced.root / "exports" / f"{request_id}.json").read_text())
+    messages = document["tables"][GMAIL_MESSAGES]
+    expected = sorted(m.id for m in account.messages.values()
+                      if (m.to[0].email if "SENT" in m.labels else m.sender.email) == email)
+    assert sorted(r["message_id"] for r in messages) == expected
+    by_id = {m.id: m for m in account.messages.values()}
+    assert all(r["subject"] == by_id[r["message_id"]].subject for r in messages)
+    (contact,) = document["tables"][GMAIL_CONTACTS]
+    assert contact["primary_email"] == email and "primary_email_bidx" not in contact
+    assert report.rows_by_table == {GMAIL_MESSAGES: len(expected), GMAIL_CONTACTS: 1}
+
+
+def test_erasure_by_email_deletes_rows_and_keys(synced: MailPlatform) -> None:
+    account = synced.accounts[0]
+    email = _correspondent(synced)
+    before = synced.decrypted(GMAIL_MESSAGES, GMAIL, "subject")
+    _, _, report = _process(synced, Request("erasure", "ws_0001", "email", email))
+    mine = {m.id for m in account.messages.values() if (m.to[0].email if "SENT" in m.labels else m.sender.email) == email}
+    held = {r[0] for r in synced.held(GMAIL_MESSAGES, GMAIL)}
+    assert held == set(account.messages) - mine and mine
+    assert report.rows_by_table[GMAIL_CONTACTS] == 1 and report.keys_destroyed >= 1
+    after = synced.decrypted(GMAIL_MESSAGES, GMAIL, "subject")
+    assert after == {k: v for k, v in before.items() if k not in mine}  # everyone else still readable
+    assert _found(synced.root, {email}) == {}
+
+
+def test_retention_deletes_expired_mail_and_contacts(synced: MailPlatform) -> None:
+    policy = POLICY
+    rules = {r.table: r for r in policy.rules if r.table in MAIL_TABLES}
+    assert set(rules) == set(MAIL_TABLES)
+    rule = rules[GMAIL_MESSAGES]
+    newest = max(m.internal_date for m in synced.accounts[0].messages.values())
+    middle = dt.datetime.fromtimestamp(newest / 1000, dt.timezone.utc) - dt.timedelta(days=120)
+    now = middle + dt.timedelta(days=rule.keep_days)
+    old = {a.index: sum(m.internal_date < middle.timestamp() * 1000 for m in a.messages.values())
+           for a in synced.accounts}
+    with synced.keyring() as cipher, duckdb.connect(str(synced.warehouse)) as con:
+        audit = AuditLog(synced.root / "privacy" / "audit.jsonl")
+        result = run_rule(con, rule, cipher, audit, now)
+        assert result.rows_expired == old[0] + old[2] and 0 < result.rows_expired < 500
+        everything = {t: run_rule(con, r, cipher, audit, now + dt.timedelta(days=400)) for t, r in rules.items()}
+    assert everything[GMAIL_CONTACTS].rows_expired == 80 and everything[OUTLOOK_CONTACTS].rows_expired == 40
+    for table in MAIL_TABLES:
+        assert synced.query(f"SELECT count(*) FROM {table}") == [(0,)]
+
+
+def test_disconnect_erases_the_connection_through_the_privacy_engine(synced: MailPlatform) -> None:
+    account = synced.accounts[1]
+    inbox = Inbox(synced.root / "privacy" / "requests.sqlite")
+    request_id = disconnect(synced.registry, inbox, OUTLOOK, requested_by="test")
+    connection = synced.registry.get(OUTLOOK)
+    assert connection.status == "revoked" and connection.sync_state == {}
+    report = _run(synced, inbox)
+    held = len([m for m in account.messages.values() if folder_of(m) in ("inbox", "sentitems")])
+    assert report.rows_by_table == {OUTLOOK_MESSAGES: held, OUTLOOK_CONTACTS: 40}
+    assert inbox.get(request_id)["status"] == "completed"
+    for table in (OUTLOOK_MESSAGES, OUTLOOK_CONTACTS):
+        assert synced.query(f"SELECT count(*) FROM {table} WHERE connection_id = ?", [OUTLOOK]) == [(0,)]
+    assert len(synced.held(GMAIL_MESSAGES, GMAIL)) == 250 and len(synced.held(GMAIL_MESSAGES, GMAIL_2)) == 250
+    assert len(synced.decrypted(GMAIL_MESSAGES, GMAIL, "subject")) == 250  # the workspace's other account
+    entry = [json.loads(line) for line in (synced.root / "privacy" / "audit.jsonl").read_text().splitlines()][-1]
+    assert entry["action"] == "dsr.erasure" and entry["request_id"] == request_id
+    assert entry["tables"] == {OUTLOOK_MESSAGES: held, OUTLOOK_CONTACTS: 40}
+    assert _found(synced.root, {account.token}) == {}
+    with pytest.raises(RequestError):
+        Inbox(synced.root / "privacy" / "requests.sqlite").submit(Request("access", "ws_0001", "connection", GMAIL))
