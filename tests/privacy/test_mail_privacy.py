@@ -11,7 +11,6 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipelines.catalog import DECLARED_TABLES
 from pipelines.mail_common.disconnect import disconnect
 from pipelines.privacy.audit import AuditLog
 from pipelines.privacy.dsr import process_pending
