@@ -77,8 +77,11 @@ def _model_asset(model: Model) -> AssetsDefinition:
     )
     def build_model(context: AssetExecutionContext, config: BuildConfig, warehouse: WarehouseResource):
         with warehouse.connect(read_only=False) as con:
-            done = build(con, model, config.full_refresh)
-            yield MaterializeResult(metadata={**done, "columns": len(model.columns)})
+            done = build(con, model, config.full_refresh, DECLARED_TABLES)
+            yield MaterializeResult(metadata={**{k: v for k, v in done.items() if k != "waiting_for"},
+                                              "columns": len(model.columns),
+                                              **({"waiting_for": MetadataValue.json(done["waiting_for"])}
+                                                 if "waiting_for" in done else {})})
             for test in model.tests:
                 failing = con.execute(failing_rows_sql(model, test)).fetchone()[0]
                 yield AssetCheckResult(check_name=check_name(test), passed=failing == 0,

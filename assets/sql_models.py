@@ -28,7 +28,7 @@ import sqlglot
 import yaml
 from sqlglot import exp
 
-from pipelines.sql import literal
+from pipelines.sql import ident, literal
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "dbt_like_sql"
 SCHEMA_OF_FOLDER = {"staging": "staging", "marts": "analytics"}
@@ -170,13 +170,17 @@ def _check_acyclic(models: dict[str, Model]) -> None:
 # -- building ---------------------------------------------------------------------------------------------
 
 
-def build(con, model: Model, full_refresh: bool = False) -> dict[str, Any]:
+def build(con, model: Model, full_refresh: bool = False,
+          sources: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """Create or refresh `model` in the warehouse behind `con`; returns what it did (mode, since, rows).
 
     Tables and views are replaced whole. An incremental model recomputes only from `lookback_days` before
-    its latest `incremental_key` value: the rows from there on are deleted and re-inserted in one
-    transaction, so a reader never sees a half-built day."""
+    its latest `incremental_key` value and replaces the days the result holds, in one transaction, so a
+    reader never sees a half-built day. A source table not loaded yet (no mailbox
+    connected, say) reads as empty, typed from its declaration in `sources`, so the model exists, empty,
+    and everything downstream still builds."""
     con.execute("SET TimeZone = 'UTC'")
+    sql, missing = _bind_sources(con, model, sources or {})
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {model.schema}")
     kind = "VIEW" if model.materialized == "view" else "TABLE"
     exists = con.execute(
@@ -188,18 +192,23 @@ def build(con, model: Model, full_refresh: bool = False) -> dict[str, Any]:
         if latest is not None:
             since = str(latest - dt.timedelta(days=model.lookback_days))
     con.execute(f"SET VARIABLE gtg_since = DATE '{since}'")
-    if kind == "VIEW" and exists and not full_refresh and _same_view(con, model):
+    if kind == "VIEW" and exists and not full_refresh and not missing and _same_view(con, model):
         mode = "unchanged"  # a view holds no data; recreating it would only rewrite its comments
     elif since == FULL_BUILD_SINCE:
         mode = "full"
-        con.execute(f"CREATE OR REPLACE {kind} {model.table} AS {model.sql}")
+        con.execute(f"CREATE OR REPLACE {kind} {model.table} AS {sql}")
     else:
         mode = "incremental"
         con.execute("BEGIN")
         try:
-            con.execute(f"DELETE FROM {model.table} WHERE {model.incremental_key} >= DATE '{since}'")
-            con.execute(f"INSERT INTO {model.table} SELECT * FROM ({model.sql}) "
+            # Replace the days the recomputed rows hold (dbt's insert_overwrite): a day the window did not
+            # produce (a daily snapshot's earlier days) stays as it was.
+            con.execute(f"CREATE OR REPLACE TEMP TABLE _gtg_fresh AS SELECT * FROM ({sql}) "
                         f"WHERE {model.incremental_key} >= DATE '{since}'")
+            con.execute(f"DELETE FROM {model.table} WHERE {model.incremental_key} IN "
+                        f"(SELECT DISTINCT {model.incremental_key} FROM _gtg_fresh)")
+            con.execute(f"INSERT INTO {model.table} SELECT * FROM _gtg_fresh")
+            con.execute("DROP TABLE _gtg_fresh")
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
@@ -207,7 +216,36 @@ def build(con, model: Model, full_refresh: bool = False) -> dict[str, Any]:
     if mode == "full":  # an incremental insert cannot change the columns, nor the comments
         _document(con, model, kind)
     rows = con.execute(f"SELECT count(*) FROM {model.table}").fetchone()[0]
-    return {"mode": mode, "since": since, "rows": rows}
+    return {"mode": mode, "since": since, "rows": rows, **({"waiting_for": missing} if missing else {})}
+
+
+_DUCKDB_TYPES = {"text": "VARCHAR", "bigint": "BIGINT", "bool": "BOOLEAN", "timestamp": "TIMESTAMPTZ",
+                 "date": "DATE", "binary": "BLOB", "double": "DOUBLE", "json": "JSON", "decimal": "DECIMAL(38, 9)",
+                 "time": "TIME", "wei": "DECIMAL(38, 0)"}
+
+
+def _bind_sources(con, model: Model, sources: dict[str, dict[str, Any]]) -> tuple[str, list[str]]:
+    """The model's SQL with every declared source table that does not exist yet replaced by an empty,
+    typed relation (its declared columns plus dlt's own); and the names replaced."""
+    missing = [t for t in model.depends_on if t in sources and not con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+        t.split(".", 1)).fetchone()[0]]
+    if not missing:
+        return model.sql, []
+
+    def empty(table: str) -> exp.Expression:
+        columns = {**sources[table], "_dlt_load_id": {"data_type": "text"}, "_dlt_id": {"data_type": "text"}}
+        select = ", ".join(f"CAST(NULL AS {_DUCKDB_TYPES[c.get('data_type', 'text')]}) AS {ident(name)}"
+                           for name, c in columns.items())
+        return sqlglot.parse_one(f"SELECT {select} WHERE false", dialect="duckdb")
+
+    def swap(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Table) and f"{node.db}.{node.name}" in missing:
+            return empty(f"{node.db}.{node.name}").subquery(node.alias_or_name)
+        return node
+
+    tree = sqlglot.parse_one(model.sql, dialect="duckdb").transform(swap)
+    return tree.sql(dialect="duckdb"), missing
 
 
 def _same_view(con, model: Model) -> bool:
