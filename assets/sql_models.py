@@ -180,7 +180,7 @@ def build(con, model: Model, full_refresh: bool = False,
     connected, say) reads as empty, typed from its declaration in `sources`, so the model exists, empty,
     and everything downstream still builds."""
     con.execute("SET TimeZone = 'UTC'")
-    sql, missing = _bind_sources(con, model, sources or {})
+    missing = _missing_sources(con, model, sources or {})
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {model.schema}")
     kind = "VIEW" if model.materialized == "view" else "TABLE"
     exists = con.execute(
@@ -192,13 +192,16 @@ def build(con, model: Model, full_refresh: bool = False,
         if latest is not None:
             since = str(latest - dt.timedelta(days=model.lookback_days))
     con.execute(f"SET VARIABLE gtg_since = DATE '{since}'")
-    if kind == "VIEW" and exists and not full_refresh and not missing and _same_view(con, model):
+    if exists and missing and set(missing) == set(model.depends_on) and not full_refresh:
+        mode = "waiting"  # built empty before, and none of its sources is loaded yet: nothing can have changed
+    elif kind == "VIEW" and exists and not full_refresh and not missing and _same_view(con, model):
         mode = "unchanged"  # a view holds no data; recreating it would only rewrite its comments
     elif since == FULL_BUILD_SINCE:
         mode = "full"
-        con.execute(f"CREATE OR REPLACE {kind} {model.table} AS {sql}")
+        con.execute(f"CREATE OR REPLACE {kind} {model.table} AS {_bound_sql(model, missing, sources or {})}")
     else:
         mode = "incremental"
+        sql = _bound_sql(model, missing, sources or {})
         con.execute("BEGIN")
         try:
             # Replace the days the recomputed rows hold (dbt's insert_overwrite): a day the window did not
@@ -224,14 +227,18 @@ _DUCKDB_TYPES = {"text": "VARCHAR", "bigint": "BIGINT", "bool": "BOOLEAN", "time
                  "time": "TIME", "wei": "DECIMAL(38, 0)"}
 
 
-def _bind_sources(con, model: Model, sources: dict[str, dict[str, Any]]) -> tuple[str, list[str]]:
-    """The model's SQL with every declared source table that does not exist yet replaced by an empty,
-    typed relation (its declared columns plus dlt's own); and the names replaced."""
-    missing = [t for t in model.depends_on if t in sources and not con.execute(
+def _missing_sources(con, model: Model, sources: dict[str, dict[str, Any]]) -> list[str]:
+    """The declared source tables `model` reads that are not loaded yet."""
+    return [t for t in model.depends_on if t in sources and not con.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
         t.split(".", 1)).fetchone()[0]]
+
+
+def _bound_sql(model: Model, missing: list[str], sources: dict[str, dict[str, Any]]) -> str:
+    """The model's SQL with every missing source replaced by an empty, typed relation (its declared columns
+    plus dlt's own), so the model builds empty instead of failing."""
     if not missing:
-        return model.sql, []
+        return model.sql
 
     def empty(table: str) -> exp.Expression:
         columns = {**sources[table], "_dlt_load_id": {"data_type": "text"}, "_dlt_id": {"data_type": "text"}}
@@ -244,8 +251,7 @@ def _bind_sources(con, model: Model, sources: dict[str, dict[str, Any]]) -> tupl
             return empty(f"{node.db}.{node.name}").subquery(node.alias_or_name)
         return node
 
-    tree = sqlglot.parse_one(model.sql, dialect="duckdb").transform(swap)
-    return tree.sql(dialect="duckdb"), missing
+    return sqlglot.parse_one(model.sql, dialect="duckdb").transform(swap).sql(dialect="duckdb")
 
 
 def _same_view(con, model: Model) -> bool:
