@@ -1,0 +1,51 @@
+"""The mail sensor and schedules, ticked for real: partitions follow the registry, new connections get their
+first sync, revoked ones leave, and the hourly schedule asks for every active connection."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from dagster import DagsterInstance, build_schedule_context, build_sensor_context
+
+from assets.mail import GMAIL_CONNECTIONS, OUTLOOK_CONNECTIONS, MAIL_SCHEDULES, mail_connections_sensor
+from resources.keyring import KeyringResource
+from resources.mail import MailResource
+from tests.mail.conftest import GMAIL, GMAIL_2, OUTLOOK
+
+
+def _tick(instance, resources):
+    result = mail_connections_sensor(build_sensor_context(instance=instance, resources=resources))
+    for request in result.dynamic_partitions_requests:  # what the daemon does with them
+        if type(request).__name__ == "AddDynamicPartitionsRequest":
+            instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+        else:
+            for key in request.partition_keys:
+                instance.delete_dynamic_partition(request.partitions_def_name, key)
+    return result
+
+
+def test_partitions_follow_the_registry_and_schedules_cover_active_connections(mail, tmp_path) -> None:
+    instance = DagsterInstance.local_temp(str(tmp_path))  # a schedule context needs an instance on disk
+    resources = {
+        "mail": MailResource(connections_path=str(mail.root / "connections" / "connections.sqlite"),
+                             google_client_id="id", google_client_secret="secret"),  # not the sandbox: no seeding
+        "keyring": KeyringResource(master_key_file=str(mail.root / "keys" / "master.key"),
+                                   keyring_path=str(mail.root / "keys" / "keyring.sqlite")),
+    }
+    first = _tick(instance, resources)
+    assert sorted((r.job_name, r.partition_key, r.run_key) for r in first.run_requests) == [
+        ("gmail_sync_job", GMAIL, f"first-sync:{GMAIL}"), ("gmail_sync_job", GMAIL_2, f"first-sync:{GMAIL_2}"),
+        ("outlook_sync_job", OUTLOOK, f"first-sync:{OUTLOOK}")]
+    assert sorted(instance.get_dynamic_partitions(GMAIL_CONNECTIONS.name)) == [GMAIL, GMAIL_2]
+    assert instance.get_dynamic_partitions(OUTLOOK_CONNECTIONS.name) == [OUTLOOK]
+    assert _tick(instance, resources).run_requests == []  # nothing new: nothing asked
+
+    mail.registry.revoke(GMAIL_2)
+    assert _tick(instance, resources).run_requests == []
+    assert instance.get_dynamic_partitions(GMAIL_CONNECTIONS.name) == [GMAIL]
+
+    gmail_hourly = next(s for s in MAIL_SCHEDULES if s.name == "gmail_hourly_sync")
+    context = build_schedule_context(instance=instance, resources=resources,
+                                     scheduled_execution_time=dt.datetime(2026, 11, 26, 5, tzinfo=dt.timezone.utc))
+    requests = gmail_hourly(context)
+    assert [(r.partition_key, r.run_key) for r in requests] == [(GMAIL, f"{GMAIL}:2026-11-26 05:00:00+00:00")]
