@@ -28,8 +28,8 @@ periods AS (
 SELECT
     grain,
     period_start,
-    count(DISTINCT (workspace_id, user_key)) FILTER (WHERE user_key IS NOT NULL) AS active_users,
-    count(DISTINCT (workspace_id, visitor_key)) AS active_visitors,
+    count(DISTINCT user_key) AS active_users,
+    count(DISTINCT visitor_key) AS active_visitors,
     count(DISTINCT workspace_id) AS active_workspaces
 FROM periods
 GROUP BY grain, period_start

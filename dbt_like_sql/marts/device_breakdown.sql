@@ -23,9 +23,9 @@ SELECT
     browser_family,
     os_family,
     count(*) AS events,
-    count(DISTINCT (workspace_id, visitor_key)) FILTER (WHERE visitor_key IS NOT NULL) AS visitors,
+    count(DISTINCT visitor_key) AS visitors,
     count_if(coalesce(is_bot, false)) AS bot_events,
     count_if(coalesce(is_bot, false)) / count(*) AS bot_share
 FROM staging.stg_events
-WHERE event_date >= getvariable('gtg_since')
+WHERE occurred_at >= CAST(getvariable('gtg_since') AS TIMESTAMPTZ)
 GROUP BY ALL

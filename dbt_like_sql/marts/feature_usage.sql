@@ -19,9 +19,9 @@ SELECT
     event_date,
     CASE WHEN event_type = 'click' THEN 'click: ' || coalesce(clicked_element, '(unknown)') ELSE event_type END AS feature,
     count(*) AS events,
-    count(DISTINCT (workspace_id, visitor_key)) FILTER (WHERE visitor_key IS NOT NULL) AS visitors,
+    count(DISTINCT visitor_key) AS visitors,
     count(DISTINCT workspace_id) AS workspaces
 FROM staging.stg_events
 WHERE event_type NOT IN ('page_view', 'session_start', 'session_end') AND NOT coalesce(is_bot, false)
-  AND event_date >= getvariable('gtg_since')
+  AND occurred_at >= CAST(getvariable('gtg_since') AS TIMESTAMPTZ)
 GROUP BY ALL

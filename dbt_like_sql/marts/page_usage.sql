@@ -17,8 +17,8 @@ SELECT
     event_date,
     page_path,
     count(*) AS page_views,
-    count(DISTINCT (workspace_id, visitor_key)) FILTER (WHERE visitor_key IS NOT NULL) AS visitors,
+    count(DISTINCT visitor_key) AS visitors,
     count(DISTINCT workspace_id) AS workspaces
 FROM staging.stg_events
-WHERE event_type = 'page_view' AND NOT coalesce(is_bot, false) AND event_date >= getvariable('gtg_since')
+WHERE event_type = 'page_view' AND NOT coalesce(is_bot, false) AND occurred_at >= CAST(getvariable('gtg_since') AS TIMESTAMPTZ)
 GROUP BY event_date, page_path

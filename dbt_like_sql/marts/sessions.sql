@@ -38,7 +38,7 @@ WITH events AS (
            os_family, is_bot
     FROM staging.stg_events
     WHERE visitor_key IS NOT NULL
-      AND event_date >= getvariable('gtg_since') - INTERVAL 1 DAY  -- sessions may start the day before
+      AND occurred_at >= CAST(getvariable('gtg_since') - INTERVAL 1 DAY AS TIMESTAMPTZ)  -- may start the day before
 ),
 gaps AS (
     SELECT *,
@@ -47,14 +47,15 @@ gaps AS (
     WINDOW visitor AS (PARTITION BY workspace_id, visitor_key ORDER BY occurred_at)
 ),
 runs AS (
-    SELECT *, sum(starts) OVER (PARTITION BY workspace_id, visitor_key ORDER BY occurred_at
-                                ROWS UNBOUNDED PRECEDING) AS run_no
+    -- One ordered pass: the run number, and when the run started (the latest start so far).
+    SELECT *,
+           sum(starts) OVER visitor AS run_no,
+           max(CASE WHEN starts = 1 THEN occurred_at END) OVER visitor AS run_started
     FROM gaps
+    WINDOW visitor AS (PARTITION BY workspace_id, visitor_key ORDER BY occurred_at ROWS UNBOUNDED PRECEDING)
 ),
 capped AS (
-    SELECT *, floor(epoch(occurred_at - min(occurred_at) OVER (PARTITION BY workspace_id, visitor_key, run_no))
-                    / 86400)::BIGINT AS day_no
-    FROM runs
+    SELECT *, floor(epoch(occurred_at - run_started) / 86400)::BIGINT AS day_no FROM runs
 )
 SELECT
     md5(concat_ws(':', workspace_id, hex(visitor_key), epoch_us(min(occurred_at)))) AS session_id,

@@ -25,5 +25,6 @@ SELECT
     bool_or(coalesce(is_bot, false)) AS is_bot,
     count(*) AS events
 FROM staging.stg_events
-WHERE visitor_key IS NOT NULL AND event_date >= getvariable('gtg_since')
+WHERE visitor_key IS NOT NULL
+  AND occurred_at >= CAST(getvariable('gtg_since') AS TIMESTAMPTZ)  -- = event_date >= since, prunes row groups
 GROUP BY event_date, workspace_id, visitor_key

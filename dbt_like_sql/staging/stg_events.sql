@@ -2,6 +2,8 @@
 description: >
   Usage events as analytics reads them: one row per loaded event, people only as pseudonymous keys (the
   blind indexes stored at load), never their identifiers. Events without analytics consent have no keys.
+  A key is a keyed hash under its workspace's own key, so the same key never appears in two workspaces:
+  count(DISTINCT visitor_key) counts people across workspaces without pairing it with workspace_id.
 materialized: view
 columns:
   event_id: The tracker's unique event id.
