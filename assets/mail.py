@@ -100,18 +100,25 @@ def _checks(stream: Stream):
                 f'FROM "{stream.dataset}"."{stream.table}"').fetchone()
         return AssetCheckResult(passed=rows == distinct, metadata={"rows": rows, "duplicate_rows": rows - distinct})
 
-    @asset_check(asset=key, name=f"{stream.table}_personal_data_encrypted",
-                 description="Every column declared as personal data (x-data-category in the stored dlt schema) "
-                 "holds only ciphertext.")
+    children = [stream.child.table] if stream.child else []
+    return [unique_ids, *(_encrypted_check(key, stream.dataset, table) for table in [stream.table, *children])]
+
+
+def _encrypted_check(key: AssetKey, dataset: str, table: str):
+    """The check that `table` (loaded by the asset `key`: its own, or its parent stream's) holds no plaintext."""
+
+    @asset_check(asset=key, name=f"{table}_personal_data_encrypted",
+                 description=f"Every column of {table} declared as personal data (x-data-category in the stored "
+                 "dlt schema) holds only ciphertext.")
     def encrypted(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
         with warehouse.connect() as con:
-            tables = stored_tables(con, stream.dataset)
-            readable = (unprotected_values(con, stream.dataset, stream.table, tables[stream.table])
-                        if stream.table in tables and table_exists(con, stream.dataset, stream.table) else {})
+            tables = stored_tables(con, dataset)
+            readable = (unprotected_values(con, dataset, table, tables[table])
+                        if table in tables and table_exists(con, dataset, table) else {})
         return AssetCheckResult(passed=not any(readable.values()),
                                 metadata={"columns_checked": len(readable), "readable_values": sum(readable.values())})
 
-    return [unique_ids, encrypted]
+    return encrypted
 
 
 STREAMS = (gmail.MESSAGES, gmail.CONTACTS, outlook.MESSAGES, outlook.CONTACTS)

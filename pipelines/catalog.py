@@ -32,12 +32,15 @@ class LandingZone:
     workspace_pattern: str = WORKSPACE_ID_PATTERN
 
 
-# The mail streams: one table (and one asset) each, partitioned by connection.
+# The mail streams: one table (and one asset) each, partitioned by connection; a stream's child table (the
+# messages' recipients) is loaded by the same resource, so it belongs to the stream's asset.
 _MAIL_STREAMS = (gmail.MESSAGES, gmail.CONTACTS, outlook.MESSAGES, outlook.CONTACTS)
+_MAIL_CHILDREN = tuple((s, s.child) for s in _MAIL_STREAMS if s.child)
 
 DECLARED_TABLES: dict[str, TTableSchemaColumns] = {
     **{f"{usage_events.DATASET_NAME}.{table}": columns for table, columns in usage_events.TABLES.items()},
     **{f"{s.dataset}.{s.table}": s.columns for s in _MAIL_STREAMS},
+    **{f"{s.dataset}.{c.table}": c.columns for s, c in _MAIL_CHILDREN},
 }
 
 # The asset (key path) that materialises each table: the events resource loads all three of its tables.
@@ -45,6 +48,7 @@ ASSET_OF_TABLE: dict[str, tuple[str, ...]] = {
     **{f"{usage_events.DATASET_NAME}.{table}": (usage_events.DATASET_NAME, usage_events.EVENTS_TABLE)
        for table in usage_events.TABLES},
     **{f"{s.dataset}.{s.table}": (s.dataset, s.table) for s in _MAIL_STREAMS},
+    **{f"{s.dataset}.{c.table}": (s.dataset, s.table) for s, c in _MAIL_CHILDREN},
 }
 
 LANDING_ZONES: tuple[LandingZone, ...] = (

@@ -50,10 +50,11 @@ PRIVACY_ASSETS = [["privacy", "retention", "raw_events", "usage_events"],
                   ["privacy", "data_subject_requests"]]
 
 # The mail streams (sandbox default: 3 Gmail and 2 Outlook connections), each with its two checks and the
-# retention check of its table.
+# retention check of its table; a messages asset also loads its recipients table, with that table's checks.
 MAIL_ASSETS = {("raw_gmail", "gmail_messages"): "gmail_sync_job", ("raw_gmail", "gmail_contacts"): "gmail_sync_job",
                ("raw_outlook", "outlook_messages"): "outlook_sync_job",
                ("raw_outlook", "outlook_contacts"): "outlook_sync_job"}
+CHILD_TABLES = {"gmail_messages": "gmail_message_recipients", "outlook_messages": "outlook_message_recipients"}
 MAIL_CONNECTIONS = {"gmail_sync_job": 3, "outlook_sync_job": 2}
 STARTUP_TIMEOUT_S = 120
 STOP_TIMEOUT_S = 30
@@ -170,7 +171,8 @@ def test_cli_run_materialises_and_passes_its_checks(cli_run: CliRun) -> None:
         assert f"{job}: one run per {job.split('_')[0]} connection ({connections})" in out.splitlines(), cli_run.output
         runs = re.findall(rf"^  ws_\d+-{job.split('_')[0]}-\d: run [0-9a-f-]{{36}} (\w+); checks passed (\d+/\d+)$",
                           out, re.MULTILINE)
-        assert runs == [("success", "6/6")] * connections, cli_run.output
+        # unique ids and encryption of messages and contacts, encryption of the recipients, three retention checks
+        assert runs == [("success", "8/8")] * connections, cli_run.output
     for job in PRIVACY_JOBS:  # then the privacy jobs: nothing expired yet, no request waiting
         assert re.search(rf"^{job}: run [0-9a-f-]{{36}} success; checks passed (\d+)/\1$", out, re.MULTILINE), cli_run.output
     assert re.search(r"^  privacy/retention/raw_events/usage_events: action anonymise, keep_days 395, cutoff .*, "
@@ -414,7 +416,9 @@ def test_mail_assets_are_partitioned_by_connection_with_their_checks(dagster_ui:
         assert node["isPartitioned"] and node["partitionDefinition"]["type"] == "DYNAMIC"
         assert job in node["jobNames"]
         names = {c["name"] for c in node["assetChecksOrError"]["checks"]}
-        assert names == {f"{path[1]}_unique_ids", f"{path[1]}_personal_data_encrypted", f"within_retention__{path[1]}"}
+        tables = [path[1], *([CHILD_TABLES[path[1]]] if path[1] in CHILD_TABLES else [])]
+        assert names == {f"{path[1]}_unique_ids", *(f"{t}_personal_data_encrypted" for t in tables),
+                         *(f"within_retention__{t}" for t in tables)}
     sensors = {s["name"]: s for s in repository["sensors"]}
     assert sensors["mail_connections_sensor"]["defaultStatus"] == "RUNNING"
     assert {t["pipelineName"] for t in sensors["mail_connections_sensor"]["targets"]} == set(MAIL_CONNECTIONS)

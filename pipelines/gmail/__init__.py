@@ -18,7 +18,7 @@ from pipelines.gmail.contacts import sync_contacts
 from pipelines.gmail.messages import sync_messages
 from pipelines.gmail.settings import CONTACTS, DATASET_NAME, MESSAGES, SOURCE_NAME
 from pipelines.mail_common.session import SyncSession
-from pipelines.mail_common.stage import MERGE
+from pipelines.mail_common.stage import stream_resource
 
 __all__ = ["DATASET_NAME", "SOURCE_NAME", "gmail_source"]
 
@@ -42,9 +42,4 @@ def gmail_source(session: SyncSession | None):
         if token and token != session.tokens.access_token:
             session.refreshed_access_token = token  # refreshed by the SDK: keep it (encrypted) for next time
 
-    return [
-        dlt.resource(messages, name=MESSAGES.table, columns=MESSAGES.columns, primary_key=MESSAGES.primary_key,
-                     write_disposition=MERGE),
-        dlt.resource(contacts, name=CONTACTS.table, columns=CONTACTS.columns, primary_key=CONTACTS.primary_key,
-                     write_disposition=MERGE),
-    ]
+    return [stream_resource(messages, MESSAGES), stream_resource(contacts, CONTACTS)]

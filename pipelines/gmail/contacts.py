@@ -33,18 +33,14 @@ def sync_contacts(session: SyncSession, google: GoogleClients) -> Iterator[pa.Ta
             writer.counts.cursor_expired = True
         else:
             removed = [p["resourceName"] for p in people if p.get("metadata", {}).get("deleted")]
-            for table in (writer.upsert(contact_row(p) for p in people if not p.get("metadata", {}).get("deleted")),
-                          writer.delete(removed)):
-                if table is not None:
-                    yield table
+            yield from writer.upsert(contact_row(p) for p in people if not p.get("metadata", {}).get("deleted"))
+            yield from writer.delete(removed)
             session.state[STATE_KEY] = next_token
             return
     writer.counts.full_resync = True
     people, next_token = _pages(google, None)
-    for table in (writer.upsert(contact_row(p) for p in people),
-                  writer.delete_missing({p["resourceName"] for p in people})):
-        if table is not None:
-            yield table
+    yield from writer.upsert(contact_row(p) for p in people)
+    yield from writer.delete_missing({p["resourceName"] for p in people})
     session.state[STATE_KEY] = next_token
 
 

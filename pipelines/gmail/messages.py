@@ -22,7 +22,8 @@ from googleapiclient.errors import HttpError
 
 from pipelines.gmail.client import GoogleClients
 from pipelines.gmail.settings import HISTORY_PAGE_SIZE, LIST_PAGE_SIZE, MESSAGES
-from pipelines.mail_common.columns import address, address_list, correspondent, parse_addresses
+from pipelines.mail_common.columns import address, correspondent, parse_addresses
+from pipelines.mail_common.recipients import RECIPIENTS_FIELD, recipient_rows
 from pipelines.mail_common.session import SyncSession
 from pipelines.mail_common.stage import StreamWriter
 
@@ -64,9 +65,7 @@ def _full(session: SyncSession, google: GoogleClients, writer: StreamWriter) -> 
         if not token:
             break
         page = google.call(lambda: users.messages().list(userId="me", maxResults=LIST_PAGE_SIZE, pageToken=token))
-    stale = writer.delete_missing(seen)
-    if stale is not None:
-        yield stale
+    yield from writer.delete_missing(seen)
     session.state[STATE_KEY] = history_id
 
 
@@ -96,17 +95,17 @@ def _fetched(google: GoogleClients, writer: StreamWriter, ids: list[str],
     messages = google.gmail.users().messages()
     answers = google.batch({i: (lambda i=i: messages.get(userId="me", id=i, format="full")) for i in ids})
     gone = set(deleted or ()) | {i for i, answer in answers.items() if answer is None}
-    for table in (writer.upsert(message_row(a) for a in answers.values() if a is not None), writer.delete(gone)):
-        if table is not None:
-            yield table
+    yield from writer.upsert(message_row(a) for a in answers.values() if a is not None)
+    yield from writer.delete(gone)
 
 
 def message_row(message: dict[str, Any]) -> dict[str, Any]:
-    """A Gmail message resource (format=full) as a plaintext row of `gmail_messages`."""
+    """A Gmail message resource (format=full) as a plaintext row of `gmail_messages`, its recipients'
+    rows under RECIPIENTS_FIELD."""
     payload = message.get("payload", {})
     headers = {h["name"].lower(): h["value"] for h in payload.get("headers", [])}
     sender_name, sender = email.utils.parseaddr(headers.get("from", ""))
-    to, cc = parse_addresses(headers.get("to")), parse_addresses(headers.get("cc"))
+    to, cc, bcc = (parse_addresses(headers.get(h)) for h in ("to", "cc", "bcc"))
     labels = sorted(message.get("labelIds", []))
     outgoing = "SENT" in labels
     return {
@@ -116,7 +115,7 @@ def message_row(message: dict[str, Any]) -> dict[str, Any]:
         "sent_at": _date(headers.get("date")), "size_bytes": message.get("sizeEstimate"), "outgoing": outgoing,
         "correspondent": correspondent(outgoing, address(sender), [a for _, a in to]),
         "from_name": sender_name or None, "from_address": address(sender),
-        "to_addresses": address_list(a for _, a in to), "cc_addresses": address_list(a for _, a in cc),
+        RECIPIENTS_FIELD: recipient_rows(to=(a for _, a in to), cc=(a for _, a in cc), bcc=(a for _, a in bcc)),
         "subject": headers.get("subject"), "snippet": html.unescape(message.get("snippet") or "") or None,
         "body_text": _plain_text(payload),
     }

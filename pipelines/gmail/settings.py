@@ -3,12 +3,14 @@
 from dlt.common.schema.typing import TTableSchemaColumns
 
 from pipelines.mail_common.columns import CONTACT_COLUMNS, MESSAGE_COLUMNS
+from pipelines.mail_common.recipients import recipients_of
 from pipelines.mail_common.stage import Stream, mail_table
 
 SOURCE_NAME = "gmail"
 DATASET_NAME = "raw_gmail"
 MESSAGES_TABLE = "gmail_messages"
 CONTACTS_TABLE = "gmail_contacts"
+RECIPIENTS_TABLE = "gmail_message_recipients"
 
 MESSAGE_COLUMNS_GMAIL: TTableSchemaColumns = mail_table("message_id", {
     **MESSAGE_COLUMNS,
@@ -17,7 +19,8 @@ MESSAGE_COLUMNS_GMAIL: TTableSchemaColumns = mail_table("message_id", {
 })
 CONTACT_COLUMNS_GMAIL: TTableSchemaColumns = mail_table("contact_id", CONTACT_COLUMNS)
 
-MESSAGES = Stream(DATASET_NAME, MESSAGES_TABLE, "message_id", MESSAGE_COLUMNS_GMAIL)
+MESSAGES = Stream(DATASET_NAME, MESSAGES_TABLE, "message_id", MESSAGE_COLUMNS_GMAIL,
+                  child=recipients_of(RECIPIENTS_TABLE))
 CONTACTS = Stream(DATASET_NAME, CONTACTS_TABLE, "contact_id", CONTACT_COLUMNS_GMAIL)
 
 # messages.list pages of 500 ids (the API's maximum) and batches of 100 gets (the batch endpoint's maximum):

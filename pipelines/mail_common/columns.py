@@ -5,14 +5,14 @@ exports all read these hints back from the stored dlt schema. A message's data s
 (the sender of a received message, the first recipient of a sent one: the other party, whose erasure
 request must find it), a contact's is their primary e-mail address (else phone). Addresses and phones are
 stored normalised (`pipelines.privacy.requests.normalise_identity`), so the blind index computed on them
-equals the one computed on an erasure request's `--email` / `--phone`.
+equals the one computed on an erasure request's `--email` / `--phone`. Recipients other than the correspondent
+are not message columns: each is a row of the recipients child table (`pipelines.mail_common.recipients`),
+under their own subject.
 """
 
 from __future__ import annotations
 
 import email.utils
-import json
-from typing import Iterable
 
 from dlt.common.schema.typing import TTableSchemaColumns
 
@@ -28,8 +28,6 @@ MESSAGE_COLUMNS: TTableSchemaColumns = {
     "subject_ref": {"data_type": "binary", "nullable": True, "x-subject-ref": True, "x-subject-of": ["correspondent"]},
     "from_name": {**PERSONAL, "x-data-category": "user.name"},
     "from_address": {**PERSONAL, "x-data-category": "user.contact.email"},
-    "to_addresses": {**PERSONAL, "x-data-category": "user.contact.email"},
-    "cc_addresses": {**PERSONAL, "x-data-category": "user.contact.email"},
     "subject": {**PERSONAL, "x-data-category": "user.content.email_subject"},
     "snippet": {**PERSONAL, "x-data-category": "user.content.email_body"},
     "body_text": {**PERSONAL, "x-data-category": "user.content.email_body"},
@@ -63,14 +61,8 @@ def phone(value: str | None) -> str | None:
 
 
 def parse_addresses(header: str | None) -> list[tuple[str, str]]:
-    """(name, normalised address) pairs of an address header (To, Cc)."""
+    """(name, normalised address) pairs of an address header (To, Cc, Bcc)."""
     return [(name, address(addr)) for name, addr in email.utils.getaddresses([header or ""]) if addr]
-
-
-def address_list(addresses: Iterable[str | None]) -> str | None:
-    """A JSON list of addresses (one encrypted value per message), or None when there are none."""
-    kept = [a for a in addresses if a]
-    return json.dumps(kept) if kept else None
 
 
 def correspondent(outgoing: bool, sender: str | None, recipients: list[str | None]) -> str | None:

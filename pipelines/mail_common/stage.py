@@ -6,6 +6,12 @@ page of records into an arrow table through `pipelines.privacy.protect` in a Duc
 keyring sees each distinct value once), and counts what it inserts, updates and deletes against the ids the
 warehouse already holds for the connection. Deletions are rows with `_deleted = true`: dlt's merge
 (delete-insert on the primary key) with the `hard_delete` hint removes the stored row.
+
+A stream may have a child table (`ChildStream`: a message's recipients) whose rows belong to one record and
+carry their own data subject. Its merge key is (connection_id, record id): dlt's delete-insert deletes every
+stored row sharing the merge key of any staged row, then inserts the staged rows not marked deleted. So each
+load of a record replaces all its child rows, and a deleted record's marker row (the merge key and
+`_deleted = true`, nothing else) removes them.
 """
 
 from __future__ import annotations
@@ -14,11 +20,13 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
+import dlt
 import duckdb
 import pyarrow as pa
 from dlt.common.schema.typing import TTableSchemaColumns
+from dlt.extract.resource import DltResource
 
 from pipelines.mail_common.report import StreamCounts
 from pipelines.privacy.categories import CONNECTION_HINT, declaration
@@ -38,9 +46,19 @@ _PLAIN_TYPES = {"text": pa.string(), "bigint": pa.int64(), "bool": pa.bool_(), "
 def mail_table(key: str, columns: TTableSchemaColumns) -> TTableSchemaColumns:
     """A stream's full column declaration: (connection_id, `key`) is the primary key; the connection column
     carries the hint the privacy engine erases a disconnected account by."""
+    return _keyed("primary_key", key, columns)
+
+
+def child_table(key: str, columns: TTableSchemaColumns) -> TTableSchemaColumns:
+    """A child table's full column declaration: merged on (connection_id, `key`) of the parent record, with
+    no primary key (a deletion marker holds nothing but the merge key)."""
+    return _keyed("merge_key", key, columns)
+
+
+def _keyed(hint: str, key: str, columns: TTableSchemaColumns) -> TTableSchemaColumns:
     return {
-        CONNECTION: {"data_type": "text", "nullable": False, "primary_key": True, CONNECTION_HINT: True},
-        key: {"data_type": "text", "nullable": False, "primary_key": True},
+        CONNECTION: {"data_type": "text", "nullable": False, hint: True, CONNECTION_HINT: True},
+        key: {"data_type": "text", "nullable": False, hint: True},
         "workspace_id": {"data_type": "text", "nullable": False},
         **columns,
         "synced_at": {"data_type": "timestamp", "nullable": False},
@@ -49,22 +67,46 @@ def mail_table(key: str, columns: TTableSchemaColumns) -> TTableSchemaColumns:
 
 
 @dataclass(frozen=True)
+class ChildStream:
+    """Rows that belong to one record of a stream: the record's `field` holds them (plaintext dicts, not a
+    column of the stream), and the stream's columns named in `inherited` are copied onto each."""
+
+    table: str
+    columns: TTableSchemaColumns
+    field: str
+    inherited: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Stream:
-    """One table a provider syncs: where it lives, its columns and its id column."""
+    """One table a provider syncs: where it lives, its columns, its id column and its child table."""
 
     dataset: str
     table: str
     key: str
     columns: TTableSchemaColumns
     scope: str | None = None  # a column that partitions a full resync (e.g. the Outlook folder)
+    child: ChildStream | None = None
 
     @property
     def primary_key(self) -> list[str]:
         return [CONNECTION, self.key]
 
 
+def stream_resource(body: Callable[[], Iterator[Any]], stream: Stream) -> DltResource:
+    """The dlt resource of a stream (merged on its primary key), with its child table as a table variant.
+
+    The variant is declared before the stream's own columns and key: dlt starts a variant from the
+    resource's hints as they are when the variant is created, and the child must not inherit them."""
+    resource = dlt.resource(body, name=stream.table, write_disposition=MERGE)
+    if stream.child:
+        resource.apply_hints(table_name=stream.child.table, columns=stream.child.columns, create_table_variant=True)
+    return resource.apply_hints(columns=stream.columns, primary_key=stream.primary_key)
+
+
 class StreamWriter:
-    """Protected arrow tables of one stream for one connection, with insert / update / delete counts."""
+    """Protected arrow tables of one stream (and its child table) for one connection, with insert / update /
+    delete counts. Each method returns the items to yield to dlt (none when there is nothing to load)."""
 
     def __init__(self, stream: Stream, work: duckdb.DuckDBPyConnection, cipher: FieldCipher, connection_id: str,
                  workspace_id: str, existing: dict[str, str | None], counts: StreamCounts) -> None:
@@ -73,14 +115,12 @@ class StreamWriter:
         self.existing = existing  # id -> scope value of rows held now
         self.counts = counts
         self.synced_at = dt.datetime.now(dt.timezone.utc)
-        decl = declaration(stream.columns)
-        plain = {name: _PLAIN_TYPES[col.get("data_type", "text")] for name, col in stream.columns.items()}
-        plain.update({name: pa.string() for name in decl.subject_of})
-        self._schema = pa.schema(plain)
 
-    def upsert(self, records: Iterable[dict[str, Any]]) -> pa.Table | None:
-        """Rows for these records (plaintext personal values; subject columns included)."""
-        rows = []
+    def upsert(self, records: Iterable[dict[str, Any]]) -> list[Any]:
+        """Rows for these records (plaintext personal values; subject columns included), and the child rows
+        that replace those stored for each record."""
+        rows, children = [], []
+        child = self.stream.child
         for record in records:
             rid = record[self.stream.key]
             if rid in self.existing:
@@ -88,34 +128,53 @@ class StreamWriter:
             else:
                 self.counts.inserted += 1
             self.existing[rid] = record.get(self.stream.scope) if self.stream.scope else None
+            if child is not None:
+                record = dict(record)
+                inherited = {self.stream.key: rid, **{c: record.get(c) for c in child.inherited}}
+                children += [{**inherited, **row} for row in record.pop(child.field)]
             rows.append(record)
-        return self._protected(rows)
+        return self._items(rows, children)
 
-    def delete(self, ids: Iterable[str]) -> pa.Table | None:
-        """Deletion rows for the ids held now (ids never loaded need no row)."""
+    def delete(self, ids: Iterable[str]) -> list[Any]:
+        """Deletion rows for the ids held now (ids never loaded need no row), and one marker per id that
+        deletes its child rows."""
         held = [i for i in dict.fromkeys(ids) if i in self.existing]
         for rid in held:
             del self.existing[rid]
         self.counts.deleted += len(held)
-        return self._protected([{self.stream.key: rid, DELETED: True} for rid in held])
+        markers = [{self.stream.key: rid, DELETED: True} for rid in held]
+        return self._items(markers, markers if self.stream.child else [])
 
-    def delete_missing(self, seen: set[str], scope: str | None = None) -> pa.Table | None:
+    def delete_missing(self, seen: set[str], scope: str | None = None) -> list[Any]:
         """After a full listing: delete what is held (within `scope`) but was not listed."""
         return self.delete([i for i, s in list(self.existing.items()) if i not in seen and (scope is None or s == scope)])
 
-    def _protected(self, rows: list[dict[str, Any]]) -> pa.Table | None:
-        if not rows:
-            return None
+    def _items(self, rows: list[dict[str, Any]], children: list[dict[str, Any]]) -> list[Any]:
+        items = []
+        if rows:
+            items.append(self._protected(self.stream.table, self.stream.columns, rows))
+        if children:
+            child = self.stream.child
+            items.append(dlt.mark.with_table_name(self._protected(child.table, child.columns, children), child.table))
+        return items
+
+    def _protected(self, table: str, columns: TTableSchemaColumns, rows: list[dict[str, Any]]) -> pa.Table:
         base = {CONNECTION: self.connection_id, "workspace_id": self.workspace_id, "synced_at": self.synced_at}
-        plain = pa.Table.from_pylist([{**base, **row} for row in rows], schema=self._schema)
+        plain = pa.Table.from_pylist([{**base, **row} for row in rows], schema=_plain_schema(columns))
         self.work.register("plain_rows", plain)
         try:
-            sql = protect(self.work, "plain_rows", self.stream.columns, self.cipher, table=self.stream.table)
-            out = self.work.sql(sql).to_arrow_table()
+            out = self.work.sql(protect(self.work, "plain_rows", columns, self.cipher, table=table)).to_arrow_table()
         finally:
             self.work.unregister("plain_rows")
-        fields = [f.with_nullable(self.stream.columns[f.name].get("nullable", True)) for f in out.schema]
+        fields = [f.with_nullable(columns[f.name].get("nullable", True)) for f in out.schema]
         return out.cast(pa.schema(fields))
+
+
+def _plain_schema(columns: TTableSchemaColumns) -> pa.Schema:
+    """The arrow schema of a table's plaintext rows: personal columns (and subject columns) as text."""
+    plain = {name: _PLAIN_TYPES[col.get("data_type", "text")] for name, col in columns.items()}
+    plain.update({name: pa.string() for name in declaration(columns).subject_of})
+    return pa.schema(plain)
 
 
 class WorkDatabase:

@@ -14,7 +14,7 @@ import dlt
 import pyarrow as pa
 
 from pipelines.mail_common.session import SyncSession
-from pipelines.mail_common.stage import MERGE
+from pipelines.mail_common.stage import stream_resource
 from pipelines.outlook.client import GraphPages
 from pipelines.outlook.delta import sync_contacts, sync_messages
 from pipelines.outlook.settings import CONTACTS, DATASET_NAME, MESSAGES, SOURCE_NAME
@@ -38,9 +38,4 @@ def outlook_source(session: SyncSession | None):
 
     messages, contacts = paged(sync_messages), paged(sync_contacts)
 
-    return [
-        dlt.resource(messages, name=MESSAGES.table, columns=MESSAGES.columns, primary_key=MESSAGES.primary_key,
-                     write_disposition=MERGE),
-        dlt.resource(contacts, name=CONTACTS.table, columns=CONTACTS.columns, primary_key=CONTACTS.primary_key,
-                     write_disposition=MERGE),
-    ]
+    return [stream_resource(messages, MESSAGES), stream_resource(contacts, CONTACTS)]

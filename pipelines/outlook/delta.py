@@ -51,17 +51,13 @@ def _round(session: SyncSession, pages: GraphPages, writer: StreamWriter, name: 
         items = page.get("value", [])
         present = [i for i in items if "@removed" not in i]
         seen.update(i["id"] for i in present)
-        for table in (writer.upsert(to_row(i) for i in present),
-                      writer.delete(i["id"] for i in items if "@removed" in i)):
-            if table is not None:
-                yield table
+        yield from writer.upsert(to_row(i) for i in present)
+        yield from writer.delete(i["id"] for i in items if "@removed" in i)
         if "@odata.nextLink" not in page:
             break
         page = pages.page(builder, pages.relative(page["@odata.nextLink"]))
     if full:
-        stale = writer.delete_missing(seen, scope=name if writer.stream.scope else None)
-        if stale is not None:
-            yield stale
+        yield from writer.delete_missing(seen, scope=name if writer.stream.scope else None)
     links[name] = pages.relative(page["@odata.deltaLink"])
 
 

@@ -7,7 +7,8 @@ import json
 from html.parser import HTMLParser
 from typing import Any
 
-from pipelines.mail_common.columns import address, address_list, correspondent, phone
+from pipelines.mail_common.columns import address, correspondent, phone
+from pipelines.mail_common.recipients import RECIPIENTS_FIELD, recipient_rows
 
 _BREAKS = frozenset({"p", "br", "div", "li", "tr", "h1", "h2", "h3", "h4"})
 
@@ -54,10 +55,10 @@ def _addr(recipient: dict[str, Any] | None) -> tuple[str | None, str | None]:
 
 
 def message_row(item: dict[str, Any], folder: str) -> dict[str, Any]:
-    """A Graph `message` as a row; the body is kept as text (HTML bodies are reduced to their text)."""
+    """A Graph `message` as a row, its recipients' rows under RECIPIENTS_FIELD; the body is kept as text
+    (HTML bodies are reduced to their text)."""
     sender_name, sender = _addr(item.get("from") or item.get("sender"))
-    to = [_addr(r)[1] for r in item.get("toRecipients") or []]
-    cc = [_addr(r)[1] for r in item.get("ccRecipients") or []]
+    to, cc, bcc = ([_addr(r)[1] for r in item.get(f"{role}Recipients") or []] for role in ("to", "cc", "bcc"))
     body = item.get("body") or {}
     content, kind = body.get("content"), (body.get("contentType") or "text").lower()
     outgoing = folder == "sentitems"
@@ -67,8 +68,8 @@ def message_row(item: dict[str, Any], folder: str) -> dict[str, Any]:
         "size_bytes": None, "outgoing": outgoing, "is_read": item.get("isRead"), "importance": item.get("importance"),
         "categories": json.dumps(item.get("categories") or []), "body_type": kind,
         "correspondent": correspondent(outgoing, sender, to),
-        "from_name": sender_name, "from_address": sender, "to_addresses": address_list(to),
-        "cc_addresses": address_list(cc), "subject": item.get("subject"), "snippet": item.get("bodyPreview") or None,
+        "from_name": sender_name, "from_address": sender, RECIPIENTS_FIELD: recipient_rows(to=to, cc=cc, bcc=bcc),
+        "subject": item.get("subject"), "snippet": item.get("bodyPreview") or None,
         "body_text": (html_text(content) if kind == "html" else content) if content else None,
     }
 

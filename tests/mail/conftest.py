@@ -22,10 +22,12 @@ from pipelines.mail_common.session import sync_connection
 from pipelines.outlook import outlook_source
 from pipelines.outlook.settings import DATASET_NAME as OUTLOOK_DATASET
 from pipelines.privacy.keyring import Keyring, load_master_key
-from pipelines.sandbox.mail import Account, GoogleServer, GraphServer, build_accounts
+from pipelines.sandbox.mail import Account, GoogleServer, GraphServer, build_accounts, folder_of
+from pipelines.sandbox.mail.graph_server import graph_message_id
 
 PLAN = (("ws_0001", "gmail", 0), ("ws_0001", "outlook", 1), ("ws_0002", "gmail", 2))
 GMAIL, OUTLOOK, GMAIL_2 = "ws_0001-gmail-0", "ws_0001-outlook-1", "ws_0002-gmail-2"
+GMAIL_RECIPIENTS, OUTLOOK_RECIPIENTS = "raw_gmail.gmail_message_recipients", "raw_outlook.outlook_message_recipients"
 SOURCES = {"gmail": (gmail_source, "gmail", GMAIL_DATASET), "outlook": (outlook_source, "outlook", OUTLOOK_DATASET)}
 
 
@@ -76,6 +78,30 @@ class MailPlatform:
             plain = cipher.decrypt_many([r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows],
                                         f"{table.split('.')[1]}.{column}").to_pylist()
         return {r[0]: p for r, p in zip(rows, plain)}
+
+    def recipients(self, table: str, connection_id: str) -> list[tuple[str, str, int, str]]:
+        """(message_id, role, position, address) of the stored recipient rows, decrypted; asserts each row is
+        keyed to its own recipient (subject reference = blind index of the address)."""
+        rows = self.query(f"SELECT message_id, role, position, workspace_id, subject_ref, address_bidx, address "
+                          f"FROM {table} WHERE connection_id = ? ORDER BY 1, 2, 3", [connection_id])
+        with self.keyring() as cipher:
+            plain = cipher.decrypt_many([r[3] for r in rows], [r[4] for r in rows], [r[6] for r in rows],
+                                        f"{table.split('.')[1]}.address").to_pylist()
+            own = cipher.blind_index_many([r[3] for r in rows], plain).to_pylist()
+        assert [bytes(r[4]) for r in rows] == own and [bytes(r[5]) for r in rows] == own
+        return [(r[0], r[1], r[2], p) for r, p in zip(rows, plain)]
+
+
+def expected_recipients(account: Account, gmail: bool) -> list[tuple[str, str, int, str]]:
+    """(message_id, role, position, address) rows the account's synced messages must give."""
+    rows = []
+    for message in account.messages.values():
+        if not gmail and folder_of(message) not in ("inbox", "sentitems"):
+            continue  # Outlook syncs the Inbox and Sent Items
+        mid = message.id if gmail else graph_message_id(account, message.id)
+        for role, addresses in (("to", message.to), ("cc", message.cc)):
+            rows += [(mid, role, i, a.email.lower()) for i, a in enumerate(addresses)]
+    return sorted(rows)
 
 
 def labels_of(platform: MailPlatform, connection_id: str) -> dict[str, list[str]]:
