@@ -49,3 +49,29 @@ def test_partitions_follow_the_registry_and_schedules_cover_active_connections(m
                                      scheduled_execution_time=dt.datetime(2026, 11, 26, 5, tzinfo=dt.timezone.utc))
     requests = gmail_hourly(context)
     assert [(r.partition_key, r.run_key) for r in requests] == [(GMAIL, f"{GMAIL}:2026-11-26 05:00:00+00:00")]
+
+
+def test_real_credentials_switch_the_platform_to_the_real_apis(tmp_path) -> None:
+    """Setting the OAuth apps' secrets (through EnvVar in definitions.py) is the only change: the resource
+    stops seeding sandbox connections and starting sandbox servers, and hands the sources the real hosts.
+    (Calling them needs the internet, which this machine does not have.)"""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import json; from definitions import defs; "
+            "mail = defs.resources['mail']; r = mail.process_config_and_initialize(); "
+            "ep = r.endpoints().__enter__(); "
+            "print(json.dumps({'sandbox': r.sandbox, 'graph': ep.graph, 'batch': ep.google_batch, "
+            "'google_api': ep.google_api}))")
+    env = {**os.environ, "GTG_DATA_DIR": str(tmp_path), "GTG_GOOGLE_CLIENT_ID": "id.apps.googleusercontent.com",
+           "GTG_GOOGLE_CLIENT_SECRET": "secret", "GTG_MICROSOFT_CLIENT_ID": "00000000-0000-0000-0000-000000000000",
+           "GTG_MICROSOFT_CLIENT_SECRET": "secret"}
+    real = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert real.returncode == 0, real.stderr[-2000:]
+    assert json.loads(real.stdout.strip().splitlines()[-1]) == {
+        "sandbox": False, "graph": "https://graph.microsoft.com/v1.0",
+        "batch": "https://gmail.googleapis.com/batch/gmail/v1", "google_api": None}
