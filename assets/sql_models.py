@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import sqlglot
 import yaml
 from sqlglot import exp
@@ -196,6 +197,9 @@ def build(con, model: Model, full_refresh: bool = False,
         mode = "waiting"  # built empty before, and none of its sources is loaded yet: nothing can have changed
     elif kind == "VIEW" and exists and not full_refresh and not missing and _same_view(con, model):
         mode = "unchanged"  # a view holds no data; recreating it would only rewrite its comments
+    elif kind == "TABLE" and exists and not full_refresh and model.materialized == "table" \
+            and _refill(con, model, _bound_sql(model, missing, sources or {})):
+        mode = "refilled"
     elif since == FULL_BUILD_SINCE:
         mode = "full"
         con.execute(f"CREATE OR REPLACE {kind} {model.table} AS {_bound_sql(model, missing, sources or {})}")
@@ -216,7 +220,7 @@ def build(con, model: Model, full_refresh: bool = False,
         except BaseException:
             con.execute("ROLLBACK")
             raise
-    if mode == "full":  # an incremental insert cannot change the columns, nor the comments
+    if mode in ("full", "refilled"):  # an incremental insert cannot change the columns, nor the comments
         _document(con, model, kind)
     rows = con.execute(f"SELECT count(*) FROM {model.table}").fetchone()[0]
     return {"mode": mode, "since": since, "rows": rows, **({"waiting_for": missing} if missing else {})}
@@ -252,6 +256,21 @@ def _bound_sql(model: Model, missing: list[str], sources: dict[str, dict[str, An
         return node
 
     return sqlglot.parse_one(model.sql, dialect="duckdb").transform(swap).sql(dialect="duckdb")
+
+
+def _refill(con, model: Model, sql: str) -> bool:
+    """Empty and refill an existing table in one transaction, keeping its comments (recreating it would drop
+    them, and rewriting them costs more than a small mart's data); False when the SELECT no longer fits the
+    table (columns changed), so the caller recreates it."""
+    con.execute("BEGIN")
+    try:
+        con.execute(f"DELETE FROM {model.table}")
+        con.execute(f"INSERT INTO {model.table} BY NAME {sql}")
+    except duckdb.Error:
+        con.execute("ROLLBACK")
+        return False
+    con.execute("COMMIT")
+    return True
 
 
 def _same_view(con, model: Model) -> bool:

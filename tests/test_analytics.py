@@ -162,10 +162,13 @@ def test_incremental_build_adds_a_day_and_equals_a_full_rebuild(built: Platform)
     result = _build(built)
     modes = {e.asset_key.path[-1]: e.materialization.metadata["mode"].value
              for e in result.get_asset_materialization_events() if "mode" in e.materialization.metadata}
-    assert modes["sessions"] == "incremental"
+    assert (modes["sessions"], modes["workspaces"], modes["stg_events"]) == ("incremental", "refilled", "unchanged")
     incremental = built.query(f"SELECT {SESSION_COLUMNS}, session_id FROM analytics.sessions ORDER BY session_id")
+    marts = [m.table for m in MODELS.values() if m.schema == "analytics"]
+    every_mart = {t: built.query(f"SELECT * FROM {t} ORDER BY ALL") for t in marts}
     _build(built, full_refresh=True)
     assert built.query(f"SELECT {SESSION_COLUMNS}, session_id FROM analytics.sessions ORDER BY session_id") == incremental
+    assert {t: built.query(f"SELECT * FROM {t} ORDER BY ALL") for t in marts} == every_mart  # every mart, not only sessions
     assert len(incremental) == 8 and _sessions(built, "ws_a", "u1")[-1][:3] == (DAY2, _at(DAY2, 10), 300.0)
 
 
