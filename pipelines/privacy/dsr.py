@@ -27,15 +27,16 @@ from dlt.common.schema.typing import TTableSchemaColumns
 from pipelines.catalog import LANDING_ZONES
 from pipelines.privacy.audit import AuditLog
 from pipelines.privacy.categories import BLIND_INDEX_HINT, CATEGORY_HINT, declaration, stored_declarations
-from pipelines.privacy.keys import destroy_unreferenced_subjects
 from pipelines.privacy.consent import DATASET as CONSENT_DATASET, TABLE as CONSENT_TABLE, ensure_consent_table
+from pipelines.privacy.keys import destroy_unreferenced_subjects
+from pipelines.privacy.protect import value_context
 from pipelines.privacy.requests import Inbox, RequestError, normalise_identity, request_from_row, validate
 from pipelines.privacy.scrub import scrub_landing
-from pipelines.sql import ident, qualified
-from pipelines.workspaces import UNATTRIBUTED_WORKSPACE
 from pipelines.privacy.subjects import (
     IDENTITIES, TARGETS, connection_tables, find_connection_rows, find_rows, hits_table, searchable_tables,
 )
+from pipelines.sql import ident, literal, qualified
+from pipelines.workspaces import UNATTRIBUTED_WORKSPACE
 
 ACTOR = "privacy.data_subject_requests"
 # An access export holds the person's data in the clear: it is deleted this many days after it was written.
@@ -181,9 +182,12 @@ def _rows_per_request(con, searchable) -> dict[str, dict[str, int]]:
     return found
 
 
+def _in_list(request_ids: list[str]) -> str:
+    return ", ".join(literal(r) for r in request_ids)
+
+
 def _hits_of(table: str, request_ids: list[str]) -> str:
-    marks = ", ".join("'" + r.replace("'", "''") + "'" for r in request_ids)
-    return f"SELECT * FROM {hits_table(table)} WHERE request_id IN ({marks})"
+    return f"SELECT * FROM {hits_table(table)} WHERE request_id IN ({_in_list(request_ids)})"
 
 
 # -- consent -------------------------------------------------------------------------------------------
@@ -245,10 +249,9 @@ def _correct(con, cipher, inbox, rows, batch, tables, searchable, report, **_) -
                 continue
             new = pa.array([rows[r]["new_value"].strip() for r in hits.column("request_id").to_pylist()], pa.string())
             update = {"rid": hits.column("rid")}
-            context_table = table.split(".", 1)[1]
             for column in targets:
                 update[column] = cipher.encrypt_with_refs(hits.column("workspace_id"), hits.column("subject_ref"),
-                                                          new, f"{context_table}.{column}")
+                                                          new, value_context(table, column))
             for column in indexes:
                 update[column] = cipher.blind_index_many(hits.column("workspace_id"), new)
             corrections = pa.table(update)  # noqa: F841 - read by DuckDB's replacement scan
@@ -279,11 +282,10 @@ def _export(con, cipher, inbox, rows, batch, tables, searchable, report, *, expo
         if data.num_rows == 0:
             continue
         refs = data.column(decl.subject_ref) if decl.subject_ref else None
-        context_table = table.split(".", 1)[1]
         for column in decl.encrypted:
             if column in data.column_names:
                 plain = cipher.decrypt_many(data.column("workspace_id"), refs, data.column(column),
-                                            f"{context_table}.{column}")
+                                            value_context(table, column))
                 data = data.set_column(data.column_names.index(column), column, plain)
         keep = [c for c in data.column_names if c not in hidden and not c.startswith("_dlt")]
         for record in data.select(keep).to_pylist():
@@ -318,7 +320,7 @@ def _erase(con, cipher, inbox, rows, batch, tables, searchable, report, *, landi
     connection id in a column declared `x-connection`; the keys of the people in them are destroyed after,
     once no other row (another account of the workspace) still needs them."""
     request_ids = [o.request_id for o in batch]
-    marks = ", ".join("'" + r.replace("'", "''") + "'" for r in request_ids)
+    marks = _in_list(request_ids)
     refs = [f"SELECT workspace_id, bidx AS subject_ref FROM {IDENTITIES} WHERE request_id IN ({marks})"]
     for table in searchable:
         subject = declaration(tables[table]).subject_ref

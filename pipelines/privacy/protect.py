@@ -63,7 +63,7 @@ def protect(
         joins.append(f"LEFT JOIN {lookup} ON {lookup}.ws = s.{ws} AND {lookup}.v = s.{_ident(plain)}")
     for name in decl.encrypted:
         lookup = f"_enc_{table}_{name}"
-        context = f"{table}.{name}"
+        context = value_context(table, name)
         _build_lookup(
             con, lookup,
             f"SELECT DISTINCT {ws} AS ws, {subject('')} AS subj, {_ident(name)} AS v "
@@ -88,6 +88,13 @@ def protect(
         else:
             select.append(f"s.{_ident(name)}")
     return f"SELECT {', '.join(select)} FROM {source} AS s " + " ".join(joins)
+
+
+def value_context(table: str, column: str) -> str:
+    """What a stored value's ciphertext is bound to: its table (without the dataset) and column, so it cannot
+    be replayed into another column. Encryption here, and decryption and re-encryption by the privacy
+    engine, all name it through this."""
+    return f"{table.rsplit('.', 1)[-1]}.{column}"
 
 
 def _empty_to_null(values: pa.ChunkedArray | pa.Array) -> pa.Array:
