@@ -30,6 +30,7 @@ import yaml
 from sqlglot import exp
 
 from pipelines.sql import ident, literal
+from pipelines.warehouse import table_exists
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "dbt_like_sql"
 SCHEMA_OF_FOLDER = {"staging": "staging", "marts": "analytics"}
@@ -181,31 +182,30 @@ def build(con, model: Model, full_refresh: bool = False,
     connected, say) reads as empty, typed from its declaration in `sources`, so the model exists, empty,
     and everything downstream still builds."""
     con.execute("SET TimeZone = 'UTC'")
-    missing = _missing_sources(con, model, sources or {})
+    sources = sources or {}
+    missing = [t for t in model.depends_on if t in sources and not table_exists(con, *t.split(".", 1))]
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {model.schema}")
     kind = "VIEW" if model.materialized == "view" else "TABLE"
-    exists = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-        [model.schema, model.name]).fetchone()[0] > 0
+    exists = table_exists(con, model.schema, model.name)
     since = FULL_BUILD_SINCE
     if model.materialized == "incremental" and exists and not full_refresh:
         latest = con.execute(f"SELECT max({model.incremental_key}) FROM {model.table}").fetchone()[0]
         if latest is not None:
             since = str(latest - dt.timedelta(days=model.lookback_days))
     con.execute(f"SET VARIABLE gtg_since = DATE '{since}'")
-    if exists and missing and set(missing) == set(model.depends_on) and not full_refresh:
+    if exists and not full_refresh and missing and set(missing) == set(model.depends_on):
         mode = "waiting"  # built empty before, and none of its sources is loaded yet: nothing can have changed
-    elif kind == "VIEW" and exists and not full_refresh and not missing and _same_view(con, model):
+    elif exists and not full_refresh and kind == "VIEW" and not missing and _same_view(con, model):
         mode = "unchanged"  # a view holds no data; recreating it would only rewrite its comments
-    elif kind == "TABLE" and exists and not full_refresh and model.materialized == "table" \
-            and _refill(con, model, _bound_sql(model, missing, sources or {})):
+    elif exists and not full_refresh and model.materialized == "table" \
+            and _refill(con, model, _bound_sql(model, missing, sources)):
         mode = "refilled"
     elif since == FULL_BUILD_SINCE:
         mode = "full"
-        con.execute(f"CREATE OR REPLACE {kind} {model.table} AS {_bound_sql(model, missing, sources or {})}")
+        con.execute(f"CREATE OR REPLACE {kind} {model.table} AS {_bound_sql(model, missing, sources)}")
     else:
         mode = "incremental"
-        sql = _bound_sql(model, missing, sources or {})
+        sql = _bound_sql(model, missing, sources)
         con.execute("BEGIN")
         try:
             # Replace the days the recomputed rows hold (dbt's insert_overwrite): a day the window did not
@@ -229,13 +229,6 @@ def build(con, model: Model, full_refresh: bool = False,
 _DUCKDB_TYPES = {"text": "VARCHAR", "bigint": "BIGINT", "bool": "BOOLEAN", "timestamp": "TIMESTAMPTZ",
                  "date": "DATE", "binary": "BLOB", "double": "DOUBLE", "json": "JSON", "decimal": "DECIMAL(38, 9)",
                  "time": "TIME", "wei": "DECIMAL(38, 0)"}
-
-
-def _missing_sources(con, model: Model, sources: dict[str, dict[str, Any]]) -> list[str]:
-    """The declared source tables `model` reads that are not loaded yet."""
-    return [t for t in model.depends_on if t in sources and not con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-        t.split(".", 1)).fetchone()[0]]
 
 
 def _bound_sql(model: Model, missing: list[str], sources: dict[str, dict[str, Any]]) -> str:
