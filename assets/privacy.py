@@ -36,11 +36,10 @@ from dagster import (
 from assets.analytics import MODELS, snapshot_path
 from assets.sql_models import pseudonymous_tables
 from pipelines.catalog import ASSET_OF_TABLE, DECLARED_TABLES
-from pipelines.privacy.categories import stored_declarations
 from pipelines.privacy.dsr import process_pending
 from pipelines.privacy.policy import Rule, load_policy
-from pipelines.privacy.retention import cutoff, run_rule, violations
-from pipelines.warehouse import publish_snapshot, table_exists
+from pipelines.privacy.retention import cutoff, past_retention, run_rule
+from pipelines.warehouse import publish_snapshot
 from resources.keyring import KeyringResource
 from resources.privacy import PrivacyResource
 from resources.warehouse import WAREHOUSE_POOL, WarehouseResource
@@ -115,8 +114,7 @@ def _within_retention_check(rule: Rule):
     ) -> AssetCheckResult:
         now = _now(config)
         with warehouse.connect() as con:
-            columns = {**stored_declarations(con), **DERIVED_TABLES}.get(rule.table)
-            found = violations(con, rule, columns, now) if columns and table_exists(con, rule.dataset, rule.name) else 0
+            found = past_retention(con, rule, now, DERIVED_TABLES)
         return AssetCheckResult(passed=found == 0, metadata={
             "records_past_retention": found, "cutoff": str(cutoff(rule, now)), "keep_days": rule.keep_days})
 

@@ -112,15 +112,28 @@ def enforce(
     return RetentionResult(rule.table, rule.action, str(limit), int(rows), int(subjects), destroyed)
 
 
+def _stored(con: duckdb.DuckDBPyConnection, rule: Rule,
+            derived_tables: dict[str, TTableSchemaColumns] | None) -> dict[str, TTableSchemaColumns] | None:
+    """Every stored table's declaration (dlt's schemas read back, plus `derived_tables`, the SQL models
+    holding pseudonymous keys), or None while the rule's table is not built yet (nothing to enforce)."""
+    tables = {**stored_declarations(con), **(derived_tables or {})}
+    return tables if rule.table in tables and table_exists(con, rule.dataset, rule.name) else None
+
+
+def past_retention(con: duckdb.DuckDBPyConnection, rule: Rule, now: dt.datetime,
+                   derived_tables: dict[str, TTableSchemaColumns] | None = None) -> int:
+    """`violations` of the table as stored: what the `within_retention` checks report."""
+    tables = _stored(con, rule, derived_tables)
+    return violations(con, rule, tables[rule.table], now) if tables else 0
+
+
 def run_rule(
     con: duckdb.DuckDBPyConnection, rule: Rule, cipher, audit: AuditLog, now: dt.datetime,
     derived_tables: dict[str, TTableSchemaColumns] | None = None,
 ) -> RetentionResult:
-    """Enforce one rule against the warehouse as stored (declarations read back from dlt's schemas, plus
-    `derived_tables`, the SQL models holding pseudonymous keys) and append the audit entry. A table not
-    built yet has nothing to enforce."""
-    tables = {**stored_declarations(con), **(derived_tables or {})}
-    if rule.table not in tables or not table_exists(con, rule.dataset, rule.name):
+    """Enforce one rule against the warehouse as stored and append the audit entry."""
+    tables = _stored(con, rule, derived_tables)
+    if tables is None:
         result = RetentionResult(rule.table, rule.action, str(cutoff(rule, now)), 0, 0, 0)
     else:
         con.execute("SET TimeZone = 'UTC'")
