@@ -30,6 +30,7 @@ from pipelines.usage_events.settings import (
     EARLIEST_EVENT,
     EVENT_COLUMNS,
     EVENTS_TABLE,
+    LANDING_SUBJECT_FIELDS,
     LEDGER_TABLE,
     MAX_CLOCK_SKEW_DAYS,
     QUARANTINE_COLUMNS,
@@ -215,7 +216,7 @@ class EventWork:
             f"""
             CREATE OR REPLACE TABLE events_plain AS
             SELECT p.event_id, p.workspace_id, p.event_type, p.occurred_at, p.received_date,
-                   {', '.join(identifier.format(c) for c in ('user_id', 'anonymous_id', 'device_id', 'ip', 'user_agent'))},
+                   {', '.join(identifier.format(c) for c in (*LANDING_SUBJECT_FIELDS, 'ip', 'user_agent'))},
                    ipn.ip_network, ipn.ip_version,
                    ua.browser_family, ua.browser_version, ua.os_family, ua.os_version, ua.device_family,
                    ua.device_class, ua.is_bot,
@@ -262,21 +263,27 @@ class EventWork:
 
     def _refused_rows(self, cipher: FieldCipher) -> None:
         """The slice's events whose person withdrew analytics consent (an opt-out request): they load without
-        identifiers, as if the tracker had sent consent.analytics = false. Only identifiers of workspaces
-        with an opt-out are blind-indexed for the check."""
-        ids = " UNION ".join(
+        identifiers, as if the tracker had sent consent.analytics = false. Nothing is read while nobody has
+        opted out; otherwise only identifiers of workspaces with an opt-out are blind-indexed, and lines are
+        matched by one equi-join per identifier column."""
+        if not self.con.execute("SELECT count(*) FROM withdrawn").fetchall()[0][0]:
+            self.con.execute("CREATE OR REPLACE TABLE refused_rows (file_id INTEGER, line_no BIGINT)")
+            return
+        candidates = self.con.sql(" UNION ".join(
             f"SELECT p.workspace_id AS ws, p.{c} AS v FROM parsed p JOIN status s USING (file_id, line_no) "
             f"WHERE s.status = 'loaded' AND p.{c} IS NOT NULL AND p.workspace_id IN (SELECT workspace_id FROM withdrawn)"
-            for c in ("user_id", "anonymous_id", "device_id")
-        )
-        candidates = self.con.sql(ids).to_arrow_table()
+            for c in LANDING_SUBJECT_FIELDS
+        )).to_arrow_table()
         hashed = candidates.append_column(  # noqa: F841 - read by DuckDB's replacement scan
             "bidx", cipher.blind_index_many(candidates.column("ws"), candidates.column("v")))
         self.con.execute(
-            "CREATE OR REPLACE TABLE refused_rows AS SELECT DISTINCT p.file_id, p.line_no FROM parsed p "
-            "JOIN hashed h ON h.ws = p.workspace_id AND h.v IN (p.user_id, p.anonymous_id, p.device_id) "
-            "JOIN withdrawn w ON w.workspace_id = h.ws AND w.subject_bidx = h.bidx"
+            "CREATE OR REPLACE TABLE refused_values AS SELECT h.ws, h.v FROM hashed h "
+            "SEMI JOIN withdrawn w ON w.workspace_id = h.ws AND w.subject_bidx = h.bidx"
         )
+        self.con.execute("CREATE OR REPLACE TABLE refused_rows AS " + " UNION ".join(
+            f"SELECT p.file_id, p.line_no FROM parsed p JOIN refused_values r ON r.ws = p.workspace_id AND r.v = p.{c}"
+            for c in LANDING_SUBJECT_FIELDS
+        ))
 
     def _enrichment_tables(self) -> None:
         """Lookup tables of the slice's distinct user agents, IPs and URLs (a tenth of the rows or fewer):
