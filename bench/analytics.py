@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.base import ensure_warehouse
+from bench.base import copy_warehouse, ensure_warehouse, open_keyring
 from bench.ingest import END_DATE, SEED
 
 # Eight weeks of history: "one new day" is then a realistic share of what the models hold.
@@ -51,24 +51,19 @@ def _build_all(warehouse: Path, full_refresh: bool) -> tuple[float, dict[str, An
 
 
 def bench_size(out: Path, events: int) -> dict[str, Any]:
-    from pipelines.privacy.keyring import Keyring, load_master_key
     from pipelines.sandbox.events import generate_events
     from pipelines.usage_events import ingest
 
     landing, base = ensure_warehouse(out, events, HISTORY_DAYS)
     run = out / "runs" / f"analytics-{events}"
-    shutil.rmtree(run, ignore_errors=True)
-    run.mkdir(parents=True)
-    shutil.copy2(base / "warehouse.duckdb", run / "warehouse.duckdb")
-    shutil.copytree(base / "keys", run / "keys")
+    copy_warehouse(base, run)
 
     full_s, full = _build_all(run / "warehouse.duckdb", full_refresh=True)
 
     new_day = run / "landing"
     stats = generate_events(str(new_day), events=events // HISTORY_DAYS, seed=SEED + 1, days=1,
                             end_date=END_DATE + dt.timedelta(days=1), file_events=50_000)
-    key = load_master_key(None, run / "keys" / "master.key", False)
-    with Keyring.open(run / "keys" / "keyring.sqlite", key) as cipher:
+    with open_keyring(run) as cipher:
         ingest(str(new_day), cipher, warehouse_path=run / "warehouse.duckdb", dlt_dir=run / "dlt",
                work_dir=run / "work")
     incremental_s, incremental = _build_all(run / "warehouse.duckdb", full_refresh=False)

@@ -6,7 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
-from bench.ingest import DAYS, ensure_generated
+from bench.ingest import DAYS, MARKER, ensure_generated
 
 BASE_MARKER = "_built.json"
 
@@ -30,3 +30,21 @@ def ensure_warehouse(out: Path, events: int, days: int = DAYS) -> tuple[Path, Pa
     shutil.rmtree(base / "work", ignore_errors=True)
     (base / BASE_MARKER).write_text(json.dumps({"events_loaded": report.events_loaded}))
     return landing, base
+
+
+def copy_warehouse(base: Path, run: Path, landing: Path | None = None) -> None:
+    """A fresh copy of a base warehouse and its keys in `run` (and of its landed files, when given), so a
+    measurement never sees another's changes."""
+    shutil.rmtree(run, ignore_errors=True)
+    run.mkdir(parents=True)
+    shutil.copy2(base / "warehouse.duckdb", run / "warehouse.duckdb")
+    shutil.copytree(base / "keys", run / "keys")
+    if landing is not None:
+        shutil.copytree(landing, run / "landing", ignore=shutil.ignore_patterns(MARKER))
+
+
+def open_keyring(folder: Path):
+    """The keyring of a warehouse folder (its key file must exist)."""
+    from pipelines.privacy.keyring import Keyring, load_master_key
+
+    return Keyring.open(folder / "keys" / "keyring.sqlite", load_master_key(None, folder / "keys" / "master.key", False))

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.base import ensure_warehouse
+from bench.base import copy_warehouse, ensure_warehouse, open_keyring
 from bench.ingest import LANDING_GLOB
 
 RETENTION_RATIO_TARGET = 1.5
@@ -33,22 +33,7 @@ ERASURE_RATIO_TARGET = 3.0
 ROUNDS = 2  # retention and its floor each run this many times, alternating; the best of each counts
 
 
-def _copy(base: Path, landing: Path, run: Path, with_landing: bool) -> None:
-    shutil.rmtree(run, ignore_errors=True)
-    run.mkdir(parents=True)
-    shutil.copy2(base / "warehouse.duckdb", run / "warehouse.duckdb")
-    shutil.copytree(base / "keys", run / "keys")
-    if with_landing:
-        shutil.copytree(landing, run / "landing", ignore=shutil.ignore_patterns("_generated.json"))
-
-
-def _keyring(run: Path):
-    from pipelines.privacy.keyring import Keyring, load_master_key
-
-    return Keyring.open(run / "keys" / "keyring.sqlite", load_master_key(None, run / "keys" / "master.key", False))
-
-
-def bench_retention(base: Path, landing: Path, out: Path) -> dict[str, Any]:
+def bench_retention(base: Path, out: Path) -> dict[str, Any]:
     import duckdb
 
     from pipelines.catalog import DECLARED_TABLES
@@ -69,12 +54,12 @@ def bench_retention(base: Path, landing: Path, out: Path) -> dict[str, Any]:
     pipeline_times, floor_times = [], []
     for _ in range(ROUNDS):  # alternating, each on a fresh copy: neither side gets a warmer cache
         run = out / "runs" / "privacy-retention"
-        _copy(base, landing, run, with_landing=False)
-        with _keyring(run) as cipher, duckdb.connect(str(run / "warehouse.duckdb")) as con:
+        copy_warehouse(base, run)
+        with open_keyring(run) as cipher, duckdb.connect(str(run / "warehouse.duckdb")) as con:
             start = time.perf_counter()
             result = run_rule(con, rule, cipher, AuditLog(run / "audit.jsonl"), now)
             pipeline_times.append(time.perf_counter() - start)
-        _copy(base, landing, run, with_landing=False)
+        copy_warehouse(base, run)
         with duckdb.connect(str(run / "warehouse.duckdb")) as con:
             con.execute("SET TimeZone = 'UTC'")
             start = time.perf_counter()
@@ -109,11 +94,11 @@ def _erase(base: Path, landing: Path, out: Path, people: list[tuple[str, str]], 
     from pipelines.privacy.requests import Inbox, Request
 
     run = out / "runs" / f"privacy-erasure-{tag}"
-    _copy(base, landing, run, with_landing=True)
+    copy_warehouse(base, run, landing)
     inbox = Inbox(run / "privacy" / "requests.sqlite")
     for ws, user_id in people:
         inbox.submit(Request("erasure", ws, "user_id", user_id))
-    with _keyring(run) as cipher, duckdb.connect(str(run / "warehouse.duckdb")) as con:
+    with open_keyring(run) as cipher, duckdb.connect(str(run / "warehouse.duckdb")) as con:
         start = time.perf_counter()
         report = process_pending(con, cipher, inbox, AuditLog(run / "privacy" / "audit.jsonl"),
                                  exports_dir=run / "exports", landing_urls={"usage_events": str(run / "landing")})
@@ -133,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     landing, base = ensure_warehouse(args.out, args.events)
 
-    retention = bench_retention(base, landing, args.out)
+    retention = bench_retention(base, args.out)
     people = _top_people(landing, args.people)
     one = _erase(base, landing, args.out, people[:1], "1")
     many = _erase(base, landing, args.out, people, str(len(people)))
