@@ -1,5 +1,7 @@
 # The two front-door commands: `make run` (install + build everything) and `make test` (install + tests).
 # Everything installs into .venv from requirements.lock; uv's download cache keeps repeat installs fast.
+# Bytecode is compiled at install: with PYTHONDONTWRITEBYTECODE set (as on CI machines) every process would
+# otherwise recompile dlt, Dagster and DuckDB's Python parts on import (about a second each time).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -10,10 +12,10 @@ export RUNTIME__DLTHUB_TELEMETRY := false
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml requirements.lock
+$(VENV)/.installed: pyproject.toml requirements.lock Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==0.13.9
-	$(BIN)/uv pip sync --quiet --python $(BIN)/python requirements.lock
+	$(BIN)/uv pip sync --quiet --compile-bytecode --python $(BIN)/python requirements.lock
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	touch $@
 

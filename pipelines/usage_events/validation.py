@@ -7,46 +7,12 @@ plausibility of its timestamp. Reasons name rules and fields, never values, so t
 
 from __future__ import annotations
 
-import duckdb
-import pyarrow as pa
-import pyarrow.compute as pc
-
-from pipelines.usage_events.contract import FORMAT_UDFS, Check, CompiledContract
+from pipelines.usage_events.contract import Check, CompiledContract
 
 _TEXT_FIELDS = ("event_id", "event_type", "device_id", "ip", "user_agent", "url", "referrer")
 # Fields kept from a quarantined line too, when they are strings: they attribute the line to a workspace
 # and a data subject, so that erasure and the workspace's key reach it.
 _ATTRIBUTION_FIELDS = ("workspace_id", "user_id", "anonymous_id")
-
-
-def register_udfs(con: duckdb.DuckDBPyConnection) -> None:
-    """Register the contract's Python format checks as vectorised DuckDB functions.
-
-    Each call gets a vector of values; the check runs once per distinct value in it, and verdicts are
-    cached across calls, so a million events with a hundred thousand IPs cost a hundred thousand checks.
-    """
-    for name, check in FORMAT_UDFS.values():
-        con.create_function(name, _vectorised(check), [duckdb.sqltype("VARCHAR")], duckdb.sqltype("BOOLEAN"),
-                            type="arrow", side_effects=False)
-
-
-def _vectorised(check):
-    cache: dict[str, bool] = {}
-
-    def run(values: pa.Array) -> pa.Array:
-        uniques = pc.unique(values)
-        verdicts = []
-        for value in uniques.to_pylist():
-            if value is None:
-                verdicts.append(None)
-                continue
-            verdict = cache.get(value)
-            if verdict is None:
-                verdict = cache[value] = check(value)
-            verdicts.append(verdict)
-        return pc.take(pa.array(verdicts, pa.bool_()), pc.index_in(values, uniques))
-
-    return run
 
 
 def _sql_list(values: list[str]) -> str:

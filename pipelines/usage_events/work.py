@@ -39,7 +39,7 @@ from pipelines.usage_events.settings import (
     WORK_MEMORY_LIMIT,
     YIELD_BATCH_ROWS,
 )
-from pipelines.usage_events.validation import register_udfs, validation_select
+from pipelines.usage_events.validation import validation_select
 
 _URL_SCHEME = r"^[A-Za-z][A-Za-z0-9+.-]*://"
 
@@ -67,7 +67,6 @@ class EventWork:
         self.contract = contract
         self.con = duckdb.connect(config={"memory_limit": WORK_MEMORY_LIMIT, "temp_directory": str(self.work_dir)})
         self.con.execute("SET TimeZone = 'UTC'; SET preserve_insertion_order = false")
-        register_udfs(self.con)
         self.con.execute("CREATE TABLE seen (event_id VARCHAR)")
         self._parse_sql = validation_select(contract, "chunk", EARLIEST_EVENT, MAX_CLOCK_SKEW_DAYS)
         self._next_file_id = 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import random
 from pathlib import Path
 
 import duckdb
@@ -12,9 +13,9 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from pipelines.sandbox.events import generate_events
-from pipelines.usage_events.contract import ContractError, load_contract
+from pipelines.usage_events.contract import FORMAT_PATTERNS, ContractError, load_contract
 from pipelines.usage_events.settings import EARLIEST_EVENT, MAX_CLOCK_SKEW_DAYS
-from pipelines.usage_events.validation import register_udfs, validation_select
+from pipelines.usage_events.validation import validation_select
 
 DAY = dt.date(2026, 11, 24)
 
@@ -35,7 +36,6 @@ def _reference_valid(line: str) -> bool:
 
 def _sql_reasons(lines: list[str]) -> list[str | None]:
     con = duckdb.connect()
-    register_udfs(con)
     con.execute("SET TimeZone = 'UTC'")
     chunk = pa.table({  # noqa: F841 - read by DuckDB
         "file_id": pa.array([0] * len(lines), pa.int32()),
@@ -97,3 +97,39 @@ def test_unsupported_schema_is_refused_at_load(tmp_path: Path) -> None:
     path.write_text(json.dumps(schema))
     with pytest.raises(ContractError, match=r"score: unsupported JSON Schema keywords \['minimum'\]"):
         load_contract(path)
+
+
+def _address_like(rng: random.Random) -> str:
+    """A string shaped like an IP address, often just off: group counts, `::`, hextet lengths, IPv4 tails
+    with leading zeros or octets over 255, stray characters."""
+    groups = ["".join(rng.choice("0123456789abcdefABCDEF") for _ in range(rng.choice([0, 1, 1, 2, 4, 4, 5])))
+              for _ in range(rng.randint(0, 9))]
+    if groups and rng.random() < 0.5:
+        groups.insert(rng.randint(0, len(groups)), "")
+    text = ":".join(groups) if rng.random() < 0.7 else ""
+    if not text or rng.random() < 0.3:
+        octets = [rng.choice(["0", "7", "10", "99", "199", "255", "00", "01", "256"]) for _ in range(rng.choice([3, 4, 4, 4, 5]))]
+        text = (text + ":" if text and rng.random() < 0.8 else text) + ".".join(octets)
+    if rng.random() < 0.1:
+        at = rng.randint(0, len(text))
+        text = text[:at] + rng.choice([":", "::", ".", "%", "g", " ", "/", "٣"]) + text[at:]
+    return text
+
+
+@pytest.mark.parametrize("fmt", ["ipv4", "ipv6"])
+def test_ip_formats_agree_with_jsonschema(fmt: str) -> None:
+    """The SQL patterns give jsonschema's verdict (Python's ipaddress) on 50,000 address-like strings."""
+    rng = random.Random(11)
+    values = sorted({_address_like(rng) for _ in range(50_000)} | {
+        "::", "::1", "1::", "1:2:3:4:5:6:7::", "::2:3:4:5:6:7:8", "1::2:3:4:5:6:7:8", "1:2:3:4:5:6:7:8",
+        "1:2:3:4:5:6:7:8:9", "::ffff:1.2.3.4", "1:2:3:4:5:6:1.2.3.4", "1:2:3:4:5:6:7:1.2.3.4", ":1::2",
+        "1:::2", "fe80::1%eth0", "12345::1", "::1.2.3.04", "1.2.3.4", "01.2.3.4", "1.2.3", "",
+    })
+    checker = Draft202012Validator.FORMAT_CHECKER
+    expected = [checker.conforms(value, fmt) for value in values]
+    con = duckdb.connect()
+    got = [row[0] for row in con.execute(
+        "SELECT regexp_full_match(v, ?) FROM unnest(?) WITH ORDINALITY AS t(v, i) ORDER BY i",
+        [FORMAT_PATTERNS[fmt], values]).fetchall()]
+    assert got == expected
+    assert 500 < sum(expected) < len(values) - 500  # both verdicts well represented
