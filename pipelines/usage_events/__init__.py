@@ -117,6 +117,7 @@ def usage_events(
             work.load_files(files_of_slice)
             work.resolve_duplicates(warehouse_path)
             report.add(work.counts(), work.quarantine_reasons())
+            work.stage(cipher)
             for table, columns, keys, batches in (
                 (EVENTS_TABLE, EVENT_COLUMNS, ["event_id"], work.events(cipher)),
                 (QUARANTINE_TABLE, QUARANTINE_COLUMNS, ["source_file", "source_line"], work.quarantine(cipher)),

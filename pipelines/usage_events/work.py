@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from pipelines.privacy.consent import withdrawn_sql
 from pipelines.privacy.protect import FieldCipher, protect
-from pipelines.sql import literal, loose_json_field
+from pipelines.sql import ident, literal, loose_json_field
 from pipelines.warehouse import table_exists
 from pipelines.usage_events.contract import CONTRACT_VERSION, CompiledContract
 from pipelines.usage_events.enrich import ip_networks, ipv4_network_sql, parse_user_agents
@@ -87,6 +87,7 @@ class EventWork:
         files at a time. Files must come in the run's order (day, URL): the first copy of an event wins."""
         first_id = self._next_file_id
         self._next_file_id += len(files)
+        self._drop_slice_tables()
         self.con.execute(
             "CREATE OR REPLACE TABLE files (file_id INTEGER, url VARCHAR, received_date DATE, size_bytes BIGINT);"
             "CREATE OR REPLACE TABLE invalid_utf8 (file_id INTEGER, line_no BIGINT, raw VARCHAR)"
@@ -105,6 +106,15 @@ class EventWork:
         ids = {f.url: first_id + i for i, f in enumerate(files)}
         for group in chunk_files(files):
             self._load_chunk([(ids[f.url], f) for f in group])
+
+    def _drop_slice_tables(self) -> None:
+        """Free what the previous slice built (everything but the run's accepted ids) before the next is read,
+        so the new slice's parsing has the whole memory cap."""
+        names = [r[0] for r in self.con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() AND table_name <> 'seen'"
+        ).fetchall()]
+        for name in names:
+            self.con.execute(f"DROP TABLE {ident(name)}")
 
     def _load_chunk(self, group: list[tuple[int, LandingFile]]) -> None:
         arrays: dict[str, list[pa.Array]] = {"file_id": [], "received_date": [], "line_no": [], "line": []}
@@ -206,8 +216,11 @@ class EventWork:
             """
         ).to_arrow_table()
 
-    def events(self, cipher: FieldCipher) -> Iterator[pa.RecordBatch]:
-        """The slice's loaded events, enriched and with personal data encrypted, in arrow batches."""
+    def stage(self, cipher: FieldCipher) -> None:
+        """Build the slice's plaintext rows, events and quarantine, then drop the parsed lines: protection
+        and streaming then run with the slice held once, not twice, inside the work database's memory cap
+        (holding both made DuckDB spill, and every later statement paid for it)."""
+        self._quarantine_plain()
         self._enrichment_tables()
         self._refused_rows(cipher)
         identifier = "CASE WHEN p.consent_analytics AND r.line_no IS NULL THEN p.{0} END AS {0}"
@@ -234,17 +247,26 @@ class EventWork:
             WHERE s.status = 'loaded'
             """
         )
+        self.con.execute("DROP TABLE parsed")
+
+    def events(self, cipher: FieldCipher) -> Iterator[pa.RecordBatch]:
+        """The slice's loaded events, enriched and with personal data encrypted, in arrow batches."""
         yield from self._protected("events_plain", EVENT_COLUMNS, EVENTS_TABLE, cipher)
 
     def quarantine(self, cipher: FieldCipher) -> Iterator[pa.RecordBatch]:
         """The quarantined lines with their reason; the raw line itself is stored only encrypted."""
+        yield from self._protected("quarantine_plain", QUARANTINE_COLUMNS, QUARANTINE_TABLE, cipher)
+
+    def _quarantine_plain(self) -> None:
+        """The quarantined lines, attributed to a workspace and a person where the line still says whose it is."""
         pattern = self.contract.schema["properties"]["workspace_id"]["pattern"]
         workspace = f"coalesce(p.workspace_id, {loose_json_field('p.line', 'workspace_id')})"
         self.con.execute(
             f"""
             CREATE OR REPLACE TABLE quarantine_plain AS
             SELECT f.url AS source_file, p.line_no AS source_line, p.received_date, p.reason, p.reason_detail,
-                   CASE WHEN regexp_matches({workspace}, ?) THEN {workspace} ELSE '{UNATTRIBUTED_WORKSPACE}' END
+                   CASE WHEN regexp_matches({workspace}, {literal(pattern)}) THEN {workspace}
+                        ELSE '{UNATTRIBUTED_WORKSPACE}' END
                      AS workspace_id,
                    coalesce(p.user_id, {loose_json_field('p.line', 'user_id')}) AS user_id,
                    coalesce(p.anonymous_id, {loose_json_field('p.line', 'anonymous_id')}) AS anonymous_id,
@@ -255,10 +277,8 @@ class EventWork:
             JOIN files f USING (file_id)
             LEFT JOIN invalid_utf8 iu USING (file_id, line_no)
             WHERE p.reason IS NOT NULL
-            """,
-            [pattern],
+            """
         )
-        yield from self._protected("quarantine_plain", QUARANTINE_COLUMNS, QUARANTINE_TABLE, cipher)
 
     def _refused_rows(self, cipher: FieldCipher) -> None:
         """The slice's events whose person withdrew analytics consent (an opt-out request): they load without
