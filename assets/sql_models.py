@@ -30,7 +30,6 @@ import yaml
 from sqlglot import exp
 
 from pipelines.sql import ident, literal
-from pipelines.warehouse import table_exists
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "dbt_like_sql"
 SCHEMA_OF_FOLDER = {"staging": "staging", "marts": "analytics"}
@@ -183,47 +182,71 @@ def build(con, model: Model, full_refresh: bool = False,
     and everything downstream still builds."""
     con.execute("SET TimeZone = 'UTC'")
     sources = sources or {}
-    missing = [t for t in model.depends_on if t in sources and not table_exists(con, *t.split(".", 1))]
-    con.execute(f"CREATE SCHEMA IF NOT EXISTS {model.schema}")
+    stored = _stored(con, [model.table, *(t for t in model.depends_on if t in sources)])
+    missing = [t for t in model.depends_on if t in sources and t not in stored]
+    current = None if full_refresh else stored.get(model.table)  # what an incremental run builds on
     kind = "VIEW" if model.materialized == "view" else "TABLE"
-    exists = table_exists(con, model.schema, model.name)
     since = FULL_BUILD_SINCE
-    if model.materialized == "incremental" and exists and not full_refresh:
-        latest = con.execute(f"SELECT max({model.incremental_key}) FROM {model.table}").fetchone()[0]
+    if model.materialized == "incremental" and current:
+        latest = con.execute(f"SELECT max({model.incremental_key}) FROM {model.table}").fetchall()[0][0]
         if latest is not None:
             since = str(latest - dt.timedelta(days=model.lookback_days))
     con.execute(f"SET VARIABLE gtg_since = DATE '{since}'")
-    if exists and not full_refresh and missing and set(missing) == set(model.depends_on):
+    if current and missing and set(missing) == set(model.depends_on):
         mode = "waiting"  # built empty before, and none of its sources is loaded yet: nothing can have changed
-    elif exists and not full_refresh and kind == "VIEW" and not missing and _same_view(con, model):
+    elif current and kind == "VIEW" and not missing and _same_view(con, model, current.sql):
         mode = "unchanged"  # a view holds no data; recreating it would only rewrite its comments
-    elif exists and not full_refresh and model.materialized == "table" \
-            and _refill(con, model, _bound_sql(model, missing, sources)):
+    elif current and model.materialized == "table" and _refill(con, model, _bound_sql(model, missing, sources)):
         mode = "refilled"
     elif since == FULL_BUILD_SINCE:
         mode = "full"
+        if model.table not in stored:
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {model.schema}")
         con.execute(f"CREATE OR REPLACE {kind} {model.table} AS {_bound_sql(model, missing, sources)}")
     else:
         mode = "incremental"
-        sql = _bound_sql(model, missing, sources)
-        con.execute("BEGIN")
-        try:
-            # Replace the days the recomputed rows hold (dbt's insert_overwrite): a day the window did not
-            # produce (a daily snapshot's earlier days) stays as it was.
-            con.execute(f"CREATE OR REPLACE TEMP TABLE _gtg_fresh AS SELECT * FROM ({sql}) "
-                        f"WHERE {model.incremental_key} >= DATE '{since}'")
-            con.execute(f"DELETE FROM {model.table} WHERE {model.incremental_key} IN "
-                        f"(SELECT DISTINCT {model.incremental_key} FROM _gtg_fresh)")
-            con.execute(f"INSERT INTO {model.table} SELECT * FROM _gtg_fresh")
-            con.execute("DROP TABLE _gtg_fresh")
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+        _replace_days(con, model, _bound_sql(model, missing, sources), since)
     if mode in ("full", "refilled"):  # an incremental insert cannot change the columns, nor the comments
-        _document(con, model, kind)
-    rows = con.execute(f"SELECT count(*) FROM {model.table}").fetchone()[0]
+        _document(con, model, kind, current.comment if mode == "refilled" else None)
+    rows = con.execute(f"SELECT count(*) FROM {model.table}").fetchall()[0][0]
     return {"mode": mode, "since": since, "rows": rows, **({"waiting_for": missing} if missing else {})}
+
+
+@dataclass(frozen=True)
+class _Stored:
+    """A table or view as the catalog holds it."""
+
+    comment: str | None
+    sql: str | None  # a view's SQL as DuckDB normalised it; None for a table
+
+
+def _stored(con, names: list[str]) -> dict[str, _Stored]:
+    """Which of `names` (`schema.table`) exist in the warehouse, with their comment and (views) SQL: one catalog
+    query for a model and all its sources, since each look-up costs about a millisecond — on an incremental
+    run, as much as a small model's data."""
+    rows = con.execute(
+        "SELECT name, comment, sql FROM ("
+        "SELECT database_name, schema_name || '.' || table_name AS name, comment, NULL AS sql FROM duckdb_tables() "
+        "UNION ALL SELECT database_name, schema_name || '.' || view_name, comment, sql FROM duckdb_views()"
+        ") WHERE database_name = current_database() AND list_contains(?, name)", [names]).fetchall()
+    return {name: _Stored(comment, sql) for name, comment, sql in rows}
+
+
+def _replace_days(con, model: Model, sql: str, since: str) -> None:
+    """Replace the days the recomputed rows hold (dbt's insert_overwrite), in one transaction: a day the window
+    did not produce (a daily snapshot's earlier days) stays as it was."""
+    con.execute("BEGIN")
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _gtg_fresh AS SELECT * FROM ({sql}) "
+                    f"WHERE {model.incremental_key} >= DATE '{since}'")
+        con.execute(f"DELETE FROM {model.table} WHERE {model.incremental_key} IN "
+                    f"(SELECT DISTINCT {model.incremental_key} FROM _gtg_fresh)")
+        con.execute(f"INSERT INTO {model.table} SELECT * FROM _gtg_fresh")
+        con.execute("DROP TABLE _gtg_fresh")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
 
 
 _DUCKDB_TYPES = {"text": "VARCHAR", "bigint": "BIGINT", "bool": "BOOLEAN", "timestamp": "TIMESTAMPTZ",
@@ -266,21 +289,18 @@ def _refill(con, model: Model, sql: str) -> bool:
     return True
 
 
-def _same_view(con, model: Model) -> bool:
+def _same_view(con, model: Model, stored_sql: str | None) -> bool:
     """Whether the stored view has the model's SQL, compared as DuckDB normalises it (through a temp probe)."""
     con.execute(f"CREATE OR REPLACE TEMP VIEW _gtg_probe AS {model.sql}")
-    stored = con.execute(
-        "SELECT max(sql) FILTER (WHERE view_name = '_gtg_probe'), "
-        "max(sql) FILTER (WHERE schema_name = ? AND view_name = ?) FROM duckdb_views()",
-        [model.schema, model.name]).fetchone()
+    probe = con.execute("SELECT sql FROM duckdb_views() WHERE temporary AND view_name = '_gtg_probe'").fetchall()[0][0]
     con.execute("DROP VIEW _gtg_probe")
-    probe, current = (text.split(" AS ", 1)[-1] if text else None for text in stored)
-    return probe is not None and probe == current
+    return stored_sql is not None and probe.split(" AS ", 1)[-1] == stored_sql.split(" AS ", 1)[-1]
 
 
-def _document(con, model: Model, kind: str) -> None:
+def _document(con, model: Model, kind: str, table_comment: str | None) -> None:
     """Check the header documents exactly the SELECT's columns, and write what changed of the docs as
-    DuckDB comments (an incremental run usually writes none: each comment is a catalog change)."""
+    DuckDB comments (a refill usually writes none: each comment is a catalog change); `table_comment` is the
+    stored one."""
     stored = dict(con.execute(
         "SELECT column_name, comment FROM duckdb_columns() WHERE schema_name = ? AND table_name = ?",
         [model.schema, model.name]).fetchall())
@@ -289,10 +309,6 @@ def _document(con, model: Model, kind: str) -> None:
     if undocumented or missing:
         raise ModelError(f"{model.path}: the header's columns do not match the SELECT "
                          f"(undocumented: {undocumented}, documented but absent: {missing})")
-    table_comment = con.execute(
-        "SELECT comment FROM duckdb_tables() WHERE schema_name = ? AND table_name = ? UNION ALL "
-        "SELECT comment FROM duckdb_views() WHERE schema_name = ? AND view_name = ?",
-        [model.schema, model.name] * 2).fetchone()[0]
     statements = [f"COMMENT ON {kind} {model.table} IS {literal(model.description)}"] \
         if model.description and table_comment != model.description else []
     statements += [f"COMMENT ON COLUMN {model.table}.{column} IS {literal(text)}"
