@@ -7,13 +7,16 @@ read from the SELECT itself with sqlglot — every `schema.table` it reads is ei
 table name or a syntax error fails when the definitions load, naming the file and the line.
 
 Header keys: `description`; `materialized` (`view`, `table` or `incremental`); for incremental models
-`incremental_key` (a date column of the model) and `lookback_days` (0: recompute from the latest day
-already built, which also takes in events that arrived a day late); `columns` (name → description, written
+`incremental_key` (a date column of the model), `lookback_days` (0: recompute from the latest day
+already built, which also takes in events that arrived a day late) and `partition_by` (the columns whose
+values a rebuild replaces; the incremental_key alone by default); `columns` (name → description, written
 into DuckDB as column comments); `tests` (a list: unique, not_null, accepted_values, relationships,
 row_count); `subject_columns` (columns holding a person's pseudonymous key — a blind index — which erasure
 matches and removes).
-Incremental models read `getvariable('gtg_since')` (a DATE) to limit what they recompute; full builds set it
-to 1970-01-01, so the same SQL serves both.
+Incremental models read `getvariable('gtg_since')` (a DATE) to limit what they recompute, and return only
+rows they computed whole (a session that started before the window, seen only in part, is left out): the
+rebuild replaces every stored row of the partitions they return. Full builds set it to 1970-01-01, so the
+same SQL serves both.
 """
 
 from __future__ import annotations
@@ -37,8 +40,8 @@ MATERIALIZATIONS = ("view", "table", "incremental")
 TEST_KINDS = ("unique", "not_null", "accepted_values", "relationships", "row_count")
 FULL_BUILD_SINCE = "1970-01-01"
 _HEADER = re.compile(r"\A\s*/\*(.*?)\*/", re.DOTALL)
-_HEADER_KEYS = {"description", "materialized", "incremental_key", "lookback_days", "columns", "tests",
-                "subject_columns"}
+_HEADER_KEYS = {"description", "materialized", "incremental_key", "lookback_days", "partition_by", "columns",
+                "tests", "subject_columns"}
 _SINCE = "getvariable('gtg_since')"
 
 
@@ -59,6 +62,7 @@ class Model:
     depends_on: tuple[str, ...]  # qualified names of the tables and models it reads
     incremental_key: str | None = None
     lookback_days: int = 0
+    partition_by: tuple[str, ...] = ()  # incremental models: the columns whose values a rebuild replaces
     subject_columns: tuple[str, ...] = ()
     header: dict[str, Any] = field(default_factory=dict, compare=False)
 
@@ -103,6 +107,8 @@ def _read(path: Path, schema: str) -> Model:
         raise ModelError(f"{path}: materialized must be one of {list(MATERIALIZATIONS)}, not {materialized!r}")
     if (materialized == "incremental") != ("incremental_key" in header):
         raise ModelError(f"{path}: incremental models (and only they) name an incremental_key")
+    if "partition_by" in header and materialized != "incremental":
+        raise ModelError(f"{path}: only incremental models are rebuilt by partition (partition_by)")
     if materialized == "incremental" and _SINCE not in text:
         raise ModelError(f"{path}: an incremental model filters its input on {_SINCE}, or it recomputes everything")
     try:
@@ -130,14 +136,16 @@ def _read(path: Path, schema: str) -> Model:
     depends_on = tuple(sorted({*depends_on, *(t["relationships"]["to"] for t in tests if "relationships" in t)}))
     columns = {str(k): str(v) for k, v in (header.get("columns") or {}).items()}
     subject_columns = tuple(header.get("subject_columns") or ())
-    for column in [header.get("incremental_key"), *subject_columns]:
+    key = header.get("incremental_key")
+    partition_by = tuple(header.get("partition_by") or ([key] if key else []))
+    for column in [key, *partition_by, *subject_columns]:
         if column and column not in columns:
             raise ModelError(f"{path}: {column!r} is named in the header but not documented under columns")
     return Model(
         name=path.stem, schema=schema, path=path, sql=text[match.end():].strip().rstrip(";"),
         description=str(header.get("description", "")).strip(), materialized=materialized, columns=columns,
-        tests=tests, depends_on=depends_on, incremental_key=header.get("incremental_key"),
-        lookback_days=int(header.get("lookback_days", 0)), subject_columns=subject_columns,
+        tests=tests, depends_on=depends_on, incremental_key=key,
+        lookback_days=int(header.get("lookback_days", 0)), partition_by=partition_by, subject_columns=subject_columns,
         header=header,
     )
 
@@ -176,8 +184,8 @@ def build(con, model: Model, full_refresh: bool = False,
     """Create or refresh `model` in the warehouse behind `con`; returns what it did (mode, since, rows).
 
     Tables and views are replaced whole. An incremental model recomputes only from `lookback_days` before
-    its latest `incremental_key` value and replaces the days the result holds, in one transaction, so a
-    reader never sees a half-built day. A source table not loaded yet (no mailbox
+    its latest `incremental_key` value and replaces the partitions (days) the result holds, in one
+    transaction, so a reader never sees a half-built day. A source table not loaded yet (no mailbox
     connected, say) reads as empty, typed from its declaration in `sources`, so the model exists, empty,
     and everything downstream still builds."""
     con.execute("SET TimeZone = 'UTC'")
@@ -205,7 +213,7 @@ def build(con, model: Model, full_refresh: bool = False,
         con.execute(f"CREATE OR REPLACE {kind} {model.table} AS {_bound_sql(model, missing, sources)}")
     else:
         mode = "incremental"
-        _replace_days(con, model, _bound_sql(model, missing, sources), since)
+        _replace_partitions(con, model, _bound_sql(model, missing, sources))
     if mode in ("full", "refilled"):  # an incremental insert cannot change the columns, nor the comments
         _document(con, model, kind, current.comment if mode == "refilled" else None)
     rows = con.execute(f"SELECT count(*) FROM {model.table}").fetchall()[0][0]
@@ -232,15 +240,15 @@ def _stored(con, names: list[str]) -> dict[str, _Stored]:
     return {name: _Stored(comment, sql) for name, comment, sql in rows}
 
 
-def _replace_days(con, model: Model, sql: str, since: str) -> None:
-    """Replace the days the recomputed rows hold (dbt's insert_overwrite), in one transaction: a day the window
-    did not produce (a daily snapshot's earlier days) stays as it was."""
+def _replace_partitions(con, model: Model, sql: str) -> None:
+    """Replace the partitions (days) the recomputed rows hold (dbt's insert_overwrite), in one transaction: a
+    partition the window did not produce (a daily snapshot's earlier days) stays as it was."""
     con.execute("BEGIN")
     try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _gtg_fresh AS SELECT * FROM ({sql}) "
-                    f"WHERE {model.incremental_key} >= DATE '{since}'")
-        con.execute(f"DELETE FROM {model.table} WHERE {model.incremental_key} IN "
-                    f"(SELECT DISTINCT {model.incremental_key} FROM _gtg_fresh)")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _gtg_fresh AS {sql}")
+        match = " AND ".join(f"stored.{c} = fresh.{c}" for c in model.partition_by)
+        con.execute(f"DELETE FROM {model.table} AS stored USING (SELECT DISTINCT {', '.join(model.partition_by)} "
+                    f"FROM _gtg_fresh) AS fresh WHERE {match}")
         con.execute(f"INSERT INTO {model.table} SELECT * FROM _gtg_fresh")
         con.execute("DROP TABLE _gtg_fresh")
         con.execute("COMMIT")

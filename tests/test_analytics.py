@@ -155,21 +155,49 @@ def test_every_model_test_runs_as_a_passing_check(built: Platform) -> None:
     assert comments == [("Seconds from the first to the last event.",)]
 
 
+def _load_and_build(platform: Platform, day: dt.date, events: list[dict]) -> dict[str, dict]:
+    """Land `events` on `day`, load them and build incrementally; returns each model's metadata (mode, since)."""
+    _land(platform, day, events)
+    platform.ingest()
+    result = _build(platform)
+    return {e.asset_key.path[-1]: {k: v.value for k, v in e.materialization.metadata.items()}
+            for e in result.get_asset_materialization_events() if "mode" in e.materialization.metadata}
+
+
+def _every_mart(platform: Platform) -> dict[str, list[tuple]]:
+    return {m.table: platform.query(f"SELECT * FROM {m.table} ORDER BY ALL")
+            for m in MODELS.values() if m.schema == "analytics"}
+
+
+def _assert_equals_a_full_rebuild(platform: Platform) -> None:
+    incremental = _every_mart(platform)
+    _build(platform, full_refresh=True)
+    assert _every_mart(platform) == incremental
+
+
 def test_incremental_build_adds_a_day_and_equals_a_full_rebuild(built: Platform) -> None:
     later = [_event(_at(DAY2, 10, m), page="/p9", user="u1", cookie="c1") for m in (0, 5)]
-    _land(built, DAY2, later)
-    built.ingest()
-    result = _build(built)
-    modes = {e.asset_key.path[-1]: e.materialization.metadata["mode"].value
-             for e in result.get_asset_materialization_events() if "mode" in e.materialization.metadata}
-    assert (modes["sessions"], modes["workspaces"], modes["stg_events"]) == ("incremental", "refilled", "unchanged")
+    done = _load_and_build(built, DAY2, later)
+    assert [done[m]["mode"] for m in ("sessions", "active_users", "workspaces", "stg_events")] == [
+        "incremental", "incremental", "refilled", "unchanged"]
     incremental = built.query(f"SELECT {SESSION_COLUMNS}, session_id FROM analytics.sessions ORDER BY session_id")
-    marts = [m.table for m in MODELS.values() if m.schema == "analytics"]
-    every_mart = {t: built.query(f"SELECT * FROM {t} ORDER BY ALL") for t in marts}
-    _build(built, full_refresh=True)
+    _assert_equals_a_full_rebuild(built)  # every mart, not only sessions
     assert built.query(f"SELECT {SESSION_COLUMNS}, session_id FROM analytics.sessions ORDER BY session_id") == incremental
-    assert {t: built.query(f"SELECT * FROM {t} ORDER BY ALL") for t in marts} == every_mart  # every mart, not only sessions
     assert len(incremental) == 8 and _sessions(built, "ws_a", "u1")[-1][:3] == (DAY2, _at(DAY2, 10), 300.0)
+
+
+def test_active_users_recompute_the_latest_periods_and_keep_the_others(built: Platform) -> None:
+    nov30, dec1, dec8 = dt.date(2026, 11, 30), dt.date(2026, 12, 1), dt.date(2026, 12, 8)  # Monday, Tuesdays
+    _load_and_build(built, dec1, [_event(_at(nov30, 10), user="u1", cookie="c1"), _event(_at(dec1, 10), cookie="c2")])
+    done = _load_and_build(built, dec8, [_event(_at(dec8, 10), user="u9", cookie="c9", ws="ws_b")])
+    # From the latest day built (1 December): its week began on 30 November, whose day row is kept as it was.
+    assert (done["active_users"]["mode"], done["active_users"]["since"]) == ("incremental", "2026-12-01")
+    assert built.query("SELECT * FROM analytics.active_users ORDER BY grain, period_start") == [
+        ("day", DAY1, 3, 4, 2), ("day", DAY2, 1, 1, 1), ("day", nov30, 1, 1, 1), ("day", dec1, 0, 1, 1),
+        ("day", dec8, 1, 1, 1),
+        ("month", dt.date(2026, 11, 1), 3, 4, 2), ("month", dec1, 1, 2, 2),
+        ("week", DAY1, 3, 4, 2), ("week", nov30, 1, 2, 1), ("week", dt.date(2026, 12, 7), 1, 1, 1)]
+    _assert_equals_a_full_rebuild(built)
 
 
 def _count_in_another_process(path: Path, with_comment: bool = False) -> subprocess.CompletedProcess:
@@ -218,6 +246,9 @@ def test_a_model_with_an_unknown_table_or_bad_sql_fails_at_load_naming_the_file(
     bad_header = _models_dir(tmp_path / "c", "/*\nmaterialised: table\n*/\nSELECT 1 AS n\n")
     with pytest.raises(ModelError, match=r"broken\.sql: unknown header key\(s\) \['materialised'\]"):
         load_models(set(DECLARED_TABLES), bad_header)
+    not_incremental = _models_dir(tmp_path / "d", header.replace("columns:", "partition_by: [n]\ncolumns:") + "SELECT 1 AS n\n")
+    with pytest.raises(ModelError, match=r"broken\.sql: only incremental models are rebuilt by partition"):
+        load_models(set(DECLARED_TABLES), not_incremental)
 
 
 def test_the_personal_data_check_catches_a_mart_that_leaks(built: Platform, tmp_path: Path) -> None:

@@ -3,7 +3,11 @@ description: >
   Active users, visitors and workspaces per calendar day, ISO week (starting Monday) and month. A user is
   a signed-in person (user key), a visitor anyone with analytics consent (visitor key); bots are left out.
   Computed from visitor_days, so a week or a month costs a scan of visitor-days, not of events.
-materialized: table
+  Incremental: the days from the latest one built, and that day's week and month, are recomputed.
+materialized: incremental
+incremental_key: period_start
+lookback_days: 0
+partition_by: [grain, period_start]
 columns:
   grain: day, week or month.
   period_start: First day of the period.
@@ -16,14 +20,19 @@ tests:
   - accepted_values: {column: grain, values: [day, week, month]}
 */
 WITH humans AS (
-    SELECT event_date, workspace_id, visitor_key, user_key FROM analytics.visitor_days WHERE NOT is_bot
+    SELECT event_date, workspace_id, visitor_key, user_key FROM analytics.visitor_days
+    WHERE NOT is_bot AND event_date >= least(date_trunc('week', getvariable('gtg_since')),
+                                             date_trunc('month', getvariable('gtg_since')))
 ),
-periods AS (
+periods AS (  -- each grain from the start of the period holding the window's first day: whole periods only
     SELECT 'day' AS grain, event_date AS period_start, * EXCLUDE (event_date) FROM humans
+    WHERE event_date >= getvariable('gtg_since')
     UNION ALL
     SELECT 'week', CAST(date_trunc('week', event_date) AS DATE), * EXCLUDE (event_date) FROM humans
+    WHERE event_date >= date_trunc('week', getvariable('gtg_since'))
     UNION ALL
     SELECT 'month', CAST(date_trunc('month', event_date) AS DATE), * EXCLUDE (event_date) FROM humans
+    WHERE event_date >= date_trunc('month', getvariable('gtg_since'))
 )
 SELECT
     grain,

@@ -78,3 +78,4 @@ SELECT
     bool_or(is_bot) AS is_bot
 FROM capped
 GROUP BY workspace_id, visitor_key, run_no, day_no
+HAVING min(occurred_at) >= CAST(getvariable('gtg_since') AS TIMESTAMPTZ)  -- one that started before is seen in part
