@@ -200,6 +200,20 @@ def test_active_users_recompute_the_latest_periods_and_keep_the_others(built: Pl
     _assert_equals_a_full_rebuild(built)
 
 
+def test_a_session_lengthened_past_midnight_by_a_later_load_reaches_its_duration(built: Platform) -> None:
+    day3 = DAY2 + dt.timedelta(days=1)
+    _load_and_build(built, day3, [_event(_at(DAY2, 23, 50), page="/deals", cookie="c2"),
+                                  _event(_at(day3, 0, 1), user="u1", cookie="c1")])  # day3 is now the latest day
+    # c2 goes on past midnight: their session of the day before the latest lasts 20 minutes now, not 0 s.
+    done = _load_and_build(built, day3, [_event(_at(day3, 0, 10), page="/deals", cookie="c2")])
+    assert done["session_durations"]["since"] == DAY2.isoformat()
+    assert _sessions(built, "ws_a", "c2")[-1] == (DAY2, _at(DAY2, 23, 50), 1200.0, 2, 2, 0, "/deals", "/deals",
+                                                   False, False)
+    assert built.query("SELECT bucket, sessions FROM analytics.session_durations WHERE session_date = ? "
+                       "ORDER BY bucket_order", [DAY2]) == [("10-30m", 1), ("1h+", 1)]
+    _assert_equals_a_full_rebuild(built)
+
+
 def _count_in_another_process(path: Path, with_comment: bool = False) -> subprocess.CompletedProcess:
     comment = ", (SELECT comment FROM duckdb_tables() WHERE table_name = 'sessions')" if with_comment else ""
     query = f"SELECT count(*){comment} FROM analytics.sessions"
