@@ -8,15 +8,16 @@ table name or a syntax error fails when the definitions load, naming the file an
 
 Header keys: `description`; `materialized` (`view`, `table` or `incremental`); for incremental models
 `incremental_key` (a date column of the model), `lookback_days` (0: recompute from the latest day
-already built, which also takes in events that arrived a day late) and `partition_by` (the columns whose
-values a rebuild replaces; the incremental_key alone by default); `columns` (name → description, written
+already built, which also takes in events that arrived a day late) and `partition_by` (columns splitting
+the table into partitions — grains, visitors — that a rebuild replaces each from its own earliest
+recomputed day; by default the whole table is one); `columns` (name → description, written
 into DuckDB as column comments); `tests` (a list: unique, not_null, accepted_values, relationships,
 row_count); `subject_columns` (columns holding a person's pseudonymous key — a blind index — which erasure
 matches and removes).
 Incremental models read `getvariable('gtg_since')` (a DATE) to limit what they recompute, and return only
-rows they computed whole (a session that started before the window, seen only in part, is left out): the
-rebuild replaces every stored row of the partitions they return. Full builds set it to 1970-01-01, so the
-same SQL serves both.
+rows they computed whole (a session that started before the window, seen only in part, is left out): in
+each partition they return rows for, every stored row from the earliest day returned on is replaced. Full
+builds set it to 1970-01-01, so the same SQL serves both.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ class Model:
     depends_on: tuple[str, ...]  # qualified names of the tables and models it reads
     incremental_key: str | None = None
     lookback_days: int = 0
-    partition_by: tuple[str, ...] = ()  # incremental models: the columns whose values a rebuild replaces
+    partition_by: tuple[str, ...] = ()  # incremental models: columns splitting the table into partitions
     subject_columns: tuple[str, ...] = ()
     header: dict[str, Any] = field(default_factory=dict, compare=False)
 
@@ -136,15 +137,14 @@ def _read(path: Path, schema: str) -> Model:
     depends_on = tuple(sorted({*depends_on, *(t["relationships"]["to"] for t in tests if "relationships" in t)}))
     columns = {str(k): str(v) for k, v in (header.get("columns") or {}).items()}
     subject_columns = tuple(header.get("subject_columns") or ())
-    key = header.get("incremental_key")
-    partition_by = tuple(header.get("partition_by") or ([key] if key else []))
-    for column in [key, *partition_by, *subject_columns]:
+    partition_by = tuple(header.get("partition_by") or ())
+    for column in [header.get("incremental_key"), *partition_by, *subject_columns]:
         if column and column not in columns:
             raise ModelError(f"{path}: {column!r} is named in the header but not documented under columns")
     return Model(
         name=path.stem, schema=schema, path=path, sql=text[match.end():].strip().rstrip(";"),
         description=str(header.get("description", "")).strip(), materialized=materialized, columns=columns,
-        tests=tests, depends_on=depends_on, incremental_key=key,
+        tests=tests, depends_on=depends_on, incremental_key=header.get("incremental_key"),
         lookback_days=int(header.get("lookback_days", 0)), partition_by=partition_by, subject_columns=subject_columns,
         header=header,
     )
@@ -184,8 +184,8 @@ def build(con, model: Model, full_refresh: bool = False,
     """Create or refresh `model` in the warehouse behind `con`; returns what it did (mode, since, rows).
 
     Tables and views are replaced whole. An incremental model recomputes only from `lookback_days` before
-    its latest `incremental_key` value and replaces the partitions (days) the result holds, in one
-    transaction, so a reader never sees a half-built day. A source table not loaded yet (no mailbox
+    its latest `incremental_key` value and replaces the days the result holds, in one transaction, so a
+    reader never sees a half-built day. A source table not loaded yet (no mailbox
     connected, say) reads as empty, typed from its declaration in `sources`, so the model exists, empty,
     and everything downstream still builds."""
     con.execute("SET TimeZone = 'UTC'")
@@ -241,14 +241,16 @@ def _stored(con, names: list[str]) -> dict[str, _Stored]:
 
 
 def _replace_partitions(con, model: Model, sql: str) -> None:
-    """Replace the partitions (days) the recomputed rows hold (dbt's insert_overwrite), in one transaction: a
-    partition the window did not produce (a daily snapshot's earlier days) stays as it was."""
+    """Replace, in each partition the recomputed rows fall in, every stored row from their earliest day on
+    (dbt's delete+insert), in one transaction. Earlier days stay as they were (a daily snapshot keeps them), and
+    so do partitions the window did not reach (a visitor not seen since, a grain's earlier periods)."""
+    key, partitions = model.incremental_key, "".join(f"{c}, " for c in model.partition_by)
     con.execute("BEGIN")
     try:
         con.execute(f"CREATE OR REPLACE TEMP TABLE _gtg_fresh AS {sql}")
-        match = " AND ".join(f"stored.{c} = fresh.{c}" for c in model.partition_by)
-        con.execute(f"DELETE FROM {model.table} AS stored USING (SELECT DISTINCT {', '.join(model.partition_by)} "
-                    f"FROM _gtg_fresh) AS fresh WHERE {match}")
+        con.execute(f"DELETE FROM {model.table} AS stored USING (SELECT {partitions}min({key}) AS since "
+                    f"FROM _gtg_fresh GROUP BY ALL) AS fresh WHERE stored.{key} >= fresh.since"
+                    + "".join(f" AND stored.{c} = fresh.{c}" for c in model.partition_by))
         con.execute(f"INSERT INTO {model.table} SELECT * FROM _gtg_fresh")
         con.execute("DROP TABLE _gtg_fresh")
         con.execute("COMMIT")

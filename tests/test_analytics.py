@@ -214,6 +214,18 @@ def test_a_session_lengthened_past_midnight_by_a_later_load_reaches_its_duration
     _assert_equals_a_full_rebuild(built)
 
 
+def test_a_late_event_joining_two_sessions_across_midnight_leaves_one(built: Platform) -> None:
+    day3 = DAY2 + dt.timedelta(days=1)
+    _load_and_build(built, day3, [_event(_at(DAY2, 23, 45), page="/deals", cookie="c2"),
+                                  _event(_at(day3, 0, 20), page="/deals", cookie="c2")])  # 35 minutes apart
+    assert [s[:3] for s in _sessions(built, "ws_a", "c2")] == [
+        (DAY1, _at(DAY1, 9), 300.0), (DAY2, _at(DAY2, 23, 45), 0.0), (day3, _at(day3, 0, 20), 0.0)]
+    _load_and_build(built, day3, [_event(_at(day3, 0, 5), page="/deals", cookie="c2")])  # late, between them
+    assert [s[:4] for s in _sessions(built, "ws_a", "c2")] == [
+        (DAY1, _at(DAY1, 9), 300.0, 2), (DAY2, _at(DAY2, 23, 45), 2100.0, 3)]
+    _assert_equals_a_full_rebuild(built)
+
+
 def _count_in_another_process(path: Path, with_comment: bool = False) -> subprocess.CompletedProcess:
     comment = ", (SELECT comment FROM duckdb_tables() WHERE table_name = 'sessions')" if with_comment else ""
     query = f"SELECT count(*){comment} FROM analytics.sessions"

@@ -7,7 +7,7 @@ description: >
 materialized: incremental
 incremental_key: period_start
 lookback_days: 0
-partition_by: [grain, period_start]
+partition_by: [grain]
 columns:
   grain: day, week or month.
   period_start: First day of the period.

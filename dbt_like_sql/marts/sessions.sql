@@ -3,10 +3,12 @@ description: >
   One row per visitor session. A session ends after 30 minutes without activity and lasts 24 hours at
   most (a longer run of activity starts a new session at each 24 hours), as in Snowplow's and
   RudderStack's web models. Only visitors with analytics consent (a visitor key) are sessionised.
-  Incremental: the latest built day and the day before are recomputed (a session can run past midnight).
+  Incremental: the latest built day is recomputed, and the sessions of the day before of the visitors active
+  in its last 30 minutes (a session can run past midnight).
 materialized: incremental
 incremental_key: session_date
-lookback_days: 1
+lookback_days: 0
+partition_by: [workspace_id, visitor_key]
 subject_columns: [visitor_key]
 columns:
   session_id: Pseudonymous session id (hash of workspace, visitor key and start).
@@ -33,12 +35,21 @@ tests:
   - relationships: {column: workspace_id, to: analytics.workspaces, field: workspace_id}
   - row_count: {min: 1}
 */
-WITH events AS (
+WITH carried AS (  -- visitors active in the 30 minutes before the window: their session may go on into it
+    SELECT DISTINCT workspace_id, visitor_key
+    FROM staging.stg_events
+    WHERE visitor_key IS NOT NULL
+      AND occurred_at >= CAST(getvariable('gtg_since') - INTERVAL 30 MINUTE AS TIMESTAMPTZ)
+      AND occurred_at < CAST(getvariable('gtg_since') AS TIMESTAMPTZ)
+),
+events AS (  -- the window; for those visitors also the two days before: that session, and where its run began
     SELECT workspace_id, visitor_key, occurred_at, event_type, page_path, device_class, browser_family,
            os_family, is_bot
     FROM staging.stg_events
     WHERE visitor_key IS NOT NULL
-      AND occurred_at >= CAST(getvariable('gtg_since') - INTERVAL 1 DAY AS TIMESTAMPTZ)  -- may start the day before
+      AND occurred_at >= CAST(getvariable('gtg_since') - INTERVAL 2 DAY AS TIMESTAMPTZ)
+      AND (occurred_at >= CAST(getvariable('gtg_since') AS TIMESTAMPTZ)
+           OR (workspace_id, visitor_key) IN (SELECT (workspace_id, visitor_key) FROM carried))
 ),
 gaps AS (
     SELECT *,
@@ -78,4 +89,5 @@ SELECT
     bool_or(is_bot) AS is_bot
 FROM capped
 GROUP BY workspace_id, visitor_key, run_no, day_no
-HAVING min(occurred_at) >= CAST(getvariable('gtg_since') AS TIMESTAMPTZ)  -- one that started before is seen in part
+-- Only sessions seen whole: the window's, and those of the day before of the visitors carried into it.
+HAVING min(occurred_at) >= CAST(getvariable('gtg_since') - INTERVAL 1 DAY AS TIMESTAMPTZ)
