@@ -65,6 +65,7 @@ class Model:
     lookback_days: int = 0
     partition_by: tuple[str, ...] = ()  # incremental models: columns splitting the table into partitions
     subject_columns: tuple[str, ...] = ()
+    view_sql: str | None = None  # views: the SELECT as DuckDB stores it in the view's definition
     header: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
@@ -141,13 +142,21 @@ def _read(path: Path, schema: str) -> Model:
     for column in [header.get("incremental_key"), *partition_by, *subject_columns]:
         if column and column not in columns:
             raise ModelError(f"{path}: {column!r} is named in the header but not documented under columns")
+    sql = text[match.end():].strip().rstrip(";")
     return Model(
-        name=path.stem, schema=schema, path=path, sql=text[match.end():].strip().rstrip(";"),
+        name=path.stem, schema=schema, path=path, sql=sql,
         description=str(header.get("description", "")).strip(), materialized=materialized, columns=columns,
         tests=tests, depends_on=depends_on, incremental_key=header.get("incremental_key"),
         lookback_days=int(header.get("lookback_days", 0)), partition_by=partition_by, subject_columns=subject_columns,
-        header=header,
+        view_sql=_as_duckdb_stores(sql) if materialized == "view" else None, header=header,
     )
+
+
+def _as_duckdb_stores(sql: str) -> str:
+    """A SELECT as DuckDB prints it back into a view's definition (parsed, nothing bound, so no warehouse is
+    needed): a build then tells an unchanged view from the catalog alone."""
+    with duckdb.connect() as con:
+        return con.execute("SELECT json_deserialize_sql(json_serialize_sql(?))", [sql]).fetchall()[0][0]
 
 
 def _line_of(model: Model, dependency: str) -> int | str:
@@ -188,9 +197,8 @@ def build(con, model: Model, full_refresh: bool = False,
     reader never sees a half-built day. A source table not loaded yet (no mailbox
     connected, say) reads as empty, typed from its declaration in `sources`, so the model exists, empty,
     and everything downstream still builds."""
-    con.execute("SET TimeZone = 'UTC'")
     sources = sources or {}
-    stored = _stored(con, [model.table, *(t for t in model.depends_on if t in sources)])
+    stored = _stored(con, model, [t for t in model.depends_on if t in sources])
     missing = [t for t in model.depends_on if t in sources and t not in stored]
     current = None if full_refresh else stored.get(model.table)  # what an incremental run builds on
     kind = "VIEW" if model.materialized == "view" else "TABLE"
@@ -199,10 +207,10 @@ def build(con, model: Model, full_refresh: bool = False,
         latest = con.execute(f"SELECT max({model.incremental_key}) FROM {model.table}").fetchall()[0][0]
         if latest is not None:
             since = str(latest - dt.timedelta(days=model.lookback_days))
-    con.execute(f"SET VARIABLE gtg_since = DATE '{since}'")
+    con.execute(f"SET TimeZone = 'UTC'; SET VARIABLE gtg_since = DATE '{since}'")
     if current and missing and set(missing) == set(model.depends_on):
         mode = "waiting"  # built empty before, and none of its sources is loaded yet: nothing can have changed
-    elif current and kind == "VIEW" and not missing and _same_view(con, model, current.sql):
+    elif current and kind == "VIEW" and not missing and current.sql == model.view_sql:
         mode = "unchanged"  # a view holds no data; recreating it would only rewrite its comments
     elif current and model.materialized == "table" and _refill(con, model, _bound_sql(model, missing, sources)):
         mode = "refilled"
@@ -225,19 +233,20 @@ class _Stored:
     """A table or view as the catalog holds it."""
 
     comment: str | None
-    sql: str | None  # a view's SQL as DuckDB normalised it; None for a table
+    sql: str | None  # a view's SELECT as DuckDB stores it; None for a table
 
 
-def _stored(con, names: list[str]) -> dict[str, _Stored]:
-    """Which of `names` (`schema.table`) exist in the warehouse, with their comment and (views) SQL: one catalog
-    query for a model and all its sources, since each look-up costs about a millisecond — on an incremental
-    run, as much as a small model's data."""
-    rows = con.execute(
-        "SELECT name, comment, sql FROM ("
-        "SELECT database_name, schema_name || '.' || table_name AS name, comment, NULL AS sql FROM duckdb_tables() "
-        "UNION ALL SELECT database_name, schema_name || '.' || view_name, comment, sql FROM duckdb_views()"
-        ") WHERE database_name = current_database() AND list_contains(?, name)", [names]).fetchall()
-    return {name: _Stored(comment, sql) for name, comment, sql in rows}
+def _stored(con, model: Model, sources: list[str]) -> dict[str, _Stored]:
+    """Which of the model and its loaded `sources` exist in the warehouse, with their comment and (a view's)
+    SELECT: one catalog query, since each look-up costs about a millisecond — on an incremental run, as much
+    as a small model's data. Views are listed only for a view (listing them prints every view's SQL)."""
+    relations = "SELECT database_name, schema_name || '.' || table_name AS name, comment, NULL AS sql FROM duckdb_tables()"
+    if model.materialized == "view":
+        relations += " UNION ALL SELECT database_name, schema_name || '.' || view_name, comment, sql FROM duckdb_views()"
+    rows = con.execute(f"SELECT name, comment, sql FROM ({relations}) WHERE database_name = current_database() "
+                       "AND list_contains(?, name)", [[model.table, *sources]]).fetchall()
+    # A view's definition is `CREATE VIEW <name> AS <select>;`
+    return {name: _Stored(comment, sql and sql.split(" AS ", 1)[1].rstrip(";")) for name, comment, sql in rows}
 
 
 def _replace_partitions(con, model: Model, sql: str) -> None:
@@ -297,14 +306,6 @@ def _refill(con, model: Model, sql: str) -> bool:
         return False
     con.execute("COMMIT")
     return True
-
-
-def _same_view(con, model: Model, stored_sql: str | None) -> bool:
-    """Whether the stored view has the model's SQL, compared as DuckDB normalises it (through a temp probe)."""
-    con.execute(f"CREATE OR REPLACE TEMP VIEW _gtg_probe AS {model.sql}")
-    probe = con.execute("SELECT sql FROM duckdb_views() WHERE temporary AND view_name = '_gtg_probe'").fetchall()[0][0]
-    con.execute("DROP VIEW _gtg_probe")
-    return stored_sql is not None and probe.split(" AS ", 1)[-1] == stored_sql.split(" AS ", 1)[-1]
 
 
 def _document(con, model: Model, kind: str, table_comment: str | None) -> None:

@@ -277,6 +277,22 @@ def test_a_model_with_an_unknown_table_or_bad_sql_fails_at_load_naming_the_file(
         load_models(set(DECLARED_TABLES), not_incremental)
 
 
+def test_a_view_is_recreated_only_when_its_sql_changed(built: Platform, tmp_path: Path) -> None:
+    from assets.sql_models import build
+
+    def view(folder: str, sql: str):
+        header = "/*\ndescription: x\nmaterialized: view\ncolumns:\n  n: n\n*/\n"
+        return load_models(set(DECLARED_TABLES), _models_dir(tmp_path / folder, header + sql))["analytics.broken"]
+
+    first = view("a", "SELECT count(*) AS n FROM raw_events.usage_events")
+    reformatted = view("b", "select COUNT(*)  as n\nfrom raw_events.usage_events  -- the same query")
+    changed = view("c", "SELECT count(*) + 1 AS n FROM raw_events.usage_events")
+    with duckdb.connect(str(built.warehouse)) as con:
+        assert [build(con, m, sources=DECLARED_TABLES)["mode"] for m in (first, reformatted, changed, changed)] == [
+            "full", "unchanged", "full", "unchanged"]
+        assert con.execute("SELECT n FROM analytics.broken").fetchall() == [(85 + 1,)]  # the changed SQL
+
+
 def test_the_personal_data_check_catches_a_mart_that_leaks(built: Platform, tmp_path: Path) -> None:
     leaky = _models_dir(tmp_path, "/*\ndescription: leaks\nmaterialized: table\ncolumns:\n  ip: x\n  contact: x\n"
                         "  phone: x\n*/\nSELECT ip, 'ann@example.com' AS contact, '+44 20 7946 0958' AS phone "
