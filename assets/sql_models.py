@@ -202,29 +202,33 @@ def build(con, model: Model, full_refresh: bool = False,
     missing = [t for t in model.depends_on if t in sources and t not in stored]
     current = None if full_refresh else stored.get(model.table)  # what an incremental run builds on
     kind = "VIEW" if model.materialized == "view" else "TABLE"
-    since = FULL_BUILD_SINCE
+    since, rows = FULL_BUILD_SINCE, None  # rows: counted as the build goes where it can, else at the end
     if model.materialized == "incremental" and current:
-        latest = con.execute(f"SELECT max({model.incremental_key}) FROM {model.table}").fetchall()[0][0]
+        latest, rows = con.execute(f"SELECT max({model.incremental_key}), count(*) FROM {model.table}").fetchall()[0]
         if latest is not None:
             since = str(latest - dt.timedelta(days=model.lookback_days))
-    con.execute(f"SET TimeZone = 'UTC'; SET VARIABLE gtg_since = DATE '{since}'")
     if current and missing and set(missing) == set(model.depends_on):
         mode = "waiting"  # built empty before, and none of its sources is loaded yet: nothing can have changed
     elif current and kind == "VIEW" and not missing and current.sql == model.view_sql:
         mode = "unchanged"  # a view holds no data; recreating it would only rewrite its comments
-    elif current and model.materialized == "table" and _refill(con, model, _bound_sql(model, missing, sources)):
-        mode = "refilled"
-    elif since == FULL_BUILD_SINCE:
-        mode = "full"
-        if model.table not in stored:
-            con.execute(f"CREATE SCHEMA IF NOT EXISTS {model.schema}")
-        con.execute(f"CREATE OR REPLACE {kind} {model.table} AS {_bound_sql(model, missing, sources)}")
     else:
-        mode = "incremental"
-        _replace_partitions(con, model, _bound_sql(model, missing, sources))
+        con.execute(f"SET TimeZone = 'UTC'; SET VARIABLE gtg_since = DATE '{since}'")
+        sql = _bound_sql(model, missing, sources)
+        refilled = _refill(con, model, sql) if current and model.materialized == "table" else None
+        if refilled is not None:
+            mode, rows = "refilled", refilled
+        elif since == FULL_BUILD_SINCE:
+            mode, rows = "full", None
+            if model.table not in stored:
+                con.execute(f"CREATE SCHEMA IF NOT EXISTS {model.schema}")
+            con.execute(f"CREATE OR REPLACE {kind} {model.table} AS {sql}")
+        else:
+            mode = "incremental"
+            rows += _replace_partitions(con, model, sql)
     if mode in ("full", "refilled"):  # an incremental insert cannot change the columns, nor the comments
         _document(con, model, kind, current.comment if mode == "refilled" else None)
-    rows = con.execute(f"SELECT count(*) FROM {model.table}").fetchall()[0][0]
+    if rows is None:
+        rows = con.execute(f"SELECT count(*) FROM {model.table}").fetchall()[0][0]
     return {"mode": mode, "since": since, "rows": rows, **({"waiting_for": missing} if missing else {})}
 
 
@@ -249,23 +253,25 @@ def _stored(con, model: Model, sources: list[str]) -> dict[str, _Stored]:
     return {name: _Stored(comment, sql and sql.split(" AS ", 1)[1].rstrip(";")) for name, comment, sql in rows}
 
 
-def _replace_partitions(con, model: Model, sql: str) -> None:
+def _replace_partitions(con, model: Model, sql: str) -> int:
     """Replace, in each partition the recomputed rows fall in, every stored row from their earliest day on
-    (dbt's delete+insert), in one transaction. Earlier days stay as they were (a daily snapshot keeps them), and
-    so do partitions the window did not reach (a visitor not seen since, a grain's earlier periods)."""
+    (dbt's delete+insert), in one transaction; returns how many rows the table gained. Earlier days stay as they
+    were (a daily snapshot keeps them), and so do partitions the window did not reach (a visitor not seen
+    since, a grain's earlier periods)."""
     key, partitions = model.incremental_key, "".join(f"{c}, " for c in model.partition_by)
     con.execute("BEGIN")
     try:
         con.execute(f"CREATE OR REPLACE TEMP TABLE _gtg_fresh AS {sql}")
-        con.execute(f"DELETE FROM {model.table} AS stored USING (SELECT {partitions}min({key}) AS since "
-                    f"FROM _gtg_fresh GROUP BY ALL) AS fresh WHERE stored.{key} >= fresh.since"
-                    + "".join(f" AND stored.{c} = fresh.{c}" for c in model.partition_by))
-        con.execute(f"INSERT INTO {model.table} SELECT * FROM _gtg_fresh")
+        deleted = con.execute(f"DELETE FROM {model.table} AS stored USING (SELECT {partitions}min({key}) AS since "
+                              f"FROM _gtg_fresh GROUP BY ALL) AS fresh WHERE stored.{key} >= fresh.since"
+                              + "".join(f" AND stored.{c} = fresh.{c}" for c in model.partition_by)).fetchall()[0][0]
+        inserted = con.execute(f"INSERT INTO {model.table} SELECT * FROM _gtg_fresh").fetchall()[0][0]
         con.execute("DROP TABLE _gtg_fresh")
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
+    return inserted - deleted
 
 
 _DUCKDB_TYPES = {"text": "VARCHAR", "bigint": "BIGINT", "bool": "BOOLEAN", "timestamp": "TIMESTAMPTZ",
@@ -293,19 +299,19 @@ def _bound_sql(model: Model, missing: list[str], sources: dict[str, dict[str, An
     return sqlglot.parse_one(model.sql, dialect="duckdb").transform(swap).sql(dialect="duckdb")
 
 
-def _refill(con, model: Model, sql: str) -> bool:
+def _refill(con, model: Model, sql: str) -> int | None:
     """Empty and refill an existing table in one transaction, keeping its comments (recreating it would drop
-    them, and rewriting them costs more than a small mart's data); False when the SELECT no longer fits the
-    table (columns changed), so the caller recreates it."""
+    them, and rewriting them costs more than a small mart's data); returns its rows, or None when the SELECT
+    no longer fits the table (columns changed), so the caller recreates it."""
     con.execute("BEGIN")
     try:
         con.execute(f"DELETE FROM {model.table}")
-        con.execute(f"INSERT INTO {model.table} BY NAME {sql}")
+        rows = con.execute(f"INSERT INTO {model.table} BY NAME {sql}").fetchall()[0][0]
     except duckdb.Error:
         con.execute("ROLLBACK")
-        return False
+        return None
     con.execute("COMMIT")
-    return True
+    return rows
 
 
 def _document(con, model: Model, kind: str, table_comment: str | None) -> None:

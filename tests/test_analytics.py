@@ -180,6 +180,8 @@ def test_incremental_build_adds_a_day_and_equals_a_full_rebuild(built: Platform)
     done = _load_and_build(built, DAY2, later)
     assert [done[m]["mode"] for m in ("sessions", "active_users", "workspaces", "stg_events")] == [
         "incremental", "incremental", "refilled", "unchanged"]
+    assert {name: d["rows"] for name, d in done.items()} == {  # counted as the build went, not read back
+        m.name: built.query(f"SELECT count(*) FROM {m.table}")[0][0] for m in MODELS.values()}
     incremental = built.query(f"SELECT {SESSION_COLUMNS}, session_id FROM analytics.sessions ORDER BY session_id")
     _assert_equals_a_full_rebuild(built)  # every mart, not only sessions
     assert built.query(f"SELECT {SESSION_COLUMNS}, session_id FROM analytics.sessions ORDER BY session_id") == incremental
