@@ -198,18 +198,21 @@ def build(con, model: Model, full_refresh: bool = False,
     connected, say) reads as empty, typed from its declaration in `sources`, so the model exists, empty,
     and everything downstream still builds."""
     sources = sources or {}
-    stored = _stored(con, model, [t for t in model.depends_on if t in sources])
-    missing = [t for t in model.depends_on if t in sources and t not in stored]
-    current = None if full_refresh else stored.get(model.table)  # what an incremental run builds on
+    loaded = [t for t in model.depends_on if t in sources]
+    incremental = model.materialized == "incremental"
+    # An incremental model's table is read for its latest day anyway, which also tells that it exists; the
+    # catalog is asked only for the rest (loaded sources, a table's comment, a view's SQL).
+    latest = _latest(con, model) if incremental and not full_refresh else None
+    stored = _stored(con, model, loaded) if loaded or not incremental else {}
+    current = latest is not None if incremental else not full_refresh and model.table in stored
+    missing = [t for t in loaded if t not in stored]
     kind = "VIEW" if model.materialized == "view" else "TABLE"
     since, rows = FULL_BUILD_SINCE, None  # rows: counted as the build goes where it can, else at the end
-    if model.materialized == "incremental" and current:
-        latest, rows = con.execute(f"SELECT max({model.incremental_key}), count(*) FROM {model.table}").fetchall()[0]
-        if latest is not None:
-            since = str(latest - dt.timedelta(days=model.lookback_days))
+    if latest and latest[0] is not None:
+        since, rows = str(latest[0] - dt.timedelta(days=model.lookback_days)), latest[1]
     if current and missing and set(missing) == set(model.depends_on):
         mode = "waiting"  # built empty before, and none of its sources is loaded yet: nothing can have changed
-    elif current and kind == "VIEW" and not missing and current.sql == model.view_sql:
+    elif current and kind == "VIEW" and not missing and stored[model.table].sql == model.view_sql:
         mode = "unchanged"  # a view holds no data; recreating it would only rewrite its comments
     else:
         con.execute(f"SET TimeZone = 'UTC'; SET VARIABLE gtg_since = DATE '{since}'")
@@ -219,14 +222,12 @@ def build(con, model: Model, full_refresh: bool = False,
             mode, rows = "refilled", refilled
         elif since == FULL_BUILD_SINCE:
             mode, rows = "full", None
-            if model.table not in stored:
-                con.execute(f"CREATE SCHEMA IF NOT EXISTS {model.schema}")
-            con.execute(f"CREATE OR REPLACE {kind} {model.table} AS {sql}")
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {model.schema}; CREATE OR REPLACE {kind} {model.table} AS {sql}")
         else:
             mode = "incremental"
             rows += _replace_partitions(con, model, sql)
     if mode in ("full", "refilled"):  # an incremental insert cannot change the columns, nor the comments
-        _document(con, model, kind, current.comment if mode == "refilled" else None)
+        _document(con, model, kind, stored[model.table].comment if mode == "refilled" else None)
     if rows is None:
         rows = con.execute(f"SELECT count(*) FROM {model.table}").fetchall()[0][0]
     return {"mode": mode, "since": since, "rows": rows, **({"waiting_for": missing} if missing else {})}
@@ -238,6 +239,15 @@ class _Stored:
 
     comment: str | None
     sql: str | None  # a view's SELECT as DuckDB stores it; None for a table
+
+
+def _latest(con, model: Model) -> tuple[Any, int] | None:
+    """An incremental model's latest `incremental_key` value and its rows; None before its first build."""
+    try:
+        latest, rows = con.execute(f"SELECT max({model.incremental_key}), count(*) FROM {model.table}").fetchall()[0]
+    except duckdb.CatalogException:
+        return None
+    return latest, rows
 
 
 def _stored(con, model: Model, sources: list[str]) -> dict[str, _Stored]:
