@@ -188,6 +188,18 @@ def test_incremental_build_adds_a_day_and_equals_a_full_rebuild(built: Platform)
     assert len(incremental) == 8 and _sessions(built, "ws_a", "u1")[-1][:3] == (DAY2, _at(DAY2, 10), 300.0)
 
 
+def test_events_at_the_same_instant_belong_to_one_session(built: Platform) -> None:
+    t = lambda h, m: _at(DAY2, h, m)  # noqa: E731
+    # 40 minutes after c5's first page view, a session_start and a page view at the same instant, then a click.
+    _load_and_build(built, DAY2, [_event(t(15, 0), cookie="c5"), _event(t(15, 40), "session_start", cookie="c5"),
+                                  _event(t(15, 40), page="/p2", cookie="c5"),
+                                  _event(t(15, 45), "click", page="/p2", cookie="c5", element="a#next")])
+    assert _sessions(built, "ws_a", "c5") == [
+        (DAY2, t(15, 0), 0.0, 1, 1, 0, "/dashboard", "/dashboard", True, False),
+        (DAY2, t(15, 40), 300.0, 3, 1, 1, "/p2", "/p2", False, False)]
+    _assert_equals_a_full_rebuild(built)
+
+
 def test_active_users_recompute_the_latest_periods_and_keep_the_others(built: Platform) -> None:
     nov30, dec1, dec8 = dt.date(2026, 11, 30), dt.date(2026, 12, 1), dt.date(2026, 12, 8)  # Monday, Tuesdays
     _load_and_build(built, dec1, [_event(_at(nov30, 10), user="u1", cookie="c1"), _event(_at(dec1, 10), cookie="c2")])

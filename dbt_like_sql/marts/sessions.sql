@@ -58,12 +58,14 @@ gaps AS (
     WINDOW visitor AS (PARTITION BY workspace_id, visitor_key ORDER BY occurred_at)
 ),
 runs AS (
-    -- One ordered pass: the run number, and when the run started (the latest start so far).
+    -- One ordered pass: the run number, and when the run started (the latest start so far). Events at the same
+    -- instant count together (the frame takes in peers): which of them `gaps` saw first, and so marked as the
+    -- run's start, is arbitrary, and must not split them.
     SELECT *,
            sum(starts) OVER visitor AS run_no,
            max(CASE WHEN starts = 1 THEN occurred_at END) OVER visitor AS run_started
     FROM gaps
-    WINDOW visitor AS (PARTITION BY workspace_id, visitor_key ORDER BY occurred_at ROWS UNBOUNDED PRECEDING)
+    WINDOW visitor AS (PARTITION BY workspace_id, visitor_key ORDER BY occurred_at)
 ),
 capped AS (
     SELECT *, floor(epoch(occurred_at - run_started) / 86400)::BIGINT AS day_no FROM runs
