@@ -19,26 +19,22 @@ tests:
   - not_null: [grain, period_start, active_users, active_visitors, active_workspaces]
   - accepted_values: {column: grain, values: [day, week, month]}
 */
-WITH humans AS (
-    SELECT event_date, workspace_id, visitor_key, user_key FROM analytics.visitor_days
-    WHERE NOT is_bot AND event_date >= least(date_trunc('week', getvariable('gtg_since')),
-                                             date_trunc('month', getvariable('gtg_since')))
-),
-periods AS (  -- each grain from the start of the period holding the window's first day: whole periods only
-    SELECT 'day' AS grain, event_date AS period_start, * EXCLUDE (event_date) FROM humans
-    WHERE event_date >= getvariable('gtg_since')
-    UNION ALL
-    SELECT 'week', CAST(date_trunc('week', event_date) AS DATE), * EXCLUDE (event_date) FROM humans
-    WHERE event_date >= date_trunc('week', getvariable('gtg_since'))
-    UNION ALL
-    SELECT 'month', CAST(date_trunc('month', event_date) AS DATE), * EXCLUDE (event_date) FROM humans
-    WHERE event_date >= date_trunc('month', getvariable('gtg_since'))
-)
-SELECT
-    grain,
-    period_start,
-    count(DISTINCT user_key) AS active_users,
-    count(DISTINCT visitor_key) AS active_visitors,
-    count(DISTINCT workspace_id) AS active_workspaces
-FROM periods
-GROUP BY grain, period_start
+-- Each grain aggregated on its own (three small aggregations, run side by side; one over their union costs
+-- twice as much), from the start of the period holding the window's first day: whole periods only.
+SELECT 'day' AS grain, event_date AS period_start, count(DISTINCT user_key) AS active_users,
+       count(DISTINCT visitor_key) AS active_visitors, count(DISTINCT workspace_id) AS active_workspaces
+FROM analytics.visitor_days
+WHERE NOT is_bot AND event_date >= getvariable('gtg_since')
+GROUP BY event_date
+UNION ALL
+SELECT 'week', CAST(date_trunc('week', event_date) AS DATE), count(DISTINCT user_key), count(DISTINCT visitor_key),
+       count(DISTINCT workspace_id)
+FROM analytics.visitor_days
+WHERE NOT is_bot AND event_date >= date_trunc('week', getvariable('gtg_since'))
+GROUP BY 2
+UNION ALL
+SELECT 'month', CAST(date_trunc('month', event_date) AS DATE), count(DISTINCT user_key), count(DISTINCT visitor_key),
+       count(DISTINCT workspace_id)
+FROM analytics.visitor_days
+WHERE NOT is_bot AND event_date >= date_trunc('month', getvariable('gtg_since'))
+GROUP BY 2
