@@ -9,15 +9,15 @@ table name or a syntax error fails when the definitions load, naming the file an
 Header keys: `description`; `materialized` (`view`, `table` or `incremental`); for incremental models
 `incremental_key` (a date column of the model), `lookback_days` (0: recompute from the latest day
 already built, which also takes in events that arrived a day late) and `partition_by` (columns splitting
-the table into partitions — grains, visitors — that a rebuild replaces each from its own earliest
-recomputed day; by default the whole table is one); `columns` (name → description, written
-into DuckDB as column comments); `tests` (a list: unique, not_null, accepted_values, relationships,
-row_count); `subject_columns` (columns holding a person's pseudonymous key — a blind index — which erasure
-matches and removes).
+the table into partitions — grains, visitors, snapshot days — that a rebuild replaces each from its own
+earliest recomputed day; without it, a rebuild replaces every day from the window's start); `columns`
+(name → description, written into DuckDB as column comments); `tests` (a list: unique, not_null,
+accepted_values, relationships, row_count); `subject_columns` (columns holding a person's pseudonymous key —
+a blind index — which erasure matches and removes).
 Incremental models read `getvariable('gtg_since')` (a DATE) to limit what they recompute, and return only
-rows they computed whole (a session that started before the window, seen only in part, is left out): in
-each partition they return rows for, every stored row from the earliest day returned on is replaced. Full
-builds set it to 1970-01-01, so the same SQL serves both.
+rows they computed whole (a session that started before the window, seen only in part, is left out): every
+day from the window's start, or with `partition_by`, in each partition they return rows for, every stored row
+from the earliest day returned on, is replaced. Full builds set it to 1970-01-01, so the same SQL serves both.
 """
 
 from __future__ import annotations
@@ -225,7 +225,7 @@ def build(con, model: Model, full_refresh: bool = False,
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {model.schema}; CREATE OR REPLACE {kind} {model.table} AS {sql}")
         else:
             mode = "incremental"
-            rows += _replace_partitions(con, model, sql)
+            rows += _replace_partitions(con, model, sql, since)
     if mode in ("full", "refilled"):  # an incremental insert cannot change the columns, nor the comments
         _document(con, model, kind, stored[model.table].comment if mode == "refilled" else None)
     if rows is None:
@@ -263,20 +263,26 @@ def _stored(con, model: Model, sources: list[str]) -> dict[str, _Stored]:
     return {name: _Stored(comment, sql and sql.split(" AS ", 1)[1].rstrip(";")) for name, comment, sql in rows}
 
 
-def _replace_partitions(con, model: Model, sql: str) -> int:
-    """Replace, in each partition the recomputed rows fall in, every stored row from their earliest day on
-    (dbt's delete+insert), in one transaction; returns how many rows the table gained. Earlier days stay as they
-    were (a daily snapshot keeps them), and so do partitions the window did not reach (a visitor not seen
-    since, a grain's earlier periods)."""
-    key, partitions = model.incremental_key, "".join(f"{c}, " for c in model.partition_by)
+def _replace_partitions(con, model: Model, sql: str, since: str) -> int:
+    """Replace what the recomputed rows cover (dbt's delete+insert), in one transaction; returns how many rows
+    the table gained. Without `partition_by` they cover every day from `since` on. With it, each partition they
+    fall in is replaced from their earliest day in it on: earlier days stay as they were (a daily snapshot
+    keeps them), and so do partitions the window did not reach (a visitor not seen since, a grain's earlier
+    periods) — which takes holding the rows in a temporary table first."""
+    key, partitions = model.incremental_key, model.partition_by
     con.execute("BEGIN")
     try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _gtg_fresh AS {sql}")
-        deleted = con.execute(f"DELETE FROM {model.table} AS stored USING (SELECT {partitions}min({key}) AS since "
-                              f"FROM _gtg_fresh GROUP BY ALL) AS fresh WHERE stored.{key} >= fresh.since"
-                              + "".join(f" AND stored.{c} = fresh.{c}" for c in model.partition_by)).fetchall()[0][0]
-        inserted = con.execute(f"INSERT INTO {model.table} SELECT * FROM _gtg_fresh").fetchall()[0][0]
-        con.execute("DROP TABLE _gtg_fresh")
+        if partitions:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE _gtg_fresh AS {sql}")
+            deleted = con.execute(
+                f"DELETE FROM {model.table} AS stored USING (SELECT {', '.join(partitions)}, min({key}) AS since "
+                f"FROM _gtg_fresh GROUP BY ALL) AS fresh WHERE stored.{key} >= fresh.since"
+                + "".join(f" AND stored.{c} = fresh.{c}" for c in partitions)).fetchall()[0][0]
+            inserted = con.execute(f"INSERT INTO {model.table} SELECT * FROM _gtg_fresh").fetchall()[0][0]
+            con.execute("DROP TABLE _gtg_fresh")
+        else:
+            deleted = con.execute(f"DELETE FROM {model.table} WHERE {key} >= DATE '{since}'").fetchall()[0][0]
+            inserted = con.execute(f"INSERT INTO {model.table} {sql}").fetchall()[0][0]
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
