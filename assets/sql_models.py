@@ -282,7 +282,8 @@ def _replace_partitions(con, model: Model, sql: str, since: str) -> int:
             con.execute("DROP TABLE _gtg_fresh")
         else:
             deleted = con.execute(f"DELETE FROM {model.table} WHERE {key} >= DATE '{since}'").fetchall()[0][0]
-            inserted = con.execute(f"INSERT INTO {model.table} {sql}").fetchall()[0][0]
+            inserted = con.execute(f"INSERT INTO {model.table} SELECT * FROM ({sql}) "
+                                   f"WHERE {key} >= DATE '{since}'").fetchall()[0][0]  # never a day twice
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
