@@ -193,8 +193,8 @@ def build(con, model: Model, full_refresh: bool = False,
     """Create or refresh `model` in the warehouse behind `con`; returns what it did (mode, since, rows).
 
     Tables and views are replaced whole. An incremental model recomputes only from `lookback_days` before
-    its latest `incremental_key` value and replaces the days the result holds, in one transaction, so a
-    reader never sees a half-built day. A source table not loaded yet (no mailbox
+    its latest `incremental_key` value and replaces what the result covers (`_replace_partitions`), in one
+    transaction, so a reader never sees a half-built day. A source table not loaded yet (no mailbox
     connected, say) reads as empty, typed from its declaration in `sources`, so the model exists, empty,
     and everything downstream still builds."""
     sources = sources or {}
@@ -222,7 +222,8 @@ def build(con, model: Model, full_refresh: bool = False,
             mode, rows = "refilled", refilled
         elif since == FULL_BUILD_SINCE:
             mode, rows = "full", None
-            con.execute(f"CREATE SCHEMA IF NOT EXISTS {model.schema}; CREATE OR REPLACE {kind} {model.table} AS {sql}")
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {model.schema}; "
+                        f"CREATE OR REPLACE {kind} {model.table} AS {sql}")
         else:
             mode = "incremental"
             rows += _replace_partitions(con, model, sql, since)
@@ -254,9 +255,11 @@ def _stored(con, model: Model, sources: list[str]) -> dict[str, _Stored]:
     """Which of the model and its loaded `sources` exist in the warehouse, with their comment and (a view's)
     SELECT: one catalog query, since each look-up costs about a millisecond — on an incremental run, as much
     as a small model's data. Views are listed only for a view (listing them prints every view's SQL)."""
-    relations = "SELECT database_name, schema_name || '.' || table_name AS name, comment, NULL AS sql FROM duckdb_tables()"
+    relations = ("SELECT database_name, schema_name || '.' || table_name AS name, comment, NULL AS sql "
+                 "FROM duckdb_tables()")
     if model.materialized == "view":
-        relations += " UNION ALL SELECT database_name, schema_name || '.' || view_name, comment, sql FROM duckdb_views()"
+        relations += (" UNION ALL SELECT database_name, schema_name || '.' || view_name, comment, sql "
+                      "FROM duckdb_views()")
     rows = con.execute(f"SELECT name, comment, sql FROM ({relations}) WHERE database_name = current_database() "
                        "AND list_contains(?, name)", [[model.table, *sources]]).fetchall()
     # A view's definition is `CREATE VIEW <name> AS <select>;`
