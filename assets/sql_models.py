@@ -14,17 +14,19 @@ earliest recomputed day; without it, a rebuild replaces every day from the windo
 (name → description, written into DuckDB as column comments); `tests` (a list: unique, not_null,
 accepted_values, relationships, row_count); `subject_columns` (columns holding a person's pseudonymous key —
 a blind index — which erasure matches and removes).
-Incremental models read `getvariable('gtg_since')` (a DATE) to limit what they recompute, and return only
-rows they computed whole (a session that started before the window, seen only in part, is left out): every
-day from the window's start, or with `partition_by`, in each partition they return rows for, every stored row
-from the earliest day returned on, is replaced. Full builds set it to 1970-01-01, so the same SQL serves both.
+Incremental models read `getvariable('gtg_since')` (a DATE) to limit what they recompute — a load-aware one
+also `getvariable('gtg_loaded_after')`, to recompute only what later loads touched (`assets.model_loads`) —
+and return only rows they computed whole (a session that started before the window, seen only in part, is
+left out): every day from the window's start, or with `partition_by`, in each partition they return rows for,
+every stored row from the earliest day returned on, is replaced. Full builds set them to 1970-01-01 and '',
+so the same SQL serves both.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,7 @@ import sqlglot
 import yaml
 from sqlglot import exp
 
+from assets import model_loads
 from pipelines.sql import ident, literal
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "dbt_like_sql"
@@ -44,6 +47,7 @@ _HEADER = re.compile(r"\A\s*/\*(.*?)\*/", re.DOTALL)
 _HEADER_KEYS = {"description", "materialized", "incremental_key", "lookback_days", "partition_by", "columns",
                 "tests", "subject_columns"}
 _SINCE = "getvariable('gtg_since')"
+_LOADED_AFTER = "getvariable('gtg_loaded_after')"
 
 
 class ModelError(ValueError):
@@ -66,11 +70,17 @@ class Model:
     partition_by: tuple[str, ...] = ()  # incremental models: columns splitting the table into partitions
     subject_columns: tuple[str, ...] = ()
     view_sql: str | None = None  # views: the SELECT as DuckDB stores it in the view's definition
+    datasets: tuple[str, ...] = ()  # of the loaded tables it reads, directly or through other models
     header: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def table(self) -> str:
         return f"{self.schema}.{self.name}"
+
+    @property
+    def load_aware(self) -> bool:
+        """Whether it recomputes only what the loads since its last build touched (`assets.model_loads`)."""
+        return _LOADED_AFTER in self.sql
 
 
 def load_models(sources: set[str], models_dir: Path = MODELS_DIR) -> dict[str, Model]:
@@ -89,7 +99,20 @@ def load_models(sources: set[str], models_dir: Path = MODELS_DIR) -> dict[str, M
                 raise ModelError(f"{model.path}:{line}: unknown table {dependency!r}; a model reads loaded tables "
                                  f"({', '.join(sorted(sources))}) or other models ({', '.join(sorted(found))})")
     _check_acyclic(found)
-    return found
+    return {table: replace(model, datasets=_datasets_read(table, found, sources)) for table, model in found.items()}
+
+
+def _datasets_read(table: str, models: dict[str, Model], sources: set[str]) -> tuple[str, ...]:
+    """The datasets of the loaded tables the model `table` reads, directly or through other models."""
+    datasets, visited, pending = set(), set(), [table]
+    while pending:
+        for dependency in models[pending.pop()].depends_on:
+            if dependency in sources:
+                datasets.add(dependency.split(".", 1)[0])
+            elif dependency not in visited:
+                visited.add(dependency)
+                pending.append(dependency)
+    return tuple(sorted(datasets))
 
 
 def _read(path: Path, schema: str) -> Model:
@@ -113,6 +136,8 @@ def _read(path: Path, schema: str) -> Model:
         raise ModelError(f"{path}: only incremental models are rebuilt by partition (partition_by)")
     if materialized == "incremental" and _SINCE not in text:
         raise ModelError(f"{path}: an incremental model filters its input on {_SINCE}, or it recomputes everything")
+    if materialized != "incremental" and _LOADED_AFTER in text:
+        raise ModelError(f"{path}: only incremental models read {_LOADED_AFTER}")
     try:
         statements = sqlglot.parse(text, dialect="duckdb")
     except sqlglot.ParseError as exc:
@@ -210,12 +235,15 @@ def build(con, model: Model, full_refresh: bool = False,
     since, rows = FULL_BUILD_SINCE, None  # rows: counted as the build goes where it can, else at the end
     if latest and latest[0] is not None:
         since, rows = str(latest[0] - dt.timedelta(days=model.lookback_days)), latest[1]
+    loaded_after = model_loads.seen(con, model.table) if model.load_aware and since != FULL_BUILD_SINCE else ""
     if current and missing and set(missing) == set(model.depends_on):
         mode = "waiting"  # built empty before, and none of its sources is loaded yet: nothing can have changed
     elif current and kind == "VIEW" and not missing and stored[model.table].sql == model.view_sql:
         mode = "unchanged"  # a view holds no data; recreating it would only rewrite its comments
     else:
-        con.execute(f"SET TimeZone = 'UTC'; SET VARIABLE gtg_since = DATE '{since}'")
+        loaded_until = model_loads.completed(con, model.datasets) if model.load_aware else None  # before reading
+        con.execute(f"SET TimeZone = 'UTC'; SET VARIABLE gtg_since = DATE '{since}'; "
+                    f"SET VARIABLE gtg_loaded_after = {literal(loaded_after)}")
         sql = _bound_sql(model, missing, sources)
         refilled = _refill(con, model, sql) if current and model.materialized == "table" else None
         if refilled is not None:
@@ -227,11 +255,14 @@ def build(con, model: Model, full_refresh: bool = False,
         else:
             mode = "incremental"
             rows += _replace_partitions(con, model, sql, since)
+        if loaded_until is not None:
+            model_loads.remember(con, model.table, loaded_until)
     if mode in ("full", "refilled"):  # an incremental insert cannot change the columns, nor the comments
         _document(con, model, kind, stored[model.table].comment if mode == "refilled" else None)
     if rows is None:
         rows = con.execute(f"SELECT count(*) FROM {model.table}").fetchall()[0][0]
-    return {"mode": mode, "since": since, "rows": rows, **({"waiting_for": missing} if missing else {})}
+    return {"mode": mode, "since": since, "rows": rows, **({"waiting_for": missing} if missing else {}),
+            **({"loaded_after": loaded_after} if model.load_aware else {})}
 
 
 @dataclass(frozen=True)

@@ -155,13 +155,28 @@ def test_every_model_test_runs_as_a_passing_check(built: Platform) -> None:
     assert comments == [("Seconds from the first to the last event.",)]
 
 
+def _rebuild(platform: Platform) -> dict[str, dict]:
+    """Build incrementally; returns each model's metadata (mode, since, rows, ...)."""
+    return {e.asset_key.path[-1]: {k: v.value for k, v in e.materialization.metadata.items()}
+            for e in _build(platform).get_asset_materialization_events() if "mode" in e.materialization.metadata}
+
+
 def _load_and_build(platform: Platform, day: dt.date, events: list[dict]) -> dict[str, dict]:
-    """Land `events` on `day`, load them and build incrementally; returns each model's metadata (mode, since)."""
+    """Land `events` on `day`, load them and build incrementally."""
     _land(platform, day, events)
     platform.ingest()
-    result = _build(platform)
-    return {e.asset_key.path[-1]: {k: v.value for k, v in e.materialization.metadata.items()}
-            for e in result.get_asset_materialization_events() if "mode" in e.materialization.metadata}
+    return _rebuild(platform)
+
+
+def _latest_load(platform: Platform) -> str:
+    return platform.query("SELECT max(load_id) FROM raw_events._dlt_loads")[0][0]
+
+
+def _mark_sessions(platform: Platform, ws: str, visitor: str) -> None:
+    """Set a visitor's stored sessions' durations to -1: a rebuild that recomputes them puts them right."""
+    with duckdb.connect(str(platform.warehouse)) as con:
+        con.execute("UPDATE analytics.sessions SET duration_s = -1 WHERE workspace_id = ? AND visitor_key = ?",
+                    [ws, _bidx(platform, ws, visitor)])
 
 
 def _every_mart(platform: Platform) -> dict[str, list[tuple]]:
@@ -198,6 +213,29 @@ def test_events_at_the_same_instant_belong_to_one_session(built: Platform) -> No
         (DAY2, t(15, 0), 0.0, 1, 1, 0, "/dashboard", "/dashboard", True, False),
         (DAY2, t(15, 40), 300.0, 3, 1, 1, "/p2", "/p2", False, False)]
     _assert_equals_a_full_rebuild(built)
+
+
+def test_sessions_recompute_only_the_visitors_of_later_loads(built: Platform) -> None:
+    _mark_sessions(built, "ws_a", "c2")  # c2 (DAY1) gets nothing new: their sessions are not recomputed
+    _mark_sessions(built, "ws_a", "u4")  # u4 has a late event on DAY2, the latest day built
+    seen = _latest_load(built)
+    done = _load_and_build(built, DAY2, [_event(_at(DAY2, 1, 10), page="/pipeline", user="u4", cookie="c4")])
+    assert (done["sessions"]["mode"], done["sessions"]["loaded_after"]) == ("incremental", seen)
+    assert [s[:4] for s in _sessions(built, "ws_a", "c2")] == [(DAY1, _at(DAY1, 9), -1.0, 2)]
+    assert [s[:4] for s in _sessions(built, "ws_a", "u4")] == [  # from the day before: both of its sessions
+        (DAY1, _at(DAY1, 0), 1420 * 60.0, 72), (DAY2, _at(DAY2, 0), 4200.0, 5)]
+
+
+def test_sessions_recompute_no_one_without_a_new_load_and_everyone_once_the_record_is_lost(built: Platform) -> None:
+    _mark_sessions(built, "ws_a", "u4")
+    done = _rebuild(built)
+    assert (done["sessions"]["loaded_after"], done["sessions"]["rows"]) == (_latest_load(built), 7)
+    assert [s[2] for s in _sessions(built, "ws_a", "u4")] == [-1.0, -1.0]
+    with duckdb.connect(str(built.warehouse)) as con:
+        con.execute("DROP TABLE staging._model_loads")
+    done = _rebuild(built)
+    assert done["sessions"]["loaded_after"] == ""  # every visitor of the window is new again
+    assert [s[2] for s in _sessions(built, "ws_a", "u4")] == [1420 * 60.0, 3600.0]
 
 
 def test_active_users_recompute_the_latest_periods_and_keep_the_others(built: Platform) -> None:

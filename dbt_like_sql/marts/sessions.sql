@@ -3,8 +3,8 @@ description: >
   One row per visitor session. A session ends after 30 minutes without activity and lasts 24 hours at
   most (a longer run of activity starts a new session at each 24 hours), as in Snowplow's and
   RudderStack's web models. Only visitors with analytics consent (a visitor key) are sessionised.
-  Incremental: the latest built day is recomputed, and the sessions of the day before of the visitors active
-  in its last 30 minutes (a session can run past midnight).
+  Incremental and load-aware: the visitors with events of the latest day built or later loaded since the last
+  build have their sessions from the day before that day recomputed (a session can run past midnight).
 materialized: incremental
 incremental_key: session_date
 lookback_days: 0
@@ -35,21 +35,20 @@ tests:
   - relationships: {column: workspace_id, to: analytics.workspaces, field: workspace_id}
   - row_count: {min: 1}
 */
-WITH carried AS (  -- visitors active in the 30 minutes before the window: their session may go on into it
-    SELECT DISTINCT workspace_id, visitor_key
+WITH changed AS (  -- visitors with events loaded since the last build (none in a full build: everyone is new)
+    SELECT workspace_id, visitor_key
     FROM staging.stg_events
-    WHERE visitor_key IS NOT NULL
-      AND occurred_at >= CAST(getvariable('gtg_since') - INTERVAL 30 MINUTE AS TIMESTAMPTZ)
-      AND occurred_at < CAST(getvariable('gtg_since') AS TIMESTAMPTZ)
+    WHERE getvariable('gtg_loaded_after') <> '' AND load_id > getvariable('gtg_loaded_after')
+      AND visitor_key IS NOT NULL AND occurred_at >= CAST(getvariable('gtg_since') AS TIMESTAMPTZ)
 ),
-events AS (  -- the window; for those visitors also the two days before: that session, and where its run began
+events AS (  -- theirs from two days before: the day before's sessions, and where a run going on at its midnight began
     SELECT workspace_id, visitor_key, occurred_at, event_type, page_path, device_class, browser_family,
            os_family, is_bot
     FROM staging.stg_events
     WHERE visitor_key IS NOT NULL
       AND occurred_at >= CAST(getvariable('gtg_since') - INTERVAL 2 DAY AS TIMESTAMPTZ)
-      AND (occurred_at >= CAST(getvariable('gtg_since') AS TIMESTAMPTZ)
-           OR (workspace_id, visitor_key) IN (SELECT (workspace_id, visitor_key) FROM carried))
+      AND (getvariable('gtg_loaded_after') = ''
+           OR (workspace_id, visitor_key) IN (SELECT (workspace_id, visitor_key) FROM changed))
 ),
 gaps AS (
     SELECT *,
@@ -91,5 +90,5 @@ SELECT
     bool_or(is_bot) AS is_bot
 FROM capped
 GROUP BY workspace_id, visitor_key, run_no, day_no
--- Only sessions seen whole: the window's, and those of the day before of the visitors carried into it.
+-- Only sessions seen whole: from the day before the window on.
 HAVING min(occurred_at) >= CAST(getvariable('gtg_since') - INTERVAL 1 DAY AS TIMESTAMPTZ)
