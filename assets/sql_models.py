@@ -7,20 +7,26 @@ read from the SELECT itself with sqlglot — every `schema.table` it reads is ei
 table name or a syntax error fails when the definitions load, naming the file and the line.
 
 Header keys: `description`; `materialized` (`view`, `table` or `incremental`); for incremental models
-`incremental_key` (a date column of the model) and `lookback_days` (0: recompute from the latest day
-already built, which also takes in events that arrived a day late); `columns` (name → description, written
-into DuckDB as column comments); `tests` (a list: unique, not_null, accepted_values, relationships,
-row_count); `subject_columns` (columns holding a person's pseudonymous key — a blind index — which erasure
-matches and removes).
-Incremental models read `getvariable('gtg_since')` (a DATE) to limit what they recompute; full builds set it
-to 1970-01-01, so the same SQL serves both.
+`incremental_key` (a date column of the model), `lookback_days` (0: recompute from the latest day
+already built, which also takes in events that arrived a day late) and `partition_by` (columns splitting
+the table into partitions — grains, visitors, snapshot days — that a rebuild replaces each from its own
+earliest recomputed day; without it, a rebuild replaces every day from the window's start); `columns`
+(name → description, written into DuckDB as column comments); `tests` (a list: unique, not_null,
+accepted_values, relationships, row_count); `subject_columns` (columns holding a person's pseudonymous key —
+a blind index — which erasure matches and removes).
+Incremental models read `getvariable('gtg_since')` (a DATE) to limit what they recompute — a load-aware one
+also `getvariable('gtg_loaded_after')`, to recompute only what later loads touched (`assets.model_loads`) —
+and return only rows they computed whole (a session that started before the window, seen only in part, is
+left out): every day from the window's start, or with `partition_by`, in each partition they return rows for,
+every stored row from the earliest day returned on, is replaced. Full builds set them to 1970-01-01 and '',
+so the same SQL serves both.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +35,8 @@ import sqlglot
 import yaml
 from sqlglot import exp
 
+from assets import model_loads
 from pipelines.sql import ident, literal
-from pipelines.warehouse import table_exists
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "dbt_like_sql"
 SCHEMA_OF_FOLDER = {"staging": "staging", "marts": "analytics"}
@@ -38,9 +44,10 @@ MATERIALIZATIONS = ("view", "table", "incremental")
 TEST_KINDS = ("unique", "not_null", "accepted_values", "relationships", "row_count")
 FULL_BUILD_SINCE = "1970-01-01"
 _HEADER = re.compile(r"\A\s*/\*(.*?)\*/", re.DOTALL)
-_HEADER_KEYS = {"description", "materialized", "incremental_key", "lookback_days", "columns", "tests",
-                "subject_columns"}
+_HEADER_KEYS = {"description", "materialized", "incremental_key", "lookback_days", "partition_by", "columns",
+                "tests", "subject_columns"}
 _SINCE = "getvariable('gtg_since')"
+_LOADED_AFTER = "getvariable('gtg_loaded_after')"
 
 
 class ModelError(ValueError):
@@ -60,12 +67,20 @@ class Model:
     depends_on: tuple[str, ...]  # qualified names of the tables and models it reads
     incremental_key: str | None = None
     lookback_days: int = 0
+    partition_by: tuple[str, ...] = ()  # incremental models: columns splitting the table into partitions
     subject_columns: tuple[str, ...] = ()
+    view_sql: str | None = None  # views: the SELECT as DuckDB stores it in the view's definition
+    datasets: tuple[str, ...] = ()  # of the loaded tables it reads, directly or through other models
     header: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def table(self) -> str:
         return f"{self.schema}.{self.name}"
+
+    @property
+    def load_aware(self) -> bool:
+        """Whether it recomputes only what the loads since its last build touched (`assets.model_loads`)."""
+        return _LOADED_AFTER in self.sql
 
 
 def load_models(sources: set[str], models_dir: Path = MODELS_DIR) -> dict[str, Model]:
@@ -84,7 +99,20 @@ def load_models(sources: set[str], models_dir: Path = MODELS_DIR) -> dict[str, M
                 raise ModelError(f"{model.path}:{line}: unknown table {dependency!r}; a model reads loaded tables "
                                  f"({', '.join(sorted(sources))}) or other models ({', '.join(sorted(found))})")
     _check_acyclic(found)
-    return found
+    return {table: replace(model, datasets=_datasets_read(table, found, sources)) for table, model in found.items()}
+
+
+def _datasets_read(table: str, models: dict[str, Model], sources: set[str]) -> tuple[str, ...]:
+    """The datasets of the loaded tables the model `table` reads, directly or through other models."""
+    datasets, visited, pending = set(), set(), [table]
+    while pending:
+        for dependency in models[pending.pop()].depends_on:
+            if dependency in sources:
+                datasets.add(dependency.split(".", 1)[0])
+            elif dependency not in visited:
+                visited.add(dependency)
+                pending.append(dependency)
+    return tuple(sorted(datasets))
 
 
 def _read(path: Path, schema: str) -> Model:
@@ -104,8 +132,12 @@ def _read(path: Path, schema: str) -> Model:
         raise ModelError(f"{path}: materialized must be one of {list(MATERIALIZATIONS)}, not {materialized!r}")
     if (materialized == "incremental") != ("incremental_key" in header):
         raise ModelError(f"{path}: incremental models (and only they) name an incremental_key")
+    if "partition_by" in header and materialized != "incremental":
+        raise ModelError(f"{path}: only incremental models are rebuilt by partition (partition_by)")
     if materialized == "incremental" and _SINCE not in text:
         raise ModelError(f"{path}: an incremental model filters its input on {_SINCE}, or it recomputes everything")
+    if materialized != "incremental" and _LOADED_AFTER in text:
+        raise ModelError(f"{path}: only incremental models read {_LOADED_AFTER}")
     try:
         statements = sqlglot.parse(text, dialect="duckdb")
     except sqlglot.ParseError as exc:
@@ -131,16 +163,25 @@ def _read(path: Path, schema: str) -> Model:
     depends_on = tuple(sorted({*depends_on, *(t["relationships"]["to"] for t in tests if "relationships" in t)}))
     columns = {str(k): str(v) for k, v in (header.get("columns") or {}).items()}
     subject_columns = tuple(header.get("subject_columns") or ())
-    for column in [header.get("incremental_key"), *subject_columns]:
+    partition_by = tuple(header.get("partition_by") or ())
+    for column in [header.get("incremental_key"), *partition_by, *subject_columns]:
         if column and column not in columns:
             raise ModelError(f"{path}: {column!r} is named in the header but not documented under columns")
+    sql = text[match.end():].strip().rstrip(";")
     return Model(
-        name=path.stem, schema=schema, path=path, sql=text[match.end():].strip().rstrip(";"),
+        name=path.stem, schema=schema, path=path, sql=sql,
         description=str(header.get("description", "")).strip(), materialized=materialized, columns=columns,
         tests=tests, depends_on=depends_on, incremental_key=header.get("incremental_key"),
-        lookback_days=int(header.get("lookback_days", 0)), subject_columns=subject_columns,
-        header=header,
+        lookback_days=int(header.get("lookback_days", 0)), partition_by=partition_by, subject_columns=subject_columns,
+        view_sql=_as_duckdb_stores(sql) if materialized == "view" else None, header=header,
     )
+
+
+def _as_duckdb_stores(sql: str) -> str:
+    """A SELECT as DuckDB prints it back into a view's definition (parsed, nothing bound, so no warehouse is
+    needed): a build then tells an unchanged view from the catalog alone."""
+    with duckdb.connect() as con:
+        return con.execute("SELECT json_deserialize_sql(json_serialize_sql(?))", [sql]).fetchall()[0][0]
 
 
 def _line_of(model: Model, dependency: str) -> int | str:
@@ -177,53 +218,111 @@ def build(con, model: Model, full_refresh: bool = False,
     """Create or refresh `model` in the warehouse behind `con`; returns what it did (mode, since, rows).
 
     Tables and views are replaced whole. An incremental model recomputes only from `lookback_days` before
-    its latest `incremental_key` value and replaces the days the result holds, in one transaction, so a
-    reader never sees a half-built day. A source table not loaded yet (no mailbox
+    its latest `incremental_key` value and replaces what the result covers (`_replace_partitions`), in one
+    transaction, so a reader never sees a half-built day. A source table not loaded yet (no mailbox
     connected, say) reads as empty, typed from its declaration in `sources`, so the model exists, empty,
     and everything downstream still builds."""
-    con.execute("SET TimeZone = 'UTC'")
     sources = sources or {}
-    missing = [t for t in model.depends_on if t in sources and not table_exists(con, *t.split(".", 1))]
-    con.execute(f"CREATE SCHEMA IF NOT EXISTS {model.schema}")
+    loaded = [t for t in model.depends_on if t in sources]
+    incremental = model.materialized == "incremental"
+    # An incremental model's table is read for its latest day anyway, which also tells that it exists; the
+    # catalog is asked only for the rest (loaded sources, a table's comment, a view's SQL).
+    latest = _latest(con, model) if incremental and not full_refresh else None
+    stored = _stored(con, model, loaded) if loaded or not incremental else {}
+    current = latest is not None if incremental else not full_refresh and model.table in stored
+    missing = [t for t in loaded if t not in stored]
     kind = "VIEW" if model.materialized == "view" else "TABLE"
-    exists = table_exists(con, model.schema, model.name)
-    since = FULL_BUILD_SINCE
-    if model.materialized == "incremental" and exists and not full_refresh:
-        latest = con.execute(f"SELECT max({model.incremental_key}) FROM {model.table}").fetchone()[0]
-        if latest is not None:
-            since = str(latest - dt.timedelta(days=model.lookback_days))
-    con.execute(f"SET VARIABLE gtg_since = DATE '{since}'")
-    if exists and not full_refresh and missing and set(missing) == set(model.depends_on):
+    since, rows = FULL_BUILD_SINCE, None  # rows: counted as the build goes where it can, else at the end
+    if latest and latest[0] is not None:
+        since, rows = str(latest[0] - dt.timedelta(days=model.lookback_days)), latest[1]
+    loaded_after = model_loads.seen(con, model.table) if model.load_aware and since != FULL_BUILD_SINCE else ""
+    if current and missing and set(missing) == set(model.depends_on):
         mode = "waiting"  # built empty before, and none of its sources is loaded yet: nothing can have changed
-    elif exists and not full_refresh and kind == "VIEW" and not missing and _same_view(con, model):
+    elif current and kind == "VIEW" and not missing and stored[model.table].sql == model.view_sql:
         mode = "unchanged"  # a view holds no data; recreating it would only rewrite its comments
-    elif exists and not full_refresh and model.materialized == "table" \
-            and _refill(con, model, _bound_sql(model, missing, sources)):
-        mode = "refilled"
-    elif since == FULL_BUILD_SINCE:
-        mode = "full"
-        con.execute(f"CREATE OR REPLACE {kind} {model.table} AS {_bound_sql(model, missing, sources)}")
     else:
-        mode = "incremental"
+        loaded_until = model_loads.completed(con, model.datasets) if model.load_aware else None  # before reading
+        con.execute(f"SET TimeZone = 'UTC'; SET VARIABLE gtg_since = DATE '{since}'; "
+                    f"SET VARIABLE gtg_loaded_after = {literal(loaded_after)}")
         sql = _bound_sql(model, missing, sources)
-        con.execute("BEGIN")
-        try:
-            # Replace the days the recomputed rows hold (dbt's insert_overwrite): a day the window did not
-            # produce (a daily snapshot's earlier days) stays as it was.
-            con.execute(f"CREATE OR REPLACE TEMP TABLE _gtg_fresh AS SELECT * FROM ({sql}) "
-                        f"WHERE {model.incremental_key} >= DATE '{since}'")
-            con.execute(f"DELETE FROM {model.table} WHERE {model.incremental_key} IN "
-                        f"(SELECT DISTINCT {model.incremental_key} FROM _gtg_fresh)")
-            con.execute(f"INSERT INTO {model.table} SELECT * FROM _gtg_fresh")
-            con.execute("DROP TABLE _gtg_fresh")
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+        refilled = _refill(con, model, sql) if current and model.materialized == "table" else None
+        if refilled is not None:
+            mode, rows = "refilled", refilled
+        elif since == FULL_BUILD_SINCE:
+            mode, rows = "full", None
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {model.schema}; "
+                        f"CREATE OR REPLACE {kind} {model.table} AS {sql}")
+        else:
+            mode = "incremental"
+            rows += _replace_partitions(con, model, sql, since)
+        if loaded_until is not None:
+            model_loads.remember(con, model.table, loaded_until)
     if mode in ("full", "refilled"):  # an incremental insert cannot change the columns, nor the comments
-        _document(con, model, kind)
-    rows = con.execute(f"SELECT count(*) FROM {model.table}").fetchone()[0]
-    return {"mode": mode, "since": since, "rows": rows, **({"waiting_for": missing} if missing else {})}
+        _document(con, model, kind, stored[model.table].comment if mode == "refilled" else None)
+    if rows is None:
+        rows = con.execute(f"SELECT count(*) FROM {model.table}").fetchall()[0][0]
+    return {"mode": mode, "since": since, "rows": rows, **({"waiting_for": missing} if missing else {}),
+            **({"loaded_after": loaded_after} if model.load_aware else {})}
+
+
+@dataclass(frozen=True)
+class _Stored:
+    """A table or view as the catalog holds it."""
+
+    comment: str | None
+    sql: str | None  # a view's SELECT as DuckDB stores it; None for a table
+
+
+def _latest(con, model: Model) -> tuple[Any, int] | None:
+    """An incremental model's latest `incremental_key` value and its rows; None before its first build."""
+    try:
+        latest, rows = con.execute(f"SELECT max({model.incremental_key}), count(*) FROM {model.table}").fetchall()[0]
+    except duckdb.CatalogException:
+        return None
+    return latest, rows
+
+
+def _stored(con, model: Model, sources: list[str]) -> dict[str, _Stored]:
+    """Which of the model and its loaded `sources` exist in the warehouse, with their comment and (a view's)
+    SELECT: one catalog query, since each look-up costs about a millisecond — on an incremental run, as much
+    as a small model's data. Views are listed only for a view (listing them prints every view's SQL)."""
+    relations = ("SELECT database_name, schema_name || '.' || table_name AS name, comment, NULL AS sql "
+                 "FROM duckdb_tables()")
+    if model.materialized == "view":
+        relations += (" UNION ALL SELECT database_name, schema_name || '.' || view_name, comment, sql "
+                      "FROM duckdb_views()")
+    rows = con.execute(f"SELECT name, comment, sql FROM ({relations}) WHERE database_name = current_database() "
+                       "AND list_contains(?, name)", [[model.table, *sources]]).fetchall()
+    # A view's definition is `CREATE VIEW <name> AS <select>;`
+    return {name: _Stored(comment, sql and sql.split(" AS ", 1)[1].rstrip(";")) for name, comment, sql in rows}
+
+
+def _replace_partitions(con, model: Model, sql: str, since: str) -> int:
+    """Replace what the recomputed rows cover (dbt's delete+insert), in one transaction; returns how many rows
+    the table gained. Without `partition_by` they cover every day from `since` on. With it, each partition they
+    fall in is replaced from their earliest day in it on: earlier days stay as they were (a daily snapshot
+    keeps them), and so do partitions the window did not reach (a visitor not seen since, a grain's earlier
+    periods) — which takes holding the rows in a temporary table first."""
+    key, partitions = model.incremental_key, model.partition_by
+    con.execute("BEGIN")
+    try:
+        if partitions:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE _gtg_fresh AS {sql}")
+            deleted = con.execute(
+                f"DELETE FROM {model.table} AS stored USING (SELECT {', '.join(partitions)}, min({key}) AS since "
+                f"FROM _gtg_fresh GROUP BY ALL) AS fresh WHERE stored.{key} >= fresh.since"
+                + "".join(f" AND stored.{c} = fresh.{c}" for c in partitions)).fetchall()[0][0]
+            inserted = con.execute(f"INSERT INTO {model.table} SELECT * FROM _gtg_fresh").fetchall()[0][0]
+            con.execute("DROP TABLE _gtg_fresh")
+        else:
+            deleted = con.execute(f"DELETE FROM {model.table} WHERE {key} >= DATE '{since}'").fetchall()[0][0]
+            inserted = con.execute(f"INSERT INTO {model.table} SELECT * FROM ({sql}) "
+                                   f"WHERE {key} >= DATE '{since}'").fetchall()[0][0]  # never a day twice
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return inserted - deleted
 
 
 _DUCKDB_TYPES = {"text": "VARCHAR", "bigint": "BIGINT", "bool": "BOOLEAN", "timestamp": "TIMESTAMPTZ",
@@ -251,36 +350,25 @@ def _bound_sql(model: Model, missing: list[str], sources: dict[str, dict[str, An
     return sqlglot.parse_one(model.sql, dialect="duckdb").transform(swap).sql(dialect="duckdb")
 
 
-def _refill(con, model: Model, sql: str) -> bool:
+def _refill(con, model: Model, sql: str) -> int | None:
     """Empty and refill an existing table in one transaction, keeping its comments (recreating it would drop
-    them, and rewriting them costs more than a small mart's data); False when the SELECT no longer fits the
-    table (columns changed), so the caller recreates it."""
+    them, and rewriting them costs more than a small mart's data); returns its rows, or None when the SELECT
+    no longer fits the table (columns changed), so the caller recreates it."""
     con.execute("BEGIN")
     try:
         con.execute(f"DELETE FROM {model.table}")
-        con.execute(f"INSERT INTO {model.table} BY NAME {sql}")
+        rows = con.execute(f"INSERT INTO {model.table} BY NAME {sql}").fetchall()[0][0]
     except duckdb.Error:
         con.execute("ROLLBACK")
-        return False
+        return None
     con.execute("COMMIT")
-    return True
+    return rows
 
 
-def _same_view(con, model: Model) -> bool:
-    """Whether the stored view has the model's SQL, compared as DuckDB normalises it (through a temp probe)."""
-    con.execute(f"CREATE OR REPLACE TEMP VIEW _gtg_probe AS {model.sql}")
-    stored = con.execute(
-        "SELECT max(sql) FILTER (WHERE view_name = '_gtg_probe'), "
-        "max(sql) FILTER (WHERE schema_name = ? AND view_name = ?) FROM duckdb_views()",
-        [model.schema, model.name]).fetchone()
-    con.execute("DROP VIEW _gtg_probe")
-    probe, current = (text.split(" AS ", 1)[-1] if text else None for text in stored)
-    return probe is not None and probe == current
-
-
-def _document(con, model: Model, kind: str) -> None:
+def _document(con, model: Model, kind: str, table_comment: str | None) -> None:
     """Check the header documents exactly the SELECT's columns, and write what changed of the docs as
-    DuckDB comments (an incremental run usually writes none: each comment is a catalog change)."""
+    DuckDB comments (a refill usually writes none: each comment is a catalog change); `table_comment` is the
+    stored one."""
     stored = dict(con.execute(
         "SELECT column_name, comment FROM duckdb_columns() WHERE schema_name = ? AND table_name = ?",
         [model.schema, model.name]).fetchall())
@@ -289,10 +377,6 @@ def _document(con, model: Model, kind: str) -> None:
     if undocumented or missing:
         raise ModelError(f"{model.path}: the header's columns do not match the SELECT "
                          f"(undocumented: {undocumented}, documented but absent: {missing})")
-    table_comment = con.execute(
-        "SELECT comment FROM duckdb_tables() WHERE schema_name = ? AND table_name = ? UNION ALL "
-        "SELECT comment FROM duckdb_views() WHERE schema_name = ? AND view_name = ?",
-        [model.schema, model.name] * 2).fetchone()[0]
     statements = [f"COMMENT ON {kind} {model.table} IS {literal(model.description)}"] \
         if model.description and table_comment != model.description else []
     statements += [f"COMMENT ON COLUMN {model.table}.{column} IS {literal(text)}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -37,10 +38,21 @@ def copy_warehouse(base: Path, run: Path, landing: Path | None = None) -> None:
     measurement never sees another's changes."""
     shutil.rmtree(run, ignore_errors=True)
     run.mkdir(parents=True)
-    shutil.copy2(base / "warehouse.duckdb", run / "warehouse.duckdb")
+    durable_copy(base / "warehouse.duckdb", run / "warehouse.duckdb")
     shutil.copytree(base / "keys", run / "keys")
     if landing is not None:
         shutil.copytree(landing, run / "landing", ignore=shutil.ignore_patterns(MARKER))
+
+
+def durable_copy(source: Path, target: Path) -> None:
+    """Copy a file and flush the copy to disk: otherwise the first commit measured on it pays for writing the
+    whole copy back (the file system flushes pending data at the next fsync, the warehouse's first commit)."""
+    shutil.copy2(source, target)
+    fd = os.open(target, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def open_keyring(folder: Path):

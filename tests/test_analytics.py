@@ -155,21 +155,127 @@ def test_every_model_test_runs_as_a_passing_check(built: Platform) -> None:
     assert comments == [("Seconds from the first to the last event.",)]
 
 
+def _rebuild(platform: Platform) -> dict[str, dict]:
+    """Build incrementally; returns each model's metadata (mode, since, rows, ...)."""
+    return {e.asset_key.path[-1]: {k: v.value for k, v in e.materialization.metadata.items()}
+            for e in _build(platform).get_asset_materialization_events() if "mode" in e.materialization.metadata}
+
+
+def _load_and_build(platform: Platform, day: dt.date, events: list[dict]) -> dict[str, dict]:
+    """Land `events` on `day`, load them and build incrementally."""
+    _land(platform, day, events)
+    platform.ingest()
+    return _rebuild(platform)
+
+
+def _latest_load(platform: Platform) -> str:
+    return platform.query("SELECT max(load_id) FROM raw_events._dlt_loads")[0][0]
+
+
+def _mark_sessions(platform: Platform, ws: str, visitor: str) -> None:
+    """Set a visitor's stored sessions' durations to -1: a rebuild that recomputes them puts them right."""
+    with duckdb.connect(str(platform.warehouse)) as con:
+        con.execute("UPDATE analytics.sessions SET duration_s = -1 WHERE workspace_id = ? AND visitor_key = ?",
+                    [ws, _bidx(platform, ws, visitor)])
+
+
+def _every_mart(platform: Platform) -> dict[str, list[tuple]]:
+    return {m.table: platform.query(f"SELECT * FROM {m.table} ORDER BY ALL")
+            for m in MODELS.values() if m.schema == "analytics"}
+
+
+def _assert_equals_a_full_rebuild(platform: Platform) -> None:
+    incremental = _every_mart(platform)
+    _build(platform, full_refresh=True)
+    assert _every_mart(platform) == incremental
+
+
 def test_incremental_build_adds_a_day_and_equals_a_full_rebuild(built: Platform) -> None:
     later = [_event(_at(DAY2, 10, m), page="/p9", user="u1", cookie="c1") for m in (0, 5)]
-    _land(built, DAY2, later)
-    built.ingest()
-    result = _build(built)
-    modes = {e.asset_key.path[-1]: e.materialization.metadata["mode"].value
-             for e in result.get_asset_materialization_events() if "mode" in e.materialization.metadata}
-    assert (modes["sessions"], modes["workspaces"], modes["stg_events"]) == ("incremental", "refilled", "unchanged")
+    done = _load_and_build(built, DAY2, later)
+    assert [done[m]["mode"] for m in ("sessions", "active_users", "workspaces", "stg_events")] == [
+        "incremental", "incremental", "refilled", "unchanged"]
+    assert {name: d["rows"] for name, d in done.items()} == {  # counted as the build went, not read back
+        m.name: built.query(f"SELECT count(*) FROM {m.table}")[0][0] for m in MODELS.values()}
     incremental = built.query(f"SELECT {SESSION_COLUMNS}, session_id FROM analytics.sessions ORDER BY session_id")
-    marts = [m.table for m in MODELS.values() if m.schema == "analytics"]
-    every_mart = {t: built.query(f"SELECT * FROM {t} ORDER BY ALL") for t in marts}
-    _build(built, full_refresh=True)
+    _assert_equals_a_full_rebuild(built)  # every mart, not only sessions
     assert built.query(f"SELECT {SESSION_COLUMNS}, session_id FROM analytics.sessions ORDER BY session_id") == incremental
-    assert {t: built.query(f"SELECT * FROM {t} ORDER BY ALL") for t in marts} == every_mart  # every mart, not only sessions
     assert len(incremental) == 8 and _sessions(built, "ws_a", "u1")[-1][:3] == (DAY2, _at(DAY2, 10), 300.0)
+
+
+def test_events_at_the_same_instant_belong_to_one_session(built: Platform) -> None:
+    t = lambda h, m: _at(DAY2, h, m)  # noqa: E731
+    # 40 minutes after c5's first page view, a session_start and a page view at the same instant, then a click.
+    _load_and_build(built, DAY2, [_event(t(15, 0), cookie="c5"), _event(t(15, 40), "session_start", cookie="c5"),
+                                  _event(t(15, 40), page="/p2", cookie="c5"),
+                                  _event(t(15, 45), "click", page="/p2", cookie="c5", element="a#next")])
+    assert _sessions(built, "ws_a", "c5") == [
+        (DAY2, t(15, 0), 0.0, 1, 1, 0, "/dashboard", "/dashboard", True, False),
+        (DAY2, t(15, 40), 300.0, 3, 1, 1, "/p2", "/p2", False, False)]
+    _assert_equals_a_full_rebuild(built)
+
+
+def test_sessions_recompute_only_the_visitors_of_later_loads(built: Platform) -> None:
+    _mark_sessions(built, "ws_a", "c2")  # c2 (DAY1) gets nothing new: their sessions are not recomputed
+    _mark_sessions(built, "ws_a", "u4")  # u4 has a late event on DAY2, the latest day built
+    seen = _latest_load(built)
+    done = _load_and_build(built, DAY2, [_event(_at(DAY2, 1, 10), page="/pipeline", user="u4", cookie="c4")])
+    assert (done["sessions"]["mode"], done["sessions"]["loaded_after"]) == ("incremental", seen)
+    assert [s[:4] for s in _sessions(built, "ws_a", "c2")] == [(DAY1, _at(DAY1, 9), -1.0, 2)]
+    assert [s[:4] for s in _sessions(built, "ws_a", "u4")] == [  # from the day before: both of its sessions
+        (DAY1, _at(DAY1, 0), 1420 * 60.0, 72), (DAY2, _at(DAY2, 0), 4200.0, 5)]
+
+
+def test_sessions_recompute_no_one_without_a_new_load_and_everyone_once_the_record_is_lost(built: Platform) -> None:
+    _mark_sessions(built, "ws_a", "u4")
+    done = _rebuild(built)
+    assert (done["sessions"]["loaded_after"], done["sessions"]["rows"]) == (_latest_load(built), 7)
+    assert [s[2] for s in _sessions(built, "ws_a", "u4")] == [-1.0, -1.0]
+    with duckdb.connect(str(built.warehouse)) as con:
+        con.execute("DROP TABLE staging._model_loads")
+    done = _rebuild(built)
+    assert done["sessions"]["loaded_after"] == ""  # every visitor of the window is new again
+    assert [s[2] for s in _sessions(built, "ws_a", "u4")] == [1420 * 60.0, 3600.0]
+
+
+def test_active_users_recompute_the_latest_periods_and_keep_the_others(built: Platform) -> None:
+    nov30, dec1, dec8 = dt.date(2026, 11, 30), dt.date(2026, 12, 1), dt.date(2026, 12, 8)  # Monday, Tuesdays
+    _load_and_build(built, dec1, [_event(_at(nov30, 10), user="u1", cookie="c1"), _event(_at(dec1, 10), cookie="c2")])
+    done = _load_and_build(built, dec8, [_event(_at(dec8, 10), user="u9", cookie="c9", ws="ws_b")])
+    # From the latest day built (1 December): its week began on 30 November, whose day row is kept as it was.
+    assert (done["active_users"]["mode"], done["active_users"]["since"]) == ("incremental", "2026-12-01")
+    assert built.query("SELECT * FROM analytics.active_users ORDER BY grain, period_start") == [
+        ("day", DAY1, 3, 4, 2), ("day", DAY2, 1, 1, 1), ("day", nov30, 1, 1, 1), ("day", dec1, 0, 1, 1),
+        ("day", dec8, 1, 1, 1),
+        ("month", dt.date(2026, 11, 1), 3, 4, 2), ("month", dec1, 1, 2, 2),
+        ("week", DAY1, 3, 4, 2), ("week", nov30, 1, 2, 1), ("week", dt.date(2026, 12, 7), 1, 1, 1)]
+    _assert_equals_a_full_rebuild(built)
+
+
+def test_a_session_lengthened_past_midnight_by_a_later_load_reaches_its_duration(built: Platform) -> None:
+    day3 = DAY2 + dt.timedelta(days=1)
+    _load_and_build(built, day3, [_event(_at(DAY2, 23, 50), page="/deals", cookie="c2"),
+                                  _event(_at(day3, 0, 1), user="u1", cookie="c1")])  # day3 is now the latest day
+    # c2 goes on past midnight: their session of the day before the latest lasts 20 minutes now, not 0 s.
+    done = _load_and_build(built, day3, [_event(_at(day3, 0, 10), page="/deals", cookie="c2")])
+    assert done["session_durations"]["since"] == DAY2.isoformat()
+    assert _sessions(built, "ws_a", "c2")[-1] == (DAY2, _at(DAY2, 23, 50), 1200.0, 2, 2, 0, "/deals", "/deals",
+                                                   False, False)
+    assert built.query("SELECT bucket, sessions FROM analytics.session_durations WHERE session_date = ? "
+                       "ORDER BY bucket_order", [DAY2]) == [("10-30m", 1), ("1h+", 1)]
+    _assert_equals_a_full_rebuild(built)
+
+
+def test_a_late_event_joining_two_sessions_across_midnight_leaves_one(built: Platform) -> None:
+    day3 = DAY2 + dt.timedelta(days=1)
+    _load_and_build(built, day3, [_event(_at(DAY2, 23, 45), page="/deals", cookie="c2"),
+                                  _event(_at(day3, 0, 20), page="/deals", cookie="c2")])  # 35 minutes apart
+    assert [s[:3] for s in _sessions(built, "ws_a", "c2")] == [
+        (DAY1, _at(DAY1, 9), 300.0), (DAY2, _at(DAY2, 23, 45), 0.0), (day3, _at(day3, 0, 20), 0.0)]
+    _load_and_build(built, day3, [_event(_at(day3, 0, 5), page="/deals", cookie="c2")])  # late, between them
+    assert [s[:4] for s in _sessions(built, "ws_a", "c2")] == [
+        (DAY1, _at(DAY1, 9), 300.0, 2), (DAY2, _at(DAY2, 23, 45), 2100.0, 3)]
+    _assert_equals_a_full_rebuild(built)
 
 
 def _count_in_another_process(path: Path, with_comment: bool = False) -> subprocess.CompletedProcess:
@@ -218,6 +324,25 @@ def test_a_model_with_an_unknown_table_or_bad_sql_fails_at_load_naming_the_file(
     bad_header = _models_dir(tmp_path / "c", "/*\nmaterialised: table\n*/\nSELECT 1 AS n\n")
     with pytest.raises(ModelError, match=r"broken\.sql: unknown header key\(s\) \['materialised'\]"):
         load_models(set(DECLARED_TABLES), bad_header)
+    not_incremental = _models_dir(tmp_path / "d", header.replace("columns:", "partition_by: [n]\ncolumns:") + "SELECT 1 AS n\n")
+    with pytest.raises(ModelError, match=r"broken\.sql: only incremental models are rebuilt by partition"):
+        load_models(set(DECLARED_TABLES), not_incremental)
+
+
+def test_a_view_is_recreated_only_when_its_sql_changed(built: Platform, tmp_path: Path) -> None:
+    from assets.sql_models import build
+
+    def view(folder: str, sql: str):
+        header = "/*\ndescription: x\nmaterialized: view\ncolumns:\n  n: n\n*/\n"
+        return load_models(set(DECLARED_TABLES), _models_dir(tmp_path / folder, header + sql))["analytics.broken"]
+
+    first = view("a", "SELECT count(*) AS n FROM raw_events.usage_events")
+    reformatted = view("b", "select COUNT(*)  as n\nfrom raw_events.usage_events  -- the same query")
+    changed = view("c", "SELECT count(*) + 1 AS n FROM raw_events.usage_events")
+    with duckdb.connect(str(built.warehouse)) as con:
+        assert [build(con, m, sources=DECLARED_TABLES)["mode"] for m in (first, reformatted, changed, changed)] == [
+            "full", "unchanged", "full", "unchanged"]
+        assert con.execute("SELECT n FROM analytics.broken").fetchall() == [(85 + 1,)]  # the changed SQL
 
 
 def test_the_personal_data_check_catches_a_mart_that_leaks(built: Platform, tmp_path: Path) -> None:

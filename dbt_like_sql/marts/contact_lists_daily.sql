@@ -4,6 +4,7 @@ description: >
   wins): the history that contact-list growth is read from. Counts only.
 materialized: incremental
 incremental_key: snapshot_date
+partition_by: [snapshot_date]  # only today's counts are recomputed: earlier days are kept
 columns:
   snapshot_date: UTC day of the count.
   workspace_id: The workspace.

@@ -1,8 +1,10 @@
 /*
-description: How long sessions last, per day, in buckets (bot sessions left out).
+description: >
+  How long sessions last, per day, in buckets (bot sessions left out). Incremental with the same lookback as
+  sessions: a late event can lengthen a session of the day before the latest.
 materialized: incremental
 incremental_key: session_date
-lookback_days: 0
+lookback_days: 1
 columns:
   session_date: UTC day the sessions started.
   bucket: 'Duration bucket: 0-10s, 10-30s, 30-60s, 1-3m, 3-10m, 10-30m, 30-60m or 1h+.'

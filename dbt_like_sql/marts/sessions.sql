@@ -3,10 +3,12 @@ description: >
   One row per visitor session. A session ends after 30 minutes without activity and lasts 24 hours at
   most (a longer run of activity starts a new session at each 24 hours), as in Snowplow's and
   RudderStack's web models. Only visitors with analytics consent (a visitor key) are sessionised.
-  Incremental: the latest built day and the day before are recomputed (a session can run past midnight).
+  Incremental and load-aware: the visitors with events of the latest day built or later loaded since the last
+  build have their sessions from the day before that day recomputed (a session can run past midnight).
 materialized: incremental
 incremental_key: session_date
-lookback_days: 1
+lookback_days: 0
+partition_by: [workspace_id, visitor_key]
 subject_columns: [visitor_key]
 columns:
   session_id: Pseudonymous session id (hash of workspace, visitor key and start).
@@ -33,12 +35,20 @@ tests:
   - relationships: {column: workspace_id, to: analytics.workspaces, field: workspace_id}
   - row_count: {min: 1}
 */
-WITH events AS (
+WITH changed AS (  -- visitors with events loaded since the last build (none in a full build: everyone is new)
+    SELECT workspace_id, visitor_key
+    FROM staging.stg_events
+    WHERE getvariable('gtg_loaded_after') <> '' AND load_id > getvariable('gtg_loaded_after')
+      AND visitor_key IS NOT NULL AND occurred_at >= CAST(getvariable('gtg_since') AS TIMESTAMPTZ)
+),
+events AS (  -- theirs from two days before: the day before's sessions, and where a run going on at its midnight began
     SELECT workspace_id, visitor_key, occurred_at, event_type, page_path, device_class, browser_family,
            os_family, is_bot
     FROM staging.stg_events
     WHERE visitor_key IS NOT NULL
-      AND occurred_at >= CAST(getvariable('gtg_since') - INTERVAL 1 DAY AS TIMESTAMPTZ)  -- may start the day before
+      AND occurred_at >= CAST(getvariable('gtg_since') - INTERVAL 2 DAY AS TIMESTAMPTZ)
+      AND (getvariable('gtg_loaded_after') = ''
+           OR (workspace_id, visitor_key) IN (SELECT (workspace_id, visitor_key) FROM changed))
 ),
 gaps AS (
     SELECT *,
@@ -47,12 +57,14 @@ gaps AS (
     WINDOW visitor AS (PARTITION BY workspace_id, visitor_key ORDER BY occurred_at)
 ),
 runs AS (
-    -- One ordered pass: the run number, and when the run started (the latest start so far).
+    -- One ordered pass: the run number, and when the run started (the latest start so far). Events at the same
+    -- instant count together (the frame takes in peers): which of them `gaps` saw first, and so marked as the
+    -- run's start, is arbitrary, and must not split them.
     SELECT *,
            sum(starts) OVER visitor AS run_no,
            max(CASE WHEN starts = 1 THEN occurred_at END) OVER visitor AS run_started
     FROM gaps
-    WINDOW visitor AS (PARTITION BY workspace_id, visitor_key ORDER BY occurred_at ROWS UNBOUNDED PRECEDING)
+    WINDOW visitor AS (PARTITION BY workspace_id, visitor_key ORDER BY occurred_at)
 ),
 capped AS (
     SELECT *, floor(epoch(occurred_at - run_started) / 86400)::BIGINT AS day_no FROM runs
@@ -78,3 +90,5 @@ SELECT
     bool_or(is_bot) AS is_bot
 FROM capped
 GROUP BY workspace_id, visitor_key, run_no, day_no
+-- Only sessions seen whole: from the day before the window on.
+HAVING min(occurred_at) >= CAST(getvariable('gtg_since') - INTERVAL 1 DAY AS TIMESTAMPTZ)

@@ -27,6 +27,7 @@ columns:
   is_bot: The user agent is a known crawler or bot.
   consent_analytics: The visitor allowed analytics.
   consent_ads: The visitor allowed personalised ads.
+  load_id: The load that brought the event (dlt's load id; a later load has a greater one).
 tests:
   - unique: event_id
   - not_null: [event_id, workspace_id, event_type, occurred_at, event_date]
@@ -52,5 +53,6 @@ SELECT
     device_family,
     is_bot,
     consent_analytics,
-    consent_ads
+    consent_ads,
+    _dlt_load_id AS load_id
 FROM raw_events.usage_events
