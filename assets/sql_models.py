@@ -300,10 +300,11 @@ def _stored(con, model: Model, sources: list[str]) -> dict[str, _Stored]:
 
 def _replace_partitions(con, model: Model, sql: str, since: str, record: Callable[[], None] | None) -> int:
     """Replace what the recomputed rows cover (dbt's delete+insert), in one transaction with `record` (what a
-    load-aware model notes of the loads it reflects); returns how many rows the table gained. Without `partition_by` they cover every day from `since` on. With it, each partition they
-    fall in is replaced from their earliest day in it on: earlier days stay as they were (a daily snapshot
-    keeps them), and so do partitions the window did not reach (a visitor not seen since, a grain's earlier
-    periods) — which takes holding the rows in a temporary table first."""
+    load-aware model notes of the loads it reflects); returns how many rows the table gained. Without
+    `partition_by` they cover every day from `since` on. With it, each partition they fall in is replaced
+    from their earliest day in it on: earlier days stay as they were (a daily snapshot keeps them), and so
+    do partitions the window did not reach (a visitor not seen since, a grain's earlier periods) — which
+    takes holding the rows in a temporary table first."""
     key, partitions = model.incremental_key, model.partition_by
     con.execute("BEGIN")
     try:
