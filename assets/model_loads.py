@@ -5,8 +5,8 @@ A model is load-aware when its SQL reads `getvariable('gtg_loaded_after')`: rows
 came after its last build; '' (a full build, or nothing recorded) means every row is new. What a build records
 is the latest *complete* load of each dataset the model reads — the smallest of them — taken before the model
 reads anything: a load still running, or cut short and finished by the next ingestion, has a greater id, so
-its rows count as new next time. It is recorded after the model's data is committed, so a build that fails in
-between only makes the next one recompute more.
+its rows count as new next time. It is recorded in the transaction that replaces the model's rows (after a
+full build's CREATE: a failure in between only makes the next build recompute more).
 """
 
 import duckdb

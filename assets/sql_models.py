@@ -28,7 +28,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import duckdb
 import sqlglot
@@ -242,6 +242,7 @@ def build(con, model: Model, full_refresh: bool = False,
         mode = "unchanged"  # a view holds no data; recreating it would only rewrite its comments
     else:
         loaded_until = model_loads.completed(con, model.datasets) if model.load_aware else None  # before reading
+        record = (lambda: model_loads.remember(con, model.table, loaded_until)) if model.load_aware else None
         con.execute(f"SET TimeZone = 'UTC'; SET VARIABLE gtg_since = DATE '{since}'; "
                     f"SET VARIABLE gtg_loaded_after = {literal(loaded_after)}")
         sql = _bound_sql(model, missing, sources)
@@ -252,11 +253,11 @@ def build(con, model: Model, full_refresh: bool = False,
             mode, rows = "full", None
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {model.schema}; "
                         f"CREATE OR REPLACE {kind} {model.table} AS {sql}")
+            if record:
+                record()
         else:
             mode = "incremental"
-            rows += _replace_partitions(con, model, sql, since)
-        if loaded_until is not None:
-            model_loads.remember(con, model.table, loaded_until)
+            rows += _replace_partitions(con, model, sql, since, record)
     if mode in ("full", "refilled"):  # an incremental insert cannot change the columns, nor the comments
         _document(con, model, kind, stored[model.table].comment if mode == "refilled" else None)
     if rows is None:
@@ -297,12 +298,13 @@ def _stored(con, model: Model, sources: list[str]) -> dict[str, _Stored]:
     return {name: _Stored(comment, sql and sql.split(" AS ", 1)[1].rstrip(";")) for name, comment, sql in rows}
 
 
-def _replace_partitions(con, model: Model, sql: str, since: str) -> int:
-    """Replace what the recomputed rows cover (dbt's delete+insert), in one transaction; returns how many rows
-    the table gained. Without `partition_by` they cover every day from `since` on. With it, each partition they
-    fall in is replaced from their earliest day in it on: earlier days stay as they were (a daily snapshot
-    keeps them), and so do partitions the window did not reach (a visitor not seen since, a grain's earlier
-    periods) — which takes holding the rows in a temporary table first."""
+def _replace_partitions(con, model: Model, sql: str, since: str, record: Callable[[], None] | None) -> int:
+    """Replace what the recomputed rows cover (dbt's delete+insert), in one transaction with `record` (what a
+    load-aware model notes of the loads it reflects); returns how many rows the table gained. Without
+    `partition_by` they cover every day from `since` on. With it, each partition they fall in is replaced
+    from their earliest day in it on: earlier days stay as they were (a daily snapshot keeps them), and so
+    do partitions the window did not reach (a visitor not seen since, a grain's earlier periods) — which
+    takes holding the rows in a temporary table first."""
     key, partitions = model.incremental_key, model.partition_by
     con.execute("BEGIN")
     try:
@@ -318,6 +320,8 @@ def _replace_partitions(con, model: Model, sql: str, since: str) -> int:
             deleted = con.execute(f"DELETE FROM {model.table} WHERE {key} >= DATE '{since}'").fetchall()[0][0]
             inserted = con.execute(f"INSERT INTO {model.table} SELECT * FROM ({sql}) "
                                    f"WHERE {key} >= DATE '{since}'").fetchall()[0][0]  # never a day twice
+        if record:
+            record()
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")

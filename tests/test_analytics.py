@@ -324,7 +324,8 @@ def test_a_model_with_an_unknown_table_or_bad_sql_fails_at_load_naming_the_file(
     bad_header = _models_dir(tmp_path / "c", "/*\nmaterialised: table\n*/\nSELECT 1 AS n\n")
     with pytest.raises(ModelError, match=r"broken\.sql: unknown header key\(s\) \['materialised'\]"):
         load_models(set(DECLARED_TABLES), bad_header)
-    not_incremental = _models_dir(tmp_path / "d", header.replace("columns:", "partition_by: [n]\ncolumns:") + "SELECT 1 AS n\n")
+    partitioned = header.replace("columns:", "partition_by: [n]\ncolumns:")
+    not_incremental = _models_dir(tmp_path / "d", partitioned + "SELECT 1 AS n\n")
     with pytest.raises(ModelError, match=r"broken\.sql: only incremental models are rebuilt by partition"):
         load_models(set(DECLARED_TABLES), not_incremental)
 
