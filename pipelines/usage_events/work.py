@@ -250,7 +250,7 @@ class EventWork:
         self.con.execute("DROP TABLE parsed")
 
     def events(self, cipher: FieldCipher) -> Iterator[pa.RecordBatch]:
-        """The slice's loaded events, enriched and with personal data encrypted, in arrow batches."""
+        """The slice's staged events (see `stage`) with personal data encrypted, in arrow batches."""
         yield from self._protected("events_plain", EVENT_COLUMNS, EVENTS_TABLE, cipher)
 
     def quarantine(self, cipher: FieldCipher) -> Iterator[pa.RecordBatch]:
