@@ -8,11 +8,14 @@ with the same generation arguments already exists):
 1. pipeline  - `pipelines.usage_events.ingest(...)` into a fresh warehouse, keyring and dlt folder;
 2. floor     - DuckDB `CREATE TABLE t AS SELECT * FROM read_json(...)` of the same files into a fresh file;
                both run `--rounds` times (default 2), alternating, and the fastest of each counts;
-3. dlt rows  - a `@dlt.resource` yielding one dict per line (`json.loads`) for the first `--row-sample` lines,
+3. dlt arrow - the same `read_json` streamed as arrow batches through a `@dlt.resource` and `pipeline.run`
+               into a fresh DuckDB file: dlt's own arrow pass-through, the least any dlt load of these events
+               costs (no validation, enrichment or encryption); run in the same rounds;
+4. dlt rows  - a `@dlt.resource` yielding one dict per line (`json.loads`) for the first `--row-sample` lines,
                loaded with `pipeline.run` into a fresh DuckDB file (dlt's default loader format);
-4. memory    - every step runs in its own child process (`python -m bench.ingest --_step ...`), which reports
+5. memory    - every step runs in its own child process (`python -m bench.ingest --_step ...`), which reports
                its own peak RSS (`getrusage(RUSAGE_SELF).ru_maxrss`), so steps never share memory;
-5. flat mem  - with `--scale N` the pipeline also runs on N x the events (generated in their own folder).
+6. flat mem  - with `--scale N` the pipeline also runs on N x the events (generated in their own folder).
 
 Prints a table and the target verdicts, and writes the same as JSON to `<out>/ingest-result.json`.
 """
@@ -94,6 +97,37 @@ def _step_floor(landing: Path, run_dir: Path) -> dict[str, Any]:
     return {"seconds": seconds, "rss_before_mb": rss_before, "rows": rows}
 
 
+def _step_arrow(landing: Path, run_dir: Path) -> dict[str, Any]:
+    import dlt
+    import duckdb
+
+    glob = str(landing / LANDING_GLOB).replace("'", "''")
+    rows = {"n": 0}
+
+    @dlt.resource(name="events")
+    def events():
+        con = duckdb.connect()
+        reader = con.sql(
+            f"SELECT * FROM read_json('{glob}', format='newline_delimited', ignore_errors=true)"
+        ).to_arrow_reader(50_000)
+        for batch in reader:
+            rows["n"] += batch.num_rows
+            yield batch
+        con.close()
+
+    pipeline = dlt.pipeline(
+        pipeline_name="bench_arrow",
+        destination=dlt.destinations.duckdb(str(run_dir / "arrow.duckdb")),
+        dataset_name="raw_arrow",
+        pipelines_dir=str(run_dir / "dlt"),
+    )
+    rss_before = _peak_mb()
+    start = time.perf_counter()
+    pipeline.run(events()).raise_on_failed_jobs()
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "rss_before_mb": rss_before, "rows": rows["n"]}
+
+
 def _landing_files(landing: Path) -> list[Path]:
     """The landing files in the pipeline's order (arrival day, then name)."""
     return sorted(landing.glob(LANDING_GLOB), key=lambda p: (p.parent.name, str(p)))
@@ -144,6 +178,8 @@ def _run_child_step(args: argparse.Namespace) -> int:
         result = _step_pipeline(landing, run_dir)
     elif args._step == "floor":
         result = _step_floor(landing, run_dir)
+    elif args._step == "arrow":
+        result = _step_arrow(landing, run_dir)
     elif args._step == "rows":
         result = _step_rows(landing, run_dir, args._sample)
     else:
@@ -220,10 +256,10 @@ def run_step(step: str, landing: Path, out: Path, tag: str, sample: int = 0) -> 
     return result
 
 
-def best_of(rounds: int, landing: Path, out: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The pipeline and the floor, run alternately `rounds` times each: the fastest run of each counts (the
+def best_of(rounds: int, landing: Path, out: Path) -> dict[str, dict[str, Any]]:
+    """The pipeline, the floor and dlt's arrow pass-through, run alternately `rounds` times each: the fastest run of each counts (the
     least disturbed by anything else on the machine), with the highest peak memory seen in any of its runs."""
-    runs: dict[str, list[dict[str, Any]]] = {"pipeline": [], "floor": []}
+    runs: dict[str, list[dict[str, Any]]] = {"pipeline": [], "floor": [], "arrow": []}
     for round_no in range(1, rounds + 1):
         for step in runs:
             runs[step].append(run_step(step, landing, out, f"{step}-x1-r{round_no}"))
@@ -232,7 +268,7 @@ def best_of(rounds: int, landing: Path, out: Path) -> tuple[dict[str, Any], dict
         best[step] = {**min(results, key=lambda r: r["seconds"]),
                       "peak_mb": max(r["peak_mb"] for r in results),
                       "all_seconds": [round(r["seconds"], 2) for r in results]}
-    return best["pipeline"], best["floor"]
+    return best
 
 
 def _verdict(ok: bool) -> str:
@@ -240,7 +276,7 @@ def _verdict(ok: bool) -> str:
 
 
 def build_result(args: argparse.Namespace, gen: dict[str, Any], pipe: dict[str, Any], floor: dict[str, Any],
-                 rows: dict[str, Any] | None, scaled: tuple[dict[str, Any], dict[str, Any]] | None) -> dict[str, Any]:
+                 arrow: dict[str, Any], rows: dict[str, Any] | None, scaled: tuple[dict[str, Any], dict[str, Any]] | None) -> dict[str, Any]:
     lines = gen["stats"]["lines"]
     steps = []
 
@@ -253,6 +289,8 @@ def build_result(args: argparse.Namespace, gen: dict[str, Any], pipe: dict[str, 
     add("pipeline ingest()", lines, pipe["seconds"], pipe["peak_mb"],
         f"loaded {rep['events_loaded']:,} / dup {rep['duplicates_dropped']:,} / quarantined {rep['lines_quarantined']:,}")
     add("floor duckdb read_json", lines, floor["seconds"], floor["peak_mb"], f"{floor['rows']:,} rows")
+    add("dlt arrow pass-through", lines, arrow["seconds"], arrow["peak_mb"],
+        f"{arrow['rows']:,} rows of read_json, no validation or encryption")
     if rows is not None:
         per_event = rows["seconds"] / rows["lines"]
         add(f"dlt row path ({rows['lines']:,} sample)", rows["lines"], rows["seconds"], rows["peak_mb"],
@@ -298,7 +336,7 @@ def build_result(args: argparse.Namespace, gen: dict[str, Any], pipe: dict[str, 
         "generated": {"lines": lines, "bytes": gen["bytes"], "files": len(gen["files"]), "stats": gen["stats"]},
         "steps": steps,
         "verdicts": verdicts,
-        "raw": {"pipeline": pipe, "floor": floor, "rows": rows, "scaled": scaled[1] if scaled else None,
+        "raw": {"pipeline": pipe, "floor": floor, "arrow": arrow, "rows": rows, "scaled": scaled[1] if scaled else None,
                 "scaled_generated": ({k: v for k, v in scaled[0].items() if k != "files"} if scaled else None)},
     }
 
@@ -334,7 +372,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--row-sample", type=int, default=100_000, help="lines for the dlt row path (0: skip)")
     parser.add_argument("--scale", type=int, default=10, help="also run the pipeline on N x events (0: skip)")
     parser.add_argument("--gzip", action="store_true")
-    parser.add_argument("--rounds", type=int, default=2, help="pipeline and floor runs, alternating (best counts)")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="pipeline, floor and dlt arrow runs, alternating (best counts)")
     parser.add_argument("--out", default="bench/out")
     # Internal: the child-process side of one measured step.
     parser.add_argument("--_step", help=argparse.SUPPRESS)
@@ -354,7 +393,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.scale > 0:
         scaled_landing, scaled_gen = ensure_generated(out, args.events * args.scale, args.gzip)
 
-    pipe, floor = best_of(args.rounds, landing, out)
+    best = best_of(args.rounds, landing, out)
+    pipe, floor, arrow = best["pipeline"], best["floor"], best["arrow"]
     rows = None
     if args.row_sample > 0:
         rows = run_step("rows", landing, out, "rows-sample", sample=min(args.row_sample, gen["stats"]["lines"]))
@@ -362,7 +402,7 @@ def main(argv: list[str] | None = None) -> int:
     if scaled_landing is not None:
         scaled = (scaled_gen, run_step("pipeline", scaled_landing, out, f"pipeline-x{args.scale}"))
 
-    result = build_result(args, gen, pipe, floor, rows, scaled)
+    result = build_result(args, gen, pipe, floor, arrow, rows, scaled)
     table = format_table(result)
     result["table"] = table
     (out / "ingest-result.json").write_text(json.dumps(result, indent=2, default=str))

@@ -25,10 +25,12 @@ from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from pipelines.sql import ident, literal
 
 # DuckDB takes 80 % of RAM by default; loading then grows with the data. Capped, it spills to disk instead,
-# so a load's memory stays flat however many rows it carries (GTG_LOAD_MEMORY_LIMIT to change). Insertion
+# so a load's memory stays flat however many rows it carries (GTG_LOAD_MEMORY_LIMIT to change). What a load
+# holds beyond a few row groups is mostly blocks already written to the file, kept as cache: at 256 MB a 10M
+# event run was no slower than at 500 MB and its load phase peaked 230 MB lower, below the extraction. Insertion
 # order is not kept: no reader relies on it (rows carry their keys and load ids), and keeping it makes
 # DuckDB's parquet inserts take more than twice as long.
-LOAD_MEMORY_LIMIT = os.environ.get("GTG_LOAD_MEMORY_LIMIT", "500MB")
+LOAD_MEMORY_LIMIT = os.environ.get("GTG_LOAD_MEMORY_LIMIT", "256MB")
 _LOAD_CONFIG = {"memory_limit": LOAD_MEMORY_LIMIT, "preserve_insertion_order": False}
 
 # Loaded job files are deleted after each load (they hold the rows themselves), and so are the rows a merge
