@@ -27,7 +27,9 @@ from pipelines.sql import ident, literal
 # DuckDB takes 80 % of RAM by default; loading then grows with the data. Capped, it spills to disk instead,
 # so a load's memory stays flat however many rows it carries (GTG_LOAD_MEMORY_LIMIT to change). What a load
 # holds beyond a few row groups is mostly blocks already written to the file, kept as cache: at 256 MB a 10M
-# event run was no slower than at 500 MB and its load phase peaked 230 MB lower, below the extraction. Insertion
+# event run was no slower than at 500 MB and its load phase peaked 230 MB lower, below the extraction. dlt
+# loads each table from one file here (no file rotation is configured): rotated files of one table load in
+# parallel jobs, which at this cap ran out of memory on 10M events, so raise it when enabling rotation. Insertion
 # order is not kept: no reader relies on it (rows carry their keys and load ids), and keeping it makes
 # DuckDB's parquet inserts take more than twice as long.
 LOAD_MEMORY_LIMIT = os.environ.get("GTG_LOAD_MEMORY_LIMIT", "256MB")

@@ -88,7 +88,7 @@ def read_lines(url: str) -> FileLines:
         data = handle.read()
     if not data:
         return FileLines(pa.array([], pa.large_string()), {})
-    parts = pc.split_pattern(pa.array([data], pa.large_binary()), b"\n").flatten()
+    parts = pc.split_pattern(_one_value(data), b"\n").flatten()
     if data.endswith(b"\n"):
         parts = parts.slice(0, len(parts) - 1)
     text = parts.view(pa.large_string())
@@ -97,6 +97,12 @@ def read_lines(url: str) -> FileLines:
         return FileLines(_strip_cr(text), {})
     except pa.ArrowInvalid:
         return _split_invalid_utf8(parts)
+
+
+def _one_value(data: bytes) -> pa.Array:
+    """`data` as a one-element binary array over the same memory (`pa.array([data])` would copy it)."""
+    offsets = pa.array([0, len(data)], pa.int64()).buffers()[1]
+    return pa.Array.from_buffers(pa.large_binary(), 1, [None, offsets, pa.py_buffer(data)])
 
 
 def _strip_cr(lines: pa.Array) -> pa.Array:
