@@ -85,10 +85,7 @@ def _step_floor(landing: Path, run_dir: Path) -> dict[str, Any]:
     rss_before = _peak_mb()
     start = time.perf_counter()
     con = duckdb.connect(str(run_dir / "floor.duckdb"))
-    glob = str(landing / LANDING_GLOB).replace("'", "''")
-    con.execute(
-        f"CREATE TABLE t AS SELECT * FROM read_json('{glob}', format='newline_delimited', ignore_errors=true)"
-    )
+    con.execute(f"CREATE TABLE t AS {_read_json_sql(landing)}")
     con.close()
     seconds = time.perf_counter() - start
     con = duckdb.connect(str(run_dir / "floor.duckdb"), read_only=True)
@@ -97,34 +94,44 @@ def _step_floor(landing: Path, run_dir: Path) -> dict[str, Any]:
     return {"seconds": seconds, "rss_before_mb": rss_before, "rows": rows}
 
 
-def _step_arrow(landing: Path, run_dir: Path) -> dict[str, Any]:
-    import dlt
-    import duckdb
-
+def _read_json_sql(landing: Path) -> str:
+    """DuckDB's own reading of the landing files: the floor, and what dlt's arrow pass-through streams."""
     glob = str(landing / LANDING_GLOB).replace("'", "''")
-    rows = {"n": 0}
+    return f"SELECT * FROM read_json('{glob}', format='newline_delimited', ignore_errors=true)"
 
-    @dlt.resource(name="events")
-    def events():
-        con = duckdb.connect()
-        reader = con.sql(
-            f"SELECT * FROM read_json('{glob}', format='newline_delimited', ignore_errors=true)"
-        ).to_arrow_reader(50_000)
-        for batch in reader:
-            rows["n"] += batch.num_rows
-            yield batch
-        con.close()
+
+def _dlt_run(run_dir: Path, name: str, data) -> tuple[float, float, Any]:
+    """Load `data` (a dlt resource) with plain `pipeline.run` into a fresh DuckDB file named `name`; return
+    (seconds, peak RSS before the run, load info)."""
+    import dlt
 
     pipeline = dlt.pipeline(
-        pipeline_name="bench_arrow",
-        destination=dlt.destinations.duckdb(str(run_dir / "arrow.duckdb")),
-        dataset_name="raw_arrow",
+        pipeline_name=f"bench_{name}",
+        destination=dlt.destinations.duckdb(str(run_dir / f"{name}.duckdb")),
+        dataset_name=f"raw_{name}",
         pipelines_dir=str(run_dir / "dlt"),
     )
     rss_before = _peak_mb()
     start = time.perf_counter()
-    pipeline.run(events()).raise_on_failed_jobs()
-    seconds = time.perf_counter() - start
+    info = pipeline.run(data)
+    info.raise_on_failed_jobs()
+    return time.perf_counter() - start, rss_before, info
+
+
+def _step_arrow(landing: Path, run_dir: Path) -> dict[str, Any]:
+    import dlt
+    import duckdb
+
+    rows = {"n": 0}
+
+    @dlt.resource(name="events")
+    def events():
+        with duckdb.connect() as con:
+            for batch in con.sql(_read_json_sql(landing)).to_arrow_reader(50_000):
+                rows["n"] += batch.num_rows
+                yield batch
+
+    seconds, rss_before, _ = _dlt_run(run_dir, "arrow", events())
     return {"seconds": seconds, "rss_before_mb": rss_before, "rows": rows["n"]}
 
 
@@ -156,17 +163,7 @@ def _step_rows(landing: Path, run_dir: Path, sample: int) -> dict[str, Any]:
                         seen["parsed"] += 1
                         yield row
 
-    pipeline = dlt.pipeline(
-        pipeline_name="bench_rows",
-        destination=dlt.destinations.duckdb(str(run_dir / "rowpath.duckdb")),
-        dataset_name="raw_rows",
-        pipelines_dir=str(run_dir / "dlt"),
-    )
-    rss_before = _peak_mb()
-    start = time.perf_counter()
-    info = pipeline.run(events())
-    info.raise_on_failed_jobs()
-    seconds = time.perf_counter() - start
+    seconds, rss_before, info = _dlt_run(run_dir, "rows", events())
     formats = sorted({j.job_file_info.file_format for p in info.load_packages for j in p.jobs["completed_jobs"]})
     return {"seconds": seconds, "rss_before_mb": rss_before, "lines": seen["lines"], "rows": seen["parsed"],
             "loader_file_formats": formats}
@@ -257,8 +254,9 @@ def run_step(step: str, landing: Path, out: Path, tag: str, sample: int = 0) -> 
 
 
 def best_of(rounds: int, landing: Path, out: Path) -> dict[str, dict[str, Any]]:
-    """The pipeline, the floor and dlt's arrow pass-through, run alternately `rounds` times each: the fastest run of each counts (the
-    least disturbed by anything else on the machine), with the highest peak memory seen in any of its runs."""
+    """The pipeline, the floor and dlt's arrow pass-through, run alternately `rounds` times each: the fastest
+    run of each counts (the least disturbed by anything else on the machine), with the highest peak memory
+    seen in any of its runs."""
     runs: dict[str, list[dict[str, Any]]] = {"pipeline": [], "floor": [], "arrow": []}
     for round_no in range(1, rounds + 1):
         for step in runs:
