@@ -27,13 +27,20 @@ from pipelines.sql import ident, literal
 # DuckDB takes 80 % of RAM by default; loading then grows with the data. Capped, it spills to disk instead,
 # so a load's memory stays flat however many rows it carries (GTG_LOAD_MEMORY_LIMIT to change). What a load
 # holds beyond a few row groups is mostly blocks already written to the file, kept as cache: at 256 MB a 10M
-# event run was no slower than at 500 MB and its load phase peaked 230 MB lower, below the extraction. dlt
-# loads each table from one file here (no file rotation is configured): rotated files of one table load in
-# parallel jobs, which at this cap ran out of memory on 10M events, so raise it when enabling rotation. Insertion
-# order is not kept: no reader relies on it (rows carry their keys and load ids), and keeping it makes
-# DuckDB's parquet inserts take more than twice as long.
+# event run was no slower than at 500 MB and its load phase peaked 230 MB lower, below the extraction.
+# Insertion order is not kept: no reader relies on it (rows carry their keys and load ids), and keeping it
+# makes DuckDB's parquet inserts take more than twice as long.
 LOAD_MEMORY_LIMIT = os.environ.get("GTG_LOAD_MEMORY_LIMIT", "256MB")
 _LOAD_CONFIG = {"memory_limit": LOAD_MEMORY_LIMIT, "preserve_insertion_order": False}
+
+# dlt's parquet writer keeps every row group's metadata in memory until its file closes, so one file per table
+# made a long extraction grow with its row count: a 10M-event run crept up by about 50 MB over its slices. A
+# file now closes every FILE_MAX_ROWS rows (dlt's `data_writer.file_max_items`), which kept that run flat. The
+# files of one table load one job at a time (`load.workers`): parallel jobs share the load's memory cap above
+# and ran out of it on 10M events; one job already uses every core.
+FILE_MAX_ROWS = 1_000_000
+os.environ.setdefault("DATA_WRITER__FILE_MAX_ITEMS", str(FILE_MAX_ROWS))
+os.environ.setdefault("LOAD__WORKERS", "1")
 
 # Loaded job files are deleted after each load (they hold the rows themselves), and so are the rows a merge
 # leaves in the `<dataset>_staging` tables (copies of the last load's rows); telemetry stays off.

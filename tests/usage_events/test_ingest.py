@@ -8,6 +8,7 @@ import ipaddress
 import json
 from pathlib import Path
 
+import dlt
 import fsspec
 
 from pipelines.privacy.keyring import KeyringError
@@ -267,3 +268,24 @@ def test_slices_of_one_file_give_the_same_tables(platform: Platform, tmp_path: P
         stats.valid_events, stats.duplicate_lines, stats.bad_lines)
     assert sliced.query(f"SELECT event_id, source_file, source_line FROM {EVENTS} ORDER BY event_id") == whole
     assert sliced.query(f"SELECT count(*) FROM {LEDGER}") == [(len(stats.files),)]
+
+
+def test_events_spread_over_several_dlt_files_load_once(platform: Platform, tmp_path: Path, monkeypatch) -> None:
+    """dlt closes its files every `data_writer.file_max_items` rows (memory stays flat on long runs); the files
+    of one table load one after another and hold every event exactly once."""
+    stats = platform.generate()
+    platform.ingest()
+    whole = platform.query(f"SELECT event_id, source_file, source_line FROM {EVENTS} ORDER BY event_id")
+
+    monkeypatch.setenv("DATA_WRITER__FILE_MAX_ITEMS", "1000")
+    monkeypatch.setattr("pipelines.usage_events.work.YIELD_BATCH_ROWS", 500)
+    rotated = Platform(tmp_path / "rotated")
+    report = rotated.ingest(landing=platform.landing)
+
+    jobs = dlt.attach("usage_events", pipelines_dir=str(rotated.dlt_dir)).last_trace.last_load_info.load_packages[0].jobs
+    event_files = [j for j in jobs["completed_jobs"] if j.job_file_info.table_name == "usage_events"]
+    assert len(event_files) == -(-stats.valid_events // 1000)
+    assert jobs["failed_jobs"] == []
+    assert report.events_loaded == stats.valid_events
+    assert rotated.query(f"SELECT event_id, source_file, source_line FROM {EVENTS} ORDER BY event_id") == whole
+    assert rotated.query(f"SELECT count(DISTINCT _dlt_load_id) FROM {EVENTS}") == [(1,)]
