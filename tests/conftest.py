@@ -9,6 +9,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from dagster import DagsterInstance
 
 from pipelines.privacy.keyring import Keyring, load_master_key
 from pipelines.sandbox.events import GenerationStats, generate_events
@@ -64,6 +65,16 @@ class Platform:
                 "duplicate_share": 0.02, "file_events": 1000}
         args.update(kwargs)
         return generate_events(str(self.landing), **args)
+
+
+@pytest.fixture(autouse=True)
+def dagster_instance_scope():
+    """Each test runs inside its own ephemeral Dagster instance. Resolving a job reads the current instance's
+    definitions-state storage, a context variable that an instance sets on enter; without this scope a test
+    could find one left behind by an earlier test whose instance was since garbage-collected, and fail
+    ("Attempted to resolve undefined DagsterInstance weakref") depending on when the collector ran."""
+    with DagsterInstance.ephemeral():
+        yield
 
 
 @pytest.fixture
