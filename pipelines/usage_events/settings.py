@@ -40,6 +40,11 @@ SLICE_BYTES = 256 * 1024 * 1024
 YIELD_BATCH_ROWS = 10_000
 # DuckDB work database: memory cap before it spills to the work folder (GTG_WORK_MEMORY_LIMIT to change).
 WORK_MEMORY_LIMIT = os.environ.get("GTG_WORK_MEMORY_LIMIT", "300MB")
+# A lower cap while a staged slice is protected and streamed to dlt (GTG_STREAM_MEMORY_LIMIT): then the
+# keyring, the arrow batches and dlt's writer are busy in Python, while DuckDB only re-reads the staged slice
+# and its lookups, which spill cheaply. With DuckDB at the full cap in that phase, the process peaked there, and
+# higher the more people a slice holds: one slice of the 10M bench files peaked 60 MB above one of the 1M files.
+STREAM_MEMORY_LIMIT = os.environ.get("GTG_STREAM_MEMORY_LIMIT", "200MB")
 
 IP_NETWORK_PREFIX = {4: 24, 6: 48}
 

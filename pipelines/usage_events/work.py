@@ -35,6 +35,7 @@ from pipelines.usage_events.settings import (
     MAX_CLOCK_SKEW_DAYS,
     QUARANTINE_COLUMNS,
     QUARANTINE_TABLE,
+    STREAM_MEMORY_LIMIT,
     UNATTRIBUTED_WORKSPACE,
     WORK_MEMORY_LIMIT,
     YIELD_BATCH_ROWS,
@@ -88,6 +89,7 @@ class EventWork:
         first_id = self._next_file_id
         self._next_file_id += len(files)
         self._drop_slice_tables()
+        self._memory_limit(WORK_MEMORY_LIMIT)
         self.con.execute(
             "CREATE OR REPLACE TABLE files (file_id INTEGER, url VARCHAR, received_date DATE, size_bytes BIGINT);"
             "CREATE OR REPLACE TABLE invalid_utf8 (file_id INTEGER, line_no BIGINT, raw VARCHAR)"
@@ -218,8 +220,8 @@ class EventWork:
 
     def stage(self, cipher: FieldCipher) -> None:
         """Build the slice's plaintext rows, events and quarantine, then drop the parsed lines: protection
-        and streaming then run with the slice held once, not twice, inside the work database's memory cap
-        (holding both made DuckDB spill, and every later statement paid for it)."""
+        and streaming then run with the slice held once, not twice (holding both made DuckDB spill, and every
+        later statement paid for it), under the lower streaming cap."""
         self._quarantine_plain()
         self._enrichment_tables()
         self._refused_rows(cipher)
@@ -248,6 +250,12 @@ class EventWork:
             """
         )
         self.con.execute("DROP TABLE parsed")
+        self._memory_limit(STREAM_MEMORY_LIMIT)
+
+    def _memory_limit(self, limit: str) -> None:
+        """DuckDB's cap for what follows: the full work cap to parse and stage a slice, a lower one to protect
+        and stream it (see `STREAM_MEMORY_LIMIT`)."""
+        self.con.execute(f"SET memory_limit = {literal(limit)}")
 
     def events(self, cipher: FieldCipher) -> Iterator[pa.RecordBatch]:
         """The slice's staged events (see `stage`) with personal data encrypted, in arrow batches."""
