@@ -18,6 +18,7 @@ from typing import Iterator
 import duckdb
 import pyarrow as pa
 
+from pipelines.memory import release_free_memory
 from pipelines.privacy.consent import withdrawn_sql
 from pipelines.privacy.protect import FieldCipher, protect
 from pipelines.sql import ident, literal, loose_json_field
@@ -89,7 +90,7 @@ class EventWork:
         first_id = self._next_file_id
         self._next_file_id += len(files)
         self._drop_slice_tables()
-        self._memory_limit(WORK_MEMORY_LIMIT)
+        self._next_phase(WORK_MEMORY_LIMIT)
         self.con.execute(
             "CREATE OR REPLACE TABLE files (file_id INTEGER, url VARCHAR, received_date DATE, size_bytes BIGINT);"
             "CREATE OR REPLACE TABLE invalid_utf8 (file_id INTEGER, line_no BIGINT, raw VARCHAR)"
@@ -222,6 +223,7 @@ class EventWork:
         """Build the slice's plaintext rows, events and quarantine, then drop the parsed lines: protection
         and streaming then run with the slice held once, not twice (holding both made DuckDB spill, and every
         later statement paid for it), under the lower streaming cap."""
+        self._next_phase(WORK_MEMORY_LIMIT)
         self._quarantine_plain()
         self._enrichment_tables()
         self._refused_rows(cipher)
@@ -250,11 +252,12 @@ class EventWork:
             """
         )
         self.con.execute("DROP TABLE parsed")
-        self._memory_limit(STREAM_MEMORY_LIMIT)
+        self._next_phase(STREAM_MEMORY_LIMIT)
 
-    def _memory_limit(self, limit: str) -> None:
-        """DuckDB's cap for what follows: the full work cap to parse and stage a slice, a lower one to protect
-        and stream it (see `STREAM_MEMORY_LIMIT`)."""
+    def _next_phase(self, limit: str) -> None:
+        """Start a phase: hand the memory the last one freed back to the OS, and set DuckDB's cap for this
+        one (the full work cap to parse and stage a slice, a lower one to protect and stream it)."""
+        release_free_memory()
         self.con.execute(f"SET memory_limit = {literal(limit)}")
 
     def events(self, cipher: FieldCipher) -> Iterator[pa.RecordBatch]:
