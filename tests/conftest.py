@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import dlt
 import duckdb
 import pytest
 from dagster import DagsterInstance
@@ -55,6 +56,11 @@ class Platform:
         with self.keyring() as cipher:
             return ingest(str(landing or self.landing), cipher, warehouse_path=self.warehouse,
                           dlt_dir=self.dlt_dir, work_dir=self.work_dir, **kwargs)
+
+    def last_load_jobs(self) -> dict[str, list]:
+        """The jobs of the events pipeline's last load package, by state, from the trace dlt keeps on disk."""
+        trace = dlt.attach("usage_events", pipelines_dir=str(self.dlt_dir)).last_trace
+        return trace.last_load_info.load_packages[0].jobs
 
     def query(self, sql: str, params: list | None = None) -> list[tuple]:
         with duckdb.connect(str(self.warehouse), read_only=True) as con:

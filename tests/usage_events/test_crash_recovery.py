@@ -9,7 +9,6 @@ import sys
 import time
 from pathlib import Path
 
-import dlt
 import pytest
 
 from pipelines.paths import PROJECT_ROOT
@@ -75,8 +74,7 @@ def landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def uninterrupted(tmp_path_factory: pytest.TempPathFactory, landing: Path) -> dict:
     platform = Platform(tmp_path_factory.mktemp("uninterrupted") / "data")
     _finish(platform.root, landing)
-    jobs = dlt.attach("usage_events", pipelines_dir=str(platform.dlt_dir)).last_trace.last_load_info.load_packages[0].jobs
-    event_files = sum(j.job_file_info.table_name == "usage_events" for j in jobs["completed_jobs"])
+    event_files = sum(j.job_file_info.table_name == "usage_events" for j in platform.last_load_jobs()["completed_jobs"])
     return {**_snapshot(platform), "event_files": event_files}
 
 

@@ -8,7 +8,6 @@ import ipaddress
 import json
 from pathlib import Path
 
-import dlt
 import fsspec
 
 from pipelines.privacy.keyring import KeyringError
@@ -282,7 +281,7 @@ def test_events_spread_over_several_dlt_files_load_once(platform: Platform, tmp_
     rotated = Platform(tmp_path / "rotated")
     report = rotated.ingest(landing=platform.landing)
 
-    jobs = dlt.attach("usage_events", pipelines_dir=str(rotated.dlt_dir)).last_trace.last_load_info.load_packages[0].jobs
+    jobs = rotated.last_load_jobs()
     event_files = [j for j in jobs["completed_jobs"] if j.job_file_info.table_name == "usage_events"]
     assert len(event_files) == -(-stats.valid_events // 1000)
     assert jobs["failed_jobs"] == []
