@@ -43,30 +43,50 @@ def _generate_if_empty(events: int, days: int) -> None:
 
 
 def run(events: int, days: int) -> int:
-    """Materialise every asset for every landed day; return a process exit code."""
+    """Materialise every asset (the events only for days with files not loaded yet); return an exit code.
+
+    Runs left behind by a killed process are marked failed first. Each run holds the warehouse lock from its
+    start to its end; while another process holds it, this one says whom it waits for and gives up after
+    GTG_WAREHOUSE_WAIT_SECONDS (exit code 3)."""
     ensure_dagster_home()
     _generate_if_empty(events, days)
 
     from dagster import DagsterInstance
-    from definitions import defs
-    from pipelines.usage_events.landing import landing_days
 
-    landed = [d.isoformat() for d in landing_days(paths.events_landing_url())]
-    if not landed:
-        print("nothing landed: nothing to load")
-        return 0
+    from assets.runs import fail_abandoned_runs
+
     instance = DagsterInstance.get()
-    job = defs.resolve_job_def("usage_events_job")
+    for dead in fail_abandoned_runs(instance):
+        print(f"run {dead.run_id} ({dead.job_name}): its process {dead.pid} is gone (killed or crashed): "
+              "marked failed, its pool slots freed")
+    ok = load_events(instance)
+    ok = sync_mail(instance) and ok
+    for name in ("privacy_retention_job", "data_subject_requests_job", "analytics_job"):
+        ok = _run_job(instance, name) and ok
+    print_warehouse_summary()
+    return 0 if ok else 1
+
+
+def load_events(instance) -> bool:
+    """One `usage_events_job` run per arrival day that has files the ledger does not hold (what the landing
+    sensor requests), oldest first; a day another process loaded meanwhile is skipped."""
+    from assets.ingestion import pending_files_by_day
+    from definitions import defs
+
+    landing, warehouse = paths.events_landing_url(), defs.resources["warehouse"]
+    pending = sorted(pending_files_by_day(landing, warehouse))
+    if not pending:
+        print("usage_events_job: nothing new landed (every landed file is loaded)")
+        return True
     ok = True
     totals = dict.fromkeys(COUNTS, 0)
-    print(f"usage_events_job: one run per landed day, {landed[0]} .. {landed[-1]}")
-    for day in landed:
-        result = job.execute_in_process(
-            instance=instance,
-            partition_key=day,
-            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-            raise_on_error=False,
-        )
+    print(f"usage_events_job: one run per day with new files, {pending[0]} .. {pending[-1]}")
+    for day in pending:
+        with _holding_warehouse(f"usage_events_job {day}"):
+            if day not in pending_files_by_day(landing, warehouse):
+                print(f"  {day}: loaded meanwhile by another run: no run")
+                continue
+            result = _execute(instance, "usage_events_job", day)
         ok = ok and result.success
         events = result.get_asset_materialization_events()
         meta = events[-1].materialization.metadata if events else {}
@@ -77,11 +97,26 @@ def run(events: int, days: int) -> int:
         print(f"  {day}: run {result.run_id} {'success' if result.success else 'FAILED'}: {counts}; "
               f"checks passed {checks}/{len(result.get_asset_check_evaluations())}")
     print(f"  all days: {', '.join(f'{k} {v}' for k, v in totals.items())}")
-    ok = sync_mail(instance) and ok
-    for name in ("privacy_retention_job", "data_subject_requests_job", "analytics_job"):
-        ok = _run_job(instance, name) and ok
-    print_warehouse_summary()
-    return 0 if ok else 1
+    return ok
+
+
+def _holding_warehouse(what: str):
+    """The warehouse lock for this process, named after what it runs (shown to whoever waits for it)."""
+    from pipelines.warehouse import warehouse_lock
+
+    return warehouse_lock(paths.warehouse_path(), f"python -m cli: {what}")
+
+
+def _execute(instance, job_name: str, partition_key: str | None = None):
+    """Execute a job in this process under the warehouse lock, its run tagged with this process's pid (so a later
+    process can tell the run was abandoned if this one is killed); warnings and errors only on the console."""
+    from assets.runs import process_tags
+    from definitions import defs
+
+    with _holding_warehouse(f"{job_name} {partition_key}" if partition_key else job_name):
+        return defs.resolve_job_def(job_name).execute_in_process(
+            instance=instance, partition_key=partition_key, tags=process_tags(), raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}})
 
 
 MAIL_COUNTS = ("inserted", "updated", "deleted", "http_requests", "retries")
@@ -101,12 +136,10 @@ def sync_mail(instance) -> bool:
         connections = [c.connection_id for c in mail.registry().list(provider)]
         known = set(instance.get_dynamic_partitions(partitions.name))
         instance.add_dynamic_partitions(partitions.name, [c for c in connections if c not in known])
-        job = defs.resolve_job_def(JOBS[provider].name)
-        print(f"{job.name}: one run per {provider} connection ({len(connections)})")
+        job = JOBS[provider].name
+        print(f"{job}: one run per {provider} connection ({len(connections)})")
         for connection_id in connections:
-            result = job.execute_in_process(
-                instance=instance, partition_key=connection_id,
-                run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}}, raise_on_error=False)
+            result = _execute(instance, job, connection_id)
             ok = ok and result.success
             checks = result.get_asset_check_evaluations()
             print(f"  {connection_id}: run {result.run_id} {'success' if result.success else 'FAILED'}; "
@@ -149,12 +182,7 @@ def print_connections() -> int:
 
 def _run_job(instance, name: str) -> bool:
     """Run one unpartitioned job and print each materialisation's counts and the checks."""
-    from definitions import defs
-
-    result = defs.resolve_job_def(name).execute_in_process(
-        instance=instance, run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-        raise_on_error=False,
-    )
+    result = _execute(instance, name)
     checks = result.get_asset_check_evaluations()
     print(f"{name}: run {result.run_id} {'success' if result.success else 'FAILED'}; "
           f"checks passed {sum(c.passed for c in checks)}/{len(checks)}")
@@ -169,7 +197,10 @@ def print_warehouse_summary() -> None:
     """Row counts per table of the warehouse, read-only."""
     import duckdb
 
-    with duckdb.connect(str(paths.warehouse_path()), read_only=True) as con:
+    from pipelines.warehouse import warehouse_lock
+
+    with warehouse_lock(paths.warehouse_path(), "python -m cli: warehouse summary", shared=True), \
+            duckdb.connect(str(paths.warehouse_path()), read_only=True) as con:
         tables = con.execute(
             "SELECT table_schema, table_name FROM information_schema.tables "
             "WHERE table_name NOT LIKE '\\_dlt%' ESCAPE '\\' ORDER BY ALL"
@@ -302,4 +333,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from pipelines.warehouse import WarehouseBusy
+
+    try:
+        sys.exit(main())
+    except WarehouseBusy as busy:  # another process kept the warehouse past GTG_WAREHOUSE_WAIT_SECONDS
+        print(f"stopped: {busy}", file=sys.stderr)
+        sys.exit(3)

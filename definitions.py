@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from dagster import Definitions, EnvVar
+from dagster import Definitions, EnvVar, in_process_executor
 from dagster_dlt import DagsterDltResource
 
 from assets.analytics import ANALYTICS_ASSETS, analytics_job, analytics_schedule
@@ -22,6 +22,7 @@ from assets.privacy import (
     retention_job,
     retention_schedule,
 )
+from assets.runs import abandoned_runs_sensor
 from resources.keyring import KeyringResource
 from resources.landing import LandingResource
 from resources.mail import MailResource
@@ -52,7 +53,9 @@ defs = Definitions(
     asset_checks=[*EVENT_CHECKS, *MAIL_CHECKS, *PRIVACY_CHECKS],
     jobs=[usage_events_job, *MAIL_JOBS, retention_job, requests_job, analytics_job],
     schedules=[retention_schedule, analytics_schedule, *MAIL_SCHEDULES],
-    sensors=[usage_events_landing_sensor, *MAIL_SENSORS, data_subject_request_sensor],
+    sensors=[usage_events_landing_sensor, *MAIL_SENSORS, data_subject_request_sensor, abandoned_runs_sensor],
+    # A run's steps run one after another in its own process, which holds the warehouse for the whole run.
+    executor=in_process_executor,
     resources={
         "dlt_runner": DagsterDltResource(),
         "warehouse": WarehouseResource(),

@@ -105,6 +105,7 @@ def _within_retention_check(rule: Rule):
     @asset_check(
         asset=_asset_of(rule.table),
         name=f"within_retention__{rule.name}",
+        pool=WAREHOUSE_POOL,
         additional_deps=[retention_key(rule)],
         description=f"No record of {rule.table} is older than {rule.keep_days} days by {rule.age_column}"
         + (" unless anonymised." if rule.action == "anonymise" else "."),

@@ -39,6 +39,12 @@ def _run(platform: Platform, day: str, keyring: KeyringResource | None = None):
     return job.execute_in_process(instance=DagsterInstance.ephemeral(), partition_key=day, raise_on_error=False)
 
 
+def _sense(resources: dict):
+    """Evaluate the landing sensor as the daemon does: its resources open (and close) around the evaluation."""
+    with build_sensor_context(resources=resources) as context:
+        return usage_events_landing_sensor(context)
+
+
 DAYS = ["2026-11-22", "2026-11-23", "2026-11-24"]
 COUNTS = ("lines_read", "events_loaded", "duplicates_dropped", "lines_quarantined")
 
@@ -117,21 +123,21 @@ def test_sensor_requests_each_day_with_unloaded_files(platform: Platform) -> Non
     platform.generate()
     resources = {"landing": LandingResource(url=str(platform.landing)),
                  "warehouse": WarehouseResource(path=str(platform.warehouse))}
-    first = usage_events_landing_sensor(build_sensor_context(resources=resources))
+    first = _sense(resources)
     assert sorted(r.partition_key for r in first) == DAYS
     # The run key names the day's pending files: the same files are requested once, new files again.
     assert len({r.run_key for r in first}) == 3
 
     assert _run(platform, "2026-11-23").success
-    second = usage_events_landing_sensor(build_sensor_context(resources=resources))
+    second = _sense(resources)
     assert sorted(r.partition_key for r in second) == ["2026-11-22", "2026-11-24"]
 
     for day in ("2026-11-22", "2026-11-24"):
         assert _run(platform, day).success
-    assert isinstance(usage_events_landing_sensor(build_sensor_context(resources=resources)), SkipReason)
+    assert isinstance(_sense(resources), SkipReason)
 
     (platform.landing / "dt=2026-11-23" / "extra.ndjson").write_text("{}\n")
-    (late,) = usage_events_landing_sensor(build_sensor_context(resources=resources))
+    (late,) = _sense(resources)
     assert late.partition_key == "2026-11-23" and late.run_key not in {r.run_key for r in first}
 
 
@@ -144,7 +150,7 @@ def test_sensor_waits_while_the_warehouse_is_being_written(platform: Platform) -
     writer = subprocess.Popen([sys.executable, "-c", code, str(platform.warehouse)], stdout=subprocess.PIPE, text=True)
     try:
         assert writer.stdout.readline().strip() == "locked"
-        result = usage_events_landing_sensor(build_sensor_context(resources=resources))
+        result = _sense(resources)
         assert isinstance(result, SkipReason) and "being written" in result.skip_message
     finally:
         writer.kill()
