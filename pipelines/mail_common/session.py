@@ -78,8 +78,8 @@ def sync_connection(registry: ConnectionRegistry, cipher, connection: Connection
                     endpoints: Endpoints, oauth: OAuthApps, warehouse_path: str | Path, dlt_dir: str | Path,
                     work_dir: str | Path) -> SyncReport:
     """Sync one connection with plain dlt (what the Dagster asset does through dagster-dlt)."""
-    pipeline: dlt.Pipeline = warehouse_pipeline(pipeline_name, dataset, warehouse_path, dlt_dir)
     with warehouse_lock(warehouse_path, f"{pipeline_name} sync of {connection.connection_id}"):
+        pipeline: dlt.Pipeline = warehouse_pipeline(pipeline_name, dataset, warehouse_path, dlt_dir)
         finish_pending(pipeline)
         with open_session(registry, cipher, connection, endpoints, oauth, warehouse_path=warehouse_path,
                           work_dir=work_dir) as session:

@@ -140,8 +140,8 @@ def ingest(
     """Run the source with plain dlt (what the Dagster asset does through dagster-dlt): finish what an
     interrupted run left, then extract, normalise and load the new files, all under the warehouse lock, so a
     second ingestion started meanwhile waits and then finds every file in the ledger (exactly once)."""
-    pipeline = warehouse_pipeline(SOURCE_NAME, DATASET_NAME, warehouse_path, dlt_dir)
     with warehouse_lock(warehouse_path, "usage events ingestion (python -m pipelines.usage_events)"):
+        pipeline = warehouse_pipeline(SOURCE_NAME, DATASET_NAME, warehouse_path, dlt_dir)
         finish_pending(pipeline)
         report = IngestReport()
         source = usage_events_source(str(landing_url), cipher, str(work_dir), str(warehouse_path), received_dates, report)
