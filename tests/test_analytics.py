@@ -296,7 +296,8 @@ def test_snapshot_is_readable_while_the_warehouse_is_written(built: Platform) ->
         # Another process cannot even open the warehouse now; the snapshot it can.
         assert _count_in_another_process(snapshot).stdout.strip() == "7"
         assert "lock" in _count_in_another_process(built.warehouse).stderr.lower()
-    published = publish_snapshot(built.warehouse, snapshot)  # while the analyst's connection is still open
+    with duckdb.connect(str(built.warehouse)) as con:  # while the analyst's connection is still open
+        published = publish_snapshot(con, snapshot)
     assert published["sessions"] == 4
     assert analyst.execute("SELECT count(*) FROM analytics.sessions").fetchone()[0] == 7  # their old file
     # A new analyst (another process: DuckDB shares one open file per process) sees the new snapshot.
