@@ -263,13 +263,14 @@ def _check_test(path: Path, schema: str, test: Any, columns: dict[str, str]) -> 
             named = _columns(args)
         elif kind in ("accepted_values", "relationships"):
             named = [args["column"]]
-        if kind == "relationships" and not re.fullmatch(r"[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*", str(args["to"])) \
-                or kind == "relationships" and not re.fullmatch(r"[a-z_][a-z0-9_]*", str(args["field"])):
-            raise ModelError(f"{path}: a relationships test names a schema.table (to) and a column (field)")
-        if kind == "row_count":
-            [int(args[bound]) for bound in args if bound in ("min", "max")]
+        target = (str(args["to"]), str(args["field"])) if kind == "relationships" else None
+        if kind == "row_count" and not all(isinstance(args[bound], int) for bound in args if bound in ("min", "max")):
+            raise TypeError("row_count bounds are integers")
     except (KeyError, TypeError, ValueError):
         raise ModelError(f"{path}: the {kind} test's arguments are not valid: {args!r}") from None
+    if target and not (re.fullmatch(r"[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*", target[0])
+                       and re.fullmatch(r"[a-z_][a-z0-9_]*", target[1])):
+        raise ModelError(f"{path}: a relationships test names a schema.table (to) and a column (field)")
     unknown = [c for c in named if c not in columns]
     if unknown:
         raise ModelError(f"{path}: the {kind} test names {unknown}, not documented columns of the model")
