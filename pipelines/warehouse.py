@@ -6,8 +6,8 @@ disk and the next run finishes it. Three gaps remain, closed here once for all s
   the copy again then fails forever ("Directory not empty"), so the stale copy is dropped first (as is a
   half-written normalized package of a kill during normalize);
 - a job whose insert committed just before the kill is replayed; `finish_pending` therefore removes, within
-  the recovered load ids only, any second copy of a primary key (cheap and exact, since an extraction never
-  emits a key twice);
+  the recovered load ids only, any second copy of a primary key in an appended table (cheap and exact, since
+  an extraction never emits a key twice; a merged table's replay deletes and inserts the same keys again);
 - completed job files hold loaded rows; dlt is told to delete them, so no data lingers in the working folder.
 """
 
@@ -111,7 +111,9 @@ def _dedupe_loads(pipeline: dlt.Pipeline, load_ids: list[str]) -> None:
     with pipeline.sql_client() as client:
         for table in schema.data_tables():
             keys = get_columns_names_with_prop(table, "primary_key")
-            if not keys:
+            # A merge (delete-insert on the key) replayed is harmless, and its rows may carry no load id (arrow
+            # tables get none): only appended tables can hold a second copy.
+            if not keys or table.get("write_disposition") == "merge" or "_dlt_load_id" not in table["columns"]:
                 continue
             name = client.make_qualified_table_name(table["name"])
             partition = ", ".join(client.escape_column_name(k) for k in keys)
