@@ -180,7 +180,7 @@ def _plain_schema(columns: TTableSchemaColumns) -> pa.Schema:
     return pa.schema(plain)
 
 
-_WORK_FILE = re.compile(r"mail-(?:(\d+)-)?[0-9a-f]{32}\.duckdb")
+_WORK_FILE = re.compile(r"(mail-(?:(\d+)-)?[0-9a-f]{32}\.duckdb)(\.wal|\.tmp)?")
 
 
 class WorkDatabase:
@@ -215,13 +215,13 @@ class WorkDatabase:
 def remove_leftovers(work_dir: Path) -> list[str]:
     """Delete the work databases (with their WAL and spill folder) of mail syncs whose process is gone;
     returns their names. A sync still running in another process keeps its own."""
-    removed = []
-    for path in work_dir.glob("mail-*.duckdb"):
+    removed = set()
+    for path in work_dir.glob("mail-*"):  # the database, or only its WAL or spill folder if that is what is left
         match = _WORK_FILE.fullmatch(path.name)
-        if match and not (match.group(1) and _alive(int(match.group(1)))):
-            _remove(path)
-            removed.append(path.name)
-    return removed
+        if match and not (match.group(2) and _alive(int(match.group(2)))):
+            _remove(work_dir / match.group(1))
+            removed.add(match.group(1))
+    return sorted(removed)
 
 
 def _alive(pid: int) -> bool:

@@ -131,3 +131,22 @@ def test_one_connection_with_a_dead_token_does_not_stop_the_others(tmp_path: Pat
     assert lines[0] == '{"connection": "ws_0001-gmail-0", "error": "RefreshError"}' and "dead-token" not in out + err
     assert _held(root) == [(c, MESSAGES, MESSAGES) for c in GMAIL[1:]] + [(c, CONTACTS, CONTACTS) for c in GMAIL[1:]]
     assert registry.get(GMAIL[0]).status == "erroring"
+
+
+def test_the_next_sync_removes_what_dead_syncs_left_and_keeps_a_running_ones(tmp_path: Path) -> None:
+    from pipelines.mail_common.stage import WorkDatabase
+
+    work = tmp_path / "work"
+    work.mkdir()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid, running_pid = int(dead.stdout), os.getppid()  # a process that has ended, one that still runs
+    left = {f"mail-{dead_pid}-{'a' * 32}.duckdb.wal": b"ann@example.com", f"mail-{'b' * 32}.duckdb": b"subject",
+            f"mail-{running_pid}-{'c' * 32}.duckdb": b"in use", "notes.txt": b"not a work database"}
+    for name, data in left.items():
+        (work / name).write_bytes(data)
+    (work / f"mail-{dead_pid}-{'d' * 32}.duckdb.tmp").mkdir()  # a spill folder
+    database = WorkDatabase(work, None)
+    assert sorted(p.name for p in work.iterdir()) == sorted(
+        [f"mail-{running_pid}-{'c' * 32}.duckdb", "notes.txt", database.path.name])
+    database.close()
+    assert sorted(p.name for p in work.iterdir()) == [f"mail-{running_pid}-{'c' * 32}.duckdb", "notes.txt"]
