@@ -4,7 +4,6 @@ an erasure, a correction and an opt-out. Real generated landing files, real load
 from __future__ import annotations
 
 import datetime as dt
-import json
 import shutil
 from collections import Counter
 from pathlib import Path

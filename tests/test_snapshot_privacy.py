@@ -7,16 +7,15 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import duckdb
 
 from pipelines.privacy.requests import Inbox, Request
 from tests.conftest import Platform
+from tests.kill import kill_when
 from tests.test_analytics import _at, _build, _day1, _event, _land, DAY1
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -35,17 +34,7 @@ def _cli(platform: Platform, home: str, *args: str) -> subprocess.Popen:
 
 def _kill_while_publishing(platform: Platform, process: subprocess.Popen) -> None:
     """kill -9 the process as soon as its new snapshot file exists (it is being filled, not yet swapped in)."""
-    deadline = time.monotonic() + TIMEOUT_S
-    while time.monotonic() < deadline:
-        if list(platform.root.glob(".analytics_snapshot.duckdb.*.tmp")):
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait()
-            return
-        if process.poll() is not None:
-            raise AssertionError(f"the run ended before publishing: {process.stdout.read().decode()[-2000:]}")
-        time.sleep(0.001)
-    process.kill()
-    raise AssertionError("no snapshot publish within the timeout")
+    kill_when(process, lambda: bool(list(platform.root.glob(".analytics_snapshot.duckdb.*.tmp"))), TIMEOUT_S)
 
 
 def _finish(process: subprocess.Popen) -> None:

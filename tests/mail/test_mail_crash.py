@@ -6,10 +6,8 @@ servers on 127.0.0.1, a real warehouse; the test only drives when the kill happe
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import duckdb
@@ -17,6 +15,7 @@ import duckdb
 from pipelines.mail_common.connections import ConnectionRegistry
 from pipelines.mail_common.sandbox import sandbox_accounts, seed_connections
 from pipelines.privacy.keyring import Keyring, load_master_key
+from tests.kill import kill_when
 
 PROJECT = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 180
@@ -32,21 +31,6 @@ def _gmail(root: Path) -> subprocess.Popen:
                GTG_SANDBOX_MAIL_CONTACTS=str(CONTACTS))
     return subprocess.Popen([sys.executable, "-m", "pipelines.gmail"], cwd=PROJECT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-
-
-def _kill_when(process: subprocess.Popen, ready) -> None:
-    """kill -9 the process as soon as `ready()` is true."""
-    deadline = time.monotonic() + TIMEOUT_S
-    while time.monotonic() < deadline:
-        if ready():
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait()
-            return
-        if process.poll() is not None:
-            raise AssertionError(f"the sync ended first: {process.stderr.read().decode()[-2000:]}")
-        time.sleep(0.001)
-    process.kill()
-    raise AssertionError("the kill point was never reached")
 
 
 def _finish(process: subprocess.Popen) -> tuple[int, str, str]:
@@ -86,7 +70,7 @@ def _files_holding(root: Path, values: set[bytes]) -> list[str]:
 def test_a_sync_killed_while_loading_is_finished_by_the_next_and_every_connection_syncs(tmp_path: Path) -> None:
     root = tmp_path / "data"
     normalized = root / "dlt" / "gmail" / "load" / "normalized"
-    _kill_when(_gmail(root), lambda: normalized.exists() and any(normalized.iterdir()))
+    kill_when(_gmail(root), lambda: normalized.exists() and any(normalized.iterdir()))
     assert len(list(normalized.iterdir())) == 1  # a load package left pending by the kill
 
     code, out, err = _finish(_gmail(root))
@@ -105,7 +89,7 @@ def test_a_sync_killed_with_plaintext_in_its_work_database_leaves_none_after_the
         files = list(work.glob("mail-*")) if work.exists() else []
         return any(f.stat().st_size > 0 and any(v in f.read_bytes() for v in plaintexts) for f in files)
 
-    _kill_when(_gmail(root), holds_plaintext)
+    kill_when(_gmail(root), holds_plaintext)
     assert _files_holding(root, plaintexts)  # the killed sync's scratch files hold addresses or subjects
 
     code, _, err = _finish(_gmail(root))
