@@ -6,8 +6,8 @@ disk and the next run finishes it. Three gaps remain, closed here once for all s
   the copy again then fails forever ("Directory not empty"), so the stale copy is dropped first (as is a
   half-written normalized package of a kill during normalize);
 - a job whose insert committed just before the kill is replayed; `finish_pending` therefore removes, within
-  the recovered load ids only, any second copy of a primary key (cheap and exact, since an extraction never
-  emits a key twice);
+  the recovered load ids only, any second copy of a primary key in an appended table (cheap and exact, since
+  an extraction never emits a key twice; a merged table's replay deletes and inserts the same keys again);
 - completed job files hold loaded rows; dlt is told to delete them, so no data lingers in the working folder.
 
 DuckDB allows one writing process per file and lets no reader in while it writes; a second opener fails at once
@@ -276,7 +276,9 @@ def _dedupe_loads(pipeline: dlt.Pipeline, load_ids: list[str]) -> None:
     with pipeline.sql_client() as client:
         for table in schema.data_tables():
             keys = get_columns_names_with_prop(table, "primary_key")
-            if not keys:
+            # A merge (delete-insert on the key) replayed is harmless, and its rows may carry no load id (arrow
+            # tables get none): only appended tables can hold a second copy.
+            if not keys or table.get("write_disposition") == "merge" or "_dlt_load_id" not in table["columns"]:
                 continue
             name = client.make_qualified_table_name(table["name"])
             partition = ", ".join(client.escape_column_name(k) for k in keys)
@@ -288,36 +290,40 @@ def _dedupe_loads(pipeline: dlt.Pipeline, load_ids: list[str]) -> None:
             )
 
 
-def publish_snapshot(warehouse_path: Path, snapshot_path: Path, schema: str = "analytics") -> dict[str, int]:
-    """Copy every table and view of `schema` (views materialised), with their comments, into a new DuckDB
-    file and swap it in for `snapshot_path` with one atomic rename; returns rows per table.
+def publish_snapshot(con: duckdb.DuckDBPyConnection, snapshot_path: Path, schema: str = "analytics") -> dict[str, int]:
+    """Copy every table and view of `schema` (views materialised), with their comments, from the warehouse
+    behind `con` into a new DuckDB file and swap it in for `snapshot_path` with one atomic rename; returns
+    rows per table. `con` is the caller's own connection (a process holding the warehouse for writing cannot
+    open it a second time), with external access allowed (the new file is attached).
 
     Analysts open the snapshot read-only: DuckDB lets no reader into a file another process writes, and an
     open connection keeps reading the file it opened while a newer snapshot replaces it."""
     snapshot_path.parent.mkdir(parents=True, exist_ok=True)
-    for stale in snapshot_path.parent.glob(f".{snapshot_path.name}.*.tmp"):
+    for stale in snapshot_path.parent.glob(f".{snapshot_path.name}.*.tmp*"):  # a killed publish's file and WAL
         stale.unlink()
     temporary = snapshot_path.with_name(f".{snapshot_path.name}.{uuid.uuid4().hex}.tmp")
+    alias = f"snapshot_{uuid.uuid4().hex}"
     published: dict[str, int] = {}
-    with duckdb.connect(str(temporary)) as con:
-        con.execute("ATTACH ? AS wh (READ_ONLY)", [str(warehouse_path)])
-        relations = con.execute(
-            "SELECT table_name, comment FROM duckdb_tables() WHERE database_name = 'wh' AND schema_name = ? "
-            "UNION ALL SELECT view_name, comment FROM duckdb_views() WHERE database_name = 'wh' AND schema_name = ? "
-            "ORDER BY 1", [schema, schema]).fetchall()
-        catalog = ident(con.execute("SELECT current_database()").fetchone()[0])
-        con.execute(f"CREATE SCHEMA {catalog}.{ident(schema)}")
+    warehouse = con.execute("SELECT current_database()").fetchone()[0]
+    relations = con.execute(
+        "SELECT table_name, comment FROM duckdb_tables() WHERE database_name = ? AND schema_name = ? "
+        "UNION ALL SELECT view_name, comment FROM duckdb_views() WHERE database_name = ? AND schema_name = ? "
+        "ORDER BY 1", [warehouse, schema, warehouse, schema]).fetchall()
+    con.execute(f"ATTACH {literal(str(temporary))} AS {ident(alias)}")
+    try:
+        con.execute(f"CREATE SCHEMA {ident(alias)}.{ident(schema)}")
         for name, comment in relations:
-            target = f"{catalog}.{ident(schema)}.{ident(name)}"
-            con.execute(f"CREATE TABLE {target} AS SELECT * FROM wh.{ident(schema)}.{ident(name)}")
+            target = f"{ident(alias)}.{ident(schema)}.{ident(name)}"
+            con.execute(f"CREATE TABLE {target} AS SELECT * FROM {ident(warehouse)}.{ident(schema)}.{ident(name)}")
             if comment:
                 con.execute(f"COMMENT ON TABLE {target} IS {literal(comment)}")
             for column, text in con.execute(
-                "SELECT column_name, comment FROM duckdb_columns() WHERE database_name = 'wh' AND schema_name = ? "
-                "AND table_name = ? AND comment IS NOT NULL", [schema, name]).fetchall():
+                "SELECT column_name, comment FROM duckdb_columns() WHERE database_name = ? AND schema_name = ? "
+                "AND table_name = ? AND comment IS NOT NULL", [warehouse, schema, name]).fetchall():
                 con.execute(f"COMMENT ON COLUMN {target}.{ident(column)} IS {literal(text)}")
             published[name] = con.execute(f"SELECT count(*) FROM {target}").fetchone()[0]
-        con.execute("DETACH wh")
-        con.execute("CHECKPOINT")
+        con.execute(f"CHECKPOINT {ident(alias)}")
+    finally:
+        con.execute(f"DETACH {ident(alias)}")
     os.replace(temporary, snapshot_path)
     return published

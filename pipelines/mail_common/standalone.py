@@ -1,6 +1,7 @@
 """`python -m pipelines.gmail` / `python -m pipelines.outlook`: sync every active connection of one provider
 with plain dlt, no Dagster. Without a real OAuth app configured, the sandbox servers run in-process and the
-sandbox connections are registered first. Prints counts only."""
+sandbox connections are registered first. Prints counts only; a connection that fails (an expired token, say)
+prints its error's class name and the others still sync (exit status 1)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pipelines import paths
 from pipelines.mail_common.connections import ConnectionRegistry
 from pipelines.mail_common.endpoints import REAL_ENDPOINTS, OAuthApps
 from pipelines.mail_common.sandbox import running_sandbox, sandbox_accounts, seed_connections
-from pipelines.mail_common.session import SyncSession, sync_connection
+from pipelines.mail_common.session import SyncSession, root_cause, sync_connection
 from pipelines.privacy.keyring import Keyring, load_master_key
 
 
@@ -31,12 +32,18 @@ def main(provider: str, make_source: Callable[[SyncSession], Any], pipeline_name
             accounts = sandbox_accounts()
             endpoints = stack.enter_context(running_sandbox(accounts))
             seed_connections(registry, cipher, accounts)
+        failed = 0
         for connection in registry.list(provider):
             if args.connection and connection.connection_id != args.connection:
                 continue
-            report = sync_connection(registry, cipher, connection, make_source, pipeline_name=pipeline_name,
-                                     dataset=dataset, endpoints=endpoints, oauth=oauth,
-                                     warehouse_path=paths.warehouse_path(), dlt_dir=paths.dlt_dir(),
-                                     work_dir=paths.work_dir())
+            try:
+                report = sync_connection(registry, cipher, connection, make_source, pipeline_name=pipeline_name,
+                                         dataset=dataset, endpoints=endpoints, oauth=oauth,
+                                         warehouse_path=paths.warehouse_path(), dlt_dir=paths.dlt_dir(),
+                                         work_dir=paths.work_dir())
+            except Exception as exc:  # one account's failure (a revoked token, say) must not stop the others
+                failed += 1
+                print(json.dumps({"connection": connection.connection_id, "error": type(root_cause(exc)).__name__}))
+                continue
             print(json.dumps({"connection": connection.connection_id, **report.as_metadata()}))
-    return 0
+    return 1 if failed else 0

@@ -18,7 +18,7 @@ import os
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import duckdb
 import pyarrow as pa
@@ -79,11 +79,15 @@ def process_pending(
     landing_urls: dict[str, str],
     derived_tables: dict[str, TTableSchemaColumns] | None = None,
     now: dt.datetime | None = None,
+    publish: Callable[[], None] | None = None,
 ) -> BatchReport:
     """Process every received request of `inbox` against the warehouse behind `con` (read-write).
 
     `derived_tables` declares tables built from the loaded ones (the SQL models) that hold pseudonymous
-    keys of people (`x-pseudonym` columns): erasure deletes their rows and access exports them too."""
+    keys of people (`x-pseudonym` columns): erasure deletes their rows and access exports them too.
+    `publish` refreshes copies made of them (the analysts' snapshot): it runs after an erasure's rows are
+    deleted and before its request is closed, so a run killed in between leaves the request open and the
+    rerun publishes again."""
     now = now or dt.datetime.now(dt.timezone.utc)
     report = BatchReport()
     for request_id, path in inbox.exports_before(now - dt.timedelta(days=EXPORT_KEEP_DAYS)):
@@ -129,6 +133,8 @@ def process_pending(
             continue
         handlers[kind](con, cipher, inbox, by_id, batch, tables, searchable, report,
                        exports_dir=exports_dir, landing_urls=landing_urls, now=now)
+        if kind == "erasure" and publish:
+            publish()
         for outcome in batch:  # closed kind by kind: an erasure then sees this batch's exports too
             inbox.finish(outcome.request_id, "completed", outcome.detail, outcome.export_path, now=now)
             audit.append(actor=ACTOR, action=f"dsr.{kind}", request_id=outcome.request_id,
