@@ -89,7 +89,7 @@ class ConnectionRegistry(PrivateSqliteFile):
         account_enc, refresh_enc, access_enc = (
             self._seal(cipher, workspace_id, column, value) for column, value in
             (("account", normalised), ("refresh_token", refresh_token), ("access_token", access_token)))
-        bidx = cipher.blind_index(workspace_id, [normalised]).to_pylist()[0]
+        bidx = cipher.blind_index(workspace_id, [normalised], kind="user.contact.email").to_pylist()[0]
         now = _now()
         with closing(self._connect()) as con, con:
             con.execute(
