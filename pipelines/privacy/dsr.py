@@ -32,6 +32,7 @@ from pipelines.privacy.keys import destroy_unreferenced_subjects
 from pipelines.privacy.protect import value_context
 from pipelines.privacy.requests import Inbox, RequestError, normalise_identity, request_from_row, validate
 from pipelines.privacy.scrub import scrub_landing
+from pipelines.privacy.suppression import suppress
 from pipelines.privacy.subjects import (
     IDENTITIES, TARGETS, connection_tables, find_connection_rows, find_rows, hits_table, is_verified, request_kind,
     searchable_tables,
@@ -322,7 +323,7 @@ def _count_connection_rows(con, by_connection: dict[str, str], batch: list[Outco
             outcome.tables[table] = outcome.tables.get(table, 0) + count
 
 
-def _erase(con, cipher, inbox, rows, batch, tables, searchable, report, *, landing_urls, **_) -> None:
+def _erase(con, cipher, inbox, rows, batch, tables, searchable, report, *, landing_urls, now, **_) -> None:
     """Destroy the people's keys, scrub landed files, remove earlier exports, then delete their rows.
 
     A request naming a `connection` (a disconnected provider account) deletes every row carrying that
@@ -372,6 +373,10 @@ def _erase(con, cipher, inbox, rows, batch, tables, searchable, report, *, landi
         for table in by_connection:
             con.execute(f"DROP TABLE IF EXISTS {hits_table(table, 'connection')}")
         con.execute("DROP TABLE dsr_connection_subjects")
+    people = [o.request_id for o in batch if rows[o.request_id]["identity_kind"] != "connection"]
+    if people:  # a disconnected account may be connected again; an erased person stays erased
+        suppress(con, f"SELECT request_id, workspace_id, bidx FROM {IDENTITIES} WHERE request_id IN ({_in_list(people)})",
+                 now)
     con.execute("CHECKPOINT")
     for outcome in batch:
         outcome.detail = f"erased {sum(outcome.tables.values())} rows from {len(outcome.tables)} tables"
