@@ -128,6 +128,14 @@ class ConnectionRegistry(PrivateSqliteFile):
                         (detail, _now(), connection_id))
         return self.get(connection_id)
 
+    def forget_workspace(self, workspace_id: str) -> list[str]:
+        """Offboarding: delete every connection of the workspace (secure_delete zeroes the rows); their ids."""
+        with closing(self._connect()) as con, con:
+            ids = [r[0] for r in con.execute("SELECT connection_id FROM connections WHERE workspace_id = ?",
+                                             (workspace_id,)).fetchall()]
+            con.execute("DELETE FROM connections WHERE workspace_id = ?", (workspace_id,))
+        return ids
+
     # -- reads -------------------------------------------------------------------------------------------
 
     def get(self, connection_id: str) -> Connection:

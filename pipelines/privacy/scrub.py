@@ -30,14 +30,16 @@ class ScrubReport:
     lines_removed: int = 0
 
 
-def scrub_landing(zone: LandingZone, url: str, identities: pa.Table, cipher) -> ScrubReport:
+def scrub_landing(zone: LandingZone, url: str, identities: pa.Table, cipher,
+                  whole_workspaces: frozenset[str] = frozenset()) -> ScrubReport:
     """Remove from every file of `zone` under `url` the lines whose subject fields blind-index to one of
-    `identities` (columns workspace_id, bidx)."""
+    `identities` (columns workspace_id, bidx), and every line of `whole_workspaces` (offboarding)."""
     report = ScrubReport()
     fs, root = fsspec.core.url_to_fs(url)
-    workspaces = set(identities.column("workspace_id").to_pylist())
+    workspaces = set(identities.column("workspace_id").to_pylist()) | whole_workspaces
     if not workspaces:
         return report
+    whole = pa.table({"workspace_id": pa.array(sorted(whole_workspaces), pa.string())})  # noqa: F841 - DuckDB scan
     con = duckdb.connect()
     con.register("identities", identities)
     con.execute("CREATE TEMP TABLE checked (ws VARCHAR, which INTEGER, v VARCHAR); "
@@ -55,7 +57,7 @@ def scrub_landing(zone: LandingZone, url: str, identities: pa.Table, cipher) -> 
             f"SELECT line_no, text, CASE WHEN regexp_matches({workspace}, ?) THEN {workspace} "
             f"ELSE '{UNATTRIBUTED_WORKSPACE}' END AS ws, {fields} "
             "FROM (SELECT line_no, try(decode(raw)) AS text FROM batch)) "
-            "WHERE ws IN (SELECT workspace_id FROM identities)",
+            "WHERE ws IN (SELECT workspace_id FROM identities UNION SELECT workspace_id FROM whole)",
             [zone.workspace_pattern],
         )
         # Each distinct value is hashed once per scrub, however many files repeat it.
@@ -74,7 +76,7 @@ def scrub_landing(zone: LandingZone, url: str, identities: pa.Table, cipher) -> 
             con.execute("INSERT INTO erased SELECT h.ws, h.which, h.v FROM hashed h "
                         "SEMI JOIN identities i ON i.workspace_id = h.ws AND i.bidx = h.bidx")
         drop = {row[0] for row in con.execute(
-            " UNION ".join(f"SELECT f.line_no FROM fields f JOIN erased e ON e.ws = f.ws AND e.which = {i} "
+            "SELECT line_no FROM fields WHERE ws IN (SELECT workspace_id FROM whole) UNION " + " UNION ".join(f"SELECT f.line_no FROM fields f JOIN erased e ON e.ws = f.ws AND e.which = {i} "
                            f"AND e.v = f.{x}" for i, x in enumerate(zone.subject_fields, 1))
         ).fetchall()}
         if not drop:

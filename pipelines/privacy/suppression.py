@@ -43,11 +43,11 @@ CREATE TABLE IF NOT EXISTS {DATASET}.{TABLE} (
 def suppress(con: duckdb.DuckDBPyConnection, identities_sql: str, now: dt.datetime) -> int:
     """Add the (request_id, workspace_id, bidx) rows of `identities_sql` to the list; returns rows added."""
     con.execute(_DDL)
-    before = con.execute(f"SELECT count(*) FROM {DATASET}.{TABLE}").fetchone()[0]
+    before = con.execute(f"SELECT count(*) FROM {DATASET}.{TABLE}").fetchall()[0][0]
     con.execute(f"INSERT INTO {DATASET}.{TABLE} SELECT DISTINCT i.workspace_id, i.bidx, i.request_id, ?::TIMESTAMPTZ "
                 f"FROM ({identities_sql}) i ANTI JOIN {DATASET}.{TABLE} s ON s.workspace_id = i.workspace_id "
                 "AND s.bidx = i.bidx", [now])
-    return con.execute(f"SELECT count(*) FROM {DATASET}.{TABLE}").fetchone()[0] - before
+    return con.execute(f"SELECT count(*) FROM {DATASET}.{TABLE}").fetchall()[0][0] - before
 
 
 def suppressed_sql(con: duckdb.DuckDBPyConnection, catalog: str | None = None) -> str | None:
@@ -57,13 +57,6 @@ def suppressed_sql(con: duckdb.DuckDBPyConnection, catalog: str | None = None) -
         return None
     prefix = f"{catalog}." if catalog else ""
     return f"SELECT workspace_id, bidx AS subject_bidx FROM {prefix}{DATASET}.{TABLE}"
-
-
-def forget_workspace(con: duckdb.DuckDBPyConnection, workspace_id: str) -> int:
-    """Drop an offboarded workspace's entries: its keys are gone, so its blind indexes can never recur."""
-    if not table_exists(con, DATASET, TABLE):
-        return 0
-    return con.execute(f"DELETE FROM {DATASET}.{TABLE} WHERE workspace_id = ?", [workspace_id]).fetchone()[0]
 
 
 def load_suppression_list(con: duckdb.DuckDBPyConnection, warehouse_path: str | Path | None) -> None:
@@ -89,7 +82,7 @@ def without_suppressed(con: duckdb.DuckDBPyConnection, source: str, columns: TTa
     decl = declaration(columns)
     plain = [c for c in dict.fromkeys([*decl.subject_of, *decl.blind_indexes.values()])
              if decl.kind_of(c) not in SHARED_CATEGORIES]
-    if not plain or not con.execute(f"SELECT count(*) FROM {LOCAL_TABLE}").fetchone()[0]:
+    if not plain or not con.execute(f"SELECT count(*) FROM {LOCAL_TABLE}").fetchall()[0][0]:
         return source, 0
     ws = ident(workspace_column)
     anti = []
@@ -104,6 +97,6 @@ def without_suppressed(con: duckdb.DuckDBPyConnection, source: str, columns: TTa
         anti.append(f"ANTI JOIN {lookup} ON {lookup}.ws = s.{ws} AND {lookup}.v = s.{ident(column)}")
     kept = f"_unsuppressed_{table}"
     con.execute(f"CREATE OR REPLACE TEMP TABLE {kept} AS SELECT s.* FROM {source} s {' '.join(anti)}")
-    dropped = (con.execute(f"SELECT count(*) FROM {source}").fetchone()[0]
-               - con.execute(f"SELECT count(*) FROM {kept}").fetchone()[0])
+    dropped = (con.execute(f"SELECT count(*) FROM {source}").fetchall()[0][0]
+               - con.execute(f"SELECT count(*) FROM {kept}").fetchall()[0][0])
     return kept, dropped
