@@ -164,7 +164,8 @@ class StreamWriter:
         plain = pa.Table.from_pylist([{**base, **row} for row in rows], schema=_plain_schema(columns))
         self.work.register("plain_rows", plain)
         try:
-            source, self.counts.suppressed = without_suppressed(self.work, "plain_rows", columns, self.cipher, table=table)
+            source, dropped = without_suppressed(self.work, "plain_rows", columns, self.cipher, table=table)
+            self.counts.suppressed += dropped
             out = self.work.sql(protect(self.work, source, columns, self.cipher, table=table)).to_arrow_table()
         finally:
             self.work.unregister("plain_rows")

@@ -63,7 +63,8 @@ def scrub_landing(zone: LandingZone, url: str, identities: pa.Table, cipher,
         # Each distinct value is hashed once per scrub, however many files repeat it.
         con.execute(
             "CREATE OR REPLACE TEMP TABLE fresh AS "
-            + " UNION ".join(f"SELECT ws, {i} AS which, {f} AS v FROM fields WHERE {f} IS NOT NULL"
+            + " UNION ".join(f"SELECT ws, {i} AS which, {f} AS v FROM fields WHERE {f} IS NOT NULL "
+                             "AND ws IN (SELECT workspace_id FROM identities)"  # an offboarded workspace has no key
                              for i, f in enumerate(zone.subject_fields, 1))
             + " EXCEPT SELECT ws, which, v FROM checked"
         )
