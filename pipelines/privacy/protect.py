@@ -142,6 +142,6 @@ def _build_lookup(con: duckdb.DuckDBPyConnection, name: str, distinct_sql: str, 
             created = True
         else:
             writer.execute(f"INSERT INTO {name} SELECT * FROM out")
-    if not created:
-        writer.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT *, NULL::BLOB AS out "
-                       f"FROM ({distinct_sql}) AS d({', '.join(names)}) LIMIT 0")
+    if not created:  # no rows: the same columns, typed as the query's
+        empty = reader.schema.empty_table().append_column("out", pa.array([], pa.binary()))  # noqa: F841 - DuckDB scan
+        writer.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM empty")

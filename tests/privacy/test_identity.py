@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -15,37 +14,23 @@ import uuid
 from pathlib import Path
 
 import duckdb
-import pytest
 
 from pipelines.privacy.audit import AuditLog
 from pipelines.privacy.dsr import process_pending
 from pipelines.privacy.keyring import DecryptStats
-from pipelines.privacy.requests import Inbox
+from pipelines.privacy.requests import Inbox, Request
 from pipelines.workspaces import UNATTRIBUTED_WORKSPACE
 from tests.conftest import Platform, landed_lines
-from tests.privacy.test_requests import (
-    IDS, USER, WS_EVENTS, WS_QUARANTINE, _decrypted_events, _files_containing, _oracle, _people,
+from tests.mail.conftest import GMAIL, GMAIL_2, GMAIL_RECIPIENTS, OUTLOOK, expected_recipients, mail  # noqa: F401
+from tests.privacy.test_mail_privacy import _correspondent
+from tests.privacy.test_requests import (  # noqa: F401 - loaded, platform: the fixtures (a loaded copy per test)
+    IDS, USER, WS_EVENTS, WS_QUARANTINE, _decrypted_events, _files_containing, _oracle, _people, loaded, platform,
 )
 
 ATTACK_DAY = dt.date(2026, 11, 25)
 ATTACKER = "usr_attacker_0001"
 ATTACKER_COOKIE = "ck-attacker-0001"
 ATTACKER_IP = "203.0.113.66"
-
-
-@pytest.fixture(scope="module")
-def loaded(tmp_path_factory) -> Platform:
-    platform = Platform(tmp_path_factory.mktemp("identity") / "data")
-    platform.generate()
-    platform.ingest()
-    return platform
-
-
-@pytest.fixture
-def platform(loaded, tmp_path) -> Platform:
-    copy = Platform(tmp_path / "data")
-    shutil.copytree(loaded.root, copy.root)
-    return copy
 
 
 def _land(platform: Platform, day: dt.date, name: str, lines: list[bytes]) -> None:
@@ -263,3 +248,29 @@ def test_offboarding_erases_the_whole_workspace_through_the_cli(platform, tmp_pa
     assert _files_containing(platform.root, unique) == {}
     assert _files_containing(tmp_path / "dagster", unique) == {}
     assert AuditLog(platform.root / "privacy" / "audit.jsonl").entries()[-1]["action"] == "workspace.offboarded"
+
+
+def test_a_full_mail_resync_does_not_bring_an_erased_correspondent_back(mail):  # noqa: F811 - the fixture
+    for connection_id in (GMAIL, OUTLOOK, GMAIL_2):
+        mail.sync(connection_id)
+    account = mail.accounts[0]
+    email = _correspondent(mail)
+    mine = {m.id for m in account.messages.values() if (m.to[0].email if "SENT" in m.labels else m.sender.email) == email}
+    recipients = [r for r in expected_recipients(account, gmail=True) if r[3] == email]
+    inbox = Inbox(mail.root / "privacy" / "requests.sqlite")
+    inbox.submit(Request("erasure", "ws_0001", "email", email))
+    with mail.keyring() as cipher, duckdb.connect(str(mail.warehouse)) as con:
+        process_pending(con, cipher, inbox, AuditLog(mail.root / "privacy" / "audit.jsonl"),
+                        exports_dir=mail.root / "exports", landing_urls={})
+    held = {r[0] for r in mail.held("raw_gmail.gmail_messages", GMAIL)}
+    assert held == set(account.messages) - mine and mine
+
+    account.expire_cursors()  # the provider still has everything: the next sync lists it all again
+    report = mail.sync(GMAIL)
+    assert report.streams["gmail_messages"].full_resync and report.streams["gmail_contacts"].full_resync
+    assert report.streams["gmail_messages"].suppressed == len(mine) + len(recipients)
+    assert report.streams["gmail_contacts"].suppressed == 1
+    assert {r[0] for r in mail.held("raw_gmail.gmail_messages", GMAIL)} == held
+    assert [r for r in mail.recipients(GMAIL_RECIPIENTS, GMAIL) if r[3] == email] == []
+    contacts = mail.decrypted("raw_gmail.gmail_contacts", GMAIL, "primary_email", key="contact_id")
+    assert email not in contacts.values() and len(contacts) == len(account.contacts) - 1
