@@ -18,6 +18,7 @@ import duckdb
 from pipelines.privacy.audit import AuditLog
 from pipelines.privacy.dsr import process_pending
 from pipelines.privacy.keyring import DecryptStats
+from pipelines.privacy.offboard import offboard_workspace
 from pipelines.privacy.requests import Inbox, Request
 from pipelines.workspaces import UNATTRIBUTED_WORKSPACE
 from tests.conftest import Platform, landed_lines
@@ -274,3 +275,25 @@ def test_a_full_mail_resync_does_not_bring_an_erased_correspondent_back(mail):  
     assert [r for r in mail.recipients(GMAIL_RECIPIENTS, GMAIL) if r[3] == email] == []
     contacts = mail.decrypted("raw_gmail.gmail_contacts", GMAIL, "primary_email", key="contact_id")
     assert email not in contacts.values() and len(contacts) == len(account.contacts) - 1
+
+
+def test_offboarding_removes_the_workspaces_mail_and_connections(mail):  # noqa: F811 - the fixture
+    for connection_id in (GMAIL, OUTLOOK, GMAIL_2):
+        mail.sync(connection_id)
+    tables = [f"{d}.{t}" for d, t in mail.query("SELECT table_schema, table_name FROM information_schema.columns "
+                                                 "WHERE column_name = 'connection_id' AND table_schema LIKE 'raw_%' "
+                                                 "AND table_schema NOT LIKE '%staging'")]
+    per_ws = "SELECT workspace_id, count(*) FROM {} GROUP BY 1 ORDER BY 1"
+    before = {t: dict(mail.query(per_ws.format(t))) for t in tables}
+    assert all(before[t].get("ws_0001") for t in tables) and len(tables) == 6
+    with mail.keyring() as cipher:
+        report = offboard_workspace("ws_0001", warehouse_path=mail.warehouse, cipher=cipher,
+                                    inbox=Inbox(mail.root / "privacy" / "requests.sqlite"),
+                                    audit=AuditLog(mail.root / "privacy" / "audit.jsonl"), landing_urls={},
+                                    registry=mail.registry)
+        assert not cipher.has_workspace("ws_0001") and cipher.has_workspace("ws_0002")
+    assert report.connections_removed == 2
+    assert {t: report.rows_by_table[t] for t in tables} == {t: before[t]["ws_0001"] for t in tables}
+    assert {t: dict(mail.query(per_ws.format(t))) for t in tables} == {
+        t: {w: n for w, n in before[t].items() if w != "ws_0001"} for t in tables}
+    assert [c.workspace_id for c in mail.registry.list(statuses=("active", "erroring", "revoked"))] == ["ws_0002"]

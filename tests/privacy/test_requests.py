@@ -115,18 +115,20 @@ def _oracle(platform: Platform, ws: str, user_id: str, erasure: bool = False) ->
 
 
 def _files_containing(root: Path, values: set[str]) -> dict[str, list[str]]:
-    """Every file under `root` whose bytes contain one of `values` (gzip files are searched decompressed too)."""
+    """Every file under `root` whose bytes contain one of `values` as UTF-8, Latin-1 or UTF-16 (either byte
+    order); gzip files are searched decompressed too."""
     import gzip
 
     found: dict[str, list[str]] = {}
-    needles = [v.encode() for v in values]
+    needles = {v: {v.encode(enc) for enc in ("utf-8", "latin-1", "utf-16-le", "utf-16-be")
+                   if enc != "latin-1" or max(map(ord, v), default=0) < 256} for v in values}
     for path in root.rglob("*"):
         if not path.is_file():
             continue
         data = path.read_bytes()
         if path.suffix == ".gz":
             data += gzip.decompress(data)
-        hits = [n.decode() for n in needles if n in data]
+        hits = [v for v, encoded in needles.items() if any(n in data for n in encoded)]
         if hits:
             found[str(path.relative_to(root))] = hits
     return found
