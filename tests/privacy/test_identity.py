@@ -24,6 +24,7 @@ from pipelines.workspaces import UNATTRIBUTED_WORKSPACE
 from tests.conftest import Platform, landed_lines
 from tests.mail.conftest import GMAIL, GMAIL_2, GMAIL_RECIPIENTS, OUTLOOK, expected_recipients, mail  # noqa: F401
 from tests.privacy.test_mail_privacy import _correspondent
+from tests.test_analytics import _build
 from tests.privacy.test_requests import (  # noqa: F401 - loaded, platform: the fixtures (a loaded copy per test)
     IDS, USER, WS_EVENTS, WS_QUARANTINE, _decrypted_events, _files_containing, _oracle, _people, loaded, platform,
 )
@@ -220,6 +221,11 @@ def test_offboarding_erases_the_whole_workspace_through_the_cli(platform, tmp_pa
     assert len(unique) > 20 and _files_containing(platform.root, unique)
     others = platform.query(f"SELECT workspace_id, count(*) FROM {WS_EVENTS} WHERE workspace_id <> ? GROUP BY 1 "
                             "ORDER BY 1", [ws])
+    _build(platform)  # the SQL models and the analysts' snapshot
+    snapshot = platform.root / "analytics_snapshot.duckdb"
+    visitor_days = "SELECT count(*) FROM analytics.visitor_days WHERE workspace_id = ?"
+    with duckdb.connect(str(snapshot), read_only=True) as con:
+        assert con.execute(visitor_days, [ws]).fetchall()[0][0] > 0
     access = _app_files(platform, "access", ws, "user_id", _people(platform, 1)[0][1])
     inbox, _ = _process(platform)
     export = Path(inbox.get(access)["export_path"])
@@ -243,6 +249,9 @@ def test_offboarding_erases_the_whole_workspace_through_the_cli(platform, tmp_pa
     assert platform.query(f"SELECT workspace_id, count(*) FROM {WS_EVENTS} WHERE workspace_id <> ? GROUP BY 1 "
                           "ORDER BY 1", [ws]) == others
     assert not any(r.get("workspace_id") == ws for r in landed_lines(platform.landing))
+    assert _count(platform, visitor_days, [ws]) == 0
+    with duckdb.connect(str(snapshot), read_only=True) as con:
+        assert con.execute(visitor_days, [ws]).fetchall()[0][0] == 0
     assert not export.exists() and inbox.get(pending)["status"] == "rejected"
     with platform.keyring() as cipher:
         assert not cipher.has_workspace(ws)
