@@ -64,9 +64,9 @@ Limits (what crypto-shredding here does *not* cover)
 * Random 96-bit nonces: stay well below 2**32 encryptions per key (a subject
   key never gets near that; a workspace key would need billions of
   subject-less values).
-* Blind indexes are deterministic by design: within a workspace they reveal
-  which rows share a value, and low-entropy values can be confirmed by anyone
-  holding the workspace key.
+* Blind indexes are deterministic by design: within a workspace and kind they
+  reveal which rows share a value, and low-entropy values can be confirmed by
+  anyone holding the workspace key.
 """
 
 from __future__ import annotations

@@ -179,6 +179,7 @@ def find_rows(con: duckdb.DuckDBPyConnection, tables: dict[str, PersonalDataDecl
     counts = {}
     for table, decl in tables.items():
         reach = _owned(table, decl, IDENTITIES) + _mentions(table, decl)
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {hits_table(table)} AS {' UNION '.join(reach)}")
+        found = " UNION ".join(reach) or "SELECT NULL::BIGINT AS rid, NULL::VARCHAR AS request_id WHERE false"
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {hits_table(table)} AS {found}")
         counts[table] = con.execute(f"SELECT count(*) FROM {hits_table(table)}").fetchone()[0]
     return counts
