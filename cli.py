@@ -263,6 +263,37 @@ def provider_deletion(args: argparse.Namespace) -> int:
     return 0
 
 
+def offboard(args: argparse.Namespace) -> int:
+    """Erase a whole workspace (a customer who closed their account); asks for the id twice."""
+    from pipelines.privacy.offboard import check_workspace, offboard_workspace
+
+    try:
+        check_workspace(args.workspace)
+    except ValueError as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return 2
+    if args.confirm != args.workspace:
+        print("refused: offboarding destroys the workspace's data for good; repeat its id with --confirm",
+              file=sys.stderr)
+        return 2
+    ensure_dagster_home()
+    from assets.analytics import snapshot_path
+    from definitions import defs
+
+    warehouse, privacy = defs.resources["warehouse"], defs.resources["privacy"]
+    mail = defs.resources.get("mail")
+    with defs.resources["keyring"].open() as cipher:
+        report = offboard_workspace(args.workspace, warehouse_path=Path(warehouse.path), cipher=cipher,
+                                    inbox=privacy.inbox(), audit=privacy.audit(), landing_urls=privacy.landing_urls,
+                                    registry=mail.registry() if mail else None, snapshot=snapshot_path(warehouse),
+                                    requested_by=args.requested_by)
+    print(f"{args.workspace}: offboarded; {report.keys_destroyed} keys destroyed, "
+          f"{sum(report.rows_by_table.values())} rows deleted from {len(report.rows_by_table)} tables, "
+          f"{report.landing_lines_removed} landed lines removed, {report.connections_removed} connections, "
+          f"{report.exports_removed} exports and {report.requests_closed} pending requests removed")
+    return 0
+
+
 def print_requests() -> int:
     """Every request with its status and deadline (ids and codes only)."""
     from pipelines.privacy.requests import Inbox
@@ -307,6 +338,10 @@ def main(argv: list[str] | None = None) -> int:
                           help="where Meta's users follow their deletion (the request id is appended)")
     privacy.add_parser("status", help="list requests with status and deadline")
     privacy.add_parser("process", help="process pending requests now (what the sensor starts)")
+    off = privacy.add_parser("offboard", help="erase a whole workspace: rows, landed lines, connections, keys")
+    off.add_argument("workspace")
+    off.add_argument("--confirm", required=True, help="the workspace id again")
+    off.add_argument("--requested-by", default=os.environ.get("USER", "cli"), help="who asks (for the audit)")
     connections = sub.add_parser("connections", help="mail connections").add_subparsers(dest="action", required=True)
     connections.add_parser("list", help="list connections with status and last sync")
     gone = connections.add_parser("disconnect", help="revoke a connection and erase its synced data")
@@ -321,7 +356,8 @@ def main(argv: list[str] | None = None) -> int:
             return print_connections()
         return disconnect_connection(args.connection_id, args.requested_by)
     if args.command == "privacy" and args.action != "process":
-        handlers = {"submit": submit_request, "provider-deletion": provider_deletion, "status": lambda _: print_requests()}
+        handlers = {"submit": submit_request, "provider-deletion": provider_deletion, "status": lambda _: print_requests(),
+                    "offboard": offboard}
         return handlers[args.action](args)
     if args.command in ("retention", "privacy"):
         ensure_dagster_home()

@@ -91,8 +91,10 @@ def _build(platform: Platform, full_refresh: bool = False):
 
 
 def _bidx(platform: Platform, ws: str, value: str) -> bytes:
+    """A visitor's key: the blind index of their user id ("u..." here), else of their cookie id."""
+    kind = "user.unique_id" if value.startswith("u") else "user.device.cookie_id"
     with platform.keyring() as cipher:
-        return cipher.blind_index(ws, [value]).to_pylist()[0]
+        return cipher.blind_index(ws, [value], kind=kind).to_pylist()[0]
 
 
 @pytest.fixture

@@ -34,6 +34,7 @@ from dlt.extract.resource import DltResource
 from pipelines.mail_common.report import StreamCounts
 from pipelines.privacy.categories import CONNECTION_HINT, declaration
 from pipelines.privacy.protect import FieldCipher, protect
+from pipelines.privacy.suppression import load_suppression_list, without_suppressed
 from pipelines.sql import ident, qualified
 from pipelines.warehouse import table_exists
 
@@ -166,7 +167,9 @@ class StreamWriter:
         plain = pa.Table.from_pylist([{**base, **row} for row in rows], schema=_plain_schema(columns))
         self.work.register("plain_rows", plain)
         try:
-            out = self.work.sql(protect(self.work, "plain_rows", columns, self.cipher, table=table)).to_arrow_table()
+            source, dropped = without_suppressed(self.work, "plain_rows", columns, self.cipher, table=table)
+            self.counts.suppressed += dropped
+            out = self.work.sql(protect(self.work, source, columns, self.cipher, table=table)).to_arrow_table()
         finally:
             self.work.unregister("plain_rows")
         fields = [f.with_nullable(columns[f.name].get("nullable", True)) for f in out.schema]
@@ -194,6 +197,7 @@ class WorkDatabase:
         self.path = Path(work_dir) / f"mail-{os.getpid()}-{uuid.uuid4().hex}.duckdb"
         self.warehouse_path = Path(warehouse_path) if warehouse_path else None
         self.con = duckdb.connect(str(self.path), config={"memory_limit": "300MB"})
+        load_suppression_list(self.con, self.warehouse_path)  # erased people are not loaded again
 
     def existing(self, stream: Stream, connection_id: str) -> dict[str, str | None]:
         """Ids (and scope values) the warehouse holds for the connection, read-only."""

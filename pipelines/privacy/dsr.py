@@ -32,8 +32,10 @@ from pipelines.privacy.keys import destroy_unreferenced_subjects
 from pipelines.privacy.protect import value_context
 from pipelines.privacy.requests import Inbox, RequestError, normalise_identity, request_from_row, validate
 from pipelines.privacy.scrub import scrub_landing
+from pipelines.privacy.suppression import suppress
 from pipelines.privacy.subjects import (
-    IDENTITIES, TARGETS, connection_tables, find_connection_rows, find_rows, hits_table, searchable_tables,
+    IDENTITIES, TARGETS, connection_tables, find_connection_rows, find_rows, hits_table, is_verified, request_kind,
+    searchable_tables,
 )
 from pipelines.sql import ident, literal, qualified
 from pipelines.workspaces import UNATTRIBUTED_WORKSPACE
@@ -110,14 +112,7 @@ def process_pending(
         return report
     _seal(inbox, cipher, accepted)
     con.execute("SET TimeZone = 'UTC'")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {TARGETS} (request_id VARCHAR, workspace_id VARCHAR, bidx BLOB)")
-    targets = pa.table({  # the person in their workspace, and lines with a broken workspace id
-        "request_id": [r["request_id"] for r in accepted] * 2,
-        "workspace_id": [r["workspace_id"] for r in accepted] + [UNATTRIBUTED_WORKSPACE] * len(accepted),
-        "bidx": pa.array([r["identity_bidx"] for r in accepted] + [r["unattributed_bidx"] for r in accepted],
-                         pa.binary()),
-    })
-    con.execute(f"INSERT INTO {TARGETS} SELECT * FROM targets")
+    _fill_targets(con, accepted)
     searchable = searchable_tables(con, tables)
     find_rows(con, searchable)
     per_request = _rows_per_request(con, searchable)
@@ -167,17 +162,31 @@ def _problem(row: dict[str, Any], cipher, tables) -> str | None:
 
 
 def _seal(inbox: Inbox, cipher, rows: list[dict[str, Any]]) -> None:
-    """Blind-index each request's identity (under its workspace's key and the unattributed key) and clear
-    its plaintext from the inbox."""
+    """Blind-index each request's identity under its kind (with its workspace's key and the unattributed key)
+    and clear its plaintext from the inbox."""
     fresh = [r for r in rows if r.get("identity_value")]
     if not fresh:
         return
-    values = [normalise_identity(r["identity_kind"], r["identity_value"]) for r in fresh]
-    own = cipher.blind_index_many([r["workspace_id"] for r in fresh], values).to_pylist()
-    unattributed = cipher.blind_index(UNATTRIBUTED_WORKSPACE, values).to_pylist()
-    for row, bidx, other in zip(fresh, own, unattributed):
-        row["identity_bidx"], row["unattributed_bidx"] = bidx, other
+    for row in fresh:
+        value, kind = [normalise_identity(row["identity_kind"], row["identity_value"])], request_kind(row["identity_kind"])
+        row["identity_bidx"] = cipher.blind_index(row["workspace_id"], value, kind=kind).to_pylist()[0]
+        row["unattributed_bidx"] = cipher.blind_index(UNATTRIBUTED_WORKSPACE, value, kind=kind).to_pylist()[0]
     inbox.seal({r["request_id"]: (r["identity_bidx"], r["unattributed_bidx"]) for r in fresh})
+
+
+def _fill_targets(con: duckdb.DuckDBPyConnection, accepted: list[dict[str, Any]]) -> None:
+    """TARGETS: each request's identifier in its workspace (stitched when it is a verified identity); for an
+    erasure also under `_unattributed` (lines without a proven workspace: erased, never exported)."""
+    erasures = [r for r in accepted if r["request_type"] == "erasure"]
+    targets = pa.table({  # noqa: F841 - read by DuckDB's replacement scan
+        "request_id": [r["request_id"] for r in [*accepted, *erasures]],
+        "workspace_id": [r["workspace_id"] for r in accepted] + [UNATTRIBUTED_WORKSPACE] * len(erasures),
+        "bidx": pa.array([r["identity_bidx"] for r in accepted] + [r["unattributed_bidx"] for r in erasures],
+                         pa.binary()),
+        "stitch": [is_verified(r["identity_kind"]) for r in accepted] + [False] * len(erasures),
+        "mentions": [r["request_type"] == "erasure" for r in [*accepted, *erasures]],
+    })
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {TARGETS} AS SELECT * FROM targets")
 
 
 def _rows_per_request(con, searchable) -> dict[str, dict[str, int]]:
@@ -259,7 +268,8 @@ def _correct(con, cipher, inbox, rows, batch, tables, searchable, report, **_) -
                 update[column] = cipher.encrypt_with_refs(hits.column("workspace_id"), hits.column("subject_ref"),
                                                           new, value_context(table, column))
             for column in indexes:
-                update[column] = cipher.blind_index_many(hits.column("workspace_id"), new)
+                update[column] = cipher.blind_index_many(hits.column("workspace_id"), new,
+                                                         kind=declaration(columns).kind_of(columns[column][BLIND_INDEX_HINT]))
             corrections = pa.table(update)  # noqa: F841 - read by DuckDB's replacement scan
             sets = ", ".join(f"{ident(c)} = corrections.{ident(c)}" for c in [*targets, *indexes])
             con.execute(f"UPDATE {qualified(table)} SET {sets} FROM corrections WHERE {qualified(table)}.rowid = corrections.rid")
@@ -319,7 +329,7 @@ def _count_connection_rows(con, by_connection: dict[str, str], batch: list[Outco
             outcome.tables[table] = outcome.tables.get(table, 0) + count
 
 
-def _erase(con, cipher, inbox, rows, batch, tables, searchable, report, *, landing_urls, **_) -> None:
+def _erase(con, cipher, inbox, rows, batch, tables, searchable, report, *, landing_urls, now, **_) -> None:
     """Destroy the people's keys, scrub landed files, remove earlier exports, then delete their rows.
 
     A request naming a `connection` (a disconnected provider account) deletes every row carrying that
@@ -327,13 +337,9 @@ def _erase(con, cipher, inbox, rows, batch, tables, searchable, report, *, landi
     once no other row (another account of the workspace) still needs them."""
     request_ids = [o.request_id for o in batch]
     marks = _in_list(request_ids)
-    refs = [f"SELECT workspace_id, bidx AS subject_ref FROM {IDENTITIES} WHERE request_id IN ({marks})"]
-    for table in searchable:
-        subject = declaration(tables[table]).subject_ref
-        if subject:
-            refs.append(f"SELECT t.workspace_id, t.{ident(subject)} FROM ({_hits_of(table, request_ids)}) h "
-                        f"JOIN {qualified(table)} t ON t.rowid = h.rid WHERE t.{ident(subject)} IS NOT NULL")
-    doomed = con.execute(f"SELECT DISTINCT * FROM ({' UNION '.join(refs)})").fetchall()
+    # Only the keys of the requests' own identities (the identifier given and those stitched to it): a row
+    # reached because it merely holds the identifier is deleted, but its subject's key is someone else's.
+    doomed = con.execute(f"SELECT DISTINCT workspace_id, bidx FROM {IDENTITIES} WHERE request_id IN ({marks})").fetchall()
     report.keys_destroyed += cipher.destroy_subjects_many([w for w, _ in doomed], [bytes(r) for _, r in doomed])
     identities = con.sql(
         f"SELECT DISTINCT workspace_id, bidx FROM {IDENTITIES} WHERE request_id IN ({marks})").to_arrow_table()
@@ -373,6 +379,10 @@ def _erase(con, cipher, inbox, rows, batch, tables, searchable, report, *, landi
         for table in by_connection:
             con.execute(f"DROP TABLE IF EXISTS {hits_table(table, 'connection')}")
         con.execute("DROP TABLE dsr_connection_subjects")
+    people = [o.request_id for o in batch if rows[o.request_id]["identity_kind"] != "connection"]
+    if people:  # a disconnected account may be connected again; an erased person stays erased
+        suppress(con, f"SELECT request_id, workspace_id, bidx FROM {IDENTITIES} WHERE request_id IN ({_in_list(people)})",
+                 now)
     con.execute("CHECKPOINT")
     for outcome in batch:
         outcome.detail = f"erased {sum(outcome.tables.values())} rows from {len(outcome.tables)} tables"

@@ -15,7 +15,8 @@ Key hierarchy
 
     master key (32 bytes, env GTG_MASTER_KEY or a 0600 key file; never stored in the keyring)
       +-- workspace key (random 32 bytes, AES-GCM-wrapped by the master key)
-            +-- blind-index key = HKDF-SHA256(workspace key, info=b"gtg/blind-index/v1")
+            +-- blind-index key of an identifier kind
+            |     = HKDF-SHA256(workspace key, info=b"gtg/blind-index/v2|" + kind)
             +-- subject key (random 32 bytes, AES-GCM-wrapped by the workspace key)
 
 Values whose subject is unknown/null are encrypted with the workspace key.
@@ -31,7 +32,12 @@ Formats
 * wrapped key: ``0x01 | nonce (12) | AES-GCM(key || tag)`` with AAD
   ``b"gtg/workspace-key/v1|" + workspace_id`` or
   ``b"gtg/subject-key/v1|" + subject_ref (16) + b"|" + workspace_id``.
-* blind index: first 16 bytes of HMAC-SHA256(blind-index key, utf-8 value).
+* blind index: first 16 bytes of HMAC-SHA256(blind-index key of the value's
+  kind, utf-8 value). The kind (a data category such as ``user.unique_id`` or
+  ``user.device.device_id``) separates identifiers: a device id equal to
+  someone's user id has a different blind index, so it never finds, stitches
+  or keys that person. ``subject_ref`` is the blind index of the subject id
+  under the kind of the column it came from.
 
 Key store
 ---------
@@ -58,9 +64,9 @@ Limits (what crypto-shredding here does *not* cover)
 * Random 96-bit nonces: stay well below 2**32 encryptions per key (a subject
   key never gets near that; a workspace key would need billions of
   subject-less values).
-* Blind indexes are deterministic by design: within a workspace they reveal
-  which rows share a value, and low-entropy values can be confirmed by anyone
-  holding the workspace key.
+* Blind indexes are deterministic by design: within a workspace and kind they
+  reveal which rows share a value, and low-entropy values can be confirmed by
+  anyone holding the workspace key.
 """
 
 from __future__ import annotations
@@ -76,7 +82,7 @@ import struct
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from itertools import islice
 from pathlib import Path
@@ -125,7 +131,7 @@ _VERIFIER_AAD = b"gtg/keyring-verifier/v1"
 _WORKSPACE_KEY_AAD = b"gtg/workspace-key/v1|"
 _SUBJECT_KEY_AAD = b"gtg/subject-key/v1|"
 _VALUE_AAD = b"gtg/value/v1|"
-_BLIND_INDEX_INFO = b"gtg/blind-index/v1"
+_BLIND_INDEX_INFO = b"gtg/blind-index/v2|"
 
 _BUSY_TIMEOUT_SECONDS = 60.0
 _SQL_CHUNK = 500  # rows per IN (...) query; far below SQLite's variable limit
@@ -360,23 +366,31 @@ def _value_aad(workspace_id: str, context: str) -> bytes:
     return _VALUE_AAD + struct.pack(">I", len(ws)) + ws + context.encode("utf-8")
 
 
-def _blind_index_base(workspace_key: bytes) -> hmac.HMAC:
-    """An un-finalised HMAC to ``copy()`` per value (2x cheaper than re-keying)."""
+def _blind_index_base(workspace_key: bytes, kind: str) -> hmac.HMAC:
+    """An un-finalised HMAC of one identifier kind to ``copy()`` per value (2x cheaper than re-keying)."""
     derived = HKDF(
-        algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None, info=_BLIND_INDEX_INFO
+        algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None, info=_BLIND_INDEX_INFO + kind.encode("utf-8")
     ).derive(workspace_key)
     return hmac.HMAC(derived, hashes.SHA256())
 
 
 @dataclass(frozen=True)
 class _WorkspaceKeys:
-    """Everything derived from one unwrapped workspace key, built once."""
+    """Everything derived from one unwrapped workspace key, built once (blind-index keys per kind, on first
+    use)."""
 
     cipher: AESGCM  # encrypts subject-less values and wraps subject keys
-    blind_base: hmac.HMAC  # never finalised; only copied
+    key: bytes  # the unwrapped workspace key, to derive a kind's blind-index key from
+    blind_bases: dict[str, hmac.HMAC] = field(default_factory=dict)  # never finalised; only copied
 
-    def blind(self, value: bytes) -> bytes:
-        h = self.blind_base.copy()
+    def blind_base(self, kind: str) -> hmac.HMAC:
+        base = self.blind_bases.get(kind)
+        if base is None:
+            base = self.blind_bases[kind] = _blind_index_base(self.key, kind)
+        return base
+
+    def blind(self, value: bytes, kind: str) -> bytes:
+        h = self.blind_base(kind).copy()
         h.update(value)
         return h.finalize()[:BLIND_INDEX_BYTES]
 
@@ -447,6 +461,11 @@ def _workspace_list(workspace_ids: ArrayLike) -> list[str]:
 def _check_workspace_id(workspace_id: str) -> None:
     if not isinstance(workspace_id, str) or not workspace_id:
         raise ValueError("workspace_id must be a non-empty string")
+
+
+def _check_kind(kind: str) -> None:
+    if not isinstance(kind, str) or not kind:
+        raise ValueError("kind must be a non-empty string (the identifier's data category)")
 
 
 def _check_context(context: str) -> None:
@@ -754,24 +773,28 @@ class Keyring:
 
     # ---- public batch API -------------------------------------------------
 
-    def blind_index(self, workspace_id: str, values: ArrayLike) -> pa.Array:
+    def blind_index(self, workspace_id: str, values: ArrayLike, *, kind: str) -> pa.Array:
         """16-byte keyed hashes of ``values`` for equality lookups and joins.
 
-        Deterministic within a workspace and unrelated across workspaces; nulls
-        stay null. Creates the workspace key if it does not exist yet.
+        Deterministic within a workspace and identifier ``kind`` (a data
+        category such as ``user.unique_id``), unrelated across workspaces and
+        across kinds; nulls stay null. Creates the workspace key if it does
+        not exist yet.
         Values are hashed as UTF-8 bytes exactly as given: normalise (trim,
         lowercase e-mails, ...) before calling if lookups should be lenient.
         """
         _check_workspace_id(workspace_id)
+        _check_kind(kind)
         values_list = _bytes_list(values, "values")
-        return self._run(lambda: self._blind_rows([workspace_id] * len(values_list), values_list))
+        return self._run(lambda: self._blind_rows([workspace_id] * len(values_list), values_list, kind))
 
-    def blind_index_many(self, workspace_ids: ArrayLike, values: ArrayLike) -> pa.Array:
+    def blind_index_many(self, workspace_ids: ArrayLike, values: ArrayLike, *, kind: str) -> pa.Array:
         """Like :meth:`blind_index` for rows that span several workspaces."""
+        _check_kind(kind)
         ws = _workspace_list(workspace_ids)
         values_list = _bytes_list(values, "values")
         _check_lengths(workspace_ids=ws, values=values_list)
-        return self._run(lambda: self._blind_rows(ws, values_list))
+        return self._run(lambda: self._blind_rows(ws, values_list, kind))
 
     def encrypt(
         self,
@@ -780,12 +803,14 @@ class Keyring:
         *,
         subjects: ArrayLike | None,
         context: str,
+        subject_kind: str | None = None,
     ) -> pa.Array:
         """Encrypt string ``values`` (nulls stay null) into binary ciphertexts.
 
-        ``subjects`` holds the plaintext subject id of each row (e.g. user id)
-        or is None; a row whose subject is null is encrypted with the workspace
-        key. Subject keys are created on first use (all new ones of a batch in
+        ``subjects`` holds the plaintext subject id of each row (e.g. user id),
+        all of the identifier kind ``subject_kind`` (their key is found by
+        ``blind_index(workspace_id, subjects, kind=subject_kind)``), or is None;
+        a row whose subject is null is encrypted with the workspace key. Subject keys are created on first use (all new ones of a batch in
         one transaction). ``context`` (e.g. the column name) is bound into the
         ciphertext so it cannot be replayed into another column.
         """
@@ -796,7 +821,7 @@ class Keyring:
         subjects_list = [None] * n if subjects is None else _bytes_list(subjects, "subjects")
         _check_lengths(values=values_list, subjects=subjects_list)
         ws = [workspace_id] * n
-        return self._run(lambda: self._encrypt_rows(ws, subjects_list, values_list, context))
+        return self._run(lambda: self._encrypt_rows(ws, subjects_list, values_list, context, subject_kind))
 
     def encrypt_many(
         self,
@@ -804,6 +829,7 @@ class Keyring:
         subjects: ArrayLike | None,
         values: ArrayLike,
         context: str,
+        subject_kind: str | None = None,
     ) -> pa.Array:
         """Like :meth:`encrypt` for rows that span several workspaces.
 
@@ -815,7 +841,7 @@ class Keyring:
         values_list = _bytes_list(values, "values", strings_only=True)
         subjects_list = [None] * len(ws) if subjects is None else _bytes_list(subjects, "subjects")
         _check_lengths(workspace_ids=ws, subjects=subjects_list, values=values_list)
-        return self._run(lambda: self._encrypt_rows(ws, subjects_list, values_list, context))
+        return self._run(lambda: self._encrypt_rows(ws, subjects_list, values_list, context, subject_kind))
 
     def encrypt_with_refs(
         self,
@@ -823,18 +849,22 @@ class Keyring:
         subject_refs: ArrayLike | None,
         values: ArrayLike,
         context: str,
+        *,
+        create: bool = False,
     ) -> pa.Array:
-        """Like :meth:`encrypt_many` for rows whose subject is known only by its stored reference.
+        """Like :meth:`encrypt_many` for rows whose subject is known by its reference (the blind index of the
+        subject id under its kind), as ingestion computes it per row and the stored rows hold it.
 
-        Corrections rewrite stored values without ever seeing the subject's plaintext id. Only existing
-        subject keys are used: a subject whose key was destroyed cannot get new data under it.
+        Corrections rewrite stored values without ever seeing the subject's plaintext id: they pass
+        ``create=False``, so only existing subject keys are used (a subject whose key was destroyed cannot get
+        new data under it). Ingestion passes ``create=True``: new subjects get their key.
         """
         _check_context(context)
         ws = _workspace_list(workspace_ids)
         values_list = _bytes_list(values, "values", strings_only=True)
         refs = _ref_list(subject_refs, len(ws))
         _check_lengths(workspace_ids=ws, subject_refs=refs, values=values_list)
-        return self._run(lambda: self._encrypt_under_refs(ws, refs, values_list, context))
+        return self._run(lambda: self._encrypt_under_refs(ws, refs, values_list, context, create))
 
     def has_workspace(self, workspace_id: str) -> bool:
         """Whether this keyring holds a key for the workspace (i.e. it ever stored data)."""
@@ -886,7 +916,7 @@ class Keyring:
     def destroy_subjects(self, workspace_id: str, subject_refs: ArrayLike) -> int:
         """Crypto-shred subjects: delete their keys; return how many existed.
 
-        ``subject_refs`` are blind indexes (``blind_index(workspace_id, [id])``).
+        ``subject_refs`` are blind indexes (``blind_index(workspace_id, [id], kind=...)``).
         Deleted rows are zeroed in the file (secure_delete), removed from this
         object's cache, and the store's destroy epoch is bumped so other
         processes drop their caches before their next batch.
@@ -965,10 +995,10 @@ class Keyring:
                 "is damaged."
             )
 
-    def _blind_rows(self, ws: list[str], values: list[bytes | None]) -> pa.Array:
+    def _blind_rows(self, ws: list[str], values: list[bytes | None], kind: str) -> pa.Array:
         keys = self._workspace_keys(set(ws), create=True)
         if len(keys) == 1:
-            base = next(iter(keys.values())).blind_base
+            base = next(iter(keys.values())).blind_base(kind)
             copy = base.copy
             out = []
             append = out.append
@@ -980,7 +1010,7 @@ class Keyring:
                     h.update(value)
                     append(h.finalize()[:BLIND_INDEX_BYTES])
         else:
-            out = [None if v is None else keys[w].blind(v) for w, v in zip(ws, values)]
+            out = [None if v is None else keys[w].blind(v, kind) for w, v in zip(ws, values)]
         return pa.array(out, type=pa.binary())
 
     def _encrypt_rows(
@@ -989,18 +1019,21 @@ class Keyring:
         subjects: list[bytes | None],
         values: list[bytes | None],
         context: str,
+        subject_kind: str | None,
     ) -> pa.Array:
         by_subject = _group_rows(ws, subjects, values)
+        if subject_kind is None and any(s is not None for _, s in by_subject):
+            raise ValueError("subjects need subject_kind: the identifier kind their blind index is keyed by")
         workspaces = self._workspace_keys({w for w, _ in by_subject}, create=True)
         groups: dict[tuple[str, bytes | None], list[int]] = {}
         for (w, s), rows in by_subject.items():
-            groups.setdefault((w, None if s is None else workspaces[w].blind(s)), []).extend(rows)
+            groups.setdefault((w, None if s is None else workspaces[w].blind(s, subject_kind)), []).extend(rows)
         return self._encrypt_groups(groups, values, context, create=True)
 
     def _encrypt_under_refs(
-        self, ws: list[str], refs: list[bytes | None], values: list[bytes | None], context: str
+        self, ws: list[str], refs: list[bytes | None], values: list[bytes | None], context: str, create: bool
     ) -> pa.Array:
-        return self._encrypt_groups(_group_rows(ws, refs, values), values, context, create=False)
+        return self._encrypt_groups(_group_rows(ws, refs, values), values, context, create=create)
 
     def _encrypt_groups(
         self,
@@ -1130,7 +1163,7 @@ class Keyring:
                         f"The stored key of workspace {workspace_id!r} in {self._path} failed "
                         "authentication: the key store is damaged or was tampered with."
                     ) from None
-                keys = _WorkspaceKeys(cipher=AESGCM(key), blind_base=_blind_index_base(key))
+                keys = _WorkspaceKeys(cipher=AESGCM(key), key=key)
                 self._workspaces[workspace_id] = keys
                 loaded[workspace_id] = keys
         return loaded

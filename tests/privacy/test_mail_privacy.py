@@ -138,7 +138,7 @@ def test_erasure_of_a_person_only_in_cc_keeps_the_messages(synced: MailPlatform)
     messages = {GMAIL_MESSAGES: GMAIL, OUTLOOK_MESSAGES: OUTLOOK}
     subjects = {t: synced.decrypted(t, c, "subject") for t, c in messages.items()}
     with synced.keyring() as cipher:
-        (ref,) = cipher.blind_index("ws_0001", [email]).to_pylist()
+        (ref,) = cipher.blind_index("ws_0001", [email], kind="user.contact.email").to_pylist()
     held = synced.query(f"SELECT workspace_id, subject_ref, address FROM {GMAIL_RECIPIENTS} WHERE subject_ref = ?",
                         [ref])
     assert len(held) == len(expected[GMAIL_RECIPIENTS])
