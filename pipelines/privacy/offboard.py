@@ -84,7 +84,8 @@ def offboard_workspace(workspace_id: str, *, warehouse_path: Path, cipher, inbox
             inbox.finish(row["request_id"], "rejected", "the workspace was offboarded: nothing is held any more")
             report.requests_closed += 1
     if snapshot is not None and Path(snapshot).exists():
-        report.snapshot_tables = len(publish_snapshot(Path(warehouse_path), Path(snapshot)))
+        with duckdb.connect(str(warehouse_path)) as con:
+            report.snapshot_tables = len(publish_snapshot(con, Path(snapshot)))
     audit.append(actor=ACTOR, action="workspace.offboarded", workspace_id=workspace_id, tables=report.rows_by_table,
                  counts={"keys_destroyed": report.keys_destroyed, "landing_lines_removed": report.landing_lines_removed,
                          "connections_removed": report.connections_removed, "exports_removed": report.exports_removed,
