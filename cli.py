@@ -34,6 +34,9 @@ def _generate_if_empty(events: int, days: int) -> None:
     from pipelines.usage_events.landing import discover_files
 
     landing = paths.events_landing_url()
+    if not paths.is_sandbox():
+        print("GTG_ENV=production: sandbox events are never generated")
+        return
     if discover_files(landing):
         print(f"landing location {landing} has files: not generating sandbox events")
         return
@@ -182,7 +185,7 @@ def print_warehouse_summary() -> None:
 
 def submit_request(args: argparse.Namespace) -> int:
     """File a data-subject request in the inbox; the sensor (or `privacy process`) handles it."""
-    from pipelines.privacy.keyring import Keyring, KeyringError, load_master_key
+    from pipelines.privacy.keyring import Keyring, KeyringError, platform_master_key
     from pipelines.privacy.requests import IDENTITY_KINDS, Inbox, Request, RequestError, validate
 
     kind = next(k for k in IDENTITY_KINDS if getattr(args, k) is not None)
@@ -194,8 +197,7 @@ def submit_request(args: argparse.Namespace) -> int:
         unknown = RequestError("unknown workspace: no data is held for this workspace id")
         if not paths.keyring_path().exists():
             raise unknown
-        key = load_master_key(os.environ.get("GTG_MASTER_KEY"), paths.master_key_file(), False)
-        with Keyring.open(paths.keyring_path(), key) as cipher:
+        with Keyring.open(paths.keyring_path(), platform_master_key()) as cipher:
             if not cipher.has_workspace(args.workspace):
                 raise unknown
         request_id = Inbox(paths.request_inbox_path()).submit(request)

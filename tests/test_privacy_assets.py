@@ -50,7 +50,7 @@ def _defs(platform: Platform) -> Definitions:
             "warehouse": WarehouseResource(path=str(platform.warehouse), dlt_dir=str(platform.dlt_dir),
                                            work_dir=str(platform.work_dir)),
             "keyring": KeyringResource(master_key_file=str(platform.master_key_file),
-                                       keyring_path=str(platform.keyring_path), create_key_if_missing=True),
+                                       keyring_path=str(platform.keyring_path)),
             "privacy": _privacy(platform),
         },
     )

@@ -88,6 +88,8 @@ from cryptography.hazmat.primitives import hashes, hmac
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from pipelines import paths
+
 __all__ = [
     "BLIND_INDEX_BYTES",
     "CIPHERTEXT_VERSION",
@@ -100,6 +102,7 @@ __all__ = [
     "generate_master_key_text",
     "load_master_key",
     "parse_master_key",
+    "platform_master_key",
 ]
 
 MASTER_KEY_ENV = "GTG_MASTER_KEY"
@@ -236,6 +239,18 @@ def load_master_key(value: str | None, key_file: Path, create_if_missing: bool) 
             ) from None
     _create_key_file(key_file)
     return _read_key_file(key_file)
+
+
+def platform_master_key(key_file: Path | None = None, value: str | None = None) -> bytes:
+    """The platform's master key: the one place it is read.
+
+    ``GTG_MASTER_KEY`` when set (or ``value``, a test's explicit key), otherwise the key file
+    (``key_file``, default ``GTG_MASTER_KEY_FILE`` / ``data/keys/master.key``). A missing key file is
+    generated only when ``GTG_ENV=sandbox``; in production the error names the variable to set.
+    """
+    if value is None:
+        value = os.environ.get(MASTER_KEY_ENV)
+    return load_master_key(value, key_file or paths.master_key_file(), paths.is_sandbox())
 
 
 def _read_key_file(key_file: Path) -> bytes:
