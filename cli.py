@@ -223,7 +223,7 @@ def provider_deletion(args: argparse.Namespace) -> int:
             request = meta_deletion_request(args.meta_signed_request, secret, args.workspace)
         else:
             request = google_revocation_request(args.workspace, args.google_user_id)
-        request_id = Inbox(paths.request_inbox_path()).submit(request)
+        request_id = Inbox(paths.request_inbox_path()).submit_once(request)
     except RequestError as exc:
         print(f"request refused: {exc}", file=sys.stderr)
         return 2

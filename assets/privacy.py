@@ -91,7 +91,7 @@ def _retention_asset(rule: Rule) -> AssetsDefinition:
         keyring: KeyringResource, privacy: PrivacyResource,
     ) -> MaterializeResult:
         with keyring.open() as cipher, warehouse.connect(read_only=False) as con:
-            result = run_rule(con, rule, cipher, privacy.audit(), _now(config), DERIVED_TABLES)
+            result = run_rule(con, rule, cipher, privacy.audit(cipher), _now(config), DERIVED_TABLES)
         return MaterializeResult(metadata={
             "action": rule.action, "keep_days": rule.keep_days, "cutoff": result.cutoff, "term": rule.term.id,
             "rows_expired": result.rows_expired, "subjects_expired": result.subjects_expired,
@@ -152,7 +152,7 @@ def data_subject_requests(
 ) -> MaterializeResult:
     inbox = privacy.inbox()
     with keyring.open() as cipher, warehouse.connect(read_only=False) as con:
-        report = process_pending(con, cipher, inbox, privacy.audit(), exports_dir=Path(privacy.exports_dir),
+        report = process_pending(con, cipher, inbox, privacy.audit(cipher), exports_dir=Path(privacy.exports_dir),
                                  landing_urls=privacy.landing_urls, derived_tables=DERIVED_TABLES)
     snapshot = snapshot_path(warehouse)
     if snapshot.exists() and any(t.startswith("analytics.") for t in report.rows_by_table):
@@ -195,8 +195,10 @@ def requests_within_deadline(context: AssetCheckExecutionContext, privacy: Priva
 
 
 @asset_check(asset=REQUESTS_KEY, description="The audit log's hash chain is unbroken (nothing removed or edited).")
-def audit_log_intact(context: AssetCheckExecutionContext, privacy: PrivacyResource) -> AssetCheckResult:
-    status = privacy.audit().verify()
+def audit_log_intact(context: AssetCheckExecutionContext, privacy: PrivacyResource,
+                     keyring: KeyringResource) -> AssetCheckResult:
+    with keyring.open() as cipher:
+        status = privacy.audit(cipher).verify()
     return AssetCheckResult(passed=status.intact,
                             metadata={"entries": status.entries, "broken_at_entry": status.broken_at or 0})
 

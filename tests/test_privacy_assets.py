@@ -98,7 +98,8 @@ def test_checks_fail_on_expired_records_until_the_retention_job_runs(loaded: Pla
     # The models' old rows keep their aggregates and lose the visitor's key.
     assert loaded.query("SELECT count(*), count(visitor_key), sum(page_views) > 0 FROM analytics.sessions "
                         "WHERE session_date < ?", [cutoff_day]) == [(expected["sessions"], 0, True)]
-    audit = AuditLog(loaded.root / "privacy" / "audit.jsonl")
+    with loaded.keyring() as cipher:
+        audit = AuditLog.of(loaded.root / "privacy" / "audit.jsonl", cipher)
     assert len(audit.entries()) == len(POLICY.rules) and audit.verify().intact
 
 
