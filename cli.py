@@ -246,6 +246,54 @@ def print_requests() -> int:
     return 0
 
 
+def rotate_master_key(requested_by: str) -> int:
+    """Re-wrap every workspace key under a new master key (no data re-encrypted); one audit entry."""
+    from pipelines.privacy.audit import AuditLog
+    from pipelines.privacy.keyring import Keyring, KeyringError, rotate_platform_master_key
+
+    try:
+        count, new_key = rotate_platform_master_key(paths.keyring_path())
+    except KeyringError as exc:
+        print(f"rotation refused: {exc}", file=sys.stderr)
+        return 2
+    with Keyring.open(paths.keyring_path(), new_key) as cipher:
+        AuditLog.of(paths.audit_log_path(), cipher).append(
+            actor=f"operator:{requested_by}", action="keys.rotate_master", counts={"workspace_keys_rewrapped": count})
+    print(f"master key rotated: {count} workspace keys re-wrapped, no data re-encrypted")
+    return 0
+
+
+def rotate_workspace_key(workspace_id: str, requested_by: str) -> int:
+    """Give one workspace a new key: subject keys re-wrapped, its subject-less values re-encrypted in the
+    warehouse and the connection registry, the old key shredded; one audit entry. Needs the warehouse's
+    writer lock (run it while no job writes)."""
+    import duckdb
+
+    from pipelines.mail_common.connections import ConnectionRegistry
+    from pipelines.privacy.audit import AuditLog
+    from pipelines.privacy.categories import stored_declarations
+    from pipelines.privacy.keyring import Keyring, KeyringError, platform_master_key
+    from pipelines.privacy.keys import rotate_workspace_key as rotate
+
+    stores = {}
+    if paths.connections_path().exists():
+        stores["connections"] = ConnectionRegistry(paths.connections_path()).reseal
+    try:
+        with Keyring.open(paths.keyring_path(), platform_master_key()) as cipher, \
+                duckdb.connect(str(paths.warehouse_path()) if paths.warehouse_path().exists() else ":memory:") as con:
+            report = rotate(con, stored_declarations(con), cipher, workspace_id, stores)
+            AuditLog.of(paths.audit_log_path(), cipher).append(
+                actor=f"operator:{requested_by}", action="keys.rotate_workspace", workspace_id=workspace_id,
+                tables=report.values_reencrypted,
+                counts={"subject_keys_rewrapped": report.subject_keys_rewrapped, "resumed": int(report.resumed)})
+    except KeyringError as exc:
+        print(f"rotation refused: {exc}", file=sys.stderr)
+        return 2
+    print(f"{workspace_id}: key rotated; {report.subject_keys_rewrapped} subject keys re-wrapped, "
+          f"{sum(report.values_reencrypted.values())} values re-encrypted")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cli", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -283,7 +331,18 @@ def main(argv: list[str] | None = None) -> int:
     gone = connections.add_parser("disconnect", help="revoke a connection and erase its synced data")
     gone.add_argument("connection_id")
     gone.add_argument("--requested-by", default=os.environ.get("USER", "cli"))
+    keys = sub.add_parser("keys", help="key rotation").add_subparsers(dest="action", required=True)
+    master = keys.add_parser("rotate-master", help="re-wrap every workspace key under a new master key "
+                             "(GTG_NEW_MASTER_KEY, or generated into the key file)")
+    workspace = keys.add_parser("rotate-workspace", help="give a workspace a new key and shred the old one")
+    workspace.add_argument("workspace_id")
+    for rotation in (master, workspace):
+        rotation.add_argument("--requested-by", default=os.environ.get("USER", "cli"), help="who rotates (for the audit)")
     args = parser.parse_args(argv)
+    if args.command == "keys":
+        if args.action == "rotate-master":
+            return rotate_master_key(args.requested_by)
+        return rotate_workspace_key(args.workspace_id, args.requested_by)
     if args.command == "run":
         return run(args.events, args.days)
     if args.command == "connections":

@@ -54,10 +54,23 @@ DEADLINE_WARNING_DAYS = 7
 
 
 class AsOfConfig(Config):
-    """`as_of` (ISO timestamp, UTC if no offset) evaluates retention at another moment than now: to
-    preview what a policy change would expire, or to test it."""
+    """`as_of` (ISO timestamp, UTC if no offset) evaluates retention at another moment than now."""
 
     as_of: str | None = None
+
+
+class RetentionConfig(AsOfConfig):
+    """Without options the retention asset enforces the policy now. With `as_of` it is a preview: it counts
+    what would expire at that moment and writes nothing (warehouse opened read-only, no key touched, no audit
+    entry). Enforcing at another moment than now destroys data early, so it needs `confirm_as_of` repeating
+    `as_of` exactly: a launchpad typo or a copied preview config cannot expire anything."""
+
+    confirm_as_of: str | None = None
+
+    def previewing(self) -> bool:
+        if self.confirm_as_of is not None and self.confirm_as_of != self.as_of:
+            raise ValueError("confirm_as_of must repeat as_of exactly to enforce retention at that moment")
+        return bool(self.as_of) and self.confirm_as_of is None
 
 
 def _now(config: AsOfConfig) -> dt.datetime:
@@ -87,9 +100,15 @@ def _retention_asset(rule: Rule) -> AssetsDefinition:
         f"(by {rule.age_column}); term: {rule.term.provider} — {rule.term.text}",
     )
     def enforce_retention(
-        context: AssetExecutionContext, config: AsOfConfig, warehouse: WarehouseResource,
+        context: AssetExecutionContext, config: RetentionConfig, warehouse: WarehouseResource,
         keyring: KeyringResource, privacy: PrivacyResource,
     ) -> MaterializeResult:
+        if config.previewing():
+            with warehouse.connect() as con:
+                found = past_retention(con, rule, _now(config), DERIVED_TABLES)
+            return MaterializeResult(metadata={
+                "preview": True, "action": rule.action, "keep_days": rule.keep_days,
+                "cutoff": str(cutoff(rule, _now(config))), "rows_that_would_expire": found})
         with keyring.open() as cipher, warehouse.connect(read_only=False) as con:
             result = run_rule(con, rule, cipher, privacy.audit(cipher), _now(config), DERIVED_TABLES)
         return MaterializeResult(metadata={

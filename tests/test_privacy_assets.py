@@ -56,9 +56,12 @@ def _defs(platform: Platform) -> Definitions:
     )
 
 
-def _as_of(job_name: str, defs: Definitions) -> dict:
+def _as_of(job_name: str, defs: Definitions, confirm: bool = True) -> dict:
+    """Every retention asset and check evaluated at AS_OF; the assets really enforce only if `confirm`."""
     nodes = defs.resolve_job_def(job_name).graph.node_names()
-    return {"ops": {node: {"config": {"as_of": AS_OF}} for node in nodes if node != "privacy__data_subject_requests"}}
+    enforce = {"as_of": AS_OF, **({"confirm_as_of": AS_OF} if confirm else {})}
+    return {"ops": {node: {"config": enforce if node.startswith("privacy__retention__") else {"as_of": AS_OF}}
+                    for node in nodes if node != "privacy__data_subject_requests"}}
 
 
 @pytest.fixture

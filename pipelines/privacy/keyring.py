@@ -111,10 +111,14 @@ __all__ = [
     "load_master_key",
     "parse_master_key",
     "platform_master_key",
+    "rotate_platform_master_key",
 ]
 
 MASTER_KEY_ENV = "GTG_MASTER_KEY"
 """Name of the environment variable the caller reads the master key from."""
+
+NEW_MASTER_KEY_ENV = "GTG_NEW_MASTER_KEY"
+"""Where a master-key rotation reads the new key when the current one comes from GTG_MASTER_KEY."""
 
 FORMAT_VERSION = 1
 """Version of the SQLite key-store layout."""
@@ -262,6 +266,36 @@ def platform_master_key(key_file: Path | None = None, value: str | None = None) 
     if value is None:
         value = os.environ.get(MASTER_KEY_ENV)
     return load_master_key(value, key_file or paths.master_key_file(), paths.is_sandbox())
+
+
+def rotate_platform_master_key(keyring_path: Path, key_file: Path | None = None) -> tuple[int, bytes]:
+    """Rotate the platform's master key; returns (workspace keys re-wrapped, the new key).
+
+    When the key comes from ``GTG_MASTER_KEY`` the new one is read from ``GTG_NEW_MASTER_KEY`` (the operator
+    then replaces the secret). When it comes from the key file, a new key is generated (or taken from
+    ``GTG_NEW_MASTER_KEY``), written next to it as ``<file>.new`` (0600) before the keyring commits, and moved
+    over the old file after: a crash in between leaves the keyring readable with the ``.new`` file.
+    """
+    key_file = key_file or paths.master_key_file()
+    from_env = bool(os.environ.get(MASTER_KEY_ENV, "").strip())
+    text = os.environ.get(NEW_MASTER_KEY_ENV, "").strip()
+    if from_env and not text:
+        raise KeyringError(f"{MASTER_KEY_ENV} is set: put the new key in {NEW_MASTER_KEY_ENV} for the rotation, "
+                           f"then replace {MASTER_KEY_ENV} with it.")
+    new = parse_master_key(text) if text else os.urandom(KEY_BYTES)
+    old = platform_master_key(key_file)
+    if new == old:
+        raise KeyringError("The new master key is the current one.")
+    staged = None if from_env else key_file.with_name(key_file.name + ".new")
+    if staged is not None:
+        staged.unlink(missing_ok=True)
+        _write_exclusive(staged, (base64.urlsafe_b64encode(new).decode("ascii") + "\n").encode("ascii"))
+    with Keyring.open(keyring_path, old) as keyring:
+        count = keyring.rotate_master_key(new)
+    if staged is not None:
+        os.replace(staged, key_file)
+        _fsync_dir(key_file.parent)
+    return count, new
 
 
 def _read_key_file(key_file: Path) -> bytes:

@@ -9,6 +9,7 @@ whose older events were anonymised keeps their recent ones readable.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
 
 import duckdb
 import pyarrow as pa
@@ -55,21 +56,24 @@ class WorkspaceRotation:
 
 
 def rotate_workspace_key(con: duckdb.DuckDBPyConnection, tables: dict[str, TTableSchemaColumns], cipher,
-                         workspace_id: str, reseal_elsewhere=()) -> WorkspaceRotation:
+                         workspace_id: str, reseal_elsewhere: Mapping[str, Callable[[Any, str], int]]
+                         ) -> WorkspaceRotation:
     """Rotate one workspace's key: a new key (subject keys re-wrapped, in the keyring), every value the old
     key encrypted directly (the subject-less ones) re-encrypted in every table of `tables` and by each
-    `reseal_elsewhere(cipher, workspace_id) -> count` (other stores, e.g. the connection registry), then the
-    old key shredded. A rotation stopped half-way is resumed by calling this again (decryption reads both
+    `reseal_elsewhere[store](cipher, workspace_id) -> count` (other stores: the connection registry), then
+    the old key shredded. A rotation stopped half-way is resumed by calling this again (decryption reads both
     keys until the end)."""
     started, rewrapped = cipher.begin_workspace_rotation(workspace_id)
     report = WorkspaceRotation(resumed=not started, subject_keys_rewrapped=rewrapped)
+    existing = {f"{schema}.{name}" for schema, name in con.execute(
+        "SELECT table_schema, table_name FROM information_schema.tables WHERE table_catalog = current_database()"
+    ).fetchall()}
     for table, columns in tables.items():
         decl = declaration(columns)
-        dataset, name = table.split(".", 1)
-        if decl.encrypted and "workspace_id" in columns and table_exists(con, dataset, name):
+        if decl.encrypted and "workspace_id" in columns and table in existing:
             report.values_reencrypted[table] = _reencrypt_subjectless(con, table, decl, cipher, workspace_id)
-    for reseal in reseal_elsewhere:
-        report.values_reencrypted[reseal.__qualname__] = reseal(cipher, workspace_id)
+    for store, reseal in reseal_elsewhere.items():
+        report.values_reencrypted[store] = reseal(cipher, workspace_id)
     cipher.finish_workspace_rotation(workspace_id)
     return report
 
@@ -91,5 +95,5 @@ def _reencrypt_subjectless(con: duckdb.DuckDBPyConnection, table: str, decl, cip
         update[column] = cipher.encrypt(workspace_id, plain, subjects=None, context=context)
     rotated = pa.table(update)  # noqa: F841 - read by DuckDB's replacement scan
     sets = ", ".join(f"{ident(c)} = rotated.{ident(c)}" for c in columns)
-    con.execute(f"UPDATE {qualified(table)} SET {sets} FROM rotated WHERE {qualified(table)}.rowid = rotated.rid")
+    con.execute(f"UPDATE {qualified(table)} SET {sets} FROM rotated WHERE {qualified(table)}.rowid = rotated.rid").fetchall()
     return sum(rows.num_rows - rows.column(c).null_count for c in columns)
