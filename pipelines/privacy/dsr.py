@@ -31,7 +31,7 @@ from pipelines.privacy.consent import DATASET as CONSENT_DATASET, TABLE as CONSE
 from pipelines.privacy.keys import destroy_unreferenced_subjects
 from pipelines.privacy.protect import value_context
 from pipelines.privacy.requests import (
-    Inbox, RequestError, export_file, normalise_identity, request_from_row, validate,
+    Inbox, RequestError, export_file, normalise_identity, request_from_row, shown, validate,
 )
 from pipelines.privacy.scrub import scrub_landing
 from pipelines.privacy.subjects import (
@@ -99,9 +99,10 @@ def process_pending(
         problem = _problem(row, cipher, tables)
         if problem:
             inbox.finish(row["request_id"], "rejected", problem, now=now)
-            audit.append(actor=ACTOR, action=f"dsr.{row['request_type']}.rejected", request_id=row["request_id"],
-                         workspace_id=row["workspace_id"], counts={"reason": problem})
-            report.outcomes.append(Outcome(row["request_id"], row["request_type"], "rejected", problem))
+            safe = shown(row)  # the app may have written anything in any field: only checked values go on
+            audit.append(actor=ACTOR, action=f"dsr.{safe['request_type']}.rejected", request_id=safe["request_id"],
+                         workspace_id=safe["workspace_id"], counts={"reason": problem})
+            report.outcomes.append(Outcome(safe["request_id"], safe["request_type"], "rejected", problem))
         else:
             accepted.append(row)
     if not accepted:

@@ -22,7 +22,7 @@ from pipelines.privacy.requests import Request, RequestError
 
 MAX_AGE = dt.timedelta(hours=24)
 CLOCK_SKEW = dt.timedelta(minutes=5)
-MAX_SIGNED_REQUEST_CHARS = 8192  # Meta's are a few hundred characters
+MAX_SIGNED_REQUEST_CHARS = 16384  # Meta's are a few hundred characters
 
 
 def _b64url(text: str) -> bytes:

@@ -45,6 +45,7 @@ WORKSPACE_PATTERN = re.compile(WORKSPACE_ID_PATTERN)
 REQUEST_ID_PATTERN = re.compile(r"dsr_[0-9a-f]{16}")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PHONE = re.compile(r"^\+?[0-9]{6,15}$")
+_CATEGORY = re.compile(r"[a-z_]+(\.[a-z_]+)*")  # a data category: user.device.ip_address
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS requests (
@@ -136,6 +137,20 @@ def validate(request: Request, *, identity_sealed: bool = False) -> None:
         raise RequestError("`purposes` belongs to consent requests only")
 
 
+def shown(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A request row as status displays, Dagster metadata and the audit log may show it: an id, type, kind or
+    workspace that fails its check is replaced by `invalid` (the app may have put a person's e-mail in any
+    field); `field` only when it is a plain category name."""
+    checks = {
+        "request_id": lambda v: isinstance(v, str) and REQUEST_ID_PATTERN.fullmatch(v),
+        "request_type": lambda v: v in REQUEST_TYPES,
+        "identity_kind": lambda v: v in IDENTITY_KINDS,
+        "workspace_id": lambda v: isinstance(v, str) and WORKSPACE_PATTERN.fullmatch(v),
+        "field": lambda v: v is None or (isinstance(v, str) and _CATEGORY.fullmatch(v)),
+    }
+    return {k: (v if k not in checks or checks[k](v) else "invalid") for k, v in row.items()}
+
+
 def export_file(exports_dir: Path, request_id: str) -> Path:
     """Where the access export of `request_id` is: derived here, never read from the inbox, and always a
     file directly inside `exports_dir` (the id is checked against REQUEST_ID_PATTERN, the path resolved)."""
@@ -198,17 +213,23 @@ class Inbox(PrivateSqliteFile):
         return [dict(r) for r in rows]
 
     def all(self) -> list[dict[str, Any]]:
-        """Every request, without the plaintext columns (for status displays)."""
+        """Every request, without the plaintext columns, as `shown` (for status displays)."""
+        return self._listing("", ())
+
+    def get(self, request_id: str) -> dict[str, Any] | None:
+        """One request as `all` shows it, looked up by its stored id."""
+        rows = self._listing("WHERE request_id = ?", (request_id,))
+        return rows[0] if rows else None
+
+    def _listing(self, where: str, params: tuple) -> list[dict[str, Any]]:
         with closing(self._connect()) as con:
             rows = con.execute(
                 "SELECT request_id, request_type, workspace_id, identity_kind, field, source, requested_by, "
                 "received_at, coalesce(deadline, strftime('%Y-%m-%dT%H:%M:%fZ', received_at, '+30 days')) AS deadline, "
-                "status, status_detail, completed_at, export_path FROM requests ORDER BY received_at, rowid"
+                f"status, status_detail, completed_at, export_path FROM requests {where} ORDER BY received_at, rowid",
+                params,
             ).fetchall()
-        return [dict(r) for r in rows]
-
-    def get(self, request_id: str) -> dict[str, Any] | None:
-        return next((r for r in self.all() if r["request_id"] == request_id), None)
+        return [shown(dict(r)) for r in rows]
 
     def seal(self, sealed: Mapping[str, tuple[bytes, bytes]]) -> None:
         """Store the blind indexes of each request's identity (its workspace's, the unattributed one's) and
@@ -223,14 +244,22 @@ class Inbox(PrivateSqliteFile):
 
     def finish(self, request_id: str, status: str, detail: str, export_path: str | None = None,
                now: dt.datetime | None = None) -> None:
-        """Close a request; the plaintext columns are cleared whatever the outcome."""
+        """Close a request; the plaintext columns are cleared whatever the outcome. A rejected request also
+        loses its `field` and any type, kind or workspace that failed its check (replaced by `invalid`): the
+        app may have put a person's data in any column, and after processing the inbox holds none."""
         if status not in STATUSES[1:]:
             raise ValueError(f"a request finishes as completed or rejected, not {status!r}")
         with closing(self._connect()) as con, con:
+            kept = con.execute("SELECT request_type, identity_kind, workspace_id FROM requests WHERE request_id = ?",
+                               (request_id,)).fetchone()
+            safe = shown(dict(kept)) if kept is not None and status == "rejected" else dict(kept or {})
             con.execute(
                 "UPDATE requests SET status = ?, status_detail = ?, export_path = ?, completed_at = ?, "
-                "identity_value = NULL, new_value = NULL WHERE request_id = ?",
-                (status, detail, export_path, _iso(now or dt.datetime.now(dt.timezone.utc)), request_id),
+                "identity_value = NULL, new_value = NULL, field = CASE WHEN ? THEN NULL ELSE field END, "
+                "request_type = coalesce(?, request_type), identity_kind = coalesce(?, identity_kind), "
+                "workspace_id = coalesce(?, workspace_id) WHERE request_id = ?",
+                (status, detail, export_path, _iso(now or dt.datetime.now(dt.timezone.utc)), status == "rejected",
+                 safe.get("request_type"), safe.get("identity_kind"), safe.get("workspace_id"), request_id),
             )
 
     def earlier_exports(self, workspace_id: str, identity_bidxs: list[bytes]) -> list[str]:
