@@ -339,6 +339,11 @@ def main(argv: list[str] | None = None) -> int:
     for rotation in (master, workspace):
         rotation.add_argument("--requested-by", default=os.environ.get("USER", "cli"), help="who rotates (for the audit)")
     args = parser.parse_args(argv)
+    try:
+        paths.environment()
+    except paths.PlatformEnvironmentError as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return 2
     if args.command == "keys":
         if args.action == "rotate-master":
             return rotate_master_key(args.requested_by)
