@@ -11,7 +11,6 @@ creates (or finds) 0700.
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -52,12 +51,6 @@ def private_dir(path: Path) -> Path:
     if path.stat().st_mode & 0o077:
         path.chmod(0o700)
     return path
-
-
-def fresh_private_dir(path: Path) -> Path:
-    """An empty private folder at `path`: whatever a crashed run left there is removed first."""
-    shutil.rmtree(path, ignore_errors=True)
-    return private_dir(path)
 
 
 class OutsideFolderError(ValueError):
