@@ -344,6 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     except paths.PlatformEnvironmentError as exc:
         print(f"refused: {exc}", file=sys.stderr)
         return 2
+    paths.private_dir(paths.data_dir())  # a data folder made by an older version may be world-readable
     if args.command == "keys":
         if args.action == "rotate-master":
             return rotate_master_key(args.requested_by)

@@ -9,9 +9,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
-import shutil
 import sqlite3
-from collections import Counter
 from pathlib import Path
 
 import duckdb
@@ -22,31 +20,15 @@ from pipelines.privacy.dsr import process_pending
 from pipelines.privacy.provider_requests import meta_deletion_request
 from pipelines.privacy.requests import Inbox, Request, RequestError
 from pipelines.workspaces import UNATTRIBUTED_WORKSPACE
-from tests.conftest import Platform, landed_lines
+from tests.conftest import Platform
+from tests.privacy.test_requests import _people, loaded, platform  # noqa: F401 - the loaded platform fixtures
 
 SECRET = "meta-app-secret"
 NOW = dt.datetime(2026, 11, 25, 12, tzinfo=dt.timezone.utc)
 
 
-@pytest.fixture(scope="module")
-def loaded(tmp_path_factory) -> Platform:
-    platform = Platform(tmp_path_factory.mktemp("inbox_attacks") / "data")
-    platform.generate()
-    platform.ingest()
-    return platform
-
-
-@pytest.fixture
-def platform(loaded: Platform, tmp_path: Path) -> Platform:
-    copy = Platform(tmp_path / "data")
-    shutil.copytree(loaded.root, copy.root)
-    return copy
-
-
 def _person(platform: Platform) -> tuple[str, str]:
-    counts = Counter((r.get("workspace_id"), r.get("user_id")) for r in landed_lines(platform.landing)
-                     if isinstance(r.get("user_id"), str) and isinstance(r.get("workspace_id"), str))
-    return counts.most_common(1)[0][0]
+    return _people(platform, 1)[0]
 
 
 def _app_writes(platform: Platform, **row) -> None:
@@ -200,9 +182,7 @@ def test_a_rejected_request_leaves_no_value_in_dagster_storage(platform: Platfor
     from dagster import DagsterInstance, Definitions
 
     from assets.privacy import data_subject_requests, requests_job
-    from resources.keyring import KeyringResource
-    from resources.privacy import PrivacyResource
-    from resources.warehouse import WarehouseResource
+    from tests.security.conftest import privacy_resources
 
     ws, user_id = _person(platform)
     field, value = "bob.private@example.com", "+4915112345678"
@@ -210,14 +190,7 @@ def test_a_rejected_request_leaves_no_value_in_dagster_storage(platform: Platfor
                 identity_kind="user_id", identity_value=user_id, field=field, new_value=value)
     _app_writes(platform, request_id="dsr_0000000000000d02", request_type=field, workspace_id=value,
                 identity_kind="email", identity_value=field)
-    defs = Definitions(assets=[data_subject_requests], jobs=[requests_job], resources={
-        "warehouse": WarehouseResource(path=str(platform.warehouse), dlt_dir=str(platform.dlt_dir),
-                                       work_dir=str(platform.work_dir)),
-        "keyring": KeyringResource(master_key_file=str(platform.master_key_file), keyring_path=str(platform.keyring_path)),
-        "privacy": PrivacyResource(inbox_path=str(platform.root / "privacy" / "requests.sqlite"),
-                                   audit_path=str(platform.root / "privacy" / "audit.jsonl"),
-                                   exports_dir=str(platform.root / "exports"), landing_urls={}),
-    })
+    defs = Definitions(assets=[data_subject_requests], jobs=[requests_job], resources=privacy_resources(platform))
     home = tmp_path / "dagster_home"
     home.mkdir()
     with DagsterInstance.local_temp(str(home)) as instance:

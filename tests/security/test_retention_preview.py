@@ -11,24 +11,16 @@ import pytest
 from dagster import DagsterInstance, Definitions
 
 from assets.privacy import POLICY, PRIVACY_ASSETS, PRIVACY_CHECKS, retention_job
-from resources.keyring import KeyringResource
-from resources.privacy import PrivacyResource
-from resources.warehouse import WarehouseResource
 from tests.conftest import END_DATE, Platform
+from tests.security.conftest import privacy_resources
 
 # Far in the future: at this moment every generated event is past its retention.
 AS_OF = (dt.datetime.combine(END_DATE, dt.time(12), dt.timezone.utc) + dt.timedelta(days=2000)).isoformat()
 
 
 def _defs(platform: Platform) -> Definitions:
-    return Definitions(assets=PRIVACY_ASSETS, asset_checks=PRIVACY_CHECKS, jobs=[retention_job], resources={
-        "warehouse": WarehouseResource(path=str(platform.warehouse), dlt_dir=str(platform.dlt_dir),
-                                       work_dir=str(platform.work_dir)),
-        "keyring": KeyringResource(master_key_file=str(platform.master_key_file), keyring_path=str(platform.keyring_path)),
-        "privacy": PrivacyResource(inbox_path=str(platform.root / "privacy" / "requests.sqlite"),
-                                   audit_path=str(platform.root / "privacy" / "audit.jsonl"),
-                                   exports_dir=str(platform.root / "exports"), landing_urls={}),
-    })
+    return Definitions(assets=PRIVACY_ASSETS, asset_checks=PRIVACY_CHECKS, jobs=[retention_job],
+                       resources=privacy_resources(platform))
 
 
 def _config(defs: Definitions, **retention) -> dict:
