@@ -89,10 +89,9 @@ def process_pending(
     now = now or dt.datetime.now(dt.timezone.utc)
     report = BatchReport()
     for request_id in inbox.exports_before(now - dt.timedelta(days=EXPORT_KEEP_DAYS)):
-        _remove_export(exports_dir, request_id)
+        report.exports_removed += _remove_export(exports_dir, request_id)
         inbox.forget_export(request_id, f"deleted after {EXPORT_KEEP_DAYS} days")
         audit.append(actor=ACTOR, action="dsr.export_expired", request_id=request_id)
-        report.exports_removed += 1
     tables = {**stored_declarations(con), **(derived_tables or {})}
     accepted: list[dict[str, Any]] = []
     for row in inbox.pending():
@@ -315,12 +314,16 @@ def _count_connection_rows(con, by_connection: dict[str, str], batch: list[Outco
             outcome.tables[table] = outcome.tables.get(table, 0) + count
 
 
-def _remove_export(exports_dir: Path, request_id: str) -> None:
-    """Delete a request's export: the path is derived from the id inside `exports_dir`, never read back."""
+def _remove_export(exports_dir: Path, request_id: str) -> bool:
+    """Delete a request's export if there is one: the path is derived from the id inside `exports_dir`, never
+    read back from the inbox (an id off the pattern never had an export written)."""
     try:
-        export_file(exports_dir, request_id).unlink(missing_ok=True)
+        path = export_file(exports_dir, request_id)
     except RequestError:
-        pass  # an id that cannot name an export never had one written
+        return False
+    existed = path.exists()
+    path.unlink(missing_ok=True)
+    return existed
 
 
 def _erase(con, cipher, inbox, rows, batch, tables, searchable, report, *, landing_urls, exports_dir, **_) -> None:
@@ -350,9 +353,8 @@ def _erase(con, cipher, inbox, rows, batch, tables, searchable, report, *, landi
         f"SELECT workspace_id, list(DISTINCT bidx) FROM {IDENTITIES} WHERE request_id IN ({marks}) GROUP BY 1"
     ).fetchall():
         for request_id in inbox.earlier_exports(workspace, [bytes(b) for b in bidxs]):
-            _remove_export(exports_dir, request_id)
+            report.exports_removed += _remove_export(exports_dir, request_id)
             inbox.forget_export(request_id, "removed by a later erasure")
-            report.exports_removed += 1
     by_connection = connection_tables(con, tables)
     disconnected = [o for o in batch if rows[o.request_id]["identity_kind"] == "connection"]
     if disconnected:  # the people of a disconnected account: candidates for key destruction once rows are gone

@@ -19,6 +19,9 @@ Key hierarchy
             +-- subject key (random 32 bytes, AES-GCM-wrapped by the workspace key)
 
 Values whose subject is unknown/null are encrypted with the workspace key.
+``subject_ref`` is the blind index of the subject id, so neither the key store
+nor the warehouse needs the plaintext id, and a caller that reads the
+warehouse can decrypt using the refs stored next to the ciphertexts.
 
 Rotation: ``rotate_master_key`` re-wraps every stored key under a new master key in one transaction (no value
 is re-encrypted). A workspace key is rotated in three steps (``begin_workspace_rotation``: a new key, every
@@ -27,9 +30,6 @@ subject-less values; ``finish_workspace_rotation`` shreds the retired key). The 
 rotated: rotating it would mean re-indexing every identifier from its plaintext. After the first rotation its
 root (the original workspace key, which then encrypts nothing) is kept as the workspace's index key.
 Platform keys (e.g. the audit log's chain key) are random keys wrapped by the master key.
-``subject_ref`` is the blind index of the subject id, so neither the key store
-nor the warehouse needs the plaintext id, and a caller that reads the
-warehouse can decrypt using the refs stored next to the ciphertexts.
 
 Formats
 -------
@@ -43,7 +43,8 @@ Formats
 
 Key store
 ---------
-A SQLite file (``keyring_meta``, ``workspace_keys``, ``subject_keys``) opened
+A SQLite file (``keyring_meta``, ``workspace_keys``, ``subject_keys``, ``workspace_key_rotations``,
+``platform_keys``) opened
 with ``secure_delete=ON`` and ``journal_mode=DELETE`` so that destroyed keys
 are overwritten with zeros inside the file. Several processes may share it:
 writes use ``BEGIN IMMEDIATE`` plus a busy timeout, keys are created with

@@ -252,7 +252,7 @@ class Inbox(PrivateSqliteFile):
         with closing(self._connect()) as con, con:
             kept = con.execute("SELECT request_type, identity_kind, workspace_id FROM requests WHERE request_id = ?",
                                (request_id,)).fetchone()
-            safe = shown(dict(kept)) if kept is not None and status == "rejected" else dict(kept or {})
+            safe = shown(dict(kept)) if kept is not None and status == "rejected" else {}
             con.execute(
                 "UPDATE requests SET status = ?, status_detail = ?, export_path = ?, completed_at = ?, "
                 "identity_value = NULL, new_value = NULL, field = CASE WHEN ? THEN NULL ELSE field END, "

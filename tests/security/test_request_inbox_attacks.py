@@ -90,7 +90,7 @@ def test_an_export_path_written_by_the_app_is_never_deleted(platform: Platform, 
     _, _, late = _process(platform, now=NOW + dt.timedelta(days=31))
     assert victim.read_text() == "keep me"
     # Both rows were due for clean-up: the real export is gone; the forged row's derived file never existed.
-    assert not export.exists() and late.exports_removed == 2
+    assert not export.exists() and late.exports_removed == 1
 
 
 def test_a_rejected_correction_never_quotes_what_it_was_given(platform: Platform) -> None:
