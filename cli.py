@@ -289,6 +289,9 @@ def rotate_workspace_key(workspace_id: str, requested_by: str) -> int:
     except KeyringError as exc:
         print(f"rotation refused: {exc}", file=sys.stderr)
         return 2
+    except duckdb.IOException:
+        print("rotation refused: another process is writing the warehouse; retry when no job runs", file=sys.stderr)
+        return 2
     print(f"{workspace_id}: key rotated; {report.subject_keys_rewrapped} subject keys re-wrapped, "
           f"{sum(report.values_reencrypted.values())} values re-encrypted")
     return 0

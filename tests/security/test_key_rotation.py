@@ -214,3 +214,13 @@ def test_a_process_holding_the_old_master_key_cannot_write_keys_after_a_rotation
     stale.close()
     with Keyring.open(tmp_path / "keyring.sqlite", new) as cipher:
         assert not cipher.has_workspace("ws_2") and cipher.has_workspace("ws_1")
+
+
+def test_a_workspace_rotation_waits_for_the_warehouse_writer_and_changes_nothing(loaded) -> None:
+    platform, workspace = loaded
+    keyring_bytes = platform.keyring_path.read_bytes()
+    with duckdb.connect(str(platform.warehouse)):  # a job holding DuckDB's writer lock
+        refused = _cli(platform, "rotate-workspace", workspace)
+    assert (refused.returncode, refused.stderr.strip()) == (
+        2, "rotation refused: another process is writing the warehouse; retry when no job runs")
+    assert platform.keyring_path.read_bytes() == keyring_bytes
