@@ -34,6 +34,9 @@ def _generate_if_empty(events: int, days: int) -> None:
     from pipelines.usage_events.landing import discover_files
 
     landing = paths.events_landing_url()
+    if not paths.is_sandbox():
+        print("GTG_ENV=production: sandbox events are never generated")
+        return
     if discover_files(landing):
         print(f"landing location {landing} has files: not generating sandbox events")
         return
@@ -213,7 +216,7 @@ def print_warehouse_summary() -> None:
 
 def submit_request(args: argparse.Namespace) -> int:
     """File a data-subject request in the inbox; the sensor (or `privacy process`) handles it."""
-    from pipelines.privacy.keyring import Keyring, KeyringError, load_master_key
+    from pipelines.privacy.keyring import Keyring, KeyringError, platform_master_key
     from pipelines.privacy.requests import IDENTITY_KINDS, Inbox, Request, RequestError, validate
 
     kind = next(k for k in IDENTITY_KINDS if getattr(args, k) is not None)
@@ -225,8 +228,7 @@ def submit_request(args: argparse.Namespace) -> int:
         unknown = RequestError("unknown workspace: no data is held for this workspace id")
         if not paths.keyring_path().exists():
             raise unknown
-        key = load_master_key(os.environ.get("GTG_MASTER_KEY"), paths.master_key_file(), False)
-        with Keyring.open(paths.keyring_path(), key) as cipher:
+        with Keyring.open(paths.keyring_path(), platform_master_key()) as cipher:
             if not cipher.has_workspace(args.workspace):
                 raise unknown
         request_id = Inbox(paths.request_inbox_path()).submit(request)
@@ -252,7 +254,7 @@ def provider_deletion(args: argparse.Namespace) -> int:
             request = meta_deletion_request(args.meta_signed_request, secret, args.workspace)
         else:
             request = google_revocation_request(args.workspace, args.google_user_id)
-        request_id = Inbox(paths.request_inbox_path()).submit(request)
+        request_id = Inbox(paths.request_inbox_path()).submit_once(request)
     except RequestError as exc:
         print(f"request refused: {exc}", file=sys.stderr)
         return 2
@@ -284,7 +286,8 @@ def offboard(args: argparse.Namespace) -> int:
     mail = defs.resources.get("mail")
     with defs.resources["keyring"].open() as cipher:
         report = offboard_workspace(args.workspace, warehouse_path=Path(warehouse.path), cipher=cipher,
-                                    inbox=privacy.inbox(), audit=privacy.audit(), landing_urls=privacy.landing_urls,
+                                    inbox=privacy.inbox(), audit=privacy.audit(cipher), landing_urls=privacy.landing_urls,
+                                    exports_dir=Path(privacy.exports_dir),
                                     registry=mail.registry() if mail else None, snapshot=snapshot_path(warehouse),
                                     requested_by=args.requested_by)
     print(f"{args.workspace}: offboarded; {report.keys_destroyed} keys destroyed, "
@@ -303,6 +306,57 @@ def print_requests() -> int:
     for r in rows:
         print(f"{r['request_id']:22} {r['request_type']:10} {r['source']:18} {r['status']:9} "
               f"{r['received_at'][:16]:16} {r['deadline'][:10]:10} {r['status_detail'] or ''}")
+    return 0
+
+
+def rotate_master_key(requested_by: str) -> int:
+    """Re-wrap every workspace key under a new master key (no data re-encrypted); one audit entry."""
+    from pipelines.privacy.audit import AuditLog
+    from pipelines.privacy.keyring import Keyring, KeyringError, rotate_platform_master_key
+
+    try:
+        count, new_key = rotate_platform_master_key(paths.keyring_path())
+    except KeyringError as exc:
+        print(f"rotation refused: {exc}", file=sys.stderr)
+        return 2
+    with Keyring.open(paths.keyring_path(), new_key) as cipher:
+        AuditLog.of(paths.audit_log_path(), cipher).append(
+            actor=f"operator:{requested_by}", action="keys.rotate_master", counts={"workspace_keys_rewrapped": count})
+    print(f"master key rotated: {count} workspace keys re-wrapped, no data re-encrypted")
+    return 0
+
+
+def rotate_workspace_key(workspace_id: str, requested_by: str) -> int:
+    """Give one workspace a new key: subject keys re-wrapped, its subject-less values re-encrypted in the
+    warehouse and the connection registry, the old key shredded; one audit entry. Needs the warehouse's
+    writer lock (run it while no job writes)."""
+    import duckdb
+
+    from pipelines.mail_common.connections import ConnectionRegistry
+    from pipelines.privacy.audit import AuditLog
+    from pipelines.privacy.categories import stored_declarations
+    from pipelines.privacy.keyring import Keyring, KeyringError, platform_master_key
+    from pipelines.privacy.keys import rotate_workspace_key as rotate
+
+    stores = {}
+    if paths.connections_path().exists():
+        stores["connections"] = ConnectionRegistry(paths.connections_path()).reseal
+    try:
+        with Keyring.open(paths.keyring_path(), platform_master_key()) as cipher, \
+                duckdb.connect(str(paths.warehouse_path()) if paths.warehouse_path().exists() else ":memory:") as con:
+            report = rotate(con, stored_declarations(con), cipher, workspace_id, stores)
+            AuditLog.of(paths.audit_log_path(), cipher).append(
+                actor=f"operator:{requested_by}", action="keys.rotate_workspace", workspace_id=workspace_id,
+                tables=report.values_reencrypted,
+                counts={"subject_keys_rewrapped": report.subject_keys_rewrapped, "resumed": int(report.resumed)})
+    except KeyringError as exc:
+        print(f"rotation refused: {exc}", file=sys.stderr)
+        return 2
+    except duckdb.IOException:
+        print("rotation refused: another process is writing the warehouse; retry when no job runs", file=sys.stderr)
+        return 2
+    print(f"{workspace_id}: key rotated; {report.subject_keys_rewrapped} subject keys re-wrapped, "
+          f"{sum(report.values_reencrypted.values())} values re-encrypted")
     return 0
 
 
@@ -347,7 +401,24 @@ def main(argv: list[str] | None = None) -> int:
     gone = connections.add_parser("disconnect", help="revoke a connection and erase its synced data")
     gone.add_argument("connection_id")
     gone.add_argument("--requested-by", default=os.environ.get("USER", "cli"))
+    keys = sub.add_parser("keys", help="key rotation").add_subparsers(dest="action", required=True)
+    master = keys.add_parser("rotate-master", help="re-wrap every workspace key under a new master key "
+                             "(GTG_NEW_MASTER_KEY, or generated into the key file)")
+    workspace = keys.add_parser("rotate-workspace", help="give a workspace a new key and shred the old one")
+    workspace.add_argument("workspace_id")
+    for rotation in (master, workspace):
+        rotation.add_argument("--requested-by", default=os.environ.get("USER", "cli"), help="who rotates (for the audit)")
     args = parser.parse_args(argv)
+    try:
+        paths.environment()
+    except paths.PlatformEnvironmentError as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return 2
+    paths.private_dir(paths.data_dir())  # a data folder made by an older version may be world-readable
+    if args.command == "keys":
+        if args.action == "rotate-master":
+            return rotate_master_key(args.requested_by)
+        return rotate_workspace_key(args.workspace_id, args.requested_by)
     if args.command == "run":
         return run(args.events, args.days)
     if args.command == "connections":

@@ -56,10 +56,23 @@ DEADLINE_WARNING_DAYS = 7
 
 
 class AsOfConfig(Config):
-    """`as_of` (ISO timestamp, UTC if no offset) evaluates retention at another moment than now: to
-    preview what a policy change would expire, or to test it."""
+    """`as_of` (ISO timestamp, UTC if no offset) evaluates retention at another moment than now."""
 
     as_of: str | None = None
+
+
+class RetentionConfig(AsOfConfig):
+    """Without options the retention asset enforces the policy now. With `as_of` it is a preview: it counts
+    what would expire at that moment and writes nothing (warehouse opened read-only, no key touched, no audit
+    entry). Enforcing at another moment than now destroys data early, so it needs `confirm_as_of` repeating
+    `as_of` exactly: a launchpad typo or a copied preview config cannot expire anything."""
+
+    confirm_as_of: str | None = None
+
+    def previewing(self) -> bool:
+        if self.confirm_as_of is not None and self.confirm_as_of != self.as_of:
+            raise ValueError("confirm_as_of must repeat as_of exactly to enforce retention at that moment")
+        return bool(self.as_of) and self.confirm_as_of is None
 
 
 def _now(config: AsOfConfig) -> dt.datetime:
@@ -89,12 +102,18 @@ def _retention_asset(rule: Rule) -> AssetsDefinition:
         f"(by {rule.age_column}); term: {rule.term.provider} — {rule.term.text}",
     )
     def enforce_retention(
-        context: AssetExecutionContext, config: AsOfConfig, warehouse: WarehouseResource,
+        context: AssetExecutionContext, config: RetentionConfig, warehouse: WarehouseResource,
         keyring: KeyringResource, privacy: PrivacyResource,
     ) -> MaterializeResult:
         now, snapshot = _now(config), snapshot_path(warehouse)
+        if config.previewing():
+            with warehouse.connect() as con:
+                found = past_retention(con, rule, now, DERIVED_TABLES)
+            return MaterializeResult(metadata={
+                "preview": True, "action": rule.action, "keep_days": rule.keep_days,
+                "cutoff": str(cutoff(rule, now)), "rows_that_would_expire": found})
         with keyring.open() as cipher, warehouse.connect(read_only=False) as con:
-            result = run_rule(con, rule, cipher, privacy.audit(), now, DERIVED_TABLES)
+            result = run_rule(con, rule, cipher, privacy.audit(cipher), now, DERIVED_TABLES)
             # The analysts' copy is governed too: republished while it holds what the rule just expired (a
             # rerun after a kill between the two finds it still there and republishes).
             republished = _snapshot_past_retention(rule, snapshot, now) > 0
@@ -167,7 +186,7 @@ def data_subject_requests(
     with keyring.open() as cipher, warehouse.connect(read_only=False) as con:
         if any(r["request_type"] != "access" for r in inbox.pending()):
             model_loads.forget(con)  # rows change without a load: the next analytics build is a full one
-        report = process_pending(con, cipher, inbox, privacy.audit(), exports_dir=Path(privacy.exports_dir),
+        report = process_pending(con, cipher, inbox, privacy.audit(cipher), exports_dir=Path(privacy.exports_dir),
                                  landing_urls=privacy.landing_urls, derived_tables=DERIVED_TABLES,
                                  publish=lambda: _republish(con, snapshot))  # the analysts' copy forgets them too
     return MaterializeResult(metadata={
@@ -222,8 +241,10 @@ def requests_within_deadline(context: AssetCheckExecutionContext, privacy: Priva
 
 
 @asset_check(asset=REQUESTS_KEY, description="The audit log's hash chain is unbroken (nothing removed or edited).")
-def audit_log_intact(context: AssetCheckExecutionContext, privacy: PrivacyResource) -> AssetCheckResult:
-    status = privacy.audit().verify()
+def audit_log_intact(context: AssetCheckExecutionContext, privacy: PrivacyResource,
+                     keyring: KeyringResource) -> AssetCheckResult:
+    with keyring.open() as cipher:
+        status = privacy.audit(cipher).verify()
     return AssetCheckResult(passed=status.intact,
                             metadata={"entries": status.entries, "broken_at_entry": status.broken_at or 0})
 

@@ -28,7 +28,7 @@ def _defs(platform: Platform, keyring: KeyringResource | None = None) -> Definit
             "warehouse": WarehouseResource(path=str(platform.warehouse), dlt_dir=str(platform.dlt_dir),
                                            work_dir=str(platform.work_dir)),
             "keyring": keyring or KeyringResource(master_key_file=str(platform.master_key_file),
-                                                  keyring_path=str(platform.keyring_path), create_key_if_missing=True),
+                                                  keyring_path=str(platform.keyring_path)),
             "landing": LandingResource(url=str(platform.landing)),
         },
     )
@@ -100,10 +100,11 @@ def test_a_wrong_master_key_stops_the_run_before_anything_is_written(platform: P
     assert platform.keyring_path.read_bytes() == keyring_bytes
 
 
-def test_a_missing_master_key_outside_the_sandbox_is_a_clear_error(platform: Platform) -> None:
+def test_a_missing_master_key_outside_the_sandbox_is_a_clear_error(platform: Platform, monkeypatch) -> None:
     platform.generate()
+    monkeypatch.setenv("GTG_ENV", "production")
     missing = KeyringResource(master_key_file=str(platform.root / "nowhere" / "master.key"),
-                              keyring_path=str(platform.keyring_path), create_key_if_missing=False)
+                              keyring_path=str(platform.keyring_path))
     result = _run(platform, "2026-11-24", keyring=missing)
     assert not result.success
     assert "master.key" in str(result.get_step_failure_events()[0].step_failure_data.error)

@@ -136,6 +136,22 @@ class ConnectionRegistry(PrivateSqliteFile):
             con.execute("DELETE FROM connections WHERE workspace_id = ?", (workspace_id,))
         return ids
 
+    def reseal(self, cipher, workspace_id: str) -> int:
+        """Re-encrypt the workspace's tokens and addresses under its current key (a workspace-key rotation:
+        decryption still reads the retired key meanwhile); returns how many values were re-encrypted."""
+        columns = ("account", "refresh_token", "access_token")
+        with closing(self._connect()) as con, con:
+            rows = con.execute("SELECT connection_id, account_enc, refresh_token_enc, access_token_enc "
+                               "FROM connections WHERE workspace_id = ?", (workspace_id,)).fetchall()
+            count = 0
+            for row in rows:
+                sealed = [self._seal(cipher, workspace_id, c, self._open(cipher, workspace_id, c, row[i + 1]))
+                          for i, c in enumerate(columns)]
+                count += sum(v is not None for v in sealed)
+                con.execute("UPDATE connections SET account_enc = ?, refresh_token_enc = ?, access_token_enc = ? "
+                            "WHERE connection_id = ?", (*sealed, row[0]))
+        return count
+
     # -- reads -------------------------------------------------------------------------------------------
 
     def get(self, connection_id: str) -> Connection:

@@ -1,7 +1,8 @@
 """`python -m pipelines.gmail` / `python -m pipelines.outlook`: sync every active connection of one provider
-with plain dlt, no Dagster. Without a real OAuth app configured, the sandbox servers run in-process and the
-sandbox connections are registered first. Prints counts only; a connection that fails (an expired token, say)
-prints its error's class name and the others still sync (exit status 1)."""
+with plain dlt, no Dagster. With GTG_ENV=sandbox the sandbox servers run in-process and the sandbox
+connections are registered first; in production every OAuth variable must be set. Prints counts only; a
+connection that fails (an expired token, say) prints its error's class name and the others still sync (exit
+status 1)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ from typing import Any, Callable, Sequence
 
 from pipelines import paths
 from pipelines.mail_common.connections import ConnectionRegistry
-from pipelines.mail_common.endpoints import REAL_ENDPOINTS, OAuthApps
+from pipelines.mail_common.endpoints import REAL_ENDPOINTS, OAuthApps, require_oauth_env
 from pipelines.mail_common.sandbox import running_sandbox, sandbox_accounts, seed_connections
 from pipelines.mail_common.session import SyncSession, root_cause, sync_connection
-from pipelines.privacy.keyring import Keyring, load_master_key
+from pipelines.privacy.keyring import Keyring, platform_master_key
 
 
 def main(provider: str, make_source: Callable[[SyncSession], Any], pipeline_name: str, dataset: str,
@@ -23,12 +24,15 @@ def main(provider: str, make_source: Callable[[SyncSession], Any], pipeline_name
     parser = argparse.ArgumentParser(prog=f"python -m pipelines.{provider}")
     parser.add_argument("--connection", help="sync only this connection id")
     args = parser.parse_args(argv)
+    sandbox = paths.is_sandbox()
+    if not sandbox:
+        require_oauth_env()
     oauth = OAuthApps.from_env()
-    key = load_master_key(None, paths.master_key_file(), paths.is_sandbox())
+    key = platform_master_key()
     registry = ConnectionRegistry(paths.connections_path())
     with Keyring.open(paths.keyring_path(), key) as cipher, contextlib.ExitStack() as stack:
         endpoints = REAL_ENDPOINTS
-        if not oauth.configured:
+        if sandbox:
             accounts = sandbox_accounts()
             endpoints = stack.enter_context(running_sandbox(accounts))
             seed_connections(registry, cipher, accounts)

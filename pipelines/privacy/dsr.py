@@ -30,7 +30,9 @@ from pipelines.privacy.categories import BLIND_INDEX_HINT, CATEGORY_HINT, declar
 from pipelines.privacy.consent import DATASET as CONSENT_DATASET, TABLE as CONSENT_TABLE, ensure_consent_table
 from pipelines.privacy.keys import destroy_unreferenced_subjects
 from pipelines.privacy.protect import value_context
-from pipelines.privacy.requests import Inbox, RequestError, normalise_identity, request_from_row, validate
+from pipelines.privacy.requests import (
+    Inbox, RequestError, export_file, normalise_identity, remove_export, request_from_row, shown, validate,
+)
 from pipelines.privacy.scrub import scrub_landing
 from pipelines.privacy.suppression import suppress
 from pipelines.privacy.subjects import (
@@ -92,20 +94,20 @@ def process_pending(
     rerun publishes again."""
     now = now or dt.datetime.now(dt.timezone.utc)
     report = BatchReport()
-    for request_id, path in inbox.exports_before(now - dt.timedelta(days=EXPORT_KEEP_DAYS)):
-        Path(path).unlink(missing_ok=True)
+    for request_id in inbox.exports_before(now - dt.timedelta(days=EXPORT_KEEP_DAYS)):
+        report.exports_removed += remove_export(exports_dir, request_id)
         inbox.forget_export(request_id, f"deleted after {EXPORT_KEEP_DAYS} days")
         audit.append(actor=ACTOR, action="dsr.export_expired", request_id=request_id)
-        report.exports_removed += 1
     tables = {**stored_declarations(con), **(derived_tables or {})}
     accepted: list[dict[str, Any]] = []
     for row in inbox.pending():
         problem = _problem(row, cipher, tables)
         if problem:
             inbox.finish(row["request_id"], "rejected", problem, now=now)
-            audit.append(actor=ACTOR, action=f"dsr.{row['request_type']}.rejected", request_id=row["request_id"],
-                         workspace_id=row["workspace_id"], counts={"reason": problem})
-            report.outcomes.append(Outcome(row["request_id"], row["request_type"], "rejected", problem))
+            safe = shown(row)  # the app may have written anything in any field: only checked values go on
+            audit.append(actor=ACTOR, action=f"dsr.{safe['request_type']}.rejected", request_id=safe["request_id"],
+                         workspace_id=safe["workspace_id"], counts={"reason": problem})
+            report.outcomes.append(Outcome(safe["request_id"], safe["request_type"], "rejected", problem))
         else:
             accepted.append(row)
     if not accepted:
@@ -157,7 +159,7 @@ def _problem(row: dict[str, Any], cipher, tables) -> str | None:
     if request.request_type == "correction":
         held = {col.get(CATEGORY_HINT) for cols in tables.values() for col in cols.values()}
         if request.field not in held:
-            return f"field {request.field!r} is not a data category held in any table"
+            return "field is not a data category held in any table"
     return None
 
 
@@ -307,10 +309,9 @@ def _export(con, cipher, inbox, rows, batch, tables, searchable, report, *, expo
         for record in data.select(keep).to_pylist():
             rid = record.pop("_request_id")
             documents[rid]["tables"].setdefault(table, []).append(record)
-    exports_dir.mkdir(parents=True, exist_ok=True)
     for outcome in batch:
-        path = exports_dir / f"{outcome.request_id}.json"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        path = export_file(exports_dir, outcome.request_id)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump(documents[outcome.request_id], handle, default=str, indent=1, sort_keys=True)
         outcome.export_path = str(path)
@@ -329,7 +330,8 @@ def _count_connection_rows(con, by_connection: dict[str, str], batch: list[Outco
             outcome.tables[table] = outcome.tables.get(table, 0) + count
 
 
-def _erase(con, cipher, inbox, rows, batch, tables, searchable, report, *, landing_urls, now, **_) -> None:
+def _erase(con, cipher, inbox, rows, batch, tables, searchable, report, *, landing_urls, exports_dir, now,
+           **_) -> None:
     """Destroy the people's keys, scrub landed files, remove earlier exports, then delete their rows.
 
     A request naming a `connection` (a disconnected provider account) deletes every row carrying that
@@ -351,10 +353,9 @@ def _erase(con, cipher, inbox, rows, batch, tables, searchable, report, *, landi
     for workspace, bidxs in con.execute(
         f"SELECT workspace_id, list(DISTINCT bidx) FROM {IDENTITIES} WHERE request_id IN ({marks}) GROUP BY 1"
     ).fetchall():
-        for request_id, path in inbox.earlier_exports(workspace, [bytes(b) for b in bidxs]):
-            Path(path).unlink(missing_ok=True)
+        for request_id in inbox.earlier_exports(workspace, [bytes(b) for b in bidxs]):
+            report.exports_removed += remove_export(exports_dir, request_id)
             inbox.forget_export(request_id, "removed by a later erasure")
-            report.exports_removed += 1
     by_connection = connection_tables(con, tables)
     disconnected = [o for o in batch if rows[o.request_id]["identity_kind"] == "connection"]
     if disconnected:  # the people of a disconnected account: candidates for key destruction once rows are gone

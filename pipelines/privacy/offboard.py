@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from pipelines.catalog import LANDING_ZONES
 from pipelines.privacy.audit import AuditLog
-from pipelines.privacy.requests import Inbox
+from pipelines.privacy.requests import Inbox, remove_export
 from pipelines.privacy.scrub import scrub_landing
 from pipelines.privacy.categories import TRACKER_KINDS, VERIFIED_KINDS, declaration, stored_declarations
 from pipelines.privacy.protect import value_context
@@ -50,7 +50,8 @@ def check_workspace(workspace_id: str) -> None:
 
 
 def offboard_workspace(workspace_id: str, *, warehouse_path: Path, cipher, inbox: Inbox, audit: AuditLog,
-                       landing_urls: dict[str, str], registry=None, snapshot: Path | None = None,
+                       landing_urls: dict[str, str], exports_dir: Path, registry=None,
+                       snapshot: Path | None = None,
                        requested_by: str = "cli") -> OffboardReport:
     """Erase everything held for `workspace_id`; `registry` is the mail connection registry (if mail is
     configured), `snapshot` the analysts' snapshot file (republished when it exists)."""
@@ -77,9 +78,8 @@ def offboard_workspace(workspace_id: str, *, warehouse_path: Path, cipher, inbox
         if row["workspace_id"] != workspace_id:
             continue
         if row["export_path"]:
-            Path(row["export_path"]).unlink(missing_ok=True)
+            report.exports_removed += remove_export(exports_dir, row["request_id"])
             inbox.forget_export(row["request_id"], "removed when the workspace was offboarded")
-            report.exports_removed += 1
         if row["status"] == "received":
             inbox.finish(row["request_id"], "rejected", "the workspace was offboarded: nothing is held any more")
             report.requests_closed += 1

@@ -86,7 +86,7 @@ def _app_files(platform: Platform, request_type: str, ws: str, kind: str, value:
 def _process(platform: Platform):
     inbox = Inbox(platform.root / "privacy" / "requests.sqlite")
     with platform.keyring() as cipher, duckdb.connect(str(platform.warehouse)) as con:
-        report = process_pending(con, cipher, inbox, AuditLog(platform.root / "privacy" / "audit.jsonl"),
+        report = process_pending(con, cipher, inbox, AuditLog.of(platform.root / "privacy" / "audit.jsonl", cipher),
                                  exports_dir=platform.root / "exports",
                                  landing_urls={"usage_events": str(platform.landing)})
     return inbox, report
@@ -257,7 +257,9 @@ def test_offboarding_erases_the_whole_workspace_through_the_cli(platform, tmp_pa
         assert not cipher.has_workspace(ws)
     assert _files_containing(platform.root, unique) == {}
     assert _files_containing(tmp_path / "dagster", unique) == {}
-    assert AuditLog(platform.root / "privacy" / "audit.jsonl").entries()[-1]["action"] == "workspace.offboarded"
+    with platform.keyring() as cipher:
+        audit = AuditLog.of(platform.root / "privacy" / "audit.jsonl", cipher)
+    assert audit.entries()[-1]["action"] == "workspace.offboarded"
 
 
 def test_a_full_mail_resync_does_not_bring_an_erased_correspondent_back(mail):  # noqa: F811 - the fixture
@@ -270,7 +272,7 @@ def test_a_full_mail_resync_does_not_bring_an_erased_correspondent_back(mail):  
     inbox = Inbox(mail.root / "privacy" / "requests.sqlite")
     inbox.submit(Request("erasure", "ws_0001", "email", email))
     with mail.keyring() as cipher, duckdb.connect(str(mail.warehouse)) as con:
-        process_pending(con, cipher, inbox, AuditLog(mail.root / "privacy" / "audit.jsonl"),
+        process_pending(con, cipher, inbox, AuditLog.of(mail.root / "privacy" / "audit.jsonl", cipher),
                         exports_dir=mail.root / "exports", landing_urls={})
     held = {r[0] for r in mail.held("raw_gmail.gmail_messages", GMAIL)}
     assert held == set(account.messages) - mine and mine
@@ -298,8 +300,8 @@ def test_offboarding_removes_the_workspaces_mail_and_connections(mail):  # noqa:
     with mail.keyring() as cipher:
         report = offboard_workspace("ws_0001", warehouse_path=mail.warehouse, cipher=cipher,
                                     inbox=Inbox(mail.root / "privacy" / "requests.sqlite"),
-                                    audit=AuditLog(mail.root / "privacy" / "audit.jsonl"), landing_urls={},
-                                    registry=mail.registry)
+                                    audit=AuditLog.of(mail.root / "privacy" / "audit.jsonl", cipher), landing_urls={},
+                                    exports_dir=mail.root / "exports", registry=mail.registry)
         assert not cipher.has_workspace("ws_0001") and cipher.has_workspace("ws_0002")
     assert report.connections_removed == 2
     assert {t: report.rows_by_table[t] for t in tables} == {t: before[t]["ws_0001"] for t in tables}

@@ -43,7 +43,7 @@ def _process(mail: MailPlatform, *requests: Request):
 
 def _run(mail: MailPlatform, inbox: Inbox):
     with mail.keyring() as cipher, duckdb.connect(str(mail.warehouse)) as con:
-        return process_pending(con, cipher, inbox, AuditLog(mail.root / "privacy" / "audit.jsonl"),
+        return process_pending(con, cipher, inbox, AuditLog.of(mail.root / "privacy" / "audit.jsonl", cipher),
                                exports_dir=mail.root / "exports", landing_urls={})
 
 
@@ -182,7 +182,7 @@ def test_retention_deletes_expired_mail_and_contacts(synced: MailPlatform) -> No
     old = {a.index: sum(m.internal_date < middle.timestamp() * 1000 for m in a.messages.values())
            for a in synced.accounts}
     with synced.keyring() as cipher, duckdb.connect(str(synced.warehouse)) as con:
-        audit = AuditLog(synced.root / "privacy" / "audit.jsonl")
+        audit = AuditLog.of(synced.root / "privacy" / "audit.jsonl", cipher)
         result = run_rule(con, rule, cipher, audit, now)
         assert result.rows_expired == old[0] + old[2] and 0 < result.rows_expired < 500
         everything = {t: run_rule(con, r, cipher, audit, now + dt.timedelta(days=400)) for t, r in rules.items()}

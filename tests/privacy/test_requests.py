@@ -47,7 +47,7 @@ def _process(platform: Platform, *requests: Request):
     inbox = Inbox(platform.root / "privacy" / "requests.sqlite")
     ids = [inbox.submit(r) for r in requests]
     with platform.keyring() as cipher, duckdb.connect(str(platform.warehouse)) as con:
-        report = process_pending(con, cipher, inbox, AuditLog(platform.root / "privacy" / "audit.jsonl"),
+        report = process_pending(con, cipher, inbox, AuditLog.of(platform.root / "privacy" / "audit.jsonl", cipher),
                                  exports_dir=platform.root / "exports",
                                  landing_urls={"usage_events": str(platform.landing)})
     return inbox, ids, report
@@ -179,7 +179,8 @@ def test_erasure_leaves_no_byte_of_the_person_and_keeps_everyone_else(platform):
     assert _files_containing(platform.root, unique) == {}
     assert _oracle(platform, other_ws, other_id, erasure=True) == other  # the other person is intact and readable
     assert inbox.get(rid)["status"] == "completed"
-    audit = AuditLog(platform.root / "privacy" / "audit.jsonl")
+    with platform.keyring() as cipher:
+        audit = AuditLog.of(platform.root / "privacy" / "audit.jsonl", cipher)
     assert audit.verify().intact and audit.entries()[-1]["action"] == "dsr.erasure"
 
 
@@ -212,7 +213,7 @@ def test_bad_requests_get_a_clear_error_and_change_nothing(platform):
     inbox = Inbox(platform.root / "privacy" / "requests.sqlite")
     with pytest.raises(RequestError, match="email identifying the person is malformed"):
         inbox.submit(Request("access", ws, "email", "not-an-email"))
-    with pytest.raises(RequestError, match="unknown request type 'forget'"):
+    with pytest.raises(RequestError, match="unknown request type; expected one of"):
         inbox.submit(Request("forget", ws, "user_id", user_id))
     with pytest.raises(RequestError, match="a consent request needs `purposes`"):
         inbox.submit(Request("consent", ws, "user_id", user_id, purposes={"telepathy": False}))
@@ -230,10 +231,12 @@ def test_meta_deletion_callback_becomes_an_erasure(platform):
     payload = base64.urlsafe_b64encode(json.dumps(
         {"algorithm": "HMAC-SHA256", "issued_at": 1764000000, "user_id": "fb_123"}).encode()).decode().rstrip("=")
     signature = base64.urlsafe_b64encode(hmac.new(b"app-secret", payload.encode(), hashlib.sha256).digest()).decode()
-    request = meta_deletion_request(f"{signature.rstrip('=')}.{payload}", "app-secret", _people(platform, 1)[0][0])
+    issued = dt.datetime.fromtimestamp(1764000000, dt.timezone.utc)
+    request = meta_deletion_request(f"{signature.rstrip('=')}.{payload}", "app-secret", _people(platform, 1)[0][0],
+                                    now=issued + dt.timedelta(minutes=1))
     assert (request.request_type, request.identity_kind, request.source) == ("erasure", "facebook_user_id", "meta_data_deletion")
     with pytest.raises(RequestError, match="does not match the app secret"):
-        meta_deletion_request(f"{signature}.{payload}", "another-secret", "ws")
+        meta_deletion_request(f"{signature}.{payload}", "another-secret", "ws", now=issued)
     inbox, (rid,), report = _process(platform, request)
     assert inbox.get(rid)["status"] == "completed" and report.rows_by_table == {}
 
@@ -277,8 +280,8 @@ def test_access_exports_are_deleted_after_30_days(platform):
     inbox, (rid,), _ = _process(platform, Request("access", ws, "user_id", user_id))
     export = Path(inbox.get(rid)["export_path"])
     assert export.is_file()
-    audit = AuditLog(platform.root / "privacy" / "audit.jsonl")
     with platform.keyring() as cipher, duckdb.connect(str(platform.warehouse)) as con:
+        audit = AuditLog.of(platform.root / "privacy" / "audit.jsonl", cipher)
         soon = process_pending(con, cipher, inbox, audit, exports_dir=export.parent, landing_urls={},
                                now=dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=29))
         assert soon.exports_removed == 0 and export.is_file()
@@ -302,7 +305,9 @@ def test_cli_files_requests_and_refuses_bad_ones(tmp_path):
         return subprocess.run([sys.executable, "-m", "cli", "privacy", *args], cwd=root, env=env,
                               capture_output=True, text=True, timeout=120)
 
-    payload = base64.urlsafe_b64encode(json.dumps({"algorithm": "HMAC-SHA256", "user_id": "fb_7"}).encode()).decode()
+    payload = base64.urlsafe_b64encode(json.dumps(
+        {"algorithm": "HMAC-SHA256", "issued_at": int(dt.datetime.now(dt.timezone.utc).timestamp()),
+         "user_id": "fb_7"}).encode()).decode()
     signature = base64.urlsafe_b64encode(hmac.new(b"app-secret", payload.encode(), hashlib.sha256).digest()).decode()
     meta = cli("provider-deletion", "--workspace", "ws_1", "--meta-signed-request", f"{signature}.{payload}")
     assert meta.returncode == 0, meta.stderr
