@@ -116,9 +116,13 @@ def blind_index_by_kind(cipher: FieldCipher, workspace_ids, which, values, kinds
     for i, kind in enumerate(kinds, 1):
         mask = pc.equal(which, i)
         rows = pc.indices_nonzero(mask)
-        if len(rows):
-            hashed = cipher.blind_index_many(pc.take(workspace_ids, rows), pc.take(values, rows), kind=kind)
-            refs = pc.replace_with_mask(refs, mask, hashed)
+        if len(rows):  # each distinct (workspace, value) is hashed once, then joined back in row order
+            picked = pa.table({"ws": pc.take(workspace_ids, rows), "v": pc.take(values, rows), "row": rows})
+            distinct = picked.group_by(["ws", "v"]).aggregate([])
+            distinct = distinct.append_column("bidx", cipher.blind_index_many(distinct.column("ws"), distinct.column("v"),
+                                                                              kind=kind))
+            hashed = picked.join(distinct, ["ws", "v"]).sort_by("row").column("bidx")
+            refs = pc.replace_with_mask(refs, mask, hashed.combine_chunks())
     return refs
 
 
