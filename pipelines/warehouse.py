@@ -71,7 +71,11 @@ _POLL_SECONDS = 0.2
 
 
 class WarehouseBusy(RuntimeError):
-    """Another process kept the warehouse for longer than this one was allowed to wait."""
+    """Another process kept the warehouse for longer than this one was allowed to wait; `holder` says who."""
+
+    def __init__(self, message: str, holder: str) -> None:
+        super().__init__(message)
+        self.holder = holder
 
 
 @dataclass
@@ -174,9 +178,10 @@ def _acquire(fd: int, path: str, purpose: str, *, exclusive: bool, wait: float |
             waited = time.monotonic() - started
             warehouse = path.removesuffix(".lock")
             if waited >= limit:
+                holder = _holder(path)
                 raise WarehouseBusy(
-                    f"the warehouse {warehouse} is in use by {_holder(path)}; {purpose} gave up after waiting "
-                    f"{waited:.0f} s (set {WAIT_SECONDS_ENV} to wait longer)") from None
+                    f"the warehouse {warehouse} is in use by {holder}; {purpose} gave up after waiting "
+                    f"{waited:.0f} s (set {WAIT_SECONDS_ENV} to wait longer)", holder) from None
             if time.monotonic() >= next_report:
                 report(f"{purpose}: waiting for the warehouse {warehouse}, in use by {_holder(path)}; "
                        f"giving up in {limit - waited:.0f} s ({WAIT_SECONDS_ENV})")
@@ -195,10 +200,11 @@ def _foreign_lock(exc: BaseException, warehouse: str) -> WarehouseBusy | None:
     while seen is not None:
         if isinstance(seen, duckdb.IOException) and "Could not set lock on file" in str(seen):
             pid = re.search(r"\(PID (\d+)\)", str(seen))
+            holder = f"another program{f' (pid {pid[1]})' if pid else ''}"
             return WarehouseBusy(
-                f"the warehouse {warehouse} is open in another program{f' (pid {pid[1]})' if pid else ''} that does "
-                "not take the platform's lock (a DuckDB shell or notebook, say); DuckDB lets no one else in while "
-                "it is open: close it and run again")
+                f"the warehouse {warehouse} is open in {holder} that does not take the platform's lock (a DuckDB "
+                "shell or notebook, say); DuckDB lets no one else in while it is open: close it and run again",
+                holder)
         seen = seen.__cause__ or seen.__context__
     return None
 
