@@ -15,7 +15,6 @@ from collections import defaultdict
 from pathlib import Path
 
 import dlt
-import duckdb
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,

@@ -116,21 +116,23 @@ def warehouse_lock(
 
     An advisory `flock` on `lock_path`, so the kernel releases it when the process dies, however it dies: a killed
     run never leaves the warehouse locked. Re-entrant within a process, threads included (a run that holds it
-    opens connections and calls helpers that take it again); a shared hold asked to become exclusive is upgraded. While another
-    process holds it, `report` is told who (pid and purpose, as that process recorded them) every 30 s; after
-    `wait` seconds (default `wait_seconds()`) `WarehouseBusy` is raised. Sleeping in short steps, the wait lets
-    SIGINT and SIGTERM through.
+    opens connections and calls helpers that take it again), but a reader cannot turn writer: flock's upgrade
+    drops the shared lock first, so a writer must take the warehouse before reading it. While another process
+    holds it, `report` is told who (pid and purpose, as that process recorded them) every 30 s; after `wait`
+    seconds (default `wait_seconds()`) `WarehouseBusy` is raised. Sleeping in short steps, the wait lets SIGINT
+    and SIGTERM through. DuckDB's own lock error inside the hold (a program that bypasses this lock has the file
+    open) becomes a `WarehouseBusy` in plain words.
     """
     key = str(lock_path(warehouse_path).resolve())
     with _held_guard:
         held = _held.get(key)
         if held is not None:
+            if not shared and not held.exclusive:
+                raise RuntimeError(f"{purpose}: this process holds the warehouse for reading; take it for writing "
+                                   "before reading it")
             held.depth += 1
     if held is not None:
         try:
-            if not shared and not held.exclusive:
-                _acquire(held.fd, key, purpose, exclusive=True, wait=wait, report=report)
-                held.exclusive = True
             yield
         finally:
             with _held_guard:

@@ -163,7 +163,8 @@ def test_sensor_waits_while_the_warehouse_is_being_written(platform: Platform, w
     finally:
         writer.kill()
         writer.wait()
-    holder = f"pid {writer.pid} (a test writer, since " if writer_kind == "platform" else f"another program (pid {writer.pid})"
+    holder = (f"pid {writer.pid} (a test writer, since " if writer_kind == "platform"
+              else f"another program (pid {writer.pid})")
     assert isinstance(result, SkipReason)
     assert result.skip_message.startswith(f"the warehouse is being written by {holder}"), result.skip_message
     assert result.skip_message.endswith("; looking again at the next tick")
