@@ -29,6 +29,20 @@ def ensure_dagster_home() -> Path:
     return home
 
 
+def open_instance():
+    """The Dagster instance under DAGSTER_HOME. Two processes creating its SQLite storage at once would both
+    stamp the schema version and leave the storage unreadable ("more than one head"), so opening it is
+    serialised by a lock file in DAGSTER_HOME."""
+    import fcntl
+
+    from dagster import DagsterInstance
+
+    home = ensure_dagster_home()
+    with open(home / ".instance.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return DagsterInstance.get()
+
+
 def _generate_if_empty(events: int, days: int) -> None:
     from pipelines.sandbox.events import generate_events
     from pipelines.usage_events.landing import discover_files
@@ -51,14 +65,11 @@ def run(events: int, days: int) -> int:
     Runs left behind by a killed process are marked failed first. Each run holds the warehouse lock from its
     start to its end; while another process holds it, this one says whom it waits for and gives up after
     GTG_WAREHOUSE_WAIT_SECONDS (exit code 3)."""
-    ensure_dagster_home()
+    instance = open_instance()
     _generate_if_empty(events, days)
-
-    from dagster import DagsterInstance
 
     from assets.runs import fail_abandoned_runs
 
-    instance = DagsterInstance.get()
     for dead in fail_abandoned_runs(instance):
         print(f"run {dead.run_id} ({dead.job_name}): its process {dead.pid} is gone (killed or crashed): "
               "marked failed, its pool slots freed")
@@ -431,11 +442,8 @@ def main(argv: list[str] | None = None) -> int:
                     "offboard": offboard}
         return handlers[args.action](args)
     if args.command in ("retention", "privacy"):
-        ensure_dagster_home()
-        from dagster import DagsterInstance
-
         job = "privacy_retention_job" if args.command == "retention" else "data_subject_requests_job"
-        return 0 if _run_job(DagsterInstance.get(), job) else 1
+        return 0 if _run_job(open_instance(), job) else 1
     return 2
 
 

@@ -15,7 +15,6 @@ from collections import defaultdict
 from pathlib import Path
 
 import dlt
-import duckdb
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
@@ -192,8 +191,8 @@ def pending_files_by_day(landing_url: str, warehouse: WarehouseResource, wait: f
                          ) -> dict[str, list[str]]:
     """Landed files that the ledger does not record as loaded, by arrival day.
 
-    Reads under the shared warehouse lock, waiting at most `wait` seconds for a writer (WarehouseBusy after);
-    raises duckdb.IOException while a process that bypasses the lock writes the warehouse.
+    Reads under the shared warehouse lock, waiting at most `wait` seconds for a writer; WarehouseBusy after
+    that, or at once while a program that bypasses the lock has the file open.
     """
     files = discover_files(landing_url)
     loaded: set[str] = set()
@@ -223,8 +222,8 @@ def usage_events_landing_sensor(
     """The run key names the day and its pending files, so a day is requested once per set of new files."""
     try:
         pending = pending_files_by_day(landing.url, warehouse, wait=0)
-    except (WarehouseBusy, duckdb.IOException) as busy:
-        return SkipReason(f"the warehouse is being written ({busy}); looking again at the next tick")
+    except WarehouseBusy as busy:  # a run holds it, or a program that bypasses the lock has it open
+        return SkipReason(f"the warehouse is being written by {busy.holder}; looking again at the next tick")
     valid_days = set(EVENT_DAYS.get_partition_keys())
     requests = [
         RunRequest(partition_key=day, run_key=f"{day}:{_fingerprint(urls)}")

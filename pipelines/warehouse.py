@@ -71,7 +71,11 @@ _POLL_SECONDS = 0.2
 
 
 class WarehouseBusy(RuntimeError):
-    """Another process kept the warehouse for longer than this one was allowed to wait."""
+    """Another process kept the warehouse for longer than this one was allowed to wait; `holder` says who."""
+
+    def __init__(self, message: str, holder: str) -> None:
+        super().__init__(message)
+        self.holder = holder
 
 
 @dataclass
@@ -112,21 +116,23 @@ def warehouse_lock(
 
     An advisory `flock` on `lock_path`, so the kernel releases it when the process dies, however it dies: a killed
     run never leaves the warehouse locked. Re-entrant within a process, threads included (a run that holds it
-    opens connections and calls helpers that take it again); a shared hold asked to become exclusive is upgraded. While another
-    process holds it, `report` is told who (pid and purpose, as that process recorded them) every 30 s; after
-    `wait` seconds (default `wait_seconds()`) `WarehouseBusy` is raised. Sleeping in short steps, the wait lets
-    SIGINT and SIGTERM through.
+    opens connections and calls helpers that take it again), but a reader cannot turn writer: flock's upgrade
+    drops the shared lock first, so a writer must take the warehouse before reading it. While another process
+    holds it, `report` is told who (pid and purpose, as that process recorded them) every 30 s; after `wait`
+    seconds (default `wait_seconds()`) `WarehouseBusy` is raised. Sleeping in short steps, the wait lets SIGINT
+    and SIGTERM through. DuckDB's own lock error inside the hold (a program that bypasses this lock has the file
+    open) becomes a `WarehouseBusy` in plain words.
     """
     key = str(lock_path(warehouse_path).resolve())
     with _held_guard:
         held = _held.get(key)
         if held is not None:
+            if not shared and not held.exclusive:
+                raise RuntimeError(f"{purpose}: this process holds the warehouse for reading; take it for writing "
+                                   "before reading it")
             held.depth += 1
     if held is not None:
         try:
-            if not shared and not held.exclusive:
-                _acquire(held.fd, key, purpose, exclusive=True, wait=wait, report=report)
-                held.exclusive = True
             yield
         finally:
             with _held_guard:
@@ -174,9 +180,10 @@ def _acquire(fd: int, path: str, purpose: str, *, exclusive: bool, wait: float |
             waited = time.monotonic() - started
             warehouse = path.removesuffix(".lock")
             if waited >= limit:
+                holder = _holder(path)
                 raise WarehouseBusy(
-                    f"the warehouse {warehouse} is in use by {_holder(path)}; {purpose} gave up after waiting "
-                    f"{waited:.0f} s (set {WAIT_SECONDS_ENV} to wait longer)") from None
+                    f"the warehouse {warehouse} is in use by {holder}; {purpose} gave up after waiting "
+                    f"{waited:.0f} s (set {WAIT_SECONDS_ENV} to wait longer)", holder) from None
             if time.monotonic() >= next_report:
                 report(f"{purpose}: waiting for the warehouse {warehouse}, in use by {_holder(path)}; "
                        f"giving up in {limit - waited:.0f} s ({WAIT_SECONDS_ENV})")
@@ -195,10 +202,11 @@ def _foreign_lock(exc: BaseException, warehouse: str) -> WarehouseBusy | None:
     while seen is not None:
         if isinstance(seen, duckdb.IOException) and "Could not set lock on file" in str(seen):
             pid = re.search(r"\(PID (\d+)\)", str(seen))
+            holder = f"another program{f' (pid {pid[1]})' if pid else ''}"
             return WarehouseBusy(
-                f"the warehouse {warehouse} is open in another program{f' (pid {pid[1]})' if pid else ''} that does "
-                "not take the platform's lock (a DuckDB shell or notebook, say); DuckDB lets no one else in while "
-                "it is open: close it and run again")
+                f"the warehouse {warehouse} is open in {holder} that does not take the platform's lock (a DuckDB "
+                "shell or notebook, say); DuckDB lets no one else in while it is open: close it and run again",
+                holder)
         seen = seen.__cause__ or seen.__context__
     return None
 

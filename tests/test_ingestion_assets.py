@@ -142,20 +142,33 @@ def test_sensor_requests_each_day_with_unloaded_files(platform: Platform) -> Non
     assert late.partition_key == "2026-11-23" and late.run_key not in {r.run_key for r in first}
 
 
-def test_sensor_waits_while_the_warehouse_is_being_written(platform: Platform) -> None:
+# A writer of the platform (holding the warehouse lock), and a program that opens the file without it.
+WRITERS = {
+    "platform": "import sys, time\nfrom pipelines.warehouse import warehouse_lock\n"
+                "with warehouse_lock(sys.argv[1], 'a test writer'):\n    print('locked', flush=True); time.sleep(30)\n",
+    "foreign": "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('locked', flush=True); time.sleep(30)",
+}
+
+
+@pytest.mark.parametrize("writer_kind", sorted(WRITERS))
+def test_sensor_waits_while_the_warehouse_is_being_written(platform: Platform, writer_kind: str) -> None:
     platform.generate()
     assert _run(platform, "2026-11-22").success
     resources = {"landing": LandingResource(url=str(platform.landing)),
                  "warehouse": WarehouseResource(path=str(platform.warehouse))}
-    code = "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('locked', flush=True); time.sleep(30)"
-    writer = subprocess.Popen([sys.executable, "-c", code, str(platform.warehouse)], stdout=subprocess.PIPE, text=True)
+    writer = subprocess.Popen([sys.executable, "-c", WRITERS[writer_kind], str(platform.warehouse)],
+                              stdout=subprocess.PIPE, text=True)
     try:
         assert writer.stdout.readline().strip() == "locked"
         result = _sense(resources)
-        assert isinstance(result, SkipReason) and "being written" in result.skip_message
     finally:
         writer.kill()
         writer.wait()
+    holder = (f"pid {writer.pid} (a test writer, since " if writer_kind == "platform"
+              else f"another program (pid {writer.pid})")
+    assert isinstance(result, SkipReason)
+    assert result.skip_message.startswith(f"the warehouse is being written by {holder}"), result.skip_message
+    assert result.skip_message.endswith("; looking again at the next tick")
 
 
 @pytest.mark.parametrize("name", ["events_unique_event_ids", "events_quarantine_share", "events_personal_data_encrypted"])

@@ -144,6 +144,7 @@ def ingest(
         pipeline = warehouse_pipeline(SOURCE_NAME, DATASET_NAME, warehouse_path, dlt_dir)
         finish_pending(pipeline)
         report = IngestReport()
-        source = usage_events_source(str(landing_url), cipher, str(work_dir), str(warehouse_path), received_dates, report)
+        source = usage_events_source(str(landing_url), cipher, str(work_dir), str(warehouse_path), received_dates,
+                                     report)
         pipeline.run(source).raise_on_failed_jobs()
     return report
