@@ -120,10 +120,10 @@ def _retention_asset(rule: Rule) -> AssetsDefinition:
             if republished:
                 publish_snapshot(con, snapshot)
         return MaterializeResult(metadata={
-            "snapshot_republished": republished,
             "action": rule.action, "keep_days": rule.keep_days, "cutoff": result.cutoff, "term": rule.term.id,
             "rows_expired": result.rows_expired, "subjects_expired": result.subjects_expired,
             "keys_destroyed": result.keys_destroyed,
+            **({"snapshot_republished": republished} if rule.table in DERIVED_TABLES else {}),
         })
 
     return enforce_retention
