@@ -46,7 +46,7 @@ HOLDER = ("import sys, time\nfrom pipelines.warehouse import warehouse_lock\n"
 def _env(platform: Platform, home: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in _OVERRIDES}
     # Small sandbox mailboxes: the mail syncs of a `cli run` are not under test here.
-    env.update(GTG_DATA_DIR=str(platform.root), DAGSTER_HOME=str(home), RUNTIME__DLTHUB_TELEMETRY="false",
+    env.update(GTG_ENV="sandbox", GTG_DATA_DIR=str(platform.root), DAGSTER_HOME=str(home), RUNTIME__DLTHUB_TELEMETRY="false",
                PYTHONUNBUFFERED="1", GTG_SANDBOX_MAIL_MESSAGES="20", GTG_SANDBOX_MAIL_CONTACTS="5", **extra)
     return env
 

@@ -112,7 +112,7 @@ def _active_users(platform: Platform) -> list[str]:
 def test_after_an_erasure_a_correction_and_an_opt_out_every_model_equals_a_full_build(daily: Platform) -> None:
     (ws, erased), (ws2, corrected), (ws3, opted_out) = _active_users(daily)[:3]
     with daily.keyring() as cipher:
-        key = cipher.blind_index(ws, [erased]).to_pylist()[0]
+        key = cipher.blind_index(ws, [erased], kind="user.unique_id").to_pylist()[0]
     held = "SELECT (SELECT count(*) FROM analytics.visitor_days WHERE user_key = ?), " \
            "(SELECT count(DISTINCT event_date) FROM analytics.visitor_days WHERE user_key = ?)"
     days = daily.query(held, [key, key])[0][1]
@@ -127,7 +127,7 @@ def test_after_an_erasure_a_correction_and_an_opt_out_every_model_equals_a_full_
     # Each day the erased person was active on counts one user fewer (no other change touches the count).
     assert daily.query("SELECT sum(active_users) FROM analytics.active_users WHERE grain = 'day'")[0][0] == active - days
     with daily.keyring() as cipher:
-        new_key = cipher.blind_index(ws2, ["usr_corrected_0001"]).to_pylist()[0]
+        new_key = cipher.blind_index(ws2, ["usr_corrected_0001"], kind="user.unique_id").to_pylist()[0]
     assert daily.query("SELECT count(*) FROM analytics.visitor_days WHERE user_key = ?", [new_key])[0][0] > 0
     incremental = _every_model(daily)
     _build(daily, full_refresh=True)

@@ -52,7 +52,7 @@ def test_an_erasure_killed_while_republishing_stays_open_and_its_rerun_clears_th
     platform.ingest()
     _build(platform)
     with platform.keyring() as cipher:
-        key = cipher.blind_index("ws_a", ["u1"]).to_pylist()[0]
+        key = cipher.blind_index("ws_a", ["u1"], kind="user.unique_id").to_pylist()[0]
     held = "SELECT (SELECT count(*) FROM analytics.sessions WHERE visitor_key = ?), " \
            "(SELECT count(*) FROM analytics.sessions), (SELECT count(*) FROM analytics.visitor_days WHERE user_key = ?)"
     assert _snapshot(platform, held, [key, key]) == [(2, 7, 1)]

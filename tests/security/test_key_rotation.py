@@ -186,15 +186,15 @@ def test_an_interrupted_workspace_rotation_reads_both_keys_and_resumes(tmp_path:
     key = os.urandom(32)
     with Keyring.open(tmp_path / "keyring.sqlite", key) as cipher:
         old_values = cipher.encrypt("ws_1", ["a", "b"], subjects=None, context="t.c")
-        subject_value = cipher.encrypt("ws_1", ["c"], subjects=["person"], context="t.c")
-        index_before = cipher.blind_index("ws_1", ["person"]).to_pylist()
+        subject_value = cipher.encrypt("ws_1", ["c"], subjects=["person"], context="t.c", subject_kind="user.unique_id")
+        index_before = cipher.blind_index("ws_1", ["person"], kind="user.unique_id").to_pylist()
         assert cipher.begin_workspace_rotation("ws_1") == (True, 1)
     with Keyring.open(tmp_path / "keyring.sqlite", key) as cipher:  # a new process after the crash
         new_value = cipher.encrypt("ws_1", ["d"], subjects=None, context="t.c")
         mixed = pa.concat_arrays([old_values, new_value])
         assert cipher.decrypt("ws_1", mixed, subject_refs=None, context="t.c").to_pylist() == ["a", "b", "d"]
         assert cipher.decrypt("ws_1", subject_value, subject_refs=index_before, context="t.c").to_pylist() == ["c"]
-        assert cipher.blind_index("ws_1", ["person"]).to_pylist() == index_before
+        assert cipher.blind_index("ws_1", ["person"], kind="user.unique_id").to_pylist() == index_before
         assert cipher.begin_workspace_rotation("ws_1") == (False, 0)  # resumed: no second new key
         assert cipher.finish_workspace_rotation("ws_1") is True
         with pytest.raises(KeyringError, match="could not be authenticated"):
@@ -206,11 +206,11 @@ def test_an_interrupted_workspace_rotation_reads_both_keys_and_resumes(tmp_path:
 def test_a_process_holding_the_old_master_key_cannot_write_keys_after_a_rotation(tmp_path: Path) -> None:
     old, new = os.urandom(32), os.urandom(32)
     stale = Keyring.open(tmp_path / "keyring.sqlite", old)
-    stale.blind_index("ws_1", ["x"])
+    stale.blind_index("ws_1", ["x"], kind="user.unique_id")
     with Keyring.open(tmp_path / "keyring.sqlite", old) as rotating:
         assert rotating.rotate_master_key(new) == 1
     with pytest.raises(KeyringError, match="was rotated since this keyring was opened"):
-        stale.blind_index("ws_2", ["x"])  # a new workspace key would be wrapped by the old master key
+        stale.blind_index("ws_2", ["x"], kind="user.unique_id")  # a new workspace key would be wrapped by the old master key
     stale.close()
     with Keyring.open(tmp_path / "keyring.sqlite", new) as cipher:
         assert not cipher.has_workspace("ws_2") and cipher.has_workspace("ws_1")

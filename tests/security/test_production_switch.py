@@ -5,8 +5,10 @@ names the variable) and nothing of the sandbox (generated key, events or mail co
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 from pipelines.mail_common.endpoints import OAUTH_ENV
@@ -24,9 +26,14 @@ def _run(data: Path, args: list[str], **env: str) -> subprocess.CompletedProcess
 
 
 def _sandbox_made(root: Path) -> list[str]:
-    """Files only the sandbox makes: a generated master key, generated events, seeded mail connections."""
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*")
-                  if p.is_file() and {"keys", "landing", "connections"} & set(p.relative_to(root).parts))
+    """What only the sandbox makes: a generated master key, generated events, seeded mail connections (an
+    empty keyring or connection registry is what any run with a given master key opens)."""
+    made = sorted(str(p.relative_to(root)) for p in root.rglob("*")
+                  if p.is_file() and ("landing" in p.relative_to(root).parts or p.name.startswith("master.key")))
+    for registry in root.rglob("connections.sqlite"):
+        with closing(sqlite3.connect(registry)) as con:
+            made += [f"connection {row[0]}" for row in con.execute("SELECT connection_id FROM connections")]
+    return made
 
 
 def test_without_gtg_env_nothing_starts(tmp_path: Path) -> None:
@@ -74,5 +81,5 @@ def test_a_production_run_generates_no_events_and_no_key(tmp_path: Path) -> None
                GTG_MASTER_KEY=generate_master_key_text(), **oauth)
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.splitlines()[:2] == ["GTG_ENV=production: sandbox events are never generated",
-                                           "nothing landed: nothing to load"]
+                                           "usage_events_job: nothing new landed (every landed file is loaded)"]
     assert _sandbox_made(tmp_path) == []
