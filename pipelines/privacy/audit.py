@@ -18,12 +18,24 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from pipelines.paths import private_dir
 
 GENESIS = "0" * 64
 AUDIT_KEY_NAME = "audit-chain"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One entry to append: ids, codes and counts only (the log is never erased)."""
+
+    actor: str
+    action: str
+    tables: Mapping[str, int] | None = None
+    request_id: str | None = None
+    workspace_id: str | None = None
+    counts: Mapping[str, int | str] | None = None
 
 
 @dataclass(frozen=True)
@@ -64,27 +76,42 @@ class AuditLog:
         counts: Mapping[str, int | str] | None = None,
     ) -> dict[str, Any]:
         """Append one entry and return it. Pass counts and codes only: the log is never erased."""
+        return self.append_many([Entry(actor=actor, action=action, tables=tables, request_id=request_id,
+                                       workspace_id=workspace_id, counts=counts)])[0]
+
+    def append_many(self, entries: Sequence[Entry]) -> list[dict[str, Any]]:
+        """Append several entries, chained in order, with one lock, one write and one fsync (a batch of a
+        thousand requests must not cost a thousand fsyncs); returns them as written. A crash mid-write can
+        only leave a torn last line, which `verify()` reports like any broken entry."""
+        if not entries:
+            return []
         private_dir(self.path.parent)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
         with os.fdopen(fd, "r+", encoding="utf-8") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             last = self._last(handle)
-            entry = {
-                "seq": last["seq"] + 1 if last else 1,
-                "at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds"),
-                "actor": actor,
-                "action": action,
-                "request_id": request_id,
-                "workspace_id": workspace_id,
-                "tables": dict(tables or {}),
-                "counts": dict(counts or {}),
-                "prev": last["hash"] if last else GENESIS,
-            }
-            entry["hash"] = _digest(entry, self._key)
-            handle.write(json.dumps(entry, sort_keys=True) + "\n")
+            seq, prev = (last["seq"], last["hash"]) if last else (0, GENESIS)
+            at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")
+            written = []
+            for item in entries:
+                seq += 1
+                entry = {
+                    "seq": seq,
+                    "at": at,
+                    "actor": item.actor,
+                    "action": item.action,
+                    "request_id": item.request_id,
+                    "workspace_id": item.workspace_id,
+                    "tables": dict(item.tables or {}),
+                    "counts": dict(item.counts or {}),
+                    "prev": prev,
+                }
+                entry["hash"] = prev = _digest(entry, self._key)
+                written.append(entry)
+            handle.write("".join(json.dumps(entry, sort_keys=True) + "\n" for entry in written))
             handle.flush()
             os.fsync(handle.fileno())
-        return entry
+        return written
 
     @staticmethod
     def _last(handle) -> dict[str, Any] | None:

@@ -13,6 +13,7 @@ then rows are deleted in one transaction and the request is closed.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import os
 from collections import Counter, defaultdict
@@ -25,13 +26,13 @@ import pyarrow as pa
 from dlt.common.schema.typing import TTableSchemaColumns
 
 from pipelines.catalog import LANDING_ZONES
-from pipelines.privacy.audit import AuditLog
+from pipelines.privacy.audit import AuditLog, Entry
 from pipelines.privacy.categories import BLIND_INDEX_HINT, CATEGORY_HINT, declaration, stored_declarations
 from pipelines.privacy.consent import DATASET as CONSENT_DATASET, TABLE as CONSENT_TABLE, ensure_consent_table
 from pipelines.privacy.keys import destroy_unreferenced_subjects
 from pipelines.privacy.protect import value_context
 from pipelines.privacy.requests import (
-    Inbox, RequestError, export_file, normalise_identity, remove_export, request_from_row, shown, validate,
+    Closing, Inbox, RequestError, export_file, normalise_identity, remove_export, request_from_row, shown, validate,
 )
 from pipelines.privacy.scrub import scrub_landing
 from pipelines.privacy.suppression import suppress
@@ -100,16 +101,21 @@ def process_pending(
         audit.append(actor=ACTOR, action="dsr.export_expired", request_id=request_id)
     tables = {**stored_declarations(con), **(derived_tables or {})}
     accepted: list[dict[str, Any]] = []
+    rejected: list[tuple[dict[str, Any], str]] = []
+    known = functools.cache(cipher.has_workspace)  # a batch names few workspaces: one keyring look-up each
     for row in inbox.pending():
-        problem = _problem(row, cipher, tables)
+        problem = _problem(row, known, tables)
         if problem:
-            inbox.finish(row["request_id"], "rejected", problem, now=now)
-            safe = shown(row)  # the app may have written anything in any field: only checked values go on
-            audit.append(actor=ACTOR, action=f"dsr.{safe['request_type']}.rejected", request_id=safe["request_id"],
-                         workspace_id=safe["workspace_id"], counts={"reason": problem})
-            report.outcomes.append(Outcome(safe["request_id"], safe["request_type"], "rejected", problem))
+            rejected.append((row, problem))
         else:
             accepted.append(row)
+    inbox.finish_many([Closing(row["request_id"], "rejected", problem) for row, problem in rejected], now=now)
+    shown_rejected = [(shown(row), problem) for row, problem in rejected]  # the app may have written anything
+    audit.append_many([Entry(actor=ACTOR, action=f"dsr.{safe['request_type']}.rejected", request_id=safe["request_id"],
+                             workspace_id=safe["workspace_id"], counts={"reason": problem})
+                       for safe, problem in shown_rejected])
+    report.outcomes.extend(Outcome(safe["request_id"], safe["request_type"], "rejected", problem)
+                           for safe, problem in shown_rejected)
     if not accepted:
         return report
     _seal(inbox, cipher, accepted)
@@ -132,11 +138,13 @@ def process_pending(
                        exports_dir=exports_dir, landing_urls=landing_urls, now=now)
         if kind == "erasure" and publish:
             publish()
-        for outcome in batch:  # closed kind by kind: an erasure then sees this batch's exports too
-            inbox.finish(outcome.request_id, "completed", outcome.detail, outcome.export_path, now=now)
-            audit.append(actor=ACTOR, action=f"dsr.{kind}", request_id=outcome.request_id,
-                         workspace_id=by_id[outcome.request_id]["workspace_id"], tables=outcome.tables,
-                         counts={"rows": sum(outcome.tables.values())})
+        # closed kind by kind (an erasure then sees this batch's exports too), in one inbox transaction and
+        # one audit write per kind
+        inbox.finish_many([Closing(o.request_id, "completed", o.detail, o.export_path) for o in batch], now=now)
+        audit.append_many([Entry(actor=ACTOR, action=f"dsr.{kind}", request_id=o.request_id,
+                                 workspace_id=by_id[o.request_id]["workspace_id"], tables=o.tables,
+                                 counts={"rows": sum(o.tables.values())}) for o in batch])
+        for outcome in batch:
             for table, count in outcome.tables.items():
                 report.rows_by_table[table] = report.rows_by_table.get(table, 0) + count
     for table in searchable:
@@ -147,14 +155,14 @@ def process_pending(
 # -- validation ----------------------------------------------------------------------------------------
 
 
-def _problem(row: dict[str, Any], cipher, tables) -> str | None:
+def _problem(row: dict[str, Any], has_workspace: Callable[[str], bool], tables) -> str | None:
     """Why a request cannot be processed (a message without personal data), or None."""
     request = request_from_row(row)
     try:  # sealed: a run stopped after indexing the identity; the plaintext is gone already
         validate(request, identity_sealed=row.get("identity_bidx") is not None and not row.get("identity_value"))
     except RequestError as exc:
         return str(exc)
-    if not cipher.has_workspace(request.workspace_id):
+    if not has_workspace(request.workspace_id):
         return "unknown workspace: no data is held for this workspace id"
     if request.request_type == "correction":
         held = {col.get(CATEGORY_HINT) for cols in tables.values() for col in cols.values()}
@@ -169,10 +177,13 @@ def _seal(inbox: Inbox, cipher, rows: list[dict[str, Any]]) -> None:
     fresh = [r for r in rows if r.get("identity_value")]
     if not fresh:
         return
-    for row in fresh:
-        value, kind = [normalise_identity(row["identity_kind"], row["identity_value"])], request_kind(row["identity_kind"])
-        row["identity_bidx"] = cipher.blind_index(row["workspace_id"], value, kind=kind).to_pylist()[0]
-        row["unattributed_bidx"] = cipher.blind_index(UNATTRIBUTED_WORKSPACE, value, kind=kind).to_pylist()[0]
+    for kind in {request_kind(r["identity_kind"]) for r in fresh}:  # one keyring call per kind, not per request
+        group = [r for r in fresh if request_kind(r["identity_kind"]) == kind]
+        values = [normalise_identity(r["identity_kind"], r["identity_value"]) for r in group]
+        own = cipher.blind_index_many([r["workspace_id"] for r in group], values, kind=kind).to_pylist()
+        unattributed = cipher.blind_index_many([UNATTRIBUTED_WORKSPACE] * len(group), values, kind=kind).to_pylist()
+        for row, bidx, other in zip(group, own, unattributed):
+            row["identity_bidx"], row["unattributed_bidx"] = bidx, other
     inbox.seal({r["request_id"]: (r["identity_bidx"], r["unattributed_bidx"]) for r in fresh})
 
 

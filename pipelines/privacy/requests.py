@@ -18,7 +18,7 @@ import uuid
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from pipelines.paths import inside, private_dir
 from pipelines.sqlite_files import PrivateSqliteFile
@@ -45,6 +45,7 @@ WORKSPACE_PATTERN = re.compile(WORKSPACE_ID_PATTERN)
 REQUEST_ID_PATTERN = re.compile(r"dsr_[0-9a-f]{16}")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PHONE = re.compile(r"^\+?[0-9]{6,15}$")
+_SQL_VARIABLES = 500  # ids per `IN (...)`: well under SQLite's limit on bound parameters
 _CATEGORY = re.compile(r"[a-z_]+(\.[a-z_]+)*")  # a data category: user.device.ip_address
 
 _SCHEMA = """
@@ -184,6 +185,16 @@ def _check_identity(kind: str, value: str) -> None:
         raise RequestError("the phone number identifying the person is malformed")
 
 
+@dataclass(frozen=True)
+class Closing:
+    """How one request ends: `completed` or `rejected`, with a detail free of personal data."""
+
+    request_id: str
+    status: str
+    detail: str
+    export_path: str | None = None
+
+
 class Inbox(PrivateSqliteFile):
     """The request landing table. Each method opens its own short connection (the file is shared)."""
 
@@ -256,22 +267,36 @@ class Inbox(PrivateSqliteFile):
 
     def finish(self, request_id: str, status: str, detail: str, export_path: str | None = None,
                now: dt.datetime | None = None) -> None:
-        """Close a request; the plaintext columns are cleared whatever the outcome. A rejected request also
-        loses its `field` and any type, kind or workspace that failed its check (replaced by `invalid`): the
-        app may have put a person's data in any column, and after processing the inbox holds none."""
-        if status not in STATUSES[1:]:
-            raise ValueError(f"a request finishes as completed or rejected, not {status!r}")
+        """Close one request (see `finish_many`)."""
+        self.finish_many([Closing(request_id, status, detail, export_path)], now=now)
+
+    def finish_many(self, closings: Sequence[Closing], now: dt.datetime | None = None) -> None:
+        """Close requests in one transaction (one commit for a whole batch); the plaintext columns are cleared
+        whatever the outcome. A rejected request also loses its `field` and any type, kind or workspace that
+        failed its check (replaced by `invalid`): the app may have put a person's data in any column, and
+        after processing the inbox holds none."""
+        for item in closings:
+            if item.status not in STATUSES[1:]:
+                raise ValueError(f"a request finishes as completed or rejected, not {item.status!r}")
+        if not closings:
+            return
+        at = _iso(now or dt.datetime.now(dt.timezone.utc))
         with closing(self._connect()) as con, con:
-            kept = con.execute("SELECT request_type, identity_kind, workspace_id FROM requests WHERE request_id = ?",
-                               (request_id,)).fetchone()
-            safe = shown(dict(kept)) if kept is not None and status == "rejected" else {}
-            con.execute(
+            rejected = [c.request_id for c in closings if c.status == "rejected"]
+            kept = {}
+            for start in range(0, len(rejected), _SQL_VARIABLES):
+                chunk = rejected[start:start + _SQL_VARIABLES]
+                kept.update((r["request_id"], shown(dict(r))) for r in con.execute(
+                    "SELECT request_id, request_type, identity_kind, workspace_id FROM requests "
+                    f"WHERE request_id IN ({','.join('?' * len(chunk))})", chunk).fetchall())
+            con.executemany(
                 "UPDATE requests SET status = ?, status_detail = ?, export_path = ?, completed_at = ?, "
                 "identity_value = NULL, new_value = NULL, field = CASE WHEN ? THEN NULL ELSE field END, "
                 "request_type = coalesce(?, request_type), identity_kind = coalesce(?, identity_kind), "
                 "workspace_id = coalesce(?, workspace_id) WHERE request_id = ?",
-                (status, detail, export_path, _iso(now or dt.datetime.now(dt.timezone.utc)), status == "rejected",
-                 safe.get("request_type"), safe.get("identity_kind"), safe.get("workspace_id"), request_id),
+                [(c.status, c.detail, c.export_path, at, c.status == "rejected",
+                  *(kept.get(c.request_id, {}).get(k) for k in ("request_type", "identity_kind", "workspace_id")),
+                  c.request_id) for c in closings],
             )
 
     def earlier_exports(self, workspace_id: str, identity_bidxs: list[bytes]) -> list[str]:
