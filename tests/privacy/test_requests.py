@@ -320,3 +320,61 @@ def test_cli_files_requests_and_refuses_bad_ones(tmp_path):
     status = cli("status")
     rows = status.stdout.splitlines()[1:]
     assert len(rows) == 1 and rows[0].split()[1:4] == ["erasure", "meta_data_deletion", "received"]
+
+
+def _run_batches(platform: Platform, batches: list[list[Request]], now: dt.datetime) -> int:
+    """Process each batch in its own run at `now`; the keys destroyed in all."""
+    inbox = Inbox(platform.root / "privacy" / "requests.sqlite")
+    destroyed = 0
+    for batch in batches:
+        for request in batch:
+            inbox.submit(request, now=now)
+        with platform.keyring() as cipher, duckdb.connect(str(platform.warehouse)) as con:
+            destroyed += process_pending(
+                con, cipher, inbox, AuditLog.of(platform.root / "privacy" / "audit.jsonl", cipher),
+                exports_dir=platform.root / "exports", landing_urls={"usage_events": str(platform.landing)},
+                now=now).keys_destroyed
+    return destroyed
+
+
+def _state(platform: Platform) -> dict:
+    """Every warehouse table's rows, the inbox, the audit entries (their chain fields aside) and landed lines."""
+    tables = [f"{s}.{t}" for s, t in platform.query(
+        "SELECT table_schema, table_name FROM information_schema.tables WHERE table_schema NOT IN ('main') "
+        "AND table_type = 'BASE TABLE' ORDER BY 1, 2")]
+    with platform.keyring() as cipher:
+        log = AuditLog.of(platform.root / "privacy" / "audit.jsonl", cipher)
+        assert log.verify().intact
+        entries = [{k: v for k, v in e.items() if k not in ("at", "hash", "prev")} for e in log.entries()]
+    return {
+        "tables": {t: sorted(platform.query(f"SELECT * FROM {t}"), key=repr) for t in tables},
+        "inbox": Inbox(platform.root / "privacy" / "requests.sqlite").all(),
+        "audit": entries,
+        "landed": sorted(json.dumps(r, sort_keys=True) for r in landed_lines(platform.landing)),
+    }
+
+
+def test_a_batch_of_erasures_equals_the_same_erasures_one_by_one(loaded, platform, tmp_path):
+    single = Platform(tmp_path / "single")
+    shutil.copytree(loaded.root, single.root)
+    people = _people(platform, 6)
+    requests = [Request("erasure", ws, "user_id", uid, request_id=f"dsr_{i:016x}") for i, (ws, uid) in enumerate(people)]
+    requests.append(Request("erasure", "ws_nobody_knows", "user_id", people[0][1], request_id=f"dsr_{99:016x}"))
+    now = dt.datetime(2026, 11, 30, 12, tzinfo=dt.timezone.utc)
+    before = platform.query(f"SELECT count(*) FROM {WS_EVENTS}")[0][0]
+    keys_batch = _run_batches(platform, [requests], now)
+    keys_single = _run_batches(single, [[r] for r in requests], now)
+    batch, one_by_one = _state(platform), _state(single)
+    assert keys_batch == keys_single > 0
+    assert platform.query(f"SELECT count(*) FROM {WS_EVENTS}")[0][0] < before
+    assert [(r["request_id"], r["status"]) for r in batch["inbox"]] == \
+        [(r.request_id, "completed") for r in requests[:-1]] + [(requests[-1].request_id, "rejected")]
+    assert [(e["seq"], e["action"]) for e in batch["audit"]] == \
+        [(i + 1, "dsr.erasure.rejected" if i == 0 else "dsr.erasure") for i in range(len(requests))]
+    assert batch["tables"] == one_by_one["tables"]
+    assert batch["inbox"] == one_by_one["inbox"]
+    assert batch["landed"] == one_by_one["landed"]
+    # the same entries (the batch rejects first, the runs one by one go in filing order)
+    def unordered(entries):
+        return sorted(({k: v for k, v in e.items() if k != "seq"} for e in entries), key=lambda e: e["request_id"])
+    assert unordered(batch["audit"]) == unordered(one_by_one["audit"])
