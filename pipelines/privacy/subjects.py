@@ -135,26 +135,30 @@ def _mentions(table: str, decl: PersonalDataDeclaration) -> list[str]:
             for c in decl.identity_keys if c not in subject]
 
 
-def _stitched(table: str, decl: PersonalDataDeclaration) -> list[tuple[str, str | None]]:
-    """Per tracker column: the SELECT of (request_id, workspace_id, bidx, given) of the tracker identifiers on
-    the requester's own rows (owned hits of a stitched target), and the SELECT of (workspace_id, bidx, owner)
-    of that column's identifiers on rows carrying a verified identity (owner: their subject), which makes
-    an identifier contested where the owner is not the requester."""
+def _stitched(table: str, decl: PersonalDataDeclaration) -> tuple[str | None, list[str]]:
+    """The SELECT of (request_id, workspace_id, bidx, given) of the tracker identifiers on the requester's own
+    rows (owned hits of a stitched target), every tracker column in one pass over the table; and per tracker
+    column the SELECT of (workspace_id, bidx, owner) of that column's identifiers on rows carrying a verified
+    identity (owner: their subject), which makes an identifier contested where the owner is not the
+    requester."""
+    trackers = decl.keys_of_kinds(TRACKER_KINDS)
+    if not trackers:
+        return None, []
     verified = decl.keys_of_kinds(VERIFIED_KINDS)
+    carried = ", ".join(f"t.{ident(c)}" for c in trackers)
     owned = " UNION ".join(
-        f"SELECT t.rowid AS rid, g.request_id, g.bidx AS given FROM {qualified(table)} t JOIN {TARGETS} g "
-        f"ON t.workspace_id = g.workspace_id AND t.{ident(s)} = g.bidx WHERE g.stitch" for s in decl.subject_keys)
-    out: list[tuple[str, str | None]] = []
-    for c in decl.keys_of_kinds(TRACKER_KINDS):
-        found = (f"SELECT h.request_id, t.workspace_id, t.{ident(c)} AS bidx, h.given FROM ({owned}) h "
-                 f"JOIN {qualified(table)} t ON t.rowid = h.rid WHERE t.{ident(c)} IS NOT NULL")
-        claimed = None
-        if verified and decl.subject_ref:
-            carries = " OR ".join(f"t.{ident(v)} IS NOT NULL" for v in verified)
-            claimed = (f"SELECT DISTINCT t.workspace_id, t.{ident(c)} AS bidx, t.{ident(decl.subject_ref)} AS owner "
-                       f"FROM {qualified(table)} t WHERE t.{ident(c)} IN (SELECT bidx FROM dsr_candidates) AND ({carries})")
-        out.append((found, claimed))
-    return out
+        f"SELECT t.rowid AS rid, g.request_id, g.bidx AS given, t.workspace_id, {carried} FROM {qualified(table)} t "
+        f"JOIN {TARGETS} g ON t.workspace_id = g.workspace_id AND t.{ident(s)} = g.bidx WHERE g.stitch"
+        for s in decl.subject_keys)
+    found = (f"SELECT request_id, workspace_id, bidx, given FROM (SELECT request_id, workspace_id, given, "
+             f"unnest([{', '.join(ident(c) for c in trackers)}]) AS bidx FROM ({owned})) WHERE bidx IS NOT NULL")
+    claims = []
+    if verified and decl.subject_ref:
+        carries = " OR ".join(f"t.{ident(v)} IS NOT NULL" for v in verified)
+        claims = [f"SELECT DISTINCT t.workspace_id, t.{ident(c)} AS bidx, t.{ident(decl.subject_ref)} AS owner "
+                  f"FROM {qualified(table)} t WHERE t.{ident(c)} IN (SELECT bidx FROM dsr_candidates) AND ({carries})"
+                  for c in trackers]
+    return found, claims
 
 
 def find_rows(con: duckdb.DuckDBPyConnection, tables: dict[str, PersonalDataDeclaration]) -> dict[str, int]:
@@ -163,10 +167,10 @@ def find_rows(con: duckdb.DuckDBPyConnection, tables: dict[str, PersonalDataDecl
                 f"FROM {TARGETS}")
     candidates, claims = [], []
     for table, decl in tables.items():
-        for found, claimed in _stitched(table, decl):
+        found, claimed = _stitched(table, decl)
+        if found:
             candidates.append(found)
-            if claimed:
-                claims.append(claimed)
+        claims.extend(claimed)
     if candidates:
         con.execute(f"CREATE OR REPLACE TEMP TABLE dsr_candidates AS SELECT DISTINCT * FROM ({' UNION '.join(candidates)})")
         contested = ("SELECT c.* FROM dsr_candidates c JOIN (" + " UNION ".join(claims) + ") o "
