@@ -95,10 +95,11 @@ def process_pending(
     rerun publishes again."""
     now = now or dt.datetime.now(dt.timezone.utc)
     report = BatchReport()
-    for request_id in inbox.exports_before(now - dt.timedelta(days=EXPORT_KEEP_DAYS)):
+    expired = inbox.exports_before(now - dt.timedelta(days=EXPORT_KEEP_DAYS))
+    for request_id in expired:
         report.exports_removed += remove_export(exports_dir, request_id)
-        inbox.forget_export(request_id, f"deleted after {EXPORT_KEEP_DAYS} days")
-        audit.append(actor=ACTOR, action="dsr.export_expired", request_id=request_id)
+    inbox.forget_exports(expired, f"deleted after {EXPORT_KEEP_DAYS} days")
+    audit.append_many([Entry(actor=ACTOR, action="dsr.export_expired", request_id=r) for r in expired])
     tables = {**stored_declarations(con), **(derived_tables or {})}
     accepted: list[dict[str, Any]] = []
     rejected: list[tuple[dict[str, Any], str]] = []
@@ -361,12 +362,10 @@ def _erase(con, cipher, inbox, rows, batch, tables, searchable, report, *, landi
             scrubbed = scrub_landing(zone, landing_urls[zone.name], identities, cipher)
             report.landing_lines_removed += scrubbed.lines_removed
             report.landing_files_rewritten += scrubbed.files_rewritten
-    for workspace, bidxs in con.execute(
-        f"SELECT workspace_id, list(DISTINCT bidx) FROM {IDENTITIES} WHERE request_id IN ({marks}) GROUP BY 1"
-    ).fetchall():
-        for request_id in inbox.earlier_exports(workspace, [bytes(b) for b in bidxs]):
-            report.exports_removed += remove_export(exports_dir, request_id)
-            inbox.forget_export(request_id, "removed by a later erasure")
+    earlier = inbox.earlier_exports([(w, bytes(b)) for w, b in doomed])
+    for request_id in earlier:
+        report.exports_removed += remove_export(exports_dir, request_id)
+    inbox.forget_exports(earlier, "removed by a later erasure")
     by_connection = connection_tables(con, tables)
     disconnected = [o for o in batch if rows[o.request_id]["identity_kind"] == "connection"]
     if disconnected:  # the people of a disconnected account: candidates for key destruction once rows are gone

@@ -299,19 +299,21 @@ class Inbox(PrivateSqliteFile):
                   c.request_id) for c in closings],
             )
 
-    def earlier_exports(self, workspace_id: str, identity_bidxs: list[bytes]) -> list[str]:
-        """Ids of completed access requests of these identities with an export: erasure removes them (the
-        file is found by `export_file`, never by the stored path, which only informs a status display)."""
-        if not identity_bidxs:
-            return []
+    def earlier_exports(self, identities: list[tuple[str, bytes]]) -> list[str]:
+        """Ids of completed access requests of these (workspace, identity blind index) pairs with an export:
+        erasure removes them (the file is found by `export_file`, never by the stored path, which only
+        informs a status display). One connection for a whole batch."""
+        wanted = set(identities)
+        found = []
         with closing(self._connect()) as con:
-            marks = ",".join("?" * len(identity_bidxs))
-            rows = con.execute(
-                f"SELECT request_id, export_path FROM requests WHERE workspace_id = ? AND export_path IS NOT NULL "
-                f"AND identity_bidx IN ({marks})",
-                (workspace_id, *identity_bidxs),
-            ).fetchall()
-        return [r["request_id"] for r in rows]
+            bidxs = sorted({bidx for _, bidx in wanted})
+            for start in range(0, len(bidxs), _SQL_VARIABLES):
+                chunk = bidxs[start:start + _SQL_VARIABLES]
+                found += [r["request_id"] for r in con.execute(
+                    "SELECT request_id, workspace_id, identity_bidx FROM requests WHERE export_path IS NOT NULL "
+                    f"AND identity_bidx IN ({','.join('?' * len(chunk))}) ORDER BY received_at, rowid", chunk,
+                ).fetchall() if (r["workspace_id"], bytes(r["identity_bidx"])) in wanted]
+        return found
 
     def exports_before(self, moment: dt.datetime) -> list[str]:
         """Ids of the requests whose export was written before `moment`."""
@@ -321,10 +323,13 @@ class Inbox(PrivateSqliteFile):
         return [r["request_id"] for r in rows]
 
     def forget_export(self, request_id: str, why: str) -> None:
-        with closing(self._connect()) as con, con:
-            con.execute("UPDATE requests SET export_path = NULL, status_detail = status_detail || '; export ' || ? "
-                        "WHERE request_id = ?", (why, request_id))
+        self.forget_exports([request_id], why)
 
+    def forget_exports(self, request_ids: list[str], why: str) -> None:
+        """Note that these requests' exports were deleted, and why, in one transaction."""
+        with closing(self._connect()) as con, con:
+            con.executemany("UPDATE requests SET export_path = NULL, status_detail = status_detail || '; export ' "
+                            "|| ? WHERE request_id = ?", [(why, rid) for rid in request_ids])
 
 def request_from_row(row: Mapping[str, Any]) -> Request:
     """A stored row back into a Request (for validation of rows the app wrote directly)."""
