@@ -29,9 +29,14 @@ def _defs(platform: Platform, keyring: KeyringResource | None = None) -> Definit
                                            work_dir=str(platform.work_dir)),
             "keyring": keyring or KeyringResource(master_key_file=str(platform.master_key_file),
                                                   keyring_path=str(platform.keyring_path), create_key_if_missing=True),
-            "landing": LandingResource(url=str(platform.landing)),
+            "landing": _landing(platform),
         },
     )
+
+
+def _landing(platform: Platform) -> LandingResource:
+    return LandingResource(url=str(platform.landing), workspaces_path=str(platform.workspaces_path),
+                           connections_path=str(platform.connections_path))
 
 
 def _run(platform: Platform, day: str, keyring: KeyringResource | None = None):
@@ -57,7 +62,7 @@ def test_each_day_materialises_with_its_exact_counts_and_passing_checks(platform
             "duplicates_dropped": stats.duplicates_by_day[day], "lines_quarantined": stats.bad_by_day[day]}
         checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
         assert checks == {"events_unique_event_ids": True, "events_quarantine_share": True,
-                          "events_personal_data_encrypted": True}
+                          "events_personal_data_encrypted": True, "events_landed_files_unchanged": True}
     assert platform.query("SELECT count(*) FROM raw_events.usage_events") == [(stats.valid_events,)]
 
     # No personal value anywhere in what Dagster recorded about the runs.
@@ -115,7 +120,7 @@ def test_quarantine_share_check_flags_a_bad_load(platform: Platform) -> None:
 
 def test_sensor_requests_each_day_with_unloaded_files(platform: Platform) -> None:
     platform.generate()
-    resources = {"landing": LandingResource(url=str(platform.landing)),
+    resources = {"landing": _landing(platform),
                  "warehouse": WarehouseResource(path=str(platform.warehouse))}
     first = usage_events_landing_sensor(build_sensor_context(resources=resources))
     assert sorted(r.partition_key for r in first) == DAYS
@@ -138,7 +143,7 @@ def test_sensor_requests_each_day_with_unloaded_files(platform: Platform) -> Non
 def test_sensor_waits_while_the_warehouse_is_being_written(platform: Platform) -> None:
     platform.generate()
     assert _run(platform, "2026-11-22").success
-    resources = {"landing": LandingResource(url=str(platform.landing)),
+    resources = {"landing": _landing(platform),
                  "warehouse": WarehouseResource(path=str(platform.warehouse))}
     code = "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('locked', flush=True); time.sleep(30)"
     writer = subprocess.Popen([sys.executable, "-c", code, str(platform.warehouse)], stdout=subprocess.PIPE, text=True)
@@ -151,7 +156,8 @@ def test_sensor_waits_while_the_warehouse_is_being_written(platform: Platform) -
         writer.wait()
 
 
-@pytest.mark.parametrize("name", ["events_unique_event_ids", "events_quarantine_share", "events_personal_data_encrypted"])
+@pytest.mark.parametrize("name", ["events_unique_event_ids", "events_quarantine_share", "events_personal_data_encrypted",
+                                  "events_landed_files_unchanged"])
 def test_checks_pass_on_an_empty_warehouse(platform: Platform, name: str) -> None:
     result = _run(platform, "2026-11-24")
     assert result.success

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import codecs
 import datetime as dt
-import gzip
 import hashlib
 import io
 import re
@@ -32,7 +31,7 @@ import pyarrow.compute as pc
 from pipelines.usage_events.settings import (
     COMPLETE_SUFFIXES,
     LANDING_GLOB,
-    LANDING_SETTLE_SECONDS,
+    landing_settle_seconds,
     MAX_LINE_BYTES,
     PARTITION_PREFIX,
     QUARANTINED_HEAD_BYTES,
@@ -41,7 +40,7 @@ from pipelines.usage_events.settings import (
 
 _PARTITION_DIR = re.compile(re.escape(PARTITION_PREFIX) + r"(\d{4}-\d{2}-\d{2})/([^/]+)$")
 _GZIP_MAGIC = b"\x1f\x8b"
-_GUNZIP_STEP = 1 << 20
+_GUNZIP_STEP = 64 * 1024
 # Byte-order marks, longest first (UTF-32 LE starts with the UTF-16 LE mark).
 _BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8"),
          (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
@@ -87,16 +86,16 @@ class Discovery:
     skipped: list[SkippedFile] = field(default_factory=list)
 
 
-def discover(
-    landing_url: str, received_dates: Iterable[dt.date] | None = None, settle_seconds: float = LANDING_SETTLE_SECONDS
-) -> Discovery:
+def discover(landing_url: str, received_dates: Iterable[dt.date] | None = None) -> Discovery:
     """Every entry under the landing location (optionally only some arrival days), split into complete files
     (sorted by day and path) and skipped entries with their reasons.
 
     The completeness rule: writers land a file under a temporary name and rename it when it is whole (a rename
     is atomic on a filesystem, an object store shows an upload only once complete), so only final names
-    `<name>.ndjson[.gz]` are taken; with `settle_seconds` > 0 a file must also be unmodified for that long.
+    `<name>.ndjson[.gz]` are taken; with a settle interval (GTG_LANDING_SETTLE_SECONDS) a file must also be
+    unmodified for that long.
     """
+    settle_seconds = landing_settle_seconds()
     fs, root = fsspec.core.url_to_fs(landing_url)
     root = root.rstrip("/")
     wanted = set(received_dates) if received_dates is not None else None
@@ -229,17 +228,24 @@ def read_lines(landing_file: LandingFile) -> FileLines:
 
 
 def _gunzip(stored: bytes) -> tuple[bytes, str | None]:
-    """Decompress every gzip member, keeping what decompresses before a cut or corrupt stream; the second
-    value says which of the two ended it early (None: whole)."""
+    """Decompress every gzip member, keeping all that decompresses before a cut (and what came before the
+    corrupt step of a corrupt stream); the second value says which of the two ended it early (None: whole)."""
     out = io.BytesIO()
-    reader = gzip.GzipFile(fileobj=io.BytesIO(stored))
-    try:
-        while piece := reader.read(_GUNZIP_STEP):
-            out.write(piece)
-    except EOFError:
-        return out.getvalue(), "truncated_file"
-    except (gzip.BadGzipFile, zlib.error, OSError):
-        return out.getvalue(), "corrupt_file"
+    rest = memoryview(stored)
+    while rest:
+        stream = zlib.decompressobj(wbits=31)
+        try:
+            for start in range(0, len(rest), _GUNZIP_STEP):
+                out.write(stream.decompress(rest[start:start + _GUNZIP_STEP]))
+                if stream.eof:
+                    break
+        except zlib.error:
+            return out.getvalue(), "corrupt_file"
+        if not stream.eof:
+            return out.getvalue(), "truncated_file"
+        rest = memoryview(stream.unused_data)
+        if rest and bytes(rest[:2]) != _GZIP_MAGIC:
+            return out.getvalue(), (None if not any(rest) else "corrupt_file")  # zero padding is harmless
     return out.getvalue(), None
 
 

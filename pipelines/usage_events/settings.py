@@ -24,8 +24,13 @@ LANDING_GLOB = "dt=*/*.ndjson*"
 PARTITION_PREFIX = "dt="
 # Final names: a file is taken only under one of them (writers land under a temporary name, then rename).
 COMPLETE_SUFFIXES = (".ndjson", ".ndjson.gz")
-# For writers that cannot rename: a file is taken only once unmodified for this many seconds (0: off).
-LANDING_SETTLE_SECONDS = float(os.environ.get("GTG_LANDING_SETTLE_SECONDS", "0"))
+
+
+def landing_settle_seconds() -> float:
+    """GTG_LANDING_SETTLE_SECONDS (default 0: off), for writers that cannot rename: a file is taken only once
+    unmodified for this many seconds. Read at each discovery, so a running sensor follows a change."""
+    return float(os.environ.get("GTG_LANDING_SETTLE_SECONDS") or 0)
+
 # A line longer than this is quarantined as `line_too_long` without being parsed (real events are a few KB; a
 # 50 MB line made DuckDB's JSON parser exceed its memory cap). Of such a line, of the partial line where a gzip
 # stream was cut and of an undecodable file, the quarantine keeps the first QUARANTINED_HEAD_BYTES.
