@@ -97,7 +97,6 @@ class EventWork:
         self.work_dir = work_dir / f"run-{uuid.uuid4().hex}"
         wipe_work_dir(work_dir)
         self.work_dir.mkdir(parents=True)
-        self.contract = contract
         self.con = duckdb.connect(config={"memory_limit": WORK_MEMORY_LIMIT, "temp_directory": str(self.work_dir)})
         self.con.execute("SET TimeZone = 'UTC'; SET preserve_insertion_order = false")
         self.con.execute("CREATE TABLE seen (event_id VARCHAR); "
