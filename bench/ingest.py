@@ -16,8 +16,8 @@ with the same generation arguments already exists):
 5. memory    - every step runs in its own child process (`python -m bench.ingest --_step ...`), which reports
                its own peak RSS (`getrusage(RUSAGE_SELF).ru_maxrss`), so steps never share memory;
 6. flat mem  - with `--scale N` the pipeline also runs on N x the events (generated in their own folder);
-7. agents    - with `--agents N` (default 10,000): the pipeline on N events that all carry one user agent
-               against N events each with its own 1.9 KB agent (what a hostile tracker sends), and ua-parser's
+7. agents    - with `--agents N` (default 10,000): the pipeline on N events that all carry one 1.9 KB user
+               agent against N events each with its own (what a hostile tracker sends), and ua-parser's
                pure-Python resolver against its native one (`ua-parser-rs`) on a sample of those agents.
 
 Prints a table and the target verdicts, and writes the same as JSON to `<out>/ingest-result.json`.
@@ -58,10 +58,9 @@ ROW_RATIO_TARGET = 10.0
 PEAK_MB_TARGET = 1024.0
 # Peak RSS is noisy by a few MB between runs; N x counts as "no more memory" within this factor of 1 x.
 FLAT_TOLERANCE = 1.05
-# Distinct long user agents may cost at most this factor over one common agent for the same events (their
-# file is 19 times larger, and each agent is parsed and encrypted once; before the cap and the native
-# resolver, 10,000 of them took 236 s against 2.9 s).
-AGENTS_RATIO_TARGET = 2.0
+# Distinct long user agents may cost at most this factor over one common agent of the same length, for the
+# same events (before the cap and the native resolver, 10,000 of them took 236 s against 2.9 s).
+AGENTS_RATIO_TARGET = 1.5
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -249,14 +248,15 @@ _PYTHON_RESOLVER_SAMPLE = 300
 
 
 def _agents_landing(out: Path, events: int, distinct: bool) -> Path:
-    """A landing folder of `events` valid events of one workspace: one common user agent, or a distinct
-    1.9 KB one each (under the contract's 2,048-character maximum)."""
+    """A landing folder of `events` valid events of one workspace, each with a 1.9 KB user agent (under the
+    contract's 2,048-character maximum): all the same one, or a distinct one each. Same bytes either way, so
+    the difference is the per-value cost (parsing, encrypting each distinct agent once)."""
     folder = out / "data" / f"agents-{events}-{'distinct' if distinct else 'common'}"
     shutil.rmtree(folder, ignore_errors=True)
     (folder / "dt=2026-11-24").mkdir(parents=True)
     with open(folder / "dt=2026-11-24" / "agents.ndjson", "w") as handle:
         for n in range(events):
-            agent = f"{_AGENT_HEAD} x{n:07d}/{'y' * 1800}" if distinct else f"{_AGENT_HEAD} Safari/537.36"
+            agent = f"{_AGENT_HEAD} x{n if distinct else 0:07d}/{'y' * 1800}"
             handle.write(json.dumps({
                 "event_id": f"00000000-0000-4000-8000-{n:012d}", "workspace_id": "ws_bench", "event_type": "page_view",
                 "occurred_at": "2026-11-24T10:00:00Z", "anonymous_id": f"a-{n % 1000}", "user_agent": agent,
@@ -405,7 +405,7 @@ def build_result(args: argparse.Namespace, gen: dict[str, Any], pipe: dict[str, 
         ratio = agents["pipeline_distinct_s"] / agents["pipeline_common_s"]
         verdicts.append({
             "target": f"{agents['events']:,} events with distinct 1.9 KB user agents within {AGENTS_RATIO_TARGET:g}x "
-                      "of the same events with one agent",
+                      "of the same events with one 1.9 KB agent",
             "value": f"{agents['pipeline_distinct_s']:.2f} s vs {agents['pipeline_common_s']:.2f} s = {ratio:.2f}x; "
                      f"parse {agents['pipeline_parse_us_per_agent']:.0f} us/agent ({agents['resolver']}, "
                      f"first {MAX_USER_AGENT_CHARS} characters) vs {agents['python_resolver_us_per_agent']:.0f} us/agent "
