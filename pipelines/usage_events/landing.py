@@ -32,6 +32,7 @@ from pipelines.usage_events.settings import (
     COMPLETE_SUFFIXES,
     LANDING_GLOB,
     landing_settle_seconds,
+    MAX_FILE_BYTES,
     MAX_LINE_BYTES,
     PARTITION_PREFIX,
     QUARANTINED_HEAD_BYTES,
@@ -186,6 +187,7 @@ READ_DEFECTS = {
     "truncated_file": "the gzip stream ends before its end marker: the file was cut here",
     "corrupt_file": "the gzip stream is corrupt from here on",
     "undecodable_file": "the file starts with a UTF-16/32 byte-order mark but does not decode: kept whole",
+    "file_too_large": f"the file holds more than {MAX_FILE_BYTES} bytes (uncompressed): the rest is not read",
 }
 
 
@@ -212,40 +214,57 @@ def read_lines(landing_file: LandingFile) -> FileLines:
     return. Raises OSError when the file cannot be read and FileChanged when it changed since it was listed.
     """
     fs, path = fsspec.core.url_to_fs(landing_file.url)
+    digest = hashlib.sha256()
     with fs.open(path, "rb") as handle:
-        stored = handle.read()
+        stored = handle.read(MAX_FILE_BYTES)  # what is read; beyond it the bytes are only hashed
+        digest.update(stored)
+        size = len(stored)
+        while piece := handle.read(_GUNZIP_STEP * 16):
+            digest.update(piece)
+            size += len(piece)
     info = fs.info(path)
-    if int(info.get("size") or 0) != landing_file.size or modified_time(info) != landing_file.modified:
+    if size != landing_file.size or int(info.get("size") or 0) != size or modified_time(info) != landing_file.modified:
         raise FileChanged(landing_file.path)
-    digest = hashlib.sha256(stored).hexdigest()
-    data, cut = (_gunzip(stored) if stored[:2] == _GZIP_MAGIC else (stored, None))
+    too_large = size > len(stored)
+    if stored[:2] == _GZIP_MAGIC:
+        data, cut = _gunzip(stored)
+        cut = "file_too_large" if too_large and cut == "truncated_file" else cut
+    else:
+        data, cut = stored, ("file_too_large" if too_large else None)
     data, undecodable = _as_utf8(data)
     if undecodable:
         defect = Defect("undecodable_file", READ_DEFECTS["undecodable_file"], _escaped(data), len(data))
-        return FileLines(pa.nulls(1, pa.large_string()), {1: defect}, digest, len(stored))
+        return FileLines(pa.nulls(1, pa.large_string()), {1: defect}, digest.hexdigest(), size)
     lines, defects = _split(data, cut)
-    return FileLines(lines, defects, digest, len(stored))
+    return FileLines(lines, defects, digest.hexdigest(), size)
 
 
 def _gunzip(stored: bytes) -> tuple[bytes, str | None]:
     """Decompress every gzip member, keeping all that decompresses before a cut (and what came before the
-    corrupt step of a corrupt stream); the second value says which of the two ended it early (None: whole)."""
+    corrupt step of a corrupt stream), and at most `MAX_FILE_BYTES` (a small file can inflate to any size); the
+    second value says what ended it early (None: whole)."""
     out = io.BytesIO()
-    rest = memoryview(stored)
-    while rest:
+    view = memoryview(stored)
+    position = 0
+    while position < len(view):
         stream = zlib.decompressobj(wbits=31)
         try:
-            for start in range(0, len(rest), _GUNZIP_STEP):
-                out.write(stream.decompress(rest[start:start + _GUNZIP_STEP]))
-                if stream.eof:
-                    break
+            while not stream.eof and position < len(view):
+                pending = view[position:position + _GUNZIP_STEP]
+                position += len(pending)
+                while pending:
+                    out.write(stream.decompress(pending, MAX_FILE_BYTES + 1 - out.tell()))
+                    if out.tell() > MAX_FILE_BYTES:
+                        out.truncate(MAX_FILE_BYTES)
+                        return out.getvalue(), "file_too_large"
+                    pending = stream.unconsumed_tail
         except zlib.error:
             return out.getvalue(), "corrupt_file"
         if not stream.eof:
             return out.getvalue(), "truncated_file"
-        rest = memoryview(stream.unused_data)
-        if rest and bytes(rest[:2]) != _GZIP_MAGIC:
-            return out.getvalue(), (None if not any(rest) else "corrupt_file")  # zero padding is harmless
+        position -= len(stream.unused_data)  # the next member starts in what this one left of its last step
+        if bytes(view[position:position + 2]) != _GZIP_MAGIC:
+            return out.getvalue(), (None if not any(view[position:]) else "corrupt_file")  # zero padding is harmless
     return out.getvalue(), None
 
 

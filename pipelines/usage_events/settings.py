@@ -35,6 +35,9 @@ def landing_settle_seconds() -> float:
 # 50 MB line made DuckDB's JSON parser exceed its memory cap). Of such a line, of the partial line where a gzip
 # stream was cut and of an undecodable file, the quarantine keeps the first QUARANTINED_HEAD_BYTES.
 MAX_LINE_BYTES = 1024 * 1024
+# A file is read up to this many bytes, uncompressed (a gzip bomb of a few KB inflates to any size); what lies
+# beyond is one quarantined line, `file_too_large`. Trackers' files are far smaller (the sandbox's: ~25 MB).
+MAX_FILE_BYTES = 256 * 1024 * 1024
 QUARANTINED_HEAD_BYTES = 64 * 1024
 # User agents are parsed from their first MAX_USER_AGENT_CHARS characters only (real ones are 100-300): the
 # parse cost of a value is bounded, and the stored (encrypted) user agent stays whole.

@@ -104,6 +104,27 @@ def test_a_corrupt_gzip_never_blocks_the_day(platform: Platform, day: Path) -> N
     assert platform.query(f"SELECT reason, source_line FROM {QUARANTINE}") == [("corrupt_file", 1)]
 
 
+def test_files_past_the_size_limit_are_read_up_to_it(platform: Platform, day: Path, monkeypatch) -> None:
+    """A gzip bomb (a few KB inflating without end) and a plain file over the limit: the lines within the limit
+    load, the rest is one quarantined line; memory holds the limit, not the file. The limit is lowered here."""
+    limit = 2 * 1024 * 1024
+    monkeypatch.setattr("pipelines.usage_events.landing.MAX_FILE_BYTES", limit)
+    plain = _lines(1000, 20_000)  # about 6 MB
+    (day / "plain.ndjson").write_bytes(plain)
+    (day / "bomb.ndjson.gz").write_bytes(gzip.compress(_lines(1000, 1) * 100_000))  # 30 MB of one event
+
+    report = platform.ingest()
+
+    within = plain[:limit].count(b"\n")
+    assert report.quarantined_by_file == {f"{DAY}/plain.ndjson": {"file_too_large": 1},
+                                          f"{DAY}/bomb.ndjson.gz": {"file_too_large": 1}}
+    # The bomb's one event is the plain file's first: the bomb comes first (by path), so that line is a duplicate.
+    assert _ledger(platform)[f"{DAY}/plain.ndjson"] == (within + 1, within - 1, 1, 1)
+    line = _lines(1000, 1)
+    within_bomb = limit // len(line)  # read exactly up to the limit: the line it cuts is the quarantined one
+    assert _ledger(platform)[f"{DAY}/bomb.ndjson.gz"] == (within_bomb + 1, 1, within_bomb - 1, 1)
+
+
 def test_byte_order_marks_are_ignored_and_utf16_is_decoded(platform: Platform, day: Path) -> None:
     (day / "bom.ndjson").write_bytes(b"\xef\xbb\xbf" + _lines(10, 3))
     (day / "utf16.ndjson").write_bytes(_lines(20, 3).decode().encode("utf-16"))  # with its BOM
