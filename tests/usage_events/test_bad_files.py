@@ -97,6 +97,16 @@ def test_a_truncated_gzip_loads_what_precedes_the_cut_and_quarantines_the_cut(pl
     assert _ledger(platform)[f"{DAY}/cut.ndjson.gz"] == (complete + 1, complete, 0, 1)
 
 
+def test_concatenated_gzip_members_are_all_read(platform: Platform, day: Path) -> None:
+    """`cat a.gz b.gz` (or a collector appending members): each member spans several 64 KB read steps."""
+    members = [gzip.compress(b"".join(_lines(n, 1, anonymous_id=os.urandom(24).hex()) for n in range(start, start + 3000)))
+               for start in (1000, 5000)]  # random ids: each member over 64 KB compressed
+    (day / "members.ndjson.gz").write_bytes(b"".join(members))
+    assert min(map(len, members)) > 64 * 1024
+    report = platform.ingest()
+    assert (report.events_loaded, report.lines_quarantined) == (5 + 6000, 0)
+
+
 def test_a_corrupt_gzip_never_blocks_the_day(platform: Platform, day: Path) -> None:
     (day / "noise.ndjson.gz").write_bytes(b"\x1f\x8b" + bytes(range(256)) * 4)
     report = platform.ingest()
