@@ -216,7 +216,8 @@ def read_lines(landing_file: LandingFile) -> FileLines:
     fs, path = fsspec.core.url_to_fs(landing_file.url)
     digest = hashlib.sha256()
     with fs.open(path, "rb") as handle:
-        stored = handle.read(MAX_FILE_BYTES)  # what is read; beyond it the bytes are only hashed
+        # What is read (a buffer of the listed size, not of the limit); beyond the limit bytes are only hashed.
+        stored = handle.read(min(MAX_FILE_BYTES, landing_file.size + 1))
         digest.update(stored)
         size = len(stored)
         while piece := handle.read(_GUNZIP_STEP * 16):
