@@ -3,7 +3,7 @@ one of loaded, duplicate or quarantined (in the run's report, the ledger and the
 
 Hypothesis builds landing days of several files, each a mix of valid events (with hostile values in every
 free-text field), duplicates, random JSON, random bytes and unicode, written plain, with a byte-order mark,
-as UTF-16, gzipped, or gzipped and cut. The budget is bounded for CI (`GTG_FUZZ_EXAMPLES`, default 6
+as UTF-16, gzipped, or gzipped and cut. The budget is bounded for CI (`GTG_FUZZ_EXAMPLES`, default 20
 deterministic examples, each a real dlt load); set it higher to search with random seeds.
 """
 
@@ -100,7 +100,7 @@ def _landing(draw) -> dict[str, bytes]:
     return files
 
 
-@settings(max_examples=int(_EXAMPLES or 6), deadline=None, database=None, derandomize=_EXAMPLES is None,
+@settings(max_examples=int(_EXAMPLES or 20), deadline=None, database=None, derandomize=_EXAMPLES is None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(_landing())
 def test_any_landing_day_loads_and_accounts_for_every_line(files: dict[str, bytes]) -> None:
