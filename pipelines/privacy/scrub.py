@@ -18,6 +18,7 @@ import fsspec
 import pyarrow as pa
 
 from pipelines.catalog import LandingZone
+from pipelines.privacy.protect import blind_index_by_kind
 from pipelines.sql import loose_json_field
 from pipelines.workspaces import UNATTRIBUTED_WORKSPACE
 
@@ -29,17 +30,20 @@ class ScrubReport:
     lines_removed: int = 0
 
 
-def scrub_landing(zone: LandingZone, url: str, identities: pa.Table, cipher) -> ScrubReport:
+def scrub_landing(zone: LandingZone, url: str, identities: pa.Table, cipher,
+                  whole_workspaces: frozenset[str] = frozenset()) -> ScrubReport:
     """Remove from every file of `zone` under `url` the lines whose subject fields blind-index to one of
-    `identities` (columns workspace_id, bidx)."""
+    `identities` (columns workspace_id, bidx), and every line of `whole_workspaces` (offboarding)."""
     report = ScrubReport()
     fs, root = fsspec.core.url_to_fs(url)
-    workspaces = set(identities.column("workspace_id").to_pylist())
+    workspaces = set(identities.column("workspace_id").to_pylist()) | whole_workspaces
     if not workspaces:
         return report
+    whole = pa.table({"workspace_id": pa.array(sorted(whole_workspaces), pa.string())})  # noqa: F841 - DuckDB scan
     con = duckdb.connect()
     con.register("identities", identities)
-    con.execute("CREATE TEMP TABLE checked (ws VARCHAR, v VARCHAR); CREATE TEMP TABLE erased (ws VARCHAR, v VARCHAR)")
+    con.execute("CREATE TEMP TABLE checked (ws VARCHAR, which INTEGER, v VARCHAR); "
+                "CREATE TEMP TABLE erased (ws VARCHAR, which INTEGER, v VARCHAR)")
     fields = ", ".join(f"{loose_json_field('text', f)} AS {f}" for f in zone.subject_fields)
     workspace = loose_json_field("text", zone.workspace_field)
     for path in sorted(fs.glob(f"{root.rstrip('/')}/{zone.glob}")):
@@ -53,25 +57,28 @@ def scrub_landing(zone: LandingZone, url: str, identities: pa.Table, cipher) -> 
             f"SELECT line_no, text, CASE WHEN regexp_matches({workspace}, ?) THEN {workspace} "
             f"ELSE '{UNATTRIBUTED_WORKSPACE}' END AS ws, {fields} "
             "FROM (SELECT line_no, try(decode(raw)) AS text FROM batch)) "
-            "WHERE ws IN (SELECT workspace_id FROM identities)",
+            "WHERE ws IN (SELECT workspace_id FROM identities UNION SELECT workspace_id FROM whole)",
             [zone.workspace_pattern],
         )
         # Each distinct value is hashed once per scrub, however many files repeat it.
         con.execute(
             "CREATE OR REPLACE TEMP TABLE fresh AS "
-            + " UNION ".join(f"SELECT ws, {f} AS v FROM fields WHERE {f} IS NOT NULL" for f in zone.subject_fields)
-            + " EXCEPT SELECT ws, v FROM checked"
+            + " UNION ".join(f"SELECT ws, {i} AS which, {f} AS v FROM fields WHERE {f} IS NOT NULL "
+                             "AND ws IN (SELECT workspace_id FROM identities)"  # an offboarded workspace has no key
+                             for i, f in enumerate(zone.subject_fields, 1))
+            + " EXCEPT SELECT ws, which, v FROM checked"
         )
         fresh = con.sql("SELECT * FROM fresh").to_arrow_table()
         if fresh.num_rows:
             hashed = fresh.append_column(  # noqa: F841 - read by DuckDB's replacement scan
-                "bidx", cipher.blind_index_many(fresh.column("ws"), fresh.column("v")))
-            con.execute("INSERT INTO checked SELECT ws, v FROM fresh")
-            con.execute("INSERT INTO erased SELECT h.ws, h.v FROM hashed h "
+                "bidx", blind_index_by_kind(cipher, fresh.column("ws"), fresh.column("which"), fresh.column("v"),
+                                            list(zone.subject_kinds)))
+            con.execute("INSERT INTO checked SELECT ws, which, v FROM fresh")
+            con.execute("INSERT INTO erased SELECT h.ws, h.which, h.v FROM hashed h "
                         "SEMI JOIN identities i ON i.workspace_id = h.ws AND i.bidx = h.bidx")
         drop = {row[0] for row in con.execute(
-            " UNION ".join(f"SELECT f.line_no FROM fields f JOIN erased e ON e.ws = f.ws AND e.v = f.{x}"
-                           for x in zone.subject_fields)
+            "SELECT line_no FROM fields WHERE ws IN (SELECT workspace_id FROM whole) UNION " + " UNION ".join(f"SELECT f.line_no FROM fields f JOIN erased e ON e.ws = f.ws AND e.which = {i} "
+                           f"AND e.v = f.{x}" for i, x in enumerate(zone.subject_fields, 1))
         ).fetchall()}
         if not drop:
             continue
