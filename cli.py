@@ -54,7 +54,8 @@ def _generate_if_empty(events: int, days: int) -> None:
     if discover_files(landing):
         print(f"landing location {landing} has files: not generating sandbox events")
         return
-    stats = generate_events(landing, events=events, days=days, end_date=dt.datetime.now(dt.timezone.utc).date())
+    stats = generate_events(landing, events=events, days=days, end_date=dt.datetime.now(dt.timezone.utc).date(),
+                            workspaces_path=paths.workspaces_path())
     print(f"generated {stats.lines} sandbox event lines in {len(stats.files)} files "
           f"({stats.valid_events} events, {stats.duplicate_lines} duplicates, {stats.bad_lines} bad lines)")
 
