@@ -197,15 +197,24 @@ def print_connections() -> int:
 
 def _run_job(instance, name: str) -> bool:
     """Run one unpartitioned job and print each materialisation's counts and the checks."""
+    from dagster import PathMetadataValue
+
     result = _execute(instance, name)
     checks = result.get_asset_check_evaluations()
     print(f"{name}: run {result.run_id} {'success' if result.success else 'FAILED'}; "
           f"checks passed {sum(c.passed for c in checks)}/{len(checks)}")
     for event in result.get_asset_materialization_events():
         meta = event.materialization.metadata
-        shown = {k: v.value for k, v in meta.items() if isinstance(v.value, (int, float, str)) and k != "requests"}
+        shown = {k: _relative(v.value) if isinstance(v, PathMetadataValue) else v.value for k, v in meta.items()
+                 if isinstance(v.value, (int, float, str)) and v.value != "" and k != "requests"}
         print(f"  {event.asset_key.to_user_string()}: {', '.join(f'{k} {v}' for k, v in shown.items())}")
     return result.success
+
+
+def _relative(path: str | Path) -> str:
+    """A path as the user can type it from here: relative to the working folder when it lies inside it."""
+    resolved = Path(path).resolve()
+    return str(resolved.relative_to(Path.cwd())) if resolved.is_relative_to(Path.cwd()) else str(path)
 
 
 def print_warehouse_summary() -> None:
@@ -220,7 +229,7 @@ def print_warehouse_summary() -> None:
             "SELECT table_schema, table_name FROM information_schema.tables "
             "WHERE table_name NOT LIKE '\\_dlt%' ESCAPE '\\' ORDER BY ALL"
         ).fetchall()
-        print(f"warehouse {paths.warehouse_path()}:")
+        print(f"warehouse {_relative(paths.warehouse_path())}:")
         for schema, table in tables:
             count = con.execute(f'SELECT count(*) FROM "{schema}"."{table}"').fetchone()[0]
             print(f"  {schema}.{table}: {count} rows")

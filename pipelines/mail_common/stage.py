@@ -31,6 +31,7 @@ import pyarrow as pa
 from dlt.common.schema.typing import TTableSchemaColumns
 from dlt.extract.resource import DltResource
 
+from pipelines.errors import values_withheld
 from pipelines.mail_common.report import StreamCounts
 from pipelines.privacy.categories import CONNECTION_HINT, declaration
 from pipelines.privacy.protect import FieldCipher, protect
@@ -164,16 +165,17 @@ class StreamWriter:
 
     def _protected(self, table: str, columns: TTableSchemaColumns, rows: list[dict[str, Any]]) -> pa.Table:
         base = {CONNECTION: self.connection_id, "workspace_id": self.workspace_id, "synced_at": self.synced_at}
-        plain = pa.Table.from_pylist([{**base, **row} for row in rows], schema=_plain_schema(columns))
-        self.work.register("plain_rows", plain)
-        try:
-            source, dropped = without_suppressed(self.work, "plain_rows", columns, self.cipher, table=table)
-            self.counts.suppressed += dropped
-            out = self.work.sql(protect(self.work, source, columns, self.cipher, table=table)).to_arrow_table()
-        finally:
-            self.work.unregister("plain_rows")
-        fields = [f.with_nullable(columns[f.name].get("nullable", True)) for f in out.schema]
-        return out.cast(pa.schema(fields))
+        with values_withheld(f"protecting {table}"):
+            plain = pa.Table.from_pylist([{**base, **row} for row in rows], schema=_plain_schema(columns))
+            self.work.register("plain_rows", plain)
+            try:
+                source, dropped = without_suppressed(self.work, "plain_rows", columns, self.cipher, table=table)
+                self.counts.suppressed += dropped
+                out = self.work.sql(protect(self.work, source, columns, self.cipher, table=table)).to_arrow_table()
+            finally:
+                self.work.unregister("plain_rows")
+            fields = [f.with_nullable(columns[f.name].get("nullable", True)) for f in out.schema]
+            return out.cast(pa.schema(fields))
 
 
 def _plain_schema(columns: TTableSchemaColumns) -> pa.Schema:

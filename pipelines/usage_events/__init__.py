@@ -17,6 +17,7 @@ from typing import Collection, Iterable, Iterator
 import dlt
 import pyarrow as pa
 
+from pipelines.errors import values_withheld
 from pipelines.privacy.protect import FieldCipher
 from pipelines.usage_events.contract import load_contract
 from pipelines.usage_events.landing import SkippedFile, chunk_files, discover
@@ -123,7 +124,7 @@ def usage_events(
     report.files_found = len(found.files)
     report.skip(found.skipped)
     load_id = dlt.current.load_package_state()["load_id"]
-    with EventWork(Path(work_dir), load_contract(), load_id, workspaces) as work:
+    with values_withheld("events ingestion"), EventWork(Path(work_dir), load_contract(), load_id, workspaces) as work:
         ledger = work.ledger_index(warehouse_path)
         todo = [f for f in found.files if not ledger.loaded(f)]
         report.files_skipped = len(found.files) - len(todo)
