@@ -43,8 +43,15 @@ def dlt_dir() -> Path:
 
 
 def work_dir() -> Path:
-    """Scratch space of running ingestions (wiped at each run's start and end)."""
+    """Scratch space of running ingestions and of the landed-file scrub and archive (wiped at each start)."""
     return data_dir() / "work"
+
+
+def is_within(path: str | Path, root: str | Path) -> bool:
+    """Whether `path`, with every symlink resolved, is `root` or inside it (resolved too). A link in the
+    landing folder that points elsewhere is outside: the platform neither reads nor rewrites it."""
+    resolved, base = Path(path).resolve(), Path(root).resolve()
+    return resolved == base or base in resolved.parents
 
 
 def request_inbox_path() -> Path:

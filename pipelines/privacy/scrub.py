@@ -1,91 +1,86 @@
-"""Erasure in landing zones: rewrite landed raw files without the lines of the people being erased.
+"""Erasure in landing zones: rewrite the landed files still kept in the clear without the lines of the
+people being erased.
 
-Landed files are plaintext copies of what trackers sent; after a load they stay for replays and audits,
-so an erasure that stopped at the warehouse would leave the person readable on disk. Lines are matched the
-same way rows are: the subject fields of each line (read with a regular expression, so broken JSON lines
-are caught too) are blind-indexed per distinct value and compared with the erased identities. Files without
-a match are not touched; matched files are rewritten through a temporary file and an atomic replace, with
-their compression kept. Works on any fsspec URL.
+Landed files are plaintext copies of what trackers sent. They stay in the clear only for the replay window
+of the retention policy (`pipelines.privacy.landed_lifecycle`); older ones live in an encrypted archive
+that erasure reaches by destroying keys, so the scrub reads only the few days still in the clear. Lines are
+matched the way rows are: each line's subject fields (read as `pipelines.privacy.landed` reads them: JSON
+top-level fields, any encoding) are blind-indexed per distinct value and compared with the erased
+identities. Files without a match are not touched; a matched file is rewritten (compression and mode kept)
+or removed when nothing would be left.
 """
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 import duckdb
 import fsspec
 import pyarrow as pa
 
 from pipelines.catalog import LandingZone
-from pipelines.sql import loose_json_field
-from pipelines.workspaces import UNATTRIBUTED_WORKSPACE
+from pipelines.privacy.landed import (
+    lines_table, line_fields_sql, read_bytes, replace_file, scratch_dir, split_lines, write_lines, zone_files,
+    zone_lock,
+)
 
 
 @dataclass
 class ScrubReport:
     files_scanned: int = 0
     files_rewritten: int = 0
+    files_removed: int = 0  # every line of the file was erased: removed rather than left empty
     lines_removed: int = 0
+    links_outside_root: int = 0  # symlinks leading out of the landing root: neither read nor replaced
 
 
-def scrub_landing(zone: LandingZone, url: str, identities: pa.Table, cipher) -> ScrubReport:
+def scrub_landing(zone: LandingZone, url: str, identities: pa.Table, cipher,
+                  work_dir: Path | None = None) -> ScrubReport:
     """Remove from every file of `zone` under `url` the lines whose subject fields blind-index to one of
-    `identities` (columns workspace_id, bidx)."""
+    `identities` (columns workspace_id, bidx). Scratch copies go to the work folder (`work_dir`, default
+    `pipelines.paths.work_dir()`)."""
     report = ScrubReport()
-    fs, root = fsspec.core.url_to_fs(url)
-    workspaces = set(identities.column("workspace_id").to_pylist())
-    if not workspaces:
+    if identities.num_rows == 0:
         return report
+    files = zone_files(zone, url)
+    report.links_outside_root = files.links_outside
+    scratch = scratch_dir(zone, work_dir)
     con = duckdb.connect()
     con.register("identities", identities)
     con.execute("CREATE TEMP TABLE checked (ws VARCHAR, v VARCHAR); CREATE TEMP TABLE erased (ws VARCHAR, v VARCHAR)")
-    fields = ", ".join(f"{loose_json_field('text', f)} AS {f}" for f in zone.subject_fields)
-    workspace = loose_json_field("text", zone.workspace_field)
-    for path in sorted(fs.glob(f"{root.rstrip('/')}/{zone.glob}")):
-        report.files_scanned += 1
-        with fs.open(path, "rb", compression="infer") as handle:
-            lines = handle.read().split(b"\n")
-        batch = pa.table({"line_no": pa.array(range(len(lines)), pa.int64()), "raw": pa.array(lines, pa.binary())})
-        con.register("batch", batch)
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE fields AS SELECT line_no, ws, {', '.join(zone.subject_fields)} FROM ("
-            f"SELECT line_no, text, CASE WHEN regexp_matches({workspace}, ?) THEN {workspace} "
-            f"ELSE '{UNATTRIBUTED_WORKSPACE}' END AS ws, {fields} "
-            "FROM (SELECT line_no, try(decode(raw)) AS text FROM batch)) "
-            "WHERE ws IN (SELECT workspace_id FROM identities)",
-            [zone.workspace_pattern],
-        )
-        # Each distinct value is hashed once per scrub, however many files repeat it.
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE fresh AS "
-            + " UNION ".join(f"SELECT ws, {f} AS v FROM fields WHERE {f} IS NOT NULL" for f in zone.subject_fields)
-            + " EXCEPT SELECT ws, v FROM checked"
-        )
-        fresh = con.sql("SELECT * FROM fresh").to_arrow_table()
-        if fresh.num_rows:
-            hashed = fresh.append_column(  # noqa: F841 - read by DuckDB's replacement scan
-                "bidx", cipher.blind_index_many(fresh.column("ws"), fresh.column("v")))
-            con.execute("INSERT INTO checked SELECT ws, v FROM fresh")
-            con.execute("INSERT INTO erased SELECT h.ws, h.v FROM hashed h "
-                        "SEMI JOIN identities i ON i.workspace_id = h.ws AND i.bidx = h.bidx")
-        drop = {row[0] for row in con.execute(
-            " UNION ".join(f"SELECT f.line_no FROM fields f JOIN erased e ON e.ws = f.ws AND e.v = f.{x}"
-                           for x in zone.subject_fields)
-        ).fetchall()}
-        if not drop:
-            continue
-        kept = b"\n".join(line for i, line in enumerate(lines) if i not in drop)
-        temporary = f"{path.rsplit('/', 1)[0]}/.scrub-{uuid.uuid4().hex}.tmp"  # never matches the zone's glob
-        with fs.open(temporary, "wb", compression=_compression(path)) as handle:
-            handle.write(kept)
-        fs.mv(temporary, path)
-        report.files_rewritten += 1
-        report.lines_removed += len(drop)
+    values = " UNION ALL ".join(f"SELECT line_no, ws, unnest({f}) AS v FROM per_line" for f in zone.subject_fields)
+    with zone_lock(files, scratch):
+        for path in files.paths:
+            report.files_scanned += 1
+            data = read_bytes(files, path)
+            lines = split_lines(data)
+            batch = lines_table(lines)  # noqa: F841 - read by DuckDB's replacement scan
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE found AS WITH per_line AS ({line_fields_sql(zone, 'batch')}) "
+                f"SELECT DISTINCT * FROM ({values}) WHERE v IS NOT NULL AND v <> '' "
+                "AND ws IN (SELECT workspace_id FROM identities)"
+            )
+            # Each distinct value is hashed once per scrub, however many files repeat it.
+            fresh = con.sql("SELECT DISTINCT ws, v FROM found EXCEPT SELECT ws, v FROM checked").to_arrow_table()
+            if fresh.num_rows:
+                hashed = fresh.append_column(  # noqa: F841 - read by DuckDB's replacement scan
+                    "bidx", cipher.blind_index_many(fresh.column("ws"), fresh.column("v")))
+                con.execute("INSERT INTO checked SELECT ws, v FROM fresh")
+                con.execute("INSERT INTO erased SELECT h.ws, h.v FROM hashed h "
+                            "SEMI JOIN identities i ON i.workspace_id = h.ws AND i.bidx = h.bidx")
+            drop = {row[0] for row in con.execute(
+                "SELECT DISTINCT f.line_no FROM found f SEMI JOIN erased e ON e.ws = f.ws AND e.v = f.v").fetchall()}
+            if not drop:
+                continue
+            kept = [line for i, line in enumerate(lines.to_pylist()) if i not in drop]
+            report.lines_removed += len(drop)
+            if not any(line.strip() for line in kept):
+                files.fs.rm_file(path)
+                report.files_removed += 1
+                continue
+            replace_file(files, path, scratch,
+                         write_lines(kept, fsspec.utils.infer_compression(path), data.endswith(b"\n")))
+            report.files_rewritten += 1
     con.close()
     return report
-
-
-def _compression(path: str) -> str | None:
-    """The compression of `path` by its name (the temporary name hides the suffix from fsspec's infer)."""
-    return fsspec.utils.infer_compression(path)
