@@ -22,13 +22,15 @@ from pipelines.workspaces import WORKSPACE_ID_PATTERN
 
 @dataclass(frozen=True)
 class LandingZone:
-    """Raw NDJSON files a source reads from: `url()` is resolved at use (environment variables may move it)."""
+    """Raw NDJSON files a source reads from: `url()` is resolved at use (environment variables may move it).
+    `ledger` is the table recording each loaded file's URL and arrival day (`file_url`, `received_date`)."""
 
     name: str
     url: Callable[[], str]
     glob: str
     workspace_field: str
     subject_fields: tuple[str, ...]
+    ledger: str
     workspace_pattern: str = WORKSPACE_ID_PATTERN
 
 
@@ -58,5 +60,6 @@ LANDING_ZONES: tuple[LandingZone, ...] = (
         glob=usage_events.LANDING_GLOB,
         workspace_field=usage_events.LANDING_WORKSPACE_FIELD,
         subject_fields=usage_events.LANDING_SUBJECT_FIELDS,
+        ledger=f"{usage_events.DATASET_NAME}.{usage_events.LEDGER_TABLE}",
     ),
 )
