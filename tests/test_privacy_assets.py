@@ -74,7 +74,11 @@ def test_checks_fail_on_expired_records_until_the_retention_job_runs(loaded: Pla
     assert defs.resolve_job_def("analytics_job").execute_in_process(instance=instance).success
     before = defs.resolve_job_def("retention_checks_only").execute_in_process(
         instance=instance, run_config=_as_of("retention_checks_only", defs), raise_on_error=False)
-    failing = {e.check_name: e.metadata["records_past_retention"].value for e in before.get_asset_check_evaluations()}
+    failing = {e.check_name: e.metadata["records_past_retention"].value for e in before.get_asset_check_evaluations()
+               if "records_past_retention" in e.metadata}
+    landed = {e.check_name: e.metadata["files_in_clear_past_window"].value for e in before.get_asset_check_evaluations()
+              if e.check_name.startswith("within_retention__landed_")}
+    assert landed == {"within_retention__landed_usage_events": len(list(loaded.landing.rglob("*.ndjson*")))}
     cutoff_day = dt.date.fromisoformat(AS_OF[:10]) - dt.timedelta(days=395)
     expected = {
         "usage_events_quarantine": loaded.query(
@@ -90,16 +94,18 @@ def test_checks_fail_on_expired_records_until_the_retention_job_runs(loaded: Pla
         instance=instance, run_config=_as_of("privacy_retention_job", defs))
     assert result.success
     meta = {e.asset_key.path[-1]: e.materialization.metadata["rows_expired"].value
-            for e in result.get_asset_materialization_events()}
+            for e in result.get_asset_materialization_events() if e.asset_key.path[2] != "landed"}
     mail = {rule.name for rule in POLICY.rules if rule.dataset.startswith(("raw_gmail", "raw_outlook"))}
     assert meta == {**expected, "usage_events": failing["within_retention__usage_events"], **dict.fromkeys(mail, 0)}
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-    assert checks == {f"within_retention__{rule.name}": True for rule in POLICY.rules}  # mail tables: none loaded
+    assert checks == {**{f"within_retention__{rule.name}": True for rule in POLICY.rules},  # mail tables: none loaded
+                      "within_retention__landed_usage_events": True}
+    assert list(loaded.landing.rglob("*.ndjson*")) == []  # every loaded file archived
     # The models' old rows keep their aggregates and lose the visitor's key.
     assert loaded.query("SELECT count(*), count(visitor_key), sum(page_views) > 0 FROM analytics.sessions "
                         "WHERE session_date < ?", [cutoff_day]) == [(expected["sessions"], 0, True)]
     audit = AuditLog(loaded.root / "privacy" / "audit.jsonl")
-    assert len(audit.entries()) == len(POLICY.rules) and audit.verify().intact
+    assert len(audit.entries()) == len(POLICY.rules) + len(POLICY.landed) and audit.verify().intact
 
 
 def test_sensor_starts_a_batch_and_an_erasure_leaves_dagster_storage_clean(loaded: Platform) -> None:
