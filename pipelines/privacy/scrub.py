@@ -20,6 +20,7 @@ import fsspec
 import pyarrow as pa
 
 from pipelines.catalog import LandingZone
+from pipelines.sql import literal
 from pipelines.privacy.landed import (
     lines_table, line_fields_sql, read_bytes, replace_file, scratch_dir, split_lines, write_lines, zone_files,
     zone_lock,
@@ -57,7 +58,8 @@ def scrub_landing(zone: LandingZone, url: str, identities: pa.Table, cipher,
             lines = split_lines(data)
             batch = lines_table(lines)  # noqa: F841 - read by DuckDB's replacement scan
             con.execute(
-                f"CREATE OR REPLACE TEMP TABLE found AS WITH per_line AS ({line_fields_sql(zone, 'batch')}) "
+                f"CREATE OR REPLACE TEMP TABLE found AS WITH candidates AS ({_candidates_sql(zone)}), "
+                f"per_line AS ({line_fields_sql(zone, 'candidates')}) "
                 f"SELECT DISTINCT * FROM ({values}) WHERE v IS NOT NULL AND v <> '' "
                 "AND ws IN (SELECT workspace_id FROM identities)"
             )
@@ -84,3 +86,22 @@ def scrub_landing(zone: LandingZone, url: str, identities: pa.Table, cipher,
             report.files_rewritten += 1
     con.close()
     return report
+
+
+def _candidates_sql(zone: LandingZone) -> str:
+    """The lines of `batch` that may belong to a workspace of `identities` (`_unattributed` included), found
+    with string operations before any JSON is parsed: in a week of files a person's workspace is one of
+    about a thousand. A line is skipped only when it is plain enough to be sure of its workspace without
+    parsing: no backslash (no escapes), the workspace key exactly once, written `"key":"value"` at the top
+    level (nothing but one `{` and bracket-free text before it), and that value a valid workspace id that was
+    not asked for. Anything unusual is parsed."""
+    key = f'"{zone.workspace_field}"'
+    valid = zone.workspace_pattern.removeprefix("^").removesuffix("$")
+    value = f"regexp_extract(text, {literal(key + ':' + chr(34) + '(' + valid + ')' + chr(34))}, 1)"
+    return (
+        f"SELECT line_no, text FROM (SELECT *, strpos(text, {literal(key + ':' + chr(34))}) AS pos FROM batch) "
+        f"WHERE pos = 0 OR contains(text, '\\') "
+        f"OR length(text) - length(replace(text, {literal(key)}, '')) <> {len(key)} "
+        f"OR NOT regexp_matches(left(text, pos - 1), '^\\s*\\{{[^{{}}\\[\\]]*$') "
+        f"OR {value} = '' OR {value} IN (SELECT workspace_id FROM identities)"
+    )

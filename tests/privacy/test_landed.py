@@ -95,6 +95,19 @@ def test_scrub_reads_top_level_fields_not_the_first_match(platform: Platform) ->
     assert report.lines_removed == 1 and _lines_of(path) == [_line(3, user_id="bystander")]
 
 
+def test_scrub_places_lines_by_their_top_level_workspace_however_written(platform: Platform) -> None:
+    """Lines are skipped unparsed only when plainly of another workspace; every other form is parsed."""
+    nested = b'{"user_id":"gone","properties":{"workspace_id":"ws-b"}}'  # no top-level workspace: unattributed
+    escaped = b'{"workspace_id":"ws\\u002da","user_id":"gone"}'  # ws-a, written with an escape
+    spaced = b'{"workspace_id": "ws-a", "user_id": "gone"}'
+    elsewhere = b'{"user_id":"gone","workspace_id":"ws-b"}'  # the same id in a workspace not asked about
+    path = _write(platform.landing / DAY / "a.ndjson", [nested, escaped, spaced, elsewhere])
+
+    report = _scrub(platform, [("ws-a", "gone"), ("_unattributed", "gone")])
+
+    assert report.lines_removed == 3 and _lines_of(path) == [elsewhere]
+
+
 def test_scrub_matches_latin1_lines_plain_and_gzipped(platform: Platform) -> None:
     person = "jörg-7"
     latin1 = _line(1, encoding="latin-1", user_id=person, ip="203.0.113.9", page_title="Café")
@@ -210,8 +223,8 @@ def test_loaded_files_leave_the_clear_after_the_replay_window_and_the_archive_ex
     originals = {str(p.relative_to(platform.landing)): gzip.decompress(p.read_bytes())
                  for p in platform.landing.rglob("*.ndjson.gz")}
     days = sorted({rel.split("/")[0] for rel in originals})
-    assert len(days) == 3 and RULE.clear_days == 1
-    now = _at(END_DATE + dt.timedelta(days=1))  # the morning after the last arrival day
+    assert len(days) == 3
+    now = _at(END_DATE + dt.timedelta(days=RULE.clear_days))  # the last arrival day is still in its window
     in_window = {rel for rel in originals if rel.startswith(days[-1])}
     assert _overdue(platform, now) == Overdue(len(originals) - len(in_window), 0)
 
@@ -251,7 +264,7 @@ def test_erasure_reaches_archived_lines_by_destroying_keys_without_touching_the_
                    and line.get("user_id") == user_id for c in IDS for v in [line.get(c)] if isinstance(v, str)}
     others = [line for line in _raw_lines(platform.landing) if f'"user_id":"{other_id}"'.encode() in line
               and f'"workspace_id":"{other_ws}"'.encode() in line and not any(v.encode() in line for v in identifiers)]
-    _sweep(platform, _at(END_DATE + dt.timedelta(days=1)))
+    _sweep(platform, _at(END_DATE + dt.timedelta(days=RULE.clear_days)))
     archived = _archives(platform)
     assert archived and others and any(user_id.encode() in data for data in _restored(platform).values())
     assert any(user_id.encode() in p.read_bytes() for p in platform.landing.rglob("*.ndjson*"))  # still in the window
@@ -321,7 +334,7 @@ def test_an_erasure_killed_during_the_scrub_leaves_no_plaintext_once_rerun(platf
 
 @pytest.mark.parametrize(("change", "message"), [
     (("zone = \"usage_events\"", "zone = \"nowhere\""), "unknown landing zone 'nowhere'"),
-    (("clear_days = 1", "clear_days = -1"), "clear_days must be a whole number of days >= 0"),
+    (("clear_days = 0", "clear_days = -1"), "clear_days must be a whole number of days >= 0"),
     (("action = \"archive\"\narchive_days = 395", "action = \"archive\""), "is missing ['archive_days']"),
     (("action = \"archive\"\narchive_days = 395", "action = \"delete\"\narchive_days = 395"),
      "archive_days applies to action 'archive' only"),
