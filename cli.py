@@ -30,12 +30,16 @@ def ensure_dagster_home() -> Path:
 
 
 def _generate_if_empty(events: int, days: int) -> None:
+    import fsspec
+
+    from pipelines.privacy.landed_lifecycle import archive_url
     from pipelines.sandbox.events import generate_events
     from pipelines.usage_events.landing import discover_files
 
     landing = paths.events_landing_url()
-    if discover_files(landing):
-        print(f"landing location {landing} has files: not generating sandbox events")
+    archive, archive_root = fsspec.core.url_to_fs(archive_url(landing))
+    if discover_files(landing) or archive.exists(archive_root):
+        print(f"landing location {landing} has (or had, now archived) files: not generating sandbox events")
         return
     stats = generate_events(landing, events=events, days=days, end_date=dt.datetime.now(dt.timezone.utc).date())
     print(f"generated {stats.lines} sandbox event lines in {len(stats.files)} files "
@@ -52,14 +56,12 @@ def run(events: int, days: int) -> int:
     from pipelines.usage_events.landing import landing_days
 
     landed = [d.isoformat() for d in landing_days(paths.events_landing_url())]
-    if not landed:
-        print("nothing landed: nothing to load")
-        return 0
     instance = DagsterInstance.get()
     job = defs.resolve_job_def("usage_events_job")
     ok = True
     totals = dict.fromkeys(COUNTS, 0)
-    print(f"usage_events_job: one run per landed day, {landed[0]} .. {landed[-1]}")
+    print(f"usage_events_job: one run per landed day, {landed[0]} .. {landed[-1]}" if landed else
+          "usage_events_job: no landed files (loaded ones are archived after their replay window)")
     for day in landed:
         result = job.execute_in_process(
             instance=instance,
@@ -76,7 +78,8 @@ def run(events: int, days: int) -> int:
         checks = sum(e.passed for e in result.get_asset_check_evaluations())
         print(f"  {day}: run {result.run_id} {'success' if result.success else 'FAILED'}: {counts}; "
               f"checks passed {checks}/{len(result.get_asset_check_evaluations())}")
-    print(f"  all days: {', '.join(f'{k} {v}' for k, v in totals.items())}")
+    if landed:
+        print(f"  all days: {', '.join(f'{k} {v}' for k, v in totals.items())}")
     ok = sync_mail(instance) and ok
     for name in ("privacy_retention_job", "data_subject_requests_job", "analytics_job"):
         ok = _run_job(instance, name) and ok
