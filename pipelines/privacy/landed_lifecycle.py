@@ -56,6 +56,8 @@ def archive_url(landing_url: str) -> str:
 
 @dataclass
 class SweepReport:
+    """What one sweep did (Dagster metadata and the audit entry): counts only."""
+
     files_archived: int = 0
     files_deleted: int = 0
     lines_archived: int = 0
