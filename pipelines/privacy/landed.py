@@ -149,13 +149,13 @@ def scratch_dir(zone: LandingZone, work_dir: Path | None) -> Path:
 def zone_lock(files: ZoneFiles, scratch: Path) -> Iterator[None]:
     """Hold the zone exclusively (scrub and lifecycle never rewrite one file at once), then remove what a
     killed earlier run left in the scratch folder and, locally, beside the landed files."""
-    handle = os.open(files.root, os.O_RDONLY) if files.local else None
+    handle = os.open(files.root, os.O_RDONLY) if files.local and os.path.isdir(files.root) else None
     try:
         if handle is not None:
             fcntl.flock(handle, fcntl.LOCK_EX)
         for leftover in scratch.iterdir():
             leftover.unlink(missing_ok=True)
-        if files.local:
+        if handle is not None:
             for leftover in Path(files.root).rglob(f"{_SIBLING_PREFIX}*"):
                 leftover.unlink(missing_ok=True)
         yield
