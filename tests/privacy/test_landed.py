@@ -237,7 +237,9 @@ def test_loaded_files_leave_the_clear_after_the_replay_window_and_the_archive_ex
         in_window | {"dt=2026-11-20/late.ndjson"})  # the window's files, and the file never loaded
     assert unloaded.exists()
     assert _restored(platform) == {r: originals[r] for r in originals if r not in in_window}  # byte for byte
-    assert all(p.stat().st_mode & 0o777 == 0o600 for p in Path(archive_url(str(platform.landing))).rglob("*.parquet"))
+    archive = Path(archive_url(str(platform.landing)))
+    assert all(p.stat().st_mode & 0o777 == 0o600 for p in archive.rglob("*.parquet"))
+    assert all(p.stat().st_mode & 0o777 == 0o700 for p in [archive, *archive.rglob("dt=*")])
     ids = {m.decode("utf-8", "replace") for r in originals if r not in in_window
            for m in re.findall(rb'"(?:user_id|anonymous_id|device_id)"\s*:\s*"([^"]{6,})"', originals[r])}
     assert len(ids) > 100 and _files_containing(Path(archive_url(str(platform.landing))), ids) == {}  # the archive holds no plaintext
