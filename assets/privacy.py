@@ -14,6 +14,7 @@ from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
     AssetCheckSeverity,
+    AssetChecksDefinition,
     AssetExecutionContext,
     AssetKey,
     AssetSelection,
@@ -126,7 +127,7 @@ def _landed_key(rule: LandedRule) -> AssetKey:
     return AssetKey(["privacy", "retention", "landed", rule.zone])
 
 
-def _landed_assets(rule: LandedRule) -> tuple[AssetsDefinition, object]:
+def _landed_assets(rule: LandedRule) -> tuple[AssetsDefinition, AssetChecksDefinition]:
     """The lifecycle of a landing zone's files (`pipelines.privacy.landed_lifecycle`), downstream of the asset
     that loads the zone (whose ledger says which files are loaded), and its check."""
     zone = next(z for z in LANDING_ZONES if z.name == rule.zone)
@@ -134,8 +135,8 @@ def _landed_assets(rule: LandedRule) -> tuple[AssetsDefinition, object]:
     then = f"archived encrypted for {rule.archive_days} days" if rule.action == "archive" else "deleted"
 
     @asset(key=_landed_key(rule), deps=[loader], group_name=GROUP, kinds={"duckdb"}, pool=WAREHOUSE_POOL,
-           description=f"Landed {zone.name} files: readable {rule.clear_days} day(s) after arrival once loaded, "
-           f"then {then}; term: {rule.term.provider} — {rule.term.text}")
+           description=f"Landed {zone.name} files: once loaded, readable until the end of the day {rule.clear_days} "
+           f"day(s) after arrival, then {then}; term: {rule.term.provider} — {rule.term.text}")
     def landed_lifecycle(context: AssetExecutionContext, config: AsOfConfig, warehouse: WarehouseResource,
                          keyring: KeyringResource, privacy: PrivacyResource) -> MaterializeResult:
         with keyring.open() as cipher, warehouse.connect() as con:
