@@ -52,6 +52,10 @@ def scrub_landing(zone: LandingZone, url: str, identities: pa.Table, cipher,
     con.execute("CREATE TEMP TABLE checked (ws VARCHAR, v VARCHAR); CREATE TEMP TABLE erased (ws VARCHAR, v VARCHAR)")
     values = " UNION ALL ".join(f"SELECT line_no, ws, unnest({f}) AS v FROM per_line" for f in zone.subject_fields)
     with zone_lock(files, scratch):
+        # A sweep that read a file before the erasure destroyed these keys may have archived the person's lines
+        # under keys it created afresh; it held the zone lock until done, so destroying them again now makes
+        # such lines unreadable too.
+        cipher.destroy_subjects_many(identities.column("workspace_id"), identities.column("bidx"))
         for path in files.paths:
             report.files_scanned += 1
             data = read_bytes(files, path)

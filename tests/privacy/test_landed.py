@@ -282,6 +282,21 @@ def test_erasure_reaches_archived_lines_by_destroying_keys_without_touching_the_
     assert _files_containing(platform.root, identifiers & oracle.values) == {}
 
 
+def test_a_sweep_racing_an_erasure_cannot_keep_the_person_readable(platform: Platform) -> None:
+    """The erasure destroys keys, then scrubs. A sweep that read a file before the keys went archives it under
+    keys it creates afresh; the scrub, which waits for the sweep's zone lock, destroys those too."""
+    old = _write(platform.landing / "dt=2026-11-20" / "a.ndjson", [_line(1, user_id="gone"), _line(2, user_id="kept")])
+    platform.ingest()
+    with platform.keyring() as cipher:  # the erasure's first step
+        cipher.destroy_subjects("ws-a", cipher.blind_index("ws-a", ["gone"]))
+    _sweep(platform, _at(END_DATE))  # the racing sweep archives after that step
+    assert not old.exists() and [b"gone" in data for data in _restored(platform).values()] == [True]
+
+    _scrub(platform, [("ws-a", "gone")])
+
+    assert list(_restored(platform).values()) == [_line(2, user_id="kept") + b"\n"]
+
+
 # -- crash safety -----------------------------------------------------------------------------------------
 
 _ERASE = """
@@ -304,7 +319,9 @@ def test_an_erasure_killed_during_the_scrub_leaves_no_plaintext_once_rerun(platf
     platform.ingest()
     ws, user_id = _people(platform, 1)[0]
     # A large file holding the person once: its rewrite (gzip) takes long enough to be caught mid-way.
-    crowd = [_line(100 + i, ws=ws, user_id=f"crowd-{i}", properties={"pad": "x" * 200}) for i in range(150_000)]
+    pad = "x" * 200
+    crowd = [f'{{"event_id":"c-{i}","workspace_id":"{ws}","user_id":"crowd-{i}","pad":"{pad}{i}"}}'.encode()
+             for i in range(400_000)]
     big = _write(platform.landing / DAY / "big.ndjson.gz", [*crowd, _line(99, ws=ws, user_id=user_id)])
     from pipelines.privacy.requests import Inbox
     Inbox(platform.root / "privacy" / "requests.sqlite").submit(Request("erasure", ws, "user_id", user_id))
@@ -318,7 +335,7 @@ def test_an_erasure_killed_during_the_scrub_leaves_no_plaintext_once_rerun(platf
     os.kill(child.pid, signal.SIGKILL)
     child.wait()
 
-    assert [p.name for p in scratch.glob("*.tmp")]  # the scratch copy (other people's lines) is left ...
+    assert [p.name for p in scratch.glob("*.tmp")], "killed after the rewrite"  # the scratch copy is left ...
     assert not [p for p in platform.landing.rglob("*") if p.is_file() and ".ndjson" not in p.name]  # ... not here
     assert len(_lines_of(big)) == len(crowd) + 1  # the file being rewritten is whole
 
