@@ -4,6 +4,7 @@ encrypted archive that erasure reaches by destroying keys)."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import gzip
 import json
@@ -255,6 +256,21 @@ def test_loaded_files_leave_the_clear_after_the_replay_window_and_the_archive_ex
 
 def _raw_lines(root: Path) -> list[bytes]:
     return [line for p in sorted(root.rglob("*.ndjson*")) for line in _lines_of(p)]
+
+
+def test_action_delete_removes_loaded_files_after_the_window_and_keeps_no_archive(platform: Platform) -> None:
+    platform.generate(days=2)
+    platform.ingest()
+    rule = dataclasses.replace(RULE, action="delete", archive_days=None)
+    now = _at(END_DATE + dt.timedelta(days=rule.clear_days))
+    before = sorted(str(p.relative_to(platform.landing)) for p in platform.landing.rglob("*.ndjson*"))
+    with platform.keyring() as cipher, duckdb.connect(str(platform.warehouse), read_only=True) as con:
+        report = sweep(ZONE, str(platform.landing), rule, con, cipher, now, platform.work_dir)
+        assert overdue(ZONE, str(platform.landing), rule, con, now) == Overdue(0, 0)
+    kept = sorted(str(p.relative_to(platform.landing)) for p in platform.landing.rglob("*.ndjson*"))
+    assert kept == [r for r in before if r.startswith(DAY)] and report.files_deleted == len(before) - len(kept) > 0
+    assert (report.files_archived, report.lines_archived) == (0, 0)
+    assert not Path(archive_url(str(platform.landing))).exists()
 
 
 def test_erasure_reaches_archived_lines_by_destroying_keys_without_touching_the_archive(platform: Platform) -> None:
