@@ -7,6 +7,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export RUNTIME__DLTHUB_TELEMETRY := false
+# The front-door commands run the sandbox unless told otherwise; GTG_ENV has no default outside them, so a
+# deployment that forgot it stops instead of falling back to the sandbox (README, "Production").
+export GTG_ENV ?= sandbox
 
 .PHONY: install run test ui bench bench-privacy clean
 
@@ -27,7 +30,7 @@ test: install
 
 ui: install
 	$(BIN)/python -c "import cli; cli.ensure_dagster_home()"
-	$(BIN)/dagster dev -w workspace.yaml
+	umask 077 && $(BIN)/dagster dev -h 127.0.0.1 -w workspace.yaml
 
 bench: install
 	$(BIN)/python -m bench.ingest

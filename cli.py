@@ -29,6 +29,20 @@ def ensure_dagster_home() -> Path:
     return home
 
 
+def open_instance():
+    """The Dagster instance under DAGSTER_HOME. Two processes creating its SQLite storage at once would both
+    stamp the schema version and leave the storage unreadable ("more than one head"), so opening it is
+    serialised by a lock file in DAGSTER_HOME."""
+    import fcntl
+
+    from dagster import DagsterInstance
+
+    home = ensure_dagster_home()
+    with open(home / ".instance.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return DagsterInstance.get()
+
+
 def _generate_if_empty(events: int, days: int) -> None:
     import fsspec
 
@@ -37,6 +51,9 @@ def _generate_if_empty(events: int, days: int) -> None:
     from pipelines.usage_events.landing import discover_files
 
     landing = paths.events_landing_url()
+    if not paths.is_sandbox():
+        print("GTG_ENV=production: sandbox events are never generated")
+        return
     archive, archive_root = fsspec.core.url_to_fs(archive_url(landing))
     if discover_files(landing) or archive.exists(archive_root):
         print(f"landing location {landing} has (or had, now archived) files: not generating sandbox events")
@@ -47,28 +64,47 @@ def _generate_if_empty(events: int, days: int) -> None:
 
 
 def run(events: int, days: int) -> int:
-    """Materialise every asset for every landed day; return a process exit code."""
-    ensure_dagster_home()
+    """Materialise every asset (the events only for days with files not loaded yet); return an exit code.
+
+    Runs left behind by a killed process are marked failed first. Each run holds the warehouse lock from its
+    start to its end; while another process holds it, this one says whom it waits for and gives up after
+    GTG_WAREHOUSE_WAIT_SECONDS (exit code 3)."""
+    instance = open_instance()
     _generate_if_empty(events, days)
 
-    from dagster import DagsterInstance
-    from definitions import defs
-    from pipelines.usage_events.landing import landing_days
+    from assets.runs import fail_abandoned_runs
 
-    landed = [d.isoformat() for d in landing_days(paths.events_landing_url())]
-    instance = DagsterInstance.get()
-    job = defs.resolve_job_def("usage_events_job")
+    for dead in fail_abandoned_runs(instance):
+        print(f"run {dead.run_id} ({dead.job_name}): its process {dead.pid} is gone (killed or crashed): "
+              "marked failed, its pool slots freed")
+    ok = load_events(instance)
+    ok = sync_mail(instance) and ok
+    for name in ("privacy_retention_job", "data_subject_requests_job", "analytics_job"):
+        ok = _run_job(instance, name) and ok
+    print_warehouse_summary()
+    return 0 if ok else 1
+
+
+def load_events(instance) -> bool:
+    """One `usage_events_job` run per arrival day that has files the ledger does not hold (what the landing
+    sensor requests), oldest first; a day another process loaded meanwhile is skipped."""
+    from assets.ingestion import pending_files_by_day
+    from definitions import defs
+
+    landing, warehouse = paths.events_landing_url(), defs.resources["warehouse"]
+    pending = sorted(pending_files_by_day(landing, warehouse))
+    if not pending:
+        print("usage_events_job: nothing new landed (every landed file is loaded)")
+        return True
     ok = True
     totals = dict.fromkeys(COUNTS, 0)
-    print(f"usage_events_job: one run per landed day, {landed[0]} .. {landed[-1]}" if landed else
-          "usage_events_job: no landed files (loaded ones are archived after their replay window)")
-    for day in landed:
-        result = job.execute_in_process(
-            instance=instance,
-            partition_key=day,
-            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-            raise_on_error=False,
-        )
+    print(f"usage_events_job: one run per day with new files, {pending[0]} .. {pending[-1]}")
+    for day in pending:
+        with _holding_warehouse(f"usage_events_job {day}"):
+            if day not in pending_files_by_day(landing, warehouse):
+                print(f"  {day}: loaded meanwhile by another run: no run")
+                continue
+            result = _execute(instance, "usage_events_job", day)
         ok = ok and result.success
         events = result.get_asset_materialization_events()
         meta = events[-1].materialization.metadata if events else {}
@@ -78,13 +114,27 @@ def run(events: int, days: int) -> int:
         checks = sum(e.passed for e in result.get_asset_check_evaluations())
         print(f"  {day}: run {result.run_id} {'success' if result.success else 'FAILED'}: {counts}; "
               f"checks passed {checks}/{len(result.get_asset_check_evaluations())}")
-    if landed:
-        print(f"  all days: {', '.join(f'{k} {v}' for k, v in totals.items())}")
-    ok = sync_mail(instance) and ok
-    for name in ("privacy_retention_job", "data_subject_requests_job", "analytics_job"):
-        ok = _run_job(instance, name) and ok
-    print_warehouse_summary()
-    return 0 if ok else 1
+    print(f"  all days: {', '.join(f'{k} {v}' for k, v in totals.items())}")
+    return ok
+
+
+def _holding_warehouse(what: str):
+    """The warehouse lock for this process, named after what it runs (shown to whoever waits for it)."""
+    from pipelines.warehouse import warehouse_lock
+
+    return warehouse_lock(paths.warehouse_path(), f"python -m cli: {what}")
+
+
+def _execute(instance, job_name: str, partition_key: str | None = None):
+    """Execute a job in this process under the warehouse lock, its run tagged with this process's pid (so a later
+    process can tell the run was abandoned if this one is killed); warnings and errors only on the console."""
+    from assets.runs import process_tags
+    from definitions import defs
+
+    with _holding_warehouse(f"{job_name} {partition_key}" if partition_key else job_name):
+        return defs.resolve_job_def(job_name).execute_in_process(
+            instance=instance, partition_key=partition_key, tags=process_tags(), raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}})
 
 
 MAIL_COUNTS = ("inserted", "updated", "deleted", "http_requests", "retries")
@@ -104,12 +154,10 @@ def sync_mail(instance) -> bool:
         connections = [c.connection_id for c in mail.registry().list(provider)]
         known = set(instance.get_dynamic_partitions(partitions.name))
         instance.add_dynamic_partitions(partitions.name, [c for c in connections if c not in known])
-        job = defs.resolve_job_def(JOBS[provider].name)
-        print(f"{job.name}: one run per {provider} connection ({len(connections)})")
+        job = JOBS[provider].name
+        print(f"{job}: one run per {provider} connection ({len(connections)})")
         for connection_id in connections:
-            result = job.execute_in_process(
-                instance=instance, partition_key=connection_id,
-                run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}}, raise_on_error=False)
+            result = _execute(instance, job, connection_id)
             ok = ok and result.success
             checks = result.get_asset_check_evaluations()
             print(f"  {connection_id}: run {result.run_id} {'success' if result.success else 'FAILED'}; "
@@ -152,12 +200,7 @@ def print_connections() -> int:
 
 def _run_job(instance, name: str) -> bool:
     """Run one unpartitioned job and print each materialisation's counts and the checks."""
-    from definitions import defs
-
-    result = defs.resolve_job_def(name).execute_in_process(
-        instance=instance, run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-        raise_on_error=False,
-    )
+    result = _execute(instance, name)
     checks = result.get_asset_check_evaluations()
     print(f"{name}: run {result.run_id} {'success' if result.success else 'FAILED'}; "
           f"checks passed {sum(c.passed for c in checks)}/{len(checks)}")
@@ -172,7 +215,10 @@ def print_warehouse_summary() -> None:
     """Row counts per table of the warehouse, read-only."""
     import duckdb
 
-    with duckdb.connect(str(paths.warehouse_path()), read_only=True) as con:
+    from pipelines.warehouse import warehouse_lock
+
+    with warehouse_lock(paths.warehouse_path(), "python -m cli: warehouse summary", shared=True), \
+            duckdb.connect(str(paths.warehouse_path()), read_only=True) as con:
         tables = con.execute(
             "SELECT table_schema, table_name FROM information_schema.tables "
             "WHERE table_name NOT LIKE '\\_dlt%' ESCAPE '\\' ORDER BY ALL"
@@ -185,7 +231,7 @@ def print_warehouse_summary() -> None:
 
 def submit_request(args: argparse.Namespace) -> int:
     """File a data-subject request in the inbox; the sensor (or `privacy process`) handles it."""
-    from pipelines.privacy.keyring import Keyring, KeyringError, load_master_key
+    from pipelines.privacy.keyring import Keyring, KeyringError, platform_master_key
     from pipelines.privacy.requests import IDENTITY_KINDS, Inbox, Request, RequestError, validate
 
     kind = next(k for k in IDENTITY_KINDS if getattr(args, k) is not None)
@@ -197,8 +243,7 @@ def submit_request(args: argparse.Namespace) -> int:
         unknown = RequestError("unknown workspace: no data is held for this workspace id")
         if not paths.keyring_path().exists():
             raise unknown
-        key = load_master_key(os.environ.get("GTG_MASTER_KEY"), paths.master_key_file(), False)
-        with Keyring.open(paths.keyring_path(), key) as cipher:
+        with Keyring.open(paths.keyring_path(), platform_master_key()) as cipher:
             if not cipher.has_workspace(args.workspace):
                 raise unknown
         request_id = Inbox(paths.request_inbox_path()).submit(request)
@@ -224,7 +269,7 @@ def provider_deletion(args: argparse.Namespace) -> int:
             request = meta_deletion_request(args.meta_signed_request, secret, args.workspace)
         else:
             request = google_revocation_request(args.workspace, args.google_user_id)
-        request_id = Inbox(paths.request_inbox_path()).submit(request)
+        request_id = Inbox(paths.request_inbox_path()).submit_once(request)
     except RequestError as exc:
         print(f"request refused: {exc}", file=sys.stderr)
         return 2
@@ -232,6 +277,38 @@ def provider_deletion(args: argparse.Namespace) -> int:
         print(json.dumps(meta_callback_response(args.status_url, request_id, request.confirmation_code)))
     else:
         print(f"{request_id}: erasure request received")
+    return 0
+
+
+def offboard(args: argparse.Namespace) -> int:
+    """Erase a whole workspace (a customer who closed their account); asks for the id twice."""
+    from pipelines.privacy.offboard import check_workspace, offboard_workspace
+
+    try:
+        check_workspace(args.workspace)
+    except ValueError as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return 2
+    if args.confirm != args.workspace:
+        print("refused: offboarding destroys the workspace's data for good; repeat its id with --confirm",
+              file=sys.stderr)
+        return 2
+    ensure_dagster_home()
+    from assets.analytics import snapshot_path
+    from definitions import defs
+
+    warehouse, privacy = defs.resources["warehouse"], defs.resources["privacy"]
+    mail = defs.resources.get("mail")
+    with defs.resources["keyring"].open() as cipher:
+        report = offboard_workspace(args.workspace, warehouse_path=Path(warehouse.path), cipher=cipher,
+                                    inbox=privacy.inbox(), audit=privacy.audit(cipher), landing_urls=privacy.landing_urls,
+                                    exports_dir=Path(privacy.exports_dir),
+                                    registry=mail.registry() if mail else None, snapshot=snapshot_path(warehouse),
+                                    requested_by=args.requested_by)
+    print(f"{args.workspace}: offboarded; {report.keys_destroyed} keys destroyed, "
+          f"{sum(report.rows_by_table.values())} rows deleted from {len(report.rows_by_table)} tables, "
+          f"{report.landing_lines_removed} landed lines removed, {report.connections_removed} connections, "
+          f"{report.exports_removed} exports and {report.requests_closed} pending requests removed")
     return 0
 
 
@@ -244,6 +321,57 @@ def print_requests() -> int:
     for r in rows:
         print(f"{r['request_id']:22} {r['request_type']:10} {r['source']:18} {r['status']:9} "
               f"{r['received_at'][:16]:16} {r['deadline'][:10]:10} {r['status_detail'] or ''}")
+    return 0
+
+
+def rotate_master_key(requested_by: str) -> int:
+    """Re-wrap every workspace key under a new master key (no data re-encrypted); one audit entry."""
+    from pipelines.privacy.audit import AuditLog
+    from pipelines.privacy.keyring import Keyring, KeyringError, rotate_platform_master_key
+
+    try:
+        count, new_key = rotate_platform_master_key(paths.keyring_path())
+    except KeyringError as exc:
+        print(f"rotation refused: {exc}", file=sys.stderr)
+        return 2
+    with Keyring.open(paths.keyring_path(), new_key) as cipher:
+        AuditLog.of(paths.audit_log_path(), cipher).append(
+            actor=f"operator:{requested_by}", action="keys.rotate_master", counts={"workspace_keys_rewrapped": count})
+    print(f"master key rotated: {count} workspace keys re-wrapped, no data re-encrypted")
+    return 0
+
+
+def rotate_workspace_key(workspace_id: str, requested_by: str) -> int:
+    """Give one workspace a new key: subject keys re-wrapped, its subject-less values re-encrypted in the
+    warehouse and the connection registry, the old key shredded; one audit entry. Needs the warehouse's
+    writer lock (run it while no job writes)."""
+    import duckdb
+
+    from pipelines.mail_common.connections import ConnectionRegistry
+    from pipelines.privacy.audit import AuditLog
+    from pipelines.privacy.categories import stored_declarations
+    from pipelines.privacy.keyring import Keyring, KeyringError, platform_master_key
+    from pipelines.privacy.keys import rotate_workspace_key as rotate
+
+    stores = {}
+    if paths.connections_path().exists():
+        stores["connections"] = ConnectionRegistry(paths.connections_path()).reseal
+    try:
+        with Keyring.open(paths.keyring_path(), platform_master_key()) as cipher, \
+                duckdb.connect(str(paths.warehouse_path()) if paths.warehouse_path().exists() else ":memory:") as con:
+            report = rotate(con, stored_declarations(con), cipher, workspace_id, stores)
+            AuditLog.of(paths.audit_log_path(), cipher).append(
+                actor=f"operator:{requested_by}", action="keys.rotate_workspace", workspace_id=workspace_id,
+                tables=report.values_reencrypted,
+                counts={"subject_keys_rewrapped": report.subject_keys_rewrapped, "resumed": int(report.resumed)})
+    except KeyringError as exc:
+        print(f"rotation refused: {exc}", file=sys.stderr)
+        return 2
+    except duckdb.IOException:
+        print("rotation refused: another process is writing the warehouse; retry when no job runs", file=sys.stderr)
+        return 2
+    print(f"{workspace_id}: key rotated; {report.subject_keys_rewrapped} subject keys re-wrapped, "
+          f"{sum(report.values_reencrypted.values())} values re-encrypted")
     return 0
 
 
@@ -279,12 +407,33 @@ def main(argv: list[str] | None = None) -> int:
                           help="where Meta's users follow their deletion (the request id is appended)")
     privacy.add_parser("status", help="list requests with status and deadline")
     privacy.add_parser("process", help="process pending requests now (what the sensor starts)")
+    off = privacy.add_parser("offboard", help="erase a whole workspace: rows, landed lines, connections, keys")
+    off.add_argument("workspace")
+    off.add_argument("--confirm", required=True, help="the workspace id again")
+    off.add_argument("--requested-by", default=os.environ.get("USER", "cli"), help="who asks (for the audit)")
     connections = sub.add_parser("connections", help="mail connections").add_subparsers(dest="action", required=True)
     connections.add_parser("list", help="list connections with status and last sync")
     gone = connections.add_parser("disconnect", help="revoke a connection and erase its synced data")
     gone.add_argument("connection_id")
     gone.add_argument("--requested-by", default=os.environ.get("USER", "cli"))
+    keys = sub.add_parser("keys", help="key rotation").add_subparsers(dest="action", required=True)
+    master = keys.add_parser("rotate-master", help="re-wrap every workspace key under a new master key "
+                             "(GTG_NEW_MASTER_KEY, or generated into the key file)")
+    workspace = keys.add_parser("rotate-workspace", help="give a workspace a new key and shred the old one")
+    workspace.add_argument("workspace_id")
+    for rotation in (master, workspace):
+        rotation.add_argument("--requested-by", default=os.environ.get("USER", "cli"), help="who rotates (for the audit)")
     args = parser.parse_args(argv)
+    try:
+        paths.environment()
+    except paths.PlatformEnvironmentError as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return 2
+    paths.private_dir(paths.data_dir())  # a data folder made by an older version may be world-readable
+    if args.command == "keys":
+        if args.action == "rotate-master":
+            return rotate_master_key(args.requested_by)
+        return rotate_workspace_key(args.workspace_id, args.requested_by)
     if args.command == "run":
         return run(args.events, args.days)
     if args.command == "connections":
@@ -293,16 +442,20 @@ def main(argv: list[str] | None = None) -> int:
             return print_connections()
         return disconnect_connection(args.connection_id, args.requested_by)
     if args.command == "privacy" and args.action != "process":
-        handlers = {"submit": submit_request, "provider-deletion": provider_deletion, "status": lambda _: print_requests()}
+        handlers = {"submit": submit_request, "provider-deletion": provider_deletion, "status": lambda _: print_requests(),
+                    "offboard": offboard}
         return handlers[args.action](args)
     if args.command in ("retention", "privacy"):
-        ensure_dagster_home()
-        from dagster import DagsterInstance
-
         job = "privacy_retention_job" if args.command == "retention" else "data_subject_requests_job"
-        return 0 if _run_job(DagsterInstance.get(), job) else 1
+        return 0 if _run_job(open_instance(), job) else 1
     return 2
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from pipelines.warehouse import WarehouseBusy
+
+    try:
+        sys.exit(main())
+    except WarehouseBusy as busy:  # another process kept the warehouse past GTG_WAREHOUSE_WAIT_SECONDS
+        print(f"stopped: {busy}", file=sys.stderr)
+        sys.exit(3)

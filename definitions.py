@@ -1,14 +1,16 @@
 """The one Dagster Definitions entry point, loaded by workspace.yaml and `dagster dev`.
 
-Resources read secrets through EnvVar only when they are set; otherwise the embedded sandbox defaults apply
-(local data folder, generated master key), so a fresh clone shows a working platform.
+GTG_ENV decides between the sandbox and production (`pipelines.paths.environment`; it has no default). In the
+sandbox the embedded defaults apply (local data folder, generated master key, local fake mail servers), so a
+fresh clone shows a working platform. In production every secret is required here, when the definitions
+load: a missing one stops `dagster dev` / the code server with the variable's name, before any run starts.
 """
 
 from __future__ import annotations
 
 import os
 
-from dagster import Definitions, EnvVar
+from dagster import Definitions, EnvVar, in_process_executor
 from dagster_dlt import DagsterDltResource
 
 from assets.analytics import ANALYTICS_ASSETS, analytics_job, analytics_schedule
@@ -22,43 +24,46 @@ from assets.privacy import (
     retention_job,
     retention_schedule,
 )
+from assets.runs import abandoned_runs_sensor
+from pipelines import paths
+from pipelines.mail_common.endpoints import OAUTH_ENV, require_oauth_env
+from pipelines.privacy.keyring import platform_master_key
 from resources.keyring import KeyringResource
 from resources.landing import LandingResource
 from resources.mail import MailResource
 from resources.privacy import PrivacyResource
 from resources.warehouse import WarehouseResource
 
-
-def _keyring() -> KeyringResource:
-    if os.environ.get("GTG_MASTER_KEY"):
-        return KeyringResource(master_key=EnvVar("GTG_MASTER_KEY"))
-    return KeyringResource()
-
-
-# OAuth apps of the real providers: each secret through EnvVar, only when set (none set: the sandbox).
-_MAIL_SECRETS = {
-    "google_client_id": "GTG_GOOGLE_CLIENT_ID", "google_client_secret": "GTG_GOOGLE_CLIENT_SECRET",
-    "microsoft_client_id": "GTG_MICROSOFT_CLIENT_ID", "microsoft_client_secret": "GTG_MICROSOFT_CLIENT_SECRET",
-}
+def _mail(sandbox: bool) -> MailResource:
+    """The sandbox's fake servers, or the real APIs with each OAuth secret through EnvVar (its value never
+    enters Dagster's storage)."""
+    tenant = os.environ.get("GTG_MICROSOFT_TENANT") or "common"
+    if sandbox:
+        return MailResource(sandbox=True, microsoft_tenant=tenant)
+    require_oauth_env()
+    return MailResource(sandbox=False, microsoft_tenant=tenant,
+                        **{field: EnvVar(name) for field, name in OAUTH_ENV.items()})
 
 
-def _mail() -> MailResource:
-    secrets = {field: EnvVar(name) for field, name in _MAIL_SECRETS.items() if os.environ.get(name)}
-    return MailResource(**secrets, microsoft_tenant=os.environ.get("GTG_MICROSOFT_TENANT") or "common")
-
+SANDBOX = paths.is_sandbox()
+paths.private_dir(paths.data_dir())
+if not SANDBOX:
+    platform_master_key()  # fails now, naming GTG_MASTER_KEY, rather than in the first run
 
 defs = Definitions(
     assets=[usage_events_assets, *MAIL_ASSETS, *PRIVACY_ASSETS, *ANALYTICS_ASSETS],
     asset_checks=[*EVENT_CHECKS, *MAIL_CHECKS, *PRIVACY_CHECKS],
     jobs=[usage_events_job, *MAIL_JOBS, retention_job, requests_job, analytics_job],
     schedules=[retention_schedule, analytics_schedule, *MAIL_SCHEDULES],
-    sensors=[usage_events_landing_sensor, *MAIL_SENSORS, data_subject_request_sensor],
+    sensors=[usage_events_landing_sensor, *MAIL_SENSORS, data_subject_request_sensor, abandoned_runs_sensor],
+    # A run's steps run one after another in its own process, which holds the warehouse for the whole run.
+    executor=in_process_executor,
     resources={
         "dlt_runner": DagsterDltResource(),
         "warehouse": WarehouseResource(),
-        "keyring": _keyring(),
+        "keyring": KeyringResource(),
         "landing": LandingResource(),
         "privacy": PrivacyResource(),
-        "mail": _mail(),
+        "mail": _mail(SANDBOX),
     },
 )

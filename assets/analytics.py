@@ -107,7 +107,8 @@ MODEL_ASSETS = [_model_asset(model) for model in MODELS.values()]
     "an open analyst connection never blocks a pipeline and never sees half a build.",
 )
 def analytics_snapshot(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
-    published = publish_snapshot(Path(warehouse.path), snapshot_path(warehouse))
+    with warehouse.connect(read_only=False) as con:
+        published = publish_snapshot(con, snapshot_path(warehouse))
     return MaterializeResult(metadata={"path": MetadataValue.path(str(snapshot_path(warehouse))),
                                        "tables": MetadataValue.json(published)})
 

@@ -3,7 +3,8 @@
 A partition is an arrival day (`dt=` folder of the landing location), and each day runs on its own
 (backfills launch one run per day, queued behind each other by the `warehouse` pool), so every day's
 materialisation carries that day's own counts. A file already in the ledger is never loaded again, so
-re-running or backfilling a day loads only what it has not loaded before.
+re-running or backfilling a day loads only what it has not loaded before. The checks read the warehouse, so they
+are in the `warehouse` pool too: a run that holds the warehouse is never read from under it.
 """
 
 
@@ -14,7 +15,6 @@ from collections import defaultdict
 from pathlib import Path
 
 import dlt
-import duckdb
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
@@ -50,7 +50,7 @@ from pipelines.usage_events.settings import (
     SOURCE_NAME,
 )
 from pipelines.usage_events.work import loaded_file_urls
-from pipelines.warehouse import finish_pending, table_exists
+from pipelines.warehouse import WarehouseBusy, finish_pending, table_exists
 from resources.keyring import KeyringResource
 from resources.landing import LandingResource
 from resources.warehouse import WAREHOUSE_POOL, WarehouseResource
@@ -118,7 +118,7 @@ def _report_metadata(report: IngestReport, recovered: list[str]) -> dict:
     }
 
 
-@asset_check(asset=EVENTS_KEY, description="No event id is stored twice.")
+@asset_check(asset=EVENTS_KEY, pool=WAREHOUSE_POOL, description="No event id is stored twice.")
 def events_unique_event_ids(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
     with warehouse.connect() as con:
         if not table_exists(con, DATASET_NAME, EVENTS_TABLE):
@@ -131,6 +131,7 @@ def events_unique_event_ids(context: AssetCheckExecutionContext, warehouse: Ware
 
 @asset_check(
     asset=EVENTS_KEY,
+    pool=WAREHOUSE_POOL,
     description=f"The latest load quarantined at most {QUARANTINE_MAX_SHARE:.0%} of its lines, and every line "
     "read is either loaded, a dropped duplicate or quarantined.",
 )
@@ -155,6 +156,7 @@ def events_quarantine_share(context: AssetCheckExecutionContext, warehouse: Ware
 
 @asset_check(
     asset=EVENTS_KEY,
+    pool=WAREHOUSE_POOL,
     description="Every column declared as personal data (x-data-category in the stored dlt schema) of the "
     "events and quarantine tables holds only ciphertext.",
 )
@@ -185,15 +187,17 @@ usage_events_job = define_asset_job(
 )
 
 
-def pending_files_by_day(landing_url: str, warehouse: WarehouseResource) -> dict[str, list[str]]:
+def pending_files_by_day(landing_url: str, warehouse: WarehouseResource, wait: float | None = None
+                         ) -> dict[str, list[str]]:
     """Landed files that the ledger does not record as loaded, by arrival day.
 
-    Raises duckdb.IOException while another process writes the warehouse (DuckDB allows no reader then).
+    Reads under the shared warehouse lock, waiting at most `wait` seconds for a writer; WarehouseBusy after
+    that, or at once while a program that bypasses the lock has the file open.
     """
     files = discover_files(landing_url)
     loaded: set[str] = set()
     if Path(warehouse.path).exists():
-        with warehouse.connect() as con:
+        with warehouse.connect(wait=wait) as con:
             loaded = loaded_file_urls(con)
     pending: dict[str, list[str]] = defaultdict(list)
     for f in files:
@@ -217,9 +221,9 @@ def usage_events_landing_sensor(
 ):
     """The run key names the day and its pending files, so a day is requested once per set of new files."""
     try:
-        pending = pending_files_by_day(landing.url, warehouse)
-    except duckdb.IOException:
-        return SkipReason("the warehouse is being written; looking again at the next tick")
+        pending = pending_files_by_day(landing.url, warehouse, wait=0)
+    except WarehouseBusy as busy:  # a run holds it, or a program that bypasses the lock has it open
+        return SkipReason(f"the warehouse is being written by {busy.holder}; looking again at the next tick")
     valid_days = set(EVENT_DAYS.get_partition_keys())
     requests = [
         RunRequest(partition_key=day, run_key=f"{day}:{_fingerprint(urls)}")

@@ -89,7 +89,7 @@ outlook_assets = _provider_assets("outlook", outlook_source, outlook, OUTLOOK_CO
 def _checks(stream: Stream):
     key = AssetKey([stream.dataset, stream.table])
 
-    @asset_check(asset=key, name=f"{stream.table}_unique_ids",
+    @asset_check(asset=key, name=f"{stream.table}_unique_ids", pool=WAREHOUSE_POOL,
                  description=f"No {stream.key} is stored twice for one connection.")
     def unique_ids(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
         with warehouse.connect() as con:
@@ -107,7 +107,7 @@ def _checks(stream: Stream):
 def _encrypted_check(key: AssetKey, dataset: str, table: str):
     """The check that `table` (loaded by the asset `key`: its own, or its parent stream's) holds no plaintext."""
 
-    @asset_check(asset=key, name=f"{table}_personal_data_encrypted",
+    @asset_check(asset=key, name=f"{table}_personal_data_encrypted", pool=WAREHOUSE_POOL,
                  description=f"Every column of {table} declared as personal data (x-data-category in the stored "
                  "dlt schema) holds only ciphertext.")
     def encrypted(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:

@@ -10,6 +10,7 @@ any record is older than its rule allows: the proof, in the UI, next to the data
 import datetime as dt
 from pathlib import Path
 
+import duckdb
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
@@ -34,6 +35,7 @@ from dagster import (
     sensor,
 )
 
+from assets import model_loads
 from assets.analytics import MODELS, snapshot_path
 from assets.sql_models import pseudonymous_tables
 from pipelines.catalog import ASSET_OF_TABLE, DECLARED_TABLES, LANDING_ZONES
@@ -56,10 +58,23 @@ DEADLINE_WARNING_DAYS = 7
 
 
 class AsOfConfig(Config):
-    """`as_of` (ISO timestamp, UTC if no offset) evaluates retention at another moment than now: to
-    preview what a policy change would expire, or to test it."""
+    """`as_of` (ISO timestamp, UTC if no offset) evaluates retention at another moment than now."""
 
     as_of: str | None = None
+
+
+class RetentionConfig(AsOfConfig):
+    """Without options the retention asset enforces the policy now. With `as_of` it is a preview: it counts
+    what would expire at that moment and writes nothing (warehouse opened read-only, no key touched, no audit
+    entry). Enforcing at another moment than now destroys data early, so it needs `confirm_as_of` repeating
+    `as_of` exactly: a launchpad typo or a copied preview config cannot expire anything."""
+
+    confirm_as_of: str | None = None
+
+    def previewing(self) -> bool:
+        if self.confirm_as_of is not None and self.confirm_as_of != self.as_of:
+            raise ValueError("confirm_as_of must repeat as_of exactly to enforce retention at that moment")
+        return bool(self.as_of) and self.confirm_as_of is None
 
 
 def _now(config: AsOfConfig) -> dt.datetime:
@@ -89,15 +104,28 @@ def _retention_asset(rule: Rule) -> AssetsDefinition:
         f"(by {rule.age_column}); term: {rule.term.provider} — {rule.term.text}",
     )
     def enforce_retention(
-        context: AssetExecutionContext, config: AsOfConfig, warehouse: WarehouseResource,
+        context: AssetExecutionContext, config: RetentionConfig, warehouse: WarehouseResource,
         keyring: KeyringResource, privacy: PrivacyResource,
     ) -> MaterializeResult:
+        now, snapshot = _now(config), snapshot_path(warehouse)
+        if config.previewing():
+            with warehouse.connect() as con:
+                found = past_retention(con, rule, now, DERIVED_TABLES)
+            return MaterializeResult(metadata={
+                "preview": True, "action": rule.action, "keep_days": rule.keep_days,
+                "cutoff": str(cutoff(rule, now)), "rows_that_would_expire": found})
         with keyring.open() as cipher, warehouse.connect(read_only=False) as con:
-            result = run_rule(con, rule, cipher, privacy.audit(), _now(config), DERIVED_TABLES)
+            result = run_rule(con, rule, cipher, privacy.audit(cipher), now, DERIVED_TABLES)
+            # The analysts' copy is governed too: republished while it holds what the rule just expired (a
+            # rerun after a kill between the two finds it still there and republishes).
+            republished = _snapshot_past_retention(rule, snapshot, now) > 0
+            if republished:
+                publish_snapshot(con, snapshot)
         return MaterializeResult(metadata={
             "action": rule.action, "keep_days": rule.keep_days, "cutoff": result.cutoff, "term": rule.term.id,
             "rows_expired": result.rows_expired, "subjects_expired": result.subjects_expired,
             "keys_destroyed": result.keys_destroyed,
+            **({"snapshot_republished": republished} if rule.table in DERIVED_TABLES else {}),
         })
 
     return enforce_retention
@@ -107,6 +135,7 @@ def _within_retention_check(rule: Rule):
     @asset_check(
         asset=_asset_of(rule.table),
         name=f"within_retention__{rule.name}",
+        pool=WAREHOUSE_POOL,
         additional_deps=[retention_key(rule)],
         description=f"No record of {rule.table} is older than {rule.keep_days} days by {rule.age_column}"
         + (" unless anonymised." if rule.action == "anonymise" else "."),
@@ -117,8 +146,10 @@ def _within_retention_check(rule: Rule):
         now = _now(config)
         with warehouse.connect() as con:
             found = past_retention(con, rule, now, DERIVED_TABLES)
-        return AssetCheckResult(passed=found == 0, metadata={
-            "records_past_retention": found, "cutoff": str(cutoff(rule, now)), "keep_days": rule.keep_days})
+        in_snapshot = _snapshot_past_retention(rule, snapshot_path(warehouse), now)
+        return AssetCheckResult(passed=found == 0 and in_snapshot == 0, metadata={
+            "records_past_retention": found, "snapshot_records_past_retention": in_snapshot,
+            "cutoff": str(cutoff(rule, now)), "keep_days": rule.keep_days})
 
     return within_retention
 
@@ -137,13 +168,21 @@ def _landed_assets(rule: LandedRule) -> tuple[AssetsDefinition, AssetChecksDefin
     @asset(key=_landed_key(rule), deps=[loader], group_name=GROUP, kinds={"duckdb"}, pool=WAREHOUSE_POOL,
            description=f"Landed {zone.name} files: once loaded, readable until the end of the day {rule.clear_days} "
            f"day(s) after arrival, then {then}; term: {rule.term.provider} — {rule.term.text}")
-    def landed_lifecycle(context: AssetExecutionContext, config: AsOfConfig, warehouse: WarehouseResource,
+    def landed_lifecycle(context: AssetExecutionContext, config: RetentionConfig, warehouse: WarehouseResource,
                          keyring: KeyringResource, privacy: PrivacyResource) -> MaterializeResult:
-        with keyring.open() as cipher, warehouse.connect() as con:
-            report = sweep(zone, privacy.landing_urls[zone.name], rule, con, cipher, _now(config),
-                           Path(warehouse.work_dir))
-        privacy.audit().append(actor="privacy.retention", action=f"landed.{rule.action}", counts={
-            "zone": zone.name, "clear_days": rule.clear_days, "term": rule.term.id, **vars(report)})
+        now, url = _now(config), privacy.landing_urls[zone.name]
+        if config.previewing():  # like the rules' preview: counts only, no file moved or deleted, no key made
+            with warehouse.connect() as con:
+                found = overdue(zone, url, rule, con, now)
+            return MaterializeResult(metadata={
+                "preview": True, "action": rule.action, "clear_days": rule.clear_days,
+                "files_that_would_leave_the_clear": found.files_in_clear,
+                "archives_that_would_expire": found.archives})
+        with keyring.open() as cipher:
+            with warehouse.connect() as con:
+                report = sweep(zone, url, rule, con, cipher, now, Path(warehouse.work_dir))
+            privacy.audit(cipher).append(actor="privacy.retention", action=f"landed.{rule.action}", counts={
+                "zone": zone.name, "clear_days": rule.clear_days, "term": rule.term.id, **vars(report)})
         return MaterializeResult(metadata={"action": rule.action, "clear_days": rule.clear_days,
                                            "term": rule.term.id, **vars(report)})
 
@@ -193,12 +232,13 @@ def data_subject_requests(
     privacy: PrivacyResource,
 ) -> MaterializeResult:
     inbox = privacy.inbox()
-    with keyring.open() as cipher, warehouse.connect(read_only=False) as con:
-        report = process_pending(con, cipher, inbox, privacy.audit(), exports_dir=Path(privacy.exports_dir),
-                                 landing_urls=privacy.landing_urls, derived_tables=DERIVED_TABLES)
     snapshot = snapshot_path(warehouse)
-    if snapshot.exists() and any(t.startswith("analytics.") for t in report.rows_by_table):
-        publish_snapshot(Path(warehouse.path), snapshot)  # the analysts' copy must forget the erased too
+    with keyring.open() as cipher, warehouse.connect(read_only=False) as con:
+        if any(r["request_type"] != "access" for r in inbox.pending()):
+            model_loads.forget(con)  # rows change without a load: the next analytics build is a full one
+        report = process_pending(con, cipher, inbox, privacy.audit(cipher), exports_dir=Path(privacy.exports_dir),
+                                 landing_urls=privacy.landing_urls, derived_tables=DERIVED_TABLES,
+                                 publish=lambda: _republish(con, snapshot))  # the analysts' copy forgets them too
     return MaterializeResult(metadata={
         "requests_completed": report.count("completed"),
         "requests_rejected": report.count("rejected"),
@@ -210,6 +250,20 @@ def data_subject_requests(
         "exports_removed": report.exports_removed,
         "requests": MetadataValue.md(_requests_markdown(inbox.all())),
     })
+
+
+def _republish(con, snapshot: Path) -> None:
+    """Publish the analysts' snapshot again from `con`, once there is one (the first analytics build makes it)."""
+    if snapshot.exists():
+        publish_snapshot(con, snapshot)
+
+
+def _snapshot_past_retention(rule: Rule, snapshot: Path, now: dt.datetime) -> int:
+    """Records of a model's rule that the analysts' snapshot still holds past retention (0 without one)."""
+    if rule.table not in DERIVED_TABLES or not snapshot.exists():
+        return 0
+    with duckdb.connect(str(snapshot), read_only=True) as copy:
+        return past_retention(copy, rule, now, DERIVED_TABLES)
 
 
 def _requests_markdown(rows: list[dict]) -> str:
@@ -237,8 +291,10 @@ def requests_within_deadline(context: AssetCheckExecutionContext, privacy: Priva
 
 
 @asset_check(asset=REQUESTS_KEY, description="The audit log's hash chain is unbroken (nothing removed or edited).")
-def audit_log_intact(context: AssetCheckExecutionContext, privacy: PrivacyResource) -> AssetCheckResult:
-    status = privacy.audit().verify()
+def audit_log_intact(context: AssetCheckExecutionContext, privacy: PrivacyResource,
+                     keyring: KeyringResource) -> AssetCheckResult:
+    with keyring.open() as cipher:
+        status = privacy.audit(cipher).verify()
     return AssetCheckResult(passed=status.intact,
                             metadata={"entries": status.entries, "broken_at_entry": status.broken_at or 0})
 

@@ -4,7 +4,10 @@ A model is one `.sql` file holding a YAML header in a leading `/* ... */` commen
 names its schema (`staging/` → `staging`, `marts/` → `analytics`), its file name its table. Dependencies are
 read from the SELECT itself with sqlglot — every `schema.table` it reads is either a loaded source table
 (from `pipelines.catalog`) or another model — so nobody keeps a dependency list by hand, and a typo in a
-table name or a syntax error fails when the definitions load, naming the file and the line.
+table name or a syntax error fails when the definitions load, naming the file and the line. A model (and
+each header test) is one query over warehouse tables, checked on sqlglot's tree — no second statement, no
+CREATE / COPY / ATTACH / SET, no table function, nothing reading files or the environment — and models
+build with DuckDB's external access disabled.
 
 Header keys: `description`; `materialized` (`view`, `table` or `incremental`); for incremental models
 `incremental_key` (a date column of the model), `lookback_days` (0: recompute from the latest day
@@ -13,9 +16,12 @@ the table into partitions — grains, visitors, snapshot days — that a rebuild
 earliest recomputed day; without it, a rebuild replaces every day from the window's start); `columns`
 (name → description, written into DuckDB as column comments); `tests` (a list: unique, not_null,
 accepted_values, relationships, row_count); `subject_columns` (columns holding a person's pseudonymous key —
-a blind index — which erasure matches and removes).
-Incremental models read `getvariable('gtg_since')` (a DATE) to limit what they recompute — a load-aware one
-also `getvariable('gtg_loaded_after')`, to recompute only what later loads touched (`assets.model_loads`) —
+a blind index — which erasure matches and removes); `changes` (a staging model's load id and day columns:
+`{load_id: ..., day: ...}`).
+Incremental models read `getvariable('gtg_since')` (a DATE) to limit what they recompute: their latest day,
+or the earliest day that loads since their last build brought rows of (late data, found through the
+`changes` of the models they read; `assets.model_loads`). A load-aware one also reads
+`getvariable('gtg_loaded_after')`, to recompute only what later loads touched —
 and return only rows they computed whole (a session that started before the window, seen only in part, is
 left out): every day from the window's start, or with `partition_by`, in each partition they return rows for,
 every stored row from the earliest day returned on, is replaced. Full builds set them to 1970-01-01 and '',
@@ -45,7 +51,7 @@ TEST_KINDS = ("unique", "not_null", "accepted_values", "relationships", "row_cou
 FULL_BUILD_SINCE = "1970-01-01"
 _HEADER = re.compile(r"\A\s*/\*(.*?)\*/", re.DOTALL)
 _HEADER_KEYS = {"description", "materialized", "incremental_key", "lookback_days", "partition_by", "columns",
-                "tests", "subject_columns"}
+                "tests", "subject_columns", "changes"}
 _SINCE = "getvariable('gtg_since')"
 _LOADED_AFTER = "getvariable('gtg_loaded_after')"
 
@@ -71,11 +77,18 @@ class Model:
     subject_columns: tuple[str, ...] = ()
     view_sql: str | None = None  # views: the SELECT as DuckDB stores it in the view's definition
     datasets: tuple[str, ...] = ()  # of the loaded tables it reads, directly or through other models
+    changes: model_loads.Changes | None = None  # a staging model's load id and day columns (header `changes`)
+    trackers: tuple[model_loads.Changes, ...] = ()  # incremental models: the `changes` of the models it reads
     header: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def table(self) -> str:
         return f"{self.schema}.{self.name}"
+
+    @property
+    def keeps_history(self) -> bool:
+        """A daily snapshot (split by its own day): earlier days are records, never recomputed."""
+        return self.incremental_key in self.partition_by
 
     @property
     def load_aware(self) -> bool:
@@ -99,20 +112,35 @@ def load_models(sources: set[str], models_dir: Path = MODELS_DIR) -> dict[str, M
                 raise ModelError(f"{model.path}:{line}: unknown table {dependency!r}; a model reads loaded tables "
                                  f"({', '.join(sorted(sources))}) or other models ({', '.join(sorted(found))})")
     _check_acyclic(found)
-    return {table: replace(model, datasets=_datasets_read(table, found, sources)) for table, model in found.items()}
+    return {table: replace(model, datasets=_datasets_read(table, found, sources),
+                           trackers=_trackers(table, found) if model.materialized == "incremental" else ())
+            for table, model in found.items()}
+
+
+def _upstream(table: str, models: dict[str, Model]) -> set[str]:
+    """Every table the model `table` reads, directly or through other models."""
+    visited, pending = set(), [table]
+    while pending:
+        for dependency in models[pending.pop()].depends_on:
+            if dependency not in visited:
+                visited.add(dependency)
+                if dependency in models:
+                    pending.append(dependency)
+    return visited
 
 
 def _datasets_read(table: str, models: dict[str, Model], sources: set[str]) -> tuple[str, ...]:
     """The datasets of the loaded tables the model `table` reads, directly or through other models."""
-    datasets, visited, pending = set(), set(), [table]
-    while pending:
-        for dependency in models[pending.pop()].depends_on:
-            if dependency in sources:
-                datasets.add(dependency.split(".", 1)[0])
-            elif dependency not in visited:
-                visited.add(dependency)
-                pending.append(dependency)
-    return tuple(sorted(datasets))
+    return tuple(sorted({t.split(".", 1)[0] for t in _upstream(table, models) if t in sources}))
+
+
+def _trackers(table: str, models: dict[str, Model]) -> tuple[model_loads.Changes, ...]:
+    """The `changes` declarations of the models `table` reads, directly or through other models: where its
+    build finds the days that later loads brought rows of (late data included). A snapshot keeps its history
+    and tracks nothing."""
+    if models[table].keeps_history:
+        return ()
+    return tuple(models[t].changes for t in sorted(_upstream(table, models)) if t in models and models[t].changes)
 
 
 def _read(path: Path, schema: str) -> Model:
@@ -143,10 +171,7 @@ def _read(path: Path, schema: str) -> Model:
     except sqlglot.ParseError as exc:
         error = exc.errors[0] if exc.errors else {}
         raise ModelError(f"{path}:{error.get('line', '?')}: SQL syntax error: {error.get('description', exc)}") from None
-    statements = [s for s in statements if s is not None]
-    if len(statements) != 1 or not isinstance(statements[0], exp.Query):
-        raise ModelError(f"{path}: a model holds exactly one SELECT")
-    query = statements[0]
+    query = _one_query(statements, f"{path}: the model")
     ctes = {cte.alias_or_name for cte in query.find_all(exp.CTE)}
     depends_on = tuple(sorted({
         f"{t.db}.{t.name}" for t in query.find_all(exp.Table)
@@ -155,16 +180,21 @@ def _read(path: Path, schema: str) -> Model:
     unqualified = sorted(d for d in depends_on if d.startswith("."))
     if unqualified:
         raise ModelError(f"{path}: tables must be schema-qualified (dataset.table): {unqualified}")
+    columns = {str(k): str(v) for k, v in (header.get("columns") or {}).items()}
     tests = header.get("tests") or []
     for test in tests:
-        if not isinstance(test, dict) or len(test) != 1 or next(iter(test)) not in TEST_KINDS:
-            raise ModelError(f"{path}: each test is one of {list(TEST_KINDS)} with its arguments, not {test!r}")
+        _check_test(path, schema, test, columns)
     # A relationships test reads its target: build that first.
     depends_on = tuple(sorted({*depends_on, *(t["relationships"]["to"] for t in tests if "relationships" in t)}))
-    columns = {str(k): str(v) for k, v in (header.get("columns") or {}).items()}
     subject_columns = tuple(header.get("subject_columns") or ())
     partition_by = tuple(header.get("partition_by") or ())
-    for column in [header.get("incremental_key"), *partition_by, *subject_columns]:
+    changes = header.get("changes")
+    if changes is not None:
+        if not isinstance(changes, dict) or set(changes) != {"load_id", "day"}:
+            raise ModelError(f"{path}: changes names the model's load id and day columns: {{load_id: ..., day: ...}}")
+        changes = model_loads.Changes(f"{schema}.{path.stem}", str(changes["load_id"]), str(changes["day"]))
+    for column in [header.get("incremental_key"), *partition_by, *subject_columns,
+                   *((changes.load_id, changes.day) if changes else ())]:
         if column and column not in columns:
             raise ModelError(f"{path}: {column!r} is named in the header but not documented under columns")
     sql = text[match.end():].strip().rstrip(";")
@@ -173,8 +203,80 @@ def _read(path: Path, schema: str) -> Model:
         description=str(header.get("description", "")).strip(), materialized=materialized, columns=columns,
         tests=tests, depends_on=depends_on, incremental_key=header.get("incremental_key"),
         lookback_days=int(header.get("lookback_days", 0)), partition_by=partition_by, subject_columns=subject_columns,
-        view_sql=_as_duckdb_stores(sql) if materialized == "view" else None, header=header,
+        view_sql=_as_duckdb_stores(sql) if materialized == "view" else None, changes=changes, header=header,
     )
+
+
+# Statements a model or test may never hold, wherever sqlglot finds them in the tree.
+_STATEMENTS = tuple(getattr(exp, name) for name in (
+    "Create", "Insert", "Update", "Delete", "Drop", "Copy", "Command", "Pragma", "Set", "Attach", "Detach", "Use",
+    "Merge", "Alter", "Install", "Transaction", "Commit", "Rollback", "Export", "Describe", "Summarize",
+) if hasattr(exp, name))
+# Table sources that read nothing from outside the warehouse (generated rows).
+_SAFE_TABLE_FUNCTIONS = {"unnest", "range", "generate_series"}
+# Functions that read files, the environment or run SQL text, under any name DuckDB knows them by.
+_FILE_FUNCTIONS = re.compile(r"^(read_.*|.*_scan|glob|getenv|query|query_table|sniff_csv|parquet_.*|iceberg_.*|"
+                             r"delta_.*|load_.*|install_.*|.*_metadata)$")
+
+
+def _one_query(statements: list[exp.Expression | None], what: str) -> exp.Query:
+    """The single query of `statements`; a ModelError naming `what` and the reason otherwise. A model (or a
+    header test) computes from the warehouse's tables and nothing else: no second statement, no statement
+    that writes, attaches or configures, no table function (files, other databases, SQL text), no function
+    reading files or the environment. (The build also runs with DuckDB's external access disabled.)"""
+    statements = [s for s in statements if s is not None]
+    if len(statements) != 1 or not isinstance(statements[0], exp.Query):
+        kinds = ", ".join(type(s).__name__.upper() for s in statements) or "nothing"
+        raise ModelError(f"{what} holds exactly one SELECT, not {kinds}")
+    query = statements[0]
+    for node in query.walk():
+        if isinstance(node, _STATEMENTS):
+            raise ModelError(f"{what} holds a {type(node).__name__.upper()} statement: only one SELECT is allowed")
+        if isinstance(node, exp.Table) and not isinstance(node.this, exp.Identifier) and \
+                _function_name(node.this) not in _SAFE_TABLE_FUNCTIONS:
+            raise ModelError(f"{what} reads the table function {_function_name(node.this)!r}: models read "
+                             "warehouse tables only")
+        if isinstance(node, exp.Table) and node.catalog:
+            raise ModelError(f"{what} reads {node.sql(dialect='duckdb')!r} from another database: models read "
+                             "the warehouse's own tables only")
+        if isinstance(node, exp.Func) and _FILE_FUNCTIONS.match(_function_name(node)):
+            raise ModelError(f"{what} calls {_function_name(node)!r}, which reads outside the warehouse")
+    return query
+
+
+def _function_name(node: exp.Expression) -> str:
+    if isinstance(node, exp.Anonymous):
+        return str(node.name).lower()
+    if isinstance(node, exp.Func):
+        return node.sql_name().lower()
+    return type(node).__name__.lower()
+
+
+def _check_test(path: Path, schema: str, test: Any, columns: dict[str, str]) -> None:
+    """A header test is one known kind over documented columns, and the query it becomes is one SELECT."""
+    if not isinstance(test, dict) or len(test) != 1 or next(iter(test)) not in TEST_KINDS:
+        raise ModelError(f"{path}: each test is one of {list(TEST_KINDS)} with its arguments, not {test!r}")
+    kind, args = next(iter(test.items()))
+    named = []
+    try:
+        if kind in ("unique", "not_null"):
+            named = _columns(args)
+        elif kind in ("accepted_values", "relationships"):
+            named = [args["column"]]
+        target = (str(args["to"]), str(args["field"])) if kind == "relationships" else None
+        if kind == "row_count" and not all(isinstance(args[bound], int) for bound in args if bound in ("min", "max")):
+            raise TypeError("row_count bounds are integers")
+    except (KeyError, TypeError, ValueError):
+        raise ModelError(f"{path}: the {kind} test's arguments are not valid: {args!r}") from None
+    if target and not (re.fullmatch(r"[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*", target[0])
+                       and re.fullmatch(r"[a-z_][a-z0-9_]*", target[1])):
+        raise ModelError(f"{path}: a relationships test names a schema.table (to) and a column (field)")
+    unknown = [c for c in named if c not in columns]
+    if unknown:
+        raise ModelError(f"{path}: the {kind} test names {unknown}, not documented columns of the model")
+    probe = Model(name=path.stem, schema=schema, path=path, sql="", description="", materialized="table",
+                  columns=columns, tests=[], depends_on=())
+    _one_query(sqlglot.parse(failing_rows_sql(probe, test), dialect="duckdb"), f"{path}: the {kind} test")
 
 
 def _as_duckdb_stores(sql: str) -> str:
@@ -223,6 +325,7 @@ def build(con, model: Model, full_refresh: bool = False,
     connected, say) reads as empty, typed from its declaration in `sources`, so the model exists, empty,
     and everything downstream still builds."""
     sources = sources or {}
+    con.execute("SET enable_external_access = false")  # a model reads the warehouse, never a file
     loaded = [t for t in model.depends_on if t in sources]
     incremental = model.materialized == "incremental"
     # An incremental model's table is read for its latest day anyway, which also tells that it exists; the
@@ -233,16 +336,20 @@ def build(con, model: Model, full_refresh: bool = False,
     missing = [t for t in loaded if t not in stored]
     kind = "VIEW" if model.materialized == "view" else "TABLE"
     since, rows = FULL_BUILD_SINCE, None  # rows: counted as the build goes where it can, else at the end
-    if latest and latest[0] is not None:
-        since, rows = str(latest[0] - dt.timedelta(days=model.lookback_days)), latest[1]
-    loaded_after = model_loads.seen(con, model.table) if model.load_aware and since != FULL_BUILD_SINCE else ""
+    tracked = bool(model.trackers) or model.load_aware
+    loaded_after = model_loads.seen(con, model.table) if tracked and latest and latest[0] is not None else ""
+    start = _window_start(con, model, latest[0], loaded_after) if latest and latest[0] is not None else None
+    if start is not None:
+        since, rows = str(start - dt.timedelta(days=model.lookback_days)), latest[1]
+    else:
+        loaded_after = ""
     if current and missing and set(missing) == set(model.depends_on):
         mode = "waiting"  # built empty before, and none of its sources is loaded yet: nothing can have changed
     elif current and kind == "VIEW" and not missing and stored[model.table].sql == model.view_sql:
         mode = "unchanged"  # a view holds no data; recreating it would only rewrite its comments
     else:
-        loaded_until = model_loads.completed(con, model.datasets) if model.load_aware else None  # before reading
-        record = (lambda: model_loads.remember(con, model.table, loaded_until)) if model.load_aware else None
+        loaded_until = model_loads.completed(con, model.datasets) if tracked else None  # before reading
+        record = (lambda: model_loads.remember(con, model.table, loaded_until)) if tracked else None
         con.execute(f"SET TimeZone = 'UTC'; SET VARIABLE gtg_since = DATE '{since}'; "
                     f"SET VARIABLE gtg_loaded_after = {literal(loaded_after)}")
         sql = _bound_sql(model, missing, sources)
@@ -263,7 +370,19 @@ def build(con, model: Model, full_refresh: bool = False,
     if rows is None:
         rows = con.execute(f"SELECT count(*) FROM {model.table}").fetchall()[0][0]
     return {"mode": mode, "since": since, "rows": rows, **({"waiting_for": missing} if missing else {}),
-            **({"loaded_after": loaded_after} if model.load_aware else {})}
+            **({"loaded_after": loaded_after} if tracked else {})}
+
+
+def _window_start(con, model: Model, latest: dt.date, loaded_after: str) -> dt.date | None:
+    """The first day an incremental build recomputes (before `lookback_days`): its latest day, or the earliest
+    day that loads since its last build brought rows of, if earlier (late data); None — everything — when a
+    tracked model has no record of what it reflects (first build since, or forgotten by the privacy engine)."""
+    if not model.trackers:
+        return latest
+    if not loaded_after:
+        return None
+    late = model_loads.earliest_changed_day(con, model.trackers, loaded_after)
+    return min(latest, late) if late is not None else latest
 
 
 @dataclass(frozen=True)

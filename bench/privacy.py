@@ -64,7 +64,7 @@ def bench_retention(base: Path, out: Path) -> dict[str, Any]:
         copy_warehouse(base, run)
         with open_keyring(run) as cipher, duckdb.connect(str(run / "warehouse.duckdb")) as con:
             start = time.perf_counter()
-            result = run_rule(con, rule, cipher, AuditLog(run / "audit.jsonl"), now)
+            result = run_rule(con, rule, cipher, AuditLog.of(run / "audit.jsonl", cipher), now)
             pipeline_times.append(time.perf_counter() - start)
         copy_warehouse(base, run)
         with duckdb.connect(str(run / "warehouse.duckdb")) as con:
@@ -145,7 +145,7 @@ def _erase(swept: Path, out: Path, people: list[tuple[str, str]], tag: str,
         inbox.submit(Request("erasure", ws, "user_id", user_id))
     with open_keyring(run) as cipher, duckdb.connect(str(run / "warehouse.duckdb")) as con:
         start = time.perf_counter()
-        report = process_pending(con, cipher, inbox, AuditLog(run / "privacy" / "audit.jsonl"),
+        report = process_pending(con, cipher, inbox, AuditLog.of(run / "privacy" / "audit.jsonl", cipher),
                                  exports_dir=run / "exports", landing_urls={"usage_events": str(run / "landing")})
         seconds = time.perf_counter() - start
     shutil.rmtree(run, ignore_errors=True)

@@ -30,6 +30,7 @@ class LandingZone:
     glob: str
     workspace_field: str
     subject_fields: tuple[str, ...]
+    subject_kinds: tuple[str, ...]  # the identifier kind (data category) of each subject field, for blind indexes
     ledger: str
     workspace_pattern: str = WORKSPACE_ID_PATTERN
 
@@ -60,6 +61,7 @@ LANDING_ZONES: tuple[LandingZone, ...] = (
         glob=usage_events.LANDING_GLOB,
         workspace_field=usage_events.LANDING_WORKSPACE_FIELD,
         subject_fields=usage_events.LANDING_SUBJECT_FIELDS,
+        subject_kinds=tuple(usage_events.EVENT_COLUMNS[f]["x-data-category"] for f in usage_events.LANDING_SUBJECT_FIELDS),
         ledger=f"{usage_events.DATASET_NAME}.{usage_events.LEDGER_TABLE}",
     ),
 )

@@ -1,7 +1,11 @@
-"""Where the platform keeps its files, and the environment variables that move them.
+"""Where the platform keeps its files, the environment variables that move them, and the switch between
+the sandbox and production.
 
 Plain Python (no Dagster), so a source run on its own and the Dagster resources agree on the defaults:
-everything lives under one data folder inside the project unless told otherwise.
+everything lives under one data folder inside the project unless told otherwise. Every file the platform
+writes is private to its owner: `private_process()` (run when the `pipelines` package is imported, so every
+entry point passes through it) sets the process umask to 077, and `private_dir()` makes the folders it
+creates (or finds) 0700.
 """
 
 from __future__ import annotations
@@ -10,6 +14,57 @@ import os
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ENV_VARIABLE = "GTG_ENV"
+ENVIRONMENTS = ("sandbox", "production")
+PRIVATE_UMASK = 0o077
+
+
+class PlatformEnvironmentError(RuntimeError):
+    """GTG_ENV is missing or not one of ENVIRONMENTS: the platform refuses to guess."""
+
+
+def environment() -> str:
+    """GTG_ENV: `sandbox` (generated master key and events, local fake mail servers) or `production` (every
+    secret required, nothing generated). There is no default, so a deployment that forgot the variable stops
+    instead of falling back to the sandbox: `make run`, `make test` and the tests' conftest set `sandbox`."""
+    value = os.environ.get(ENV_VARIABLE, "").strip()
+    if value not in ENVIRONMENTS:
+        shown = "not set" if not value else "not one of the known values"
+        raise PlatformEnvironmentError(f"{ENV_VARIABLE} is {shown}: set {ENV_VARIABLE}=production for a deployment, "
+                                f"or {ENV_VARIABLE}=sandbox for the local sandbox (what `make run` does)")
+    return value
+
+
+def is_sandbox() -> bool:
+    """Whether GTG_ENV says `sandbox` (it must be set: see `environment`)."""
+    return environment() == "sandbox"
+
+
+def private_process() -> None:
+    """Files and folders this process creates are readable by its owner only (0600 / 0700)."""
+    os.umask(PRIVATE_UMASK)
+
+
+def private_dir(path: Path) -> Path:
+    """Create `path` (and missing parents) as 0700, and make it 0700 if it existed with a wider mode."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o700)
+    return path
+
+
+class OutsideFolderError(ValueError):
+    """A path resolved outside the folder the platform owns for it (`..`, an absolute path, a link)."""
+
+
+def inside(root: Path, name: str) -> Path:
+    """`root / name` resolved (links followed), refused unless it stays strictly inside `root` resolved.
+    Every path the platform derives from outside input (a request id, a file name) goes through here."""
+    base = Path(root).resolve()
+    target = (base / name).resolve()
+    if target == base or base not in target.parents:
+        raise OutsideFolderError(f"refusing a path outside {base}")
+    return target
 
 
 def data_dir() -> Path:
@@ -47,13 +102,6 @@ def work_dir() -> Path:
     return data_dir() / "work"
 
 
-def is_within(path: str | Path, root: str | Path) -> bool:
-    """Whether `path`, with every symlink resolved, is `root` or inside it (resolved too). A link in the
-    landing folder that points elsewhere is outside: the platform neither reads nor rewrites it."""
-    resolved, base = Path(path).resolve(), Path(root).resolve()
-    return resolved == base or base in resolved.parents
-
-
 def request_inbox_path() -> Path:
     """The data-subject request inbox, a SQLite file the CRM app writes: `<data>/privacy/requests.sqlite`."""
     return data_dir() / "privacy" / "requests.sqlite"
@@ -69,12 +117,6 @@ def connections_path() -> Path:
     return Path(os.environ.get("GTG_CONNECTIONS_PATH") or data_dir() / "connections" / "connections.sqlite")
 
 
-
 def exports_dir() -> Path:
     """GTG_EXPORTS_DIR, default `<data>/exports`: access-request exports (one JSON file per request)."""
     return Path(os.environ.get("GTG_EXPORTS_DIR") or data_dir() / "exports")
-
-
-def is_sandbox() -> bool:
-    """GTG_ENV: `sandbox` (default) generates a local master key when none is given; `production` refuses."""
-    return (os.environ.get("GTG_ENV") or "sandbox") == "sandbox"

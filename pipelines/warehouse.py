@@ -6,16 +6,29 @@ disk and the next run finishes it. Three gaps remain, closed here once for all s
   the copy again then fails forever ("Directory not empty"), so the stale copy is dropped first (as is a
   half-written normalized package of a kill during normalize);
 - a job whose insert committed just before the kill is replayed; `finish_pending` therefore removes, within
-  the recovered load ids only, any second copy of a primary key (cheap and exact, since an extraction never
-  emits a key twice);
+  the recovered load ids only, any second copy of a primary key in an appended table (cheap and exact, since
+  an extraction never emits a key twice; a merged table's replay deletes and inserts the same keys again);
 - completed job files hold loaded rows; dlt is told to delete them, so no data lingers in the working folder.
+
+DuckDB allows one writing process per file and lets no reader in while it writes; a second opener fails at once
+(and dlt words that failure as a credentials or network problem). Every process that opens the warehouse
+therefore goes through `warehouse_lock` first, which waits its turn visibly and gives up with a plain message.
 """
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
+import re
+import sys
+import threading
+import time
 import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Iterator
 
 import dlt
 import duckdb
@@ -47,6 +60,166 @@ os.environ.setdefault("LOAD__WORKERS", "1")
 os.environ.setdefault("LOAD__DELETE_COMPLETED_JOBS", "true")
 os.environ.setdefault("LOAD__TRUNCATE_STAGING_DATASET", "true")
 os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
+
+
+# How long a process waits for the warehouse before it gives up (GTG_WAREHOUSE_WAIT_SECONDS), and how often the
+# waiting is reported. Ten minutes covers a daily build of the embedded sandbox many times over.
+WAIT_SECONDS_ENV = "GTG_WAREHOUSE_WAIT_SECONDS"
+DEFAULT_WAIT_SECONDS = 600.0
+REPORT_EVERY_SECONDS = 30.0
+_POLL_SECONDS = 0.2
+
+
+class WarehouseBusy(RuntimeError):
+    """Another process kept the warehouse for longer than this one was allowed to wait; `holder` says who."""
+
+    def __init__(self, message: str, holder: str) -> None:
+        super().__init__(message)
+        self.holder = holder
+
+
+@dataclass
+class _Held:
+    fd: int
+    exclusive: bool
+    depth: int
+
+
+_held: dict[str, _Held] = {}
+_held_guard = threading.Lock()
+
+
+def lock_path(warehouse_path: str | Path) -> Path:
+    """The lock file beside the warehouse (`warehouse.duckdb.lock`): it holds who writes, never data."""
+    return Path(f"{warehouse_path}.lock")
+
+
+def wait_seconds() -> float:
+    """GTG_WAREHOUSE_WAIT_SECONDS, default 600."""
+    return float(os.environ.get(WAIT_SECONDS_ENV) or DEFAULT_WAIT_SECONDS)
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+@contextmanager
+def warehouse_lock(
+    warehouse_path: str | Path,
+    purpose: str,
+    *,
+    shared: bool = False,
+    wait: float | None = None,
+    report: Callable[[str], None] = _stderr,
+) -> Iterator[None]:
+    """Hold the warehouse for this process: exclusively to write, `shared` to read (readers exclude only writers).
+
+    An advisory `flock` on `lock_path`, so the kernel releases it when the process dies, however it dies: a killed
+    run never leaves the warehouse locked. Re-entrant within a process, threads included (a run that holds it
+    opens connections and calls helpers that take it again), but a reader cannot turn writer: flock's upgrade
+    drops the shared lock first, so a writer must take the warehouse before reading it. While another process
+    holds it, `report` is told who (pid and purpose, as that process recorded them) every 30 s; after `wait`
+    seconds (default `wait_seconds()`) `WarehouseBusy` is raised. Sleeping in short steps, the wait lets SIGINT
+    and SIGTERM through. DuckDB's own lock error inside the hold (a program that bypasses this lock has the file
+    open) becomes a `WarehouseBusy` in plain words.
+    """
+    key = str(lock_path(warehouse_path).resolve())
+    with _held_guard:
+        held = _held.get(key)
+        if held is not None:
+            if not shared and not held.exclusive:
+                raise RuntimeError(f"{purpose}: this process holds the warehouse for reading; take it for writing "
+                                   "before reading it")
+            held.depth += 1
+    if held is not None:
+        try:
+            yield
+        finally:
+            with _held_guard:
+                held.depth -= 1
+        return
+    Path(key).parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(key, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        _acquire(fd, key, purpose, exclusive=not shared, wait=wait, report=report)
+    except BaseException:
+        os.close(fd)
+        raise
+    held = _Held(fd, exclusive=not shared, depth=1)
+    with _held_guard:
+        _held[key] = held
+    try:
+        yield
+    except Exception as exc:
+        foreign = _foreign_lock(exc, key.removesuffix(".lock"))
+        if foreign is None:
+            raise
+        raise foreign from exc
+    finally:
+        with _held_guard:
+            held.depth -= 1
+            done = held.depth == 0
+            if done:
+                del _held[key]
+        if done:
+            if held.exclusive:
+                os.ftruncate(fd, 0)
+            os.close(fd)  # closing the descriptor releases the flock
+
+
+def _acquire(fd: int, path: str, purpose: str, *, exclusive: bool, wait: float | None,
+             report: Callable[[str], None]) -> None:
+    limit = wait_seconds() if wait is None else wait
+    started = time.monotonic()
+    next_report = started
+    while True:
+        try:
+            fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            waited = time.monotonic() - started
+            warehouse = path.removesuffix(".lock")
+            if waited >= limit:
+                holder = _holder(path)
+                raise WarehouseBusy(
+                    f"the warehouse {warehouse} is in use by {holder}; {purpose} gave up after waiting "
+                    f"{waited:.0f} s (set {WAIT_SECONDS_ENV} to wait longer)", holder) from None
+            if time.monotonic() >= next_report:
+                report(f"{purpose}: waiting for the warehouse {warehouse}, in use by {_holder(path)}; "
+                       f"giving up in {limit - waited:.0f} s ({WAIT_SECONDS_ENV})")
+                next_report += REPORT_EVERY_SECONDS
+            time.sleep(min(_POLL_SECONDS, max(limit - waited, 0.0)))
+    os.ftruncate(fd, 0)  # whatever is recorded there is stale now (a killed writer leaves its record)
+    if exclusive:
+        os.pwrite(fd, json.dumps({"pid": os.getpid(), "purpose": purpose,
+                                  "since": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}).encode(), 0)
+
+
+def _foreign_lock(exc: BaseException, warehouse: str) -> WarehouseBusy | None:
+    """DuckDB's own lock error, anywhere in the chain of `exc`, in plain words (dlt words it as a credentials or
+    network problem): a program that does not take the platform's lock, a DuckDB shell say, has the file open."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, duckdb.IOException) and "Could not set lock on file" in str(seen):
+            pid = re.search(r"\(PID (\d+)\)", str(seen))
+            holder = f"another program{f' (pid {pid[1]})' if pid else ''}"
+            return WarehouseBusy(
+                f"the warehouse {warehouse} is open in {holder} that does not take the platform's lock (a DuckDB "
+                "shell or notebook, say); DuckDB lets no one else in while it is open: close it and run again",
+                holder)
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _holder(path: str) -> str:
+    """Who holds the lock, as the writer recorded it; readers record nothing (there may be several)."""
+    try:
+        record = json.loads(Path(path).read_text() or "null")
+    except (OSError, ValueError):
+        record = None
+    if not record:
+        return "another process reading it"
+    return f"pid {record['pid']} ({record['purpose']}, since {record['since']})"
 
 
 def warehouse_pipeline(name: str, dataset: str, warehouse_path: str | Path, pipelines_dir: str | Path) -> dlt.Pipeline:
@@ -111,7 +284,9 @@ def _dedupe_loads(pipeline: dlt.Pipeline, load_ids: list[str]) -> None:
     with pipeline.sql_client() as client:
         for table in schema.data_tables():
             keys = get_columns_names_with_prop(table, "primary_key")
-            if not keys:
+            # A merge (delete-insert on the key) replayed is harmless, and its rows may carry no load id (arrow
+            # tables get none): only appended tables can hold a second copy.
+            if not keys or table.get("write_disposition") == "merge" or "_dlt_load_id" not in table["columns"]:
                 continue
             name = client.make_qualified_table_name(table["name"])
             partition = ", ".join(client.escape_column_name(k) for k in keys)
@@ -123,36 +298,40 @@ def _dedupe_loads(pipeline: dlt.Pipeline, load_ids: list[str]) -> None:
             )
 
 
-def publish_snapshot(warehouse_path: Path, snapshot_path: Path, schema: str = "analytics") -> dict[str, int]:
-    """Copy every table and view of `schema` (views materialised), with their comments, into a new DuckDB
-    file and swap it in for `snapshot_path` with one atomic rename; returns rows per table.
+def publish_snapshot(con: duckdb.DuckDBPyConnection, snapshot_path: Path, schema: str = "analytics") -> dict[str, int]:
+    """Copy every table and view of `schema` (views materialised), with their comments, from the warehouse
+    behind `con` into a new DuckDB file and swap it in for `snapshot_path` with one atomic rename; returns
+    rows per table. `con` is the caller's own connection (a process holding the warehouse for writing cannot
+    open it a second time), with external access allowed (the new file is attached).
 
     Analysts open the snapshot read-only: DuckDB lets no reader into a file another process writes, and an
     open connection keeps reading the file it opened while a newer snapshot replaces it."""
     snapshot_path.parent.mkdir(parents=True, exist_ok=True)
-    for stale in snapshot_path.parent.glob(f".{snapshot_path.name}.*.tmp"):
+    for stale in snapshot_path.parent.glob(f".{snapshot_path.name}.*.tmp*"):  # a killed publish's file and WAL
         stale.unlink()
     temporary = snapshot_path.with_name(f".{snapshot_path.name}.{uuid.uuid4().hex}.tmp")
+    alias = f"snapshot_{uuid.uuid4().hex}"
     published: dict[str, int] = {}
-    with duckdb.connect(str(temporary)) as con:
-        con.execute("ATTACH ? AS wh (READ_ONLY)", [str(warehouse_path)])
-        relations = con.execute(
-            "SELECT table_name, comment FROM duckdb_tables() WHERE database_name = 'wh' AND schema_name = ? "
-            "UNION ALL SELECT view_name, comment FROM duckdb_views() WHERE database_name = 'wh' AND schema_name = ? "
-            "ORDER BY 1", [schema, schema]).fetchall()
-        catalog = ident(con.execute("SELECT current_database()").fetchone()[0])
-        con.execute(f"CREATE SCHEMA {catalog}.{ident(schema)}")
+    warehouse = con.execute("SELECT current_database()").fetchone()[0]
+    relations = con.execute(
+        "SELECT table_name, comment FROM duckdb_tables() WHERE database_name = ? AND schema_name = ? "
+        "UNION ALL SELECT view_name, comment FROM duckdb_views() WHERE database_name = ? AND schema_name = ? "
+        "ORDER BY 1", [warehouse, schema, warehouse, schema]).fetchall()
+    con.execute(f"ATTACH {literal(str(temporary))} AS {ident(alias)}")
+    try:
+        con.execute(f"CREATE SCHEMA {ident(alias)}.{ident(schema)}")
         for name, comment in relations:
-            target = f"{catalog}.{ident(schema)}.{ident(name)}"
-            con.execute(f"CREATE TABLE {target} AS SELECT * FROM wh.{ident(schema)}.{ident(name)}")
+            target = f"{ident(alias)}.{ident(schema)}.{ident(name)}"
+            con.execute(f"CREATE TABLE {target} AS SELECT * FROM {ident(warehouse)}.{ident(schema)}.{ident(name)}")
             if comment:
                 con.execute(f"COMMENT ON TABLE {target} IS {literal(comment)}")
             for column, text in con.execute(
-                "SELECT column_name, comment FROM duckdb_columns() WHERE database_name = 'wh' AND schema_name = ? "
-                "AND table_name = ? AND comment IS NOT NULL", [schema, name]).fetchall():
+                "SELECT column_name, comment FROM duckdb_columns() WHERE database_name = ? AND schema_name = ? "
+                "AND table_name = ? AND comment IS NOT NULL", [warehouse, schema, name]).fetchall():
                 con.execute(f"COMMENT ON COLUMN {target}.{ident(column)} IS {literal(text)}")
             published[name] = con.execute(f"SELECT count(*) FROM {target}").fetchone()[0]
-        con.execute("DETACH wh")
-        con.execute("CHECKPOINT")
+        con.execute(f"CHECKPOINT {ident(alias)}")
+    finally:
+        con.execute(f"DETACH {ident(alias)}")
     os.replace(temporary, snapshot_path)
     return published

@@ -1,8 +1,9 @@
 """The mail connections as a Dagster resource: the registry, the provider endpoints, the OAuth apps.
 
-OAuth client secrets arrive through `EnvVar` (definitions.py) when they are set; without any, the platform
-runs on the sandbox: `endpoints()` starts the local Gmail / People and Graph servers for the duration of a
-run and `ensure_sandbox_connections` registers the seeded workspaces' connections.
+`sandbox` is set from GTG_ENV by definitions.py, never inferred from missing secrets: in the sandbox
+`endpoints()` starts the local Gmail / People and Graph servers for the duration of a run and
+`ensure_sandbox_connections` registers the seeded workspaces' connections; in production the OAuth client
+secrets arrive through `EnvVar` (definitions.py refuses to load without them) and the real APIs are used.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from pipelines.mail_common.sandbox import running_sandbox, sandbox_accounts, see
 
 
 class MailResource(ConfigurableResource):
-    """Where the connection registry is, and the OAuth apps of the real providers (none: sandbox)."""
+    """Where the connection registry is, whether this is the sandbox, and the OAuth apps of the real
+    providers. The default is not the sandbox: only an explicit `sandbox=True` starts fake servers."""
 
     connections_path: str = str(paths.connections_path())
+    sandbox: bool = False
     google_client_id: str | None = None
     google_client_secret: str | None = None
     microsoft_client_id: str | None = None
@@ -34,10 +37,6 @@ class MailResource(ConfigurableResource):
     def oauth(self) -> OAuthApps:
         return OAuthApps(self.google_client_id, self.google_client_secret, self.microsoft_client_id,
                          self.microsoft_client_secret, self.microsoft_tenant)
-
-    @property
-    def sandbox(self) -> bool:
-        return not self.oauth().configured
 
     @contextmanager
     def endpoints(self) -> Iterator[Endpoints]:

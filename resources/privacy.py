@@ -27,5 +27,6 @@ class PrivacyResource(ConfigurableResource):
     def inbox(self) -> Inbox:
         return Inbox(self.inbox_path)
 
-    def audit(self) -> AuditLog:
-        return AuditLog(self.audit_path)
+    def audit(self, keyring) -> AuditLog:
+        """The audit log, its chain keyed by `keyring`'s audit key."""
+        return AuditLog.of(self.audit_path, keyring)

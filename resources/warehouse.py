@@ -1,20 +1,24 @@
 """The DuckDB warehouse as a Dagster resource: its file, dlt pipelines into it, and connections.
 
-Only one process may write a DuckDB file at a time, so every asset that writes it runs in the
-`warehouse` concurrency pool (limit 1, set in dagster.yaml); checks and sensors open it read-only.
+Only one process may write a DuckDB file at a time, and none may read it meanwhile. A run therefore holds the
+warehouse lock (`pipelines.warehouse.warehouse_lock`) from the moment its resources start until they stop, so
+its assets, its checks and dlt's steps all write and read under one hold, and a run that finds the warehouse
+taken says in its log whom it waits for. Every asset and check that opens the warehouse is also in the
+`warehouse` concurrency pool (limit 1, by run: dagster.yaml), so the daemon queues such runs instead of starting
+them side by side. Sensors read under a shared hold that never waits.
 """
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Iterator
 
 import dlt
 import duckdb
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, InitResourceContext
 
 from pipelines import paths
-from pipelines.warehouse import warehouse_pipeline
+from pipelines.warehouse import warehouse_lock, warehouse_pipeline
 
 WAREHOUSE_POOL = "warehouse"
 
@@ -26,15 +30,33 @@ class WarehouseResource(ConfigurableResource):
     dlt_dir: str = str(paths.dlt_dir())
     work_dir: str = str(paths.work_dir())
 
+    @contextmanager
+    def yield_for_execution(self, context: InitResourceContext) -> Iterator[WarehouseResource]:
+        """Within a run, hold the warehouse for the whole run (outside one, e.g. in a sensor, hold nothing)."""
+        run = context.dagster_run
+        if run is None:
+            yield self
+            return
+        partition = run.tags.get("dagster/partition")
+        purpose = f"Dagster run {run.run_id} ({run.job_name}{f', {partition}' if partition else ''})"
+        with warehouse_lock(self.path, purpose, report=context.log.warning if context.log else print):
+            yield self
+
     def pipeline(self, name: str, dataset: str) -> dlt.Pipeline:
         """A dlt pipeline loading `dataset` into this warehouse."""
         return warehouse_pipeline(name, dataset, self.path, self.dlt_dir)
 
+    def lock(self, purpose: str, shared: bool = False, wait: float | None = None) -> AbstractContextManager[None]:
+        """The warehouse lock (a no-op inside a run, which already holds it)."""
+        return warehouse_lock(self.path, purpose, shared=shared, wait=wait)
+
     @contextmanager
-    def connect(self, read_only: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A connection, read-only unless asked: readers must never hold the writer's lock."""
-        con = duckdb.connect(self.path, read_only=read_only)
-        try:
-            yield con
-        finally:
-            con.close()
+    def connect(self, read_only: bool = True, wait: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection, read-only unless asked, under the warehouse lock (shared for reading); `wait=0` fails at
+        once with `WarehouseBusy` instead of waiting for a writer."""
+        with self.lock("reading the warehouse" if read_only else "writing the warehouse", shared=read_only, wait=wait):
+            con = duckdb.connect(self.path, read_only=read_only)
+            try:
+                yield con
+            finally:
+                con.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,10 @@ from dagster import DagsterInstance
 from pipelines.privacy.keyring import Keyring, load_master_key
 from pipelines.sandbox.events import GenerationStats, generate_events
 from pipelines.usage_events import IngestReport, ingest
+
+# The tests run the sandbox (GTG_ENV has no default; see pipelines.paths.environment), whatever the shell says;
+# a test of production sets it itself.
+os.environ["GTG_ENV"] = "sandbox"
 
 END_DATE = dt.date(2026, 11, 24)
 

@@ -91,8 +91,10 @@ def _build(platform: Platform, full_refresh: bool = False):
 
 
 def _bidx(platform: Platform, ws: str, value: str) -> bytes:
+    """A visitor's key: the blind index of their user id ("u..." here), else of their cookie id."""
+    kind = "user.unique_id" if value.startswith("u") else "user.device.cookie_id"
     with platform.keyring() as cipher:
-        return cipher.blind_index(ws, [value]).to_pylist()[0]
+        return cipher.blind_index(ws, [value], kind=kind).to_pylist()[0]
 
 
 @pytest.fixture
@@ -296,7 +298,8 @@ def test_snapshot_is_readable_while_the_warehouse_is_written(built: Platform) ->
         # Another process cannot even open the warehouse now; the snapshot it can.
         assert _count_in_another_process(snapshot).stdout.strip() == "7"
         assert "lock" in _count_in_another_process(built.warehouse).stderr.lower()
-    published = publish_snapshot(built.warehouse, snapshot)  # while the analyst's connection is still open
+    with duckdb.connect(str(built.warehouse)) as con:  # while the analyst's connection is still open
+        published = publish_snapshot(con, snapshot)
     assert published["sessions"] == 4
     assert analyst.execute("SELECT count(*) FROM analytics.sessions").fetchone()[0] == 7  # their old file
     # A new analyst (another process: DuckDB shares one open file per process) sees the new snapshot.
@@ -383,3 +386,47 @@ def test_erasure_reaches_the_marts_and_the_snapshot(built: Platform) -> None:
     assert built.query(counts.replace("$k", "?"), [key, key, key]) == [(0, 0)]
     snapshot_sessions = _count_in_another_process(built.root / "analytics_snapshot.duckdb").stdout.strip()
     assert snapshot_sessions == "5"  # 7 before, u1's two gone
+
+
+def test_a_model_or_header_test_that_is_more_than_one_select_fails_at_load(tmp_path: Path) -> None:
+    header = "/*\ndescription: x\nmaterialized: table\ncolumns:\n  n: n\n{tests}*/\n"
+    cases = {
+        "key": (header.format(tests="") + "SELECT content AS n FROM read_text('data/keys/master.key')\n",
+                r"broken\.sql: the model reads the table function 'read_text'"),
+        "scalar": (header.format(tests="") + "SELECT (SELECT content FROM read_blob('data/keys/master.key')) AS n "
+                   "FROM raw_events.usage_events\n", r"broken\.sql: the model reads the table function 'read_blob'"),
+        "file": (header.format(tests="") + "SELECT 1 AS n FROM 'data/keys/master.key'\n",
+                 r"broken\.sql: tables must be schema-qualified"),
+        "env": (header.format(tests="") + "SELECT getenv('GTG_MASTER_KEY') AS n\n",
+                r"broken\.sql: the model calls 'getenv', which reads outside the warehouse"),
+        "two": (header.format(tests="") + "SELECT 1 AS n; CREATE TABLE analytics.x AS SELECT 1\n",
+                r"broken\.sql: the model holds exactly one SELECT, not SELECT, CREATE"),
+        "copy": (header.format(tests="") + "COPY raw_events.usage_events TO 'out.csv'\n",
+                 r"broken\.sql: the model holds exactly one SELECT, not COPY"),
+        "attach": (header.format(tests="") + "SELECT n FROM other.analytics.t\n",
+                   r"broken\.sql: the model reads 'other\.analytics\.t' from another database"),
+        "test": (header.format(tests="tests:\n  - not_null: ['n IS NULL; CREATE TABLE analytics.x AS SELECT 1; --']\n")
+                 + "SELECT 1 AS n\n", r"broken\.sql: the not_null test names \['n IS NULL; CREATE TABLE"),
+        "test_values": (header.format(tests="tests:\n  - relationships: {column: n, to: 'raw_events.t; DROP TABLE x', "
+                                      "field: n}\n") + "SELECT 1 AS n\n",
+                        r"broken\.sql: a relationships test names a schema\.table"),
+    }
+    for name, (sql, reason) in cases.items():
+        with pytest.raises(ModelError, match=reason):
+            load_models(set(DECLARED_TABLES), _models_dir(tmp_path / name, sql))
+
+
+def test_models_build_with_external_file_access_disabled(built: Platform, tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from assets.sql_models import build
+
+    header = "/*\ndescription: x\nmaterialized: table\ncolumns:\n  n: n\n*/\n"
+    model = load_models(set(DECLARED_TABLES), _models_dir(tmp_path, header + "SELECT 1 AS n\n"))["analytics.broken"]
+    (built.root / "secret.txt").write_text("the master key")
+    # A model that got past the checks (written here directly) still cannot read a file: the build refuses.
+    reading = replace(model, sql=f"SELECT content AS n FROM read_text('{built.root / 'secret.txt'}')")
+    with duckdb.connect(str(built.warehouse)) as con:
+        with pytest.raises(duckdb.PermissionException, match="disabled by configuration"):
+            build(con, reading)
+        assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'broken'").fetchall() == [(0,)]

@@ -130,6 +130,7 @@ def cli_run(tmp_path_factory: pytest.TempPathFactory) -> CliRun:
     env = {k: v for k, v in os.environ.items() if k not in _OVERRIDES}
     env.update(
         GTG_DATA_DIR=str(tmp / "data"),
+        GTG_ENV="sandbox",
         DAGSTER_HOME=str(tmp / "dagster_home"),
         RUNTIME__DLTHUB_TELEMETRY="false",
         PYTHONUNBUFFERED="1",

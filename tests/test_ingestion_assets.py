@@ -28,7 +28,7 @@ def _defs(platform: Platform, keyring: KeyringResource | None = None) -> Definit
             "warehouse": WarehouseResource(path=str(platform.warehouse), dlt_dir=str(platform.dlt_dir),
                                            work_dir=str(platform.work_dir)),
             "keyring": keyring or KeyringResource(master_key_file=str(platform.master_key_file),
-                                                  keyring_path=str(platform.keyring_path), create_key_if_missing=True),
+                                                  keyring_path=str(platform.keyring_path)),
             "landing": LandingResource(url=str(platform.landing)),
         },
     )
@@ -37,6 +37,12 @@ def _defs(platform: Platform, keyring: KeyringResource | None = None) -> Definit
 def _run(platform: Platform, day: str, keyring: KeyringResource | None = None):
     job = _defs(platform, keyring).resolve_job_def("usage_events_job")
     return job.execute_in_process(instance=DagsterInstance.ephemeral(), partition_key=day, raise_on_error=False)
+
+
+def _sense(resources: dict):
+    """Evaluate the landing sensor as the daemon does: its resources open (and close) around the evaluation."""
+    with build_sensor_context(resources=resources) as context:
+        return usage_events_landing_sensor(context)
 
 
 DAYS = ["2026-11-22", "2026-11-23", "2026-11-24"]
@@ -94,10 +100,11 @@ def test_a_wrong_master_key_stops_the_run_before_anything_is_written(platform: P
     assert platform.keyring_path.read_bytes() == keyring_bytes
 
 
-def test_a_missing_master_key_outside_the_sandbox_is_a_clear_error(platform: Platform) -> None:
+def test_a_missing_master_key_outside_the_sandbox_is_a_clear_error(platform: Platform, monkeypatch) -> None:
     platform.generate()
+    monkeypatch.setenv("GTG_ENV", "production")
     missing = KeyringResource(master_key_file=str(platform.root / "nowhere" / "master.key"),
-                              keyring_path=str(platform.keyring_path), create_key_if_missing=False)
+                              keyring_path=str(platform.keyring_path))
     result = _run(platform, "2026-11-24", keyring=missing)
     assert not result.success
     assert "master.key" in str(result.get_step_failure_events()[0].step_failure_data.error)
@@ -117,38 +124,51 @@ def test_sensor_requests_each_day_with_unloaded_files(platform: Platform) -> Non
     platform.generate()
     resources = {"landing": LandingResource(url=str(platform.landing)),
                  "warehouse": WarehouseResource(path=str(platform.warehouse))}
-    first = usage_events_landing_sensor(build_sensor_context(resources=resources))
+    first = _sense(resources)
     assert sorted(r.partition_key for r in first) == DAYS
     # The run key names the day's pending files: the same files are requested once, new files again.
     assert len({r.run_key for r in first}) == 3
 
     assert _run(platform, "2026-11-23").success
-    second = usage_events_landing_sensor(build_sensor_context(resources=resources))
+    second = _sense(resources)
     assert sorted(r.partition_key for r in second) == ["2026-11-22", "2026-11-24"]
 
     for day in ("2026-11-22", "2026-11-24"):
         assert _run(platform, day).success
-    assert isinstance(usage_events_landing_sensor(build_sensor_context(resources=resources)), SkipReason)
+    assert isinstance(_sense(resources), SkipReason)
 
     (platform.landing / "dt=2026-11-23" / "extra.ndjson").write_text("{}\n")
-    (late,) = usage_events_landing_sensor(build_sensor_context(resources=resources))
+    (late,) = _sense(resources)
     assert late.partition_key == "2026-11-23" and late.run_key not in {r.run_key for r in first}
 
 
-def test_sensor_waits_while_the_warehouse_is_being_written(platform: Platform) -> None:
+# A writer of the platform (holding the warehouse lock), and a program that opens the file without it.
+WRITERS = {
+    "platform": "import sys, time\nfrom pipelines.warehouse import warehouse_lock\n"
+                "with warehouse_lock(sys.argv[1], 'a test writer'):\n    print('locked', flush=True); time.sleep(30)\n",
+    "foreign": "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('locked', flush=True); time.sleep(30)",
+}
+
+
+@pytest.mark.parametrize("writer_kind", sorted(WRITERS))
+def test_sensor_waits_while_the_warehouse_is_being_written(platform: Platform, writer_kind: str) -> None:
     platform.generate()
     assert _run(platform, "2026-11-22").success
     resources = {"landing": LandingResource(url=str(platform.landing)),
                  "warehouse": WarehouseResource(path=str(platform.warehouse))}
-    code = "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('locked', flush=True); time.sleep(30)"
-    writer = subprocess.Popen([sys.executable, "-c", code, str(platform.warehouse)], stdout=subprocess.PIPE, text=True)
+    writer = subprocess.Popen([sys.executable, "-c", WRITERS[writer_kind], str(platform.warehouse)],
+                              stdout=subprocess.PIPE, text=True)
     try:
         assert writer.stdout.readline().strip() == "locked"
-        result = usage_events_landing_sensor(build_sensor_context(resources=resources))
-        assert isinstance(result, SkipReason) and "being written" in result.skip_message
+        result = _sense(resources)
     finally:
         writer.kill()
         writer.wait()
+    holder = (f"pid {writer.pid} (a test writer, since " if writer_kind == "platform"
+              else f"another program (pid {writer.pid})")
+    assert isinstance(result, SkipReason)
+    assert result.skip_message.startswith(f"the warehouse is being written by {holder}"), result.skip_message
+    assert result.skip_message.endswith("; looking again at the next tick")
 
 
 @pytest.mark.parametrize("name", ["events_unique_event_ids", "events_quarantine_share", "events_personal_data_encrypted"])

@@ -50,15 +50,18 @@ def _defs(platform: Platform) -> Definitions:
             "warehouse": WarehouseResource(path=str(platform.warehouse), dlt_dir=str(platform.dlt_dir),
                                            work_dir=str(platform.work_dir)),
             "keyring": KeyringResource(master_key_file=str(platform.master_key_file),
-                                       keyring_path=str(platform.keyring_path), create_key_if_missing=True),
+                                       keyring_path=str(platform.keyring_path)),
             "privacy": _privacy(platform),
         },
     )
 
 
-def _as_of(job_name: str, defs: Definitions) -> dict:
+def _as_of(job_name: str, defs: Definitions, confirm: bool = True) -> dict:
+    """Every retention asset and check evaluated at AS_OF; the assets really enforce only if `confirm`."""
     nodes = defs.resolve_job_def(job_name).graph.node_names()
-    return {"ops": {node: {"config": {"as_of": AS_OF}} for node in nodes if node != "privacy__data_subject_requests"}}
+    enforce = {"as_of": AS_OF, **({"confirm_as_of": AS_OF} if confirm else {})}
+    return {"ops": {node: {"config": enforce if node.startswith("privacy__retention__") else {"as_of": AS_OF}}
+                    for node in nodes if node != "privacy__data_subject_requests"}}
 
 
 @pytest.fixture
@@ -104,7 +107,8 @@ def test_checks_fail_on_expired_records_until_the_retention_job_runs(loaded: Pla
     # The models' old rows keep their aggregates and lose the visitor's key.
     assert loaded.query("SELECT count(*), count(visitor_key), sum(page_views) > 0 FROM analytics.sessions "
                         "WHERE session_date < ?", [cutoff_day]) == [(expected["sessions"], 0, True)]
-    audit = AuditLog(loaded.root / "privacy" / "audit.jsonl")
+    with loaded.keyring() as cipher:
+        audit = AuditLog.of(loaded.root / "privacy" / "audit.jsonl", cipher)
     assert len(audit.entries()) == len(POLICY.rules) + len(POLICY.landed) and audit.verify().intact
 
 

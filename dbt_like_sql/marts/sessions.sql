@@ -3,8 +3,9 @@ description: >
   One row per visitor session. A session ends after 30 minutes without activity and lasts 24 hours at
   most (a longer run of activity starts a new session at each 24 hours), as in Snowplow's and
   RudderStack's web models. Only visitors with analytics consent (a visitor key) are sessionised.
-  Incremental and load-aware: the visitors with events of the latest day built or later loaded since the last
-  build have their sessions from the day before that day recomputed (a session can run past midnight).
+  Incremental and load-aware: the visitors with events loaded since the last build, of the latest day built
+  or of any earlier day those loads reached (late events), have their sessions from the day before that day
+  recomputed (a session can run past midnight).
 materialized: incremental
 incremental_key: session_date
 lookback_days: 0

@@ -5,6 +5,7 @@ description: >
   A key is a keyed hash under its workspace's own key, so the same key never appears in two workspaces:
   count(DISTINCT visitor_key) counts people across workspaces without pairing it with workspace_id.
 materialized: view
+changes: {load_id: load_id, day: event_date}  # how incremental models find the days later loads touched
 columns:
   event_id: The tracker's unique event id.
   workspace_id: The GTG CRM workspace (customer account).

@@ -89,7 +89,7 @@ class ConnectionRegistry(PrivateSqliteFile):
         account_enc, refresh_enc, access_enc = (
             self._seal(cipher, workspace_id, column, value) for column, value in
             (("account", normalised), ("refresh_token", refresh_token), ("access_token", access_token)))
-        bidx = cipher.blind_index(workspace_id, [normalised]).to_pylist()[0]
+        bidx = cipher.blind_index(workspace_id, [normalised], kind="user.contact.email").to_pylist()[0]
         now = _now()
         with closing(self._connect()) as con, con:
             con.execute(
@@ -127,6 +127,30 @@ class ConnectionRegistry(PrivateSqliteFile):
                         "access_token_enc = NULL, sync_state = '{}', updated_at = ? WHERE connection_id = ?",
                         (detail, _now(), connection_id))
         return self.get(connection_id)
+
+    def forget_workspace(self, workspace_id: str) -> list[str]:
+        """Offboarding: delete every connection of the workspace (secure_delete zeroes the rows); their ids."""
+        with closing(self._connect()) as con, con:
+            ids = [r[0] for r in con.execute("SELECT connection_id FROM connections WHERE workspace_id = ?",
+                                             (workspace_id,)).fetchall()]
+            con.execute("DELETE FROM connections WHERE workspace_id = ?", (workspace_id,))
+        return ids
+
+    def reseal(self, cipher, workspace_id: str) -> int:
+        """Re-encrypt the workspace's tokens and addresses under its current key (a workspace-key rotation:
+        decryption still reads the retired key meanwhile); returns how many values were re-encrypted."""
+        columns = ("account", "refresh_token", "access_token")
+        with closing(self._connect()) as con, con:
+            rows = con.execute("SELECT connection_id, account_enc, refresh_token_enc, access_token_enc "
+                               "FROM connections WHERE workspace_id = ?", (workspace_id,)).fetchall()
+            count = 0
+            for row in rows:
+                sealed = [self._seal(cipher, workspace_id, c, self._open(cipher, workspace_id, c, row[i + 1]))
+                          for i, c in enumerate(columns)]
+                count += sum(v is not None for v in sealed)
+                con.execute("UPDATE connections SET account_enc = ?, refresh_token_enc = ?, access_token_enc = ? "
+                            "WHERE connection_id = ?", (*sealed, row[0]))
+        return count
 
     # -- reads -------------------------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ class StreamCounts:
     inserted: int = 0
     updated: int = 0
     deleted: int = 0
+    suppressed: int = 0  # rows (and child rows) offered again of people erased earlier: not loaded
     full_resync: bool = False
     cursor_expired: bool = False
 

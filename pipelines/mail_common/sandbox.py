@@ -1,7 +1,7 @@
 """The sandbox default: seeded mail accounts served by the local Gmail / People and Graph servers, and the
 connections several workspaces made to them.
 
-Used when no real OAuth app is configured (`OAuthApps.configured`), so `python -m cli run` and `dagster dev`
+Used only with GTG_ENV=sandbox, so `python -m cli run` and `dagster dev`
 sync mail on a fresh machine. The accounts are deterministic (seeded), so a sync in a later process sees the
 same mailboxes, history ids and sync tokens as the one before: incremental syncs find nothing new.
 """

@@ -19,7 +19,7 @@ from pipelines.mail_common.connections import Connection, ConnectionRegistry, To
 from pipelines.mail_common.endpoints import Endpoints, OAuthApps
 from pipelines.mail_common.report import SyncReport
 from pipelines.mail_common.stage import Stream, StreamWriter, WorkDatabase
-from pipelines.warehouse import finish_pending, warehouse_pipeline
+from pipelines.warehouse import finish_pending, warehouse_lock, warehouse_pipeline
 
 
 class SyncSession:
@@ -78,10 +78,11 @@ def sync_connection(registry: ConnectionRegistry, cipher, connection: Connection
                     endpoints: Endpoints, oauth: OAuthApps, warehouse_path: str | Path, dlt_dir: str | Path,
                     work_dir: str | Path) -> SyncReport:
     """Sync one connection with plain dlt (what the Dagster asset does through dagster-dlt)."""
-    pipeline: dlt.Pipeline = warehouse_pipeline(pipeline_name, dataset, warehouse_path, dlt_dir)
-    finish_pending(pipeline)
-    with open_session(registry, cipher, connection, endpoints, oauth, warehouse_path=warehouse_path,
-                      work_dir=work_dir) as session:
-        pipeline.run(make_source(session)).raise_on_failed_jobs()
-        commit(registry, session)
+    with warehouse_lock(warehouse_path, f"{pipeline_name} sync of {connection.connection_id}"):
+        pipeline: dlt.Pipeline = warehouse_pipeline(pipeline_name, dataset, warehouse_path, dlt_dir)
+        finish_pending(pipeline)
+        with open_session(registry, cipher, connection, endpoints, oauth, warehouse_path=warehouse_path,
+                          work_dir=work_dir) as session:
+            pipeline.run(make_source(session)).raise_on_failed_jobs()
+            commit(registry, session)
     return session.report

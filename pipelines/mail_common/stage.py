@@ -17,6 +17,9 @@ load of a record replaces all its child rows, and a deleted record's marker row 
 from __future__ import annotations
 
 import datetime as dt
+import os
+import re
+import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +34,7 @@ from dlt.extract.resource import DltResource
 from pipelines.mail_common.report import StreamCounts
 from pipelines.privacy.categories import CONNECTION_HINT, declaration
 from pipelines.privacy.protect import FieldCipher, protect
+from pipelines.privacy.suppression import load_suppression_list, without_suppressed
 from pipelines.sql import ident, qualified
 from pipelines.warehouse import table_exists
 
@@ -163,7 +167,9 @@ class StreamWriter:
         plain = pa.Table.from_pylist([{**base, **row} for row in rows], schema=_plain_schema(columns))
         self.work.register("plain_rows", plain)
         try:
-            out = self.work.sql(protect(self.work, "plain_rows", columns, self.cipher, table=table)).to_arrow_table()
+            source, dropped = without_suppressed(self.work, "plain_rows", columns, self.cipher, table=table)
+            self.counts.suppressed += dropped
+            out = self.work.sql(protect(self.work, source, columns, self.cipher, table=table)).to_arrow_table()
         finally:
             self.work.unregister("plain_rows")
         fields = [f.with_nullable(columns[f.name].get("nullable", True)) for f in out.schema]
@@ -177,14 +183,21 @@ def _plain_schema(columns: TTableSchemaColumns) -> pa.Schema:
     return pa.schema(plain)
 
 
+_WORK_FILE = re.compile(r"(mail-(?:(\d+)-)?[0-9a-f]{32}\.duckdb)(\.wal|\.tmp)?")
+
+
 class WorkDatabase:
-    """The DuckDB scratch database of one sync (deleted when the sync ends: it holds plaintext)."""
+    """The DuckDB scratch database of one sync (deleted when the sync ends: it holds plaintext), named after
+    the process that writes it; what a killed process left in the work folder is deleted when the next
+    sync starts."""
 
     def __init__(self, work_dir: str | Path, warehouse_path: str | Path | None) -> None:
         Path(work_dir).mkdir(parents=True, exist_ok=True)
-        self.path = Path(work_dir) / f"mail-{uuid.uuid4().hex}.duckdb"
+        remove_leftovers(Path(work_dir))
+        self.path = Path(work_dir) / f"mail-{os.getpid()}-{uuid.uuid4().hex}.duckdb"
         self.warehouse_path = Path(warehouse_path) if warehouse_path else None
         self.con = duckdb.connect(str(self.path), config={"memory_limit": "300MB"})
+        load_suppression_list(self.con, self.warehouse_path)  # erased people are not loaded again
 
     def existing(self, stream: Stream, connection_id: str) -> dict[str, str | None]:
         """Ids (and scope values) the warehouse holds for the connection, read-only."""
@@ -200,5 +213,35 @@ class WorkDatabase:
 
     def close(self) -> None:
         self.con.close()
-        for path in (self.path, self.path.with_name(self.path.name + ".wal")):
-            path.unlink(missing_ok=True)
+        _remove(self.path)
+
+
+def remove_leftovers(work_dir: Path) -> list[str]:
+    """Delete the work databases (with their WAL and spill folder) of mail syncs whose process is gone;
+    returns their names. A sync still running in another process keeps its own."""
+    removed = set()
+    for path in work_dir.glob("mail-*"):  # the database, or only its WAL or spill folder if that is what is left
+        match = _WORK_FILE.fullmatch(path.name)
+        if match and not (match.group(2) and _alive(int(match.group(2)))):
+            _remove(work_dir / match.group(1))
+            removed.add(match.group(1))
+    return sorted(removed)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def _remove(database: Path) -> None:
+    """A DuckDB file, its WAL and its spill folder."""
+    for path in (database, database.with_name(database.name + ".wal")):
+        path.unlink(missing_ok=True)
+    shutil.rmtree(database.with_name(database.name + ".tmp"), ignore_errors=True)

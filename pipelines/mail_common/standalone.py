@@ -1,6 +1,8 @@
 """`python -m pipelines.gmail` / `python -m pipelines.outlook`: sync every active connection of one provider
-with plain dlt, no Dagster. Without a real OAuth app configured, the sandbox servers run in-process and the
-sandbox connections are registered first. Prints counts only."""
+with plain dlt, no Dagster. With GTG_ENV=sandbox the sandbox servers run in-process and the sandbox
+connections are registered first; in production every OAuth variable must be set. Prints counts only; a
+connection that fails (an expired token, say) prints its error's class name and the others still sync (exit
+status 1)."""
 
 from __future__ import annotations
 
@@ -11,10 +13,10 @@ from typing import Any, Callable, Sequence
 
 from pipelines import paths
 from pipelines.mail_common.connections import ConnectionRegistry
-from pipelines.mail_common.endpoints import REAL_ENDPOINTS, OAuthApps
+from pipelines.mail_common.endpoints import REAL_ENDPOINTS, OAuthApps, require_oauth_env
 from pipelines.mail_common.sandbox import running_sandbox, sandbox_accounts, seed_connections
-from pipelines.mail_common.session import SyncSession, sync_connection
-from pipelines.privacy.keyring import Keyring, load_master_key
+from pipelines.mail_common.session import SyncSession, root_cause, sync_connection
+from pipelines.privacy.keyring import Keyring, platform_master_key
 
 
 def main(provider: str, make_source: Callable[[SyncSession], Any], pipeline_name: str, dataset: str,
@@ -22,21 +24,30 @@ def main(provider: str, make_source: Callable[[SyncSession], Any], pipeline_name
     parser = argparse.ArgumentParser(prog=f"python -m pipelines.{provider}")
     parser.add_argument("--connection", help="sync only this connection id")
     args = parser.parse_args(argv)
+    sandbox = paths.is_sandbox()
+    if not sandbox:
+        require_oauth_env()
     oauth = OAuthApps.from_env()
-    key = load_master_key(None, paths.master_key_file(), paths.is_sandbox())
+    key = platform_master_key()
     registry = ConnectionRegistry(paths.connections_path())
     with Keyring.open(paths.keyring_path(), key) as cipher, contextlib.ExitStack() as stack:
         endpoints = REAL_ENDPOINTS
-        if not oauth.configured:
+        if sandbox:
             accounts = sandbox_accounts()
             endpoints = stack.enter_context(running_sandbox(accounts))
             seed_connections(registry, cipher, accounts)
+        failed = 0
         for connection in registry.list(provider):
             if args.connection and connection.connection_id != args.connection:
                 continue
-            report = sync_connection(registry, cipher, connection, make_source, pipeline_name=pipeline_name,
-                                     dataset=dataset, endpoints=endpoints, oauth=oauth,
-                                     warehouse_path=paths.warehouse_path(), dlt_dir=paths.dlt_dir(),
-                                     work_dir=paths.work_dir())
+            try:
+                report = sync_connection(registry, cipher, connection, make_source, pipeline_name=pipeline_name,
+                                         dataset=dataset, endpoints=endpoints, oauth=oauth,
+                                         warehouse_path=paths.warehouse_path(), dlt_dir=paths.dlt_dir(),
+                                         work_dir=paths.work_dir())
+            except Exception as exc:  # one account's failure (a revoked token, say) must not stop the others
+                failed += 1
+                print(json.dumps({"connection": connection.connection_id, "error": type(root_cause(exc)).__name__}))
+                continue
             print(json.dumps({"connection": connection.connection_id, **report.as_metadata()}))
-    return 0
+    return 1 if failed else 0

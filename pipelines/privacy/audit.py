@@ -4,7 +4,8 @@ Every retention pass and every data-subject request appends one entry: who or wh
 done, to which tables and how many rows. Entries hold ids, counts and table names only — never an email,
 an id of a person or a value — so the log itself never needs erasing. Each entry carries the hash of the
 one before, so a deleted, reordered or edited entry breaks the chain and `verify()` (an asset check) says
-where.
+where. The hash is an HMAC keyed by a platform key of the keyring (`Keyring.platform_key(AUDIT_KEY_NAME)`):
+whoever can write the file but not read the keyring cannot drop an entry and re-chain the rest.
 """
 
 from __future__ import annotations
@@ -12,13 +13,17 @@ from __future__ import annotations
 import datetime as dt
 import fcntl
 import hashlib
+import hmac
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from pipelines.paths import private_dir
+
 GENESIS = "0" * 64
+AUDIT_KEY_NAME = "audit-chain"
 
 
 @dataclass(frozen=True)
@@ -28,16 +33,25 @@ class ChainStatus:
     broken_at: int | None = None
 
 
-def _digest(entry: Mapping[str, Any]) -> str:
+def _digest(entry: Mapping[str, Any], key: bytes) -> str:
     body = {k: v for k, v in entry.items() if k != "hash"}
-    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return hmac.new(key, json.dumps(body, sort_keys=True, separators=(",", ":")).encode(), hashlib.sha256).hexdigest()
 
 
 class AuditLog:
-    """One JSONL file; appends are serialised with an exclusive file lock across processes."""
+    """One JSONL file; appends are serialised with an exclusive file lock across processes. `key` is the
+    chain's HMAC key: `AuditLog.of(path, keyring)` takes the platform's."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, key: bytes) -> None:
+        if not isinstance(key, bytes) or len(key) < 32:
+            raise ValueError("the audit chain needs a key of at least 32 bytes")
         self.path = Path(path)
+        self._key = key
+
+    @classmethod
+    def of(cls, path: str | Path, keyring) -> AuditLog:
+        """The audit log at `path`, chained with the keyring's audit key."""
+        return cls(path, keyring.platform_key(AUDIT_KEY_NAME))
 
     def append(
         self,
@@ -50,7 +64,7 @@ class AuditLog:
         counts: Mapping[str, int | str] | None = None,
     ) -> dict[str, Any]:
         """Append one entry and return it. Pass counts and codes only: the log is never erased."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.path.parent)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
         with os.fdopen(fd, "r+", encoding="utf-8") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
@@ -66,7 +80,7 @@ class AuditLog:
                 "counts": dict(counts or {}),
                 "prev": last["hash"] if last else GENESIS,
             }
-            entry["hash"] = _digest(entry)
+            entry["hash"] = _digest(entry, self._key)
             handle.write(json.dumps(entry, sort_keys=True) + "\n")
             handle.flush()
             os.fsync(handle.fileno())
@@ -88,12 +102,12 @@ class AuditLog:
             return [json.loads(line) for line in handle if line.strip()]
 
     def verify(self) -> ChainStatus:
-        """Walk the chain: every entry's hash matches its content and names its predecessor."""
+        """Walk the chain: every entry's keyed hash matches its content and names its predecessor."""
         prev, seq = GENESIS, 0
         entries = self.entries()
         for entry in entries:
             seq += 1
-            if entry.get("seq") != seq or entry.get("prev") != prev or entry.get("hash") != _digest(entry):
+            if entry.get("seq") != seq or entry.get("prev") != prev or not hmac.compare_digest(str(entry.get("hash")), _digest(entry, self._key)):
                 return ChainStatus(False, len(entries), seq)
             prev = entry["hash"]
         return ChainStatus(True, len(entries))

@@ -3,7 +3,8 @@
 Sources declare, per column, `x-data-category` (the column holds personal data of that category and is
 stored encrypted), `x-blind-index-of` (the column holds the keyed hash of another column's plaintext) and
 `x-subject-ref` / `x-subject-of` (the column holds the blind index of the data subject, the first non-null of
-the listed columns). dlt keeps `x-` hints in the stored schema, so every consumer — encryption at load, the
+the listed columns; `x-subject-categories` names the data category of a listed column that is not stored
+itself, such as a message's correspondent). dlt keeps `x-` hints in the stored schema, so every consumer — encryption at load, the
 PII checks, and later retention and erasure — reads this one declaration instead of keeping its own list.
 """
 
@@ -20,6 +21,7 @@ CATEGORY_HINT = "x-data-category"
 BLIND_INDEX_HINT = "x-blind-index-of"
 SUBJECT_REF_HINT = "x-subject-ref"
 SUBJECT_OF_HINT = "x-subject-of"
+SUBJECT_CATEGORIES_HINT = "x-subject-categories"
 # A derived table's column holding a person's blind index (a pseudonymous key such as a visitor key).
 PSEUDONYM_HINT = "x-pseudonym"
 # The column naming the connected provider account a row was synced through (not personal data): when the
@@ -28,6 +30,13 @@ CONNECTION_HINT = "x-connection"
 # Categories whose values many people share (everyone behind one office NAT has the same IP): their blind
 # indexes never find or stitch a person, or one erasure would take a whole office with it.
 SHARED_CATEGORIES = frozenset({"user.device.ip_address"})
+# Identifier kinds (the data category a blind index is keyed by, see `pipelines.privacy.keyring`) that prove
+# who a person is: an account's user id, a mailbox address, a phone number. A request naming one reaches that
+# person's rows; stitching never links two of them (`pipelines.privacy.subjects`).
+VERIFIED_KINDS = frozenset({"user.unique_id", "user.contact.email", "user.contact.phone_number"})
+# Identifier kinds a tracker sets as it likes (cookie and device ids): they only stitch anonymous rows to a
+# verified identity, never one verified identity to another.
+TRACKER_KINDS = frozenset({"user.device.cookie_id", "user.device.device_id"})
 
 
 @dataclass(frozen=True)
@@ -40,6 +49,20 @@ class PersonalDataDeclaration:
     subject_of: tuple[str, ...]
     pseudonyms: tuple[str, ...] = ()
     connection: str | None = None
+    kinds: dict[str, str] | None = None  # plaintext column -> identifier kind, for indexed and subject columns
+
+    def kind_of(self, plain: str) -> str:
+        """The identifier kind a plaintext column's blind index is keyed by (its data category)."""
+        return (self.kinds or {})[plain]
+
+    def keys_of_kinds(self, kinds: frozenset[str]) -> list[str]:
+        """The blind-index columns whose plaintext is of one of `kinds`."""
+        return [c for c, plain in self.blind_indexes.items() if self.kind_of(plain) in kinds]
+
+    @property
+    def subject_keys(self) -> list[str]:
+        """The columns naming a row's data subject: its subject reference, or a derived table's pseudonyms."""
+        return [*([self.subject_ref] if self.subject_ref else []), *self.pseudonyms]
 
     @property
     def keys(self) -> list[str]:
@@ -73,7 +96,15 @@ def declaration(columns: TTableSchemaColumns) -> PersonalDataDeclaration:
             raise ValueError(f"personal column {name} must be stored as binary ciphertext")
     pseudonyms = tuple(name for name, col in columns.items() if col.get(PSEUDONYM_HINT))
     connection = next((name for name, col in columns.items() if col.get(CONNECTION_HINT)), None)
-    return PersonalDataDeclaration(encrypted, indexes, subject_ref, subject_of, pseudonyms, connection)
+    declared = dict(columns[subject_ref].get(SUBJECT_CATEGORIES_HINT) or {}) if subject_ref else {}
+    kinds = {}
+    for plain in dict.fromkeys([*indexes.values(), *subject_of]):
+        kind = encrypted.get(plain) or declared.get(plain)
+        if not kind:
+            raise ValueError(f"identifier column {plain} has no data category: declare it in {SUBJECT_CATEGORIES_HINT} "
+                             "(a table loaded before blind indexes were keyed by kind must be reloaded)")
+        kinds[plain] = kind
+    return PersonalDataDeclaration(encrypted, indexes, subject_ref, subject_of, pseudonyms, connection, kinds)
 
 
 def stored_tables(con, dataset: str) -> dict[str, TTableSchemaColumns]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import duckdb
 
+from pipelines.privacy.suppression import suppressed_sql
 from pipelines.warehouse import table_exists
 
 DATASET = "privacy"
@@ -35,15 +36,19 @@ def ensure_consent_table(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def withdrawn_sql(con: duckdb.DuckDBPyConnection, purpose: str, catalog: str | None = None) -> str:
-    """SELECT (workspace_id, subject_bidx) of identifiers whose latest choice for `purpose` is a refusal.
+    """SELECT (workspace_id, subject_bidx) of identifiers whose latest choice for `purpose` is a refusal, and
+    of identities erased earlier (`pipelines.privacy.suppression`): they allow nothing any more.
 
     `catalog` names an attached warehouse (ingestion reads it read-only from its work database).
     """
-    if not table_exists(con, DATASET, TABLE, catalog):
+    parts = [sql for sql in (suppressed_sql(con, catalog),) if sql]
+    if table_exists(con, DATASET, TABLE, catalog):
+        prefix = f"{catalog}." if catalog else ""
+        parts.append(
+            f"SELECT workspace_id, subject_bidx FROM {prefix}{DATASET}.{TABLE} WHERE purpose = '{purpose}' "
+            "QUALIFY row_number() OVER (PARTITION BY workspace_id, subject_bidx ORDER BY updated_at DESC) = 1 "
+            "AND NOT allowed"
+        )
+    if not parts:
         return "SELECT NULL::VARCHAR AS workspace_id, NULL::BLOB AS subject_bidx WHERE false"
-    prefix = f"{catalog}." if catalog else ""
-    return (
-        f"SELECT workspace_id, subject_bidx FROM {prefix}{DATASET}.{TABLE} WHERE purpose = '{purpose}' "
-        "QUALIFY row_number() OVER (PARTITION BY workspace_id, subject_bidx ORDER BY updated_at DESC) = 1 "
-        "AND NOT allowed"
-    )
+    return " UNION ".join(f"SELECT * FROM ({p})" for p in parts)

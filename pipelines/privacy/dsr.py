@@ -18,7 +18,7 @@ import os
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import duckdb
 import pyarrow as pa
@@ -30,10 +30,14 @@ from pipelines.privacy.categories import BLIND_INDEX_HINT, CATEGORY_HINT, declar
 from pipelines.privacy.consent import DATASET as CONSENT_DATASET, TABLE as CONSENT_TABLE, ensure_consent_table
 from pipelines.privacy.keys import destroy_unreferenced_subjects
 from pipelines.privacy.protect import value_context
-from pipelines.privacy.requests import Inbox, RequestError, normalise_identity, request_from_row, validate
+from pipelines.privacy.requests import (
+    Inbox, RequestError, export_file, normalise_identity, remove_export, request_from_row, shown, validate,
+)
 from pipelines.privacy.scrub import scrub_landing
+from pipelines.privacy.suppression import suppress
 from pipelines.privacy.subjects import (
-    IDENTITIES, TARGETS, connection_tables, find_connection_rows, find_rows, hits_table, searchable_tables,
+    IDENTITIES, TARGETS, connection_tables, find_connection_rows, find_rows, hits_table, is_verified, request_kind,
+    searchable_tables,
 )
 from pipelines.sql import ident, literal, qualified
 from pipelines.workspaces import UNATTRIBUTED_WORKSPACE
@@ -79,41 +83,38 @@ def process_pending(
     landing_urls: dict[str, str],
     derived_tables: dict[str, TTableSchemaColumns] | None = None,
     now: dt.datetime | None = None,
+    publish: Callable[[], None] | None = None,
 ) -> BatchReport:
     """Process every received request of `inbox` against the warehouse behind `con` (read-write).
 
     `derived_tables` declares tables built from the loaded ones (the SQL models) that hold pseudonymous
-    keys of people (`x-pseudonym` columns): erasure deletes their rows and access exports them too."""
+    keys of people (`x-pseudonym` columns): erasure deletes their rows and access exports them too.
+    `publish` refreshes copies made of them (the analysts' snapshot): it runs after an erasure's rows are
+    deleted and before its request is closed, so a run killed in between leaves the request open and the
+    rerun publishes again."""
     now = now or dt.datetime.now(dt.timezone.utc)
     report = BatchReport()
-    for request_id, path in inbox.exports_before(now - dt.timedelta(days=EXPORT_KEEP_DAYS)):
-        Path(path).unlink(missing_ok=True)
+    for request_id in inbox.exports_before(now - dt.timedelta(days=EXPORT_KEEP_DAYS)):
+        report.exports_removed += remove_export(exports_dir, request_id)
         inbox.forget_export(request_id, f"deleted after {EXPORT_KEEP_DAYS} days")
         audit.append(actor=ACTOR, action="dsr.export_expired", request_id=request_id)
-        report.exports_removed += 1
     tables = {**stored_declarations(con), **(derived_tables or {})}
     accepted: list[dict[str, Any]] = []
     for row in inbox.pending():
         problem = _problem(row, cipher, tables)
         if problem:
             inbox.finish(row["request_id"], "rejected", problem, now=now)
-            audit.append(actor=ACTOR, action=f"dsr.{row['request_type']}.rejected", request_id=row["request_id"],
-                         workspace_id=row["workspace_id"], counts={"reason": problem})
-            report.outcomes.append(Outcome(row["request_id"], row["request_type"], "rejected", problem))
+            safe = shown(row)  # the app may have written anything in any field: only checked values go on
+            audit.append(actor=ACTOR, action=f"dsr.{safe['request_type']}.rejected", request_id=safe["request_id"],
+                         workspace_id=safe["workspace_id"], counts={"reason": problem})
+            report.outcomes.append(Outcome(safe["request_id"], safe["request_type"], "rejected", problem))
         else:
             accepted.append(row)
     if not accepted:
         return report
     _seal(inbox, cipher, accepted)
     con.execute("SET TimeZone = 'UTC'")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {TARGETS} (request_id VARCHAR, workspace_id VARCHAR, bidx BLOB)")
-    targets = pa.table({  # the person in their workspace, and lines with a broken workspace id
-        "request_id": [r["request_id"] for r in accepted] * 2,
-        "workspace_id": [r["workspace_id"] for r in accepted] + [UNATTRIBUTED_WORKSPACE] * len(accepted),
-        "bidx": pa.array([r["identity_bidx"] for r in accepted] + [r["unattributed_bidx"] for r in accepted],
-                         pa.binary()),
-    })
-    con.execute(f"INSERT INTO {TARGETS} SELECT * FROM targets")
+    _fill_targets(con, accepted)
     searchable = searchable_tables(con, tables)
     find_rows(con, searchable)
     per_request = _rows_per_request(con, searchable)
@@ -129,6 +130,8 @@ def process_pending(
             continue
         handlers[kind](con, cipher, inbox, by_id, batch, tables, searchable, report,
                        exports_dir=exports_dir, landing_urls=landing_urls, now=now)
+        if kind == "erasure" and publish:
+            publish()
         for outcome in batch:  # closed kind by kind: an erasure then sees this batch's exports too
             inbox.finish(outcome.request_id, "completed", outcome.detail, outcome.export_path, now=now)
             audit.append(actor=ACTOR, action=f"dsr.{kind}", request_id=outcome.request_id,
@@ -156,22 +159,36 @@ def _problem(row: dict[str, Any], cipher, tables) -> str | None:
     if request.request_type == "correction":
         held = {col.get(CATEGORY_HINT) for cols in tables.values() for col in cols.values()}
         if request.field not in held:
-            return f"field {request.field!r} is not a data category held in any table"
+            return "field is not a data category held in any table"
     return None
 
 
 def _seal(inbox: Inbox, cipher, rows: list[dict[str, Any]]) -> None:
-    """Blind-index each request's identity (under its workspace's key and the unattributed key) and clear
-    its plaintext from the inbox."""
+    """Blind-index each request's identity under its kind (with its workspace's key and the unattributed key)
+    and clear its plaintext from the inbox."""
     fresh = [r for r in rows if r.get("identity_value")]
     if not fresh:
         return
-    values = [normalise_identity(r["identity_kind"], r["identity_value"]) for r in fresh]
-    own = cipher.blind_index_many([r["workspace_id"] for r in fresh], values).to_pylist()
-    unattributed = cipher.blind_index(UNATTRIBUTED_WORKSPACE, values).to_pylist()
-    for row, bidx, other in zip(fresh, own, unattributed):
-        row["identity_bidx"], row["unattributed_bidx"] = bidx, other
+    for row in fresh:
+        value, kind = [normalise_identity(row["identity_kind"], row["identity_value"])], request_kind(row["identity_kind"])
+        row["identity_bidx"] = cipher.blind_index(row["workspace_id"], value, kind=kind).to_pylist()[0]
+        row["unattributed_bidx"] = cipher.blind_index(UNATTRIBUTED_WORKSPACE, value, kind=kind).to_pylist()[0]
     inbox.seal({r["request_id"]: (r["identity_bidx"], r["unattributed_bidx"]) for r in fresh})
+
+
+def _fill_targets(con: duckdb.DuckDBPyConnection, accepted: list[dict[str, Any]]) -> None:
+    """TARGETS: each request's identifier in its workspace (stitched when it is a verified identity); for an
+    erasure also under `_unattributed` (lines without a proven workspace: erased, never exported)."""
+    erasures = [r for r in accepted if r["request_type"] == "erasure"]
+    targets = pa.table({  # noqa: F841 - read by DuckDB's replacement scan
+        "request_id": [r["request_id"] for r in [*accepted, *erasures]],
+        "workspace_id": [r["workspace_id"] for r in accepted] + [UNATTRIBUTED_WORKSPACE] * len(erasures),
+        "bidx": pa.array([r["identity_bidx"] for r in accepted] + [r["unattributed_bidx"] for r in erasures],
+                         pa.binary()),
+        "stitch": [is_verified(r["identity_kind"]) for r in accepted] + [False] * len(erasures),
+        "mentions": [r["request_type"] == "erasure" for r in [*accepted, *erasures]],
+    })
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {TARGETS} AS SELECT * FROM targets")
 
 
 def _rows_per_request(con, searchable) -> dict[str, dict[str, int]]:
@@ -253,7 +270,8 @@ def _correct(con, cipher, inbox, rows, batch, tables, searchable, report, **_) -
                 update[column] = cipher.encrypt_with_refs(hits.column("workspace_id"), hits.column("subject_ref"),
                                                           new, value_context(table, column))
             for column in indexes:
-                update[column] = cipher.blind_index_many(hits.column("workspace_id"), new)
+                update[column] = cipher.blind_index_many(hits.column("workspace_id"), new,
+                                                         kind=declaration(columns).kind_of(columns[column][BLIND_INDEX_HINT]))
             corrections = pa.table(update)  # noqa: F841 - read by DuckDB's replacement scan
             sets = ", ".join(f"{ident(c)} = corrections.{ident(c)}" for c in [*targets, *indexes])
             con.execute(f"UPDATE {qualified(table)} SET {sets} FROM corrections WHERE {qualified(table)}.rowid = corrections.rid")
@@ -291,10 +309,9 @@ def _export(con, cipher, inbox, rows, batch, tables, searchable, report, *, expo
         for record in data.select(keep).to_pylist():
             rid = record.pop("_request_id")
             documents[rid]["tables"].setdefault(table, []).append(record)
-    exports_dir.mkdir(parents=True, exist_ok=True)
     for outcome in batch:
-        path = exports_dir / f"{outcome.request_id}.json"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        path = export_file(exports_dir, outcome.request_id)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump(documents[outcome.request_id], handle, default=str, indent=1, sort_keys=True)
         outcome.export_path = str(path)
@@ -313,7 +330,8 @@ def _count_connection_rows(con, by_connection: dict[str, str], batch: list[Outco
             outcome.tables[table] = outcome.tables.get(table, 0) + count
 
 
-def _erase(con, cipher, inbox, rows, batch, tables, searchable, report, *, landing_urls, **_) -> None:
+def _erase(con, cipher, inbox, rows, batch, tables, searchable, report, *, landing_urls, exports_dir, now,
+           **_) -> None:
     """Destroy the people's keys, scrub landed files, remove earlier exports, then delete their rows.
 
     A request naming a `connection` (a disconnected provider account) deletes every row carrying that
@@ -321,13 +339,9 @@ def _erase(con, cipher, inbox, rows, batch, tables, searchable, report, *, landi
     once no other row (another account of the workspace) still needs them."""
     request_ids = [o.request_id for o in batch]
     marks = _in_list(request_ids)
-    refs = [f"SELECT workspace_id, bidx AS subject_ref FROM {IDENTITIES} WHERE request_id IN ({marks})"]
-    for table in searchable:
-        subject = declaration(tables[table]).subject_ref
-        if subject:
-            refs.append(f"SELECT t.workspace_id, t.{ident(subject)} FROM ({_hits_of(table, request_ids)}) h "
-                        f"JOIN {qualified(table)} t ON t.rowid = h.rid WHERE t.{ident(subject)} IS NOT NULL")
-    doomed = con.execute(f"SELECT DISTINCT * FROM ({' UNION '.join(refs)})").fetchall()
+    # Only the keys of the requests' own identities (the identifier given and those stitched to it): a row
+    # reached because it merely holds the identifier is deleted, but its subject's key is someone else's.
+    doomed = con.execute(f"SELECT DISTINCT workspace_id, bidx FROM {IDENTITIES} WHERE request_id IN ({marks})").fetchall()
     report.keys_destroyed += cipher.destroy_subjects_many([w for w, _ in doomed], [bytes(r) for _, r in doomed])
     identities = con.sql(
         f"SELECT DISTINCT workspace_id, bidx FROM {IDENTITIES} WHERE request_id IN ({marks})").to_arrow_table()
@@ -339,10 +353,9 @@ def _erase(con, cipher, inbox, rows, batch, tables, searchable, report, *, landi
     for workspace, bidxs in con.execute(
         f"SELECT workspace_id, list(DISTINCT bidx) FROM {IDENTITIES} WHERE request_id IN ({marks}) GROUP BY 1"
     ).fetchall():
-        for request_id, path in inbox.earlier_exports(workspace, [bytes(b) for b in bidxs]):
-            Path(path).unlink(missing_ok=True)
+        for request_id in inbox.earlier_exports(workspace, [bytes(b) for b in bidxs]):
+            report.exports_removed += remove_export(exports_dir, request_id)
             inbox.forget_export(request_id, "removed by a later erasure")
-            report.exports_removed += 1
     by_connection = connection_tables(con, tables)
     disconnected = [o for o in batch if rows[o.request_id]["identity_kind"] == "connection"]
     if disconnected:  # the people of a disconnected account: candidates for key destruction once rows are gone
@@ -367,6 +380,10 @@ def _erase(con, cipher, inbox, rows, batch, tables, searchable, report, *, landi
         for table in by_connection:
             con.execute(f"DROP TABLE IF EXISTS {hits_table(table, 'connection')}")
         con.execute("DROP TABLE dsr_connection_subjects")
+    people = [o.request_id for o in batch if rows[o.request_id]["identity_kind"] != "connection"]
+    if people:  # a disconnected account may be connected again; an erased person stays erased
+        suppress(con, f"SELECT request_id, workspace_id, bidx FROM {IDENTITIES} WHERE request_id IN ({_in_list(people)})",
+                 now)
     con.execute("CHECKPOINT")
     for outcome in batch:
         outcome.detail = f"erased {sum(outcome.tables.values())} rows from {len(outcome.tables)} tables"

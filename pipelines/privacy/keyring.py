@@ -15,13 +15,22 @@ Key hierarchy
 
     master key (32 bytes, env GTG_MASTER_KEY or a 0600 key file; never stored in the keyring)
       +-- workspace key (random 32 bytes, AES-GCM-wrapped by the master key)
-            +-- blind-index key = HKDF-SHA256(workspace key, info=b"gtg/blind-index/v1")
+            +-- blind-index key of an identifier kind
+            |     = HKDF-SHA256(workspace key, info=b"gtg/blind-index/v2|" + kind)
             +-- subject key (random 32 bytes, AES-GCM-wrapped by the workspace key)
 
 Values whose subject is unknown/null are encrypted with the workspace key.
 ``subject_ref`` is the blind index of the subject id, so neither the key store
 nor the warehouse needs the plaintext id, and a caller that reads the
 warehouse can decrypt using the refs stored next to the ciphertexts.
+
+Rotation: ``rotate_master_key`` re-wraps every stored key under a new master key in one transaction (no value
+is re-encrypted). A workspace key is rotated in three steps (``begin_workspace_rotation``: a new key, every
+subject key re-wrapped under it, the old one kept as "retired"; the caller re-encrypts the workspace's
+subject-less values; ``finish_workspace_rotation`` shreds the retired key). The blind-index key is not
+rotated: rotating it would mean re-indexing every identifier from its plaintext. After the first rotation its
+root (the original workspace key, which then encrypts nothing) is kept as the workspace's index key.
+Platform keys (e.g. the audit log's chain key) are random keys wrapped by the master key.
 
 Formats
 -------
@@ -31,11 +40,17 @@ Formats
 * wrapped key: ``0x01 | nonce (12) | AES-GCM(key || tag)`` with AAD
   ``b"gtg/workspace-key/v1|" + workspace_id`` or
   ``b"gtg/subject-key/v1|" + subject_ref (16) + b"|" + workspace_id``.
-* blind index: first 16 bytes of HMAC-SHA256(blind-index key, utf-8 value).
+* blind index: first 16 bytes of HMAC-SHA256(blind-index key of the value's
+  kind, utf-8 value). The kind (a data category such as ``user.unique_id`` or
+  ``user.device.device_id``) separates identifiers: a device id equal to
+  someone's user id has a different blind index, so it never finds, stitches
+  or keys that person. ``subject_ref`` is the blind index of the subject id
+  under the kind of the column it came from.
 
 Key store
 ---------
-A SQLite file (``keyring_meta``, ``workspace_keys``, ``subject_keys``) opened
+A SQLite file (``keyring_meta``, ``workspace_keys``, ``subject_keys``, ``workspace_key_rotations``,
+``platform_keys``) opened
 with ``secure_delete=ON`` and ``journal_mode=DELETE`` so that destroyed keys
 are overwritten with zeros inside the file. Several processes may share it:
 writes use ``BEGIN IMMEDIATE`` plus a busy timeout, keys are created with
@@ -58,9 +73,9 @@ Limits (what crypto-shredding here does *not* cover)
 * Random 96-bit nonces: stay well below 2**32 encryptions per key (a subject
   key never gets near that; a workspace key would need billions of
   subject-less values).
-* Blind indexes are deterministic by design: within a workspace they reveal
-  which rows share a value, and low-entropy values can be confirmed by anyone
-  holding the workspace key.
+* Blind indexes are deterministic by design: within a workspace and kind they
+  reveal which rows share a value, and low-entropy values can be confirmed by
+  anyone holding the workspace key.
 """
 
 from __future__ import annotations
@@ -76,7 +91,7 @@ import struct
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from itertools import islice
 from pathlib import Path
@@ -87,6 +102,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, hmac
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from pipelines import paths
 
 __all__ = [
     "BLIND_INDEX_BYTES",
@@ -100,10 +117,15 @@ __all__ = [
     "generate_master_key_text",
     "load_master_key",
     "parse_master_key",
+    "platform_master_key",
+    "rotate_platform_master_key",
 ]
 
 MASTER_KEY_ENV = "GTG_MASTER_KEY"
 """Name of the environment variable the caller reads the master key from."""
+
+NEW_MASTER_KEY_ENV = "GTG_NEW_MASTER_KEY"
+"""Where a master-key rotation reads the new key when the current one comes from GTG_MASTER_KEY."""
 
 FORMAT_VERSION = 1
 """Version of the SQLite key-store layout."""
@@ -125,7 +147,10 @@ _VERIFIER_AAD = b"gtg/keyring-verifier/v1"
 _WORKSPACE_KEY_AAD = b"gtg/workspace-key/v1|"
 _SUBJECT_KEY_AAD = b"gtg/subject-key/v1|"
 _VALUE_AAD = b"gtg/value/v1|"
-_BLIND_INDEX_INFO = b"gtg/blind-index/v1"
+_BLIND_INDEX_INFO = b"gtg/blind-index/v2|"
+_INDEX_KEY_AAD = b"gtg/workspace-index-key/v1|"
+_RETIRED_KEY_AAD = b"gtg/retired-workspace-key/v1|"
+_PLATFORM_KEY_AAD = b"gtg/platform-key/v1|"
 
 _BUSY_TIMEOUT_SECONDS = 60.0
 _SQL_CHUNK = 500  # rows per IN (...) query; far below SQLite's variable limit
@@ -236,6 +261,48 @@ def load_master_key(value: str | None, key_file: Path, create_if_missing: bool) 
             ) from None
     _create_key_file(key_file)
     return _read_key_file(key_file)
+
+
+def platform_master_key(key_file: Path | None = None, value: str | None = None) -> bytes:
+    """The platform's master key: the one place it is read.
+
+    ``GTG_MASTER_KEY`` when set (or ``value``, a test's explicit key), otherwise the key file
+    (``key_file``, default ``GTG_MASTER_KEY_FILE`` / ``data/keys/master.key``). A missing key file is
+    generated only when ``GTG_ENV=sandbox``; in production the error names the variable to set.
+    """
+    if value is None:
+        value = os.environ.get(MASTER_KEY_ENV)
+    return load_master_key(value, key_file or paths.master_key_file(), paths.is_sandbox())
+
+
+def rotate_platform_master_key(keyring_path: Path, key_file: Path | None = None) -> tuple[int, bytes]:
+    """Rotate the platform's master key; returns (workspace keys re-wrapped, the new key).
+
+    When the key comes from ``GTG_MASTER_KEY`` the new one is read from ``GTG_NEW_MASTER_KEY`` (the operator
+    then replaces the secret). When it comes from the key file, a new key is generated (or taken from
+    ``GTG_NEW_MASTER_KEY``), written next to it as ``<file>.new`` (0600) before the keyring commits, and moved
+    over the old file after: a crash in between leaves the keyring readable with the ``.new`` file.
+    """
+    key_file = key_file or paths.master_key_file()
+    from_env = bool(os.environ.get(MASTER_KEY_ENV, "").strip())
+    text = os.environ.get(NEW_MASTER_KEY_ENV, "").strip()
+    if from_env and not text:
+        raise KeyringError(f"{MASTER_KEY_ENV} is set: put the new key in {NEW_MASTER_KEY_ENV} for the rotation, "
+                           f"then replace {MASTER_KEY_ENV} with it.")
+    new = parse_master_key(text) if text else os.urandom(KEY_BYTES)
+    old = platform_master_key(key_file)
+    if new == old:
+        raise KeyringError("The new master key is the current one.")
+    staged = None if from_env else key_file.with_name(key_file.name + ".new")
+    if staged is not None:
+        staged.unlink(missing_ok=True)
+        _write_exclusive(staged, (base64.urlsafe_b64encode(new).decode("ascii") + "\n").encode("ascii"))
+    with Keyring.open(keyring_path, old) as keyring:
+        count = keyring.rotate_master_key(new)
+    if staged is not None:
+        os.replace(staged, key_file)
+        _fsync_dir(key_file.parent)
+    return count, new
 
 
 def _read_key_file(key_file: Path) -> bytes:
@@ -360,23 +427,32 @@ def _value_aad(workspace_id: str, context: str) -> bytes:
     return _VALUE_AAD + struct.pack(">I", len(ws)) + ws + context.encode("utf-8")
 
 
-def _blind_index_base(workspace_key: bytes) -> hmac.HMAC:
-    """An un-finalised HMAC to ``copy()`` per value (2x cheaper than re-keying)."""
+def _blind_index_base(workspace_key: bytes, kind: str) -> hmac.HMAC:
+    """An un-finalised HMAC of one identifier kind to ``copy()`` per value (2x cheaper than re-keying)."""
     derived = HKDF(
-        algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None, info=_BLIND_INDEX_INFO
+        algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None, info=_BLIND_INDEX_INFO + kind.encode("utf-8")
     ).derive(workspace_key)
     return hmac.HMAC(derived, hashes.SHA256())
 
 
 @dataclass(frozen=True)
 class _WorkspaceKeys:
-    """Everything derived from one unwrapped workspace key, built once."""
+    """Everything derived from one unwrapped workspace key, built once (blind-index keys per kind, on first
+    use)."""
 
     cipher: AESGCM  # encrypts subject-less values and wraps subject keys
-    blind_base: hmac.HMAC  # never finalised; only copied
+    index_root: bytes  # the workspace's first key, kept across rotations: each kind's blind-index key derives from it
+    retired: AESGCM | None = None  # the previous key while a rotation re-encrypts its values
+    blind_bases: dict[str, hmac.HMAC] = field(default_factory=dict)  # never finalised; only copied
 
-    def blind(self, value: bytes) -> bytes:
-        h = self.blind_base.copy()
+    def blind_base(self, kind: str) -> hmac.HMAC:
+        base = self.blind_bases.get(kind)
+        if base is None:
+            base = self.blind_bases[kind] = _blind_index_base(self.index_root, kind)
+        return base
+
+    def blind(self, value: bytes, kind: str) -> bytes:
+        h = self.blind_base(kind).copy()
         h.update(value)
         return h.finalize()[:BLIND_INDEX_BYTES]
 
@@ -447,6 +523,11 @@ def _workspace_list(workspace_ids: ArrayLike) -> list[str]:
 def _check_workspace_id(workspace_id: str) -> None:
     if not isinstance(workspace_id, str) or not workspace_id:
         raise ValueError("workspace_id must be a non-empty string")
+
+
+def _check_kind(kind: str) -> None:
+    if not isinstance(kind, str) or not kind:
+        raise ValueError("kind must be a non-empty string (the identifier's data category)")
 
 
 def _check_context(context: str) -> None:
@@ -535,7 +616,24 @@ _SCHEMA = (
         PRIMARY KEY (workspace_id, subject_ref)
     ) WITHOUT ROWID
     """,
+) + (
+    """
+    CREATE TABLE IF NOT EXISTS workspace_key_rotations (
+        workspace_id TEXT PRIMARY KEY,
+        index_key BLOB NOT NULL,   -- master-wrapped blind-index root, kept across rotations
+        retired_key BLOB,          -- master-wrapped previous key, until its values are re-encrypted
+        rotated_at TEXT NOT NULL
+    ) WITHOUT ROWID
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS platform_keys (
+        name TEXT PRIMARY KEY,
+        wrapped_key BLOB NOT NULL,
+        created_at TEXT NOT NULL
+    ) WITHOUT ROWID
+    """,
 )
+_ADDED_TABLES = ("workspace_key_rotations", "platform_keys")  # created on open in stores made before them
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -656,6 +754,7 @@ class Keyring:
         try:
             meta = cls._read_or_init_meta(conn, path, bytes(master_key))
             cls._check_meta(meta, path, bytes(master_key))
+            cls._add_missing_tables(conn)
         except sqlite3.DatabaseError as exc:
             conn.close()
             raise KeyringError(f"{path} is not a readable keyring: {exc}") from None
@@ -709,6 +808,15 @@ class Keyring:
         return meta
 
     @staticmethod
+    def _add_missing_tables(conn: sqlite3.Connection) -> None:
+        """Stores created before rotation existed get its tables (after the master key was checked)."""
+        have = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if not have.issuperset(_ADDED_TABLES):
+            with _write_txn(conn):
+                for statement in _SCHEMA[-len(_ADDED_TABLES):]:
+                    conn.execute(statement)
+
+    @staticmethod
     def _check_meta(meta: tuple[int, bytes, int], path: Path, master_key: bytes) -> None:
         version, verifier, _epoch = meta
         if version != FORMAT_VERSION:
@@ -754,24 +862,28 @@ class Keyring:
 
     # ---- public batch API -------------------------------------------------
 
-    def blind_index(self, workspace_id: str, values: ArrayLike) -> pa.Array:
+    def blind_index(self, workspace_id: str, values: ArrayLike, *, kind: str) -> pa.Array:
         """16-byte keyed hashes of ``values`` for equality lookups and joins.
 
-        Deterministic within a workspace and unrelated across workspaces; nulls
-        stay null. Creates the workspace key if it does not exist yet.
+        Deterministic within a workspace and identifier ``kind`` (a data
+        category such as ``user.unique_id``), unrelated across workspaces and
+        across kinds; nulls stay null. Creates the workspace key if it does
+        not exist yet.
         Values are hashed as UTF-8 bytes exactly as given: normalise (trim,
         lowercase e-mails, ...) before calling if lookups should be lenient.
         """
         _check_workspace_id(workspace_id)
+        _check_kind(kind)
         values_list = _bytes_list(values, "values")
-        return self._run(lambda: self._blind_rows([workspace_id] * len(values_list), values_list))
+        return self._run(lambda: self._blind_rows([workspace_id] * len(values_list), values_list, kind))
 
-    def blind_index_many(self, workspace_ids: ArrayLike, values: ArrayLike) -> pa.Array:
+    def blind_index_many(self, workspace_ids: ArrayLike, values: ArrayLike, *, kind: str) -> pa.Array:
         """Like :meth:`blind_index` for rows that span several workspaces."""
+        _check_kind(kind)
         ws = _workspace_list(workspace_ids)
         values_list = _bytes_list(values, "values")
         _check_lengths(workspace_ids=ws, values=values_list)
-        return self._run(lambda: self._blind_rows(ws, values_list))
+        return self._run(lambda: self._blind_rows(ws, values_list, kind))
 
     def encrypt(
         self,
@@ -780,12 +892,14 @@ class Keyring:
         *,
         subjects: ArrayLike | None,
         context: str,
+        subject_kind: str | None = None,
     ) -> pa.Array:
         """Encrypt string ``values`` (nulls stay null) into binary ciphertexts.
 
-        ``subjects`` holds the plaintext subject id of each row (e.g. user id)
-        or is None; a row whose subject is null is encrypted with the workspace
-        key. Subject keys are created on first use (all new ones of a batch in
+        ``subjects`` holds the plaintext subject id of each row (e.g. user id),
+        all of the identifier kind ``subject_kind`` (their key is found by
+        ``blind_index(workspace_id, subjects, kind=subject_kind)``), or is None;
+        a row whose subject is null is encrypted with the workspace key. Subject keys are created on first use (all new ones of a batch in
         one transaction). ``context`` (e.g. the column name) is bound into the
         ciphertext so it cannot be replayed into another column.
         """
@@ -796,7 +910,7 @@ class Keyring:
         subjects_list = [None] * n if subjects is None else _bytes_list(subjects, "subjects")
         _check_lengths(values=values_list, subjects=subjects_list)
         ws = [workspace_id] * n
-        return self._run(lambda: self._encrypt_rows(ws, subjects_list, values_list, context))
+        return self._run(lambda: self._encrypt_rows(ws, subjects_list, values_list, context, subject_kind))
 
     def encrypt_many(
         self,
@@ -804,6 +918,7 @@ class Keyring:
         subjects: ArrayLike | None,
         values: ArrayLike,
         context: str,
+        subject_kind: str | None = None,
     ) -> pa.Array:
         """Like :meth:`encrypt` for rows that span several workspaces.
 
@@ -815,7 +930,7 @@ class Keyring:
         values_list = _bytes_list(values, "values", strings_only=True)
         subjects_list = [None] * len(ws) if subjects is None else _bytes_list(subjects, "subjects")
         _check_lengths(workspace_ids=ws, subjects=subjects_list, values=values_list)
-        return self._run(lambda: self._encrypt_rows(ws, subjects_list, values_list, context))
+        return self._run(lambda: self._encrypt_rows(ws, subjects_list, values_list, context, subject_kind))
 
     def encrypt_with_refs(
         self,
@@ -823,18 +938,22 @@ class Keyring:
         subject_refs: ArrayLike | None,
         values: ArrayLike,
         context: str,
+        *,
+        create: bool = False,
     ) -> pa.Array:
-        """Like :meth:`encrypt_many` for rows whose subject is known only by its stored reference.
+        """Like :meth:`encrypt_many` for rows whose subject is known by its reference (the blind index of the
+        subject id under its kind), as ingestion computes it per row and the stored rows hold it.
 
-        Corrections rewrite stored values without ever seeing the subject's plaintext id. Only existing
-        subject keys are used: a subject whose key was destroyed cannot get new data under it.
+        Corrections rewrite stored values without ever seeing the subject's plaintext id: they pass
+        ``create=False``, so only existing subject keys are used (a subject whose key was destroyed cannot get
+        new data under it). Ingestion passes ``create=True``: new subjects get their key.
         """
         _check_context(context)
         ws = _workspace_list(workspace_ids)
         values_list = _bytes_list(values, "values", strings_only=True)
         refs = _ref_list(subject_refs, len(ws))
         _check_lengths(workspace_ids=ws, subject_refs=refs, values=values_list)
-        return self._run(lambda: self._encrypt_under_refs(ws, refs, values_list, context))
+        return self._run(lambda: self._encrypt_under_refs(ws, refs, values_list, context, create))
 
     def has_workspace(self, workspace_id: str) -> bool:
         """Whether this keyring holds a key for the workspace (i.e. it ever stored data)."""
@@ -886,7 +1005,7 @@ class Keyring:
     def destroy_subjects(self, workspace_id: str, subject_refs: ArrayLike) -> int:
         """Crypto-shred subjects: delete their keys; return how many existed.
 
-        ``subject_refs`` are blind indexes (``blind_index(workspace_id, [id])``).
+        ``subject_refs`` are blind indexes (``blind_index(workspace_id, [id], kind=...)``).
         Deleted rows are zeroed in the file (secure_delete), removed from this
         object's cache, and the store's destroy epoch is bumped so other
         processes drop their caches before their next batch.
@@ -937,12 +1056,160 @@ class Keyring:
                 workspace = conn.execute(
                     "DELETE FROM workspace_keys WHERE workspace_id = ?", (workspace_id,)
                 ).rowcount
+                conn.execute("DELETE FROM workspace_key_rotations WHERE workspace_id = ?", (workspace_id,))
                 if subjects > 0 or workspace > 0:
                     self._bump_epoch(conn)
-            self._workspaces.pop(workspace_id, None)
-            for key in [key for key in self._subject_keys if key[0] == workspace_id]:
-                del self._subject_keys[key]
+            self._forget_workspace(workspace_id)
             return max(subjects, 0) + max(workspace, 0)
+
+    # ---- rotation and platform keys -----------------------------------------
+
+    def rotate_master_key(self, new_master_key: bytes) -> int:
+        """Re-wrap every stored key (workspace, index, retired and platform keys, and the verifier) under
+        ``new_master_key`` in one transaction; returns how many workspace keys were re-wrapped.
+
+        No value is re-encrypted: values are under workspace and subject keys, which do not change. From
+        the commit on, only the new master key opens the store; other processes still holding the old one
+        fail on their next key load or creation (never write keys the new master key cannot read).
+        """
+        if not isinstance(new_master_key, (bytes, bytearray)) or len(new_master_key) != KEY_BYTES:
+            raise KeyringError(f"The new master key must be {KEY_BYTES} bytes (use parse_master_key).")
+        new = AESGCM(bytes(new_master_key))
+        with self._lock:
+            conn = self._require_open()
+            with _write_txn(conn):
+                self._check_master(conn)
+                columns = (("workspace_keys", "workspace_id", "wrapped_key", _WORKSPACE_KEY_AAD),
+                           ("workspace_key_rotations", "workspace_id", "index_key", _INDEX_KEY_AAD),
+                           ("workspace_key_rotations", "workspace_id", "retired_key", _RETIRED_KEY_AAD),
+                           ("platform_keys", "name", "wrapped_key", _PLATFORM_KEY_AAD))
+                counts = {}
+                for table, name, column, prefix in columns:
+                    rows = conn.execute(f"SELECT {name}, {column} FROM {table} WHERE {column} IS NOT NULL").fetchall()
+                    conn.executemany(
+                        f"UPDATE {table} SET {column} = ? WHERE {name} = ?",
+                        [(_seal(new, self._unwrap(wrapped, prefix + key.encode("utf-8")), prefix + key.encode("utf-8")),
+                          key) for key, wrapped in rows],
+                    )
+                    counts[(table, column)] = len(rows)
+                conn.execute("UPDATE keyring_meta SET master_key_verifier = ? WHERE id = 1",
+                             (_seal(new, _VERIFIER_PLAINTEXT, _VERIFIER_AAD),))
+                self._bump_epoch(conn)
+            self._master = new
+            self._drop_caches()
+            return counts[("workspace_keys", "wrapped_key")]
+
+    def begin_workspace_rotation(self, workspace_id: str) -> tuple[bool, int]:
+        """Step 1 of rotating a workspace key, in one transaction: a new random key becomes the workspace's
+        key, every subject key is re-wrapped under it, and the old key is kept (wrapped) as the retired key
+        that still decrypts the workspace's subject-less values. Returns (started, subject keys re-wrapped);
+        started is False when a rotation of this workspace was already under way (it is resumed as is).
+
+        Then re-encrypt the workspace's subject-less values (decrypt reads both keys meanwhile) and call
+        :meth:`finish_workspace_rotation`.
+        """
+        _check_workspace_id(workspace_id)
+        with self._lock:
+            conn = self._require_open()
+            with _write_txn(conn):
+                self._check_master(conn)
+                row = conn.execute(
+                    "SELECT w.wrapped_key, r.index_key, r.retired_key FROM workspace_keys w "
+                    "LEFT JOIN workspace_key_rotations r USING (workspace_id) WHERE w.workspace_id = ?",
+                    (workspace_id,),
+                ).fetchone()
+                if row is None:
+                    raise KeyringError(f"There is no key for workspace {workspace_id!r} to rotate.")
+                wrapped, index_wrapped, retired = row
+                if retired is not None:
+                    return False, 0
+                ws = workspace_id.encode("utf-8")
+                old = self._unwrap(wrapped, _workspace_key_aad(workspace_id))
+                index_root = self._unwrap(index_wrapped, _INDEX_KEY_AAD + ws) if index_wrapped else old
+                new = os.urandom(KEY_BYTES)
+                old_cipher, new_cipher = AESGCM(old), AESGCM(new)
+                subjects = conn.execute(
+                    "SELECT subject_ref, wrapped_key FROM subject_keys WHERE workspace_id = ?", (workspace_id,)
+                ).fetchall()
+                rewrapped = []
+                for ref, sealed in subjects:
+                    aad = _subject_key_aad(workspace_id, ref)
+                    try:
+                        rewrapped.append((_seal(new_cipher, _open_sealed(old_cipher, sealed, aad), aad), workspace_id, ref))
+                    except InvalidTag:
+                        raise KeyringError(f"A subject key of workspace {workspace_id!r} failed authentication: "
+                                           "the key store is damaged; nothing was rotated.") from None
+                conn.executemany(
+                    "UPDATE subject_keys SET wrapped_key = ? WHERE workspace_id = ? AND subject_ref = ?", rewrapped)
+                conn.execute("UPDATE workspace_keys SET wrapped_key = ? WHERE workspace_id = ?",
+                             (_seal(self._master, new, _workspace_key_aad(workspace_id)), workspace_id))
+                conn.execute(
+                    "INSERT OR REPLACE INTO workspace_key_rotations (workspace_id, index_key, retired_key, rotated_at) "
+                    "VALUES (?, ?, ?, ?)",
+                    (workspace_id, _seal(self._master, index_root, _INDEX_KEY_AAD + ws),
+                     _seal(self._master, old, _RETIRED_KEY_AAD + ws), _now()),
+                )
+                self._bump_epoch(conn)
+            self._forget_workspace(workspace_id)
+            return True, len(rewrapped)
+
+    def finish_workspace_rotation(self, workspace_id: str) -> bool:
+        """Step 3: shred the retired key (zeroed in the file). Values still under it become unreadable, so
+        call this only once every subject-less value of the workspace was re-encrypted. Returns whether a
+        retired key was there."""
+        _check_workspace_id(workspace_id)
+        with self._lock:
+            conn = self._require_open()
+            with _write_txn(conn):
+                done = conn.execute(
+                    "UPDATE workspace_key_rotations SET retired_key = NULL "
+                    "WHERE workspace_id = ? AND retired_key IS NOT NULL", (workspace_id,)
+                ).rowcount > 0
+                if done:
+                    self._bump_epoch(conn)
+            self._forget_workspace(workspace_id)
+            return done
+
+    def platform_key(self, name: str) -> bytes:
+        """A random 32-byte key of the platform itself (e.g. ``audit-chain``), created on first use and kept
+        wrapped by the master key, so it is rotated with it and never written in the clear."""
+        if not isinstance(name, str) or not name:
+            raise ValueError("a platform key needs a name")
+        aad = _PLATFORM_KEY_AAD + name.encode("utf-8")
+        with self._lock:
+            conn = self._require_open()
+            row = conn.execute("SELECT wrapped_key FROM platform_keys WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                with _write_txn(conn):
+                    self._check_master(conn)
+                    conn.execute("INSERT OR IGNORE INTO platform_keys (name, wrapped_key, created_at) VALUES (?, ?, ?)",
+                                 (name, _seal(self._master, os.urandom(KEY_BYTES), aad), _now()))
+                row = conn.execute("SELECT wrapped_key FROM platform_keys WHERE name = ?", (name,)).fetchone()
+            return self._unwrap(row[0], aad)
+
+    def _unwrap(self, wrapped: bytes, aad: bytes) -> bytes:
+        """A key wrapped by the master key; a failure says whether the master key was rotated meanwhile."""
+        try:
+            return _open_sealed(self._master, wrapped, aad)
+        except InvalidTag:
+            self._check_master(self._require_open())
+            raise KeyringError(f"A stored key in {self._path} failed authentication: the key store is damaged "
+                               "or was tampered with.") from None
+
+    def _check_master(self, conn: sqlite3.Connection) -> None:
+        """The store's verifier still opens under this object's master key (another process may have
+        rotated it since this keyring was opened): checked before wrapping anything new with it."""
+        verifier = conn.execute("SELECT master_key_verifier FROM keyring_meta WHERE id = 1").fetchone()[0]
+        try:
+            _open_sealed(self._master, verifier, _VERIFIER_AAD)
+        except InvalidTag:
+            raise KeyringError(f"The master key of {self._path} was rotated since this keyring was opened: "
+                               f"reopen it with the new key ({MASTER_KEY_ENV}).") from None
+
+    def _forget_workspace(self, workspace_id: str) -> None:
+        self._workspaces.pop(workspace_id, None)
+        for key in [key for key in self._subject_keys if key[0] == workspace_id]:
+            del self._subject_keys[key]
 
     # ---- batch internals ---------------------------------------------------
 
@@ -965,10 +1232,10 @@ class Keyring:
                 "is damaged."
             )
 
-    def _blind_rows(self, ws: list[str], values: list[bytes | None]) -> pa.Array:
+    def _blind_rows(self, ws: list[str], values: list[bytes | None], kind: str) -> pa.Array:
         keys = self._workspace_keys(set(ws), create=True)
         if len(keys) == 1:
-            base = next(iter(keys.values())).blind_base
+            base = next(iter(keys.values())).blind_base(kind)
             copy = base.copy
             out = []
             append = out.append
@@ -980,7 +1247,7 @@ class Keyring:
                     h.update(value)
                     append(h.finalize()[:BLIND_INDEX_BYTES])
         else:
-            out = [None if v is None else keys[w].blind(v) for w, v in zip(ws, values)]
+            out = [None if v is None else keys[w].blind(v, kind) for w, v in zip(ws, values)]
         return pa.array(out, type=pa.binary())
 
     def _encrypt_rows(
@@ -989,18 +1256,21 @@ class Keyring:
         subjects: list[bytes | None],
         values: list[bytes | None],
         context: str,
+        subject_kind: str | None,
     ) -> pa.Array:
         by_subject = _group_rows(ws, subjects, values)
+        if subject_kind is None and any(s is not None for _, s in by_subject):
+            raise ValueError("subjects need subject_kind: the identifier kind their blind index is keyed by")
         workspaces = self._workspace_keys({w for w, _ in by_subject}, create=True)
         groups: dict[tuple[str, bytes | None], list[int]] = {}
         for (w, s), rows in by_subject.items():
-            groups.setdefault((w, None if s is None else workspaces[w].blind(s)), []).extend(rows)
+            groups.setdefault((w, None if s is None else workspaces[w].blind(s, subject_kind)), []).extend(rows)
         return self._encrypt_groups(groups, values, context, create=True)
 
     def _encrypt_under_refs(
-        self, ws: list[str], refs: list[bytes | None], values: list[bytes | None], context: str
+        self, ws: list[str], refs: list[bytes | None], values: list[bytes | None], context: str, create: bool
     ) -> pa.Array:
-        return self._encrypt_groups(_group_rows(ws, refs, values), values, context, create=False)
+        return self._encrypt_groups(_group_rows(ws, refs, values), values, context, create=create)
 
     def _encrypt_groups(
         self,
@@ -1053,7 +1323,12 @@ class Keyring:
                 missing += len(rows)
                 continue
             cipher = workspaces[w].cipher if r is None else AESGCM(subject_keys[(w, r)])
-            if not _decrypt_group(cipher, _value_aad(w, context), rows, cts, out):
+            aad = _value_aad(w, context)
+            retired = workspaces[w].retired if r is None else None
+            if not _decrypt_group(cipher, aad, rows, cts, out) and not (retired and all(
+                _decrypt_group(cipher, aad, [i], cts, out) or _decrypt_group(retired, aad, [i], cts, out)
+                for i in rows
+            )):
                 raise KeyringError(
                     f"A ciphertext could not be authenticated for workspace {w!r} and context "
                     f"{context!r}: it was encrypted for another workspace, column or subject, "
@@ -1118,19 +1393,19 @@ class Keyring:
         loaded: dict[str, _WorkspaceKeys] = {}
         for chunk in _chunks(workspace_ids):
             rows = conn.execute(
-                "SELECT workspace_id, wrapped_key FROM workspace_keys WHERE workspace_id IN "
+                "SELECT w.workspace_id, w.wrapped_key, r.index_key, r.retired_key FROM workspace_keys w "
+                "LEFT JOIN workspace_key_rotations r USING (workspace_id) WHERE w.workspace_id IN "
                 f"({','.join('?' * len(chunk))})",
                 tuple(chunk),
             ).fetchall()
-            for workspace_id, wrapped in rows:
-                try:
-                    key = _open_sealed(self._master, wrapped, _workspace_key_aad(workspace_id))
-                except InvalidTag:
-                    raise KeyringError(
-                        f"The stored key of workspace {workspace_id!r} in {self._path} failed "
-                        "authentication: the key store is damaged or was tampered with."
-                    ) from None
-                keys = _WorkspaceKeys(cipher=AESGCM(key), blind_base=_blind_index_base(key))
+            for workspace_id, wrapped, index_wrapped, retired in rows:
+                ws = workspace_id.encode("utf-8")
+                key = self._unwrap(wrapped, _workspace_key_aad(workspace_id))
+                index_root = self._unwrap(index_wrapped, _INDEX_KEY_AAD + ws) if index_wrapped else key
+                keys = _WorkspaceKeys(
+                    cipher=AESGCM(key), index_root=index_root,
+                    retired=AESGCM(self._unwrap(retired, _RETIRED_KEY_AAD + ws)) if retired else None,
+                )
                 self._workspaces[workspace_id] = keys
                 loaded[workspace_id] = keys
         return loaded
@@ -1144,6 +1419,7 @@ class Keyring:
             for i, w in enumerate(workspace_ids)
         ]
         with _write_txn(self._require_open()) as conn:
+            self._check_master(conn)
             conn.executemany(
                 "INSERT OR IGNORE INTO workspace_keys (workspace_id, wrapped_key, created_at) "
                 "VALUES (?, ?, ?)",

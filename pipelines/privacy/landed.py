@@ -68,9 +68,19 @@ def zone_files(zone: LandingZone, url: str) -> ZoneFiles:
     found = sorted(p for p in fs.glob(f"{root.rstrip('/')}/{zone.glob}") if not fs.isdir(p))
     if not isinstance(fs, LocalFileSystem):
         return ZoneFiles(fs, root, found, 0)
-    inside = [p for p in found if paths.is_within(p, root)]
+    inside = [p for p in found if _inside(root, p)]
     real = sorted({os.path.realpath(p) for p in inside})
     return ZoneFiles(fs, root, real, len(found) - len(inside))
+
+
+def _inside(root: str, path: str) -> bool:
+    """Whether `path`, links resolved, stays inside `root`: a link pointing elsewhere is neither read nor
+    rewritten (the file it points to is not the platform's)."""
+    try:
+        paths.inside(Path(root), path)
+    except paths.OutsideFolderError:
+        return False
+    return True
 
 
 def read_bytes(files: ZoneFiles, path: str) -> bytes:

@@ -11,7 +11,8 @@ fresh data key, and that key is split into XOR shares, one per identifier of the
 the keyring under that identifier's subject key. A group is readable only while every identifier it names
 still has its key, so erasing any person named on a line (their identifiers' keys are destroyed, as for
 their rows) makes the line unreadable without touching the archive. A group naming no identifier is
-sealed under the workspace key (offboarding a workspace destroys it). Blind indexes stored beside the shares
+sealed under the workspace key (offboarding a workspace destroys it). Lines naming someone on the
+suppression list (erased earlier, landed again) are left out rather than sealed under keys created afresh. Blind indexes stored beside the shares
 are the subject references the keyring needs; no plaintext identifier is stored.
 
 Only files the zone's ledger records as loaded are ever archived or deleted. The sweep and the erasure
@@ -40,6 +41,8 @@ from pipelines.privacy.landed import (
     zone_lock,
 )
 from pipelines.privacy.policy import LandedRule
+from pipelines.privacy.protect import blind_index_by_kind
+from pipelines.privacy.suppression import suppressed_sql
 from pipelines.sql import qualified
 from pipelines.warehouse import table_exists
 
@@ -61,6 +64,7 @@ class SweepReport:
     files_archived: int = 0
     files_deleted: int = 0
     lines_archived: int = 0
+    lines_suppressed: int = 0  # lines naming someone on the suppression list: left out of the archive
     archives_expired: int = 0
     links_outside_root: int = 0
 
@@ -86,10 +90,13 @@ def sweep(zone: LandingZone, url: str, rule: LandedRule, con: duckdb.DuckDBPyCon
     report = SweepReport(links_outside_root=files.links_outside)
     scratch = scratch_dir(zone, work_dir)
     archive = _archive_files(url)
+    suppressed = _suppressed(con)
     with zone_lock(files, scratch):
         for path, day in _past_window(files, _loaded(con, zone), rule, now):
             if rule.action == "archive":
-                report.lines_archived += _archive_file(zone, files, path, day, archive, cipher, scratch)
+                archived, left_out = _archive_file(zone, files, path, day, archive, cipher, scratch, suppressed)
+                report.lines_archived += archived
+                report.lines_suppressed += left_out
                 report.files_archived += 1
             else:
                 report.files_deleted += 1
@@ -171,6 +178,13 @@ def _loaded(con: duckdb.DuckDBPyConnection, zone: LandingZone) -> dict[str, dt.d
     return dict(con.execute(f"SELECT file_url, received_date FROM {qualified(zone.ledger)}").fetchall())
 
 
+def _suppressed(con: duckdb.DuckDBPyConnection) -> set[tuple[str, bytes]]:
+    """(workspace, blind index) of every identity erasure suppressed: their lines are never archived (their
+    keys are gone; archiving would create fresh ones and make an erased person readable again)."""
+    listed = suppressed_sql(con)
+    return {(ws, bytes(ref)) for ws, ref in con.execute(listed).fetchall()} if listed else set()
+
+
 def _past_window(files: ZoneFiles, loaded: dict[str, dt.date], rule: LandedRule,
                  now: dt.datetime) -> list[tuple[str, dt.date]]:
     """Loaded files whose replay window (`clear_days` after their arrival day) is over. A file not in the
@@ -198,45 +212,59 @@ def _expired_archives(archive: ZoneFiles, rule: LandedRule, now: dt.datetime) ->
 
 
 def _archive_file(zone: LandingZone, files: ZoneFiles, path: str, day: dt.date, archive: ZoneFiles, cipher,
-                  scratch: Path) -> int:
-    """Write the archive of one landed file (replacing a half-done earlier one); returns its line count."""
+                  scratch: Path, suppressed: set[tuple[str, bytes]]) -> tuple[int, int]:
+    """Write the archive of one landed file (replacing a half-done earlier one); returns (lines archived,
+    lines left out because someone named on them is on the suppression list: erased, never re-keyed)."""
     data = read_bytes(files, path)
     lines = split_lines(data)
     batch = lines_table(lines)  # noqa: F841 - read by DuckDB's replacement scan
-    identifiers = f"flatten([{', '.join(zone.subject_fields)}])"
+    # Each identifier is (which field, value): its subject reference is its blind index under that field's
+    # kind, exactly as erasure computes it, so erasing the person destroys the key of the share it opens.
+    identifiers = "flatten([" + ", ".join(
+        f"list_transform(list_filter({f}, lambda x: x IS NOT NULL AND x <> ''), lambda x: {{'which': {i}, 'v': x}})"
+        for i, f in enumerate(zone.subject_fields, 1)) + "])"
     with duckdb.connect() as con:
         groups = con.sql(
             f"SELECT ws, ids, list(line_no ORDER BY line_no) AS line_nos FROM ("
-            f"SELECT line_no, ws, list_sort(list_distinct(list_filter({identifiers}, lambda x: x IS NOT NULL AND x <> ''))) "
-            f"AS ids FROM ({line_fields_sql(zone, 'batch')})) GROUP BY ws, ids ORDER BY min(line_no)"
+            f"SELECT line_no, ws, list_sort(list_distinct({identifiers})) AS ids "
+            f"FROM ({line_fields_sql(zone, 'batch')})) GROUP BY ws, ids ORDER BY min(line_no)"
         ).to_arrow_table().to_pylist()
+    subjects = [group["ids"] or [None] for group in groups]  # no identifier: sealed under the workspace key
+    share_ws = [g["ws"] for g, ids in zip(groups, subjects) for _ in ids]
+    flat = [i for ids in subjects for i in ids]
+    refs = blind_index_by_kind(cipher, pa.array(share_ws, pa.string()),
+                               pa.array([i["which"] if i else 0 for i in flat], pa.int64()),
+                               pa.array([i["v"] if i else None for i in flat], pa.string()),
+                               list(zone.subject_kinds)).to_pylist()
     source = path[len(files.root.rstrip("/")) + 1:]
     raw = lines.to_pylist()
-    share_ws: list[str] = []
-    share_subjects: list[str | None] = []
+    kept_ws: list[str] = []
+    kept_refs: list[bytes | None] = []
     share_values: list[str] = []
     records = []
-    for group in groups:
+    left_out = offset = 0
+    for group, ids in zip(groups, subjects):
+        group_refs = refs[offset:offset + len(ids)]
+        offset += len(ids)
+        if any((group["ws"], ref) in suppressed for ref in group_refs):
+            left_out += len(group["line_nos"])
+            continue
         key = os.urandom(_KEY_BYTES)
-        subjects = group["ids"] or [None]  # no identifier: sealed under the workspace key
-        parts = [os.urandom(_KEY_BYTES) for _ in subjects[1:]]
+        parts = [os.urandom(_KEY_BYTES) for _ in ids[1:]]
         parts.insert(0, _xor([key, *parts]) if parts else key)
-        share_ws += [group["ws"]] * len(subjects)
-        share_subjects += subjects
+        kept_ws += [group["ws"]] * len(ids)
+        kept_refs += group_refs
         share_values += [base64.b64encode(p).decode() for p in parts]
         nonce = os.urandom(_NONCE_BYTES)
         payload = zlib.compress(b"\n".join(raw[n] for n in group["line_nos"]))
         records.append({"ws": group["ws"], "line_nos": group["line_nos"], "nonce": nonce,
                         "payload": AESGCM(key).encrypt(nonce, payload, _aad(zone, source, group["ws"])),
-                        "n": len(subjects)})
-    sealed = cipher.encrypt_many(share_ws, share_subjects, share_values, _context(zone)).to_pylist()
-    refs = cipher.blind_index_many(share_ws, [s or "" for s in share_subjects]).to_pylist()
+                        "refs": group_refs})
+    sealed = cipher.encrypt_with_refs(kept_ws, kept_refs, share_values, _context(zone), create=True).to_pylist()
     offset = 0
-    for record, subjects in zip(records, (g["ids"] or [None] for g in groups)):
-        n = record.pop("n")
-        record["shares"] = sealed[offset:offset + n]
-        record["refs"] = [ref if subject is not None else None for ref, subject in zip(refs[offset:offset + n], subjects)]
-        offset += n
+    for record in records:
+        record["shares"] = sealed[offset:offset + len(record["refs"])]
+        offset += len(record["refs"])
     table = pa.Table.from_pylist(records, schema=pa.schema([
         ("ws", pa.string()), ("line_nos", pa.list_(pa.int64())), ("nonce", pa.binary()), ("payload", pa.binary()),
         ("shares", pa.list_(pa.binary())), ("refs", pa.list_(pa.binary())),
@@ -244,4 +272,4 @@ def _archive_file(zone: LandingZone, files: ZoneFiles, path: str, day: dt.date, 
                  "lines": str(len(raw)), "ends_with_newline": "1" if data.endswith(b"\n") else "0"}))
     replace_file(archive, f"{archive.root.rstrip('/')}/{source}{ARCHIVE_SUFFIX}", scratch,
                  lambda local: pq.write_table(table, local), mode=0o600)
-    return len(raw)
+    return len(raw) - left_out, left_out

@@ -24,9 +24,10 @@ DISTINCT_BATCH_ROWS = 200_000
 class FieldCipher(Protocol):
     """The part of the keyring that protection needs."""
 
-    def encrypt_many(self, workspace_ids: pa.Array, subjects: pa.Array, values: pa.Array, context: str) -> pa.Array: ...
+    def encrypt_with_refs(self, workspace_ids: pa.Array, subject_refs: pa.Array, values: pa.Array, context: str,
+                          *, create: bool = False) -> pa.Array: ...
 
-    def blind_index_many(self, workspace_ids: pa.Array, values: pa.Array) -> pa.Array: ...
+    def blind_index_many(self, workspace_ids: pa.Array, values: pa.Array, *, kind: str) -> pa.Array: ...
 
 
 def protect(
@@ -46,10 +47,15 @@ def protect(
     """
     decl = declaration(columns)
     ws = _ident(workspace_column)
+    subject_kinds = [decl.kind_of(c) for c in decl.subject_of]
 
-    def subject(prefix: str) -> str:
+    def subject(prefix: str) -> tuple[str, str]:
+        """Which subject column holds the row's subject (1-based; 0: none), and its plaintext (or '')."""
         parts = [prefix + _ident(c) for c in decl.subject_of]
-        return f"coalesce({', '.join(parts)}, '')" if parts else "''"
+        if not parts:
+            return "0", "''"
+        which = " ".join(f"WHEN {p} IS NOT NULL THEN {i}" for i, p in enumerate(parts, 1))
+        return f"CASE {which} ELSE 0 END", f"coalesce({', '.join(parts)}, '')"
 
     joins: list[str] = []
     indexed = dict.fromkeys([*decl.blind_indexes.values(), *decl.subject_of])
@@ -58,7 +64,8 @@ def protect(
         _build_lookup(
             con, lookup,
             f"SELECT DISTINCT {ws} AS ws, {_ident(plain)} AS v FROM {source} WHERE {_ident(plain)} IS NOT NULL",
-            lambda batch: cipher.blind_index_many(batch.column("ws"), batch.column("v")),
+            lambda batch, kind=decl.kind_of(plain): cipher.blind_index_many(batch.column("ws"), batch.column("v"),
+                                                                             kind=kind),
         )
         joins.append(f"LEFT JOIN {lookup} ON {lookup}.ws = s.{ws} AND {lookup}.v = s.{_ident(plain)}")
     for name in decl.encrypted:
@@ -66,15 +73,17 @@ def protect(
         context = value_context(table, name)
         _build_lookup(
             con, lookup,
-            f"SELECT DISTINCT {ws} AS ws, {subject('')} AS subj, {_ident(name)} AS v "
+            f"SELECT DISTINCT {ws} AS ws, {', '.join(subject(''))}, {_ident(name)} AS v "
             f"FROM {source} WHERE {_ident(name)} IS NOT NULL",
-            lambda batch, context=context: cipher.encrypt_many(
-                batch.column("ws"), _empty_to_null(batch.column("subj")), batch.column("v"), context
+            lambda batch, context=context: cipher.encrypt_with_refs(
+                batch.column("ws"), _subject_refs(cipher, batch, subject_kinds), batch.column("v"), context,
+                create=True,
             ),
+            names=("ws", "which", "subj", "v"),
         )
         joins.append(
-            f"LEFT JOIN {lookup} ON {lookup}.ws = s.{ws} AND {lookup}.subj = {subject('s.')} "
-            f"AND {lookup}.v = s.{_ident(name)}"
+            f"LEFT JOIN {lookup} ON {lookup}.ws = s.{ws} AND {lookup}.which = {subject('s.')[0]} "
+            f"AND {lookup}.subj = {subject('s.')[1]} AND {lookup}.v = s.{_ident(name)}"
         )
     select: list[str] = []
     for name in columns:
@@ -97,14 +106,37 @@ def value_context(table: str, column: str) -> str:
     return f"{table.rsplit('.', 1)[-1]}.{column}"
 
 
-def _empty_to_null(values: pa.ChunkedArray | pa.Array) -> pa.Array:
-    """Rows without a subject are keyed under the workspace key: the keyring takes null for that."""
-    return pc.if_else(pc.equal(values, ""), pa.scalar(None, values.type), values)
+def blind_index_by_kind(cipher: FieldCipher, workspace_ids, which, values, kinds: list[str]) -> pa.Array:
+    """Blind indexes of values of mixed kinds: row i is hashed under `kinds[which[i] - 1]` (null where `which`
+    is 0). For a relation holding values of several identifier columns side by side (a subject reference
+    taken from the first non-null of several columns, or landed lines' identifier fields)."""
+    workspace_ids, which, values = (c.combine_chunks() if isinstance(c, pa.ChunkedArray) else c
+                                    for c in (workspace_ids, which, values))
+    refs = pa.nulls(len(values), pa.binary())
+    for i, kind in enumerate(kinds, 1):
+        mask = pc.equal(which, i)
+        rows = pc.indices_nonzero(mask)
+        if len(rows):  # each distinct (workspace, value) is hashed once, then joined back in row order
+            picked = pa.table({"ws": pc.take(workspace_ids, rows), "v": pc.take(values, rows), "row": rows})
+            distinct = picked.group_by(["ws", "v"]).aggregate([])
+            distinct = distinct.append_column("bidx", cipher.blind_index_many(distinct.column("ws"), distinct.column("v"),
+                                                                              kind=kind))
+            hashed = picked.join(distinct, ["ws", "v"]).sort_by("row").column("bidx")
+            refs = pc.replace_with_mask(refs, mask, hashed.combine_chunks())
+    return refs
 
 
-def _build_lookup(con: duckdb.DuckDBPyConnection, name: str, distinct_sql: str, compute) -> None:
-    """Materialise `distinct_sql` plus a computed `out` column, streaming batches through `compute`."""
-    reader = con.sql(distinct_sql).to_arrow_reader(DISTINCT_BATCH_ROWS)
+def _subject_refs(cipher: FieldCipher, batch: pa.RecordBatch, kinds: list[str]) -> pa.Array:
+    """Each row's subject reference: the blind index of its subject under the kind of the column it came from
+    (`which`, 1-based; 0: no subject, null, so the value is keyed under the workspace key)."""
+    return blind_index_by_kind(cipher, batch.column("ws"), batch.column("which"), batch.column("subj"), kinds)
+
+
+def _build_lookup(con: duckdb.DuckDBPyConnection, name: str, distinct_sql: str, compute,
+                  names: tuple[str, ...] = ("ws", "v")) -> None:
+    """Materialise `distinct_sql` (columns `names`) plus a computed `out` column, streaming batches through
+    `compute`."""
+    reader = con.sql(f"SELECT * FROM ({distinct_sql}) AS d({', '.join(names)})").to_arrow_reader(DISTINCT_BATCH_ROWS)
     writer = con.cursor()
     created = False
     for batch in reader:
@@ -114,7 +146,6 @@ def _build_lookup(con: duckdb.DuckDBPyConnection, name: str, distinct_sql: str, 
             created = True
         else:
             writer.execute(f"INSERT INTO {name} SELECT * FROM out")
-    if not created:
-        schema = reader.schema
-        columns = ", ".join(f"{_ident(f.name)} VARCHAR" for f in schema)
-        writer.execute(f"CREATE OR REPLACE TABLE {name} ({columns}, out BLOB)")
+    if not created:  # no rows: the same columns, typed as the query's
+        empty = reader.schema.empty_table().append_column("out", pa.array([], pa.binary()))  # noqa: F841 - DuckDB scan
+        writer.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM empty")

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from pipelines.paths import inside, private_dir
 from pipelines.sqlite_files import PrivateSqliteFile
-from pipelines.workspaces import WORKSPACE_ID_PATTERN
+from pipelines.workspaces import UNATTRIBUTED_WORKSPACE, WORKSPACE_ID_PATTERN
 
 REQUEST_TYPES = ("access", "correction", "erasure", "consent")
 PURPOSES = ("analytics", "ads", "marketing_email")
@@ -39,8 +40,12 @@ IDENTITY_KINDS = {
 DEADLINE_DAYS = 30
 STATUSES = ("received", "completed", "rejected")
 WORKSPACE_PATTERN = re.compile(WORKSPACE_ID_PATTERN)
+# Every request id, whoever files it (the app writes rows directly): it names the export file, so nothing
+# else is accepted (no `/`, no `..`, no absolute path).
+REQUEST_ID_PATTERN = re.compile(r"dsr_[0-9a-f]{16}")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PHONE = re.compile(r"^\+?[0-9]{6,15}$")
+_CATEGORY = re.compile(r"[a-z_]+(\.[a-z_]+)*")  # a data category: user.device.ip_address
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS requests (
@@ -102,13 +107,18 @@ def validate(request: Request, *, identity_sealed: bool = False) -> None:
     """Raise RequestError for the first problem found; messages name fields, never personal values.
 
     `identity_sealed`: the identity was already replaced by its blind index (a run stopped after sealing),
-    so only the rest is checked."""
+    so only the rest is checked. A message never quotes a value it was given: any field may hold personal data
+    filed by mistake, and messages reach the audit log and Dagster's storage."""
+    if request.request_id is not None:
+        _check_request_id(request.request_id)
     if request.request_type not in REQUEST_TYPES:
-        raise RequestError(f"unknown request type {request.request_type!r}; expected one of {list(REQUEST_TYPES)}")
-    if not isinstance(request.workspace_id, str) or not WORKSPACE_PATTERN.match(request.workspace_id):
+        raise RequestError(f"unknown request type; expected one of {list(REQUEST_TYPES)}")
+    if not isinstance(request.workspace_id, str) or not WORKSPACE_PATTERN.fullmatch(request.workspace_id):
         raise RequestError("workspace_id is not a valid workspace id")
+    if request.workspace_id == UNATTRIBUTED_WORKSPACE:
+        raise RequestError(f"workspace_id {UNATTRIBUTED_WORKSPACE} is reserved for lines without a workspace")
     if request.identity_kind not in IDENTITY_KINDS:
-        raise RequestError(f"unknown identity kind {request.identity_kind!r}; expected one of {list(IDENTITY_KINDS)}")
+        raise RequestError(f"unknown identity kind; expected one of {list(IDENTITY_KINDS)}")
     if request.identity_kind == "connection" and request.request_type != "erasure":
         raise RequestError("a connection identifies an account's data, not a person: only erasure applies")
     if not identity_sealed:
@@ -125,6 +135,44 @@ def validate(request: Request, *, identity_sealed: bool = False) -> None:
             raise RequestError(f"a consent request needs `purposes`: a non-empty map of {list(PURPOSES)} to true/false")
     elif request.purposes:
         raise RequestError("`purposes` belongs to consent requests only")
+
+
+def shown(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A request row as status displays, Dagster metadata and the audit log may show it: an id, type, kind or
+    workspace that fails its check is replaced by `invalid` (the app may have put a person's e-mail in any
+    field); `field` only when it is a plain category name."""
+    checks = {
+        "request_id": lambda v: isinstance(v, str) and REQUEST_ID_PATTERN.fullmatch(v),
+        "request_type": lambda v: v in REQUEST_TYPES,
+        "identity_kind": lambda v: v in IDENTITY_KINDS,
+        "workspace_id": lambda v: isinstance(v, str) and WORKSPACE_PATTERN.fullmatch(v),
+        "field": lambda v: v is None or (isinstance(v, str) and _CATEGORY.fullmatch(v)),
+    }
+    return {k: (v if k not in checks or checks[k](v) else "invalid") for k, v in row.items()}
+
+
+def export_file(exports_dir: Path, request_id: str) -> Path:
+    """Where the access export of `request_id` is: derived here, never read from the inbox, and always a
+    file directly inside `exports_dir` (the id is checked against REQUEST_ID_PATTERN, the path resolved)."""
+    _check_request_id(request_id)
+    return inside(private_dir(Path(exports_dir)), f"{request_id}.json")
+
+
+def remove_export(exports_dir: Path, request_id: str) -> bool:
+    """Delete a request's export if there is one: the path is derived from the id inside `exports_dir`, never
+    read back from the inbox (an id off the pattern never had an export written). Whether one was there."""
+    try:
+        path = export_file(exports_dir, request_id)
+    except RequestError:
+        return False
+    existed = path.exists()
+    path.unlink(missing_ok=True)
+    return existed
+
+
+def _check_request_id(request_id: object) -> None:
+    if not isinstance(request_id, str) or not REQUEST_ID_PATTERN.fullmatch(request_id):
+        raise RequestError("request_id does not match dsr_ and 16 lowercase hex digits")
 
 
 def _check_identity(kind: str, value: str) -> None:
@@ -159,6 +207,17 @@ class Inbox(PrivateSqliteFile):
             )
         return request_id
 
+    def submit_once(self, request: Request) -> str:
+        """`submit`, unless a request with the same confirmation code (a provider callback delivered again)
+        was filed already: then that request's id, and nothing is written."""
+        if request.confirmation_code:
+            with closing(self._connect()) as con:
+                row = con.execute("SELECT request_id FROM requests WHERE confirmation_code = ?",
+                                  (request.confirmation_code,)).fetchone()
+            if row is not None:
+                return row["request_id"]
+        return self.submit(request)
+
     def pending(self) -> list[dict[str, Any]]:
         """Requests not yet processed, oldest first (rows the app wrote directly included)."""
         with closing(self._connect()) as con:
@@ -166,17 +225,23 @@ class Inbox(PrivateSqliteFile):
         return [dict(r) for r in rows]
 
     def all(self) -> list[dict[str, Any]]:
-        """Every request, without the plaintext columns (for status displays)."""
+        """Every request, without the plaintext columns, as `shown` (for status displays)."""
+        return self._listing("", ())
+
+    def get(self, request_id: str) -> dict[str, Any] | None:
+        """One request as `all` shows it, looked up by its stored id."""
+        rows = self._listing("WHERE request_id = ?", (request_id,))
+        return rows[0] if rows else None
+
+    def _listing(self, where: str, params: tuple) -> list[dict[str, Any]]:
         with closing(self._connect()) as con:
             rows = con.execute(
                 "SELECT request_id, request_type, workspace_id, identity_kind, field, source, requested_by, "
                 "received_at, coalesce(deadline, strftime('%Y-%m-%dT%H:%M:%fZ', received_at, '+30 days')) AS deadline, "
-                "status, status_detail, completed_at, export_path FROM requests ORDER BY received_at, rowid"
+                f"status, status_detail, completed_at, export_path FROM requests {where} ORDER BY received_at, rowid",
+                params,
             ).fetchall()
-        return [dict(r) for r in rows]
-
-    def get(self, request_id: str) -> dict[str, Any] | None:
-        return next((r for r in self.all() if r["request_id"] == request_id), None)
+        return [shown(dict(r)) for r in rows]
 
     def seal(self, sealed: Mapping[str, tuple[bytes, bytes]]) -> None:
         """Store the blind indexes of each request's identity (its workspace's, the unattributed one's) and
@@ -191,18 +256,27 @@ class Inbox(PrivateSqliteFile):
 
     def finish(self, request_id: str, status: str, detail: str, export_path: str | None = None,
                now: dt.datetime | None = None) -> None:
-        """Close a request; the plaintext columns are cleared whatever the outcome."""
+        """Close a request; the plaintext columns are cleared whatever the outcome. A rejected request also
+        loses its `field` and any type, kind or workspace that failed its check (replaced by `invalid`): the
+        app may have put a person's data in any column, and after processing the inbox holds none."""
         if status not in STATUSES[1:]:
             raise ValueError(f"a request finishes as completed or rejected, not {status!r}")
         with closing(self._connect()) as con, con:
+            kept = con.execute("SELECT request_type, identity_kind, workspace_id FROM requests WHERE request_id = ?",
+                               (request_id,)).fetchone()
+            safe = shown(dict(kept)) if kept is not None and status == "rejected" else {}
             con.execute(
                 "UPDATE requests SET status = ?, status_detail = ?, export_path = ?, completed_at = ?, "
-                "identity_value = NULL, new_value = NULL WHERE request_id = ?",
-                (status, detail, export_path, _iso(now or dt.datetime.now(dt.timezone.utc)), request_id),
+                "identity_value = NULL, new_value = NULL, field = CASE WHEN ? THEN NULL ELSE field END, "
+                "request_type = coalesce(?, request_type), identity_kind = coalesce(?, identity_kind), "
+                "workspace_id = coalesce(?, workspace_id) WHERE request_id = ?",
+                (status, detail, export_path, _iso(now or dt.datetime.now(dt.timezone.utc)), status == "rejected",
+                 safe.get("request_type"), safe.get("identity_kind"), safe.get("workspace_id"), request_id),
             )
 
-    def earlier_exports(self, workspace_id: str, identity_bidxs: list[bytes]) -> list[tuple[str, str]]:
-        """(request_id, export path) of completed access requests of these identities: erasure removes them."""
+    def earlier_exports(self, workspace_id: str, identity_bidxs: list[bytes]) -> list[str]:
+        """Ids of completed access requests of these identities with an export: erasure removes them (the
+        file is found by `export_file`, never by the stored path, which only informs a status display)."""
         if not identity_bidxs:
             return []
         with closing(self._connect()) as con:
@@ -212,14 +286,14 @@ class Inbox(PrivateSqliteFile):
                 f"AND identity_bidx IN ({marks})",
                 (workspace_id, *identity_bidxs),
             ).fetchall()
-        return [(r["request_id"], r["export_path"]) for r in rows]
+        return [r["request_id"] for r in rows]
 
-    def exports_before(self, moment: dt.datetime) -> list[tuple[str, str]]:
-        """(request_id, export path) of exports written before `moment`."""
+    def exports_before(self, moment: dt.datetime) -> list[str]:
+        """Ids of the requests whose export was written before `moment`."""
         with closing(self._connect()) as con:
             rows = con.execute("SELECT request_id, export_path FROM requests WHERE export_path IS NOT NULL "
                                "AND completed_at < ?", (_iso(moment),)).fetchall()
-        return [(r["request_id"], r["export_path"]) for r in rows]
+        return [r["request_id"] for r in rows]
 
     def forget_export(self, request_id: str, why: str) -> None:
         with closing(self._connect()) as con, con:

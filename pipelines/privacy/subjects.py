@@ -1,9 +1,25 @@
 """Finding every stored row of a set of people, through blind indexes only, in a few set-based joins.
 
-A request names a person by one identifier; their rows may carry others (the cookie id and device id seen
-with a user id). So the search runs twice: rows matching the given identifiers, then rows matching any
-identifier found on those rows (one hop of identity stitching, as a tracker's identity graph does). Each
-step is one equi-join per identifier column, so a batch of 1,000 people costs about as much as one.
+Identity resolution (the rule the README's privacy section states):
+
+1. A request names one identifier of one kind (user id, e-mail, phone, cookie id, device id). Blind indexes
+   are keyed by kind (`pipelines.privacy.keyring`), so it can only ever equal a column of that kind: a device
+   id equal to someone's user id is a different blind index.
+2. A row is the requester's (owned) when its data subject — its subject reference, or a derived table's
+   pseudonymous key — is the identifier given.
+3. Stitching only widens a *verified* identifier (an account's user id, an e-mail, a phone: `VERIFIED_KINDS`),
+   and only through tracker identifiers (cookie and device ids: `TRACKER_KINDS`) seen on the requester's own
+   rows; a row whose subject is such a tracker identifier is an anonymous row (it carries no verified
+   identity, or that would be its subject), and it is owned too. A tracker identifier also seen on a row of
+   another verified identity is contested and not followed, for anyone: two accounts never meet through
+   a cookie or device id a tracker can set at will. Verified identities are never stitched to each other.
+4. Erasure also reaches rows that merely hold the identifier given in a column of its kind (a contact card
+   of someone else holding the requester's phone), and lines kept under `_unattributed` (no proven
+   workspace) that hold it; a tracker identifier given reaches only rows without a verified identity.
+   These rows are deleted, but only the keys of the request's own identities are destroyed.
+5. Access exports, corrections and consent changes touch owned rows only, in the request's workspace.
+
+Each step is one equi-join per identifier column, so a batch of 1,000 people costs about as much as one.
 Nothing is decrypted to search.
 """
 
@@ -13,12 +29,36 @@ import duckdb
 import pyarrow as pa
 from dlt.common.schema.typing import TTableSchemaColumns
 
-from pipelines.privacy.categories import declaration
+from pipelines.privacy.categories import TRACKER_KINDS, VERIFIED_KINDS, PersonalDataDeclaration, declaration
 from pipelines.sql import ident, qualified
 from pipelines.warehouse import table_exists
 
-TARGETS = "dsr_targets"  # (request_id, workspace_id, bidx): the identifiers given
-IDENTITIES = "dsr_identities"  # the same plus every identifier stitched to them
+# (request_id, workspace_id, bidx, stitch, mentions): the identifier given, whether it is stitched (a
+# verified identifier in a real workspace) and whether rows merely holding it count (erasure).
+TARGETS = "dsr_targets"
+IDENTITIES = "dsr_identities"  # (request_id, workspace_id, bidx): the identifier given plus those stitched to it
+
+# The identifier kind (data category) of each kind of identity a request can name.
+REQUEST_KINDS = {
+    "user_id": "user.unique_id",
+    "anonymous_id": "user.device.cookie_id",
+    "device_id": "user.device.device_id",
+    "email": "user.contact.email",
+    "phone": "user.contact.phone_number",
+    "facebook_user_id": "user.unique_id.meta",
+    "google_user_id": "user.unique_id.google",
+    "connection": "system.connection_id",
+}
+
+
+def request_kind(identity_kind: str) -> str:
+    """The blind-index kind of a request's identity."""
+    return REQUEST_KINDS[identity_kind]
+
+
+def is_verified(identity_kind: str) -> bool:
+    """Whether a request's identity proves who the person is (and so may be stitched)."""
+    return request_kind(identity_kind) in VERIFIED_KINDS
 
 
 def _stored_with(con: duckdb.DuckDBPyConnection, tables: dict[str, TTableSchemaColumns], pick) -> dict:
@@ -32,9 +72,10 @@ def _stored_with(con: duckdb.DuckDBPyConnection, tables: dict[str, TTableSchemaC
     return found
 
 
-def searchable_tables(con: duckdb.DuckDBPyConnection, tables: dict[str, TTableSchemaColumns]) -> dict[str, list[str]]:
-    """Stored tables with a workspace column and at least one identity column, with those columns."""
-    return _stored_with(con, tables, lambda decl: decl.identity_keys)
+def searchable_tables(con: duckdb.DuckDBPyConnection,
+                      tables: dict[str, TTableSchemaColumns]) -> dict[str, PersonalDataDeclaration]:
+    """Stored tables with a workspace column and at least one identity column, with their declaration."""
+    return _stored_with(con, tables, lambda decl: decl if decl.identity_keys else None)
 
 
 def hits_table(table: str, kind: str = "person") -> str:
@@ -62,7 +103,8 @@ def find_connection_rows(con: duckdb.DuckDBPyConnection, cipher, tables: dict[st
         indexed = pa.table({  # noqa: F841 - read by DuckDB's replacement scan
             "workspace_id": pa.array([w for w, _ in held], pa.string()),
             "connection_id": pa.array([c for _, c in held], pa.string()),
-            "bidx": cipher.blind_index_many([w for w, _ in held], [c for _, c in held]),
+            "bidx": cipher.blind_index_many([w for w, _ in held], [c for _, c in held],
+                                            kind=request_kind("connection")),
         })
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE {hits_table(table, 'connection')} AS SELECT t.rowid AS rid, g.request_id "
@@ -71,30 +113,73 @@ def find_connection_rows(con: duckdb.DuckDBPyConnection, cipher, tables: dict[st
             f"AND g.bidx = i.bidx WHERE g.request_id IN ({marks})").fetchall()
 
 
-def _match(table: str, ids: list[str], against: str) -> str:
-    return " UNION ".join(
-        f"SELECT t.rowid AS rid, g.request_id FROM {qualified(table)} t JOIN {against} g "
-        f"ON t.workspace_id = g.workspace_id AND t.{ident(c)} = g.bidx"
-        for c in ids
-    )
+def _owned(table: str, decl: PersonalDataDeclaration, against: str) -> list[str]:
+    """Rows whose data subject is one of `against`'s identities."""
+    return [f"SELECT t.rowid AS rid, g.request_id FROM {qualified(table)} t JOIN {against} g "
+            f"ON t.workspace_id = g.workspace_id AND t.{ident(c)} = g.bidx" for c in decl.subject_keys]
 
 
-def find_rows(con: duckdb.DuckDBPyConnection, tables: dict[str, list[str]]) -> dict[str, int]:
+def _verified_null(decl: PersonalDataDeclaration) -> str:
+    """SQL: the row `t` carries no verified identity."""
+    return " AND ".join(f"t.{ident(c)} IS NULL" for c in decl.keys_of_kinds(VERIFIED_KINDS)) or "true"
+
+
+def _mentions(table: str, decl: PersonalDataDeclaration) -> list[str]:
+    """Rows holding an erasure's identifier in a column of its kind (of any subject); a tracker identifier
+    reaches only rows without a verified identity."""
+    subject = decl.subject_keys
+    verified = set(decl.keys_of_kinds(VERIFIED_KINDS))
+    return [f"SELECT t.rowid AS rid, g.request_id FROM {qualified(table)} t JOIN {TARGETS} g "
+            f"ON t.workspace_id = g.workspace_id AND t.{ident(c)} = g.bidx WHERE g.mentions"
+            + ("" if c in verified else f" AND {_verified_null(decl)}")
+            for c in decl.identity_keys if c not in subject]
+
+
+def _stitched(table: str, decl: PersonalDataDeclaration) -> list[tuple[str, str | None]]:
+    """Per tracker column: the SELECT of (request_id, workspace_id, bidx, given) of the tracker identifiers on
+    the requester's own rows (owned hits of a stitched target), and the SELECT of (workspace_id, bidx, owner)
+    of that column's identifiers on rows carrying a verified identity (owner: their subject), which makes
+    an identifier contested where the owner is not the requester."""
+    verified = decl.keys_of_kinds(VERIFIED_KINDS)
+    owned = " UNION ".join(
+        f"SELECT t.rowid AS rid, g.request_id, g.bidx AS given FROM {qualified(table)} t JOIN {TARGETS} g "
+        f"ON t.workspace_id = g.workspace_id AND t.{ident(s)} = g.bidx WHERE g.stitch" for s in decl.subject_keys)
+    out: list[tuple[str, str | None]] = []
+    for c in decl.keys_of_kinds(TRACKER_KINDS):
+        found = (f"SELECT h.request_id, t.workspace_id, t.{ident(c)} AS bidx, h.given FROM ({owned}) h "
+                 f"JOIN {qualified(table)} t ON t.rowid = h.rid WHERE t.{ident(c)} IS NOT NULL")
+        claimed = None
+        if verified and decl.subject_ref:
+            carries = " OR ".join(f"t.{ident(v)} IS NOT NULL" for v in verified)
+            claimed = (f"SELECT DISTINCT t.workspace_id, t.{ident(c)} AS bidx, t.{ident(decl.subject_ref)} AS owner "
+                       f"FROM {qualified(table)} t WHERE t.{ident(c)} IN (SELECT bidx FROM dsr_candidates) AND ({carries})")
+        out.append((found, claimed))
+    return out
+
+
+def find_rows(con: duckdb.DuckDBPyConnection, tables: dict[str, PersonalDataDeclaration]) -> dict[str, int]:
     """Fill one hits table per searchable table from TARGETS (stitching into IDENTITIES); rows per table."""
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {IDENTITIES} AS SELECT DISTINCT * FROM {TARGETS}")
-    stitched = []
-    for table, ids in tables.items():
-        first = _match(table, ids, TARGETS)
-        stitched += [
-            f"SELECT h.request_id, t.workspace_id, t.{ident(c)} AS bidx FROM ({first}) h "
-            f"JOIN {qualified(table)} t ON t.rowid = h.rid WHERE t.{ident(c)} IS NOT NULL"
-            for c in ids
-        ]
-    if stitched:
-        con.execute(f"INSERT INTO {IDENTITIES} SELECT * FROM ({' UNION '.join(stitched)}) "
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {IDENTITIES} AS SELECT DISTINCT request_id, workspace_id, bidx "
+                f"FROM {TARGETS}")
+    candidates, claims = [], []
+    for table, decl in tables.items():
+        for found, claimed in _stitched(table, decl):
+            candidates.append(found)
+            if claimed:
+                claims.append(claimed)
+    if candidates:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE dsr_candidates AS SELECT DISTINCT * FROM ({' UNION '.join(candidates)})")
+        contested = ("SELECT c.* FROM dsr_candidates c JOIN (" + " UNION ".join(claims) + ") o "
+                     "ON o.workspace_id = c.workspace_id AND o.bidx = c.bidx AND o.owner IS DISTINCT FROM c.given"
+                     ) if claims else "SELECT * FROM dsr_candidates WHERE false"
+        con.execute(f"INSERT INTO {IDENTITIES} SELECT request_id, workspace_id, bidx FROM "
+                    f"(SELECT * FROM dsr_candidates EXCEPT {contested}) "
                     f"EXCEPT SELECT * FROM {IDENTITIES}")
+        con.execute("DROP TABLE dsr_candidates")
     counts = {}
-    for table, ids in tables.items():
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {hits_table(table)} AS {_match(table, ids, IDENTITIES)}")
+    for table, decl in tables.items():
+        reach = _owned(table, decl, IDENTITIES) + _mentions(table, decl)
+        found = " UNION ".join(reach) or "SELECT NULL::BIGINT AS rid, NULL::VARCHAR AS request_id WHERE false"
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {hits_table(table)} AS {found}")
         counts[table] = con.execute(f"SELECT count(*) FROM {hits_table(table)}").fetchone()[0]
     return counts

@@ -32,7 +32,7 @@ from pipelines.usage_events.settings import (
     SOURCE_NAME,
 )
 from pipelines.usage_events.work import EventWork
-from pipelines.warehouse import finish_pending, warehouse_pipeline
+from pipelines.warehouse import finish_pending, warehouse_lock, warehouse_pipeline
 
 
 @dataclass
@@ -138,10 +138,13 @@ def ingest(
     received_dates: Iterable[dt.date] | None = None,
 ) -> IngestReport:
     """Run the source with plain dlt (what the Dagster asset does through dagster-dlt): finish what an
-    interrupted run left, then extract, normalise and load the new files."""
-    pipeline = warehouse_pipeline(SOURCE_NAME, DATASET_NAME, warehouse_path, dlt_dir)
-    finish_pending(pipeline)
-    report = IngestReport()
-    source = usage_events_source(str(landing_url), cipher, str(work_dir), str(warehouse_path), received_dates, report)
-    pipeline.run(source).raise_on_failed_jobs()
+    interrupted run left, then extract, normalise and load the new files, all under the warehouse lock, so a
+    second ingestion started meanwhile waits and then finds every file in the ledger (exactly once)."""
+    with warehouse_lock(warehouse_path, "usage events ingestion (python -m pipelines.usage_events)"):
+        pipeline = warehouse_pipeline(SOURCE_NAME, DATASET_NAME, warehouse_path, dlt_dir)
+        finish_pending(pipeline)
+        report = IngestReport()
+        source = usage_events_source(str(landing_url), cipher, str(work_dir), str(warehouse_path), received_dates,
+                                     report)
+        pipeline.run(source).raise_on_failed_jobs()
     return report

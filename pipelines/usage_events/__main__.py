@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from dataclasses import asdict
 
 from pipelines import paths
-from pipelines.privacy.keyring import MASTER_KEY_ENV, Keyring, load_master_key
+from pipelines.privacy.keyring import Keyring, platform_master_key
 from pipelines.usage_events import ingest
+from pipelines.warehouse import WarehouseBusy
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,10 +22,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--landing", default=paths.events_landing_url(), help="landing folder or fsspec URL")
     parser.add_argument("--warehouse", default=str(paths.warehouse_path()), help="DuckDB warehouse file")
     args = parser.parse_args(argv)
-    key = load_master_key(os.environ.get(MASTER_KEY_ENV), paths.master_key_file(), paths.is_sandbox())
-    with Keyring.open(paths.keyring_path(), key) as cipher:
-        report = ingest(args.landing, cipher, warehouse_path=args.warehouse, dlt_dir=paths.dlt_dir(),
-                        work_dir=paths.work_dir())
+    try:
+        with Keyring.open(paths.keyring_path(), platform_master_key()) as cipher:
+            report = ingest(args.landing, cipher, warehouse_path=args.warehouse, dlt_dir=paths.dlt_dir(),
+                            work_dir=paths.work_dir())
+    except WarehouseBusy as busy:
+        print(f"stopped: {busy}", file=sys.stderr)
+        return 3
     print(json.dumps({**asdict(report), "quarantine_share": report.quarantine_share}, indent=2))
     return 0
 

@@ -20,7 +20,8 @@ import pyarrow as pa
 
 from pipelines.memory import release_free_memory
 from pipelines.privacy.consent import withdrawn_sql
-from pipelines.privacy.protect import FieldCipher, protect
+from pipelines.privacy.categories import CATEGORY_HINT
+from pipelines.privacy.protect import FieldCipher, blind_index_by_kind, protect
 from pipelines.sql import ident, literal, loose_json_field
 from pipelines.warehouse import table_exists
 from pipelines.usage_events.contract import CONTRACT_VERSION, CompiledContract
@@ -279,8 +280,8 @@ class EventWork:
                    CASE WHEN regexp_matches({workspace}, {literal(pattern)}) THEN {workspace}
                         ELSE '{UNATTRIBUTED_WORKSPACE}' END
                      AS workspace_id,
-                   coalesce(p.user_id, {loose_json_field('p.line', 'user_id')}) AS user_id,
-                   coalesce(p.anonymous_id, {loose_json_field('p.line', 'anonymous_id')}) AS anonymous_id,
+                   coalesce(p.user_id, {loose_json_field('coalesce(p.line, iu.raw)', 'user_id')}) AS user_id,
+                   coalesce(p.anonymous_id, {loose_json_field('coalesce(p.line, iu.raw)', 'anonymous_id')}) AS anonymous_id,
                    coalesce(p.line, iu.raw) AS raw_line,
                    coalesce(strlen(p.line), strlen(iu.raw)) AS raw_bytes,
                    '{CONTRACT_VERSION}' AS contract_version
@@ -300,19 +301,21 @@ class EventWork:
             self.con.execute("CREATE OR REPLACE TABLE refused_rows (file_id INTEGER, line_no BIGINT)")
             return
         candidates = self.con.sql(" UNION ".join(
-            f"SELECT p.workspace_id AS ws, p.{c} AS v FROM parsed p JOIN status s USING (file_id, line_no) "
+            f"SELECT p.workspace_id AS ws, {i} AS which, p.{c} AS v FROM parsed p JOIN status s USING (file_id, line_no) "
             f"WHERE s.status = 'loaded' AND p.{c} IS NOT NULL AND p.workspace_id IN (SELECT workspace_id FROM withdrawn)"
-            for c in LANDING_SUBJECT_FIELDS
+            for i, c in enumerate(LANDING_SUBJECT_FIELDS, 1)
         )).to_arrow_table()
         hashed = candidates.append_column(  # noqa: F841 - read by DuckDB's replacement scan
-            "bidx", cipher.blind_index_many(candidates.column("ws"), candidates.column("v")))
+            "bidx", blind_index_by_kind(cipher, candidates.column("ws"), candidates.column("which"),
+                                        candidates.column("v"), [EVENT_COLUMNS[c][CATEGORY_HINT] for c in LANDING_SUBJECT_FIELDS]))
         self.con.execute(
-            "CREATE OR REPLACE TABLE refused_values AS SELECT h.ws, h.v FROM hashed h "
+            "CREATE OR REPLACE TABLE refused_values AS SELECT h.ws, h.which, h.v FROM hashed h "
             "SEMI JOIN withdrawn w ON w.workspace_id = h.ws AND w.subject_bidx = h.bidx"
         )
         self.con.execute("CREATE OR REPLACE TABLE refused_rows AS " + " UNION ".join(
-            f"SELECT p.file_id, p.line_no FROM parsed p JOIN refused_values r ON r.ws = p.workspace_id AND r.v = p.{c}"
-            for c in LANDING_SUBJECT_FIELDS
+            f"SELECT p.file_id, p.line_no FROM parsed p JOIN refused_values r ON r.ws = p.workspace_id "
+            f"AND r.which = {i} AND r.v = p.{c}"
+            for i, c in enumerate(LANDING_SUBJECT_FIELDS, 1)
         ))
 
     def _enrichment_tables(self) -> None:

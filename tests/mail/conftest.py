@@ -87,7 +87,7 @@ class MailPlatform:
         with self.keyring() as cipher:
             plain = cipher.decrypt_many([r[3] for r in rows], [r[4] for r in rows], [r[6] for r in rows],
                                         f"{table.split('.')[1]}.address").to_pylist()
-            own = cipher.blind_index_many([r[3] for r in rows], plain).to_pylist()
+            own = cipher.blind_index_many([r[3] for r in rows], plain, kind="user.contact.email").to_pylist()
         assert [bytes(r[4]) for r in rows] == own and [bytes(r[5]) for r in rows] == own
         return [(r[0], r[1], r[2], p) for r, p in zip(rows, plain)]
 

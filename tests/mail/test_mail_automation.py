@@ -28,7 +28,7 @@ def test_partitions_follow_the_registry_and_schedules_cover_active_connections(m
     instance = DagsterInstance.local_temp(str(tmp_path))  # a schedule context needs an instance on disk
     resources = {
         "mail": MailResource(connections_path=str(mail.root / "connections" / "connections.sqlite"),
-                             google_client_id="id", google_client_secret="secret"),  # not the sandbox: no seeding
+                             google_client_id="id", google_client_secret="secret"),  # sandbox=False: no seeding
         "keyring": KeyringResource(master_key_file=str(mail.root / "keys" / "master.key"),
                                    keyring_path=str(mail.root / "keys" / "keyring.sqlite")),
     }
@@ -51,10 +51,10 @@ def test_partitions_follow_the_registry_and_schedules_cover_active_connections(m
     assert [(r.partition_key, r.run_key) for r in requests] == [(GMAIL, f"{GMAIL}:2026-11-26 05:00:00+00:00")]
 
 
-def test_real_credentials_switch_the_platform_to_the_real_apis(tmp_path) -> None:
-    """Setting the OAuth apps' secrets (through EnvVar in definitions.py) is the only change: the resource
-    stops seeding sandbox connections and starting sandbox servers, and hands the sources the real hosts.
-    (Calling them needs the internet, which this machine does not have.)"""
+def test_production_switches_the_platform_to_the_real_apis(tmp_path) -> None:
+    """GTG_ENV=production with the OAuth apps' secrets (through EnvVar in definitions.py) and a master key:
+    the resource stops seeding sandbox connections and starting sandbox servers, and hands the sources the
+    real hosts. (Calling them needs the internet, which this machine does not have.)"""
     import json
     import os
     import subprocess
@@ -66,7 +66,10 @@ def test_real_credentials_switch_the_platform_to_the_real_apis(tmp_path) -> None
             "ep = r.endpoints().__enter__(); "
             "print(json.dumps({'sandbox': r.sandbox, 'graph': ep.graph, 'batch': ep.google_batch, "
             "'google_api': ep.google_api}))")
-    env = {**os.environ, "GTG_DATA_DIR": str(tmp_path), "GTG_GOOGLE_CLIENT_ID": "id.apps.googleusercontent.com",
+    from pipelines.privacy.keyring import generate_master_key_text
+
+    env = {**os.environ, "GTG_DATA_DIR": str(tmp_path), "GTG_ENV": "production",
+           "GTG_MASTER_KEY": generate_master_key_text(), "GTG_GOOGLE_CLIENT_ID": "id.apps.googleusercontent.com",
            "GTG_GOOGLE_CLIENT_SECRET": "secret", "GTG_MICROSOFT_CLIENT_ID": "00000000-0000-0000-0000-000000000000",
            "GTG_MICROSOFT_CLIENT_SECRET": "secret"}
     real = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2], env=env,

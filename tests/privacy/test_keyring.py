@@ -30,6 +30,7 @@ from pipelines.privacy.keyring import (
 
 EMAILS = ["ann@example.com", None, "bob@example.com", "cy@example.com", "ann@example.com "]
 USERS = ["user-1", "user-2", None, "user-3", "user-1"]
+KIND = "user.unique_id"  # the identifier kind the tests' subjects and blind indexes are keyed by
 
 
 @pytest.fixture
@@ -75,8 +76,8 @@ def test_round_trip_without_subjects_preserves_nulls(keyring: Keyring) -> None:
 def test_round_trip_with_subjects_and_null_subjects(keyring: Keyring) -> None:
     values = pa.array(EMAILS)
     subjects = pa.array(USERS)
-    ct = keyring.encrypt("ws-a", values, subjects=subjects, context="email")
-    refs = keyring.blind_index("ws-a", subjects)
+    ct = keyring.encrypt("ws-a", values, subjects=subjects, context="email", subject_kind=KIND)
+    refs = keyring.blind_index("ws-a", subjects, kind=KIND)
 
     stats = DecryptStats()
     out = keyring.decrypt("ws-a", ct, subject_refs=refs, context="email", stats=stats)
@@ -87,8 +88,8 @@ def test_round_trip_with_subjects_and_null_subjects(keyring: Keyring) -> None:
 
 def test_lists_and_chunked_arrays_are_accepted(keyring: Keyring) -> None:
     chunked = pa.chunked_array([["a", "b"], ["c", None]])
-    ct = keyring.encrypt("ws-a", chunked, subjects=["s1", None, "s2", "s1"], context="name")
-    refs = keyring.blind_index("ws-a", ["s1", None, "s2", "s1"])
+    ct = keyring.encrypt("ws-a", chunked, subjects=["s1", None, "s2", "s1"], context="name", subject_kind=KIND)
+    refs = keyring.blind_index("ws-a", ["s1", None, "s2", "s1"], kind=KIND)
     out = keyring.decrypt("ws-a", ct.to_pylist(), subject_refs=refs.to_pylist(), context="name")
     assert out.to_pylist() == ["a", "b", "c", None]
 
@@ -108,26 +109,26 @@ def test_many_variants_match_single_workspace_calls(keyring: Keyring) -> None:
     subjects = pa.array(["u1", "u1", None, "u2", "u3"])
     values = pa.array(["v1", "v2", "v3", None, "v5"])
 
-    ct = keyring.encrypt_many(ws, subjects, values, "note")
-    refs = keyring.blind_index_many(ws, subjects)
+    ct = keyring.encrypt_many(ws, subjects, values, "note", subject_kind=KIND)
+    refs = keyring.blind_index_many(ws, subjects, kind=KIND)
     out = keyring.decrypt_many(ws, refs, ct, "note")
 
     assert out.to_pylist() == values.to_pylist()
     for i, workspace in enumerate(ws.to_pylist()):
-        single = keyring.blind_index(workspace, [subjects[i].as_py()])
+        single = keyring.blind_index(workspace, [subjects[i].as_py()], kind=KIND)
         assert single[0].as_py() == refs[i].as_py()
         row = keyring.decrypt(workspace, [ct[i].as_py()], subject_refs=[refs[i].as_py()], context="note")
         assert row.to_pylist() == [values[i].as_py()]
 
 
 def test_null_values_create_no_subject_keys(keyring: Keyring, store: Path) -> None:
-    keyring.encrypt("ws-a", pa.array([None, "x"], pa.string()), subjects=pa.array(["ghost", "real"]), context="c")
+    keyring.encrypt("ws-a", pa.array([None, "x"], pa.string()), subjects=pa.array(["ghost", "real"]), context="c", subject_kind=KIND)
     assert len(_wrapped_subject_keys(store)) == 1
 
 
 def test_key_store_never_holds_plaintext_subject_ids(keyring: Keyring, store: Path) -> None:
     ids = [f"subject-id-{i:04d}" for i in range(200)]
-    keyring.encrypt("ws-a", pa.array(ids), subjects=pa.array(ids), context="c")
+    keyring.encrypt("ws-a", pa.array(ids), subjects=pa.array(ids), context="c", subject_kind=KIND)
     data = store.read_bytes()
     assert not any(i.encode() in data for i in ids)
     assert len(_wrapped_subject_keys(store)) == 200
@@ -149,9 +150,9 @@ def test_other_workspace_cannot_decrypt(keyring: Keyring) -> None:
 
 
 def test_other_workspace_has_no_key_for_subject_ciphertexts(keyring: Keyring) -> None:
-    ct = keyring.encrypt("ws-a", pa.array(["x"]), subjects=pa.array(["u1"]), context="c")
-    refs_a = keyring.blind_index("ws-a", ["u1"])
-    refs_b = keyring.blind_index("ws-b", ["u1"])
+    ct = keyring.encrypt("ws-a", pa.array(["x"]), subjects=pa.array(["u1"]), context="c", subject_kind=KIND)
+    refs_a = keyring.blind_index("ws-a", ["u1"], kind=KIND)
+    refs_b = keyring.blind_index("ws-b", ["u1"], kind=KIND)
 
     stats = DecryptStats()
     for refs in (refs_a, refs_b):  # neither ws-a's ref nor ws-b's own ref unlocks it in ws-b
@@ -162,8 +163,8 @@ def test_other_workspace_has_no_key_for_subject_ciphertexts(keyring: Keyring) ->
 
 def test_context_binding(keyring: Keyring) -> None:
     subjects = pa.array(["u1"])
-    refs = keyring.blind_index("ws-a", subjects)
-    ct = keyring.encrypt("ws-a", pa.array(["x"]), subjects=subjects, context="email")
+    refs = keyring.blind_index("ws-a", subjects, kind=KIND)
+    ct = keyring.encrypt("ws-a", pa.array(["x"]), subjects=subjects, context="email", subject_kind=KIND)
 
     with pytest.raises(KeyringError, match="phone"):
         keyring.decrypt("ws-a", ct, subject_refs=refs, context="phone")
@@ -171,8 +172,8 @@ def test_context_binding(keyring: Keyring) -> None:
 
 def test_subject_binding_and_tampering(keyring: Keyring) -> None:
     subjects = pa.array(["u1", "u2"])
-    refs = keyring.blind_index("ws-a", subjects)
-    ct = keyring.encrypt("ws-a", pa.array(["x", "y"]), subjects=subjects, context="c").to_pylist()
+    refs = keyring.blind_index("ws-a", subjects, kind=KIND)
+    ct = keyring.encrypt("ws-a", pa.array(["x", "y"]), subjects=subjects, context="c", subject_kind=KIND).to_pylist()
 
     swapped = pa.array([refs[1].as_py(), refs[0].as_py()])
     with pytest.raises(KeyringError):
@@ -193,9 +194,9 @@ def test_subject_binding_and_tampering(keyring: Keyring) -> None:
 
 def test_blind_index_deterministic_per_workspace(keyring: Keyring) -> None:
     values = pa.array(["ann@example.com", None, "bob@example.com", "ann@example.com"])
-    a1 = keyring.blind_index("ws-a", values)
-    a2 = keyring.blind_index("ws-a", values.to_pylist())
-    b = keyring.blind_index("ws-b", values)
+    a1 = keyring.blind_index("ws-a", values, kind=KIND)
+    a2 = keyring.blind_index("ws-a", values.to_pylist(), kind=KIND)
+    b = keyring.blind_index("ws-b", values, kind=KIND)
 
     assert a1.type == pa.binary()
     assert a1.equals(a2)
@@ -205,11 +206,26 @@ def test_blind_index_deterministic_per_workspace(keyring: Keyring) -> None:
     assert all(x != y for x, y in zip(a1.to_pylist(), b.to_pylist()) if x is not None)
 
 
+def test_blind_index_is_separated_by_identifier_kind(keyring: Keyring) -> None:
+    """A device id equal to someone's user id must never match it: every kind has its own derived key, also
+    for subject keys (the same text as a device subject gets another key than as a user subject)."""
+    user = keyring.blind_index("ws-a", ["victim-1"], kind="user.unique_id").to_pylist()
+    device = keyring.blind_index("ws-a", ["victim-1"], kind="user.device.device_id").to_pylist()
+    assert user != device and len(device[0]) == BLIND_INDEX_BYTES
+    ct = keyring.encrypt("ws-a", ["x"], subjects=["victim-1"], context="c", subject_kind="user.device.device_id")
+    assert keyring.decrypt("ws-a", ct, subject_refs=device, context="c").to_pylist() == ["x"]
+    assert keyring.destroy_subjects("ws-a", user) == 0  # the user subject was never keyed
+    with pytest.raises(ValueError, match="kind must be a non-empty string"):
+        keyring.blind_index("ws-a", ["victim-1"], kind="")
+    with pytest.raises(ValueError, match="subjects need subject_kind"):
+        keyring.encrypt("ws-a", ["x"], subjects=["victim-1"], context="c")
+
+
 def test_blind_index_survives_reopen(store: Path, master_key: bytes) -> None:
     with Keyring.open(store, master_key) as kr:
-        before = kr.blind_index("ws-a", ["x"])
+        before = kr.blind_index("ws-a", ["x"], kind=KIND)
     with Keyring.open(store, master_key) as kr:
-        assert kr.blind_index("ws-a", ["x"]).equals(before)
+        assert kr.blind_index("ws-a", ["x"], kind=KIND).equals(before)
 
 
 # ---------------------------------------------------------------- master key
@@ -217,7 +233,7 @@ def test_blind_index_survives_reopen(store: Path, master_key: bytes) -> None:
 
 def test_wrong_master_key_fails_fast_and_leaves_store_untouched(store: Path, master_key: bytes) -> None:
     with Keyring.open(store, master_key) as kr:
-        kr.encrypt("ws-a", pa.array(["x"]), subjects=pa.array(["u1"]), context="c")
+        kr.encrypt("ws-a", pa.array(["x"]), subjects=pa.array(["u1"]), context="c", subject_kind=KIND)
     before = store.read_bytes()
     files_before = sorted(os.listdir(store.parent))
     wrong = os.urandom(32)
@@ -319,11 +335,11 @@ def test_two_keyrings_on_one_file_agree(store: Path, master_key: bytes) -> None:
     try:
         subjects = pa.array(["u1", "u2", None])
         values = pa.array(["a", "b", "c"])
-        assert kr1.blind_index("ws-a", subjects).equals(kr2.blind_index("ws-a", subjects))
+        assert kr1.blind_index("ws-a", subjects, kind=KIND).equals(kr2.blind_index("ws-a", subjects, kind=KIND))
 
-        ct1 = kr1.encrypt("ws-a", values, subjects=subjects, context="c")
-        ct2 = kr2.encrypt("ws-a", values, subjects=subjects, context="c")  # must reuse kr1's keys
-        refs = kr1.blind_index("ws-a", subjects)
+        ct1 = kr1.encrypt("ws-a", values, subjects=subjects, context="c", subject_kind=KIND)
+        ct2 = kr2.encrypt("ws-a", values, subjects=subjects, context="c", subject_kind=KIND)  # must reuse kr1's keys
+        refs = kr1.blind_index("ws-a", subjects, kind=KIND)
         for reader in (kr1, kr2):
             for ct in (ct1, ct2):
                 assert reader.decrypt("ws-a", ct, subject_refs=refs, context="c").equals(values)
@@ -339,7 +355,7 @@ def _encrypt_in_subprocess(store: str, master_key: bytes, barrier, results) -> N
     values = pa.array([f"value-{i}" for i in range(300)])
     barrier.wait()
     with Keyring.open(store, master_key) as kr:
-        ct = kr.encrypt_many(pa.array(["ws-race"] * 300), subjects, values, "c")
+        ct = kr.encrypt_many(pa.array(["ws-race"] * 300), subjects, values, "c", subject_kind=KIND)
         results.put(ct.to_pylist())
 
 
@@ -361,7 +377,7 @@ def test_concurrent_processes_agree_on_keys(store: Path, master_key: bytes) -> N
 
     values = [f"value-{i}" for i in range(300)]
     with Keyring.open(store, master_key) as kr:
-        refs = kr.blind_index("ws-race", [f"user-{i}" for i in range(300)])
+        refs = kr.blind_index("ws-race", [f"user-{i}" for i in range(300)], kind=KIND)
         for ct in outputs:
             assert kr.decrypt("ws-race", ct, subject_refs=refs, context="c").to_pylist() == values
     assert len(_wrapped_subject_keys(store)) == 300
@@ -375,8 +391,8 @@ def test_destroy_subjects_shreds_keys_from_the_file(store: Path, master_key: byt
     subjects = pa.array([f"user-{i}" for i in range(n_subjects)])
     values = pa.array([f"private-{i}" for i in range(n_subjects)])
     with Keyring.open(store, master_key) as kr:
-        ct = kr.encrypt("ws-a", values, subjects=subjects, context="c")
-        refs = kr.blind_index("ws-a", subjects)
+        ct = kr.encrypt("ws-a", values, subjects=subjects, context="c", subject_kind=KIND)
+        refs = kr.blind_index("ws-a", subjects, kind=KIND)
         ref_list = refs.to_pylist()
         victims = {i for i in range(0, n_subjects, 7)}
         wrapped = _wrapped_subject_keys(store)
@@ -408,8 +424,8 @@ def test_destroy_in_one_process_is_seen_by_another(store: Path, master_key: byte
     kr2 = Keyring.open(store, master_key)
     try:
         subjects = pa.array(["u1", "u2"])
-        ct = kr1.encrypt("ws-a", pa.array(["a", "b"]), subjects=subjects, context="c")
-        refs = kr1.blind_index("ws-a", subjects)
+        ct = kr1.encrypt("ws-a", pa.array(["a", "b"]), subjects=subjects, context="c", subject_kind=KIND)
+        refs = kr1.blind_index("ws-a", subjects, kind=KIND)
         assert kr2.decrypt("ws-a", ct, subject_refs=refs, context="c").to_pylist() == ["a", "b"]
 
         kr1.destroy_subjects("ws-a", [refs[0].as_py()])
@@ -424,8 +440,8 @@ def test_destroy_in_one_process_is_seen_by_another(store: Path, master_key: byte
 def test_destroy_workspace(store: Path, master_key: bytes) -> None:
     with Keyring.open(store, master_key) as kr:
         subjects = pa.array(["u1", "u2", None])
-        ct = kr.encrypt("ws-a", pa.array(["a", "b", "c"]), subjects=subjects, context="c")
-        refs = kr.blind_index("ws-a", subjects)
+        ct = kr.encrypt("ws-a", pa.array(["a", "b", "c"]), subjects=subjects, context="c", subject_kind=KIND)
+        refs = kr.blind_index("ws-a", subjects, kind=KIND)
         other = kr.encrypt("ws-b", pa.array(["z"]), subjects=None, context="c")
 
         assert kr.destroy_workspace("ws-a") == 3  # two subject keys + the workspace key
@@ -435,7 +451,7 @@ def test_destroy_workspace(store: Path, master_key: bytes) -> None:
         assert out.to_pylist() == [None, None, None]
         assert stats.missing_key == 3
         assert kr.decrypt("ws-b", other, subject_refs=None, context="c").to_pylist() == ["z"]
-        assert not kr.blind_index("ws-a", subjects).equals(refs)  # a fresh, unrelated key
+        assert not kr.blind_index("ws-a", subjects, kind=KIND).equals(refs)  # a fresh, unrelated key
 
 
 def test_closed_keyring_refuses_work(store: Path, master_key: bytes) -> None:
@@ -454,8 +470,8 @@ def test_encrypt_200k_distinct_values_over_5k_subjects(keyring: Keyring) -> None
     values = pa.array([f"person-{i}@example.com" for i in range(n)])
     subjects = pa.array([f"user-{i % n_subjects}" for i in range(n)])
 
-    ct = keyring.encrypt("ws-a", values, subjects=subjects, context="email")
-    refs = keyring.blind_index("ws-a", subjects)
+    ct = keyring.encrypt("ws-a", values, subjects=subjects, context="email", subject_kind=KIND)
+    refs = keyring.blind_index("ws-a", subjects, kind=KIND)
 
     assert len(ct) == n and ct.null_count == 0
     assert keyring.decrypt("ws-a", ct, subject_refs=refs, context="email").equals(values)
@@ -465,8 +481,8 @@ def test_subject_key_cache_is_bounded_and_evicted_keys_still_work(store: Path, m
     subjects = pa.array([f"user-{i}" for i in range(5)])
     values = pa.array([f"value-{i}" for i in range(5)])
     with Keyring.open(store, master_key, max_cached_subject_keys=2) as kr:
-        ct = kr.encrypt("ws-a", values, subjects=subjects, context="c")
-        refs = kr.blind_index("ws-a", subjects)
+        ct = kr.encrypt("ws-a", values, subjects=subjects, context="c", subject_kind=KIND)
+        refs = kr.blind_index("ws-a", subjects, kind=KIND)
         assert len(kr._subject_keys) <= 2  # memory stays bounded however many people were seen
         assert kr.decrypt("ws-a", ct, subject_refs=refs, context="c").to_pylist() == values.to_pylist()
         assert len(kr._subject_keys) <= 2

@@ -34,6 +34,7 @@ ZONE = next(z for z in LANDING_ZONES if z.name == "usage_events")
 RULE = next(r for r in POLICY.landed if r.zone == ZONE.name)
 DAY = f"dt={END_DATE.isoformat()}"
 IDS = ("user_id", "anonymous_id", "device_id")
+USER_KIND = ZONE.subject_kinds[IDS.index("user_id")]
 
 
 def _line(event: int, ws: str = "ws-a", encoding: str = "utf-8", **fields) -> bytes:
@@ -56,13 +57,13 @@ def _lines_of(path: Path) -> list[bytes]:
 
 
 def _scrub(platform: Platform, erased: list[tuple[str, str]]):
-    """Scrub the platform's landing folder for (workspace, identifier) pairs, as erasure does."""
+    """Scrub the platform's landing folder for (workspace, user id) pairs, as an erasure by user id does."""
     with platform.keyring() as cipher:
         identities = pa.table({
             "workspace_id": [ws for ws, _ in erased],
-            "bidx": cipher.blind_index_many([ws for ws, _ in erased], [v for _, v in erased]),
+            "bidx": cipher.blind_index_many([ws for ws, _ in erased], [v for _, v in erased], kind=USER_KIND),
         })
-        return scrub_landing(ZONE, str(platform.landing), identities, cipher, platform.work_dir)
+        return scrub_landing(ZONE, str(platform.landing), identities, cipher, work_dir=platform.work_dir)
 
 
 def _bytes_found(root: Path, needles: list[bytes]) -> list[str]:
@@ -304,7 +305,7 @@ def test_a_sweep_racing_an_erasure_cannot_keep_the_person_readable(platform: Pla
     old = _write(platform.landing / "dt=2026-11-20" / "a.ndjson", [_line(1, user_id="gone"), _line(2, user_id="kept")])
     platform.ingest()
     with platform.keyring() as cipher:  # the erasure's first step
-        cipher.destroy_subjects("ws-a", cipher.blind_index("ws-a", ["gone"]))
+        cipher.destroy_subjects("ws-a", cipher.blind_index("ws-a", ["gone"], kind=USER_KIND))
     _sweep(platform, _at(END_DATE))  # the racing sweep archives after that step
     assert not old.exists() and [b"gone" in data for data in _restored(platform).values()] == [True]
 
@@ -325,7 +326,7 @@ from tests.conftest import Platform
 platform = Platform(Path(sys.argv[1]))
 with platform.keyring() as cipher, duckdb.connect(str(platform.warehouse)) as con:
     process_pending(con, cipher, Inbox(platform.root / "privacy" / "requests.sqlite"),
-                    AuditLog(platform.root / "privacy" / "audit.jsonl"), exports_dir=platform.root / "exports",
+                    AuditLog.of(platform.root / "privacy" / "audit.jsonl", cipher), exports_dir=platform.root / "exports",
                     landing_urls={"usage_events": str(platform.landing)})
 """
 

@@ -43,7 +43,7 @@ def _process(mail: MailPlatform, *requests: Request):
 
 def _run(mail: MailPlatform, inbox: Inbox):
     with mail.keyring() as cipher, duckdb.connect(str(mail.warehouse)) as con:
-        return process_pending(con, cipher, inbox, AuditLog(mail.root / "privacy" / "audit.jsonl"),
+        return process_pending(con, cipher, inbox, AuditLog.of(mail.root / "privacy" / "audit.jsonl", cipher),
                                exports_dir=mail.root / "exports", landing_urls={})
 
 
@@ -138,7 +138,7 @@ def test_erasure_of_a_person_only_in_cc_keeps_the_messages(synced: MailPlatform)
     messages = {GMAIL_MESSAGES: GMAIL, OUTLOOK_MESSAGES: OUTLOOK}
     subjects = {t: synced.decrypted(t, c, "subject") for t, c in messages.items()}
     with synced.keyring() as cipher:
-        (ref,) = cipher.blind_index("ws_0001", [email]).to_pylist()
+        (ref,) = cipher.blind_index("ws_0001", [email], kind="user.contact.email").to_pylist()
     held = synced.query(f"SELECT workspace_id, subject_ref, address FROM {GMAIL_RECIPIENTS} WHERE subject_ref = ?",
                         [ref])
     assert len(held) == len(expected[GMAIL_RECIPIENTS])
@@ -182,7 +182,7 @@ def test_retention_deletes_expired_mail_and_contacts(synced: MailPlatform) -> No
     old = {a.index: sum(m.internal_date < middle.timestamp() * 1000 for m in a.messages.values())
            for a in synced.accounts}
     with synced.keyring() as cipher, duckdb.connect(str(synced.warehouse)) as con:
-        audit = AuditLog(synced.root / "privacy" / "audit.jsonl")
+        audit = AuditLog.of(synced.root / "privacy" / "audit.jsonl", cipher)
         result = run_rule(con, rule, cipher, audit, now)
         assert result.rows_expired == old[0] + old[2] and 0 < result.rows_expired < 500
         everything = {t: run_rule(con, r, cipher, audit, now + dt.timedelta(days=400)) for t, r in rules.items()}

@@ -47,7 +47,7 @@ def _process(platform: Platform, *requests: Request):
     inbox = Inbox(platform.root / "privacy" / "requests.sqlite")
     ids = [inbox.submit(r) for r in requests]
     with platform.keyring() as cipher, duckdb.connect(str(platform.warehouse)) as con:
-        report = process_pending(con, cipher, inbox, AuditLog(platform.root / "privacy" / "audit.jsonl"),
+        report = process_pending(con, cipher, inbox, AuditLog.of(platform.root / "privacy" / "audit.jsonl", cipher),
                                  exports_dir=platform.root / "exports",
                                  landing_urls={"usage_events": str(platform.landing)})
     return inbox, ids, report
@@ -81,41 +81,54 @@ def _decrypted_events(platform: Platform, ws: str) -> list[dict]:
     return out
 
 
-def _oracle(platform: Platform, ws: str, user_id: str) -> Oracle:
-    events = _decrypted_events(platform, ws)
-    with platform.keyring() as cipher:
-        def bidx(values):
-            return set(cipher.blind_index(ws, sorted(values)).to_pylist()) if values else set()
+USER, COOKIE, DEVICE = "user.unique_id", "user.device.cookie_id", "user.device.device_id"
+KINDS = dict(zip(IDS, (USER, COOKIE, DEVICE)))
 
-        first = [e for e in events if user_id in (e["user_id"], e["anonymous_id"], e["device_id"])
-                 or e["subject_ref"] in bidx({user_id})]
-        identities = {user_id} | {e[c] for e in first for c in IDS if e[c]}
-        refs = bidx(identities) | {e["subject_ref"] for e in first if e["subject_ref"]}
-        mine = [e for e in events if identities & {e[c] for c in IDS} or e["subject_ref"] in refs]
-        # Quarantined lines: in the workspace by any stitched identifier; with a broken workspace id (kept
-        # under the platform's `_unattributed` key) by the identifier the request gave.
-        unattributed = cipher.blind_index(UNATTRIBUTED_WORKSPACE, [user_id]).to_pylist()
-        match = ("SELECT source_file, source_line FROM raw_events.usage_events_quarantine WHERE workspace_id = ? AND "
-                 "(user_id_bidx IN (SELECT unnest(?)) OR anonymous_id_bidx IN (SELECT unnest(?)) "
-                 "OR subject_ref IN (SELECT unnest(?)))")
-        quarantine = set(platform.query(match, [ws, *[list(refs)] * 3])) | set(
-            platform.query(match, [UNATTRIBUTED_WORKSPACE, *[unattributed] * 3]))
-    return Oracle({e["event_id"] for e in mine}, quarantine, identities | {e["ip"] for e in mine if e["ip"]})
+
+def _subject(event: dict) -> tuple[str, str] | None:
+    """(column, value) of an event's data subject: its first identifier."""
+    return next(((c, event[c]) for c in IDS if event[c]), None)
+
+
+def _oracle(platform: Platform, ws: str, user_id: str, erasure: bool = False) -> Oracle:
+    """The identity-resolution rule of the README, the slow way: the user's own events, plus anonymous events
+    whose subject is a cookie or device id seen on them and on no other user's events; quarantined lines of
+    those subjects, and (erasure only) lines without a workspace holding the user id."""
+    events = _decrypted_events(platform, ws)
+    owned = [e for e in events if e["user_id"] == user_id]
+    trackers = {(c, e[c]) for e in owned for c in IDS[1:] if e[c]}
+    contested = {(c, e[c]) for e in events if e["user_id"] not in (None, user_id) for c in IDS[1:] if e[c]}
+    stitched = trackers - contested
+    mine = owned + [e for e in events if e["user_id"] is None and _subject(e) in stitched]
+    with platform.keyring() as cipher:
+        refs = [cipher.blind_index(ws, [v], kind=KINDS[c]).to_pylist()[0] for c, v in {("user_id", user_id), *stitched}]
+        unattributed = cipher.blind_index(UNATTRIBUTED_WORKSPACE, [user_id], kind=USER).to_pylist()
+    quarantine = set(platform.query(f"SELECT source_file, source_line FROM {WS_QUARANTINE} WHERE workspace_id = ? "
+                                    "AND subject_ref IN (SELECT unnest(?))", [ws, refs]))
+    if erasure:
+        quarantine |= set(platform.query(
+            f"SELECT source_file, source_line FROM {WS_QUARANTINE} WHERE workspace_id = ? AND "
+            "(user_id_bidx IN (SELECT unnest(?)) OR subject_ref IN (SELECT unnest(?)))",
+            [UNATTRIBUTED_WORKSPACE, unattributed, unattributed]))
+    return Oracle({e["event_id"] for e in mine}, quarantine,
+                  {user_id} | {v for _, v in stitched} | {e["ip"] for e in mine if e["ip"]})
 
 
 def _files_containing(root: Path, values: set[str]) -> dict[str, list[str]]:
-    """Every file under `root` whose bytes contain one of `values` (gzip files are searched decompressed too)."""
+    """Every file under `root` whose bytes contain one of `values` as UTF-8, Latin-1 or UTF-16 (either byte
+    order); gzip files are searched decompressed too."""
     import gzip
 
     found: dict[str, list[str]] = {}
-    needles = [v.encode() for v in values]
+    needles = {v: {v.encode(enc) for enc in ("utf-8", "latin-1", "utf-16-le", "utf-16-be")
+                   if enc != "latin-1" or max(map(ord, v), default=0) < 256} for v in values}
     for path in root.rglob("*"):
         if not path.is_file():
             continue
         data = path.read_bytes()
         if path.suffix == ".gz":
             data += gzip.decompress(data)
-        hits = [n.decode() for n in needles if n in data]
+        hits = [v for v, encoded in needles.items() if any(n in data for n in encoded)]
         if hits:
             found[str(path.relative_to(root))] = hits
     return found
@@ -142,8 +155,8 @@ def test_access_export_holds_exactly_the_persons_rows_decrypted(platform):
 def test_erasure_leaves_no_byte_of_the_person_and_keeps_everyone_else(platform):
     people = _people(platform, 2)
     (ws, user_id), (other_ws, other_id) = people
-    oracle = _oracle(platform, ws, user_id)
-    other = _oracle(platform, other_ws, other_id)
+    oracle = _oracle(platform, ws, user_id, erasure=True)
+    other = _oracle(platform, other_ws, other_id, erasure=True)
     # The person's values that no other line carries (a line without any of their identifiers could be
     # anyone's, whatever IP it holds).
     identifiers = oracle.values & {v for r in landed_lines(platform.landing) for c in IDS
@@ -164,15 +177,16 @@ def test_erasure_leaves_no_byte_of_the_person_and_keeps_everyone_else(platform):
     assert platform.query(f"SELECT count(*) FROM {WS_EVENTS}")[0][0] == events_before - len(oracle.event_ids)
     assert platform.query(f"SELECT count(*) FROM {WS_QUARANTINE}")[0][0] == quarantine_before - len(oracle.quarantine_keys)
     assert _files_containing(platform.root, unique) == {}
-    assert _oracle(platform, other_ws, other_id) == other  # the other person is intact and readable
+    assert _oracle(platform, other_ws, other_id, erasure=True) == other  # the other person is intact and readable
     assert inbox.get(rid)["status"] == "completed"
-    audit = AuditLog(platform.root / "privacy" / "audit.jsonl")
+    with platform.keyring() as cipher:
+        audit = AuditLog.of(platform.root / "privacy" / "audit.jsonl", cipher)
     assert audit.verify().intact and audit.entries()[-1]["action"] == "dsr.erasure"
 
 
 def test_erasure_of_many_people_in_one_batch(platform):
     people = _people(platform, 5)
-    oracles = [_oracle(platform, ws, uid) for ws, uid in people]
+    oracles = [_oracle(platform, ws, uid, erasure=True) for ws, uid in people]
     expected = len(set().union(*(o.event_ids for o in oracles)))
     before = platform.query(f"SELECT count(*) FROM {WS_EVENTS}")[0][0]
     _, ids, report = _process(platform, *(Request("erasure", ws, "user_id", uid) for ws, uid in people))
@@ -188,7 +202,7 @@ def test_correction_rewrites_the_field_everywhere(platform):
     after = {e["event_id"]: e for e in _decrypted_events(platform, ws)}
     assert {after[e]["ip"] for e in oracle.event_ids} == {"198.51.100.77"}
     with platform.keyring() as cipher:
-        new_bidx = cipher.blind_index(ws, ["198.51.100.77"]).to_pylist()[0]
+        new_bidx = cipher.blind_index(ws, ["198.51.100.77"], kind="user.device.ip_address").to_pylist()[0]
     assert platform.query(f"SELECT count(*) FROM {WS_EVENTS} WHERE ip_bidx = ?", [new_bidx])[0][0] == len(oracle.event_ids)
     others = [e for e in after.values() if e["event_id"] not in oracle.event_ids]
     assert others and all(e["ip"] != "198.51.100.77" for e in others)
@@ -199,7 +213,7 @@ def test_bad_requests_get_a_clear_error_and_change_nothing(platform):
     inbox = Inbox(platform.root / "privacy" / "requests.sqlite")
     with pytest.raises(RequestError, match="email identifying the person is malformed"):
         inbox.submit(Request("access", ws, "email", "not-an-email"))
-    with pytest.raises(RequestError, match="unknown request type 'forget'"):
+    with pytest.raises(RequestError, match="unknown request type; expected one of"):
         inbox.submit(Request("forget", ws, "user_id", user_id))
     with pytest.raises(RequestError, match="a consent request needs `purposes`"):
         inbox.submit(Request("consent", ws, "user_id", user_id, purposes={"telepathy": False}))
@@ -217,10 +231,12 @@ def test_meta_deletion_callback_becomes_an_erasure(platform):
     payload = base64.urlsafe_b64encode(json.dumps(
         {"algorithm": "HMAC-SHA256", "issued_at": 1764000000, "user_id": "fb_123"}).encode()).decode().rstrip("=")
     signature = base64.urlsafe_b64encode(hmac.new(b"app-secret", payload.encode(), hashlib.sha256).digest()).decode()
-    request = meta_deletion_request(f"{signature.rstrip('=')}.{payload}", "app-secret", _people(platform, 1)[0][0])
+    issued = dt.datetime.fromtimestamp(1764000000, dt.timezone.utc)
+    request = meta_deletion_request(f"{signature.rstrip('=')}.{payload}", "app-secret", _people(platform, 1)[0][0],
+                                    now=issued + dt.timedelta(minutes=1))
     assert (request.request_type, request.identity_kind, request.source) == ("erasure", "facebook_user_id", "meta_data_deletion")
     with pytest.raises(RequestError, match="does not match the app secret"):
-        meta_deletion_request(f"{signature}.{payload}", "another-secret", "ws")
+        meta_deletion_request(f"{signature}.{payload}", "another-secret", "ws", now=issued)
     inbox, (rid,), report = _process(platform, request)
     assert inbox.get(rid)["status"] == "completed" and report.rows_by_table == {}
 
@@ -236,8 +252,7 @@ def test_opted_out_visitor_is_loaded_without_identifiers(platform):
     lines = [r for r in landed_lines(platform.landing) if r.get("event_id") in loaded
              and (r.get("workspace_id"), r.get("user_id")) in ((ws, user_id), (other_ws, other_id))]
     lines = list({r["event_id"]: r for r in lines}.values())  # landed duplicates once
-    cookie = next(r["anonymous_id"] for r in lines if r["user_id"] == user_id and r.get("anonymous_id"))
-    inbox, (rid,), _ = _process(platform, Request("consent", ws, "anonymous_id", cookie,
+    inbox, (rid,), _ = _process(platform, Request("consent", ws, "user_id", user_id,
                                                    purposes={"analytics": False, "ads": False}))
     assert inbox.get(rid)["status_detail"] == "consent recorded for analytics=refused, ads=refused"
     # Rows already held: the ads flag follows at once.
@@ -265,8 +280,8 @@ def test_access_exports_are_deleted_after_30_days(platform):
     inbox, (rid,), _ = _process(platform, Request("access", ws, "user_id", user_id))
     export = Path(inbox.get(rid)["export_path"])
     assert export.is_file()
-    audit = AuditLog(platform.root / "privacy" / "audit.jsonl")
     with platform.keyring() as cipher, duckdb.connect(str(platform.warehouse)) as con:
+        audit = AuditLog.of(platform.root / "privacy" / "audit.jsonl", cipher)
         soon = process_pending(con, cipher, inbox, audit, exports_dir=export.parent, landing_urls={},
                                now=dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=29))
         assert soon.exports_removed == 0 and export.is_file()
@@ -290,7 +305,9 @@ def test_cli_files_requests_and_refuses_bad_ones(tmp_path):
         return subprocess.run([sys.executable, "-m", "cli", "privacy", *args], cwd=root, env=env,
                               capture_output=True, text=True, timeout=120)
 
-    payload = base64.urlsafe_b64encode(json.dumps({"algorithm": "HMAC-SHA256", "user_id": "fb_7"}).encode()).decode()
+    payload = base64.urlsafe_b64encode(json.dumps(
+        {"algorithm": "HMAC-SHA256", "issued_at": int(dt.datetime.now(dt.timezone.utc).timestamp()),
+         "user_id": "fb_7"}).encode()).decode()
     signature = base64.urlsafe_b64encode(hmac.new(b"app-secret", payload.encode(), hashlib.sha256).digest()).decode()
     meta = cli("provider-deletion", "--workspace", "ws_1", "--meta-signed-request", f"{signature}.{payload}")
     assert meta.returncode == 0, meta.stderr

@@ -63,7 +63,7 @@ def test_anonymises_exactly_the_expired_events_and_keeps_the_rest(loaded, tmp_pa
 
     with platform.keyring() as cipher, duckdb.connect(str(platform.warehouse)) as con:
         assert violations(con, EVENTS, DECLARED_TABLES[table], NOW) == identifying
-        result = run_rule(con, EVENTS, cipher, AuditLog(platform.root / "audit.jsonl"), NOW)
+        result = run_rule(con, EVENTS, cipher, AuditLog.of(platform.root / "audit.jsonl", cipher), NOW)
         assert violations(con, EVENTS, DECLARED_TABLES[table], NOW) == 0
 
     assert result.rows_expired == identifying
@@ -78,7 +78,7 @@ def test_anonymises_exactly_the_expired_events_and_keeps_the_rest(loaded, tmp_pa
         + " OR ".join(f"{c} IS NOT NULL" for c in PERSONAL) + ")", [limit])[0][0] == 0
     # Running again finds nothing left to do.
     with platform.keyring() as cipher, duckdb.connect(str(platform.warehouse)) as con:
-        assert run_rule(con, EVENTS, cipher, AuditLog(platform.root / "audit.jsonl"), NOW).rows_expired == 0
+        assert run_rule(con, EVENTS, cipher, AuditLog.of(platform.root / "audit.jsonl", cipher), NOW).rows_expired == 0
 
 
 def test_destroys_keys_only_of_subjects_no_row_needs(loaded, tmp_path):
@@ -92,7 +92,7 @@ def test_destroys_keys_only_of_subjects_no_row_needs(loaded, tmp_path):
     assert gone and expired & remaining  # both cases occur in the data
 
     with platform.keyring() as cipher, duckdb.connect(str(platform.warehouse)) as con:
-        result = run_rule(con, EVENTS, cipher, AuditLog(platform.root / "audit.jsonl"), NOW)
+        result = run_rule(con, EVENTS, cipher, AuditLog.of(platform.root / "audit.jsonl", cipher), NOW)
     assert (result.subjects_expired, result.keys_destroyed) == (len(expired), len(gone))
 
     # A kept subject's recent events still decrypt; nothing of a destroyed subject does any more.
@@ -116,8 +116,8 @@ def test_quarantine_rows_past_30_days_are_deleted(loaded, tmp_path):
     by_day = dict(platform.query(f"SELECT received_date, count(*) FROM {table} GROUP BY 1"))
     expected_gone = sum(n for day, n in by_day.items() if day < limit)
     assert 0 < expected_gone < sum(by_day.values())
-    audit = AuditLog(platform.root / "audit.jsonl")
     with platform.keyring() as cipher, duckdb.connect(str(platform.warehouse)) as con:
+        audit = AuditLog.of(platform.root / "audit.jsonl", cipher)
         assert run_rule(con, QUARANTINE, cipher, audit, now).rows_expired == expected_gone
         assert violations(con, QUARANTINE, DECLARED_TABLES[table], now) == 0
     assert platform.query(f"SELECT count(*) FROM {table}")[0][0] == sum(by_day.values()) - expected_gone

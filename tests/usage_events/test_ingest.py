@@ -190,7 +190,7 @@ def test_workspace_keys_do_not_open_other_workspaces(platform: Platform) -> None
             other = [None]
         assert other == [None]
         same_value = ["shared-value"]
-        assert keyring.blind_index(ws_a, same_value) != keyring.blind_index(ws_b, same_value)
+        assert keyring.blind_index(ws_a, same_value, kind="user.unique_id") != keyring.blind_index(ws_b, same_value, kind="user.unique_id")
 
 
 def test_gzip_files_and_fsspec_urls_load_the_same(platform: Platform, tmp_path: Path) -> None:
