@@ -28,6 +28,7 @@ from resources.privacy import PrivacyResource
 from resources.warehouse import WarehouseResource
 from tests.conftest import END_DATE, Platform, landed_lines
 from tests.privacy.test_requests import _files_containing
+from tests.security.test_retention_preview import _enforces
 
 AS_OF = (dt.datetime.combine(END_DATE, dt.time(12), dt.timezone.utc) + dt.timedelta(days=394)).isoformat()
 checks_only_job = define_asset_job("retention_checks_only", selection=AssetSelection.checks(*RETENTION_CHECKS))
@@ -60,7 +61,7 @@ def _as_of(job_name: str, defs: Definitions, confirm: bool = True) -> dict:
     """Every retention asset and check evaluated at AS_OF; the assets really enforce only if `confirm`."""
     nodes = defs.resolve_job_def(job_name).graph.node_names()
     enforce = {"as_of": AS_OF, **({"confirm_as_of": AS_OF} if confirm else {})}
-    return {"ops": {node: {"config": enforce if node.startswith("privacy__retention__") else {"as_of": AS_OF}}
+    return {"ops": {node: {"config": enforce if _enforces(node) else {"as_of": AS_OF}}
                     for node in nodes if node != "privacy__data_subject_requests"}}
 
 

@@ -314,6 +314,71 @@ def test_a_sweep_racing_an_erasure_cannot_keep_the_person_readable(platform: Pla
     assert list(_restored(platform).values()) == [_line(2, user_id="kept") + b"\n"]
 
 
+def test_archive_shares_are_keyed_per_identifier_kind_as_erasure_destroys_them(platform: Platform) -> None:
+    """The same string as a cookie id and as a user id is two identifiers: erasing the cookie id (a real
+    erasure request) makes the archived line naming that cookie unreadable and leaves the user id's line."""
+    as_cookie, as_user, other = (_line(1, user_id="u-1", anonymous_id="same"), _line(2, user_id="same"),
+                                 _line(3, anonymous_id="anon-2"))
+    _write(platform.landing / "dt=2026-11-20" / "a.ndjson", [as_cookie, as_user, other])
+    platform.ingest()
+    _sweep(platform, _at(END_DATE))
+    assert list(_restored(platform).values()) == [b"\n".join([as_cookie, as_user, other]) + b"\n"]
+
+    _, _, report = _process(platform, Request("erasure", "ws-a", "anonymous_id", "same"))
+
+    assert report.keys_destroyed >= 1
+    assert list(_restored(platform).values()) == [as_user + b"\n" + other + b"\n"]
+
+
+def test_a_sweep_never_archives_a_suppressed_person_under_fresh_keys(platform: Platform) -> None:
+    """A file landed again after an erasure still names the erased person: the sweep leaves their lines out of
+    the archive (their keys are gone; sealing under new ones would make them readable again)."""
+    _write(platform.landing / "dt=2026-11-20" / "a.ndjson", [_line(1, user_id="gone"), _line(2, user_id="kept")])
+    platform.ingest()
+    _process(platform, Request("erasure", "ws-a", "user_id", "gone"))
+    again = [_line(3, user_id="gone"), _line(4, user_id="other")]
+    _write(platform.landing / "dt=2026-11-20" / "b.ndjson", again)
+    platform.ingest()
+
+    report = _sweep(platform, _at(END_DATE))
+
+    assert (report.files_archived, report.lines_archived, report.lines_suppressed) == (2, 2, 1)
+    assert _restored(platform) == {"dt=2026-11-20/a.ndjson": _line(2, user_id="kept") + b"\n",
+                                   "dt=2026-11-20/b.ndjson": _line(4, user_id="other") + b"\n"}
+    assert _bytes_found(Path(archive_url(str(platform.landing))), [b"gone"]) == []
+
+
+def test_a_sweep_racing_an_offboarding_cannot_keep_the_workspace_readable(platform: Platform) -> None:
+    """Offboarding destroys the workspace key, then scrubs every line of the workspace without hashing it. A
+    sweep that archived in between created the workspace's keys afresh; the scrub destroys them again."""
+    _write(platform.landing / "dt=2026-11-20" / "a.ndjson", [_line(1, user_id="u-1"), _line(2),
+                                                             _line(3, ws="ws-b", user_id="u-2")])
+    platform.ingest()
+    with platform.keyring() as cipher:  # offboarding's first step
+        cipher.destroy_workspace("ws-a")
+    _sweep(platform, _at(END_DATE))  # the racing sweep archives after that step
+    assert [data.count(b'"ws-a"') for data in _restored(platform).values()] == [2]
+
+    with platform.keyring() as cipher:
+        no_one = pa.table({"workspace_id": pa.array([], pa.string()), "bidx": pa.array([], pa.binary())})
+        report = scrub_landing(ZONE, str(platform.landing), no_one, cipher, frozenset({"ws-a"}), platform.work_dir)
+
+    assert report.files_scanned == 0  # the file was archived: nothing in the clear to rewrite
+    assert list(_restored(platform).values()) == [_line(3, ws="ws-b", user_id="u-2") + b"\n"]
+
+
+def test_offboarding_drops_every_line_of_the_workspace_from_landed_files(platform: Platform) -> None:
+    kept = _line(3, ws="ws-b", user_id="u-2")
+    path = _write(platform.landing / DAY / "a.ndjson", [_line(1, user_id="u-1"), _line(2), kept], mode=0o640)
+    with platform.keyring() as cipher:
+        no_one = pa.table({"workspace_id": pa.array([], pa.string()), "bidx": pa.array([], pa.binary())})
+        report = scrub_landing(ZONE, str(platform.landing), no_one, cipher, frozenset({"ws-a"}), platform.work_dir)
+        assert not cipher.has_workspace("ws-a")  # never hashed: the workspace key is not created again
+
+    assert (report.files_rewritten, report.lines_removed) == (1, 2)
+    assert _lines_of(path) == [kept] and path.stat().st_mode & 0o777 == 0o640
+
+
 # -- crash safety -----------------------------------------------------------------------------------------
 
 _ERASE = """
