@@ -150,16 +150,7 @@ def _loose_pattern(field: str) -> str:
 
 def scratch_dir(zone: LandingZone, work_dir: Path | None) -> Path:
     """This zone's scratch folder in the work folder, 0700."""
-    folder = (work_dir or paths.work_dir()) / f"{SCRATCH_PREFIX}{zone.name}"
-    _private_dirs(folder)
-    return folder
-
-
-def _private_dirs(folder: Path) -> None:
-    """Create `folder` and any missing parent as 0700 (mkdir's mode reaches only the last level)."""
-    missing = [p for p in [folder, *folder.parents] if not p.exists()]
-    for path in reversed(missing):
-        path.mkdir(mode=0o700, exist_ok=True)
+    return paths.private_dir((work_dir or paths.work_dir()) / f"{SCRATCH_PREFIX}{zone.name}")
 
 
 @contextmanager
@@ -200,7 +191,8 @@ def replace_file(files: ZoneFiles, target: str, scratch: Path, write: Callable[[
             mode = os.stat(target).st_mode & 0o7777 if os.path.exists(target) else 0o600
         os.chmod(temporary, mode)
         _fsync(temporary)
-        _private_dirs(Path(target).parent)
+        # New folders (the archive's) are 0700 through the process umask; an existing landing folder keeps its mode.
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
         try:
             os.replace(temporary, target)
         except OSError as exc:
