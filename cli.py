@@ -58,7 +58,8 @@ def _generate_if_empty(events: int, days: int) -> None:
     if discover_files(landing) or archive.exists(archive_root):
         print(f"landing location {landing} has (or had, now archived) files: not generating sandbox events")
         return
-    stats = generate_events(landing, events=events, days=days, end_date=dt.datetime.now(dt.timezone.utc).date())
+    stats = generate_events(landing, events=events, days=days, end_date=dt.datetime.now(dt.timezone.utc).date(),
+                            workspaces_path=paths.workspaces_path())
     print(f"generated {stats.lines} sandbox event lines in {len(stats.files)} files "
           f"({stats.valid_events} events, {stats.duplicate_lines} duplicates, {stats.bad_lines} bad lines)")
 
@@ -200,15 +201,24 @@ def print_connections() -> int:
 
 def _run_job(instance, name: str) -> bool:
     """Run one unpartitioned job and print each materialisation's counts and the checks."""
+    from dagster import PathMetadataValue
+
     result = _execute(instance, name)
     checks = result.get_asset_check_evaluations()
     print(f"{name}: run {result.run_id} {'success' if result.success else 'FAILED'}; "
           f"checks passed {sum(c.passed for c in checks)}/{len(checks)}")
     for event in result.get_asset_materialization_events():
         meta = event.materialization.metadata
-        shown = {k: v.value for k, v in meta.items() if isinstance(v.value, (int, float, str)) and k != "requests"}
+        shown = {k: _relative(v.value) if isinstance(v, PathMetadataValue) else v.value for k, v in meta.items()
+                 if isinstance(v.value, (int, float, str)) and v.value != "" and k != "requests"}
         print(f"  {event.asset_key.to_user_string()}: {', '.join(f'{k} {v}' for k, v in shown.items())}")
     return result.success
+
+
+def _relative(path: str | Path) -> str:
+    """A path as the user can type it from here: relative to the working folder when it lies inside it."""
+    resolved = Path(path).resolve()
+    return str(resolved.relative_to(Path.cwd())) if resolved.is_relative_to(Path.cwd()) else str(path)
 
 
 def print_warehouse_summary() -> None:
@@ -223,7 +233,7 @@ def print_warehouse_summary() -> None:
             "SELECT table_schema, table_name FROM information_schema.tables "
             "WHERE table_name NOT LIKE '\\_dlt%' ESCAPE '\\' ORDER BY ALL"
         ).fetchall()
-        print(f"warehouse {paths.warehouse_path()}:")
+        print(f"warehouse {_relative(paths.warehouse_path())}:")
         for schema, table in tables:
             count = con.execute(f'SELECT count(*) FROM "{schema}"."{table}"').fetchone()[0]
             print(f"  {schema}.{table}: {count} rows")

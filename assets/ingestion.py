@@ -49,7 +49,7 @@ from pipelines.usage_events.settings import (
     QUARANTINE_TABLE,
     SOURCE_NAME,
 )
-from pipelines.usage_events.work import loaded_file_urls
+from pipelines.usage_events.work import LedgerIndex, ledger_index
 from pipelines.warehouse import WarehouseBusy, finish_pending, table_exists
 from resources.keyring import KeyringResource
 from resources.landing import LandingResource
@@ -95,7 +95,8 @@ def usage_events_assets(
     with keyring.open() as cipher:
         recovered = finish_pending(pipeline)
         report = IngestReport()
-        source = usage_events_source(landing.url, cipher, warehouse.work_dir, warehouse.path, days, report)
+        source = usage_events_source(landing.url, cipher, warehouse.work_dir, warehouse.path, days, report,
+                                     landing.known_workspaces())
         for result in dlt_runner.run(context=context, dlt_source=source, dlt_pipeline=pipeline):
             yield MaterializeResult(
                 asset_key=result.asset_key,
@@ -103,11 +104,19 @@ def usage_events_assets(
             )
 
 
+# At most this many files are named per list in a run's metadata (the counts stay whole).
+_NAMED_FILES = 100
+
+
 def _report_metadata(report: IngestReport, recovered: list[str]) -> dict:
-    """Counts and reason codes only: nothing here may carry personal data."""
+    """Counts, reason codes and landed file paths only: nothing here may carry personal data."""
     return {
         "files_read": report.files_read,
         "files_already_loaded": report.files_skipped,
+        "files_not_taken": len(report.skipped_files),
+        "files_not_taken_reasons": MetadataValue.json(dict(list(report.skipped_files.items())[:_NAMED_FILES])),
+        "files_changed_after_load": MetadataValue.json(report.changed_files[:_NAMED_FILES]),
+        "quarantine_by_file": MetadataValue.json(dict(list(report.quarantined_by_file.items())[:_NAMED_FILES])),
         "lines_read": report.lines,
         "events_loaded": report.events_loaded,
         "duplicates_dropped": report.duplicates_dropped,
@@ -177,7 +186,37 @@ def events_personal_data_encrypted(
     )
 
 
-EVENT_CHECKS = [events_unique_event_ids, events_quarantine_share, events_personal_data_encrypted]
+@asset_check(
+    asset=EVENTS_KEY,
+    description="No landed file changed after it was loaded in a way that added lines (a file taken before it was "
+    "complete): its new lines were loaded when it was read again, but the earlier load had missed them. A file "
+    "that only lost lines (an erasure scrubs landed files) passes.",
+)
+def events_landed_files_unchanged(
+    context: AssetCheckExecutionContext, warehouse: WarehouseResource
+) -> AssetCheckResult:
+    with warehouse.connect() as con:
+        if not table_exists(con, DATASET_NAME, LEDGER_TABLE) or not ledger_index(con).paths:
+            return AssetCheckResult(passed=True, metadata={"files_changed": 0})
+        rows = con.execute(
+            f"""
+            SELECT file_path, count(*) - 1, sum(events_loaded + lines_quarantined) FILTER (version > 1)
+            FROM (SELECT *, row_number() OVER (PARTITION BY file_path ORDER BY _dlt_load_id) AS version
+                  FROM {DATASET_NAME}.{LEDGER_TABLE} WHERE file_path IS NOT NULL)
+            GROUP BY file_path HAVING count(*) > 1 ORDER BY file_path
+            """
+        ).fetchall()
+    grew = {path: int(added) for path, _, added in rows if added}
+    return AssetCheckResult(
+        passed=not grew,
+        severity=AssetCheckSeverity.ERROR,
+        metadata={"files_changed": len(rows), "files_with_lines_added_after_load": MetadataValue.json(
+            dict(list(grew.items())[:_NAMED_FILES]))},
+    )
+
+
+EVENT_CHECKS = [events_unique_event_ids, events_quarantine_share, events_personal_data_encrypted,
+                events_landed_files_unchanged]
 
 usage_events_job = define_asset_job(
     "usage_events_job",
@@ -195,14 +234,14 @@ def pending_files_by_day(landing_url: str, warehouse: WarehouseResource, wait: f
     that, or at once while a program that bypasses the lock has the file open.
     """
     files = discover_files(landing_url)
-    loaded: set[str] = set()
+    ledger = LedgerIndex()
     if Path(warehouse.path).exists():
         with warehouse.connect(wait=wait) as con:
-            loaded = loaded_file_urls(con)
+            ledger = ledger_index(con)
     pending: dict[str, list[str]] = defaultdict(list)
     for f in files:
-        if f.url not in loaded:
-            pending[f.received_date.isoformat()].append(f.url)
+        if not ledger.loaded(f):
+            pending[f.received_date.isoformat()].append(f"{f.path}:{f.size}:{f.modified}")
     return dict(pending)
 
 

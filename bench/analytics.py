@@ -71,7 +71,7 @@ def bench_size(out: Path, events: int) -> dict[str, Any]:
                             end_date=END_DATE + dt.timedelta(days=1), file_events=50_000)
     with open_keyring(run) as cipher:
         ingest(str(new_day), cipher, warehouse_path=run / "warehouse.duckdb", dlt_dir=run / "dlt",
-               work_dir=run / "work")
+               work_dir=run / "work", workspaces=stats.workspaces)
     incremental_s, incremental = _build_all(run / "warehouse.duckdb", full_refresh=False)
     shutil.rmtree(run, ignore_errors=True)
     return {"events": events, "new_day_lines": stats.lines, "full_s": full_s, "incremental_s": incremental_s,

@@ -17,7 +17,7 @@ def ensure_warehouse(out: Path, events: int, days: int = DAYS) -> tuple[Path, Pa
     from pipelines.privacy.keyring import Keyring, load_master_key
     from pipelines.usage_events import ingest
 
-    landing, _ = ensure_generated(out, events, gzip=False, days=days)
+    landing, generated = ensure_generated(out, events, gzip=False, days=days)
     base = out / "data" / (f"warehouse-{events}" if days == DAYS else f"warehouse-{events}-d{days}")
     if (base / BASE_MARKER).exists():
         return landing, base
@@ -27,7 +27,7 @@ def ensure_warehouse(out: Path, events: int, days: int = DAYS) -> tuple[Path, Pa
     key = load_master_key(None, base / "keys" / "master.key", True)
     with Keyring.open(base / "keys" / "keyring.sqlite", key) as cipher:
         report = ingest(str(landing), cipher, warehouse_path=base / "warehouse.duckdb", dlt_dir=base / "dlt",
-                        work_dir=base / "work")
+                        work_dir=base / "work", workspaces=generated["stats"]["workspaces"])
     shutil.rmtree(base / "work", ignore_errors=True)
     (base / BASE_MARKER).write_text(json.dumps({"events_loaded": report.events_loaded}))
     return landing, base

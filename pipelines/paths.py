@@ -117,6 +117,12 @@ def connections_path() -> Path:
     return Path(os.environ.get("GTG_CONNECTIONS_PATH") or data_dir() / "connections" / "connections.sqlite")
 
 
+
+def workspaces_path() -> Path:
+    """GTG_WORKSPACES_PATH, default `<data>/workspaces/workspaces.sqlite`: the workspaces the platform knows."""
+    return Path(os.environ.get("GTG_WORKSPACES_PATH") or data_dir() / "workspaces" / "workspaces.sqlite")
+
+
 def exports_dir() -> Path:
     """GTG_EXPORTS_DIR, default `<data>/exports`: access-request exports (one JSON file per request)."""
     return Path(os.environ.get("GTG_EXPORTS_DIR") or data_dir() / "exports")

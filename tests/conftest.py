@@ -16,6 +16,7 @@ from dagster import DagsterInstance
 from pipelines.privacy.keyring import Keyring, load_master_key
 from pipelines.sandbox.events import GenerationStats, generate_events
 from pipelines.usage_events import IngestReport, ingest
+from pipelines.workspaces import WorkspaceRegistry, known_workspaces
 
 # The tests run the sandbox (GTG_ENV has no default; see pipelines.paths.environment), whatever the shell says;
 # a test of production sets it itself.
@@ -54,13 +55,27 @@ class Platform:
     def master_key_file(self) -> Path:
         return self.root / "keys" / "master.key"
 
+    @property
+    def workspaces_path(self) -> Path:
+        return self.root / "workspaces" / "workspaces.sqlite"
+
+    @property
+    def connections_path(self) -> Path:
+        return self.root / "connections" / "connections.sqlite"
+
+    def known_workspaces(self) -> frozenset[str]:
+        return known_workspaces(self.workspaces_path, self.connections_path)
+
+    def register_workspaces(self, *workspace_ids: str) -> None:
+        WorkspaceRegistry(self.workspaces_path).register(workspace_ids, "test")
+
     def keyring(self) -> Keyring:
         return Keyring.open(self.keyring_path, load_master_key(None, self.master_key_file, True))
 
     def ingest(self, landing: str | Path | None = None, **kwargs) -> IngestReport:
         with self.keyring() as cipher:
             return ingest(str(landing or self.landing), cipher, warehouse_path=self.warehouse,
-                          dlt_dir=self.dlt_dir, work_dir=self.work_dir, **kwargs)
+                          dlt_dir=self.dlt_dir, work_dir=self.work_dir, workspaces=self.known_workspaces(), **kwargs)
 
     def last_load_jobs(self) -> dict[str, list]:
         """The jobs of the events pipeline's last load package, by state, from the trace dlt keeps on disk."""
@@ -73,7 +88,7 @@ class Platform:
 
     def generate(self, **kwargs) -> GenerationStats:
         args = {"events": 4000, "seed": 11, "days": 3, "end_date": END_DATE, "bad_share": 0.02,
-                "duplicate_share": 0.02, "file_events": 1000}
+                "duplicate_share": 0.02, "file_events": 1000, "workspaces_path": self.workspaces_path}
         args.update(kwargs)
         return generate_events(str(self.landing), **args)
 

@@ -72,6 +72,7 @@ def _land(platform: Platform, day: dt.date, events: list[dict]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"events-{len(list(folder.iterdir())):05d}.ndjson").write_text(
         "".join(json.dumps(e) + "\n" for e in events))
+    platform.register_workspaces(*{e["workspace_id"] for e in events})
 
 
 def _defs(platform: Platform) -> Definitions:

@@ -29,9 +29,14 @@ def _defs(platform: Platform, keyring: KeyringResource | None = None) -> Definit
                                            work_dir=str(platform.work_dir)),
             "keyring": keyring or KeyringResource(master_key_file=str(platform.master_key_file),
                                                   keyring_path=str(platform.keyring_path)),
-            "landing": LandingResource(url=str(platform.landing)),
+            "landing": _landing(platform),
         },
     )
+
+
+def _landing(platform: Platform) -> LandingResource:
+    return LandingResource(url=str(platform.landing), workspaces_path=str(platform.workspaces_path),
+                           connections_path=str(platform.connections_path))
 
 
 def _run(platform: Platform, day: str, keyring: KeyringResource | None = None):
@@ -63,7 +68,7 @@ def test_each_day_materialises_with_its_exact_counts_and_passing_checks(platform
             "duplicates_dropped": stats.duplicates_by_day[day], "lines_quarantined": stats.bad_by_day[day]}
         checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
         assert checks == {"events_unique_event_ids": True, "events_quarantine_share": True,
-                          "events_personal_data_encrypted": True}
+                          "events_personal_data_encrypted": True, "events_landed_files_unchanged": True}
     assert platform.query("SELECT count(*) FROM raw_events.usage_events") == [(stats.valid_events,)]
 
     # No personal value anywhere in what Dagster recorded about the runs.
@@ -122,7 +127,7 @@ def test_quarantine_share_check_flags_a_bad_load(platform: Platform) -> None:
 
 def test_sensor_requests_each_day_with_unloaded_files(platform: Platform) -> None:
     platform.generate()
-    resources = {"landing": LandingResource(url=str(platform.landing)),
+    resources = {"landing": _landing(platform),
                  "warehouse": WarehouseResource(path=str(platform.warehouse))}
     first = _sense(resources)
     assert sorted(r.partition_key for r in first) == DAYS
@@ -154,7 +159,7 @@ WRITERS = {
 def test_sensor_waits_while_the_warehouse_is_being_written(platform: Platform, writer_kind: str) -> None:
     platform.generate()
     assert _run(platform, "2026-11-22").success
-    resources = {"landing": LandingResource(url=str(platform.landing)),
+    resources = {"landing": _landing(platform),
                  "warehouse": WarehouseResource(path=str(platform.warehouse))}
     writer = subprocess.Popen([sys.executable, "-c", WRITERS[writer_kind], str(platform.warehouse)],
                               stdout=subprocess.PIPE, text=True)
@@ -171,7 +176,8 @@ def test_sensor_waits_while_the_warehouse_is_being_written(platform: Platform, w
     assert result.skip_message.endswith("; looking again at the next tick")
 
 
-@pytest.mark.parametrize("name", ["events_unique_event_ids", "events_quarantine_share", "events_personal_data_encrypted"])
+@pytest.mark.parametrize("name", ["events_unique_event_ids", "events_quarantine_share", "events_personal_data_encrypted",
+                                  "events_landed_files_unchanged"])
 def test_checks_pass_on_an_empty_warehouse(platform: Platform, name: str) -> None:
     result = _run(platform, "2026-11-24")
     assert result.success

@@ -50,7 +50,7 @@ def daily(platform: Platform, tmp_path: Path) -> Platform:
     built one arrival day at a time, as the hourly jobs do."""
     incoming = tmp_path / "incoming"
     generate_events(str(incoming), events=9000, seed=23, days=DAYS, end_date=END, file_events=100_000,
-                    bad_share=0.01, duplicate_share=0.01)
+                    bad_share=0.01, duplicate_share=0.01, workspaces_path=platform.workspaces_path)
     platform.late, platform.builds = {}, []
     for folder in sorted(incoming.iterdir()):
         arrival = dt.date.fromisoformat(folder.name.removeprefix("dt="))

@@ -41,9 +41,13 @@ import sys
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from fractions import Fraction
+from pathlib import Path
 from typing import IO, Generic, TypeVar
 
 import fsspec.core
+
+from pipelines import paths
+from pipelines.workspaces import WorkspaceRegistry
 
 __all__ = ["BAD_KINDS", "GenerationStats", "generate_events", "main"]
 
@@ -809,6 +813,7 @@ class GenerationStats:
     valid_by_day: dict[str, int] = dataclasses.field(default_factory=dict)
     duplicates_by_day: dict[str, int] = dataclasses.field(default_factory=dict)
     bad_by_day: dict[str, int] = dataclasses.field(default_factory=dict)
+    workspaces: list[str] = dataclasses.field(default_factory=list)
 
 
 def _largest_remainder(total: int, weights: Sequence[float]) -> list[int]:
@@ -920,12 +925,15 @@ def generate_events(
     file_events: int = 50_000,
     bad_share: float = 0.01,
     duplicate_share: float = 0.01,
+    workspaces_path: str | Path | None = None,
 ) -> GenerationStats:
     """Write `events` NDJSON lines (valid, duplicate and bad ones together) to `<out>/dt=YYYY-MM-DD/` for the
     `days` landing days ending at `end_date` (default: today in UTC), and return exact counts.
 
     `out` is a local folder or any fsspec URL (`memory://...`, `s3://...`). The same arguments always give
-    byte-identical files. Existing files with the same names are overwritten; others are left alone.
+    byte-identical files. Existing files with the same names are overwritten; others are left alone. The
+    workspaces the events belong to are listed in the stats and, given `workspaces_path`, registered there (the
+    platform takes events only of workspaces it knows).
     """
     _validate_arguments(events, days, file_events, bad_share, duplicate_share)
     end = end_date or dt.datetime.now(dt.timezone.utc).date()
@@ -939,7 +947,11 @@ def generate_events(
 
     stats = GenerationStats(bad_by_kind={k: 0 for k in BAD_KINDS})
     writer = _LandingWriter(out, gzip, file_events)
-    generator = _Generator(rng, _Population(seed, events))
+    population = _Population(seed, events)
+    generator = _Generator(rng, population)
+    stats.workspaces = [population.workspace(i)[0] for i in range(population.workspaces)]
+    if workspaces_path is not None:
+        WorkspaceRegistry(workspaces_path).register(stats.workspaces, "sandbox")
     try:
         for day, n, defects, bad in zip(window, lines_per_day, defects_per_day, bad_per_day):
             _generate_day(generator, writer, stats, day, n, n - defects, defects - bad, bad)
@@ -1019,6 +1031,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--file-events", type=int, default=50_000, help="maximum lines per file")
     parser.add_argument("--bad-share", type=float, default=0.01)
     parser.add_argument("--duplicate-share", type=float, default=0.01)
+    parser.add_argument("--workspaces", default=str(paths.workspaces_path()),
+                        help="workspace registry to register the generated workspaces in")
     return parser.parse_args(argv)
 
 
@@ -1028,6 +1042,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     stats = generate_events(
         args.out, events=args.events, seed=args.seed, days=args.days, end_date=args.end_date, gzip=args.gzip,
         file_events=args.file_events, bad_share=args.bad_share, duplicate_share=args.duplicate_share,
+        workspaces_path=args.workspaces,
     )
     report = dataclasses.asdict(stats)
     report["file_count"] = len(stats.files)

@@ -12,14 +12,14 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Collection, Iterable, Iterator
 
 import dlt
 import pyarrow as pa
 
 from pipelines.privacy.protect import FieldCipher
 from pipelines.usage_events.contract import load_contract
-from pipelines.usage_events.landing import chunk_files, discover_files
+from pipelines.usage_events.landing import SkippedFile, chunk_files, discover
 from pipelines.usage_events.settings import (
     DATASET_NAME,
     EVENT_COLUMNS,
@@ -37,7 +37,11 @@ from pipelines.warehouse import finish_pending, warehouse_lock, warehouse_pipeli
 
 @dataclass
 class IngestReport:
-    """What one extraction saw; counts and codes only, never data (it ends up in Dagster metadata)."""
+    """What one extraction saw; counts, codes and landed file paths only, never data (it ends up in Dagster
+    metadata). `files_skipped` counts files already loaded; `skipped_files` names each entry not taken, by its
+    path relative to the landing root, with the reason (see `landing.SKIP_REASONS`); `changed_files` names
+    files loaded before whose content has changed since (read again: lines already held count as duplicates);
+    `quarantined_by_file` gives each file's quarantined lines by reason."""
 
     files_found: int = 0
     files_skipped: int = 0
@@ -47,13 +51,21 @@ class IngestReport:
     duplicates_dropped: int = 0
     lines_quarantined: int = 0
     quarantine_reasons: dict[str, int] = field(default_factory=dict)
+    skipped_files: dict[str, str] = field(default_factory=dict)
+    changed_files: list[str] = field(default_factory=list)
+    quarantined_by_file: dict[str, dict[str, int]] = field(default_factory=dict)
 
-    def add(self, counts: dict[str, int], reasons: dict[str, int]) -> None:
+    def add(self, counts: dict[str, int], reasons: dict[str, int], by_file: dict[str, dict[str, int]]) -> None:
         """Add one slice's counts."""
         for name, value in counts.items():
             setattr(self, name, getattr(self, name) + value)
         for reason, value in reasons.items():
             self.quarantine_reasons[reason] = self.quarantine_reasons.get(reason, 0) + value
+        self.quarantined_by_file.update(by_file)
+
+    def skip(self, skipped: Iterable[SkippedFile]) -> None:
+        """Record entries not taken by this run."""
+        self.skipped_files.update((s.path, s.reason) for s in skipped)
 
     @property
     def quarantine_share(self) -> float:
@@ -81,14 +93,18 @@ def usage_events_source(
     warehouse_path: str | None = None,
     received_dates: Iterable[dt.date] | None = None,
     report: IngestReport | None = None,
+    workspaces: Collection[str] = (),
 ):
     """Events landed under `landing_url` (optionally only the given arrival days) not loaded before.
 
     `warehouse_path` is read (read-only) for the ledger of loaded files and the ids already loaded;
-    `cipher` is the keyring that encrypts personal columns; `report` receives the counts.
+    `cipher` is the keyring that encrypts personal columns; `report` receives the counts; `workspaces` are the
+    workspaces the platform knows (`pipelines.workspaces.known_workspaces`): other workspaces' events are
+    quarantined.
     """
     return usage_events(landing_url, cipher, work_dir, warehouse_path,
-                        list(received_dates) if received_dates is not None else None, report or IngestReport())
+                        list(received_dates) if received_dates is not None else None, report or IngestReport(),
+                        frozenset(workspaces))
 
 
 # No table hints on the resource itself: dlt starts every table variant from them, so each of the three
@@ -101,31 +117,35 @@ def usage_events(
     warehouse_path: str | None,
     received_dates: list[dt.date] | None,
     report: IngestReport,
+    workspaces: frozenset[str],
 ) -> Iterator[pa.RecordBatch]:
-    files = discover_files(landing_url, received_dates)
-    report.files_found = len(files)
+    found = discover(landing_url, received_dates)
+    report.files_found = len(found.files)
+    report.skip(found.skipped)
     load_id = dlt.current.load_package_state()["load_id"]
-    with EventWork(Path(work_dir), load_contract(), load_id) as work:
-        loaded = work.already_loaded(warehouse_path, [f.url for f in files])
-        todo = [f for f in files if f.url not in loaded]
-        report.files_skipped = len(files) - len(todo)
-        report.files_read = len(todo)
-        if not todo:
-            return
+    with EventWork(Path(work_dir), load_contract(), load_id, workspaces) as work:
+        ledger = work.ledger_index(warehouse_path)
+        todo = [f for f in found.files if not ledger.loaded(f)]
+        report.files_skipped = len(found.files) - len(todo)
         first = dict.fromkeys((EVENTS_TABLE, QUARANTINE_TABLE, LEDGER_TABLE), True)
         for files_of_slice in chunk_files(todo, SLICE_BYTES):
-            work.load_files(files_of_slice)
-            work.resolve_duplicates(warehouse_path)
-            report.add(work.counts(), work.quarantine_reasons())
+            read = work.load_files(files_of_slice, ledger)
+            report.skip(read.skipped)
+            report.files_skipped += read.already_loaded
+            report.files_read += len(files_of_slice) - len(read.skipped) - read.already_loaded
+            report.changed_files.extend(read.changed)
+            work.resolve_duplicates(warehouse_path, cipher)
+            report.add(work.counts(), work.quarantine_reasons(), work.quarantine_by_file())
             work.stage(cipher)
             for table, columns, keys, batches in (
                 (EVENTS_TABLE, EVENT_COLUMNS, ["event_id"], work.events(cipher)),
                 (QUARANTINE_TABLE, QUARANTINE_COLUMNS, ["source_file", "source_line"], work.quarantine(cipher)),
-                (LEDGER_TABLE, LEDGER_COLUMNS, ["file_url"], [work.ledger()]),
+                (LEDGER_TABLE, LEDGER_COLUMNS, ["file_path", "content_sha256"], [work.ledger()]),
             ):
                 for batch in batches:
-                    yield _hinted(batch, table, columns, keys, first[table])
-                    first[table] = False
+                    if batch.num_rows:
+                        yield _hinted(batch, table, columns, keys, first[table])
+                        first[table] = False
 
 
 def ingest(
@@ -135,6 +155,7 @@ def ingest(
     warehouse_path: str | Path,
     dlt_dir: str | Path,
     work_dir: str | Path,
+    workspaces: Collection[str],
     received_dates: Iterable[dt.date] | None = None,
 ) -> IngestReport:
     """Run the source with plain dlt (what the Dagster asset does through dagster-dlt): finish what an
@@ -145,6 +166,6 @@ def ingest(
         finish_pending(pipeline)
         report = IngestReport()
         source = usage_events_source(str(landing_url), cipher, str(work_dir), str(warehouse_path), received_dates,
-                                     report)
+                                     report, workspaces)
         pipeline.run(source).raise_on_failed_jobs()
     return report

@@ -1,7 +1,8 @@
 """Run the events source on its own, without Dagster: `python -m pipelines.usage_events [--landing URL]`.
 
 Paths default to the platform's (see `pipelines.paths`); the keyring comes from GTG_MASTER_KEY or the
-master key file. Prints counts only.
+master key file; the known workspaces from the workspace and mail connection registries. Prints counts, reason
+codes and landed file paths only.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pipelines import paths
 from pipelines.privacy.keyring import Keyring, platform_master_key
 from pipelines.usage_events import ingest
 from pipelines.warehouse import WarehouseBusy
+from pipelines.workspaces import known_workspaces
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,7 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with Keyring.open(paths.keyring_path(), platform_master_key()) as cipher:
             report = ingest(args.landing, cipher, warehouse_path=args.warehouse, dlt_dir=paths.dlt_dir(),
-                            work_dir=paths.work_dir())
+                            work_dir=paths.work_dir(),
+                            workspaces=known_workspaces(paths.workspaces_path(), paths.connections_path()))
     except WarehouseBusy as busy:
         print(f"stopped: {busy}", file=sys.stderr)
         return 3

@@ -1,7 +1,9 @@
 """Enrichment of distinct values: user agents into browser / OS / device, IP addresses into networks.
 
 Both run once per distinct value (a million events carry a few hundred user agents), and their results are
-joined back in DuckDB, so the per-row cost stays in SQL.
+joined back in DuckDB, so the per-row cost stays in SQL. A value's own cost is bounded too, since a tracker
+chooses it: a user agent is parsed from its first `MAX_USER_AGENT_CHARS` characters, by ua-parser's native
+resolver (`ua-parser-rs`, which ua-parser picks when it is installed).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Iterable
 import pyarrow as pa
 from ua_parser import parse
 
-from pipelines.usage_events.settings import IP_NETWORK_PREFIX
+from pipelines.usage_events.settings import IP_NETWORK_PREFIX, MAX_USER_AGENT_CHARS
 
 UA_SCHEMA = pa.schema(
     [
@@ -52,14 +54,16 @@ def device_class(ua: str, os_family: str | None, device_family: str | None) -> s
 
 
 def parse_user_agents(user_agents: Iterable[str]) -> pa.Table:
-    """One row per distinct user agent with its families, versions, device class and bot flag."""
+    """One row per distinct user agent with its families, versions, device class and bot flag, read from the
+    agent's first `MAX_USER_AGENT_CHARS` characters (agents that share them share the result)."""
     rows: dict[str, list] = {name: [] for name in UA_SCHEMA.names}
     for ua in user_agents:
-        result = parse(ua)
+        head = ua[:MAX_USER_AGENT_CHARS]
+        result = parse(head)
         browser, os_, device = result.user_agent, result.os, result.device
         os_family = os_.family if os_ else None
         device_family = device.family if device else None
-        klass = device_class(ua, os_family, device_family)
+        klass = device_class(head, os_family, device_family)
         rows["user_agent"].append(ua)
         rows["browser_family"].append(browser.family if browser else "Other")
         rows["browser_version"].append(_version(browser.major, browser.minor) if browser else None)
@@ -86,11 +90,14 @@ def ip_networks(ips: Iterable[str]) -> pa.Table:
     """One row per distinct (already validated) IP with its version and truncated network.
 
     The network (IPv4 /24, IPv6 /48) is what analytics keeps in the clear, as Snowplow's IP anonymisation
-    does; the full address is stored only encrypted.
+    does; the full address is stored only encrypted. An IPv4-mapped IPv6 address (`::ffff:192.0.2.128`) is the
+    IPv4 address it carries: otherwise every such address would fall into the one network `::/48`.
     """
     rows: dict[str, list] = {"ip": [], "ip_version": [], "ip_network": []}
     for ip in ips:
         address = ipaddress.ip_address(ip)
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
         network = ipaddress.ip_network(f"{address}/{IP_NETWORK_PREFIX[address.version]}", strict=False)
         rows["ip"].append(ip)
         rows["ip_version"].append(address.version)

@@ -22,6 +22,26 @@ LEDGER_TABLE = "landing_files"
 # Landing layout: <landing>/dt=YYYY-MM-DD/<name>.ndjson[.gz]; dt is the arrival (partition) day.
 LANDING_GLOB = "dt=*/*.ndjson*"
 PARTITION_PREFIX = "dt="
+# Final names: a file is taken only under one of them (writers land under a temporary name, then rename).
+COMPLETE_SUFFIXES = (".ndjson", ".ndjson.gz")
+
+
+def landing_settle_seconds() -> float:
+    """GTG_LANDING_SETTLE_SECONDS (default 0: off), for writers that cannot rename: a file is taken only once
+    unmodified for this many seconds. Read at each discovery, so a running sensor follows a change."""
+    return float(os.environ.get("GTG_LANDING_SETTLE_SECONDS") or 0)
+
+# A line longer than this is quarantined as `line_too_long` without being parsed (real events are a few KB; a
+# 50 MB line made DuckDB's JSON parser exceed its memory cap). Of such a line, of the partial line where a gzip
+# stream was cut and of an undecodable file, the quarantine keeps the first QUARANTINED_HEAD_BYTES.
+MAX_LINE_BYTES = 1024 * 1024
+# A file is read up to this many bytes, uncompressed (a gzip bomb of a few KB inflates to any size); what lies
+# beyond is one quarantined line, `file_too_large`. Trackers' files are far smaller (the sandbox's: ~25 MB).
+MAX_FILE_BYTES = 256 * 1024 * 1024
+QUARANTINED_HEAD_BYTES = 64 * 1024
+# User agents are parsed from their first MAX_USER_AGENT_CHARS characters only (real ones are 100-300): the
+# parse cost of a value is bounded, and the stored (encrypted) user agent stays whole.
+MAX_USER_AGENT_CHARS = 512
 
 # Plausibility beyond the JSON Schema: an event cannot have happened before this, nor more than one day
 # after the end of the day it landed on (device clocks drift, but not by days).
@@ -110,13 +130,20 @@ QUARANTINE_COLUMNS: TTableSchemaColumns = {
     "anonymous_id_bidx": {**_INDEX, "x-blind-index-of": "anonymous_id"},
     "raw_line": {**_PERSONAL, "x-data-category": "user.content.raw_event"},
     "raw_bytes": {"data_type": "bigint", "nullable": False},
+    # Keyed hash of the line's text and occurrence in its file: a line landed again is not quarantined twice.
+    "line_key": {"data_type": "binary", "nullable": True},
     "contract_version": {"data_type": "text", "nullable": False},
 }
 
+# One row per file version loaded: exactly-once is keyed on what the file is (its path relative to the landing
+# root, size, modification time and content hash), not on where the landing root was mounted (`file_url`).
 LEDGER_COLUMNS: TTableSchemaColumns = {
-    "file_url": {"data_type": "text", "nullable": False, "primary_key": True},
+    "file_url": {"data_type": "text", "nullable": False},
+    "file_path": {"data_type": "text", "nullable": True, "primary_key": True},
     "received_date": {"data_type": "date", "nullable": False},
     "size_bytes": {"data_type": "bigint", "nullable": False},
+    "modified_at": {"data_type": "double", "nullable": True},
+    "content_sha256": {"data_type": "text", "nullable": True, "primary_key": True},
     "lines": {"data_type": "bigint", "nullable": False},
     "events_loaded": {"data_type": "bigint", "nullable": False},
     "duplicates_dropped": {"data_type": "bigint", "nullable": False},

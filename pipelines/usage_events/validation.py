@@ -1,8 +1,10 @@
 """The validating SELECT: every line in, one typed row out, with the first broken rule as its reason.
 
 Built from the compiled contract, so the SQL follows the schema file. A line fails on the first rule it
-breaks, in this order: not UTF-8, empty, not JSON, then the contract's checks in schema order, then the
-plausibility of its timestamp. Reasons name rules and fields, never values, so they are safe to show.
+breaks, in this order: a defect found while reading the file (not UTF-8, too long to parse, the cut of a
+truncated file: the `defect` column, set by the reader), empty, not JSON, then the contract's checks in schema
+order, then the plausibility of its timestamp, then whether the platform knows its workspace. Reasons name
+rules and fields, never values, so they are safe to show.
 """
 
 from __future__ import annotations
@@ -19,14 +21,16 @@ def _sql_list(values: list[str]) -> str:
     return "[" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + "]"
 
 
-def validation_select(contract: CompiledContract, source: str, earliest_event: str, max_skew_days: int) -> str:
-    """SELECT over `source` (file_id, received_date, line_no, line) giving one parsed row per line."""
+def validation_select(
+    contract: CompiledContract, source: str, earliest_event: str, max_skew_days: int, known_workspaces: str
+) -> str:
+    """SELECT over `source` (file_id, received_date, line_no, line, defect, defect_detail) giving one parsed row
+    per line; `known_workspaces` is a table of the workspace ids the platform knows."""
     col = {name: contract.index(name) for name in (*_TEXT_FIELDS, *_ATTRIBUTION_FIELDS, "occurred_at",
                                                   "properties", "consent.analytics", "consent.ads")}
     v = contract.text_sql
     occurred = f"try_cast(upper({v('occurred_at')}) AS TIMESTAMPTZ)"  # RFC 3339 allows t and z
     checks: list[Check] = [
-        Check("invalid_utf8", "the line is not valid UTF-8", "line IS NULL"),
         Check("empty_line", "the line is empty", "trim(line) = ''"),
         Check("broken_json", "the line is not valid JSON", "NOT is_json"),
         *contract.checks,
@@ -36,8 +40,10 @@ def validation_select(contract: CompiledContract, source: str, earliest_event: s
             f"{occurred} < TIMESTAMPTZ '{earliest_event} 00:00:00+00' "
             f"OR {occurred} >= CAST(received_date + INTERVAL {max_skew_days + 1} DAY AS TIMESTAMPTZ)",
         ),
+        Check("unknown_workspace", "workspace_id (not a workspace the platform knows)",
+              f"{v('workspace_id')} NOT IN (SELECT workspace_id FROM {known_workspaces})"),
     ]
-    case = "CASE " + " ".join(f"WHEN {c.failed} THEN {i + 1}" for i, c in enumerate(checks)) + " END"
+    case = "CASE WHEN defect IS NOT NULL THEN 0 " + " ".join(f"WHEN {c.failed} THEN {i + 1}" for i, c in enumerate(checks)) + " END"
     codes = _sql_list([c.code for c in checks])
     details = _sql_list([c.detail for c in checks])
     valid_only = "CASE WHEN check_no IS NULL THEN {expr} END AS {name}"
@@ -48,8 +54,8 @@ def validation_select(contract: CompiledContract, source: str, earliest_event: s
     ]
     return f"""
         SELECT file_id, received_date, line_no,
-               {codes}[check_no] AS reason,
-               {details}[check_no] AS reason_detail,
+               CASE WHEN check_no = 0 THEN defect ELSE {codes}[check_no] END AS reason,
+               CASE WHEN check_no = 0 THEN defect_detail ELSE {details}[check_no] END AS reason_detail,
                CASE WHEN check_no IS NOT NULL THEN line END AS line,
                {', '.join(text)},
                {', '.join(attribution)},

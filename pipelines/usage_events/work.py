@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import shutil
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Collection, Iterator
 
 import duckdb
 import pyarrow as pa
@@ -26,7 +27,7 @@ from pipelines.sql import ident, literal, loose_json_field
 from pipelines.warehouse import table_exists
 from pipelines.usage_events.contract import CONTRACT_VERSION, CompiledContract
 from pipelines.usage_events.enrich import ip_networks, ipv4_network_sql, parse_user_agents
-from pipelines.usage_events.landing import LandingFile, chunk_files, read_lines
+from pipelines.usage_events.landing import FileChanged, LandingFile, SkippedFile, chunk_files, read_lines
 from pipelines.usage_events.settings import (
     DATASET_NAME,
     EARLIEST_EVENT,
@@ -56,22 +57,55 @@ def _url_columns(column: str, prefix: str) -> str:
 
 
 def _utm(column: str, name: str) -> str:
-    return f"nullif(url_decode(regexp_extract({column}, '[?&]utm_{name}=([^&#]*)', 1)), '') AS utm_{name}"
+    """A utm_* parameter, percent-decoded; one whose escapes do not decode to UTF-8 (`%ff`) is kept as sent
+    (DuckDB's url_decode would fail the whole statement, quoting the value)."""
+    value = f"regexp_extract({column}, '[?&]utm_{name}=([^&#]*)', 1)"
+    return f"nullif(coalesce(try(url_decode({value})), {value}), '') AS utm_{name}"
+
+
+@dataclass
+class LedgerIndex:
+    """What the landing ledger says was loaded: the exactly-once check without reading a file (its relative
+    path, size and modification time), and with it (its relative path and content hash)."""
+
+    versions: set[tuple[str, int, float]] = field(default_factory=set)
+    contents: set[tuple[str, str]] = field(default_factory=set)
+    paths: set[str] = field(default_factory=set)
+    legacy_urls: set[str] = field(default_factory=set)
+
+    def loaded(self, f: LandingFile) -> bool:
+        """Whether `f` is recorded as loaded, by what it is (ledger rows written before files were keyed by
+        content are matched by URL)."""
+        return (f.path, f.size, f.modified) in self.versions or f.url in self.legacy_urls
+
+
+@dataclass
+class SliceFiles:
+    """What reading a slice's files found beside their lines."""
+
+    skipped: list[SkippedFile] = field(default_factory=list)
+    already_loaded: int = 0
+    changed: list[str] = field(default_factory=list)
 
 
 class EventWork:
     """One run's work database. Use as a context manager: the folder is wiped on exit, crash or not."""
 
-    def __init__(self, work_dir: Path, contract: CompiledContract, load_id: str) -> None:
+    def __init__(
+        self, work_dir: Path, contract: CompiledContract, load_id: str, known_workspaces: Collection[str]
+    ) -> None:
         self.load_id = load_id
         self.work_dir = work_dir / f"run-{uuid.uuid4().hex}"
         wipe_work_dir(work_dir)
         self.work_dir.mkdir(parents=True)
-        self.contract = contract
         self.con = duckdb.connect(config={"memory_limit": WORK_MEMORY_LIMIT, "temp_directory": str(self.work_dir)})
         self.con.execute("SET TimeZone = 'UTC'; SET preserve_insertion_order = false")
-        self.con.execute("CREATE TABLE seen (event_id VARCHAR)")
-        self._parse_sql = validation_select(contract, "chunk", EARLIEST_EVENT, MAX_CLOCK_SKEW_DAYS)
+        self.con.execute("CREATE TABLE seen (event_id VARCHAR); "
+                         "CREATE TABLE seen_bad (path VARCHAR, sha256 VARCHAR, line_key BLOB); "
+                         "CREATE TABLE known_workspaces (workspace_id VARCHAR PRIMARY KEY)")
+        workspaces = pa.table({"workspace_id": pa.array(sorted(known_workspaces), pa.string())})  # noqa: F841
+        self.con.execute("INSERT INTO known_workspaces SELECT workspace_id FROM workspaces")
+        self._parse_sql = validation_select(contract, "chunk", EARLIEST_EVENT, MAX_CLOCK_SKEW_DAYS, "known_workspaces")
         self._next_file_id = 0
 
     def __enter__(self) -> EventWork:
@@ -85,62 +119,85 @@ class EventWork:
         shutil.rmtree(self.work_dir, ignore_errors=True)
 
     # -- reading ---------------------------------------------------------------------------------------
-    def load_files(self, files: list[LandingFile]) -> None:
+    def load_files(self, files: list[LandingFile], ledger: LedgerIndex) -> SliceFiles:
         """Start a slice: parse and validate every line of `files` into a fresh `parsed` table, one chunk of
-        files at a time. Files must come in the run's order (day, URL): the first copy of an event wins."""
-        first_id = self._next_file_id
-        self._next_file_id += len(files)
+        files at a time. Files must come in the run's order (day, path): the first copy of an event wins.
+
+        A file that cannot be read, or changes while it is read, is left out (and reported) for a later run;
+        one whose content the ledger already holds under its path is not read again."""
         self._drop_slice_tables()
         self._next_phase(WORK_MEMORY_LIMIT)
         self.con.execute(
-            "CREATE OR REPLACE TABLE files (file_id INTEGER, url VARCHAR, received_date DATE, size_bytes BIGINT);"
-            "CREATE OR REPLACE TABLE invalid_utf8 (file_id INTEGER, line_no BIGINT, raw VARCHAR)"
+            "CREATE OR REPLACE TABLE files (file_id INTEGER, url VARCHAR, path VARCHAR, received_date DATE, "
+            "size_bytes BIGINT, modified_at DOUBLE, sha256 VARCHAR);"
+            "CREATE OR REPLACE TABLE line_defects (file_id INTEGER, line_no BIGINT, raw VARCHAR, raw_bytes BIGINT)"
         )
-        chunk = _lines_table([], [], [], [])  # noqa: F841 - read by DuckDB's replacement scan
+        chunk = _lines_table([], [], [], [], [], [])  # noqa: F841 - read by DuckDB's replacement scan
         self.con.execute(f"CREATE OR REPLACE TABLE parsed AS {self._parse_sql} LIMIT 0")
-        file_rows = pa.table(
-            {
-                "file_id": pa.array(range(first_id, first_id + len(files)), pa.int32()),
-                "url": [f.url for f in files],
-                "received_date": pa.array([f.received_date for f in files], pa.date32()),
-                "size_bytes": pa.array([f.size for f in files], pa.int64()),
-            }
-        )
-        self.con.execute("INSERT INTO files SELECT * FROM file_rows")
-        ids = {f.url: first_id + i for i, f in enumerate(files)}
+        found = SliceFiles()
         for group in chunk_files(files):
-            self._load_chunk([(ids[f.url], f) for f in group])
+            self._load_chunk(group, ledger, found)
+        return found
 
     def _drop_slice_tables(self) -> None:
-        """Free what the previous slice built (everything but the run's accepted ids) before the next is read,
-        so the new slice's parsing has the whole memory cap."""
+        """Free what the previous slice built (everything but the run's tables) before the next is read, so
+        the new slice's parsing has the whole memory cap."""
         names = [r[0] for r in self.con.execute(
-            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() AND table_name <> 'seen'"
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
+            "AND table_name NOT IN ('seen', 'seen_bad', 'known_workspaces')"
         ).fetchall()]
         for name in names:
             self.con.execute(f"DROP TABLE {ident(name)}")
 
-    def _load_chunk(self, group: list[tuple[int, LandingFile]]) -> None:
-        arrays: dict[str, list[pa.Array]] = {"file_id": [], "received_date": [], "line_no": [], "line": []}
-        invalid: list[tuple[int, int, str]] = []
-        for file_id, landing_file in group:
-            read = read_lines(landing_file.url)
+    def _load_chunk(self, group: list[LandingFile], ledger: LedgerIndex, found: SliceFiles) -> None:
+        arrays: dict[str, list[pa.Array]] = {name: [] for name in _LINES_SCHEMA.names}
+        defects: list[tuple[int, int, str, int]] = []
+        rows: list[tuple] = []
+        for landing_file in group:
+            try:
+                read = read_lines(landing_file)
+            except FileChanged:
+                found.skipped.append(SkippedFile(landing_file.path, "changed_while_reading"))
+                continue
+            except OSError:
+                found.skipped.append(SkippedFile(landing_file.path, "unreadable"))
+                continue
+            if (landing_file.path, read.sha256) in ledger.contents:
+                found.already_loaded += 1
+                continue
+            if landing_file.path in ledger.paths:
+                found.changed.append(landing_file.path)
+            file_id = self._next_file_id
+            self._next_file_id += 1
+            rows.append((file_id, landing_file.url, landing_file.path, landing_file.received_date, read.size,
+                         landing_file.modified, read.sha256))
             n = len(read.lines)
             arrays["file_id"].append(pa.array([file_id] * n, pa.int32()))
             arrays["received_date"].append(pa.array([landing_file.received_date] * n, pa.date32()))
             arrays["line_no"].append(pa.array(range(1, n + 1), pa.int64()))
             arrays["line"].append(read.lines.cast(pa.large_string()))
-            invalid.extend((file_id, line_no, raw) for line_no, raw in read.invalid_utf8.items())
+            marks = [read.defects.get(i + 1) for i in range(n)] if read.defects else None
+            arrays["defect"].append(pa.array([m and m.reason for m in marks], pa.string()) if marks else pa.nulls(n, pa.string()))
+            arrays["defect_detail"].append(
+                pa.array([m and m.detail for m in marks], pa.string()) if marks else pa.nulls(n, pa.string()))
+            defects.extend((file_id, line_no, d.raw, d.size) for line_no, d in read.defects.items())
+        if not rows:
+            return
+        file_rows = pa.table(dict(zip(  # noqa: F841 - read by DuckDB's replacement scan
+            ("file_id", "url", "path", "received_date", "size_bytes", "modified_at", "sha256"), zip(*rows))))
+        self.con.execute("INSERT INTO files SELECT * FROM file_rows")
         chunk = _lines_table(**arrays)  # noqa: F841 - read by DuckDB's replacement scan
         self.con.execute(f"INSERT INTO parsed {self._parse_sql}")
-        if invalid:
-            rows = pa.table({"file_id": pa.array([i[0] for i in invalid], pa.int32()),
-                             "line_no": pa.array([i[1] for i in invalid], pa.int64()),
-                             "raw": [i[2] for i in invalid]})
-            self.con.execute("INSERT INTO invalid_utf8 SELECT * FROM rows")
+        if defects:
+            rows_of_defects = pa.table({  # noqa: F841 - read by DuckDB's replacement scan
+                "file_id": pa.array([d[0] for d in defects], pa.int32()),
+                "line_no": pa.array([d[1] for d in defects], pa.int64()),
+                "raw": pa.array([d[2] for d in defects], pa.string()),
+                "raw_bytes": pa.array([d[3] for d in defects], pa.int64())})
+            self.con.execute("INSERT INTO line_defects SELECT * FROM rows_of_defects")
 
     # -- duplicates ------------------------------------------------------------------------------------
-    def resolve_duplicates(self, warehouse_path: str | None) -> None:
+    def resolve_duplicates(self, warehouse_path: str | None, cipher: FieldCipher) -> None:
         """Mark each line of the slice loaded, duplicate or quarantined.
 
         The first copy of an event id in the run (by day, file, line) is kept unless the warehouse or an
@@ -148,19 +205,40 @@ class EventWork:
         a read-only attach. Earlier ids are looked up by semi-joins with the slice's own ids (the smaller
         side, so DuckDB hashes those), which keeps memory bounded by the slice however large the
         warehouse and the run grow.
+
+        An invalid line is a duplicate too when it was already quarantined from the same file: an earlier
+        version under the same path (a file that grew or was scrubbed) or the same content under another path
+        (a file landed again). Lines are compared by a keyed hash of their text and its occurrence number in
+        the file (the second identical line of a file is not the first), never in the clear.
         """
         earlier = ["SELECT event_id FROM seen"]
         attached = self._attach_warehouse(warehouse_path)
         if attached and table_exists(self.con, DATASET_NAME, EVENTS_TABLE, "wh"):
             earlier.append(f"SELECT event_id FROM wh.{DATASET_NAME}.{EVENTS_TABLE}")
         known = " UNION ALL ".join(f"SELECT * FROM ({ids}) SEMI JOIN slice_ids USING (event_id)" for ids in earlier)
+        self._line_keys(cipher)
+        earlier_bad = ["SELECT path, sha256, line_key FROM seen_bad"]
+        if attached and table_exists(self.con, DATASET_NAME, QUARANTINE_TABLE, "wh") and _has_column(
+                self.con, QUARANTINE_TABLE, "line_key", "wh"):
+            earlier_bad.append(
+                f"SELECT l.file_path, l.content_sha256, q.line_key FROM wh.{DATASET_NAME}.{QUARANTINE_TABLE} q "
+                f"JOIN wh.{DATASET_NAME}.{LEDGER_TABLE} l ON l.file_url = q.source_file AND l._dlt_load_id = q._dlt_load_id "
+                "WHERE q.line_key IN (SELECT line_key FROM bad_keys)")
         self.con.execute(
             f"""
             CREATE OR REPLACE TABLE slice_ids AS SELECT DISTINCT event_id FROM parsed WHERE reason IS NULL;
             CREATE OR REPLACE TABLE known_ids AS SELECT DISTINCT event_id FROM ({known});
+            CREATE OR REPLACE TABLE known_bad AS
+            SELECT b.file_id, b.line_no FROM bad_keys b
+            WHERE EXISTS (SELECT 1 FROM ({' UNION ALL '.join(earlier_bad)}) e(path, sha256, line_key)
+                          WHERE e.line_key = b.line_key AND (e.path = b.path OR e.sha256 = b.sha256))
+               OR EXISTS (SELECT 1 FROM bad_keys o
+                          WHERE o.line_key = b.line_key AND o.sha256 = b.sha256 AND o.file_id < b.file_id);
             CREATE OR REPLACE TABLE status AS
             SELECT file_id, line_no,
-                   CASE WHEN reason IS NOT NULL THEN 'quarantined'
+                   CASE WHEN reason IS NOT NULL AND (file_id, line_no) IN (SELECT (file_id, line_no) FROM known_bad)
+                          THEN 'duplicate'
+                        WHEN reason IS NOT NULL THEN 'quarantined'
                         WHEN row_number() OVER (PARTITION BY event_id ORDER BY received_date, file_id, line_no) > 1
                           OR event_id IN (SELECT event_id FROM known_ids) THEN 'duplicate'
                         ELSE 'loaded' END AS status
@@ -168,55 +246,88 @@ class EventWork:
             """
         )
         self.con.execute(
-            "INSERT INTO seen SELECT event_id FROM parsed JOIN status USING (file_id, line_no) WHERE status = 'loaded'"
+            "INSERT INTO seen SELECT event_id FROM parsed JOIN status USING (file_id, line_no) WHERE status = 'loaded';"
+            "INSERT INTO seen_bad SELECT b.path, b.sha256, b.line_key FROM bad_keys b "
+            "JOIN status USING (file_id, line_no) WHERE status = 'quarantined'"
         )
         self.con.execute(f"CREATE OR REPLACE TABLE withdrawn AS {withdrawn_sql(self.con, 'analytics', 'wh' if attached else None)}")
         if attached:
             self.con.execute("DETACH wh")
 
-    def already_loaded(self, warehouse_path: str | None, urls: list[str]) -> set[str]:
-        """Which of `urls` the warehouse's ledger records as loaded: the exactly-once check."""
+    def _line_keys(self, cipher: FieldCipher) -> None:
+        """`bad_keys`: the slice's invalid lines with their file's path and hash and the line's key, a keyed
+        hash (the keyring's blind index under the `_unattributed` workspace) of its occurrence number among
+        identical lines of its file and its text."""
+        self.con.complete()  # the slice's INSERTs leave their row counts unread
+        bad = self.con.sql(
+            """
+            SELECT file_id, line_no, path, sha256,
+                   row_number() OVER (PARTITION BY file_id, raw ORDER BY line_no)::VARCHAR || chr(31) || raw AS keyed
+            FROM (SELECT p.file_id, p.line_no, f.path, f.sha256, coalesce(p.line, d.raw, '') AS raw
+                  FROM parsed p JOIN files f USING (file_id) LEFT JOIN line_defects d USING (file_id, line_no)
+                  WHERE p.reason IS NOT NULL)
+            """
+        ).to_arrow_table()
+        keys = cipher.blind_index_many(pa.array([UNATTRIBUTED_WORKSPACE] * bad.num_rows, pa.string()),
+                                       bad.column("keyed"), kind=QUARANTINE_COLUMNS["raw_line"]["x-data-category"])
+        bad_keys = bad.drop_columns(["keyed"]).append_column("line_key", keys)  # noqa: F841 - read by DuckDB
+        self.con.execute("CREATE OR REPLACE TABLE bad_keys AS SELECT * FROM bad_keys")
+
+    def ledger_index(self, warehouse_path: str | None) -> LedgerIndex:
+        """The warehouse ledger's record of loaded files (see `ledger_index`)."""
         if not self._attach_warehouse(warehouse_path):
-            return set()
+            return LedgerIndex()
         try:
-            return loaded_file_urls(self.con, "wh") & set(urls)
+            return ledger_index(self.con, "wh")
         finally:
             self.con.execute("DETACH wh")
 
     def _attach_warehouse(self, warehouse_path: str | None) -> bool:
         if not warehouse_path or not Path(warehouse_path).exists():
             return False
-        self.con.execute("ATTACH ? AS wh (READ_ONLY)", [warehouse_path])
+        self.con.execute("ATTACH ? AS wh (READ_ONLY)", [warehouse_path]).fetchall()
         return True
 
     # -- output ----------------------------------------------------------------------------------------
     def counts(self) -> dict[str, int]:
         """Lines read, events loaded, duplicates dropped and lines quarantined in this slice."""
         row = self.con.execute(
-            "SELECT count(*), count_if(status = 'loaded'), count_if(status = 'duplicate'), "
-            "count_if(status = 'quarantined') FROM status"
+            "SELECT count(*), count(*) FILTER (status = 'loaded'), count(*) FILTER (status = 'duplicate'), "
+            "count(*) FILTER (status = 'quarantined') FROM status"
         ).fetchone()
         return dict(zip(("lines", "events_loaded", "duplicates_dropped", "lines_quarantined"), row))
 
     def quarantine_reasons(self) -> dict[str, int]:
         """Quarantined lines per reason code (codes and field names only: no data)."""
         rows = self.con.execute(
-            "SELECT reason, count(*) FROM parsed WHERE reason IS NOT NULL GROUP BY reason ORDER BY reason"
+            "SELECT reason, count(*) FROM parsed JOIN status USING (file_id, line_no) "
+            "WHERE status = 'quarantined' GROUP BY reason ORDER BY reason"
         ).fetchall()
         return {reason: count for reason, count in rows}
+
+    def quarantine_by_file(self) -> dict[str, dict[str, int]]:
+        """Quarantined lines per file (relative path) and reason code."""
+        by_file: dict[str, dict[str, int]] = {}
+        for path, reason, count in self.con.execute(
+            "SELECT f.path, p.reason, count(*) FROM parsed p JOIN status USING (file_id, line_no) JOIN files f "
+            "USING (file_id) WHERE status = 'quarantined' GROUP BY ALL ORDER BY ALL"
+        ).fetchall():
+            by_file.setdefault(path, {})[reason] = count
+        return by_file
 
     def ledger(self) -> pa.Table:
         """One row per file of this slice: what the exactly-once check records."""
         return self.con.sql(
             f"""
-            SELECT f.url AS file_url, f.received_date, f.size_bytes,
+            SELECT f.url AS file_url, f.path AS file_path, f.received_date, f.size_bytes,
+                   f.modified_at, f.sha256 AS content_sha256,
                    count(s.line_no) AS lines,
-                   count_if(s.status = 'loaded')::BIGINT AS events_loaded,
-                   count_if(s.status = 'duplicate')::BIGINT AS duplicates_dropped,
-                   count_if(s.status = 'quarantined')::BIGINT AS lines_quarantined,
+                   count(s.line_no) FILTER (s.status = 'loaded') AS events_loaded,
+                   count(s.line_no) FILTER (s.status = 'duplicate') AS duplicates_dropped,
+                   count(s.line_no) FILTER (s.status = 'quarantined') AS lines_quarantined,
                    {literal(self.load_id)} AS _dlt_load_id
             FROM files f LEFT JOIN status s USING (file_id)
-            GROUP BY ALL ORDER BY f.url
+            GROUP BY ALL ORDER BY f.path
             """
         ).to_arrow_table()
 
@@ -270,25 +381,29 @@ class EventWork:
         yield from self._protected("quarantine_plain", QUARANTINE_COLUMNS, QUARANTINE_TABLE, cipher)
 
     def _quarantine_plain(self) -> None:
-        """The quarantined lines, attributed to a workspace and a person where the line still says whose it is."""
-        pattern = self.contract.schema["properties"]["workspace_id"]["pattern"]
+        """The quarantined lines, attributed to a workspace and a person where the line still says whose it is
+        (only a workspace the platform knows: any other is `_unattributed`, so made-up ids make no keys)."""
         workspace = f"coalesce(p.workspace_id, {loose_json_field('p.line', 'workspace_id')})"
         self.con.execute(
             f"""
             CREATE OR REPLACE TABLE quarantine_plain AS
             SELECT f.url AS source_file, p.line_no AS source_line, p.received_date, p.reason, p.reason_detail,
-                   CASE WHEN regexp_matches({workspace}, {literal(pattern)}) THEN {workspace}
+                   CASE WHEN {workspace} IN (SELECT workspace_id FROM known_workspaces) THEN {workspace}
                         ELSE '{UNATTRIBUTED_WORKSPACE}' END
                      AS workspace_id,
-                   coalesce(p.user_id, {loose_json_field('coalesce(p.line, iu.raw)', 'user_id')}) AS user_id,
-                   coalesce(p.anonymous_id, {loose_json_field('coalesce(p.line, iu.raw)', 'anonymous_id')}) AS anonymous_id,
-                   coalesce(p.line, iu.raw) AS raw_line,
-                   coalesce(strlen(p.line), strlen(iu.raw)) AS raw_bytes,
+                   coalesce(p.user_id, {loose_json_field('coalesce(p.line, d.raw)', 'user_id')}) AS user_id,
+                   coalesce(p.anonymous_id, {loose_json_field('coalesce(p.line, d.raw)', 'anonymous_id')})
+                     AS anonymous_id,
+                   coalesce(p.line, d.raw, '') AS raw_line,
+                   coalesce(d.raw_bytes, strlen(p.line)) AS raw_bytes,
+                   b.line_key,
                    '{CONTRACT_VERSION}' AS contract_version
             FROM parsed p
+            JOIN status s USING (file_id, line_no)
             JOIN files f USING (file_id)
-            LEFT JOIN invalid_utf8 iu USING (file_id, line_no)
-            WHERE p.reason IS NOT NULL
+            JOIN bad_keys b USING (file_id, line_no)
+            LEFT JOIN line_defects d USING (file_id, line_no)
+            WHERE s.status = 'quarantined'
             """
         )
 
@@ -354,27 +469,48 @@ class EventWork:
 
 _SCAN_BATCH_ROWS = 8_192
 _LINES_SCHEMA = pa.schema(
-    [("file_id", pa.int32()), ("received_date", pa.date32()), ("line_no", pa.int64()), ("line", pa.large_string())]
+    [("file_id", pa.int32()), ("received_date", pa.date32()), ("line_no", pa.int64()), ("line", pa.large_string()),
+     ("defect", pa.string()), ("defect_detail", pa.string())]
 )
 
 
-def _lines_table(file_id: list, received_date: list, line_no: list, line: list) -> pa.Table:
+def _lines_table(file_id: list, received_date: list, line_no: list, line: list, defect: list,
+                 defect_detail: list) -> pa.Table:
     """The arrow table of lines that the validation SELECT reads (one chunk of files), in batches of
     `_SCAN_BATCH_ROWS` (zero-copy slices): DuckDB's threads take an arrow table batch by batch, so one batch
     per file would leave a core idle whenever a chunk holds a single file."""
+    parts = (file_id, received_date, line_no, line, defect, defect_detail)
     table = pa.table(
-        [pa.chunked_array(parts, type=field.type) for parts, field in zip((file_id, received_date, line_no, line), _LINES_SCHEMA)],
-        schema=_LINES_SCHEMA,
+        [pa.chunked_array(part, type=field.type) for part, field in zip(parts, _LINES_SCHEMA)], schema=_LINES_SCHEMA,
     )
     return pa.Table.from_batches(table.to_batches(max_chunksize=_SCAN_BATCH_ROWS), schema=_LINES_SCHEMA)
 
 
-def loaded_file_urls(con, catalog: str | None = None) -> set[str]:
-    """The URLs the landing ledger records as loaded (in the attached database `catalog`, if given)."""
+def _has_column(con, table: str, column: str, catalog: str | None = None) -> bool:
+    return bool(con.execute(
+        "SELECT count(*) FROM duckdb_columns() WHERE schema_name = ? AND table_name = ? AND column_name = ? "
+        "AND database_name = coalesce(?, current_database())", [DATASET_NAME, table, column, catalog]).fetchone()[0])
+
+
+def ledger_index(con, catalog: str | None = None) -> LedgerIndex:
+    """What the landing ledger (in the attached database `catalog`, if given) records as loaded."""
+    index = LedgerIndex()
     if not table_exists(con, DATASET_NAME, LEDGER_TABLE, catalog):
-        return set()
+        return index
     prefix = f"{catalog}." if catalog else ""
-    return {row[0] for row in con.execute(f"SELECT file_url FROM {prefix}{DATASET_NAME}.{LEDGER_TABLE}").fetchall()}
+    if not _has_column(con, LEDGER_TABLE, "content_sha256", catalog):
+        index.legacy_urls = {r[0] for r in con.execute(f"SELECT file_url FROM {prefix}{DATASET_NAME}.{LEDGER_TABLE}").fetchall()}
+        return index
+    for url, path, size, modified, sha in con.execute(
+        f"SELECT file_url, file_path, size_bytes, modified_at, content_sha256 FROM {prefix}{DATASET_NAME}.{LEDGER_TABLE}"
+    ).fetchall():
+        if path is None:
+            index.legacy_urls.add(url)
+            continue
+        index.versions.add((path, size, modified))
+        index.contents.add((path, sha))
+        index.paths.add(path)
+    return index
 
 
 def wipe_work_dir(work_dir: Path) -> None:

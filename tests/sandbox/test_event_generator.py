@@ -23,6 +23,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from pipelines.sandbox.events import BAD_KINDS, GenerationStats, generate_events, main
+from pipelines.workspaces import known_workspaces
 
 CONTRACT = Path(__file__).resolve().parents[2] / "pipelines" / "usage_events" / "contract" / "usage_event-1-0-0.json"
 END = dt.date(2026, 11, 24)
@@ -291,7 +292,8 @@ def test_traffic_looks_realistic(base_lines: list[Line]) -> None:
 def test_cli_prints_counts_only(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "landing"
     argv = ["--events", "1200", "--out", str(out), "--seed", "2", "--days", "3", "--end-date", "2026-11-24",
-            "--file-events", "50", "--bad-share", "0.02", "--duplicate-share", "0.02"]
+            "--file-events", "50", "--bad-share", "0.02", "--duplicate-share", "0.02",
+            "--workspaces", str(tmp_path / "workspaces.sqlite")]
     assert main(argv) == 0
     captured = capsys.readouterr()
     assert captured.err == ""
@@ -300,8 +302,11 @@ def test_cli_prints_counts_only(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert report["lines"] == 1200 and report["bad_lines"] == 24 and report["duplicate_lines"] == 24
     assert report["file_count"] == len(list(out.rglob("*.ndjson")))
     assert "usr_" not in captured.out and "Mozilla" not in captured.out
+    assert known_workspaces(tmp_path / "workspaces.sqlite") == set(report["workspaces"]) == {
+        f"ws_{i:04d}" for i in range(1, 6)}
 
-    assert main(["--events", "100", "--out", str(tmp_path / "small"), "--end-date", "2026-11-24", "--gzip"]) == 0
+    assert main(["--events", "100", "--out", str(tmp_path / "small"), "--end-date", "2026-11-24", "--gzip",
+                 "--workspaces", str(tmp_path / "workspaces.sqlite")]) == 0
     small = json.loads(capsys.readouterr().out)
     assert small["file_count"] == len(small["files"]) == 7 and small["files"][0].endswith(".ndjson.gz")
 

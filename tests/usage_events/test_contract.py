@@ -42,8 +42,13 @@ def _sql_reasons(lines: list[str]) -> list[str | None]:
         "received_date": pa.array([DAY] * len(lines), pa.date32()),
         "line_no": pa.array(range(1, len(lines) + 1), pa.int64()),
         "line": pa.array(lines, pa.large_string()),
+        "defect": pa.nulls(len(lines), pa.string()),
+        "defect_detail": pa.nulls(len(lines), pa.string()),
     })
-    sql = validation_select(load_contract(), "chunk", EARLIEST_EVENT, MAX_CLOCK_SKEW_DAYS)
+    # Every workspace named is known here: this compares the contract's rules alone.
+    con.execute("CREATE TABLE known AS SELECT DISTINCT json_extract_string(line, '$.workspace_id') AS workspace_id "
+                "FROM chunk WHERE json_valid(line) AND json_type(line) = 'OBJECT'")
+    sql = validation_select(load_contract(), "chunk", EARLIEST_EVENT, MAX_CLOCK_SKEW_DAYS, "known")
     return [r[0] for r in con.execute(f"SELECT reason FROM ({sql}) ORDER BY line_no").fetchall()]
 
 

@@ -13,6 +13,7 @@ import pytest
 
 from pipelines.paths import PROJECT_ROOT
 from pipelines.sandbox.events import generate_events
+from pipelines.workspaces import known_workspaces
 from tests.conftest import END_DATE, Platform
 
 RUN = "import sys; from pathlib import Path; from tests.conftest import Platform; " \
@@ -29,6 +30,7 @@ FILE_MAX_ROWS = "20000"
 
 def _start(root: Path, landing: Path) -> subprocess.Popen:
     root.mkdir(parents=True, exist_ok=True)
+    Platform(root).register_workspaces(*known_workspaces(landing.parent / "workspaces.sqlite"))
     log = open(root.parent / "ingest.log", "ab")
     env = {**os.environ, "DATA_WRITER__FILE_MAX_ITEMS": FILE_MAX_ROWS}
     return subprocess.Popen([sys.executable, "-c", RUN, str(root), str(landing)], cwd=PROJECT_ROOT,
@@ -65,8 +67,9 @@ def _snapshot(platform: Platform) -> dict:
 
 @pytest.fixture(scope="module")
 def landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("crash-landing")
-    generate_events(str(root), events=60_000, seed=3, days=3, end_date=END_DATE, file_events=5_000)
+    root = tmp_path_factory.mktemp("crash") / "landing"
+    generate_events(str(root), events=60_000, seed=3, days=3, end_date=END_DATE, file_events=5_000,
+                    workspaces_path=root.parent / "workspaces.sqlite")
     return root
 
 

@@ -100,6 +100,7 @@ def test_quarantine_records_reason_file_and_line(platform: Platform) -> None:
         line(event_id="6f1c2a52-1b2c-4d3e-8f40-0a1b2c3d4e08") + b"\r",       # 14 valid with CRLF
     ]
     _write_lines(platform.landing / "dt=2026-11-24" / "crafted.ndjson", lines)
+    platform.register_workspaces("ws_0042")
 
     report = platform.ingest()
 
@@ -201,6 +202,7 @@ def test_gzip_files_and_fsspec_urls_load_the_same(platform: Platform, tmp_path: 
         with fs.open(target, "wb") as handle:
             handle.write(gzip.compress(path.read_bytes()))
     other = Platform(tmp_path / "other")
+    other.register_workspaces(*stats.workspaces)
 
     report = other.ingest(landing="memory://landing-test")
 
@@ -260,6 +262,7 @@ def test_slices_of_one_file_give_the_same_tables(platform: Platform, tmp_path: P
 
     monkeypatch.setattr("pipelines.usage_events.SLICE_BYTES", 1)
     sliced = Platform(tmp_path / "sliced")
+    sliced.register_workspaces(*stats.workspaces)
     report = sliced.ingest(landing=platform.landing)
 
     assert len(stats.files) > 1
@@ -279,6 +282,7 @@ def test_events_spread_over_several_dlt_files_load_once(platform: Platform, tmp_
     monkeypatch.setenv("DATA_WRITER__FILE_MAX_ITEMS", "1000")
     monkeypatch.setattr("pipelines.usage_events.work.YIELD_BATCH_ROWS", 500)
     rotated = Platform(tmp_path / "rotated")
+    rotated.register_workspaces(*stats.workspaces)
     report = rotated.ingest(landing=platform.landing)
 
     jobs = rotated.last_load_jobs()
