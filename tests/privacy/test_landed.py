@@ -184,6 +184,7 @@ def test_a_day_replays_after_its_files_were_scrubbed(platform: Platform, tmp_pat
     assert all(_lines_of(p) for p in platform.landing.rglob("*.ndjson*"))  # no empty file left
     replay = Platform(tmp_path / "replay")
     shutil.copytree(platform.root / "keys", replay.root / "keys")
+    shutil.copytree(platform.workspaces_path.parent, replay.workspaces_path.parent)
     replayed = replay.ingest(platform.landing)
     assert replayed.files_read == len(list(platform.landing.rglob("*.ndjson*")))
     assert {r[0] for r in replay.query("SELECT event_id FROM raw_events.usage_events")} == loaded - removed
@@ -333,6 +334,7 @@ def test_archive_shares_are_keyed_per_identifier_kind_as_erasure_destroys_them(p
 def test_a_sweep_never_archives_a_suppressed_person_under_fresh_keys(platform: Platform) -> None:
     """A file landed again after an erasure still names the erased person: the sweep leaves their lines out of
     the archive (their keys are gone; sealing under new ones would make them readable again)."""
+    platform.register_workspaces("ws-a")
     _write(platform.landing / "dt=2026-11-20" / "a.ndjson", [_line(1, user_id="gone"), _line(2, user_id="kept")])
     platform.ingest()
     _process(platform, Request("erasure", "ws-a", "user_id", "gone"))
