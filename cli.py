@@ -44,6 +44,9 @@ def open_instance():
 
 
 def _generate_if_empty(events: int, days: int) -> None:
+    import fsspec
+
+    from pipelines.privacy.landed_lifecycle import archive_url
     from pipelines.sandbox.events import generate_events
     from pipelines.usage_events.landing import discover_files
 
@@ -51,8 +54,9 @@ def _generate_if_empty(events: int, days: int) -> None:
     if not paths.is_sandbox():
         print("GTG_ENV=production: sandbox events are never generated")
         return
-    if discover_files(landing):
-        print(f"landing location {landing} has files: not generating sandbox events")
+    archive, archive_root = fsspec.core.url_to_fs(archive_url(landing))
+    if discover_files(landing) or archive.exists(archive_root):
+        print(f"landing location {landing} has (or had, now archived) files: not generating sandbox events")
         return
     stats = generate_events(landing, events=events, days=days, end_date=dt.datetime.now(dt.timezone.utc).date(),
                             workspaces_path=paths.workspaces_path())

@@ -15,6 +15,7 @@ from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
     AssetCheckSeverity,
+    AssetChecksDefinition,
     AssetExecutionContext,
     AssetKey,
     AssetSelection,
@@ -37,9 +38,10 @@ from dagster import (
 from assets import model_loads
 from assets.analytics import MODELS, snapshot_path
 from assets.sql_models import pseudonymous_tables
-from pipelines.catalog import ASSET_OF_TABLE, DECLARED_TABLES
+from pipelines.catalog import ASSET_OF_TABLE, DECLARED_TABLES, LANDING_ZONES
 from pipelines.privacy.dsr import process_pending
-from pipelines.privacy.policy import Rule, load_policy
+from pipelines.privacy.landed_lifecycle import overdue, sweep
+from pipelines.privacy.policy import LandedRule, Rule, load_policy
 from pipelines.privacy.retention import cutoff, past_retention, run_rule
 from pipelines.warehouse import publish_snapshot
 from resources.keyring import KeyringResource
@@ -152,8 +154,56 @@ def _within_retention_check(rule: Rule):
     return within_retention
 
 
-RETENTION_ASSETS = [_retention_asset(rule) for rule in POLICY.rules]
-RETENTION_CHECKS = [_within_retention_check(rule) for rule in POLICY.rules]
+def _landed_key(rule: LandedRule) -> AssetKey:
+    return AssetKey(["privacy", "retention", "landed", rule.zone])
+
+
+def _landed_assets(rule: LandedRule) -> tuple[AssetsDefinition, AssetChecksDefinition]:
+    """The lifecycle of a landing zone's files (`pipelines.privacy.landed_lifecycle`), downstream of the asset
+    that loads the zone (whose ledger says which files are loaded), and its check."""
+    zone = next(z for z in LANDING_ZONES if z.name == rule.zone)
+    loader = _asset_of(zone.ledger)
+    then = f"archived encrypted for {rule.archive_days} days" if rule.action == "archive" else "deleted"
+
+    @asset(key=_landed_key(rule), deps=[loader], group_name=GROUP, kinds={"duckdb"}, pool=WAREHOUSE_POOL,
+           description=f"Landed {zone.name} files: once loaded, readable until the end of the day {rule.clear_days} "
+           f"day(s) after arrival, then {then}; term: {rule.term.provider} — {rule.term.text}")
+    def landed_lifecycle(context: AssetExecutionContext, config: RetentionConfig, warehouse: WarehouseResource,
+                         keyring: KeyringResource, privacy: PrivacyResource) -> MaterializeResult:
+        now, url = _now(config), privacy.landing_urls[zone.name]
+        if config.previewing():  # like the rules' preview: counts only, no file moved or deleted, no key made
+            with warehouse.connect() as con:
+                found = overdue(zone, url, rule, con, now)
+            return MaterializeResult(metadata={
+                "preview": True, "action": rule.action, "clear_days": rule.clear_days,
+                "files_that_would_leave_the_clear": found.files_in_clear,
+                "archives_that_would_expire": found.archives})
+        with keyring.open() as cipher:
+            with warehouse.connect() as con:
+                report = sweep(zone, url, rule, con, cipher, now, Path(warehouse.work_dir))
+            privacy.audit(cipher).append(actor="privacy.retention", action=f"landed.{rule.action}", counts={
+                "zone": zone.name, "clear_days": rule.clear_days, "term": rule.term.id, **vars(report)})
+        return MaterializeResult(metadata={"action": rule.action, "clear_days": rule.clear_days,
+                                           "term": rule.term.id, **vars(report)})
+
+    # On the lifecycle asset, not the loader: a load of an old day must not fail for files the next sweep moves.
+    @asset_check(asset=_landed_key(rule), name=f"within_retention__landed_{zone.name}",
+                 description=f"No loaded {zone.name} file is readable past its replay window and no archive is "
+                 "kept past its term.")
+    def within_retention(context: AssetCheckExecutionContext, config: AsOfConfig, warehouse: WarehouseResource,
+                         privacy: PrivacyResource) -> AssetCheckResult:
+        with warehouse.connect() as con:
+            found = overdue(zone, privacy.landing_urls[zone.name], rule, con, _now(config))
+        return AssetCheckResult(passed=found.total == 0, metadata={
+            "files_in_clear_past_window": found.files_in_clear, "archives_past_retention": found.archives,
+            "clear_days": rule.clear_days})
+
+    return landed_lifecycle, within_retention
+
+
+LANDED = [_landed_assets(rule) for rule in POLICY.landed]
+RETENTION_ASSETS = [_retention_asset(rule) for rule in POLICY.rules] + [a for a, _ in LANDED]
+RETENTION_CHECKS = [_within_retention_check(rule) for rule in POLICY.rules] + [c for _, c in LANDED]
 
 retention_job = define_asset_job(
     "privacy_retention_job",

@@ -12,7 +12,13 @@ the warehouse, keys and landing files, so runs never see each other's changes. O
                time, beside the floor: the same anonymisation as one bare DuckDB UPDATE on a copy of the
                table (no identifying-rows filter, no key destruction, no audit). Target: within 1.5x.
 2. erasure   - `process_pending` with one erasure request, then with `--people` requests in one batch
-               (the people with the most events). Target: the batch within 3x the single request.
+               (the people with the most events), after the policy's `[[landed]]` sweep ran as the daily
+               retention run does the morning after the last arrival day (02:30 UTC): files past their replay
+               window are in the encrypted archive (erasure reaches them by destroying keys) and only files
+               still in the window are scrubbed. Then one person again with the last arrival day's files put
+               back in the clear: the most an erasure scans, late on an arrival day before the night's sweep.
+               The sweep runs untimed on a copy whose ledger names the copied files, made once and reused.
+               Targets: one person <= 2 s, the batch within 3x the single request.
 """
 
 from __future__ import annotations
@@ -26,10 +32,11 @@ from pathlib import Path
 from typing import Any
 
 from bench.base import copy_warehouse, ensure_warehouse, open_keyring
-from bench.ingest import LANDING_GLOB
+from bench.ingest import END_DATE, LANDING_GLOB
 
 RETENTION_RATIO_TARGET = 1.5
 ERASURE_RATIO_TARGET = 3.0
+ERASURE_ONE_TARGET_S = 2.0
 ROUNDS = 2  # retention and its floor each run this many times, alternating; the best of each counts
 
 
@@ -86,7 +93,42 @@ def _top_people(landing: Path, n: int) -> list[tuple[str, str]]:
     ).fetchall()
 
 
-def _erase(base: Path, landing: Path, out: Path, people: list[tuple[str, str]], tag: str) -> dict[str, Any]:
+def lifecycle_base(base: Path, landing: Path) -> dict[str, Any]:
+    """A copy of the base warehouse, keys and landed files after the landed-file sweep (the copy is made once
+    and reused; the sweep is idempotent, so a changed policy only archives what it newly makes due): the
+    starting point of every erasure measurement."""
+    import duckdb
+
+    from assets.privacy import POLICY
+    from pipelines.catalog import LANDING_ZONES
+    from pipelines.privacy.landed_lifecycle import sweep
+
+    swept = base.with_name(base.name + "-swept")
+    if not (swept / "warehouse.duckdb").exists():
+        copy_warehouse(base, swept, landing)
+        with duckdb.connect(str(swept / "warehouse.duckdb")) as con:  # the ledger names the copied files
+            con.execute("UPDATE raw_events.landing_files SET file_url = replace(file_url, ?, ?)",
+                        [str(landing.resolve()), str((swept / "landing").resolve())])
+    zone = next(z for z in LANDING_ZONES if z.name == "usage_events")
+    rule = next(r for r in POLICY.landed if r.zone == zone.name)
+    now = dt.datetime.combine(END_DATE + dt.timedelta(days=1), dt.time(2, 30), dt.timezone.utc)
+    print("sweeping the landed files into the archive (not measured) ...", flush=True)
+    with open_keyring(swept) as cipher, duckdb.connect(str(swept / "warehouse.duckdb"), read_only=True) as con:
+        start = time.perf_counter()
+        report = sweep(zone, str(swept / "landing"), rule, con, cipher, now, swept / "work")
+        seconds = time.perf_counter() - start
+    clear = sorted((swept / "landing").glob(LANDING_GLOB))
+    day = sorted(landing.glob(f"dt={END_DATE.isoformat()}/*.ndjson*"))
+    return {"swept": swept, "now": now.isoformat(), "clear_days": rule.clear_days,
+            "files_archived_now": report.files_archived, "sweep_s": seconds,
+            "archived": len(list((swept / "landing.archive").rglob("*.parquet"))), "files_in_clear": len(clear),
+            "day_files": day, "day_bytes": sum(p.stat().st_size for p in day)}
+
+
+def _erase(swept: Path, out: Path, people: list[tuple[str, str]], tag: str,
+           in_clear: list[Path] = ()) -> dict[str, Any]:
+    """One `process_pending` of erasures on a copy of the swept base; `in_clear` are landed files put back in
+    the clear first (the last arrival day's files, as they are before the night's sweep)."""
     import duckdb
 
     from pipelines.privacy.audit import AuditLog
@@ -94,7 +136,10 @@ def _erase(base: Path, landing: Path, out: Path, people: list[tuple[str, str]], 
     from pipelines.privacy.requests import Inbox, Request
 
     run = out / "runs" / f"privacy-erasure-{tag}"
-    copy_warehouse(base, run, landing)
+    copy_warehouse(swept, run, swept / "landing")
+    shutil.copytree(swept / "landing.archive", run / "landing.archive")
+    for path in in_clear:
+        shutil.copy2(path, run / "landing" / path.parent.name / path.name)
     inbox = Inbox(run / "privacy" / "requests.sqlite")
     for ws, user_id in people:
         inbox.submit(Request("erasure", ws, "user_id", user_id))
@@ -119,22 +164,39 @@ def main(argv: list[str] | None = None) -> int:
     landing, base = ensure_warehouse(args.out, args.events)
 
     retention = bench_retention(base, args.out)
+    lifecycle = lifecycle_base(base, landing)
+    swept = lifecycle.pop("swept")
     people = _top_people(landing, args.people)
-    one = _erase(base, landing, args.out, people[:1], "1")
-    many = _erase(base, landing, args.out, people, str(len(people)))
+    one = _erase(swept, args.out, people[:1], "1")
+    many = _erase(swept, args.out, people, str(len(people)))
     erasure_ratio = many["seconds"] / one["seconds"]
+    day = lifecycle.pop("day_files")
+    late = _erase(swept, args.out, people[:1], "1-day-in-clear", day)
+
+    def verdict(ok: bool) -> str:
+        return "PASS" if ok else "MISS"
 
     print(f"\nprivacy benchmark on {retention['events']} events (one run)")
     print(f"retention: {retention['rows_expired']} rows anonymised, {retention['keys_destroyed']} subject keys "
           f"destroyed in {retention['pipeline_s']:.2f} s; bare UPDATE of {retention['floor_rows']} rows "
           f"{retention['floor_s']:.2f} s (best of {ROUNDS} each, alternating); ratio {retention['ratio']:.2f}x "
-          f"(target <= {RETENTION_RATIO_TARGET}x: {'PASS' if retention['ratio'] <= RETENTION_RATIO_TARGET else 'MISS'})")
+          f"(target <= {RETENTION_RATIO_TARGET}x: {verdict(retention['ratio'] <= RETENTION_RATIO_TARGET)})")
+    print(f"landed files as of {lifecycle['now'][:16]} (clear_days = {lifecycle['clear_days']}): "
+          f"{lifecycle['archived']} archived, {lifecycle['files_in_clear']} in the clear "
+          f"(sweep now: {lifecycle['files_archived_now']} files in {lifecycle['sweep_s']:.1f} s, not measured)")
     for r in (one, many):
         print(f"erasure of {r['people']:>5} people: {r['seconds']:.2f} s, {r['rows']} rows, {r['keys_destroyed']} keys, "
               f"{r['landing_lines_removed']} landed lines in {r['landing_files_rewritten']} files")
+    print(f"erasure of one person: {one['seconds']:.2f} s "
+          f"(target <= {ERASURE_ONE_TARGET_S:.0f} s: {verdict(one['seconds'] <= ERASURE_ONE_TARGET_S)})")
     print(f"erasure batch / single: {erasure_ratio:.2f}x "
-          f"(target <= {ERASURE_RATIO_TARGET}x: {'PASS' if erasure_ratio <= ERASURE_RATIO_TARGET else 'MISS'})")
-    result = {"retention": retention, "erasure_one": one, "erasure_many": many, "erasure_ratio": erasure_ratio}
+          f"(target <= {ERASURE_RATIO_TARGET}x: {verdict(erasure_ratio <= ERASURE_RATIO_TARGET)})")
+    print(f"erasure of one person before the night's sweep ({len(day)} files of the last arrival day, "
+          f"{lifecycle['day_bytes'] / 1e6:.0f} MB, in the clear): {late['seconds']:.2f} s, "
+          f"{late['landing_lines_removed']} landed lines in {late['landing_files_rewritten']} files "
+          f"(target <= {ERASURE_ONE_TARGET_S:.0f} s: {verdict(late['seconds'] <= ERASURE_ONE_TARGET_S)})")
+    result = {"retention": retention, "lifecycle": lifecycle, "erasure_one": one, "erasure_many": many,
+              "erasure_ratio": erasure_ratio, "erasure_one_day_in_clear": late}
     (args.out / "privacy-result.json").write_text(json.dumps(result, indent=1, default=str))
     return 0
 

@@ -22,7 +22,8 @@ from pipelines.workspaces import WORKSPACE_ID_PATTERN
 
 @dataclass(frozen=True)
 class LandingZone:
-    """Raw NDJSON files a source reads from: `url()` is resolved at use (environment variables may move it)."""
+    """Raw NDJSON files a source reads from: `url()` is resolved at use (environment variables may move it).
+    `ledger` is the table recording each loaded file's URL and arrival day (`file_url`, `received_date`)."""
 
     name: str
     url: Callable[[], str]
@@ -30,6 +31,7 @@ class LandingZone:
     workspace_field: str
     subject_fields: tuple[str, ...]
     subject_kinds: tuple[str, ...]  # the identifier kind (data category) of each subject field, for blind indexes
+    ledger: str
     workspace_pattern: str = WORKSPACE_ID_PATTERN
 
 
@@ -60,5 +62,6 @@ LANDING_ZONES: tuple[LandingZone, ...] = (
         workspace_field=usage_events.LANDING_WORKSPACE_FIELD,
         subject_fields=usage_events.LANDING_SUBJECT_FIELDS,
         subject_kinds=tuple(usage_events.EVENT_COLUMNS[f]["x-data-category"] for f in usage_events.LANDING_SUBJECT_FIELDS),
+        ledger=f"{usage_events.DATASET_NAME}.{usage_events.LEDGER_TABLE}",
     ),
 )

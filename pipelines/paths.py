@@ -98,7 +98,7 @@ def dlt_dir() -> Path:
 
 
 def work_dir() -> Path:
-    """Scratch space of running ingestions (wiped at each run's start and end)."""
+    """Scratch space of running ingestions and of the landed-file scrub and archive (wiped at each start)."""
     return data_dir() / "work"
 
 

@@ -28,6 +28,7 @@ from resources.privacy import PrivacyResource
 from resources.warehouse import WarehouseResource
 from tests.conftest import END_DATE, Platform, landed_lines
 from tests.privacy.test_requests import _files_containing
+from tests.security.test_retention_preview import _enforces
 
 AS_OF = (dt.datetime.combine(END_DATE, dt.time(12), dt.timezone.utc) + dt.timedelta(days=394)).isoformat()
 checks_only_job = define_asset_job("retention_checks_only", selection=AssetSelection.checks(*RETENTION_CHECKS))
@@ -60,7 +61,7 @@ def _as_of(job_name: str, defs: Definitions, confirm: bool = True) -> dict:
     """Every retention asset and check evaluated at AS_OF; the assets really enforce only if `confirm`."""
     nodes = defs.resolve_job_def(job_name).graph.node_names()
     enforce = {"as_of": AS_OF, **({"confirm_as_of": AS_OF} if confirm else {})}
-    return {"ops": {node: {"config": enforce if node.startswith("privacy__retention__") else {"as_of": AS_OF}}
+    return {"ops": {node: {"config": enforce if _enforces(node) else {"as_of": AS_OF}}
                     for node in nodes if node != "privacy__data_subject_requests"}}
 
 
@@ -77,7 +78,11 @@ def test_checks_fail_on_expired_records_until_the_retention_job_runs(loaded: Pla
     assert defs.resolve_job_def("analytics_job").execute_in_process(instance=instance).success
     before = defs.resolve_job_def("retention_checks_only").execute_in_process(
         instance=instance, run_config=_as_of("retention_checks_only", defs), raise_on_error=False)
-    failing = {e.check_name: e.metadata["records_past_retention"].value for e in before.get_asset_check_evaluations()}
+    failing = {e.check_name: e.metadata["records_past_retention"].value for e in before.get_asset_check_evaluations()
+               if "records_past_retention" in e.metadata}
+    landed = {e.check_name: e.metadata["files_in_clear_past_window"].value for e in before.get_asset_check_evaluations()
+              if e.check_name.startswith("within_retention__landed_")}
+    assert landed == {"within_retention__landed_usage_events": len(list(loaded.landing.rglob("*.ndjson*")))}
     cutoff_day = dt.date.fromisoformat(AS_OF[:10]) - dt.timedelta(days=395)
     expected = {
         "usage_events_quarantine": loaded.query(
@@ -93,17 +98,19 @@ def test_checks_fail_on_expired_records_until_the_retention_job_runs(loaded: Pla
         instance=instance, run_config=_as_of("privacy_retention_job", defs))
     assert result.success
     meta = {e.asset_key.path[-1]: e.materialization.metadata["rows_expired"].value
-            for e in result.get_asset_materialization_events()}
+            for e in result.get_asset_materialization_events() if e.asset_key.path[2] != "landed"}
     mail = {rule.name for rule in POLICY.rules if rule.dataset.startswith(("raw_gmail", "raw_outlook"))}
     assert meta == {**expected, "usage_events": failing["within_retention__usage_events"], **dict.fromkeys(mail, 0)}
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-    assert checks == {f"within_retention__{rule.name}": True for rule in POLICY.rules}  # mail tables: none loaded
+    assert checks == {**{f"within_retention__{rule.name}": True for rule in POLICY.rules},  # mail tables: none loaded
+                      "within_retention__landed_usage_events": True}
+    assert list(loaded.landing.rglob("*.ndjson*")) == []  # every loaded file archived
     # The models' old rows keep their aggregates and lose the visitor's key.
     assert loaded.query("SELECT count(*), count(visitor_key), sum(page_views) > 0 FROM analytics.sessions "
                         "WHERE session_date < ?", [cutoff_day]) == [(expected["sessions"], 0, True)]
     with loaded.keyring() as cipher:
         audit = AuditLog.of(loaded.root / "privacy" / "audit.jsonl", cipher)
-    assert len(audit.entries()) == len(POLICY.rules) and audit.verify().intact
+    assert len(audit.entries()) == len(POLICY.rules) + len(POLICY.landed) and audit.verify().intact
 
 
 def test_sensor_starts_a_batch_and_an_erasure_leaves_dagster_storage_clean(loaded: Platform) -> None:

@@ -37,6 +37,7 @@ class OffboardReport:
     rows_by_table: dict[str, int] = field(default_factory=dict)
     landing_lines_removed: int = 0
     landing_files_rewritten: int = 0
+    landing_files_removed: int = 0  # files holding only the workspace's lines: removed, not left empty
     connections_removed: int = 0
     exports_removed: int = 0
     requests_closed: int = 0
@@ -69,6 +70,7 @@ def offboard_workspace(workspace_id: str, *, warehouse_path: Path, cipher, inbox
             scrubbed = scrub_landing(zone, landing_urls[zone.name], copies, cipher, frozenset({workspace_id}))
             report.landing_lines_removed += scrubbed.lines_removed
             report.landing_files_rewritten += scrubbed.files_rewritten
+            report.landing_files_removed += scrubbed.files_removed
     if exists:
         with duckdb.connect(str(warehouse_path)) as con:
             report.rows_by_table = _delete_rows(con, workspace_id, copies)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import Iterable, Mapping
 
 from dlt.common.schema.typing import TTableSchemaColumns
 
@@ -19,10 +19,12 @@ from pipelines.privacy.categories import declaration
 
 POLICY_PATH = Path(__file__).with_name("retention_policy.toml")
 ACTIONS = ("delete", "anonymise")
+LANDED_ACTIONS = ("archive", "delete")
 TRUNCATE_UNITS = ("hour", "day", "month")
 _AGE_TYPES = ("date", "timestamp")
 _RULE_KEYS = {"table", "term", "age_column", "keep_days", "action", "clear", "truncate"}
 _TERM_KEYS = {"provider", "source", "text"}
+_LANDED_KEYS = {"zone", "term", "clear_days", "action", "archive_days"}
 
 
 class PolicyError(ValueError):
@@ -62,22 +64,37 @@ class Rule:
 
 
 @dataclass(frozen=True)
+class LandedRule:
+    """How long a landing zone's files stay in the clear after they are loaded, and what happens then:
+    `archive` (encrypted per person, kept `archive_days` after arrival) or `delete`."""
+
+    zone: str
+    term: Term
+    clear_days: int
+    action: str
+    archive_days: int | None = None
+
+
+@dataclass(frozen=True)
 class RetentionPolicy:
     terms: dict[str, Term]
     rules: tuple[Rule, ...]
+    landed: tuple[LandedRule, ...] = ()
 
 
 def load_policy(
-    tables: Mapping[str, TTableSchemaColumns], path: Path = POLICY_PATH
+    tables: Mapping[str, TTableSchemaColumns], path: Path = POLICY_PATH, zones: Iterable[str] | None = None
 ) -> RetentionPolicy:
-    """Read `path` and check every rule against `tables` (`<dataset>.<table>` → declared columns)."""
+    """Read `path` and check every rule against `tables` (`<dataset>.<table>` → declared columns) and every
+    `[[landed]]` rule against `zones` (default: the catalogue's landing zones)."""
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise PolicyError(f"{path}: cannot read the retention policy: {exc}") from None
-    unknown = set(raw) - {"terms", "rule"}
+    unknown = set(raw) - {"terms", "rule", "landed"}
     if unknown:
-        raise PolicyError(f"{path}: unknown section(s) {sorted(unknown)}; expected [terms.<id>] and [[rule]]")
+        raise PolicyError(f"{path}: unknown section(s) {sorted(unknown)}; expected [terms.<id>], [[rule]] "
+                          "and [[landed]]")
     terms = {}
     for term_id, body in raw.get("terms", {}).items():
         _check_keys(path, f"term {term_id!r}", body, _TERM_KEYS, _TERM_KEYS)
@@ -95,7 +112,48 @@ def load_policy(
     ungoverned = sorted(t for t, cols in tables.items() if declaration(cols).has_personal_data and t not in seen)
     if ungoverned:
         raise PolicyError(f"{path}: table(s) {ungoverned} declare personal data but have no retention rule")
-    return RetentionPolicy(terms, tuple(rules))
+    return RetentionPolicy(terms, tuple(rules), _landed_rules(path, raw.get("landed", []), terms, zones))
+
+
+def _landed_rules(path: Path, bodies: list, terms: dict[str, Term], zones: Iterable[str] | None) -> tuple[LandedRule, ...]:
+    """The `[[landed]]` rules, one per landing zone: a zone without one is an error, like a table."""
+    if zones is None:
+        from pipelines.catalog import LANDING_ZONES
+
+        zones = [zone.name for zone in LANDING_ZONES]
+    known = set(zones)
+    rules: dict[str, LandedRule] = {}
+    for i, body in enumerate(bodies, start=1):
+        where = f"landed rule #{i} ({body.get('zone', '?') if isinstance(body, Mapping) else '?'})"
+        required = {"zone", "term", "clear_days", "action"} | ({"archive_days"} if body.get("action") == "archive" else set())
+        _check_keys(path, where, body, _LANDED_KEYS, required)
+        problem = None
+        if body["zone"] not in known:
+            problem = f"unknown landing zone {body['zone']!r}; zones: {sorted(known)}"
+        elif body["zone"] in rules:
+            problem = "this zone has more than one landed rule"
+        elif body["term"] not in terms:
+            problem = f"unknown term {body['term']!r}; terms in this file: {sorted(terms)}"
+        elif body["action"] not in LANDED_ACTIONS:
+            problem = f"unknown action {body['action']!r}; allowed: {list(LANDED_ACTIONS)}"
+        elif not _whole_days(body["clear_days"], 0):
+            problem = f"clear_days must be a whole number of days >= 0, not {body['clear_days']!r}"
+        elif body["action"] == "delete" and "archive_days" in body:
+            problem = "archive_days applies to action 'archive' only"
+        elif body["action"] == "archive" and not _whole_days(body["archive_days"], body["clear_days"] + 1):
+            problem = f"archive_days must be a whole number of days above clear_days, not {body['archive_days']!r}"
+        if problem:
+            raise PolicyError(f"{path}: {where}: {problem}")
+        rules[body["zone"]] = LandedRule(body["zone"], terms[body["term"]], body["clear_days"], body["action"],
+                                         body.get("archive_days"))
+    missing = sorted(known - set(rules))
+    if missing:
+        raise PolicyError(f"{path}: landing zone(s) {missing} hold personal data but have no [[landed]] rule")
+    return tuple(rules.values())
+
+
+def _whole_days(value: object, least: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
 
 
 def _check_keys(path: Path, where: str, body: Mapping, allowed: set[str], required: set[str]) -> None:

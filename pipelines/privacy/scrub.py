@@ -1,98 +1,126 @@
-"""Erasure in landing zones: rewrite landed raw files without the lines of the people being erased.
+"""Erasure in landing zones: rewrite the landed files still kept in the clear without the lines of the
+people being erased.
 
-Landed files are plaintext copies of what trackers sent; after a load they stay for replays and audits,
-so an erasure that stopped at the warehouse would leave the person readable on disk. Lines are matched the
-same way rows are: the subject fields of each line (read with a regular expression, so broken JSON lines
-are caught too) are blind-indexed per distinct value and compared with the erased identities. Files without
-a match are not touched; matched files are rewritten through a temporary file and an atomic replace, with
-their compression kept. Works on any fsspec URL.
+Landed files are plaintext copies of what trackers sent. They stay in the clear only for the replay window
+of the retention policy (`pipelines.privacy.landed_lifecycle`); older ones live in an encrypted archive
+that erasure reaches by destroying keys, so the scrub reads only the few days still in the clear. Lines are
+matched the way rows are: each line's subject fields (read as `pipelines.privacy.landed` reads them: JSON
+top-level fields, any encoding) are blind-indexed per distinct value, each under the identifier kind of its
+field, and compared with the erased identities; offboarding drops every line of the workspace unhashed. Files without a match are not touched; a matched file is rewritten (compression and mode kept)
+or removed when nothing would be left.
 """
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 import duckdb
 import fsspec
 import pyarrow as pa
 
 from pipelines.catalog import LandingZone
+from pipelines.privacy.landed import (
+    lines_table, line_fields_sql, read_bytes, replace_file, scratch_dir, split_lines, write_lines, zone_files,
+    zone_lock,
+)
 from pipelines.privacy.protect import blind_index_by_kind
-from pipelines.sql import loose_json_field
-from pipelines.workspaces import UNATTRIBUTED_WORKSPACE
+from pipelines.sql import literal
 
 
 @dataclass
 class ScrubReport:
     files_scanned: int = 0
     files_rewritten: int = 0
+    files_removed: int = 0  # every line of the file was erased: removed rather than left empty
     lines_removed: int = 0
+    links_outside_root: int = 0  # symlinks leading out of the landing root: neither read nor replaced
 
 
 def scrub_landing(zone: LandingZone, url: str, identities: pa.Table, cipher,
-                  whole_workspaces: frozenset[str] = frozenset()) -> ScrubReport:
+                  whole_workspaces: frozenset[str] = frozenset(), work_dir: Path | None = None) -> ScrubReport:
     """Remove from every file of `zone` under `url` the lines whose subject fields blind-index to one of
-    `identities` (columns workspace_id, bidx), and every line of `whole_workspaces` (offboarding)."""
+    `identities` (columns workspace_id, bidx), each field under its own identifier kind, and every line of
+    `whole_workspaces` (offboarding: never hashed, their key is gone and hashing would create it again).
+    Scratch copies go to the work folder (`work_dir`, default `pipelines.paths.work_dir()`)."""
     report = ScrubReport()
-    fs, root = fsspec.core.url_to_fs(url)
-    workspaces = set(identities.column("workspace_id").to_pylist()) | whole_workspaces
-    if not workspaces:
+    if identities.num_rows == 0 and not whole_workspaces:
         return report
-    whole = pa.table({"workspace_id": pa.array(sorted(whole_workspaces), pa.string())})  # noqa: F841 - DuckDB scan
+    files = zone_files(zone, url)
+    report.links_outside_root = files.links_outside
+    scratch = scratch_dir(zone, work_dir)
     con = duckdb.connect()
     con.register("identities", identities)
+    whole = pa.table({"workspace_id": pa.array(sorted(whole_workspaces), pa.string())})  # noqa: F841 - DuckDB scan
+    con.execute("CREATE TEMP TABLE targets AS SELECT workspace_id FROM identities UNION SELECT workspace_id FROM whole")
     con.execute("CREATE TEMP TABLE checked (ws VARCHAR, which INTEGER, v VARCHAR); "
                 "CREATE TEMP TABLE erased (ws VARCHAR, which INTEGER, v VARCHAR)")
-    fields = ", ".join(f"{loose_json_field('text', f)} AS {f}" for f in zone.subject_fields)
-    workspace = loose_json_field("text", zone.workspace_field)
-    for path in sorted(fs.glob(f"{root.rstrip('/')}/{zone.glob}")):
-        report.files_scanned += 1
-        with fs.open(path, "rb", compression="infer") as handle:
-            lines = handle.read().split(b"\n")
-        batch = pa.table({"line_no": pa.array(range(len(lines)), pa.int64()), "raw": pa.array(lines, pa.binary())})
-        con.register("batch", batch)
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE fields AS SELECT line_no, ws, {', '.join(zone.subject_fields)} FROM ("
-            f"SELECT line_no, text, CASE WHEN regexp_matches({workspace}, ?) THEN {workspace} "
-            f"ELSE '{UNATTRIBUTED_WORKSPACE}' END AS ws, {fields} "
-            "FROM (SELECT line_no, try(decode(raw)) AS text FROM batch)) "
-            "WHERE ws IN (SELECT workspace_id FROM identities UNION SELECT workspace_id FROM whole)",
-            [zone.workspace_pattern],
-        )
-        # Each distinct value is hashed once per scrub, however many files repeat it.
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE fresh AS "
-            + " UNION ".join(f"SELECT ws, {i} AS which, {f} AS v FROM fields WHERE {f} IS NOT NULL "
-                             "AND ws IN (SELECT workspace_id FROM identities)"  # an offboarded workspace has no key
-                             for i, f in enumerate(zone.subject_fields, 1))
-            + " EXCEPT SELECT ws, which, v FROM checked"
-        )
-        fresh = con.sql("SELECT * FROM fresh").to_arrow_table()
-        if fresh.num_rows:
-            hashed = fresh.append_column(  # noqa: F841 - read by DuckDB's replacement scan
-                "bidx", blind_index_by_kind(cipher, fresh.column("ws"), fresh.column("which"), fresh.column("v"),
-                                            list(zone.subject_kinds)))
-            con.execute("INSERT INTO checked SELECT ws, which, v FROM fresh")
-            con.execute("INSERT INTO erased SELECT h.ws, h.which, h.v FROM hashed h "
-                        "SEMI JOIN identities i ON i.workspace_id = h.ws AND i.bidx = h.bidx")
-        drop = {row[0] for row in con.execute(
-            "SELECT line_no FROM fields WHERE ws IN (SELECT workspace_id FROM whole) UNION " + " UNION ".join(f"SELECT f.line_no FROM fields f JOIN erased e ON e.ws = f.ws AND e.which = {i} "
-                           f"AND e.v = f.{x}" for i, x in enumerate(zone.subject_fields, 1))
-        ).fetchall()}
-        if not drop:
-            continue
-        kept = b"\n".join(line for i, line in enumerate(lines) if i not in drop)
-        temporary = f"{path.rsplit('/', 1)[0]}/.scrub-{uuid.uuid4().hex}.tmp"  # never matches the zone's glob
-        with fs.open(temporary, "wb", compression=_compression(path)) as handle:
-            handle.write(kept)
-        fs.mv(temporary, path)
-        report.files_rewritten += 1
-        report.lines_removed += len(drop)
+    values = " UNION ALL ".join(f"SELECT line_no, ws, {i} AS which, unnest({f}) AS v FROM per_line"
+                                for i, f in enumerate(zone.subject_fields, 1))
+    with zone_lock(files, scratch):
+        # A sweep that read a file before the erasure destroyed these keys may have archived the person's (or
+        # the offboarded workspace's) lines under keys it created afresh; it held the zone lock until done, so
+        # destroying them again now makes such lines unreadable too.
+        cipher.destroy_subjects_many(identities.column("workspace_id"), identities.column("bidx"))
+        for workspace_id in sorted(whole_workspaces):
+            cipher.destroy_workspace(workspace_id)
+        for path in files.paths:
+            report.files_scanned += 1
+            data = read_bytes(files, path)
+            lines = split_lines(data)
+            batch = lines_table(lines)  # noqa: F841 - read by DuckDB's replacement scan
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE per_line AS WITH candidates AS ({_candidates_sql(zone)}) "
+                f"{line_fields_sql(zone, 'candidates')}"
+            )
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE found AS SELECT DISTINCT * FROM ({values}) "
+                "WHERE v IS NOT NULL AND v <> '' AND ws IN (SELECT workspace_id FROM identities) "
+                "AND ws NOT IN (SELECT workspace_id FROM whole)"
+            )
+            # Each distinct value is hashed once per scrub and kind, however many files repeat it.
+            fresh = con.sql("SELECT DISTINCT ws, which, v FROM found EXCEPT SELECT ws, which, v FROM checked"
+                            ).to_arrow_table()
+            if fresh.num_rows:
+                hashed = fresh.append_column(  # noqa: F841 - read by DuckDB's replacement scan
+                    "bidx", blind_index_by_kind(cipher, fresh.column("ws"), fresh.column("which"),
+                                                fresh.column("v"), list(zone.subject_kinds)))
+                con.execute("INSERT INTO checked SELECT ws, which, v FROM fresh")
+                con.execute("INSERT INTO erased SELECT h.ws, h.which, h.v FROM hashed h "
+                            "SEMI JOIN identities i ON i.workspace_id = h.ws AND i.bidx = h.bidx")
+            drop = {row[0] for row in con.execute(
+                "SELECT line_no FROM per_line WHERE ws IN (SELECT workspace_id FROM whole) UNION "
+                "SELECT f.line_no FROM found f SEMI JOIN erased e ON e.ws = f.ws AND e.which = f.which AND e.v = f.v"
+            ).fetchall()}
+            if not drop:
+                continue
+            kept = [line for i, line in enumerate(lines.to_pylist()) if i not in drop]
+            report.lines_removed += len(drop)
+            if not any(line.strip() for line in kept):
+                files.fs.rm_file(path)
+                report.files_removed += 1
+                continue
+            replace_file(files, path, scratch,
+                         write_lines(kept, fsspec.utils.infer_compression(path), data.endswith(b"\n")))
+            report.files_rewritten += 1
     con.close()
     return report
 
 
-def _compression(path: str) -> str | None:
-    """The compression of `path` by its name (the temporary name hides the suffix from fsspec's infer)."""
-    return fsspec.utils.infer_compression(path)
+def _candidates_sql(zone: LandingZone) -> str:
+    """The lines of `batch` that may belong to a workspace of `targets` (`_unattributed` included), found
+    with string operations before any JSON is parsed: in a week of files a person's workspace is one of
+    about a thousand. A line is skipped only when it is plain enough to be sure of its workspace without
+    parsing: no backslash (no escapes), the workspace key exactly once, written `"key":"value"` at the top
+    level (nothing but one `{` and bracket-free text before it), and that value a valid workspace id that was
+    not asked for. Anything unusual is parsed."""
+    key = f'"{zone.workspace_field}"'
+    valid = zone.workspace_pattern.removeprefix("^").removesuffix("$")
+    value = f"regexp_extract(text, {literal(key + ':' + chr(34) + '(' + valid + ')' + chr(34))}, 1)"
+    return (
+        f"SELECT line_no, text FROM (SELECT *, strpos(text, {literal(key + ':' + chr(34))}) AS pos FROM batch) "
+        f"WHERE pos = 0 OR contains(text, '\\') "
+        f"OR length(text) - length(replace(text, {literal(key)}, '')) <> {len(key)} "
+        f"OR NOT regexp_matches(left(text, pos - 1), '^\\s*\\{{[^{{}}\\[\\]]*$') "
+        f"OR {value} = '' OR {value} IN (SELECT workspace_id FROM targets)"
+    )

@@ -169,6 +169,6 @@ def test_policy_errors_are_clear_at_load(tmp_path, replace, message):
     path = tmp_path / "policy.toml"
     path.write_text(text)
     with pytest.raises(PolicyError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[").replace("]", r"\]")):
-        load_policy(events_only, path)
+        load_policy(events_only, path, zones=())
     path.write_text(POLICY_BASE + EVENT_RULE)
-    assert len(load_policy(events_only, path).rules) == 2
+    assert len(load_policy(events_only, path, zones=()).rules) == 2

@@ -20,12 +20,17 @@ AS_OF = (dt.datetime.combine(END_DATE, dt.time(12), dt.timezone.utc) + dt.timede
 
 def _defs(platform: Platform) -> Definitions:
     return Definitions(assets=PRIVACY_ASSETS, asset_checks=PRIVACY_CHECKS, jobs=[retention_job],
-                       resources=privacy_resources(platform))
+                       resources=privacy_resources(platform, landing=True))
 
 
 def _config(defs: Definitions, **retention) -> dict:
     nodes = defs.resolve_job_def("privacy_retention_job").graph.node_names()
-    return {"ops": {n: {"config": retention if n.startswith("privacy__retention__") else {"as_of": AS_OF}} for n in nodes}}
+    return {"ops": {n: {"config": retention if _enforces(n) else {"as_of": AS_OF}} for n in nodes}}
+
+
+def _enforces(node: str) -> bool:
+    """A retention asset's node (the landed lifecycle's check is named after its asset, but only reads)."""
+    return node.startswith("privacy__retention__") and "within_retention" not in node
 
 
 def _digests(root: Path) -> dict[str, str]:
@@ -45,11 +50,13 @@ def test_as_of_alone_previews_and_writes_nothing(loaded: Platform) -> None:
     events = loaded.query("SELECT count(*) FROM raw_events.usage_events")[0][0]
     result = defs.resolve_job_def("privacy_retention_job").execute_in_process(
         instance=DagsterInstance.ephemeral(), run_config=_config(defs, as_of=AS_OF), raise_on_error=False)
-    previews = {e.asset_key.path[-1]: e.materialization.metadata for e in result.get_asset_materialization_events()}
-    assert set(previews) == {rule.name for rule in POLICY.rules}
+    previews = {tuple(e.asset_key.path[2:]): e.materialization.metadata for e in result.get_asset_materialization_events()}
+    assert set(previews) == {(r.dataset, r.name) for r in POLICY.rules} | {("landed", r.zone) for r in POLICY.landed}
     assert {name: meta["preview"].value for name, meta in previews.items()} == dict.fromkeys(previews, True)
-    assert previews["usage_events"]["rows_that_would_expire"].value == events > 0
-    assert _digests(loaded.root) == before  # warehouse, keyring, audit log: byte for byte
+    assert previews[("raw_events", "usage_events")]["rows_that_would_expire"].value == events > 0
+    landed = previews[("landed", "usage_events")]  # every file is loaded and past its window: none moves
+    assert landed["files_that_would_leave_the_clear"].value == len(list(loaded.landing.rglob("*.ndjson*"))) > 0
+    assert _digests(loaded.root) == before  # warehouse, keyring, audit log, landed files: byte for byte
     assert not (loaded.root / "privacy" / "audit.jsonl").exists()
 
 
@@ -68,3 +75,4 @@ def test_enforcing_at_another_moment_needs_the_confirmation_repeated(loaded: Pla
         instance=DagsterInstance.ephemeral(), run_config=_config(defs, as_of=AS_OF, confirm_as_of=AS_OF))
     assert confirmed.success
     assert loaded.query("SELECT count(subject_ref) FROM raw_events.usage_events")[0][0] == 0
+    assert list(loaded.landing.rglob("*.ndjson*")) == []  # confirmed: the loaded files left the clear

@@ -1,0 +1,221 @@
+"""Landed files as the privacy engine handles them: found without leaving the landing root, their lines read
+whatever their encoding, each line's workspace and identifiers read as JSON, and files replaced safely.
+
+Shared by the erasure scrub (`pipelines.privacy.scrub`) and the landed-file lifecycle
+(`pipelines.privacy.landed_lifecycle`), so both see the same lines as belonging to the same people:
+
+- A line is decoded as UTF-8, or as Latin-1 when it is not valid UTF-8 (Latin-1 never fails and maps every
+  ASCII byte to itself), so a tracker that sent one non-UTF-8 byte still says whose the line is.
+- A line that parses as a JSON object is read by its top-level fields only: a tracker that sorts keys, and
+  so writes `properties.user_id` before the top-level `user_id`, cannot make another field count. A line
+  that does not parse is read conservatively: every `"<field>": "<value>"` pair in it counts.
+- Symlinks are followed only when they stay inside the landing root: a link pointing elsewhere is neither
+  read nor rewritten (the file it points to is not the platform's).
+- A file is replaced through a scratch copy in the work folder (never in the landing folder), with its
+  mode kept, then an atomic rename; a run killed mid-write leaves the original whole, and the scratch copy
+  is removed at the next start. A rewrite that would leave no line removes the file instead, so no empty
+  (or 20-byte empty `.gz`) file is left for a replay to trip on.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import shutil
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import fsspec
+import pyarrow as pa
+import pyarrow.compute as pc
+from fsspec.implementations.local import LocalFileSystem
+
+from pipelines import paths
+from pipelines.catalog import LandingZone
+from pipelines.sql import literal
+from pipelines.workspaces import UNATTRIBUTED_WORKSPACE
+
+SCRATCH_PREFIX = "landed-"
+_SIBLING_PREFIX = ".gtg-landed-"  # only when the work folder is on another file system than the landing root
+
+
+@dataclass
+class ZoneFiles:
+    """The files of a landing zone that the platform may read and rewrite (resolved inside the root)."""
+
+    fs: fsspec.AbstractFileSystem
+    root: str
+    paths: list[str]
+    links_outside: int  # globbed paths that resolve outside the root: skipped
+
+    @property
+    def local(self) -> bool:
+        return isinstance(self.fs, LocalFileSystem)
+
+    def url(self, path: str) -> str:
+        """The URL the ingestion ledger records for `path`."""
+        return self.fs.unstrip_protocol(path)
+
+
+def zone_files(zone: LandingZone, url: str) -> ZoneFiles:
+    """Every file matching the zone's glob, links resolved: a link to a file inside the root counts once as
+    that file, a link leading outside it is left alone."""
+    fs, root = fsspec.core.url_to_fs(url)
+    found = sorted(p for p in fs.glob(f"{root.rstrip('/')}/{zone.glob}") if not fs.isdir(p))
+    if not isinstance(fs, LocalFileSystem):
+        return ZoneFiles(fs, root, found, 0)
+    inside = [p for p in found if _inside(root, p)]
+    real = sorted({os.path.realpath(p) for p in inside})
+    return ZoneFiles(fs, root, real, len(found) - len(inside))
+
+
+def _inside(root: str, path: str) -> bool:
+    """Whether `path`, links resolved, stays inside `root`: a link pointing elsewhere is neither read nor
+    rewritten (the file it points to is not the platform's)."""
+    try:
+        paths.inside(Path(root), path)
+    except paths.OutsideFolderError:
+        return False
+    return True
+
+
+def read_bytes(files: ZoneFiles, path: str) -> bytes:
+    with files.fs.open(path, "rb", compression="infer") as handle:
+        return handle.read()
+
+
+def split_lines(data: bytes) -> pa.Array:
+    """The lines of `data` as a binary array (a final newline ends the last line)."""
+    if not data:
+        return pa.array([], pa.large_binary())
+    offsets = pa.array([0, len(data)], pa.int64()).buffers()[1]
+    whole = pa.Array.from_buffers(pa.large_binary(), 1, [None, offsets, pa.py_buffer(data)])
+    parts = pc.split_pattern(whole, b"\n").flatten()
+    return parts.slice(0, len(parts) - 1) if data.endswith(b"\n") else parts
+
+
+def decode_lines(lines: pa.Array) -> pa.Array:
+    """Lines as text: UTF-8 where valid, else Latin-1 (a Windows line end's carriage return is JSON
+    whitespace: it changes no field)."""
+    text = lines.view(pa.large_string())
+    try:
+        text.validate(full=True)
+    except pa.ArrowInvalid:
+        decoded = []
+        for raw in lines.to_pylist():
+            try:
+                decoded.append(raw.decode("utf-8"))
+            except UnicodeDecodeError:
+                decoded.append(raw.decode("latin-1"))
+        text = pa.array(decoded, pa.large_string())
+    return text
+
+
+def lines_table(lines: pa.Array) -> pa.Table:
+    """(line_no, text) for DuckDB: line numbers count from 0 over `lines`."""
+    return pa.table({"line_no": pa.array(range(len(lines)), pa.int64()), "text": decode_lines(lines)})
+
+
+def line_fields_sql(zone: LandingZone, source: str) -> str:
+    """A SELECT over `source` (line_no, text) giving each line's workspace (`_unattributed` when it is not a
+    valid workspace id) and, per subject field of the zone, the list of values the line gives it."""
+    fields = [zone.workspace_field, *zone.subject_fields]
+    paths_list = "[" + ", ".join(literal(f'$."{f}"') for f in fields) + "]"
+
+    def loose(field: str) -> str:
+        return f"regexp_extract_all(text, {literal(_loose_pattern(field))}, 1)"
+
+    per_field = ", ".join(
+        f"CASE WHEN top IS NOT NULL THEN [top[{i + 2}]] ELSE {loose(f)} END AS {f}"
+        for i, f in enumerate(zone.subject_fields)
+    )
+    workspace = f"CASE WHEN top IS NOT NULL THEN top[1] ELSE {loose(zone.workspace_field)}[1] END"
+    return (
+        f"SELECT line_no, CASE WHEN regexp_matches(coalesce(ws_raw, ''), {literal(zone.workspace_pattern)}) "
+        f"THEN ws_raw ELSE {literal(UNATTRIBUTED_WORKSPACE)} END AS ws, {', '.join(zone.subject_fields)} FROM ("
+        f"SELECT line_no, {workspace} AS ws_raw, {per_field} FROM ("
+        f"SELECT line_no, text, CASE WHEN json_valid(text) AND json_type(text) = 'OBJECT' "
+        f"THEN json_extract_string(text, {paths_list}) END AS top FROM {source}))"
+    )
+
+
+def _loose_pattern(field: str) -> str:
+    """`"field": "value"` anywhere in a line that is not valid JSON (a regular expression)."""
+    return f'"{field}"\\s*:\\s*"([^"\\\\]*)"'
+
+
+def scratch_dir(zone: LandingZone, work_dir: Path | None) -> Path:
+    """This zone's scratch folder in the work folder, 0700."""
+    return paths.private_dir((work_dir or paths.work_dir()) / f"{SCRATCH_PREFIX}{zone.name}")
+
+
+@contextmanager
+def zone_lock(files: ZoneFiles, scratch: Path) -> Iterator[None]:
+    """Hold the zone exclusively (scrub and lifecycle never rewrite one file at once), then remove what a
+    killed earlier run left in the scratch folder and, locally, beside the landed files."""
+    handle = os.open(files.root, os.O_RDONLY) if files.local and os.path.isdir(files.root) else None
+    try:
+        if handle is not None:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        for leftover in scratch.iterdir():
+            leftover.unlink(missing_ok=True)
+        if handle is not None:
+            for leftover in Path(files.root).rglob(f"{_SIBLING_PREFIX}*"):
+                leftover.unlink(missing_ok=True)
+        yield
+    finally:
+        if handle is not None:
+            os.close(handle)  # releases the lock
+
+
+def replace_file(files: ZoneFiles, target: str, scratch: Path, write: Callable[[str], None],
+                 mode: int | None = None) -> None:
+    """Replace (or create) `target` with what `write(local_path)` writes, atomically.
+
+    The new content is written into `scratch` (a private 0600 file), given `mode` (default: the target's
+    current mode, else 0600), then renamed over the target. Locally across file systems the copy goes to a
+    hidden sibling first (removed at the next start if a crash leaves it); elsewhere (object stores) the
+    upload is the atomic step."""
+    temporary = scratch / f"{uuid.uuid4().hex}.tmp"
+    os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    try:
+        write(str(temporary))
+        if not files.local:
+            files.fs.put_file(str(temporary), target)
+            return
+        if mode is None:
+            mode = os.stat(target).st_mode & 0o7777 if os.path.exists(target) else 0o600
+        os.chmod(temporary, mode)
+        _fsync(temporary)
+        # New folders (the archive's) are 0700 through the process umask; an existing landing folder keeps its mode.
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(temporary, target)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            sibling = Path(target).with_name(f"{_SIBLING_PREFIX}{uuid.uuid4().hex}")
+            shutil.copy2(temporary, sibling)
+            os.replace(sibling, target)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_lines(lines: list[bytes], compression: str | None, ends_with_newline: bool) -> Callable[[str], None]:
+    """A writer for `replace_file`: `lines` joined by newlines, compressed like the file they came from."""
+    def write(path: str) -> None:
+        with fsspec.open(path, "wb", compression=compression) as handle:
+            handle.write(b"\n".join(lines) + (b"\n" if ends_with_newline else b""))
+    return write

@@ -1,0 +1,472 @@
+"""Landed files under the privacy engine: the erasure scrub (JSON top-level fields, any encoding, links,
+modes, no empty files, scratch in the work folder, killed mid-way) and the lifecycle (replay window, then an
+encrypted archive that erasure reaches by destroying keys)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import gzip
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+from assets.privacy import POLICY
+from pipelines.catalog import LANDING_ZONES
+from pipelines.privacy.landed_lifecycle import ARCHIVE_SUFFIX, Overdue, archive_url, overdue, restore, sweep
+from pipelines.privacy.policy import PolicyError, load_policy, POLICY_PATH
+from pipelines.privacy.requests import Request
+from pipelines.privacy.scrub import scrub_landing
+from tests.conftest import END_DATE, Platform, landed_lines
+from tests.privacy.test_requests import _files_containing, _oracle, _people, _process
+
+ZONE = next(z for z in LANDING_ZONES if z.name == "usage_events")
+RULE = next(r for r in POLICY.landed if r.zone == ZONE.name)
+DAY = f"dt={END_DATE.isoformat()}"
+IDS = ("user_id", "anonymous_id", "device_id")
+USER_KIND = ZONE.subject_kinds[IDS.index("user_id")]
+
+
+def _line(event: int, ws: str = "ws-a", encoding: str = "utf-8", **fields) -> bytes:
+    body = {"event_id": f"e-{event}", "workspace_id": ws, "event_type": "page_view",
+            "occurred_at": f"{END_DATE.isoformat()}T10:00:00Z", **fields}
+    return json.dumps(body, ensure_ascii=False).encode(encoding)
+
+
+def _write(path: Path, lines: list[bytes], mode: int = 0o644) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = b"\n".join(lines) + b"\n"
+    path.write_bytes(gzip.compress(data) if path.suffix == ".gz" else data)
+    path.chmod(mode)
+    return path
+
+
+def _lines_of(path: Path) -> list[bytes]:
+    data = path.read_bytes()
+    return (gzip.decompress(data) if path.suffix == ".gz" else data).splitlines()
+
+
+def _scrub(platform: Platform, erased: list[tuple[str, str]]):
+    """Scrub the platform's landing folder for (workspace, user id) pairs, as an erasure by user id does."""
+    with platform.keyring() as cipher:
+        identities = pa.table({
+            "workspace_id": [ws for ws, _ in erased],
+            "bidx": cipher.blind_index_many([ws for ws, _ in erased], [v for _, v in erased], kind=USER_KIND),
+        })
+        return scrub_landing(ZONE, str(platform.landing), identities, cipher, work_dir=platform.work_dir)
+
+
+def _bytes_found(root: Path, needles: list[bytes]) -> list[str]:
+    """Files under `root` whose bytes (gzip: also decompressed) contain one of `needles`."""
+    found = []
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and not path.is_symlink():
+            data = path.read_bytes()
+            if path.suffix == ".gz":
+                data += gzip.decompress(data)
+            if any(n in data for n in needles):
+                found.append(path.name)
+    return found
+
+
+# -- the scrub ----------------------------------------------------------------------------------------------
+
+
+def test_scrub_reads_top_level_fields_not_the_first_match(platform: Platform) -> None:
+    """A tracker that sorts keys writes properties.user_id before the top-level user_id."""
+    sorted_line = json.dumps({"anonymous_id": "anon-1", "event_id": "e-1", "properties": {"user_id": "victim"},
+                              "user_id": "owner", "workspace_id": "ws-a"}, sort_keys=True).encode()
+    victims_own = _line(2, user_id="victim")
+    path = _write(platform.landing / DAY / "a.ndjson", [sorted_line, victims_own, _line(3, user_id="bystander")])
+
+    report = _scrub(platform, [("ws-a", "victim")])
+    assert (report.lines_removed, report.files_rewritten) == (1, 1)
+    assert _lines_of(path) == [sorted_line, _line(3, user_id="bystander")]  # the owner's line stays
+
+    report = _scrub(platform, [("ws-a", "owner")])
+    assert report.lines_removed == 1 and _lines_of(path) == [_line(3, user_id="bystander")]
+
+
+def test_scrub_places_lines_by_their_top_level_workspace_however_written(platform: Platform) -> None:
+    """Lines are skipped unparsed only when plainly of another workspace; every other form is parsed."""
+    nested = b'{"user_id":"gone","properties":{"workspace_id":"ws-b"}}'  # no top-level workspace: unattributed
+    escaped = b'{"workspace_id":"ws\\u002da","user_id":"gone"}'  # ws-a, written with an escape
+    spaced = b'{"workspace_id": "ws-a", "user_id": "gone"}'
+    elsewhere = b'{"user_id":"gone","workspace_id":"ws-b"}'  # the same id in a workspace not asked about
+    path = _write(platform.landing / DAY / "a.ndjson", [nested, escaped, spaced, elsewhere])
+
+    report = _scrub(platform, [("ws-a", "gone"), ("_unattributed", "gone")])
+
+    assert report.lines_removed == 3 and _lines_of(path) == [elsewhere]
+
+
+def test_scrub_matches_latin1_lines_plain_and_gzipped(platform: Platform) -> None:
+    person = "jörg-7"
+    latin1 = _line(1, encoding="latin-1", user_id=person, ip="203.0.113.9", page_title="Café")
+    utf8 = _line(2, user_id=person, device_id="dev-jörg")
+    others = [_line(3, encoding="latin-1", user_id="anna", page_title="Crème"), _line(4, user_id="bob")]
+    plain = _write(platform.landing / DAY / "latin.ndjson", [latin1, others[0]])
+    zipped = _write(platform.landing / DAY / "mixed.ndjson.gz", [others[1], latin1, utf8])
+    needles = [person.encode("utf-8"), person.encode("latin-1"), b"dev-j\xc3\xb6rg", b"203.0.113.9"]
+    assert _bytes_found(platform.root, needles) == ["latin.ndjson", "mixed.ndjson.gz"]
+
+    report = _scrub(platform, [("ws-a", person)])
+
+    assert (report.lines_removed, report.files_rewritten, report.files_removed) == (3, 2, 0)
+    assert _bytes_found(platform.root, needles) == []  # landing, work folder, decompressed .gz: nothing
+    assert _lines_of(plain) == [others[0]] and _lines_of(zipped) == [others[1]]
+
+
+def test_scrub_keeps_modes_removes_emptied_files_and_leaves_no_scratch(platform: Platform) -> None:
+    mine = [_line(i, user_id="gone") for i in range(3)]
+    private = _write(platform.landing / DAY / "private.ndjson", [mine[0], _line(9, user_id="kept")], 0o600)
+    shared = _write(platform.landing / DAY / "shared.ndjson.gz", [_line(8, user_id="kept"), mine[1]], 0o640)
+    only_mine = _write(platform.landing / DAY / "only.ndjson", [mine[0], mine[2]])
+    only_mine_gz = _write(platform.landing / DAY / "only.ndjson.gz", [mine[1]])
+
+    report = _scrub(platform, [("ws-a", "gone")])
+
+    assert (report.files_rewritten, report.files_removed, report.lines_removed) == (2, 2, 5)
+    assert not only_mine.exists() and not only_mine_gz.exists()  # no 0-byte file, no empty .gz
+    assert private.stat().st_mode & 0o777 == 0o600 and shared.stat().st_mode & 0o777 == 0o640
+    assert sorted(p.name for p in platform.landing.rglob("*")) == [DAY, "private.ndjson", "shared.ndjson.gz"]
+    assert [p for p in platform.work_dir.rglob("*") if p.is_file()] == []
+
+
+def test_scrub_never_follows_or_replaces_links_out_of_the_landing_root(platform: Platform, tmp_path: Path) -> None:
+    outside = _write(tmp_path / "elsewhere" / "x.ndjson", [_line(1, user_id="gone"), _line(2, user_id="kept")])
+    before = outside.read_bytes()
+    inside = _write(platform.landing / "real" / "y.ndjson", [_line(3, user_id="gone"), _line(4, user_id="kept")], 0o600)
+    (platform.landing / DAY).mkdir(parents=True)
+    (platform.landing / DAY / "out.ndjson").symlink_to(outside)
+    (platform.landing / DAY / "in.ndjson").symlink_to(inside)
+    (platform.landing / DAY / "y.ndjson").symlink_to(inside)  # two links to one file: rewritten once
+
+    report = _scrub(platform, [("ws-a", "gone")])
+
+    assert (report.links_outside_root, report.files_scanned, report.lines_removed) == (1, 1, 1)
+    assert outside.read_bytes() == before
+    assert os.readlink(platform.landing / DAY / "out.ndjson") == str(outside)
+    assert os.readlink(platform.landing / DAY / "in.ndjson") == str(inside)
+    assert _lines_of(inside) == [_line(4, user_id="kept")] and inside.stat().st_mode & 0o777 == 0o600
+
+
+# -- replay after an erasure ------------------------------------------------------------------------------
+
+
+def test_a_day_replays_after_its_files_were_scrubbed(platform: Platform, tmp_path: Path) -> None:
+    platform.generate(gzip=True)
+    ws, user_id = _people(platform, 1)[0]
+    theirs = [line for line in landed_lines(platform.landing) if line.get("workspace_id") == ws
+              and line.get("user_id") == user_id][:2]
+    for name in ("theirs-only.ndjson", "theirs-only.ndjson.gz"):  # files holding nobody else
+        _write(platform.landing / DAY / name, [json.dumps(line).encode() for line in theirs])
+    platform.ingest()
+    loaded = {r[0] for r in platform.query("SELECT event_id FROM raw_events.usage_events")}
+    before = {line.get("event_id") for line in landed_lines(platform.landing)}
+
+    _, _, report = _process(platform, Request("erasure", ws, "user_id", user_id))
+
+    removed = before - {line.get("event_id") for line in landed_lines(platform.landing)}
+    assert report.landing_lines_removed > 0 and removed
+    assert not (platform.landing / DAY / "theirs-only.ndjson").exists()
+    assert not (platform.landing / DAY / "theirs-only.ndjson.gz").exists()
+    assert all(_lines_of(p) for p in platform.landing.rglob("*.ndjson*"))  # no empty file left
+    replay = Platform(tmp_path / "replay")
+    shutil.copytree(platform.root / "keys", replay.root / "keys")
+    shutil.copytree(platform.workspaces_path.parent, replay.workspaces_path.parent)
+    replayed = replay.ingest(platform.landing)
+    assert replayed.files_read == len(list(platform.landing.rglob("*.ndjson*")))
+    assert {r[0] for r in replay.query("SELECT event_id FROM raw_events.usage_events")} == loaded - removed
+
+
+# -- the lifecycle ---------------------------------------------------------------------------------------
+
+
+def _at(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(2, 30), dt.timezone.utc)
+
+
+def _sweep(platform: Platform, now: dt.datetime):
+    with platform.keyring() as cipher, duckdb.connect(str(platform.warehouse), read_only=True) as con:
+        return sweep(ZONE, str(platform.landing), RULE, con, cipher, now, platform.work_dir)
+
+
+def _overdue(platform: Platform, now: dt.datetime) -> Overdue:
+    with duckdb.connect(str(platform.warehouse), read_only=True) as con:
+        return overdue(ZONE, str(platform.landing), RULE, con, now)
+
+
+def _archives(platform: Platform) -> dict[Path, bytes]:
+    root = Path(archive_url(str(platform.landing)))
+    return {p.relative_to(root): p.read_bytes() for p in sorted(root.rglob(f"*{ARCHIVE_SUFFIX}"))}
+
+
+def _restored(platform: Platform) -> dict[str, bytes]:
+    root = archive_url(str(platform.landing))
+    with platform.keyring() as cipher:
+        return {str(rel)[:-len(ARCHIVE_SUFFIX)]: restore(ZONE, str(platform.landing), f"{root}/{rel}", cipher)
+                for rel in _archives(platform)}
+
+
+def test_loaded_files_leave_the_clear_after_the_replay_window_and_the_archive_expires(platform: Platform) -> None:
+    platform.generate(gzip=True)
+    unloaded = _write(platform.landing / "dt=2026-11-20" / "late.ndjson", [_line(1, user_id="late-visitor")])
+    platform.ingest(received_dates=[END_DATE - dt.timedelta(days=d) for d in range(3)])
+    originals = {str(p.relative_to(platform.landing)): gzip.decompress(p.read_bytes())
+                 for p in platform.landing.rglob("*.ndjson.gz")}
+    days = sorted({rel.split("/")[0] for rel in originals})
+    assert len(days) == 3
+    now = _at(END_DATE + dt.timedelta(days=RULE.clear_days))  # the last arrival day is still in its window
+    in_window = {rel for rel in originals if rel.startswith(days[-1])}
+    assert _overdue(platform, now) == Overdue(len(originals) - len(in_window), 0)
+
+    report = _sweep(platform, now)
+
+    assert (report.files_archived, report.files_deleted) == (len(originals) - len(in_window), 0)
+    assert report.lines_archived == sum(len(originals[r].splitlines()) for r in originals if r not in in_window)
+    assert _overdue(platform, now) == Overdue(0, 0)
+    assert {str(p.relative_to(platform.landing)) for p in platform.landing.rglob("*.ndjson*")} == (
+        in_window | {"dt=2026-11-20/late.ndjson"})  # the window's files, and the file never loaded
+    assert unloaded.exists()
+    assert _restored(platform) == {r: originals[r] for r in originals if r not in in_window}  # byte for byte
+    archive = Path(archive_url(str(platform.landing)))
+    assert all(p.stat().st_mode & 0o777 == 0o600 for p in archive.rglob("*.parquet"))
+    assert all(p.stat().st_mode & 0o777 == 0o700 for p in [archive, *archive.rglob("dt=*")])
+    ids = {m.decode("utf-8", "replace") for r in originals if r not in in_window
+           for m in re.findall(rb'"(?:user_id|anonymous_id|device_id)"\s*:\s*"([^"]{6,})"', originals[r])}
+    assert len(ids) > 100 and _files_containing(Path(archive_url(str(platform.landing))), ids) == {}  # the archive holds no plaintext
+
+    # The oldest day's archives expire first: archive_days after their arrival day.
+    expiry = _at(dt.date.fromisoformat(days[0][3:]) + dt.timedelta(days=RULE.archive_days + 1))
+    oldest = [r for r in _archives(platform) if str(r).startswith(days[0])]
+    assert oldest and _overdue(platform, expiry).archives == len(oldest)
+    expired = _sweep(platform, expiry)
+    assert expired.archives_expired == len(oldest) and _overdue(platform, expiry).archives == 0
+    assert not any(str(r).startswith(days[0]) for r in _archives(platform)) and _archives(platform)
+
+
+def _raw_lines(root: Path) -> list[bytes]:
+    return [line for p in sorted(root.rglob("*.ndjson*")) for line in _lines_of(p)]
+
+
+def test_action_delete_removes_loaded_files_after_the_window_and_keeps_no_archive(platform: Platform) -> None:
+    platform.generate(days=2)
+    platform.ingest()
+    rule = dataclasses.replace(RULE, action="delete", archive_days=None)
+    now = _at(END_DATE + dt.timedelta(days=rule.clear_days))
+    before = sorted(str(p.relative_to(platform.landing)) for p in platform.landing.rglob("*.ndjson*"))
+    with platform.keyring() as cipher, duckdb.connect(str(platform.warehouse), read_only=True) as con:
+        report = sweep(ZONE, str(platform.landing), rule, con, cipher, now, platform.work_dir)
+        assert overdue(ZONE, str(platform.landing), rule, con, now) == Overdue(0, 0)
+    kept = sorted(str(p.relative_to(platform.landing)) for p in platform.landing.rglob("*.ndjson*"))
+    assert kept == [r for r in before if r.startswith(DAY)] and report.files_deleted == len(before) - len(kept) > 0
+    assert (report.files_archived, report.lines_archived) == (0, 0)
+    assert not Path(archive_url(str(platform.landing))).exists()
+
+
+def test_erasure_reaches_archived_lines_by_destroying_keys_without_touching_the_archive(platform: Platform) -> None:
+    platform.generate()
+    platform.ingest()
+    (ws, user_id), (other_ws, other_id) = _people(platform, 2)
+    oracle = _oracle(platform, ws, user_id)
+    identifiers = {v for line in landed_lines(platform.landing) if line.get("workspace_id") == ws
+                   and line.get("user_id") == user_id for c in IDS for v in [line.get(c)] if isinstance(v, str)}
+    others = [line for line in _raw_lines(platform.landing) if f'"user_id":"{other_id}"'.encode() in line
+              and f'"workspace_id":"{other_ws}"'.encode() in line and not any(v.encode() in line for v in identifiers)]
+    _sweep(platform, _at(END_DATE + dt.timedelta(days=RULE.clear_days)))
+    archived = _archives(platform)
+    assert archived and others and any(user_id.encode() in data for data in _restored(platform).values())
+    assert any(user_id.encode() in p.read_bytes() for p in platform.landing.rglob("*.ndjson*"))  # still in the window
+
+    _, _, report = _process(platform, Request("erasure", ws, "user_id", user_id))
+
+    assert report.landing_lines_removed > 0 and report.keys_destroyed >= 1
+    assert _archives(platform) == archived  # not read, not rewritten: its keys are gone
+    restored = _restored(platform)
+    assert not any(v.encode() in data for data in restored.values() for v in identifiers)
+    remaining = [line for data in restored.values() for line in data.splitlines()] + _raw_lines(platform.landing)
+    assert [line for line in remaining if line in others] == others  # the other person: every line, in order
+    assert _files_containing(platform.root, identifiers & oracle.values) == {}
+
+
+def test_a_sweep_racing_an_erasure_cannot_keep_the_person_readable(platform: Platform) -> None:
+    """The erasure destroys keys, then scrubs. A sweep that read a file before the keys went archives it under
+    keys it creates afresh; the scrub, which waits for the sweep's zone lock, destroys those too."""
+    old = _write(platform.landing / "dt=2026-11-20" / "a.ndjson", [_line(1, user_id="gone"), _line(2, user_id="kept")])
+    platform.ingest()
+    with platform.keyring() as cipher:  # the erasure's first step
+        cipher.destroy_subjects("ws-a", cipher.blind_index("ws-a", ["gone"], kind=USER_KIND))
+    _sweep(platform, _at(END_DATE))  # the racing sweep archives after that step
+    assert not old.exists() and [b"gone" in data for data in _restored(platform).values()] == [True]
+
+    _scrub(platform, [("ws-a", "gone")])
+
+    assert list(_restored(platform).values()) == [_line(2, user_id="kept") + b"\n"]
+
+
+def test_archive_shares_are_keyed_per_identifier_kind_as_erasure_destroys_them(platform: Platform) -> None:
+    """The same string as a cookie id and as a user id is two identifiers: erasing the cookie id (a real
+    erasure request) makes the archived line naming that cookie unreadable and leaves the user id's line."""
+    as_cookie, as_user, other = (_line(1, user_id="u-1", anonymous_id="same"), _line(2, user_id="same"),
+                                 _line(3, anonymous_id="anon-2"))
+    _write(platform.landing / "dt=2026-11-20" / "a.ndjson", [as_cookie, as_user, other])
+    platform.ingest()
+    _sweep(platform, _at(END_DATE))
+    assert list(_restored(platform).values()) == [b"\n".join([as_cookie, as_user, other]) + b"\n"]
+
+    _, _, report = _process(platform, Request("erasure", "ws-a", "anonymous_id", "same"))
+
+    assert report.keys_destroyed >= 1
+    assert list(_restored(platform).values()) == [as_user + b"\n" + other + b"\n"]
+
+
+def test_a_sweep_never_archives_a_suppressed_person_under_fresh_keys(platform: Platform) -> None:
+    """A file landed again after an erasure still names the erased person: the sweep leaves their lines out of
+    the archive (their keys are gone; sealing under new ones would make them readable again)."""
+    platform.register_workspaces("ws-a")
+    _write(platform.landing / "dt=2026-11-20" / "a.ndjson", [_line(1, user_id="gone"), _line(2, user_id="kept")])
+    platform.ingest()
+    _process(platform, Request("erasure", "ws-a", "user_id", "gone"))
+    again = [_line(3, user_id="gone"), _line(4, user_id="other")]
+    _write(platform.landing / "dt=2026-11-20" / "b.ndjson", again)
+    platform.ingest()
+
+    report = _sweep(platform, _at(END_DATE))
+
+    assert (report.files_archived, report.lines_archived, report.lines_suppressed) == (2, 2, 1)
+    assert _restored(platform) == {"dt=2026-11-20/a.ndjson": _line(2, user_id="kept") + b"\n",
+                                   "dt=2026-11-20/b.ndjson": _line(4, user_id="other") + b"\n"}
+    assert _bytes_found(Path(archive_url(str(platform.landing))), [b"gone"]) == []
+
+
+def test_a_sweep_racing_an_offboarding_cannot_keep_the_workspace_readable(platform: Platform) -> None:
+    """Offboarding destroys the workspace key, then scrubs every line of the workspace without hashing it. A
+    sweep that archived in between created the workspace's keys afresh; the scrub destroys them again."""
+    _write(platform.landing / "dt=2026-11-20" / "a.ndjson", [_line(1, user_id="u-1"), _line(2),
+                                                             _line(3, ws="ws-b", user_id="u-2")])
+    platform.ingest()
+    with platform.keyring() as cipher:  # offboarding's first step
+        cipher.destroy_workspace("ws-a")
+    _sweep(platform, _at(END_DATE))  # the racing sweep archives after that step
+    assert [data.count(b'"ws-a"') for data in _restored(platform).values()] == [2]
+
+    with platform.keyring() as cipher:
+        no_one = pa.table({"workspace_id": pa.array([], pa.string()), "bidx": pa.array([], pa.binary())})
+        report = scrub_landing(ZONE, str(platform.landing), no_one, cipher, frozenset({"ws-a"}), platform.work_dir)
+
+    assert report.files_scanned == 0  # the file was archived: nothing in the clear to rewrite
+    assert list(_restored(platform).values()) == [_line(3, ws="ws-b", user_id="u-2") + b"\n"]
+
+
+def test_offboarding_drops_every_line_of_the_workspace_from_landed_files(platform: Platform) -> None:
+    kept = _line(3, ws="ws-b", user_id="u-2")
+    path = _write(platform.landing / DAY / "a.ndjson", [_line(1, user_id="u-1"), _line(2), kept], mode=0o640)
+    with platform.keyring() as cipher:
+        no_one = pa.table({"workspace_id": pa.array([], pa.string()), "bidx": pa.array([], pa.binary())})
+        report = scrub_landing(ZONE, str(platform.landing), no_one, cipher, frozenset({"ws-a"}), platform.work_dir)
+        assert not cipher.has_workspace("ws-a")  # never hashed: the workspace key is not created again
+
+    assert (report.files_rewritten, report.lines_removed) == (1, 2)
+    assert _lines_of(path) == [kept] and path.stat().st_mode & 0o777 == 0o640
+
+
+# -- crash safety -----------------------------------------------------------------------------------------
+
+_ERASE = """
+import sys, duckdb
+from pathlib import Path
+from pipelines.privacy.audit import AuditLog
+from pipelines.privacy.dsr import process_pending
+from pipelines.privacy.requests import Inbox
+from tests.conftest import Platform
+platform = Platform(Path(sys.argv[1]))
+with platform.keyring() as cipher, duckdb.connect(str(platform.warehouse)) as con:
+    process_pending(con, cipher, Inbox(platform.root / "privacy" / "requests.sqlite"),
+                    AuditLog.of(platform.root / "privacy" / "audit.jsonl", cipher), exports_dir=platform.root / "exports",
+                    landing_urls={"usage_events": str(platform.landing)})
+"""
+
+
+def test_an_erasure_killed_during_the_scrub_leaves_no_plaintext_once_rerun(platform: Platform) -> None:
+    platform.generate()
+    platform.ingest()
+    ws, user_id = _people(platform, 1)[0]
+    # A large file holding the person once: its rewrite (gzip) takes long enough to be caught mid-way.
+    pad = "x" * 200
+    crowd = [f'{{"event_id":"c-{i}","workspace_id":"{ws}","user_id":"crowd-{i}","pad":"{pad}{i}"}}'.encode()
+             for i in range(400_000)]
+    big = _write(platform.landing / DAY / "big.ndjson.gz", [*crowd, _line(99, ws=ws, user_id=user_id)])
+    from pipelines.privacy.requests import Inbox
+    Inbox(platform.root / "privacy" / "requests.sqlite").submit(Request("erasure", ws, "user_id", user_id))
+    env = {**os.environ, "GTG_DATA_DIR": str(platform.root)}
+    scratch = platform.root / "work" / f"landed-{ZONE.name}"
+    # The erasure runs at the lowest priority: on a loaded machine this test still sees the copy being written
+    # (and kills it) before the rewrite can finish.
+    child = subprocess.Popen([sys.executable, "-c", _ERASE, str(platform.root)], env=env,
+                             preexec_fn=lambda: os.nice(19))
+    deadline = time.monotonic() + 120
+    while not any(p.stat().st_size > 0 for p in scratch.glob("*.tmp") if p.exists()):
+        assert child.poll() is None and time.monotonic() < deadline, "the scrub was not caught writing"
+        time.sleep(0.005)
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+
+    assert [p.name for p in scratch.glob("*.tmp")], "killed after the rewrite"  # the scratch copy is left ...
+    assert not [p for p in platform.landing.rglob("*") if p.is_file() and ".ndjson" not in p.name]  # ... not here
+    assert len(_lines_of(big)) == len(crowd) + 1  # the file being rewritten is whole
+
+    subprocess.run([sys.executable, "-c", _ERASE, str(platform.root)], env=env, check=True)
+
+    assert list(scratch.iterdir()) == []  # removed at the next start
+    assert len(_lines_of(big)) == len(crowd)
+    assert _files_containing(platform.root, {user_id}) == {}
+    inbox = Inbox(platform.root / "privacy" / "requests.sqlite")
+    assert [r["status"] for r in inbox.all()] == ["completed"]
+
+
+# -- the policy file --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (("zone = \"usage_events\"", "zone = \"nowhere\""), "unknown landing zone 'nowhere'"),
+    (("clear_days = 0", "clear_days = -1"), "clear_days must be a whole number of days >= 0"),
+    (("action = \"archive\"\narchive_days = 395", "action = \"archive\""), "is missing ['archive_days']"),
+    (("action = \"archive\"\narchive_days = 395", "action = \"delete\"\narchive_days = 395"),
+     "archive_days applies to action 'archive' only"),
+    (("[[landed]]", "[[unused]]"), "unknown section(s) ['unused']"),
+])
+def test_a_wrong_landed_rule_stops_the_policy_with_a_clear_error(tmp_path: Path, change, message) -> None:
+    from assets.privacy import DERIVED_TABLES
+    from pipelines.catalog import DECLARED_TABLES
+
+    text = POLICY_PATH.read_text()
+    assert change[0] in text
+    bad = tmp_path / "policy.toml"
+    bad.write_text(text.replace(change[0], change[1]))
+    with pytest.raises(PolicyError, match=None) as caught:
+        load_policy({**DECLARED_TABLES, **DERIVED_TABLES}, bad)
+    assert message in str(caught.value)
+
+
+def test_a_landing_zone_without_a_landed_rule_stops_the_policy(tmp_path: Path) -> None:
+    from assets.privacy import DERIVED_TABLES
+    from pipelines.catalog import DECLARED_TABLES
+
+    text = POLICY_PATH.read_text()
+    start = text.index("[[landed]]\nzone")
+    bad = tmp_path / "policy.toml"
+    bad.write_text(text[:start] + text[text.index("archive_days = 395", start) + len("archive_days = 395"):])
+    with pytest.raises(PolicyError) as caught:
+        load_policy({**DECLARED_TABLES, **DERIVED_TABLES}, bad)
+    assert "landing zone(s) ['usage_events'] hold personal data but have no [[landed]] rule" in str(caught.value)
