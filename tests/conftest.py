@@ -108,6 +108,14 @@ def platform(tmp_path: Path) -> Platform:
     return Platform(tmp_path / "data")
 
 
+@pytest.fixture
+def generated(platform: Platform) -> Platform:
+    """A platform with the sandbox's generated events landed and loaded."""
+    platform.generate()
+    platform.ingest()
+    return platform
+
+
 def landed_lines(landing: Path) -> list[dict]:
     """Every parseable JSON object line of the landing files (gzip or plain)."""
     import gzip

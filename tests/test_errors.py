@@ -4,6 +4,7 @@ really raises with the value in its message."""
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 
 import dlt
@@ -23,19 +24,11 @@ def _failing_rows(withheld: bool):
 
     @dlt.resource(name="rows")
     def rows():
-        with (values_withheld("the test's step") if withheld else _nothing()), duckdb.connect() as con:
+        with (values_withheld("the test's step") if withheld else nullcontext()), duckdb.connect() as con:
             yield [{"id": 1}, {"id": 2}]
             con.execute("SELECT CAST(? AS INTEGER)", [SECRET]).fetchall()
 
     return rows()
-
-
-class _nothing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def _run(tmp_path: Path, withheld: bool) -> tuple[str, str]:

@@ -65,15 +65,8 @@ def _as_of(job_name: str, defs: Definitions, confirm: bool = True) -> dict:
                     for node in nodes if node != "privacy__data_subject_requests"}}
 
 
-@pytest.fixture
-def loaded(platform: Platform) -> Platform:
-    platform.generate()
-    platform.ingest()
-    return platform
-
-
-def test_checks_fail_on_expired_records_until_the_retention_job_runs(loaded: Platform) -> None:
-    defs = _defs(loaded)
+def test_checks_fail_on_expired_records_until_the_retention_job_runs(generated: Platform) -> None:
+    defs = _defs(generated)
     instance = DagsterInstance.ephemeral()
     assert defs.resolve_job_def("analytics_job").execute_in_process(instance=instance).success
     before = defs.resolve_job_def("retention_checks_only").execute_in_process(
@@ -82,14 +75,14 @@ def test_checks_fail_on_expired_records_until_the_retention_job_runs(loaded: Pla
                if "records_past_retention" in e.metadata}
     landed = {e.check_name: e.metadata["files_in_clear_past_window"].value for e in before.get_asset_check_evaluations()
               if e.check_name.startswith("within_retention__landed_")}
-    assert landed == {"within_retention__landed_usage_events": len(list(loaded.landing.rglob("*.ndjson*")))}
+    assert landed == {"within_retention__landed_usage_events": len(list(generated.landing.rglob("*.ndjson*")))}
     cutoff_day = dt.date.fromisoformat(AS_OF[:10]) - dt.timedelta(days=395)
     expected = {
-        "usage_events_quarantine": loaded.query(
+        "usage_events_quarantine": generated.query(
             "SELECT count(*) FROM raw_events.usage_events_quarantine WHERE received_date < ?",
             [dt.date.fromisoformat(AS_OF[:10]) - dt.timedelta(days=30)])[0][0],
-        "sessions": loaded.query("SELECT count(*) FROM analytics.sessions WHERE session_date < ?", [cutoff_day])[0][0],
-        "visitor_days": loaded.query("SELECT count(*) FROM analytics.visitor_days WHERE event_date < ?", [cutoff_day])[0][0],
+        "sessions": generated.query("SELECT count(*) FROM analytics.sessions WHERE session_date < ?", [cutoff_day])[0][0],
+        "visitor_days": generated.query("SELECT count(*) FROM analytics.visitor_days WHERE event_date < ?", [cutoff_day])[0][0],
     }
     assert {k: failing[f"within_retention__{k}"] for k in expected} == expected and all(expected.values())
     assert failing["within_retention__usage_events"] > 0
@@ -104,21 +97,21 @@ def test_checks_fail_on_expired_records_until_the_retention_job_runs(loaded: Pla
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks == {**{f"within_retention__{rule.name}": True for rule in POLICY.rules},  # mail tables: none loaded
                       "within_retention__landed_usage_events": True}
-    assert list(loaded.landing.rglob("*.ndjson*")) == []  # every loaded file archived
+    assert list(generated.landing.rglob("*.ndjson*")) == []  # every loaded file archived
     # The models' old rows keep their aggregates and lose the visitor's key.
-    assert loaded.query("SELECT count(*), count(visitor_key), sum(page_views) > 0 FROM analytics.sessions "
+    assert generated.query("SELECT count(*), count(visitor_key), sum(page_views) > 0 FROM analytics.sessions "
                         "WHERE session_date < ?", [cutoff_day]) == [(expected["sessions"], 0, True)]
-    with loaded.keyring() as cipher:
-        audit = AuditLog.of(loaded.root / "privacy" / "audit.jsonl", cipher)
+    with generated.keyring() as cipher:
+        audit = AuditLog.of(generated.root / "privacy" / "audit.jsonl", cipher)
     assert len(audit.entries()) == len(POLICY.rules) + len(POLICY.landed) and audit.verify().intact
 
 
-def test_sensor_starts_a_batch_and_an_erasure_leaves_dagster_storage_clean(loaded: Platform) -> None:
-    counts = Counter((r.get("workspace_id"), r.get("user_id")) for r in landed_lines(loaded.landing)
+def test_sensor_starts_a_batch_and_an_erasure_leaves_dagster_storage_clean(generated: Platform) -> None:
+    counts = Counter((r.get("workspace_id"), r.get("user_id")) for r in landed_lines(generated.landing)
                      if isinstance(r.get("user_id"), str))
     (ws, user_id), _ = counts.most_common(1)[0]
-    defs = _defs(loaded)
-    privacy = _privacy(loaded)
+    defs = _defs(generated)
+    privacy = _privacy(generated)
     with tempfile.TemporaryDirectory() as home:
         instance = DagsterInstance.local_temp(home)
         context = build_sensor_context(instance=instance, resources={"privacy": privacy})
@@ -139,4 +132,4 @@ def test_sensor_starts_a_batch_and_an_erasure_leaves_dagster_storage_clean(loade
             "requests_within_deadline": True, "audit_log_intact": True}
         assert (inbox.get(erasure)["status"], inbox.get(bad)["status"]) == ("completed", "rejected")
         assert _files_containing(Path(home), {user_id}) == {}
-        assert _files_containing(loaded.root, {user_id}) == {}
+        assert _files_containing(generated.root, {user_id}) == {}

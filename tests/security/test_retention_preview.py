@@ -37,17 +37,10 @@ def _digests(root: Path) -> dict[str, str]:
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-@pytest.fixture
-def loaded(platform: Platform) -> Platform:
-    platform.generate()
-    platform.ingest()
-    return platform
-
-
-def test_as_of_alone_previews_and_writes_nothing(loaded: Platform) -> None:
-    defs = _defs(loaded)
-    before = _digests(loaded.root)
-    events = loaded.query("SELECT count(*) FROM raw_events.usage_events")[0][0]
+def test_as_of_alone_previews_and_writes_nothing(generated: Platform) -> None:
+    defs = _defs(generated)
+    before = _digests(generated.root)
+    events = generated.query("SELECT count(*) FROM raw_events.usage_events")[0][0]
     result = defs.resolve_job_def("privacy_retention_job").execute_in_process(
         instance=DagsterInstance.ephemeral(), run_config=_config(defs, as_of=AS_OF), raise_on_error=False)
     previews = {tuple(e.asset_key.path[2:]): e.materialization.metadata for e in result.get_asset_materialization_events()}
@@ -55,24 +48,24 @@ def test_as_of_alone_previews_and_writes_nothing(loaded: Platform) -> None:
     assert {name: meta["preview"].value for name, meta in previews.items()} == dict.fromkeys(previews, True)
     assert previews[("raw_events", "usage_events")]["rows_that_would_expire"].value == events > 0
     landed = previews[("landed", "usage_events")]  # every file is loaded and past its window: none moves
-    assert landed["files_that_would_leave_the_clear"].value == len(list(loaded.landing.rglob("*.ndjson*"))) > 0
-    assert _digests(loaded.root) == before  # warehouse, keyring, audit log, landed files: byte for byte
-    assert not (loaded.root / "privacy" / "audit.jsonl").exists()
+    assert landed["files_that_would_leave_the_clear"].value == len(list(generated.landing.rglob("*.ndjson*"))) > 0
+    assert _digests(generated.root) == before  # warehouse, keyring, audit log, landed files: byte for byte
+    assert not (generated.root / "privacy" / "audit.jsonl").exists()
 
 
-def test_enforcing_at_another_moment_needs_the_confirmation_repeated(loaded: Platform) -> None:
-    defs = _defs(loaded)
-    before = _digests(loaded.root)
+def test_enforcing_at_another_moment_needs_the_confirmation_repeated(generated: Platform) -> None:
+    defs = _defs(generated)
+    before = _digests(generated.root)
     wrong = defs.resolve_job_def("privacy_retention_job").execute_in_process(
         instance=DagsterInstance.ephemeral(), run_config=_config(defs, as_of=AS_OF, confirm_as_of=AS_OF[:10]),
         raise_on_error=False)
     assert not wrong.success
     errors = {str(e.step_failure_data.error.cause or e.step_failure_data.error) for e in wrong.get_step_failure_events()}
     assert errors and all("confirm_as_of must repeat as_of exactly" in e for e in errors)
-    assert _digests(loaded.root) == before
+    assert _digests(generated.root) == before
 
     confirmed = defs.resolve_job_def("privacy_retention_job").execute_in_process(
         instance=DagsterInstance.ephemeral(), run_config=_config(defs, as_of=AS_OF, confirm_as_of=AS_OF))
     assert confirmed.success
-    assert loaded.query("SELECT count(subject_ref) FROM raw_events.usage_events")[0][0] == 0
-    assert list(loaded.landing.rglob("*.ndjson*")) == []  # confirmed: the loaded files left the clear
+    assert generated.query("SELECT count(subject_ref) FROM raw_events.usage_events")[0][0] == 0
+    assert list(generated.landing.rglob("*.ndjson*")) == []  # confirmed: the loaded files left the clear
