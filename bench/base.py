@@ -39,14 +39,15 @@ def copy_warehouse(base: Path, run: Path, landing: Path | None = None) -> None:
     shutil.rmtree(run, ignore_errors=True)
     run.mkdir(parents=True)
     durable_copy(base / "warehouse.duckdb", run / "warehouse.duckdb")
-    shutil.copytree(base / "keys", run / "keys")
+    shutil.copytree(base / "keys", run / "keys", copy_function=durable_copy)
     if landing is not None:
         shutil.copytree(landing, run / "landing", ignore=shutil.ignore_patterns(MARKER))
 
 
-def durable_copy(source: Path, target: Path) -> None:
+def durable_copy(source: Path | str, target: Path | str) -> None:
     """Copy a file and flush the copy to disk: otherwise the first commit measured on it pays for writing the
-    whole copy back (the file system flushes pending data at the next fsync, the warehouse's first commit)."""
+    whole copy back (the file system flushes pending data at the next fsync: the warehouse's first commit, the
+    keyring's first key destruction)."""
     shutil.copy2(source, target)
     fd = os.open(target, os.O_RDONLY)
     try:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
-import hashlib
 import hmac
 import json
 import os
@@ -47,7 +46,7 @@ class ChainStatus:
 
 def _digest(entry: Mapping[str, Any], key: bytes) -> str:
     body = {k: v for k, v in entry.items() if k != "hash"}
-    return hmac.new(key, json.dumps(body, sort_keys=True, separators=(",", ":")).encode(), hashlib.sha256).hexdigest()
+    return hmac.digest(key, json.dumps(body, sort_keys=True, separators=(",", ":")).encode(), "sha256").hex()
 
 
 class AuditLog:

@@ -6,8 +6,9 @@ blind index (`pipelines.privacy.subjects`), never by decrypting tables. Order wi
 corrections, access exports, then erasures (an erasure also removes earlier exports of the person).
 
 Erasure is ordered so that a crash at any point is finished by the next run: keys are destroyed first
-(after that the stored ciphertext is unreadable whatever happens), then landed raw files are scrubbed,
-then rows are deleted in one transaction and the request is closed.
+(after that the stored ciphertext is unreadable whatever happens; with the landing zone locked, so no sweep
+archives the person's lines under fresh keys before the scrub), then landed raw files are scrubbed, then
+rows are deleted in one transaction and the request is closed.
 """
 
 from __future__ import annotations
@@ -197,6 +198,7 @@ def _fill_targets(con: duckdb.DuckDBPyConnection, accepted: list[dict[str, Any]]
         "workspace_id": [r["workspace_id"] for r in accepted] + [UNATTRIBUTED_WORKSPACE] * len(erasures),
         "bidx": pa.array([r["identity_bidx"] for r in accepted] + [r["unattributed_bidx"] for r in erasures],
                          pa.binary()),
+        "kind": [request_kind(r["identity_kind"]) for r in [*accepted, *erasures]],
         "stitch": [is_verified(r["identity_kind"]) for r in accepted] + [False] * len(erasures),
         "mentions": [r["request_type"] == "erasure" for r in [*accepted, *erasures]],
     })
@@ -213,6 +215,13 @@ def _rows_per_request(con, searchable) -> dict[str, dict[str, int]]:
 
 def _in_list(request_ids: list[str]) -> str:
     return ", ".join(literal(r) for r in request_ids)
+
+
+def _of_requests(request_ids: list[str], accepted: dict[str, Any]) -> str:
+    """The WHERE clause keeping the rows of `request_ids` in a table of the batch's requests (IDENTITIES, a
+    hits table): none when they are every accepted request, as in a batch of erasures only, so a large batch
+    is not filtered row by row through a list of its own ids."""
+    return "" if set(request_ids) == set(accepted) else f"WHERE request_id IN ({_in_list(request_ids)})"
 
 
 def _hits_of(table: str, request_ids: list[str]) -> str:
@@ -365,20 +374,23 @@ def _erase(con, cipher, inbox, rows, batch, tables, searchable, report, *, landi
     A request naming a `connection` (a disconnected provider account) deletes every row carrying that
     connection id in a column declared `x-connection`; the keys of the people in them are destroyed after,
     once no other row (another account of the workspace) still needs them."""
-    request_ids = [o.request_id for o in batch]
-    marks = _in_list(request_ids)
+    mine = _of_requests([o.request_id for o in batch], rows)
     # Only the keys of the requests' own identities (the identifier given and those stitched to it): a row
     # reached because it merely holds the identifier is deleted, but its subject's key is someone else's.
-    doomed = con.execute(f"SELECT DISTINCT workspace_id, bidx FROM {IDENTITIES} WHERE request_id IN ({marks})").fetchall()
-    report.keys_destroyed += cipher.destroy_subjects_many([w for w, _ in doomed], [bytes(r) for _, r in doomed])
-    identities = con.sql(
-        f"SELECT DISTINCT workspace_id, bidx FROM {IDENTITIES} WHERE request_id IN ({marks})").to_arrow_table()
-    for zone in LANDING_ZONES:
-        if zone.name in landing_urls:
-            scrubbed = scrub_landing(zone, landing_urls[zone.name], identities, cipher)
-            report.landing_lines_removed += scrubbed.lines_removed
-            report.landing_files_rewritten += scrubbed.files_rewritten
-    earlier = inbox.earlier_exports([(w, bytes(b)) for w, b in doomed])
+    # In key order: the keyring deletes them walking its index once.
+    identities = con.sql(f"SELECT DISTINCT workspace_id, bidx FROM {IDENTITIES} {mine} "
+                         "ORDER BY workspace_id, bidx").to_arrow_table()
+    zones = [zone for zone in LANDING_ZONES if zone.name in landing_urls]
+    if not zones:
+        report.keys_destroyed += cipher.destroy_subjects_many(identities.column("workspace_id"),
+                                                              identities.column("bidx"))
+    for zone in zones:  # the first scrub destroys the keys, holding the zone's lock (`scrub_landing`)
+        scrubbed = scrub_landing(zone, landing_urls[zone.name], identities, cipher)
+        report.keys_destroyed += scrubbed.keys_destroyed
+        report.landing_lines_removed += scrubbed.lines_removed
+        report.landing_files_rewritten += scrubbed.files_rewritten
+    doomed = list(zip(identities.column("workspace_id").to_pylist(), identities.column("bidx").to_pylist()))
+    earlier = inbox.earlier_exports(doomed)
     for request_id in earlier:
         report.exports_removed += remove_export(exports_dir, request_id)
     inbox.forget_exports(earlier, "removed by a later erasure")
@@ -397,7 +409,7 @@ def _erase(con, cipher, inbox, rows, batch, tables, searchable, report, *, landi
     con.execute("BEGIN")
     for table in searchable:
         con.execute(f"DELETE FROM {qualified(table)} WHERE rowid IN (SELECT rid FROM {hits_table(table)} "
-                    f"WHERE request_id IN ({marks}))")
+                    f"{mine})")
     for table in by_connection if disconnected else ():
         con.execute(f"DELETE FROM {qualified(table)} WHERE rowid IN (SELECT rid FROM {hits_table(table, 'connection')})")
     con.execute("COMMIT")
@@ -408,7 +420,7 @@ def _erase(con, cipher, inbox, rows, batch, tables, searchable, report, *, landi
         con.execute("DROP TABLE dsr_connection_subjects")
     people = [o.request_id for o in batch if rows[o.request_id]["identity_kind"] != "connection"]
     if people:  # a disconnected account may be connected again; an erased person stays erased
-        suppress(con, f"SELECT request_id, workspace_id, bidx FROM {IDENTITIES} WHERE request_id IN ({_in_list(people)})",
+        suppress(con, f"SELECT request_id, workspace_id, bidx FROM {IDENTITIES} {_of_requests(people, rows)}",
                  now)
     _checkpoint_without_compaction(con)
     for outcome in batch:

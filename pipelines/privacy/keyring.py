@@ -1016,7 +1016,8 @@ class Keyring:
 
     def destroy_subjects_many(self, workspace_ids: ArrayLike, subject_refs: ArrayLike) -> int:
         """Like :meth:`destroy_subjects` for subjects of several workspaces, in one transaction (one
-        journal and one fsync for a whole retention pass or erasure batch)."""
+        journal and one fsync for a whole retention pass or erasure batch). Pairs given in key order
+        (workspace, then reference) visit the store's pages in order, each once."""
         if len(workspace_ids) == 0:
             return 0
         ws = _workspace_list(workspace_ids)
@@ -1034,8 +1035,9 @@ class Keyring:
                 deleted = max(cursor.rowcount, 0)
                 if deleted:
                     self._bump_epoch(conn)
-            for pair in pairs:
-                self._subject_keys.pop(pair, None)
+            if self._subject_keys:  # an erasure's process has usually cached none
+                for pair in pairs:
+                    self._subject_keys.pop(pair, None)
             return deleted
 
     def destroy_workspace(self, workspace_id: str) -> int:

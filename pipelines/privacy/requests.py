@@ -302,18 +302,14 @@ class Inbox(PrivateSqliteFile):
     def earlier_exports(self, identities: list[tuple[str, bytes]]) -> list[str]:
         """Ids of completed access requests of these (workspace, identity blind index) pairs with an export:
         erasure removes them (the file is found by `export_file`, never by the stored path, which only
-        informs a status display). One connection for a whole batch."""
+        informs a status display). One query over the requests holding an export (few: an export is
+        deleted after 30 days), however many identities a batch erases."""
         wanted = set(identities)
-        found = []
         with closing(self._connect()) as con:
-            bidxs = sorted({bidx for _, bidx in wanted})
-            for start in range(0, len(bidxs), _SQL_VARIABLES):
-                chunk = bidxs[start:start + _SQL_VARIABLES]
-                found += [r["request_id"] for r in con.execute(
-                    "SELECT request_id, workspace_id, identity_bidx FROM requests WHERE export_path IS NOT NULL "
-                    f"AND identity_bidx IN ({','.join('?' * len(chunk))}) ORDER BY received_at, rowid", chunk,
-                ).fetchall() if (r["workspace_id"], bytes(r["identity_bidx"])) in wanted]
-        return found
+            rows = con.execute("SELECT request_id, workspace_id, identity_bidx FROM requests "
+                               "WHERE export_path IS NOT NULL AND identity_bidx IS NOT NULL "
+                               "ORDER BY received_at, rowid").fetchall()
+        return [r["request_id"] for r in rows if (r["workspace_id"], bytes(r["identity_bidx"])) in wanted]
 
     def exports_before(self, moment: dt.datetime) -> list[str]:
         """Ids of the requests whose export was written before `moment`."""

@@ -35,6 +35,7 @@ class ScrubReport:
     files_removed: int = 0  # every line of the file was erased: removed rather than left empty
     lines_removed: int = 0
     links_outside_root: int = 0  # symlinks leading out of the landing root: neither read nor replaced
+    keys_destroyed: int = 0  # subject keys of `identities` that still existed when the zone was locked
 
 
 def scrub_landing(zone: LandingZone, url: str, identities: pa.Table, cipher,
@@ -42,7 +43,9 @@ def scrub_landing(zone: LandingZone, url: str, identities: pa.Table, cipher,
     """Remove from every file of `zone` under `url` the lines whose subject fields blind-index to one of
     `identities` (columns workspace_id, bidx), each field under its own identifier kind, and every line of
     `whole_workspaces` (offboarding: never hashed, their key is gone and hashing would create it again).
-    Scratch copies go to the work folder (`work_dir`, default `pipelines.paths.work_dir()`)."""
+    The subject keys of `identities` (and the keys of `whole_workspaces`) are destroyed first, once the zone
+    is locked, so the scrub may be an erasure's only key destruction. Scratch copies go to the work folder
+    (`work_dir`, default `pipelines.paths.work_dir()`)."""
     report = ScrubReport()
     if identities.num_rows == 0 and not whole_workspaces:
         return report
@@ -58,10 +61,11 @@ def scrub_landing(zone: LandingZone, url: str, identities: pa.Table, cipher,
     values = " UNION ALL ".join(f"SELECT line_no, ws, {i} AS which, unnest({f}) AS v FROM per_line"
                                 for i, f in enumerate(zone.subject_fields, 1))
     with zone_lock(files, scratch):
-        # A sweep that read a file before the erasure destroyed these keys may have archived the person's (or
-        # the offboarded workspace's) lines under keys it created afresh; it held the zone lock until done, so
-        # destroying them again now makes such lines unreadable too.
-        cipher.destroy_subjects_many(identities.column("workspace_id"), identities.column("bidx"))
+        # Under the lock: a sweep that read a file before (an erasure that destroyed these keys earlier, an
+        # offboarding) may have archived the person's or the workspace's lines under keys it created afresh,
+        # and it held the lock until done, so these go too; a sweep after the scrub finds none of their lines.
+        report.keys_destroyed = cipher.destroy_subjects_many(identities.column("workspace_id"),
+                                                             identities.column("bidx"))
         for workspace_id in sorted(whole_workspaces):
             cipher.destroy_workspace(workspace_id)
         for path in files.paths:

@@ -30,11 +30,12 @@ import pyarrow as pa
 from dlt.common.schema.typing import TTableSchemaColumns
 
 from pipelines.privacy.categories import TRACKER_KINDS, VERIFIED_KINDS, PersonalDataDeclaration, declaration
-from pipelines.sql import ident, qualified
+from pipelines.sql import ident, literal, qualified
 from pipelines.warehouse import table_exists
 
-# (request_id, workspace_id, bidx, stitch, mentions): the identifier given, whether it is stitched (a
-# verified identifier in a real workspace) and whether rows merely holding it count (erasure).
+# (request_id, workspace_id, bidx, kind, stitch, mentions): the identifier given and its identifier kind,
+# whether it is stitched (a verified identifier in a real workspace) and whether rows merely holding it count
+# (erasure).
 TARGETS = "dsr_targets"
 IDENTITIES = "dsr_identities"  # (request_id, workspace_id, bidx): the identifier given plus those stitched to it
 
@@ -124,64 +125,82 @@ def _verified_null(decl: PersonalDataDeclaration) -> str:
     return " AND ".join(f"t.{ident(c)} IS NULL" for c in decl.keys_of_kinds(VERIFIED_KINDS)) or "true"
 
 
-def _mentions(table: str, decl: PersonalDataDeclaration) -> list[str]:
-    """Rows holding an erasure's identifier in a column of its kind (of any subject); a tracker identifier
-    reaches only rows without a verified identity."""
+def _mentions(table: str, decl: PersonalDataDeclaration, kinds: set[str]) -> list[str]:
+    """Rows holding an erasure's identifier in a column of its kind (of any subject) that are not already the
+    request's own rows (`_owned`: their subject is one of the request's identities); a tracker identifier
+    reaches only rows without a verified identity. Only the columns of a kind some erasure names are joined
+    (`kinds`): a blind index is keyed by its kind, so no other column can hold it.
+
+    A row whose subject key holds the very identifier it mentions is owned (the identifier given is one of
+    the request's identities): such rows, most rows of an identified person, are left out before the join."""
     subject = decl.subject_keys
     verified = set(decl.keys_of_kinds(VERIFIED_KINDS))
-    return [f"SELECT t.rowid AS rid, g.request_id FROM {qualified(table)} t JOIN {TARGETS} g "
-            f"ON t.workspace_id = g.workspace_id AND t.{ident(c)} = g.bidx WHERE g.mentions"
-            + ("" if c in verified else f" AND {_verified_null(decl)}")
-            for c in decl.identity_keys if c not in subject]
+    not_owned = [*(f"NOT EXISTS (SELECT 1 FROM {IDENTITIES} i WHERE i.request_id = g.request_id "
+                   f"AND i.workspace_id = t.workspace_id AND i.bidx = t.{ident(s)})" for s in subject)]
+    selects = []
+    for c, plain in decl.blind_indexes.items():
+        kind = decl.kind_of(plain)
+        if c not in decl.identity_keys or kind not in kinds:
+            continue
+        where = [*(f"t.{ident(c)} IS DISTINCT FROM t.{ident(s)}" for s in subject), "g.mentions",
+                 f"g.kind = {literal(kind)}", *not_owned, *([] if c in verified else [_verified_null(decl)])]
+        selects.append(f"SELECT t.rowid AS rid, g.request_id FROM {qualified(table)} t JOIN {TARGETS} g "
+                       f"ON t.workspace_id = g.workspace_id AND t.{ident(c)} = g.bidx WHERE {' AND '.join(where)}")
+    return selects
 
 
 def _stitched(table: str, decl: PersonalDataDeclaration) -> tuple[str | None, list[str]]:
     """The SELECT of (request_id, workspace_id, bidx, given) of the tracker identifiers on the requester's own
-    rows (owned hits of a stitched target), every tracker column in one pass over the table; and per tracker
-    column the SELECT of (workspace_id, bidx, owner) of that column's identifiers on rows carrying a verified
-    identity (owner: their subject), which makes an identifier contested where the owner is not the
-    requester."""
+    rows (owned hits of a stitched target), every tracker column in one pass over the table, each distinct
+    combination once before it is unnested; and per tracker column the SELECT of the candidates (columns as
+    `dsr_candidates`) whose identifier is also on a row carrying a verified identity whose subject is not the
+    requester: contested."""
     trackers = decl.keys_of_kinds(TRACKER_KINDS)
     if not trackers:
         return None, []
     verified = decl.keys_of_kinds(VERIFIED_KINDS)
     carried = ", ".join(f"t.{ident(c)}" for c in trackers)
     owned = " UNION ".join(
-        f"SELECT t.rowid AS rid, g.request_id, g.bidx AS given, t.workspace_id, {carried} FROM {qualified(table)} t "
+        f"SELECT DISTINCT g.request_id, g.bidx AS given, t.workspace_id, {carried} FROM {qualified(table)} t "
         f"JOIN {TARGETS} g ON t.workspace_id = g.workspace_id AND t.{ident(s)} = g.bidx WHERE g.stitch"
         for s in decl.subject_keys)
     found = (f"SELECT request_id, workspace_id, bidx, given FROM (SELECT request_id, workspace_id, given, "
              f"unnest([{', '.join(ident(c) for c in trackers)}]) AS bidx FROM ({owned})) WHERE bidx IS NOT NULL")
-    claims = []
+    contested = []
     if verified and decl.subject_ref:
         carries = " OR ".join(f"t.{ident(v)} IS NOT NULL" for v in verified)
-        claims = [f"SELECT DISTINCT t.workspace_id, t.{ident(c)} AS bidx, t.{ident(decl.subject_ref)} AS owner "
-                  f"FROM {qualified(table)} t WHERE t.{ident(c)} IN (SELECT bidx FROM dsr_candidates) AND ({carries})"
-                  for c in trackers]
-    return found, claims
+        contested = [f"SELECT DISTINCT c.* FROM dsr_candidates c JOIN {qualified(table)} t "
+                     f"ON t.workspace_id = c.workspace_id AND t.{ident(col)} = c.bidx "
+                     f"AND t.{ident(decl.subject_ref)} IS DISTINCT FROM c.given WHERE {carries}"
+                     for col in trackers]
+    return found, contested
 
 
 def find_rows(con: duckdb.DuckDBPyConnection, tables: dict[str, PersonalDataDeclaration]) -> None:
-    """Fill one hits table per searchable table from TARGETS (stitching into IDENTITIES), one query each: a
-    UNION of equi-joins, one per identity column, so a single person's search stays as cheap as a batch's."""
+    """Fill one hits table per searchable table from TARGETS (stitching into IDENTITIES), one query each: the
+    request's own rows (one equi-join per subject key) and, apart, the few rows that only mention an erased
+    identifier, so a single person's search stays as cheap as a batch's and no step deduplicates the rows
+    a batch finds."""
     con.execute(f"CREATE OR REPLACE TEMP TABLE {IDENTITIES} AS SELECT DISTINCT request_id, workspace_id, bidx "
                 f"FROM {TARGETS}")
-    candidates, claims = [], []
+    candidates, contested = [], []
     for table, decl in tables.items():
         found, claimed = _stitched(table, decl)
         if found:
             candidates.append(found)
-        claims.extend(claimed)
+        contested.extend(claimed)
     if candidates:
         con.execute(f"CREATE OR REPLACE TEMP TABLE dsr_candidates AS SELECT DISTINCT * FROM ({' UNION '.join(candidates)})")
-        contested = ("SELECT c.* FROM dsr_candidates c JOIN (" + " UNION ".join(claims) + ") o "
-                     "ON o.workspace_id = c.workspace_id AND o.bidx = c.bidx AND o.owner IS DISTINCT FROM c.given"
-                     ) if claims else "SELECT * FROM dsr_candidates WHERE false"
         con.execute(f"INSERT INTO {IDENTITIES} SELECT request_id, workspace_id, bidx FROM "
-                    f"(SELECT * FROM dsr_candidates EXCEPT {contested}) "
+                    f"(SELECT * FROM dsr_candidates EXCEPT ({' UNION '.join(contested) or 'SELECT * FROM dsr_candidates WHERE false'})) "
                     f"EXCEPT SELECT * FROM {IDENTITIES}")
         con.execute("DROP TABLE dsr_candidates")
+    kinds = {kind for (kind,) in con.execute(f"SELECT DISTINCT kind FROM {TARGETS} WHERE mentions").fetchall()}
     for table, decl in tables.items():
-        reach = _owned(table, decl, IDENTITIES) + _mentions(table, decl)
-        found = " UNION ".join(reach) or "SELECT NULL::BIGINT AS rid, NULL::VARCHAR AS request_id WHERE false"
+        # Owned rows are distinct per request (IDENTITIES is, and a key column holds one value per row) unless
+        # a table has several subject keys; mentions exclude owned rows, so only they are deduplicated.
+        owned = " UNION ".join(_owned(table, decl, IDENTITIES))
+        mentions = _mentions(table, decl, kinds)
+        parts = ([owned] if owned else []) + ([f"SELECT DISTINCT * FROM ({' UNION '.join(mentions)})"] if mentions else [])
+        found = " UNION ALL ".join(parts) or "SELECT NULL::BIGINT AS rid, NULL::VARCHAR AS request_id WHERE false"
         con.execute(f"CREATE OR REPLACE TEMP TABLE {hits_table(table)} AS {found}")

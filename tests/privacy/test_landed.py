@@ -14,7 +14,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import duckdb
@@ -23,10 +22,12 @@ import pytest
 
 from assets.privacy import POLICY
 from pipelines.catalog import LANDING_ZONES
+from pipelines.privacy.keyring import KeyringError
 from pipelines.privacy.landed_lifecycle import ARCHIVE_SUFFIX, Overdue, archive_url, overdue, restore, sweep
 from pipelines.privacy.policy import PolicyError, load_policy, POLICY_PATH
 from pipelines.privacy.requests import Request
 from pipelines.privacy.scrub import scrub_landing
+from pipelines.workspaces import UNATTRIBUTED_WORKSPACE
 from tests.conftest import END_DATE, Platform, landed_lines
 from tests.privacy.test_requests import _files_containing, _oracle, _people, _process
 
@@ -300,6 +301,53 @@ def test_erasure_reaches_archived_lines_by_destroying_keys_without_touching_the_
     assert _files_containing(platform.root, identifiers & oracle.values) == {}
 
 
+def _event(event: int, ws: str = "ws-a", **ids) -> bytes:
+    """A line that loads as an event (not quarantined): a UUID event id and consent given."""
+    return _line(event, ws, event_id=f"00000000-0000-4000-8000-{event:012d}",
+                 consent={"analytics": True, "ads": True}, **ids)
+
+
+def test_an_erasure_destroys_the_keys_of_the_persons_own_identifiers_only(platform: Platform) -> None:
+    """The archive keys one share per identifier named on a line (user, cookie and device ids), so erasing a
+    person destroys one key per identifier of theirs: their user id (in their workspace and under
+    `_unattributed`) and each cookie and device id stitched to them, never a contested cookie (also used by
+    another person) or anyone else's. Every line of the others still restores byte for byte."""
+    platform.register_workspaces("ws-a", "ws-b")
+    theirs = [_event(1, user_id="u-1", anonymous_id="c-1", device_id="d-1"), _event(2, user_id="u-1", anonymous_id="c-2"),
+              _event(3, anonymous_id="c-1"), _event(4, user_id="u-1", anonymous_id="shared"),
+              _event(5, ws="not a workspace", user_id="u-1")]
+    others = [_event(6, user_id="u-2", anonymous_id="shared"), _event(7, user_id="u-2", anonymous_id="c-3"),
+              _event(8, anonymous_id="shared"), _event(9, ws="ws-b", user_id="u-1", anonymous_id="c-1")]
+    _write(platform.landing / DAY / "a.ndjson", [*theirs, *others])
+    platform.ingest()
+    assert _sweep(platform, _at(END_DATE + dt.timedelta(days=1))).lines_archived == 9
+    assert list(_restored(platform).values()) == [b"\n".join([*theirs, *others]) + b"\n"]
+
+    _, _, report = _process(platform, Request("erasure", "ws-a", "user_id", "u-1"))
+
+    # u-1 in ws-a and under `_unattributed`, c-1, c-2, d-1; not `shared`, u-2, c-3, nor ws-b's u-1 and c-1.
+    assert report.keys_destroyed == 5
+    assert report.rows_by_table == {"raw_events.usage_events": 4, "raw_events.usage_events_quarantine": 1}
+    assert list(_restored(platform).values()) == [b"\n".join(others) + b"\n"]
+    kind = dict(zip(IDS, ZONE.subject_kinds))
+    with platform.keyring() as cipher:
+        def key_of(ws: str, field: str, value: str) -> list[str]:
+            """A probe value sealed and opened under the identifier's subject key (KeyringError: it is gone)."""
+            ref = cipher.blind_index(ws, [value], kind=kind[field])
+            sealed = cipher.encrypt_with_refs([ws], ref, ["probe"], "probe")
+            return cipher.decrypt_many([ws], ref, sealed, "probe").to_pylist()
+
+        for ws, field, value in [("ws-a", "user_id", "u-1"), (UNATTRIBUTED_WORKSPACE, "user_id", "u-1"),
+                                 ("ws-a", "anonymous_id", "c-1"), ("ws-a", "anonymous_id", "c-2"),
+                                 ("ws-a", "device_id", "d-1")]:
+            with pytest.raises(KeyringError):
+                key_of(ws, field, value)
+        for ws, field, value in [("ws-a", "user_id", "u-2"), ("ws-a", "anonymous_id", "shared"),
+                                 ("ws-a", "anonymous_id", "c-3"), ("ws-b", "user_id", "u-1"),
+                                 ("ws-b", "anonymous_id", "c-1")]:
+            assert key_of(ws, field, value) == ["probe"]
+
+
 def test_a_sweep_racing_an_erasure_cannot_keep_the_person_readable(platform: Platform) -> None:
     """The erasure destroys keys, then scrubs. A sweep that read a file before the keys went archives it under
     keys it creates afresh; the scrub, which waits for the sweep's zone lock, destroys those too."""
@@ -384,12 +432,20 @@ def test_offboarding_drops_every_line_of_the_workspace_from_landed_files(platfor
 # -- crash safety -----------------------------------------------------------------------------------------
 
 _ERASE = """
-import sys, duckdb
+import os, signal, sys, duckdb
 from pathlib import Path
 from pipelines.privacy.audit import AuditLog
 from pipelines.privacy.dsr import process_pending
 from pipelines.privacy.requests import Inbox
 from tests.conftest import Platform
+doomed = os.environ.get("GTG_TEST_KILL_BEFORE_REPLACING")
+if doomed:  # the kill point: kill -9 of this process just before the rewritten copy would replace that file
+    replace = os.replace
+    def _replace(source, target, *args, **kwargs):
+        if os.path.realpath(target) == os.path.realpath(doomed):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return replace(source, target, *args, **kwargs)
+    os.replace = _replace
 platform = Platform(Path(sys.argv[1]))
 with platform.keyring() as cipher, duckdb.connect(str(platform.warehouse)) as con:
     process_pending(con, cipher, Inbox(platform.root / "privacy" / "requests.sqlite"),
@@ -402,36 +458,30 @@ def test_an_erasure_killed_during_the_scrub_leaves_no_plaintext_once_rerun(platf
     platform.generate()
     platform.ingest()
     ws, user_id = _people(platform, 1)[0]
-    # A large file holding the person once: its rewrite (gzip) takes long enough to be caught mid-way.
-    pad = "x" * 200
-    crowd = [f'{{"event_id":"c-{i}","workspace_id":"{ws}","user_id":"crowd-{i}","pad":"{pad}{i}"}}'.encode()
-             for i in range(400_000)]
+    crowd = [f'{{"event_id":"c-{i}","workspace_id":"{ws}","user_id":"crowd-{i}"}}'.encode() for i in range(1000)]
     big = _write(platform.landing / DAY / "big.ndjson.gz", [*crowd, _line(99, ws=ws, user_id=user_id)])
     from pipelines.privacy.requests import Inbox
     Inbox(platform.root / "privacy" / "requests.sqlite").submit(Request("erasure", ws, "user_id", user_id))
     env = {**os.environ, "GTG_DATA_DIR": str(platform.root)}
     scratch = platform.root / "work" / f"landed-{ZONE.name}"
-    # The erasure runs at the lowest priority: on a loaded machine this test still sees the copy being written
-    # (and kills it) before the rewrite can finish.
-    child = subprocess.Popen([sys.executable, "-c", _ERASE, str(platform.root)], env=env,
-                             preexec_fn=lambda: os.nice(19))
-    deadline = time.monotonic() + 120
-    while not any(p.stat().st_size > 0 for p in scratch.glob("*.tmp") if p.exists()):
-        assert child.poll() is None and time.monotonic() < deadline, "the scrub was not caught writing"
-        time.sleep(0.005)
-    os.kill(child.pid, signal.SIGKILL)
-    child.wait()
+    # Killed (kill -9) when the scrub has written the rewritten copy of `big` and is about to rename it over
+    # the original: the last moment before the landed file changes.
+    killed = subprocess.run([sys.executable, "-c", _ERASE, str(platform.root)],
+                            env={**env, "GTG_TEST_KILL_BEFORE_REPLACING": str(big)}, capture_output=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()[-2000:]
 
-    assert [p.name for p in scratch.glob("*.tmp")], "killed after the rewrite"  # the scratch copy is left ...
+    left = list(scratch.glob("*.tmp"))
+    assert len(left) == 1 and len(gzip.decompress(left[0].read_bytes()).splitlines()) == len(crowd)  # the copy ...
     assert not [p for p in platform.landing.rglob("*") if p.is_file() and ".ndjson" not in p.name]  # ... not here
     assert len(_lines_of(big)) == len(crowd) + 1  # the file being rewritten is whole
+    inbox = Inbox(platform.root / "privacy" / "requests.sqlite")
+    assert [r["status"] for r in inbox.all()] == ["received"]
 
     subprocess.run([sys.executable, "-c", _ERASE, str(platform.root)], env=env, check=True)
 
     assert list(scratch.iterdir()) == []  # removed at the next start
-    assert len(_lines_of(big)) == len(crowd)
+    assert _lines_of(big) == crowd
     assert _files_containing(platform.root, {user_id}) == {}
-    inbox = Inbox(platform.root / "privacy" / "requests.sqlite")
     assert [r["status"] for r in inbox.all()] == ["completed"]
 
 
