@@ -72,6 +72,18 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
 
 
+def _clock() -> tuple[float, float]:
+    """Wall and CPU time (all threads of this process) now."""
+    return time.perf_counter(), time.process_time()
+
+
+def _elapsed(start: tuple[float, float]) -> dict[str, float]:
+    """Wall seconds and CPU seconds since `start`. On a machine shared with other work the wall time stretches
+    with the load; the CPU time much less, so both are reported."""
+    wall, cpu = _clock()
+    return {"seconds": wall - start[0], "cpu_seconds": cpu - start[1]}
+
+
 def generated_workspaces(landing: Path) -> list[str]:
     """The workspaces of a generated landing folder (from its marker): the ones the pipeline knows."""
     return json.loads((landing / MARKER).read_text())["stats"]["workspaces"]
@@ -84,12 +96,12 @@ def _step_pipeline(landing: Path, run_dir: Path) -> dict[str, Any]:
     key = load_master_key(None, run_dir / "master.key", True)
     rss_before = _peak_mb()
     with Keyring.open(run_dir / "keyring.sqlite", key) as cipher:
-        start = time.perf_counter()
+        start = _clock()
         report = ingest(str(landing), cipher, warehouse_path=run_dir / "warehouse.duckdb",
                         dlt_dir=run_dir / "dlt", work_dir=run_dir / "work", workspaces=generated_workspaces(landing))
-        seconds = time.perf_counter() - start
+        elapsed = _elapsed(start)
     return {
-        "seconds": seconds,
+        **elapsed,
         "rss_before_mb": rss_before,
         "report": {**dataclasses.asdict(report), "quarantine_share": report.quarantine_share},
     }
@@ -99,15 +111,15 @@ def _step_floor(landing: Path, run_dir: Path) -> dict[str, Any]:
     import duckdb
 
     rss_before = _peak_mb()
-    start = time.perf_counter()
+    start = _clock()
     con = duckdb.connect(str(run_dir / "floor.duckdb"))
     con.execute(f"CREATE TABLE t AS {_read_json_sql(landing)}")
     con.close()
-    seconds = time.perf_counter() - start
+    elapsed = _elapsed(start)
     con = duckdb.connect(str(run_dir / "floor.duckdb"), read_only=True)
     rows = con.execute("SELECT count(*) FROM t").fetchone()[0]
     con.close()
-    return {"seconds": seconds, "rss_before_mb": rss_before, "rows": rows}
+    return {**elapsed, "rss_before_mb": rss_before, "rows": rows}
 
 
 def _read_json_sql(landing: Path) -> str:
@@ -116,9 +128,9 @@ def _read_json_sql(landing: Path) -> str:
     return f"SELECT * FROM read_json('{glob}', format='newline_delimited', ignore_errors=true)"
 
 
-def _dlt_run(run_dir: Path, name: str, data) -> tuple[float, float, Any]:
+def _dlt_run(run_dir: Path, name: str, data) -> tuple[dict[str, float], float, Any]:
     """Load `data` (a dlt resource) with plain `pipeline.run` into a fresh DuckDB file named `name`; return
-    (seconds, peak RSS before the run, load info)."""
+    (wall and CPU seconds, peak RSS before the run, load info)."""
     import dlt
 
     pipeline = dlt.pipeline(
@@ -128,10 +140,10 @@ def _dlt_run(run_dir: Path, name: str, data) -> tuple[float, float, Any]:
         pipelines_dir=str(run_dir / "dlt"),
     )
     rss_before = _peak_mb()
-    start = time.perf_counter()
+    start = _clock()
     info = pipeline.run(data)
     info.raise_on_failed_jobs()
-    return time.perf_counter() - start, rss_before, info
+    return _elapsed(start), rss_before, info
 
 
 def _step_arrow(landing: Path, run_dir: Path) -> dict[str, Any]:
@@ -147,8 +159,8 @@ def _step_arrow(landing: Path, run_dir: Path) -> dict[str, Any]:
                 rows["n"] += batch.num_rows
                 yield batch
 
-    seconds, rss_before, _ = _dlt_run(run_dir, "arrow", events())
-    return {"seconds": seconds, "rss_before_mb": rss_before, "rows": rows["n"]}
+    elapsed, rss_before, _ = _dlt_run(run_dir, "arrow", events())
+    return {**elapsed, "rss_before_mb": rss_before, "rows": rows["n"]}
 
 
 def _landing_files(landing: Path) -> list[Path]:
@@ -179,9 +191,9 @@ def _step_rows(landing: Path, run_dir: Path, sample: int) -> dict[str, Any]:
                         seen["parsed"] += 1
                         yield row
 
-    seconds, rss_before, info = _dlt_run(run_dir, "rows", events())
+    elapsed, rss_before, info = _dlt_run(run_dir, "rows", events())
     formats = sorted({j.job_file_info.file_format for p in info.load_packages for j in p.jobs["completed_jobs"]})
-    return {"seconds": seconds, "rss_before_mb": rss_before, "lines": seen["lines"], "rows": seen["parsed"],
+    return {**elapsed, "rss_before_mb": rss_before, "lines": seen["lines"], "rows": seen["parsed"],
             "loader_file_formats": formats}
 
 
@@ -305,17 +317,21 @@ def run_step(step: str, landing: Path, out: Path, tag: str, sample: int = 0) -> 
     cmd = [sys.executable, "-m", "bench.ingest", "--_step", step, "--_landing", str(landing.resolve()),
            "--_run-dir", str(run_dir.resolve()), "--_result", str(result_file.resolve()), "--_sample", str(sample)]
     print(f"running {tag} ...", flush=True)
+    load_before = os.getloadavg()[0]
     start = time.perf_counter()
     with open(log_file, "w") as log:
         proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
                               cwd=str(Path(__file__).resolve().parent.parent))
     process_seconds = time.perf_counter() - start
+    load_after = os.getloadavg()[0]
     if proc.returncode != 0 or not result_file.exists():
         tail = log_file.read_text()[-4000:]
         raise SystemExit(f"step {tag} failed (exit {proc.returncode}); log {log_file}:\n{tail}")
     result = json.loads(result_file.read_text())
     result["process_seconds"] = process_seconds
-    print(f"  {tag}: {result['seconds']:.2f} s, peak {result['peak_mb']:.0f} MB", flush=True)
+    result["load_average"] = [round(load_before, 2), round(load_after, 2)]
+    print(f"  {tag}: {result['seconds']:.2f} s ({result['cpu_seconds']:.2f} CPU s), peak {result['peak_mb']:.0f} MB, "
+          f"load average {load_before:.1f} -> {load_after:.1f}", flush=True)
     shutil.rmtree(run_dir, ignore_errors=True)  # warehouses hold GBs at 10 x; keep only the numbers
     return result
 
@@ -332,8 +348,16 @@ def best_of(rounds: int, landing: Path, out: Path) -> dict[str, dict[str, Any]]:
     for step, results in runs.items():
         best[step] = {**min(results, key=lambda r: r["seconds"]),
                       "peak_mb": max(r["peak_mb"] for r in results),
-                      "all_seconds": [round(r["seconds"], 2) for r in results]}
+                      "all_seconds": [round(r["seconds"], 2) for r in results],
+                      "all_cpu_seconds": [round(r["cpu_seconds"], 2) for r in results],
+                      "load_averages": [r["load_average"] for r in results]}
     return best
+
+
+def _load_range(pairs: list[list[float]]) -> list[float]:
+    """The lowest and highest 1-minute load average seen before and after the measured steps."""
+    values = [value for pair in pairs for value in pair]
+    return [min(values), max(values)]
 
 
 def _verdict(ok: bool) -> str:
@@ -346,34 +370,41 @@ def build_result(args: argparse.Namespace, gen: dict[str, Any], pipe: dict[str, 
     lines = gen["stats"]["lines"]
     steps = []
 
-    def add(name: str, n: int, seconds: float, peak: float | None, note: str = "", **extra: Any) -> None:
-        steps.append({"step": name, "lines": n, "seconds": round(seconds, 3), "events_per_s": round(n / seconds),
+    def add(name: str, n: int, seconds: float, peak: float | None, note: str = "", cpu: float | None = None,
+            **extra: Any) -> None:
+        steps.append({"step": name, "lines": n, "seconds": round(seconds, 3),
+                      "cpu_seconds": None if cpu is None else round(cpu, 3), "events_per_s": round(n / seconds),
                       "peak_mb": None if peak is None else round(peak, 1),
                       "ratio_vs_floor": round(seconds / floor["seconds"] * (lines / n), 2), "note": note, **extra})
 
     rep = pipe["report"]
     add("pipeline ingest()", lines, pipe["seconds"], pipe["peak_mb"],
-        f"loaded {rep['events_loaded']:,} / dup {rep['duplicates_dropped']:,} / quarantined {rep['lines_quarantined']:,}")
-    add("floor duckdb read_json", lines, floor["seconds"], floor["peak_mb"], f"{floor['rows']:,} rows")
+        f"loaded {rep['events_loaded']:,} / dup {rep['duplicates_dropped']:,} / quarantined {rep['lines_quarantined']:,}",
+        pipe["cpu_seconds"])
+    add("floor duckdb read_json", lines, floor["seconds"], floor["peak_mb"], f"{floor['rows']:,} rows",
+        floor["cpu_seconds"])
     add("dlt arrow pass-through", lines, arrow["seconds"], arrow["peak_mb"],
-        f"{arrow['rows']:,} rows of read_json, no validation or encryption")
+        f"{arrow['rows']:,} rows of read_json, no validation or encryption", arrow["cpu_seconds"])
     if rows is not None:
         per_event = rows["seconds"] / rows["lines"]
         add(f"dlt row path ({rows['lines']:,} sample)", rows["lines"], rows["seconds"], rows["peak_mb"],
-            f"format {','.join(rows['loader_file_formats'])}; per {lines:,}: {per_event * lines:.1f} s (extrapolated)")
+            f"format {','.join(rows['loader_file_formats'])}; per {lines:,}: {per_event * lines:.1f} s (extrapolated)",
+            rows["cpu_seconds"])
     if scaled is not None:
         gen_n, pipe_n = scaled
         n_lines = gen_n["stats"]["lines"]
         rep_n = pipe_n["report"]
         add(f"pipeline ingest() x{args.scale}", n_lines, pipe_n["seconds"], pipe_n["peak_mb"],
             f"loaded {rep_n['events_loaded']:,} / dup {rep_n['duplicates_dropped']:,} / "
-            f"quarantined {rep_n['lines_quarantined']:,}")
+            f"quarantined {rep_n['lines_quarantined']:,}", pipe_n["cpu_seconds"])
 
     floor_ratio = pipe["seconds"] / floor["seconds"]
     arrow_ratio = pipe["seconds"] / arrow["seconds"]
+    cpu_ratio = pipe["cpu_seconds"] / arrow["cpu_seconds"]
     verdicts = [{
         "target": f"pipeline within {ARROW_RATIO_TARGET:g}x of dlt's arrow pass-through (stretch {ARROW_RATIO_STRETCH:g}x)",
-        "value": f"{arrow_ratio:.2f}x ({pipe['seconds']:.2f} s vs {arrow['seconds']:.2f} s)",
+        "value": f"{arrow_ratio:.2f}x ({pipe['seconds']:.2f} s vs {arrow['seconds']:.2f} s; in CPU time {cpu_ratio:.2f}x, "
+                 f"{pipe['cpu_seconds']:.1f} vs {arrow['cpu_seconds']:.1f} CPU s)",
         "verdict": _verdict(arrow_ratio <= ARROW_RATIO_TARGET)
         + (" (stretch met)" if arrow_ratio <= ARROW_RATIO_STRETCH else " (stretch missed)"),
     }, {
@@ -414,7 +445,9 @@ def build_result(args: argparse.Namespace, gen: dict[str, Any], pipe: dict[str, 
     return {
         "args": {"events": args.events, "row_sample": args.row_sample, "scale": args.scale, "gzip": args.gzip,
                  "seed": SEED, "days": DAYS, "end_date": END_DATE.isoformat()},
-        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "load_average": _load_range(
+            [*(load for r in (pipe, floor, arrow) for load in r["load_averages"]),
+             *(r["load_average"] for r in (rows, scaled[1] if scaled else None) if r is not None)])},
         "generated": {"lines": lines, "bytes": gen["bytes"], "files": len(gen["files"]), "stats": gen["stats"]},
         "steps": steps,
         "verdicts": verdicts,
@@ -425,14 +458,15 @@ def build_result(args: argparse.Namespace, gen: dict[str, Any], pipe: dict[str, 
 
 
 def format_table(result: dict[str, Any]) -> str:
-    header = ("step", "lines", "seconds", "events/s", "peak MB", "vs floor", "notes")
+    header = ("step", "lines", "seconds", "CPU s", "events/s", "peak MB", "vs floor", "notes")
     rows = [header]
     for s in result["steps"]:
-        rows.append((s["step"], f"{s['lines']:,}", f"{s['seconds']:.2f}", f"{s['events_per_s']:,}",
+        rows.append((s["step"], f"{s['lines']:,}", f"{s['seconds']:.2f}",
+                     "-" if s["cpu_seconds"] is None else f"{s['cpu_seconds']:.2f}", f"{s['events_per_s']:,}",
                      "-" if s["peak_mb"] is None else f"{s['peak_mb']:.0f}", f"{s['ratio_vs_floor']:.2f}x",
                      s["note"]))
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    right = {1, 2, 3, 4, 5}
+    right = {1, 2, 3, 4, 5, 6}
 
     def fmt(r):
         return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip()
@@ -440,7 +474,8 @@ def format_table(result: dict[str, Any]) -> str:
     g = result["generated"]
     lines = [f"usage-events ingest benchmark: {g['lines']:,} lines in {g['files']} files "
              f"({g['bytes'] / 1e6:.0f} MB{', gzip' if result['args']['gzip'] else ''}), "
-             f"{result['machine']['cpus']} CPUs; 'vs floor' compares per-event time",
+             f"{result['machine']['cpus']} CPUs, load average {result['machine']['load_average'][0]:.1f}-"
+             f"{result['machine']['load_average'][1]:.1f} while measuring; 'vs floor' compares per-event time",
              fmt(rows[0]), fmt(tuple("-" * w for w in widths))]
     lines += [fmt(r) for r in rows[1:]]
     lines.append("")
