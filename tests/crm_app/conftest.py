@@ -3,15 +3,7 @@ started for the session in a temporary folder on a free port of 127.0.0.1), and 
 
 from __future__ import annotations
 
-import glob
-import os
-import pwd
-import shutil
-import socket
-import subprocess
-import tempfile
 import uuid
-from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -28,62 +20,16 @@ from pipelines.crm_app.settings import DATASET_NAME, TABLES
 from pipelines.privacy.categories import declaration
 from pipelines.privacy.protect import value_context
 from pipelines.privacy.requests import Inbox
+from pipelines.sandbox.postgres import local_postgres
 from pipelines.workspaces import WorkspaceRegistry
 from tests.conftest import Platform
 
 
-def _pg_bin() -> Path:
-    """The folder of Debian's PostgreSQL server programs (`initdb`, `pg_ctl`)."""
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
-    if found:
-        return Path(found[-1]).parent
-    on_path = shutil.which("pg_ctl")
-    if not on_path:
-        raise RuntimeError("PostgreSQL's server programs are not installed: `apt-get install postgresql` "
-                           "(what `make test` does on a fresh machine)")
-    return Path(on_path).resolve().parent
-
-
-def _free_port() -> int:
-    with closing(socket.socket()) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[str]:
-    """A PostgreSQL server for this session: its cluster in a temporary folder, listening on 127.0.0.1 only
-    (and a socket inside that folder). PostgreSQL refuses to run as root, so as root it runs as the
-    `postgres` user Debian's package creates. Yields the base URL without a database name."""
-    bin_dir = _pg_bin()
-    root = Path(tempfile.mkdtemp(prefix="gtg-pg-"))
-    as_user: list[str] = []
-    if os.geteuid() == 0:
-        user = pwd.getpwnam("postgres")
-        os.chmod(root, 0o700)
-        os.chown(root, user.pw_uid, user.pw_gid)
-        as_user = ["runuser", "-u", "postgres", "--"]
-    data = root / "data"
-    subprocess.run([*as_user, str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E",
-                    "UTF8", "--no-sync"], check=True, capture_output=True)
-    port = None
-    for _ in range(5):  # another process may take the free port between the look-up and the start
-        candidate = _free_port()
-        started = subprocess.run(
-            [*as_user, str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(root / "server.log"), "-w", "-t", "60",
-             "-o", f"-p {candidate} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off", "start"],
-            capture_output=True)
-        if started.returncode == 0:
-            port = candidate
-            break
-    if port is None:
-        raise RuntimeError(f"PostgreSQL did not start: {(root / 'server.log').read_text()[-2000:]}")
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}"
-    finally:
-        subprocess.run([*as_user, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
-                       capture_output=True)
-        shutil.rmtree(root, ignore_errors=True)
+    """A PostgreSQL server for this session (`pipelines.sandbox.postgres`): its base URL."""
+    with local_postgres() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
