@@ -17,7 +17,8 @@ from assets.contact_uploads import UPLOAD_ASSETS, UPLOAD_CHECKS, UploadsResource
 from assets.crm_app import CRM_APP_ASSETS, CRM_APP_CHECKS, crm_app_job, crm_app_schedule
 from assets.analytics import ANALYTICS_ASSETS, analytics_job, analytics_schedule
 from assets.ingestion import EVENT_CHECKS, usage_events_assets, usage_events_job, usage_events_landing_sensor
-from assets.mail import MAIL_ASSETS, MAIL_CHECKS, MAIL_JOBS, MAIL_SCHEDULES, MAIL_SENSORS
+from assets.connections import ConnectedProvider, connections_sensor
+from assets.mail import MAIL_ASSETS, MAIL_CHECKS, MAIL_JOBS, MAIL_PROVIDERS, MAIL_SCHEDULES
 from assets.privacy import (
     PRIVACY_ASSETS,
     PRIVACY_CHECKS,
@@ -31,6 +32,7 @@ from pipelines import paths
 from pipelines.crm_app.settings import DATABASE_URL_ENV
 from pipelines.mail_common.endpoints import OAUTH_ENV, MissingSecretError, require_oauth_env
 from pipelines.privacy.keyring import platform_master_key
+from resources.connections import ConnectionsResource
 from resources.crm_app import CrmAppResource
 from resources.keyring import KeyringResource
 from resources.landing import LandingResource
@@ -61,6 +63,8 @@ def _crm_app(sandbox: bool) -> CrmAppResource:
 
 
 SANDBOX = paths.is_sandbox()
+# Every provider whose accounts a workspace connects: the connections sensor and `cli run` walk this list.
+CONNECTED_PROVIDERS: list[ConnectedProvider] = [*MAIL_PROVIDERS]
 paths.private_dir(paths.data_dir())
 if not SANDBOX:
     platform_master_key()  # fails now, naming GTG_MASTER_KEY, rather than in the first run
@@ -70,7 +74,8 @@ defs = Definitions(
     asset_checks=[*EVENT_CHECKS, *MAIL_CHECKS, *CRM_APP_CHECKS, *UPLOAD_CHECKS, *PRIVACY_CHECKS],
     jobs=[usage_events_job, *MAIL_JOBS, crm_app_job, uploads_job, retention_job, requests_job, analytics_job],
     schedules=[retention_schedule, analytics_schedule, *MAIL_SCHEDULES, crm_app_schedule],
-    sensors=[usage_events_landing_sensor, *MAIL_SENSORS, contact_uploads_sensor, data_subject_request_sensor, abandoned_runs_sensor],
+    sensors=[usage_events_landing_sensor, connections_sensor(CONNECTED_PROVIDERS), contact_uploads_sensor,
+             data_subject_request_sensor, abandoned_runs_sensor],
     # A run's steps run one after another in its own process, which holds the warehouse for the whole run.
     executor=in_process_executor,
     resources={
@@ -79,6 +84,7 @@ defs = Definitions(
         "keyring": KeyringResource(),
         "landing": LandingResource(),
         "privacy": PrivacyResource(),
+        "connections": ConnectionsResource(sandbox=SANDBOX),
         "mail": _mail(SANDBOX),
         "crm_app": _crm_app(SANDBOX),
         "uploads": UploadsResource(),
