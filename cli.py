@@ -192,13 +192,20 @@ def sync_crm_app(instance) -> bool:
             print(f"sandbox app database changed: {', '.join(f'{k} {v}' for k, v in changes.items())}")
         else:
             print(f"sandbox app database generated: {len(app_sandbox.WORKSPACES)} workspaces")
-    result = _execute(instance, "crm_app_sync_job")
+    return _run_with_counts(instance, "crm_app_sync_job", APP_COUNTS)
+
+
+def _run_with_counts(instance, job: str, counts: tuple[str, ...]) -> bool:
+    """Run one unpartitioned job; print its checks and, per materialised asset, the `counts` it reports."""
+    result = _execute(instance, job)
     checks = result.get_asset_check_evaluations()
-    print(f"crm_app_sync_job: run {result.run_id} {'success' if result.success else 'FAILED'}; "
+    print(f"{job}: run {result.run_id} {'success' if result.success else 'FAILED'}; "
           f"checks passed {sum(c.passed for c in checks)}/{len(checks)}")
     for event in result.get_asset_materialization_events():
         meta = event.materialization.metadata
-        print(f"  {event.asset_key.path[-1]}: {', '.join(f'{k} {meta[k].value}' for k in APP_COUNTS if k in meta)}")
+        shown = ", ".join(f"{k} {meta[k].value}" for k in counts if k in meta)
+        if shown:
+            print(f"  {event.asset_key.path[-1]}: {shown}")
     return result.success
 
 
@@ -216,16 +223,7 @@ def load_contact_uploads(instance) -> bool:
     if paths.is_sandbox() and not landing.exists():
         written = write_sandbox_uploads(landing)
         print(f"sandbox contact lists uploaded: {len(written)} files")
-    result = _execute(instance, "contact_uploads_job")
-    checks = result.get_asset_check_evaluations()
-    print(f"contact_uploads_job: run {result.run_id} {'success' if result.success else 'FAILED'}; "
-          f"checks passed {sum(c.passed for c in checks)}/{len(checks)}")
-    for event in result.get_asset_materialization_events():
-        meta = event.materialization.metadata
-        counts = ", ".join(f"{k} {meta[k].value}" for k in UPLOAD_COUNTS if k in meta)
-        if counts:
-            print(f"  {event.asset_key.path[-1]}: {counts}")
-    return result.success
+    return _run_with_counts(instance, "contact_uploads_job", UPLOAD_COUNTS)
 
 
 def disconnect_connection(connection_id: str, requested_by: str) -> int:

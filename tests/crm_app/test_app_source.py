@@ -6,7 +6,6 @@ profile and the app's contact of the same person, leaving no byte of them on dis
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 
 import duckdb
 
@@ -16,6 +15,7 @@ from pipelines.privacy.audit import AuditLog
 from pipelines.privacy.categories import stored_tables
 from pipelines.privacy.dsr import process_pending
 from pipelines.privacy.scan import card_number_values, unprotected_values
+from tests.conftest import found_in_files
 from tests.crm_app.conftest import AppPlatform
 
 T0 = dt.datetime(2026, 11, 1, 9, 0, tzinfo=dt.timezone.utc)
@@ -128,20 +128,10 @@ def test_a_card_number_planted_in_free_text_is_found(app: AppPlatform) -> None:
         assert card_number_values(con) == {"raw_crm_app.deals.title": 1}
 
 
-def _bytes_found(root: Path, needles: set[str]) -> dict[str, list[str]]:
-    hits: dict[str, list[str]] = {}
-    for path in (p for p in root.rglob("*") if p.is_file()):
-        data = path.read_bytes()
-        for needle in needles:
-            if needle.encode() in data:
-                hits.setdefault(needle, []).append(str(path.relative_to(root)))
-    return hits
-
-
 def test_a_closed_account_is_erased_across_every_table(app: AppPlatform) -> None:
     _seed(app)
     app.sync()
-    assert _bytes_found(app.root, {ANN, "Ann Lee", "cus_A1"}) == {}
+    assert found_in_files(app.root, {ANN, "Ann Lee", "cus_A1"}) == {}
     users = app_tables.users
     app.execute(users.update().where(users.c.user_id == "u1").values(deleted_at=T1, updated_at=T1))
     counts = app.sync()
@@ -161,4 +151,4 @@ def test_a_closed_account_is_erased_across_every_table(app: AppPlatform) -> None
     assert app.stored("billing_profiles") == []
     assert [c["contact_id"] for c in app.stored("contacts")] == ["c2"]
     assert [u["user_id"] for u in app.stored("users")] == ["u2", "u3"]
-    assert _bytes_found(app.root, {ANN, "Ann Lee", "cus_A1"}) == {}
+    assert found_in_files(app.root, {ANN, "Ann Lee", "cus_A1"}) == {}
