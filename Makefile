@@ -11,7 +11,7 @@ export RUNTIME__DLTHUB_TELEMETRY := false
 # deployment that forgot it stops instead of falling back to the sandbox (README, "Production").
 export GTG_ENV ?= sandbox
 
-.PHONY: install run test ui bench bench-privacy clean
+.PHONY: install postgres run test ui bench bench-privacy clean
 
 install: $(VENV)/.installed
 
@@ -25,7 +25,13 @@ $(VENV)/.installed: pyproject.toml requirements.lock Makefile
 run: install
 	$(BIN)/python -m cli run
 
-test: install
+# The CRM app source's tests start a real PostgreSQL server (Debian's package) in a temporary folder; a fresh
+# machine gets the server programs here.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || command -v pg_ctl >/dev/null 2>&1 || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null)
+
+test: install postgres
 	$(BIN)/python -m pytest
 
 ui: install

@@ -80,6 +80,8 @@ def run(events: int, days: int) -> int:
               "marked failed, its pool slots freed")
     ok = load_events(instance)
     ok = sync_connections(instance) and ok
+    ok = sync_crm_app(instance) and ok
+    ok = load_contact_uploads(instance) and ok
     for name in ("privacy_retention_job", "data_subject_requests_job", "analytics_job"):
         ok = _run_job(instance, name) and ok
     print_warehouse_summary()
@@ -170,6 +172,58 @@ def sync_connections(instance) -> bool:
                 counts = ", ".join(f"{k} {meta[k].value}" for k in SYNC_COUNTS if k in meta)
                 print(f"    {event.asset_key.path[-1]}: {counts}")
     return ok
+
+
+APP_COUNTS = ("rows_read", "rows_deleted", "rows_suppressed", "erasure_requests_filed")
+
+
+def sync_crm_app(instance) -> bool:
+    """Sync the CRM app database. In the sandbox the generated app database is created the first time and
+    changed at every later run (new, edited and deleted contacts, a plan change, a closed account)."""
+    from pipelines.crm_app import sandbox as app_sandbox
+    from definitions import defs
+
+    app = defs.resources["crm_app"]
+    if app.sandbox and not app.database_url:
+        existed = Path(app.sandbox_path).exists()
+        url = app.url()
+        if existed:
+            changes = app_sandbox.advance(url)
+            print(f"sandbox app database changed: {', '.join(f'{k} {v}' for k, v in changes.items())}")
+        else:
+            print(f"sandbox app database generated: {len(app_sandbox.WORKSPACES)} workspaces")
+    return _run_with_counts(instance, "crm_app_sync_job", APP_COUNTS)
+
+
+def _run_with_counts(instance, job: str, counts: tuple[str, ...]) -> bool:
+    """Run one unpartitioned job; print its checks and, per materialised asset, the `counts` it reports."""
+    result = _execute(instance, job)
+    checks = result.get_asset_check_evaluations()
+    print(f"{job}: run {result.run_id} {'success' if result.success else 'FAILED'}; "
+          f"checks passed {sum(c.passed for c in checks)}/{len(checks)}")
+    for event in result.get_asset_materialization_events():
+        meta = event.materialization.metadata
+        shown = ", ".join(f"{k} {meta[k].value}" for k in counts if k in meta)
+        if shown:
+            print(f"  {event.asset_key.path[-1]}: {shown}")
+    return result.success
+
+
+UPLOAD_COUNTS = ("files_loaded", "files_rejected", "files_waiting", "rows", "contacts_loaded", "duplicates_dropped",
+                 "rows_quarantined", "rows_suppressed")
+
+
+def load_contact_uploads(instance) -> bool:
+    """Load the uploaded contact lists. The sandbox lands four sample uploads the first time (a Google and an
+    Outlook export, a semicolon-separated list, an Excel workbook)."""
+    from pipelines.contact_uploads.sandbox import write_sandbox_uploads
+    from definitions import defs
+
+    landing = Path(defs.resources["uploads"].landing)
+    if paths.is_sandbox() and not landing.exists():
+        written = write_sandbox_uploads(landing)
+        print(f"sandbox contact lists uploaded: {len(written)} files")
+    return _run_with_counts(instance, "contact_uploads_job", UPLOAD_COUNTS)
 
 
 def disconnect_connection(connection_id: str, requested_by: str) -> int:

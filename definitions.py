@@ -13,6 +13,8 @@ import os
 from dagster import Definitions, EnvVar, in_process_executor
 from dagster_dlt import DagsterDltResource
 
+from assets.contact_uploads import UPLOAD_ASSETS, UPLOAD_CHECKS, UploadsResource, contact_uploads_sensor, uploads_job
+from assets.crm_app import CRM_APP_ASSETS, CRM_APP_CHECKS, crm_app_job, crm_app_schedule
 from assets.analytics import ANALYTICS_ASSETS, analytics_job, analytics_schedule
 from assets.ingestion import EVENT_CHECKS, usage_events_assets, usage_events_job, usage_events_landing_sensor
 from assets.connections import ConnectedProvider, connections_sensor
@@ -27,9 +29,11 @@ from assets.privacy import (
 )
 from assets.runs import abandoned_runs_sensor
 from pipelines import paths
-from pipelines.mail_common.endpoints import OAUTH_ENV, require_oauth_env
+from pipelines.crm_app.settings import DATABASE_URL_ENV
+from pipelines.mail_common.endpoints import OAUTH_ENV, MissingSecretError, require_oauth_env
 from pipelines.privacy.keyring import platform_master_key
 from resources.connections import ConnectionsResource
+from resources.crm_app import CrmAppResource
 from resources.keyring import KeyringResource
 from resources.landing import LandingResource
 from resources.mail import MailResource
@@ -47,6 +51,17 @@ def _mail(sandbox: bool) -> MailResource:
                         **{field: EnvVar(name) for field, name in OAUTH_ENV.items()})
 
 
+def _crm_app(sandbox: bool) -> CrmAppResource:
+    """The generated sandbox database unless GTG_CRM_APP_DATABASE_URL is set (required in production); the URL,
+    which holds the database password, arrives through EnvVar."""
+    if os.environ.get(DATABASE_URL_ENV):
+        return CrmAppResource(database_url=EnvVar(DATABASE_URL_ENV), sandbox=sandbox)
+    if not sandbox:
+        raise MissingSecretError(f"GTG_ENV=production but {DATABASE_URL_ENV} not set: the CRM app source needs "
+                                 "the app database's URL")
+    return CrmAppResource(sandbox=True)
+
+
 SANDBOX = paths.is_sandbox()
 # Every provider whose accounts a workspace connects: the connections sensor and `cli run` walk this list.
 CONNECTED_PROVIDERS: list[ConnectedProvider] = [*MAIL_PROVIDERS]
@@ -55,12 +70,12 @@ if not SANDBOX:
     platform_master_key()  # fails now, naming GTG_MASTER_KEY, rather than in the first run
 
 defs = Definitions(
-    assets=[usage_events_assets, *MAIL_ASSETS, *PRIVACY_ASSETS, *ANALYTICS_ASSETS],
-    asset_checks=[*EVENT_CHECKS, *MAIL_CHECKS, *PRIVACY_CHECKS],
-    jobs=[usage_events_job, *MAIL_JOBS, retention_job, requests_job, analytics_job],
-    schedules=[retention_schedule, analytics_schedule, *MAIL_SCHEDULES],
-    sensors=[usage_events_landing_sensor, connections_sensor(CONNECTED_PROVIDERS), data_subject_request_sensor,
-             abandoned_runs_sensor],
+    assets=[usage_events_assets, *MAIL_ASSETS, *CRM_APP_ASSETS, *UPLOAD_ASSETS, *PRIVACY_ASSETS, *ANALYTICS_ASSETS],
+    asset_checks=[*EVENT_CHECKS, *MAIL_CHECKS, *CRM_APP_CHECKS, *UPLOAD_CHECKS, *PRIVACY_CHECKS],
+    jobs=[usage_events_job, *MAIL_JOBS, crm_app_job, uploads_job, retention_job, requests_job, analytics_job],
+    schedules=[retention_schedule, analytics_schedule, *MAIL_SCHEDULES, crm_app_schedule],
+    sensors=[usage_events_landing_sensor, connections_sensor(CONNECTED_PROVIDERS), contact_uploads_sensor,
+             data_subject_request_sensor, abandoned_runs_sensor],
     # A run's steps run one after another in its own process, which holds the warehouse for the whole run.
     executor=in_process_executor,
     resources={
@@ -71,5 +86,7 @@ defs = Definitions(
         "privacy": PrivacyResource(),
         "connections": ConnectionsResource(sandbox=SANDBOX),
         "mail": _mail(SANDBOX),
+        "crm_app": _crm_app(SANDBOX),
+        "uploads": UploadsResource(),
     },
 )

@@ -19,6 +19,7 @@ from dagster import (
 )
 from dagster_dlt import DagsterDltResource, dlt_assets
 
+from assets.checks import encrypted_check
 from assets.connections import ConnectedProvider, connection_job, connection_partitions, hourly_schedule, syncable
 from assets.translator import WarehouseTranslator
 from pipelines import paths
@@ -29,8 +30,6 @@ from pipelines.mail_common.session import commit, open_session
 from pipelines.mail_common.stage import CONNECTION, Stream
 from pipelines.outlook import outlook_source
 from pipelines.outlook import settings as outlook
-from pipelines.privacy.categories import stored_tables
-from pipelines.privacy.scan import unprotected_values
 from pipelines.warehouse import finish_pending, table_exists
 from resources.connections import ConnectionsResource
 from resources.keyring import KeyringResource
@@ -91,24 +90,7 @@ def _checks(stream: Stream):
         return AssetCheckResult(passed=rows == distinct, metadata={"rows": rows, "duplicate_rows": rows - distinct})
 
     children = [stream.child.table] if stream.child else []
-    return [unique_ids, *(_encrypted_check(key, stream.dataset, table) for table in [stream.table, *children])]
-
-
-def _encrypted_check(key: AssetKey, dataset: str, table: str):
-    """The check that `table` (loaded by the asset `key`: its own, or its parent stream's) holds no plaintext."""
-
-    @asset_check(asset=key, name=f"{table}_personal_data_encrypted", pool=WAREHOUSE_POOL,
-                 description=f"Every column of {table} declared as personal data (x-data-category in the stored "
-                 "dlt schema) holds only ciphertext.")
-    def encrypted(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
-        with warehouse.connect() as con:
-            tables = stored_tables(con, dataset)
-            readable = (unprotected_values(con, dataset, table, tables[table])
-                        if table in tables and table_exists(con, dataset, table) else {})
-        return AssetCheckResult(passed=not any(readable.values()),
-                                metadata={"columns_checked": len(readable), "readable_values": sum(readable.values())})
-
-    return encrypted
+    return [unique_ids, *(encrypted_check(key, stream.dataset, table) for table in [stream.table, *children])]
 
 
 STREAMS = (gmail.MESSAGES, gmail.CONTACTS, outlook.MESSAGES, outlook.CONTACTS)

@@ -15,6 +15,8 @@ from dlt.common.schema.typing import TTableSchemaColumns
 
 from pipelines import paths
 from pipelines.ad_reporting import PlatformReport
+from pipelines.contact_uploads import settings as contact_uploads
+from pipelines.crm_app import settings as crm_app
 from pipelines.gmail import settings as gmail
 from pipelines.outlook import settings as outlook
 from pipelines.usage_events import settings as usage_events
@@ -45,6 +47,8 @@ DECLARED_TABLES: dict[str, TTableSchemaColumns] = {
     **{f"{usage_events.DATASET_NAME}.{table}": columns for table, columns in usage_events.TABLES.items()},
     **{f"{s.dataset}.{s.table}": s.columns for s in _MAIL_STREAMS},
     **{f"{s.dataset}.{c.table}": c.columns for s, c in _MAIL_CHILDREN},
+    **{f"{crm_app.DATASET_NAME}.{table}": columns for table, columns in crm_app.TABLES.items()},
+    **{f"{contact_uploads.DATASET_NAME}.{table}": columns for table, columns in contact_uploads.TABLES.items()},
 }
 
 # The asset (key path) that materialises each table: the events resource loads all three of its tables.
@@ -53,6 +57,9 @@ ASSET_OF_TABLE: dict[str, tuple[str, ...]] = {
        for table in usage_events.TABLES},
     **{f"{s.dataset}.{s.table}": (s.dataset, s.table) for s in _MAIL_STREAMS},
     **{f"{s.dataset}.{c.table}": (s.dataset, s.table) for s, c in _MAIL_CHILDREN},
+    **{f"{crm_app.DATASET_NAME}.{table}": (crm_app.DATASET_NAME, table) for table in crm_app.TABLES},
+    **{f"{contact_uploads.DATASET_NAME}.{table}": (contact_uploads.DATASET_NAME, table)
+       for table in contact_uploads.TABLES},
 }
 
 LANDING_ZONES: tuple[LandingZone, ...] = (

@@ -126,3 +126,13 @@ def workspaces_path() -> Path:
 def exports_dir() -> Path:
     """GTG_EXPORTS_DIR, default `<data>/exports`: access-request exports (one JSON file per request)."""
     return Path(os.environ.get("GTG_EXPORTS_DIR") or data_dir() / "exports")
+
+
+def crm_app_sandbox_path() -> Path:
+    """The sandbox's generated app database (SQLite), used while GTG_CRM_APP_DATABASE_URL is unset."""
+    return data_dir() / "crm_app" / "app.sqlite"
+
+
+def contacts_landing_path() -> Path:
+    """GTG_CONTACTS_LANDING_URL, default `<data>/landing/contacts`: uploaded contact lists, a folder per workspace."""
+    return Path(os.environ.get("GTG_CONTACTS_LANDING_URL") or data_dir() / "landing" / "contacts")

@@ -7,8 +7,8 @@ own `_unattributed` workspace key, which erasure searches too.
 A workspace id in an event is written by a tracker, so it proves nothing: a file of a million made-up ids
 would otherwise make a million workspace keys. Only workspaces the platform knows are taken, and
 `known_workspaces` is the one place that says which: the workspace registry (a SQLite file the sandbox seeds
-with the workspaces it generates events for, and that the CRM app's database will feed) plus the workspaces
-of the mail connection registry. Events of any other workspace are quarantined as `unknown_workspace`.
+with the workspaces it generates events for, and that the CRM app database source `pipelines.crm_app` feeds)
+plus the workspaces of the mail connection registry. Events of any other workspace are quarantined as `unknown_workspace`.
 """
 
 from __future__ import annotations

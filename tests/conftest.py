@@ -132,3 +132,14 @@ def landed_lines(landing: Path) -> list[dict]:
                 if isinstance(value, dict):
                     rows.append(value)
     return rows
+
+
+def found_in_files(root: Path, needles: set[str]) -> dict[str, list[str]]:
+    """Which needles (as UTF-8 bytes) occur in which files under `root` (paths relative to it)."""
+    hits: dict[str, list[str]] = {}
+    for path in (p for p in root.rglob("*") if p.is_file()):
+        data = path.read_bytes()
+        for needle in needles:
+            if needle.encode() in data:
+                hits.setdefault(needle, []).append(str(path.relative_to(root)))
+    return hits

@@ -1,38 +1,32 @@
 /*
 description: >
-  The size of each workspace's synced address books, recorded once a day (the latest build of the day
-  wins): the history that contact-list growth is read from. Counts only.
+  The size of each workspace's contact lists per source (synced address books, the CRM app's contacts, uploaded
+  lists), recorded once a day (the latest build of the day wins): the history that contact-list growth is read
+  from. Counts only; a new source of `staging.stg_contacts` appears here as a new provider.
 materialized: incremental
 incremental_key: snapshot_date
 partition_by: [snapshot_date]  # only today's counts are recomputed: earlier days are kept
 columns:
   snapshot_date: UTC day of the count.
   workspace_id: The workspace.
-  provider: gmail or outlook.
-  connections: Connected address books.
+  provider: The source - gmail, outlook, app or upload.
+  connections: Connected address books (gmail, outlook; 0 for the others).
   contacts: Contacts held.
   with_email: Contacts with an e-mail address.
   with_phone: Contacts with a phone number.
 tests:
   - unique: [snapshot_date, workspace_id, provider]
   - not_null: [snapshot_date, workspace_id, provider, contacts]
-  - accepted_values: {column: provider, values: [gmail, outlook]}
+  - accepted_values: {column: provider, values: [gmail, outlook, app, upload]}
 */
-WITH contacts AS (
-    SELECT 'gmail' AS provider, connection_id, workspace_id, primary_email_bidx, primary_phone_bidx
-    FROM raw_gmail.gmail_contacts
-    UNION ALL
-    SELECT 'outlook', connection_id, workspace_id, primary_email_bidx, primary_phone_bidx
-    FROM raw_outlook.outlook_contacts
-)
 SELECT
     CAST(current_timestamp AS DATE) AS snapshot_date,
     workspace_id,
-    provider,
+    source AS provider,
     count(DISTINCT connection_id) AS connections,
     count(*) AS contacts,
-    count(primary_email_bidx) AS with_email,
-    count(primary_phone_bidx) AS with_phone
-FROM contacts
+    count(email_key) AS with_email,
+    count(phone_key) AS with_phone
+FROM staging.stg_contacts
 WHERE CAST(current_timestamp AS DATE) >= getvariable('gtg_since')
 GROUP BY ALL

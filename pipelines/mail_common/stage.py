@@ -33,9 +33,9 @@ from dlt.extract.resource import DltResource
 
 from pipelines.connections.report import StreamCounts
 from pipelines.errors import values_withheld
-from pipelines.privacy.categories import CONNECTION_HINT, declaration
-from pipelines.privacy.protect import FieldCipher, protect
-from pipelines.privacy.suppression import load_suppression_list, without_suppressed
+from pipelines.privacy.categories import CONNECTION_HINT
+from pipelines.privacy.protect import FieldCipher, plain_schema, protect_table
+from pipelines.privacy.suppression import load_suppression_list
 from pipelines.processes import process_alive
 from pipelines.sql import ident, qualified
 from pipelines.warehouse import table_exists
@@ -45,8 +45,6 @@ CONNECTION = "connection_id"
 MERGE = {"disposition": "merge", "strategy": "delete-insert"}
 PERSONAL: dict[str, Any] = {"data_type": "binary", "nullable": True}
 INDEX: dict[str, Any] = {"data_type": "binary", "nullable": True}
-_PLAIN_TYPES = {"text": pa.string(), "bigint": pa.int64(), "bool": pa.bool_(), "double": pa.float64(),
-                "timestamp": pa.timestamp("us", tz="UTC"), "binary": pa.string(), "json": pa.string()}
 
 
 def mail_table(key: str, columns: TTableSchemaColumns) -> TTableSchemaColumns:
@@ -167,23 +165,10 @@ class StreamWriter:
     def _protected(self, table: str, columns: TTableSchemaColumns, rows: list[dict[str, Any]]) -> pa.Table:
         base = {CONNECTION: self.connection_id, "workspace_id": self.workspace_id, "synced_at": self.synced_at}
         with values_withheld(f"protecting {table}"):
-            plain = pa.Table.from_pylist([{**base, **row} for row in rows], schema=_plain_schema(columns))
-            self.work.register("plain_rows", plain)
-            try:
-                source, dropped = without_suppressed(self.work, "plain_rows", columns, self.cipher, table=table)
-                self.counts.suppressed += dropped
-                out = self.work.sql(protect(self.work, source, columns, self.cipher, table=table)).to_arrow_table()
-            finally:
-                self.work.unregister("plain_rows")
-            fields = [f.with_nullable(columns[f.name].get("nullable", True)) for f in out.schema]
-            return out.cast(pa.schema(fields))
-
-
-def _plain_schema(columns: TTableSchemaColumns) -> pa.Schema:
-    """The arrow schema of a table's plaintext rows: personal columns (and subject columns) as text."""
-    plain = {name: _PLAIN_TYPES[col.get("data_type", "text")] for name, col in columns.items()}
-    plain.update({name: pa.string() for name in declaration(columns).subject_of})
-    return pa.schema(plain)
+            plain = pa.Table.from_pylist([{**base, **row} for row in rows], schema=plain_schema(columns))
+            out, dropped = protect_table(self.work, plain, columns, self.cipher, table=table)
+            self.counts.suppressed += dropped
+            return out
 
 
 _WORK_FILE = re.compile(r"(mail-(?:(\d+)-)?[0-9a-f]{32}\.duckdb)(\.wal|\.tmp)?")

@@ -99,6 +99,35 @@ def protect(
     return f"SELECT {', '.join(select)} FROM {source} AS s " + " ".join(joins)
 
 
+_PLAIN_TYPES = {"text": pa.string(), "bigint": pa.int64(), "bool": pa.bool_(), "double": pa.float64(),
+                "timestamp": pa.timestamp("us", tz="UTC"), "date": pa.date32(), "binary": pa.string(),
+                "json": pa.string()}
+
+
+def plain_schema(columns: TTableSchemaColumns) -> pa.Schema:
+    """The arrow schema of a table's plaintext rows: personal columns (and subject columns) as text."""
+    plain = {name: _PLAIN_TYPES[col.get("data_type", "text")] for name, col in columns.items()}
+    plain.update({name: pa.string() for name in declaration(columns).subject_of})
+    return pa.schema(plain)
+
+
+def protect_table(work: duckdb.DuckDBPyConnection, plain: pa.Table, columns: TTableSchemaColumns, cipher: FieldCipher,
+                  *, table: str) -> tuple[pa.Table, int]:
+    """Plaintext rows (as `plain_schema(columns)`) as the rows dlt stores: rows of suppressed (erased) people
+    dropped, personal columns encrypted, blind indexes and the subject reference added, nullability as
+    declared. Returns the table and how many rows were dropped. Needs `load_suppression_list` on `work`."""
+    from pipelines.privacy.suppression import without_suppressed
+
+    work.register("plain_rows", plain)
+    try:
+        source, dropped = without_suppressed(work, "plain_rows", columns, cipher, table=table)
+        out = work.sql(protect(work, source, columns, cipher, table=table)).to_arrow_table()
+    finally:
+        work.unregister("plain_rows")
+    fields = [f.with_nullable(columns[f.name].get("nullable", True)) for f in out.schema]
+    return out.cast(pa.schema(fields)), dropped
+
+
 def value_context(table: str, column: str) -> str:
     """What a stored value's ciphertext is bound to: its table (without the dataset) and column, so it cannot
     be replayed into another column. Encryption here, and decryption and re-encryption by the privacy

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from pathlib import Path
 
 import duckdb
 import pytest
@@ -18,6 +17,7 @@ from assets.privacy import POLICY
 from pipelines.privacy.requests import Inbox, Request, RequestError
 from pipelines.privacy.retention import run_rule
 from pipelines.sandbox.mail import folder_of
+from tests.conftest import found_in_files
 from tests.mail.conftest import (  # noqa: F401 - mail: the fixture
     GMAIL, GMAIL_2, GMAIL_RECIPIENTS, OUTLOOK, OUTLOOK_RECIPIENTS, MailPlatform, expected_recipients, mail,
 )
@@ -45,21 +45,6 @@ def _run(mail: MailPlatform, inbox: Inbox):
     with mail.keyring() as cipher, duckdb.connect(str(mail.warehouse)) as con:
         return process_pending(con, cipher, inbox, AuditLog.of(mail.root / "privacy" / "audit.jsonl", cipher),
                                exports_dir=mail.root / "exports", landing_urls={})
-
-
-def _files(root: Path) -> list[Path]:
-    return [p for p in root.rglob("*") if p.is_file()]
-
-
-def _found(root: Path, needles: set[str]) -> dict[str, list[str]]:
-    """Which needles (as UTF-8 bytes) occur in which files under `root`."""
-    hits: dict[str, list[str]] = {}
-    for path in _files(root):
-        data = path.read_bytes()
-        for needle in needles:
-            if needle.encode() in data:
-                hits.setdefault(needle, []).append(str(path.relative_to(root)))
-    return hits
 
 
 def _correspondent(mail: MailPlatform) -> str:
@@ -94,7 +79,7 @@ def test_nothing_personal_or_secret_is_readable_on_disk(synced: MailPlatform) ->
         for contact in list(account.contacts.values())[:20]:
             needles |= {contact.emails[0], contact.display_name, *(p for p, _ in contact.phones)}
     assert len(synced.query(f"SELECT * FROM {GMAIL_MESSAGES}")) == 500  # loaded, then searched for
-    assert _found(synced.root, needles) == {}
+    assert found_in_files(synced.root, needles) == {}
 
 
 def test_access_export_reads_mail_and_contacts_of_a_person(synced: MailPlatform) -> None:
@@ -154,7 +139,7 @@ def test_erasure_of_a_person_only_in_cc_keeps_the_messages(synced: MailPlatform)
         assert cipher.decrypt_many([r[0] for r in held], [r[1] for r in held], [r[2] for r in held],
                                    "gmail_message_recipients.address").to_pylist() == [None] * len(held)
     assert {t: synced.decrypted(t, c, "subject") for t, c in messages.items()} == subjects  # the messages remain
-    assert _found(synced.root, {email}) == {}
+    assert found_in_files(synced.root, {email}) == {}
 
 
 def test_erasure_by_email_deletes_rows_and_keys(synced: MailPlatform) -> None:
@@ -168,7 +153,7 @@ def test_erasure_by_email_deletes_rows_and_keys(synced: MailPlatform) -> None:
     assert report.rows_by_table[GMAIL_CONTACTS] == 1 and report.keys_destroyed >= 1
     after = synced.decrypted(GMAIL_MESSAGES, GMAIL, "subject")
     assert after == {k: v for k, v in before.items() if k not in mine}  # everyone else still readable
-    assert _found(synced.root, {email}) == {}
+    assert found_in_files(synced.root, {email}) == {}
 
 
 def test_retention_deletes_expired_mail_and_contacts(synced: MailPlatform) -> None:
@@ -210,6 +195,6 @@ def test_disconnect_erases_the_connection_through_the_privacy_engine(synced: Mai
     entry = [json.loads(line) for line in (synced.root / "privacy" / "audit.jsonl").read_text().splitlines()][-1]
     assert entry["action"] == "dsr.erasure" and entry["request_id"] == request_id
     assert entry["tables"] == tables
-    assert _found(synced.root, {account.token}) == {}
+    assert found_in_files(synced.root, {account.token}) == {}
     with pytest.raises(RequestError):
         Inbox(synced.root / "privacy" / "requests.sqlite").submit(Request("access", "ws_0001", "connection", GMAIL))

@@ -36,6 +36,19 @@ def _sandbox_made(root: Path) -> list[str]:
     return made
 
 
+def _app_database(root: Path) -> str:
+    """A CRM app database with the app's tables and no rows (production reads a real one; none is generated)."""
+    import sqlalchemy as sa
+
+    from pipelines.crm_app.app_schema import metadata
+
+    url = f"sqlite:///{root / 'app.sqlite'}"
+    engine = sa.create_engine(url)
+    metadata.create_all(engine)
+    engine.dispose()
+    return url
+
+
 def test_without_gtg_env_nothing_starts(tmp_path: Path) -> None:
     data = tmp_path / "data"
     loaded = _run(data, ["-c", LOAD])
@@ -69,16 +82,23 @@ def test_production_names_each_missing_secret_when_the_definitions_load(tmp_path
         "pipelines.privacy.keyring.KeyringError: No master key: GTG_MASTER_KEY is not set and the key file")
     assert _sandbox_made(tmp_path) == []  # in particular no generated master key
 
-    ready = _run(data, ["-c", LOAD], GTG_ENV="production", GTG_MASTER_KEY=generate_master_key_text(), **oauth)
+    no_app = _run(data, ["-c", LOAD], GTG_ENV="production", GTG_MASTER_KEY=generate_master_key_text(), **oauth)
+    assert no_app.returncode == 1
+    assert no_app.stderr.strip().splitlines()[-1] == (
+        "pipelines.mail_common.endpoints.MissingSecretError: GTG_ENV=production but GTG_CRM_APP_DATABASE_URL not "
+        "set: the CRM app source needs the app database's URL")
+    ready = _run(data, ["-c", LOAD], GTG_ENV="production", GTG_MASTER_KEY=generate_master_key_text(), **oauth,
+                 GTG_CRM_APP_DATABASE_URL=_app_database(tmp_path))
     assert ready.returncode == 0, ready.stderr[-2000:]
-    assert ready.stdout.strip() == "['connections', 'dlt_runner', 'keyring', 'landing', 'mail', 'privacy', 'warehouse']"
+    assert ready.stdout.strip() == ("['connections', 'crm_app', 'dlt_runner', 'keyring', 'landing', 'mail', 'privacy', "
+                                    "'uploads', 'warehouse']")
 
 
 def test_a_production_run_generates_no_events_and_no_key(tmp_path: Path) -> None:
     data = tmp_path / "data"
     oauth = dict.fromkeys(OAUTH_ENV.values(), "configured")
     run = _run(data, ["-m", "cli", "run", "--events", "100"], GTG_ENV="production",
-               GTG_MASTER_KEY=generate_master_key_text(), **oauth)
+               GTG_MASTER_KEY=generate_master_key_text(), GTG_CRM_APP_DATABASE_URL=_app_database(tmp_path), **oauth)
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.splitlines()[:2] == ["GTG_ENV=production: sandbox events are never generated",
                                            "usage_events_job: nothing new landed (every landed file is loaded)"]

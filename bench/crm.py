@@ -1,0 +1,155 @@
+"""CRM data benchmarks, each measured side by side with its baseline in one run:
+
+    python -m bench.crm [--upload-rows 1000000] [--app-rows 1000000]
+
+* upload: a contact list of N rows and 20 columns (CSV) loaded by the uploads pipeline (read, validate,
+  normalise, deduplicate, encrypt, load) against polars `read_csv` of the same file alone (target: at most 4x),
+  and the pipeline's peak memory (target: under 1 GB). Each side runs in its own process, so its peak RSS is
+  its own.
+* app: N contacts in a real PostgreSQL app database synced by the app source (sql_database, encrypted, loaded)
+  against a bare `COPY contacts TO STDOUT` of the same table (target: at most 3x).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import polars as pl
+
+EXTRA_COLUMNS = 14  # besides first / last name, e-mail, phone, company, consent: 20 columns in all
+
+
+def write_upload(path: Path, rows: int) -> None:
+    """A Google-style contact list: every row a different person, 20 columns."""
+    i = pl.int_range(0, rows, eager=True)
+    frame = pl.DataFrame({
+        "First Name": pl.Series(["Pat"] * rows),
+        "Last Name": "Number " + i.cast(pl.String),
+        "E-mail Address": "person" + i.cast(pl.String) + "@example.com",
+        "Mobile Phone": "+1 202 555 " + (i % 10_000).cast(pl.String).str.zfill(4),
+        "Company": "Company " + (i % 5_000).cast(pl.String),
+        "Email Opt In": pl.Series(["yes", "no"] * (rows // 2) + ["yes"] * (rows % 2)),
+        **{f"Note {k}": f"note {k} " + (i % 97).cast(pl.String) for k in range(EXTRA_COLUMNS)},
+    })
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.write_csv(path)
+
+
+def _child(kind: str, path: Path, root: Path) -> dict:
+    """Run one side in this process (called in a child, modules imported first) and return its seconds."""
+    from pipelines.contact_uploads import load_uploads
+    from pipelines.privacy.keyring import Keyring, load_master_key
+
+    started = time.perf_counter()
+    if kind == "read_csv":
+        frame = pl.read_csv(path, infer_schema=False)
+        out = {"rows": frame.height}
+    else:
+        with Keyring.open(root / "keys" / "keyring.sqlite", load_master_key(None, root / "keys" / "master.key",
+                                                                            True)) as cipher:
+            report = load_uploads(path.parent.parent, cipher, warehouse_path=root / "warehouse.duckdb",
+                                  dlt_dir=root / "dlt", work_dir=root / "work", known_workspaces=frozenset({"ws_bench"}))
+        out = {"rows": report.contacts_loaded}
+    return {**out, "seconds": time.perf_counter() - started,
+            "peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+
+
+def _measure(kind: str, path: Path, root: Path) -> dict:
+    """One side in its own process: seconds and its peak RSS (MB)."""
+    done = subprocess.run([sys.executable, "-m", "bench.crm", "--child", kind, str(path), str(root)],
+                          capture_output=True, text=True, check=True, env={**os.environ, "GTG_ENV": "sandbox"})
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def bench_upload(rows: int, tmp: Path) -> None:
+    path = tmp / "landing" / "ws_bench" / "contacts.csv"
+    write_upload(path, rows)
+    size_mb = path.stat().st_size / 1e6
+    baseline = _measure("read_csv", path, tmp / "baseline")
+    pipeline = _measure("upload", path, tmp / "run")
+    ratio = pipeline["seconds"] / baseline["seconds"]
+    print(f"upload of {rows:,} rows x 20 columns ({size_mb:.0f} MB CSV):")
+    print(f"  polars read_csv alone: {baseline['seconds']:.2f} s, peak {baseline['peak_mb']} MB")
+    print(f"  uploads pipeline:      {pipeline['seconds']:.2f} s, peak {pipeline['peak_mb']} MB, "
+          f"{pipeline['rows']:,} contacts loaded")
+    print(f"  ratio {ratio:.1f}x (target <= 4x: {'met' if ratio <= 4 else 'missed'}); memory "
+          f"{'under' if pipeline['peak_mb'] < 1024 else 'OVER'} 1 GB")
+
+
+def bench_app(rows: int, tmp: Path) -> None:
+    import psycopg
+    import sqlalchemy as sa
+
+    from pipelines.crm_app import app_schema, sync
+    from pipelines.privacy.keyring import Keyring, load_master_key
+    from pipelines.privacy.requests import Inbox
+    from pipelines.sandbox.postgres import local_postgres
+    from pipelines.workspaces import WorkspaceRegistry
+
+    with local_postgres() as server:
+        url = f"{server}/postgres"
+        engine = sa.create_engine(url)
+        app_schema.metadata.create_all(engine)
+        engine.dispose()
+        dsn = url.replace("postgresql+psycopg", "postgresql")
+        now = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc).isoformat()
+        with psycopg.connect(dsn, autocommit=True) as con:
+            con.execute("INSERT INTO workspaces VALUES ('ws_bench', 'Bench', 'growth', 10, 'US', NULL, %s, %s, NULL)",
+                        [now, now])
+            with con.cursor().copy("COPY contacts (contact_id, workspace_id, first_name, last_name, email, phone, "
+                                   "email_opt_in, created_at, updated_at) FROM STDIN") as copy:
+                for i in range(rows):
+                    copy.write_row((f"ct_{i:08d}", "ws_bench", "Pat", f"Number {i}", f"person{i}@example.com",
+                                    f"+1202555{i % 10_000:04d}", i % 2 == 0, now, now))
+            con.execute("ANALYZE contacts")
+            started = time.perf_counter()
+            copied = 0
+            with con.cursor().copy("COPY contacts TO STDOUT") as copy:
+                for block in copy:
+                    copied += len(block)
+            copy_s = time.perf_counter() - started
+        root = tmp / "app"
+        with Keyring.open(root / "keys" / "keyring.sqlite", load_master_key(None, root / "keys" / "master.key",
+                                                                            True)) as cipher:
+            started = time.perf_counter()
+            counts = sync(url, cipher, warehouse_path=root / "warehouse.duckdb", dlt_dir=root / "dlt",
+                          work_dir=root / "work", inbox=Inbox(root / "requests.sqlite"),
+                          registry=WorkspaceRegistry(root / "workspaces.sqlite"))
+            sync_s = time.perf_counter() - started
+    ratio = sync_s / copy_s
+    print(f"app database sync of {rows:,} contacts from PostgreSQL:")
+    print(f"  COPY contacts TO STDOUT alone: {copy_s:.2f} s ({copied / 1e6:.0f} MB)")
+    print(f"  app source (sql_database, encrypted, loaded): {sync_s:.2f} s, {counts['contacts'].read:,} rows")
+    print(f"  ratio {ratio:.1f}x (target <= 3x: {'met' if ratio <= 3 else 'missed'})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.crm", description=__doc__.splitlines()[0])
+    parser.add_argument("--upload-rows", type=int, default=1_000_000)
+    parser.add_argument("--app-rows", type=int, default=1_000_000)
+    parser.add_argument("--only", choices=["upload", "app"])
+    parser.add_argument("--child", nargs=3, metavar=("KIND", "PATH", "ROOT"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        kind, path, root = args.child
+        print(json.dumps(_child(kind, Path(path), Path(root))))
+        return 0
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.only in (None, "upload"):
+            bench_upload(args.upload_rows, Path(tmp))
+        if args.only in (None, "app"):
+            bench_app(args.app_rows, Path(tmp))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,143 @@
+"""The CRM app database: workspaces, users, billing profiles, contacts, companies and deals into `raw_crm_app`.
+
+dlt's `sql_database` source reads each table (`sql_table`, arrow batches), incrementally on `updated_at` with
+a merge on the table's key; a row the app soft-deleted (`deleted_at` set) is removed by the merge (dlt's
+`hard_delete` hint). Personal columns are encrypted before dlt sees them (`pipelines.crm_app.rows`). Any
+SQLAlchemy URL works (GTG_CRM_APP_DATABASE_URL, e.g. `postgresql+psycopg://…`); the sandbox generates a SQLite
+file (`pipelines.crm_app.sandbox`). After each load, the workspaces join the workspace registry and every
+closed account (a user soft-deleted) is filed as an erasure request for that person across every table.
+
+`python -m pipelines.crm_app` runs it with plain dlt, no Dagster.
+"""
+
+from __future__ import annotations
+
+import functools
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import dlt
+import sqlalchemy as sa
+from dlt.extract import DltSource
+from dlt.extract.resource import DltResource
+from dlt.sources.sql_database import TableLoader, sql_table
+from dlt.sources.sql_database.schema_types import table_to_columns
+
+from pipelines.crm_app.rows import Protector, TableCounts
+from pipelines.crm_app.settings import APP_TABLES, CHUNK_ROWS, CURSOR, DATASET_NAME, SOURCE_NAME, AppTable
+from pipelines.mail_common.stage import WorkDatabase
+from pipelines.privacy.requests import Inbox, Request
+from pipelines.warehouse import finish_pending, warehouse_lock, warehouse_pipeline
+from pipelines.workspaces import WorkspaceRegistry
+
+__all__ = ["DATASET_NAME", "SOURCE_NAME", "AppSync", "crm_app_source", "open_sync", "sync"]
+
+MERGE = {"disposition": "merge", "strategy": "delete-insert"}
+REQUESTED_BY = "crm_app:account_closed"
+
+
+@dataclass
+class AppSync:
+    """One sync of the app database: its engine, the protector of its rows and what it saw."""
+
+    engine: sa.Engine
+    protector: Protector
+    workspaces: set[str] = field(default_factory=set)
+
+    @property
+    def counts(self) -> dict[str, TableCounts]:
+        """Counts of every app table (zeros for one where nothing changed)."""
+        return {t.name: self.protector.counts.get(t.name, TableCounts()) for t in APP_TABLES}
+
+    def finish(self, inbox: Inbox, registry: WorkspaceRegistry) -> int:
+        """After the load: register the workspaces and file an erasure for each closed account (once: a
+        repeated sync finds the request by its code). Returns the requests filed."""
+        with self.engine.connect() as con:
+            live = [r[0] for r in con.execute(sa.text("SELECT workspace_id FROM workspaces WHERE deleted_at IS NULL"))]
+        registry.register(live, "crm")
+        filed = 0
+        for account in self.protector.closed_accounts:
+            kind, value = ("email", account.email) if account.email else ("phone", account.phone)
+            if not value:
+                continue
+            code = f"crm_app-closed-{account.workspace_id}-{account.user_id}"
+            inbox.submit_once(Request("erasure", account.workspace_id, kind, value, source="crm_app",
+                                      requested_by=REQUESTED_BY, confirmation_code=code))
+            filed += 1
+        self.protector.closed_accounts.clear()
+        return filed
+
+
+@contextmanager
+def open_sync(database_url: str, cipher, *, warehouse_path: str | Path, work_dir: str | Path) -> Iterator[AppSync]:
+    """An engine on the app database and a work database for protecting its rows (deleted when done)."""
+    engine = sa.create_engine(database_url)
+    work = WorkDatabase(work_dir, warehouse_path)
+    try:
+        yield AppSync(engine, Protector(work.con, cipher))
+    finally:
+        work.close()
+        engine.dispose()
+
+
+@dlt.source(name=SOURCE_NAME, max_table_nesting=0)
+def crm_app_source(app: AppSync | None):
+    """One resource per app table (`None` only declares them, for Dagster, without touching any database)."""
+    return [_table_resource(table, app) for table in APP_TABLES]
+
+
+def _table_resource(table: AppTable, app: AppSync | None) -> DltResource:
+    """The table's resource: `sql_table` reads what changed since the cursor (dlt's incremental drops the rows
+    at the cursor that were loaded already), and a transformer of the table's name protects what it keeps.
+    A map step would run before dlt's incremental step, protecting and counting those rows again."""
+    stored = dlt.transformer(name=table.name, write_disposition=MERGE, primary_key=table.key,
+                             columns=table.declared)
+    if app is None:
+        return stored(_protected)(None, table)
+    rows = sql_table(
+        credentials=app.engine, table=table.name, backend="pyarrow", chunk_size=CHUNK_ROWS,
+        reflection_level="full", incremental=dlt.sources.incremental(CURSOR),
+        query_adapter_callback=_with_joined(table) if table.joined else None, primary_key=table.key,
+        table_loader_class=PlaintextTableLoader,
+    ).with_name(f"{table.name}_read")
+    return rows | stored(_protected)(app, table)
+
+
+def _protected(batch, app: AppSync | None, table: AppTable):
+    yield app.protector(table, batch)
+
+
+class PlaintextTableLoader(TableLoader):
+    """Reads rows in the app's own column types. The resource's hints describe the stored rows (personal columns
+    as ciphertext, made by the map step after reading), so the loader is given the reflected columns instead:
+    with the hints, it would try to convert the plaintext it reads to them."""
+
+    def __init__(self, engine: sa.Engine, backend, table: sa.Table, columns, **kwargs) -> None:
+        super().__init__(engine, backend, table, table_to_columns(table, "full"), **kwargs)
+
+
+def _with_joined(table: AppTable):
+    """A query adapter adding the columns `table.joined` names (from a LEFT JOIN on the parent's key)."""
+
+    def adapt(query: sa.Select, source: sa.Table, incremental=None, engine: sa.Engine | None = None) -> sa.Select:
+        for column, (parent, key, there) in (table.joined or {}).items():
+            other = sa.Table(parent, source.metadata, autoload_with=engine)
+            query = query.add_columns(other.c[there].label(column)).select_from(
+                source.outerjoin(other, source.c[key] == other.c[key]))
+        return query
+
+    return adapt
+
+
+def sync(database_url: str, cipher, *, warehouse_path: str | Path, dlt_dir: str | Path, work_dir: str | Path,
+         inbox: Inbox, registry: WorkspaceRegistry) -> dict[str, TableCounts]:
+    """Sync the app database with plain dlt (what the Dagster asset does through dagster-dlt)."""
+    with warehouse_lock(warehouse_path, f"{SOURCE_NAME} sync"):
+        pipeline = warehouse_pipeline(SOURCE_NAME, DATASET_NAME, warehouse_path, dlt_dir)
+        finish_pending(pipeline)
+        with open_sync(database_url, cipher, warehouse_path=warehouse_path, work_dir=work_dir) as app:
+            pipeline.run(crm_app_source(app)).raise_on_failed_jobs()
+            app.finish(inbox, registry)
+    return app.counts

@@ -1,0 +1,59 @@
+"""The CRM app source in Dagster: one job materialises every app table with its counts, and the checks pass
+on the sandbox's generated app database; a sandbox round changes it and the next run shows the changes."""
+
+from __future__ import annotations
+
+from dagster import DagsterInstance, Definitions
+from dagster_dlt import DagsterDltResource
+
+from assets.crm_app import CRM_APP_ASSETS, CRM_APP_CHECKS, crm_app_job
+from pipelines.crm_app import sandbox as app_sandbox
+from resources.crm_app import CrmAppResource
+from resources.keyring import KeyringResource
+from resources.privacy import PrivacyResource
+from resources.warehouse import WarehouseResource
+from tests.conftest import Platform
+
+
+def _run(platform: Platform, app: CrmAppResource):
+    defs = Definitions(assets=CRM_APP_ASSETS, asset_checks=CRM_APP_CHECKS, jobs=[crm_app_job], resources={
+        "dlt_runner": DagsterDltResource(),
+        "warehouse": WarehouseResource(path=str(platform.warehouse), dlt_dir=str(platform.dlt_dir),
+                                       work_dir=str(platform.work_dir)),
+        "keyring": KeyringResource(master_key_file=str(platform.master_key_file),
+                                   keyring_path=str(platform.keyring_path)),
+        "privacy": PrivacyResource(inbox_path=str(platform.root / "privacy" / "requests.sqlite"),
+                                   audit_path=str(platform.root / "privacy" / "audit.jsonl"),
+                                   exports_dir=str(platform.root / "exports"), landing_urls={}),
+        "crm_app": app,
+    })
+    return defs.resolve_job_def("crm_app_sync_job").execute_in_process(instance=DagsterInstance.ephemeral(),
+                                                                        raise_on_error=False)
+
+
+def _counts(result) -> dict[str, tuple]:
+    return {e.asset_key.path[-1]: tuple(e.materialization.metadata[k].value for k in ("rows_read", "rows_deleted"))
+            for e in result.get_asset_materialization_events()}
+
+
+def test_the_sandbox_app_database_syncs_with_counts_and_passing_checks(platform: Platform) -> None:
+    app = CrmAppResource(sandbox=True, sandbox_path=str(platform.root / "crm_app" / "app.sqlite"),
+                         workspaces_path=str(platform.workspaces_path))
+    first = _run(platform, app)
+    assert first.success
+    # 5 workspaces of 6 users (one billing profile each), 8 companies, 40 contacts, 12 deals
+    assert _counts(first) == {"workspaces": (5, 0), "users": (30, 0), "billing_profiles": (5, 0),
+                              "companies": (40, 0), "contacts": (200, 0), "deals": (60, 0)}
+    checks = first.get_asset_check_evaluations()
+    assert len(checks) == 13 and all(c.passed for c in checks)
+    assert platform.known_workspaces() == set(app_sandbox.WORKSPACES)
+
+    changes = app_sandbox.advance(app.url())
+    assert changes == {"contacts_added": 25, "contacts_updated": 15, "contacts_deleted": 10, "users_closed": 1}
+    second = _run(platform, app)
+    assert second.success
+    assert platform.query("SELECT count(*) FROM raw_crm_app.contacts") == [(200 + 25 - 10,)]
+    assert platform.query("SELECT count(*) FROM raw_crm_app.users") == [(29,)]
+    users = next(e for e in second.get_asset_materialization_events() if e.asset_key.path[-1] == "users")
+    assert users.materialization.metadata["erasure_requests_filed"].value == 1
+    assert _counts(second)["contacts"][1] == 10 and _counts(second)["users"][1] == 1
