@@ -4,7 +4,8 @@ failures through the shared `Retrier` and turn the API's errors into the few out
 
 What an error means is read from the `GoogleAdsFailure` (the client puts it on GoogleAdsException, and leaves
 it in the trailing metadata for INTERNAL and RESOURCE_EXHAUSTED, which it raises bare):
-- AUTHENTICATION_ERROR (or an OAuth refresh refused) -> `ReauthorizationRequired`: retrying cannot help;
+- AUTHENTICATION_ERROR (or an OAuth refresh refused) -> `ReauthorizationRequired`: retrying cannot help (a wrong
+  developer token is the platform's fault, not the user's: `GoogleAdsRequestFailed`);
 - QUOTA_ERROR RESOURCE_EXHAUSTED -> `DailyQuotaExhausted`: the developer token's daily operations are used up,
   the sync stops cleanly and resumes from its cursors after the reset;
 - QUOTA_ERROR RESOURCE_TEMPORARILY_EXHAUSTED (with its retry delay), INTERNAL, UNAVAILABLE, DEADLINE_EXCEEDED
@@ -162,6 +163,8 @@ def _outcome(exc: Exception) -> Exception:
     status = _status_code(exc)
     named = ", ".join(f"{kind.upper()} {name}" for kind, name in codes) or (status.name if status else "unknown")
     kinds = {kind for kind, _ in codes}
+    if ("authentication_error", "DEVELOPER_TOKEN_INVALID") in codes:
+        return GoogleAdsRequestFailed(f"Google Ads {named}: the platform's developer token is wrong, not the user's")
     if "authentication_error" in kinds or status is grpc.StatusCode.UNAUTHENTICATED:
         return ReauthorizationRequired(f"Google Ads {named}: the user must connect the account again")
     if ("quota_error", "RESOURCE_EXHAUSTED") in codes:
