@@ -161,7 +161,7 @@ PLATFORM_REPORT = PlatformReport(
     raw_daily_totals=f"""
         SELECT d.date AS date_day, d.workspace_id, d.customer_id AS account_id,
                sum(d.impressions) AS impressions, sum(d.clicks) AS clicks,
-               sum(d.cost_micros)::DECIMAL(38, 6) / 1000000 AS spend
+               CAST(sum(d.cost_micros) AS DECIMAL(38, 0)) * CAST(0.000001 AS DECIMAL(38, 6)) AS spend
         FROM {DATASET_NAME}.{AD_DAILY_TABLE} AS d
         GROUP BY ALL
     """,
