@@ -16,6 +16,13 @@ from dagster_dlt import DagsterDltResource
 from assets.analytics import ANALYTICS_ASSETS, analytics_job, analytics_schedule
 from assets.ingestion import EVENT_CHECKS, usage_events_assets, usage_events_job, usage_events_landing_sensor
 from assets.connections import ConnectedProvider, connections_sensor
+from assets.google_ads import (
+    GOOGLE_ADS_CHECKS,
+    GOOGLE_ADS_PROVIDER,
+    GOOGLE_ADS_SCHEDULES,
+    google_ads_assets,
+    google_ads_job,
+)
 from assets.mail import MAIL_ASSETS, MAIL_CHECKS, MAIL_JOBS, MAIL_PROVIDERS, MAIL_SCHEDULES
 from assets.privacy import (
     PRIVACY_ASSETS,
@@ -27,9 +34,12 @@ from assets.privacy import (
 )
 from assets.runs import abandoned_runs_sensor
 from pipelines import paths
+from pipelines.google_ads.connect import APP_ENV as GOOGLE_ADS_ENV
+from pipelines.google_ads.connect import require_app_env as require_google_ads_env
 from pipelines.mail_common.endpoints import OAUTH_ENV, require_oauth_env
 from pipelines.privacy.keyring import platform_master_key
 from resources.connections import ConnectionsResource
+from resources.google_ads import GoogleAdsResource
 from resources.keyring import KeyringResource
 from resources.landing import LandingResource
 from resources.mail import MailResource
@@ -47,18 +57,26 @@ def _mail(sandbox: bool) -> MailResource:
                         **{field: EnvVar(name) for field, name in OAUTH_ENV.items()})
 
 
+def _google_ads(sandbox: bool) -> GoogleAdsResource:
+    """The sandbox's gRPC server, or Google with the developer token and OAuth client through EnvVar."""
+    if sandbox:
+        return GoogleAdsResource(sandbox=True)
+    require_google_ads_env()
+    return GoogleAdsResource(sandbox=False, **{field: EnvVar(name) for field, name in GOOGLE_ADS_ENV.items()})
+
+
 SANDBOX = paths.is_sandbox()
 # Every provider whose accounts a workspace connects: the connections sensor and `cli run` walk this list.
-CONNECTED_PROVIDERS: list[ConnectedProvider] = [*MAIL_PROVIDERS]
+CONNECTED_PROVIDERS: list[ConnectedProvider] = [*MAIL_PROVIDERS, GOOGLE_ADS_PROVIDER]
 paths.private_dir(paths.data_dir())
 if not SANDBOX:
     platform_master_key()  # fails now, naming GTG_MASTER_KEY, rather than in the first run
 
 defs = Definitions(
-    assets=[usage_events_assets, *MAIL_ASSETS, *PRIVACY_ASSETS, *ANALYTICS_ASSETS],
-    asset_checks=[*EVENT_CHECKS, *MAIL_CHECKS, *PRIVACY_CHECKS],
-    jobs=[usage_events_job, *MAIL_JOBS, retention_job, requests_job, analytics_job],
-    schedules=[retention_schedule, analytics_schedule, *MAIL_SCHEDULES],
+    assets=[usage_events_assets, *MAIL_ASSETS, google_ads_assets, *PRIVACY_ASSETS, *ANALYTICS_ASSETS],
+    asset_checks=[*EVENT_CHECKS, *MAIL_CHECKS, *GOOGLE_ADS_CHECKS, *PRIVACY_CHECKS],
+    jobs=[usage_events_job, *MAIL_JOBS, google_ads_job, retention_job, requests_job, analytics_job],
+    schedules=[retention_schedule, analytics_schedule, *MAIL_SCHEDULES, *GOOGLE_ADS_SCHEDULES],
     sensors=[usage_events_landing_sensor, connections_sensor(CONNECTED_PROVIDERS), data_subject_request_sensor,
              abandoned_runs_sensor],
     # A run's steps run one after another in its own process, which holds the warehouse for the whole run.
@@ -71,5 +89,6 @@ defs = Definitions(
         "privacy": PrivacyResource(),
         "connections": ConnectionsResource(sandbox=SANDBOX),
         "mail": _mail(SANDBOX),
+        "google_ads_app": _google_ads(SANDBOX),
     },
 )
