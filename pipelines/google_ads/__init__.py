@@ -112,6 +112,7 @@ class GoogleAdsRun:
 
     def entities(self, stream: Stream) -> Iterator[pa.Table]:
         counts = self.report.stream(stream.table)
+        known = self.existing(stream, None)
         for client in self.clients():
             cid = client["customer_id"]
             rows = self.guarded(lambda: self.api.search(cid, query_of(stream),
@@ -119,21 +120,24 @@ class GoogleAdsRun:
             if rows is None:
                 return
             table = to_table(stream, rows, self.connection_id, self.workspace_id, self.synced_at)
-            self.tally(stream, table, self.existing(stream, cid, None))
+            self.tally(stream, table, known)
             if table.num_rows:
                 yield table
 
     def daily(self, stream: Stream) -> Iterator[pa.Table]:
         cursors: dict[str, str] = self.state.setdefault("daily", {}).setdefault(stream.table, {})
         now = self.options.clock()
+        spans = {}
         for client in self.clients():
             cid = client["customer_id"]
-            yesterday = local_yesterday(now, client["time_zone"])
-            span = days_to_read(cursors.get(cid), yesterday, self.options.conversion_window_days,
-                                self.options.history_days)
-            if span is None:
-                continue
-            known = self.existing(stream, cid, span[0])
+            span = days_to_read(cursors.get(cid), local_yesterday(now, client["time_zone"]),
+                                self.options.conversion_window_days, self.options.history_days)
+            if span is not None:
+                spans[cid] = span
+        if not spans:
+            return
+        known = self.existing(stream, min(first for first, _ in spans.values()))
+        for cid, span in spans.items():
             for first, last in slices(*span, self.options.slice_days):
                 rows = self.guarded(lambda: self.api.stream(cid, query_of(stream, first, last)))
                 if rows is None:
@@ -157,8 +161,8 @@ class GoogleAdsRun:
                 counts.inserted += 1
                 known.add(key)
 
-    def existing(self, stream: Stream, customer_id: str | None, since: dt.date | None) -> set[tuple]:
-        """Keys the warehouse holds for this connection (and account; from `since` for a daily report)."""
+    def existing(self, stream: Stream, since: dt.date | None) -> set[tuple]:
+        """Keys the warehouse holds for this connection (from `since` for a daily report), read once per table."""
         if self.warehouse_path is None or not Path(self.warehouse_path).exists():
             return set()
         with duckdb.connect(str(self.warehouse_path), read_only=True) as con:
@@ -167,9 +171,6 @@ class GoogleAdsRun:
             sql = (f"SELECT {', '.join(ident(k) for k in stream.key)} FROM {qualified(f'{DATASET_NAME}.{stream.table}')} "
                    "WHERE connection_id = ?")
             params: list[Any] = [self.connection_id]
-            if customer_id is not None:
-                sql += " AND customer_id = ?"
-                params.append(customer_id)
             if since is not None:
                 sql += " AND date >= ?"
                 params.append(since)
@@ -188,7 +189,7 @@ def google_ads_source(run: GoogleAdsRun | None):
     def customers() -> Iterator[pa.Table]:
         table = run.guarded(run.customers) if run else None
         if table is not None:
-            run.tally(CUSTOMERS, table, run.existing(CUSTOMERS, None, None))
+            run.tally(CUSTOMERS, table, run.existing(CUSTOMERS, None))
             yield table
 
     def entity(stream: Stream) -> Callable[[], Iterator[pa.Table]]:

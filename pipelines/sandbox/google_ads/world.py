@@ -114,6 +114,7 @@ class World:
     keywords: list[Keyword] = field(default_factory=list)
     revision: int = 0
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+    _metrics: dict[tuple[int, dt.date], DailyMetrics | None] = field(default_factory=dict, repr=False)
 
     # -- time -------------------------------------------------------------------------------------------------
 
@@ -131,6 +132,7 @@ class World:
         differs, as Google's does while it attributes conversions to earlier clicks."""
         with self.lock:
             self.revision += 1
+            self._metrics.clear()
 
     def remove_campaign(self, campaign_id: int) -> Campaign:
         """The advertiser removes a campaign today: listed with status REMOVED from now on, no metrics from today."""
@@ -138,6 +140,7 @@ class World:
             campaign = next(c for c in self.campaigns if c.campaign_id == campaign_id)
             campaign.status = "REMOVED"
             campaign.removed_on = self.today(campaign.customer_id)
+            self._metrics.clear()
             return campaign
 
     def clients(self) -> list[Customer]:
@@ -147,6 +150,12 @@ class World:
 
     def ad_metrics(self, ad: Ad, day: dt.date) -> DailyMetrics | None:
         """The ad's metrics of one local day, None when it served nothing (no row, as in the real reports)."""
+        key = (ad.ad_id, day)
+        if key not in self._metrics:
+            self._metrics[key] = self._ad_metrics(ad, day)
+        return self._metrics[key]
+
+    def _ad_metrics(self, ad: Ad, day: dt.date) -> DailyMetrics | None:
         campaign = self._campaign(ad.campaign_id)
         if not self.first_day(ad.customer_id) <= day <= self.today(ad.customer_id):
             return None
