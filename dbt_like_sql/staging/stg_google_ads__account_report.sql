@@ -1,8 +1,8 @@
 /*
 description: >
-  Google Ads account totals per day, in the shared ad-report shape (pipelines/ad_reporting.py, Fivetran ad_reporting's
-  column names), from raw_google_ads.google_ads_campaign_daily. One row per account and day of the account's own time zone (the
-  source reads each account up to its yesterday). Spend is cost_micros / 1,000,000 in the account's currency
+  Google Ads account totals per day, in the shared ad-report shape (pipelines/ad_reporting.py, Fivetran
+  ad_reporting's column names): the campaign report summed per account. One row per account and day of the
+  account's own time zone (the source reads each account up to its yesterday). Spend is cost_micros / 1,000,000 in the account's currency
   (yen stay whole). Conversions and their value are Google Ads' "Conversions" columns: the conversion actions
   included in Conversions, each under its own attribution model (data-driven by default), counted on the day
   of the click; the conversion window (14 days by default, up to 90) is re-read on
@@ -26,19 +26,17 @@ tests:
   - not_null: [date_day, platform, workspace_id, connection_id, account_id, currency, clicks, impressions, spend]
 */
 SELECT
-    d.date AS date_day,
-    'google_ads' AS platform,
-    d.workspace_id,
-    d.connection_id,
-    d.customer_id AS account_id,
-    c.descriptive_name AS account_name,
-    c.currency_code AS currency,
-    CAST(sum(d.clicks) AS BIGINT) AS clicks,
-    CAST(sum(d.impressions) AS BIGINT) AS impressions,
-    CAST(sum(d.cost_micros) AS DECIMAL(38, 0)) * CAST(0.000001 AS DECIMAL(38, 6)) AS spend,
-    sum(d.conversions) AS conversions,
-    sum(d.conversions_value) AS conversions_value
-FROM raw_google_ads.google_ads_campaign_daily AS d
-LEFT JOIN raw_google_ads.google_ads_customers AS c
-    ON c.connection_id = d.connection_id AND c.customer_id = d.customer_id
+    date_day,
+    platform,
+    workspace_id,
+    connection_id,
+    account_id,
+    account_name,
+    currency,
+    CAST(sum(clicks) AS BIGINT) AS clicks,
+    CAST(sum(impressions) AS BIGINT) AS impressions,
+    sum(spend) AS spend,
+    sum(conversions) AS conversions,
+    sum(conversions_value) AS conversions_value
+FROM staging.stg_google_ads__campaign_report
 GROUP BY ALL

@@ -110,17 +110,25 @@ class GoogleAdsRun:
             self.stopped = str(exc)
             return None
 
+    def _table(self, stream: Stream, read: Callable[[], list[Any]], known: set[tuple]) -> pa.Table | None:
+        """The rows `read()` returns as the stream's table, counted against the keys `known`; None when the
+        daily quota stopped the run."""
+        rows = self.guarded(read)
+        if rows is None:
+            return None
+        table = to_table(stream, rows, self.connection_id, self.workspace_id, self.synced_at)
+        self.tally(stream, table, known)
+        return table
+
     def entities(self, stream: Stream) -> Iterator[pa.Table]:
         counts = self.report.stream(stream.table)
         known = self.existing(stream, None)
         for client in self.clients():
             cid = client["customer_id"]
-            rows = self.guarded(lambda: self.api.search(cid, query_of(stream),
-                                                        on_restart=lambda: setattr(counts, "cursor_expired", True)))
-            if rows is None:
+            table = self._table(stream, lambda: self.api.search(
+                cid, query_of(stream), on_restart=lambda: setattr(counts, "cursor_expired", True)), known)
+            if table is None:
                 return
-            table = to_table(stream, rows, self.connection_id, self.workspace_id, self.synced_at)
-            self.tally(stream, table, known)
             if table.num_rows:
                 yield table
 
@@ -139,11 +147,9 @@ class GoogleAdsRun:
         known = self.existing(stream, min(first for first, _ in spans.values()))
         for cid, span in spans.items():
             for first, last in slices(*span, self.options.slice_days):
-                rows = self.guarded(lambda: self.api.stream(cid, query_of(stream, first, last)))
-                if rows is None:
+                table = self._table(stream, lambda: self.api.stream(cid, query_of(stream, first, last)), known)
+                if table is None:
                     return
-                table = to_table(stream, rows, self.connection_id, self.workspace_id, self.synced_at)
-                self.tally(stream, table, known)
                 if table.num_rows:
                     yield table
                 if cursors.get(cid) is None or cursors[cid] < last.isoformat():

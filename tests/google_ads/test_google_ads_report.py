@@ -10,7 +10,7 @@ from decimal import Decimal
 import duckdb
 import pytest
 
-from assets.sql_models import build, failing_rows_sql, load_models
+from assets.sql_models import build, build_order, failing_rows_sql, load_models
 from pipelines import ad_reporting
 from pipelines.catalog import DECLARED_TABLES
 from pipelines.google_ads.settings import PLATFORM_REPORT
@@ -24,8 +24,8 @@ MODELS = load_models(set(DECLARED_TABLES))
 def built(ads: AdsHarness) -> AdsHarness:
     ads.sync()
     with duckdb.connect(str(ads.warehouse)) as con:
-        for grain in ad_reporting.GRAINS:
-            model = MODELS[ad_reporting.staging_model("google_ads", grain)]
+        ours = {ad_reporting.staging_model("google_ads", grain) for grain in ad_reporting.GRAINS}
+        for model in (m for m in build_order(MODELS) if m.table in ours):
             build(con, model, sources=DECLARED_TABLES)
             for test in model.tests:
                 assert con.execute(failing_rows_sql(model, test)).fetchone()[0] == 0, test

@@ -1,16 +1,17 @@
 """Fault switches of the Google Ads sandbox: what the real API does to a sync, on demand.
 
 Each armed fault hits the next `times` matching calls after letting `skip` through (matching: same RPC
-method, same customer, when given), so tests are deterministic; `fired` counts what happened. The error
-shapes (status, GoogleAdsFailure in `googleadsfailure-bin`) live in the server.
+method, same customer, when given), so tests are deterministic; `fired` counts what happened
+(`pipelines.sandbox.faults`). The error shapes (status, GoogleAdsFailure in `googleadsfailure-bin`) live in
+the server.
 """
 
 from __future__ import annotations
 
-import threading
-from collections import Counter
 from dataclasses import dataclass
 from enum import Enum
+
+from pipelines.sandbox.faults import FaultQueue
 
 
 class AdsFault(str, Enum):
@@ -41,40 +42,12 @@ class ArmedFault:
         return (self.method in (None, method)) and (self.customer_id in (None, customer_id))
 
 
-class AdsFaults:
+class AdsFaults(FaultQueue[ArmedFault]):
     """The armed faults of one sandbox, consumed in arrival order by the server's threads."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._armed: list[ArmedFault] = []
-        self.fired: Counter[str] = Counter()
 
     def inject(self, kind: AdsFault | str, times: int = 1, *, method: str | None = None,
                customer_id: str | None = None, skip: int = 0, delay: float = 0.5) -> ArmedFault:
-        if times < 1 or skip < 0:
-            raise ValueError("times must be >= 1 and skip >= 0")
-        fault = ArmedFault(AdsFault(kind), times, method, customer_id, skip, delay)
-        with self._lock:
-            self._armed.append(fault)
-        return fault
-
-    def clear(self) -> None:
-        with self._lock:
-            self._armed.clear()
+        return self.arm(ArmedFault(AdsFault(kind), times, method, customer_id, skip, delay))
 
     def take(self, method: str, customer_id: str | None, paged: bool = False) -> ArmedFault | None:
-        with self._lock:
-            hit = None
-            for fault in self._armed:
-                if not fault.matches(method, customer_id, paged):
-                    continue
-                if fault.skip:
-                    fault.skip -= 1
-                elif hit is None:
-                    hit = fault
-            if hit is not None:
-                hit.times -= 1
-                if hit.times == 0:
-                    self._armed.remove(hit)
-                self.fired[hit.kind.value] += 1
-            return hit
+        return self.take_matching(lambda fault: fault.matches(method, customer_id, paged), method)
