@@ -36,7 +36,7 @@ from google.oauth2.credentials import Credentials
 from pipelines.connections.errors import ReauthorizationRequired
 from pipelines.connections.report import SyncReport
 from pipelines.google_ads.settings import API_VERSION, CALL_TIMEOUT_S, PAGE_TOKEN_RESTARTS
-from pipelines.mail_common.retry import Retrier, RetryPolicy
+from pipelines.connections.retry import Retrier, RetryPolicy
 
 T = TypeVar("T")
 GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"

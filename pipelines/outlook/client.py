@@ -25,7 +25,7 @@ from msgraph import GraphRequestAdapter, GraphServiceClient
 from msgraph.graph_request_adapter import options as GRAPH_OPTIONS  # the SDK's own (/me URL replacement)
 
 from pipelines.connections.report import SyncReport
-from pipelines.mail_common.retry import Retrier
+from pipelines.connections.retry import Retrier
 from pipelines.mail_common.session import SyncSession
 from pipelines.outlook.settings import HTTP_TIMEOUT_S, MICROSOFT_TOKEN_URL, PAGE_SIZE, SCOPES
 

@@ -15,7 +15,7 @@ from pipelines.connections.report import SyncReport
 from pipelines.google_ads import GoogleAdsRun, SyncOptions
 from pipelines.google_ads.client import AdsAccess, AdsApi, ads_client
 from pipelines.google_ads.sync import load
-from pipelines.mail_common.retry import RetryPolicy
+from pipelines.connections.retry import RetryPolicy
 from pipelines.sandbox.google_ads import ACCESS_TOKEN, DEVELOPER_TOKEN, MANAGER_ID, GoogleAdsSandbox, build_world
 
 # 23:30 UTC: already tomorrow in Berlin (00:30) and Tokyo (08:30), still today in Los Angeles (15:30).
