@@ -2,7 +2,7 @@
 
 The SDK stays the client (its request builders make the delta URLs, its adapter authenticates and sends),
 but pages are read as bytes and parsed with `json`: msgraph-sdk's model parsing costs about 2.5 ms per
-message, more than the rest of the sync together. Retries follow the shared policy (`mail_common.retry`)
+message, more than the rest of the sync together. Retries follow the shared policy (`connections.retry`)
 instead of the SDK's RetryHandler, so one rule covers throttling, 5xx and cut connections alike and every
 retry is counted; every HTTP request is counted by the innermost transport.
 """
