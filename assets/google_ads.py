@@ -67,7 +67,10 @@ def google_ads_assets(context: AssetExecutionContext, dlt_runner: DagsterDltReso
         access_token = registry.tokens(cipher, connection).access_token
         run = open_run(registry, cipher, connection, google_ads_app.app(), endpoint=endpoint,
                        options=google_ads_app.options(), warehouse_path=warehouse.path)
-        results = list(dlt_runner.run(context=context, dlt_source=google_ads_source(run), dlt_pipeline=pipeline))
+        try:
+            results = list(dlt_runner.run(context=context, dlt_source=google_ads_source(run), dlt_pipeline=pipeline))
+        finally:
+            run.api.close()
         record_loaded(registry, cipher, connection, run, access_token)
     if run.stopped:
         context.log.warning(f"connection {connection.connection_id}: {run.stopped}")

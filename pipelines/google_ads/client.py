@@ -137,6 +137,10 @@ class AdsApi:
                                     timeout=self.timeout)
         return SearchGoogleAdsResponse.pb(next(iter(pager.pages)))
 
+    def close(self) -> None:
+        """Close the gRPC channel (a server that stops while it is open makes gRPC log a GOAWAY)."""
+        self.service.transport.close()
+
     def refreshed_token(self) -> str | None:
         """The access token the credentials hold now (refreshed by google-auth when it had expired)."""
         return self.client.credentials.token

@@ -21,5 +21,8 @@ def load(run: GoogleAdsRun, *, warehouse_path: str | Path, dlt_dir: str | Path,
     with warehouse_lock(warehouse_path, f"{pipeline_name} sync of {run.connection_id}"):
         pipeline: dlt.Pipeline = warehouse_pipeline(pipeline_name, DATASET_NAME, warehouse_path, dlt_dir)
         finish_pending(pipeline)
-        pipeline.run(google_ads_source(run)).raise_on_failed_jobs()
+        try:
+            pipeline.run(google_ads_source(run)).raise_on_failed_jobs()
+        finally:
+            run.api.close()
     return run.report
