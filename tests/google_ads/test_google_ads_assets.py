@@ -125,3 +125,30 @@ def test_the_daily_quota_stops_cleanly_and_the_next_run_recovers(platform) -> No
     assert connection.status == "active"
     cursors = connection.sync_state["daily"]["google_ads_ad_daily"]
     assert harness.count("google_ads_ad_daily") == _expected_ad_rows(harness, cursors)
+
+
+def test_disconnect_erases_the_connections_rows_and_only_them(platform, tmp_path: Path) -> None:
+    import duckdb
+
+    from pipelines.connections.disconnect import disconnect
+    from pipelines.google_ads.settings import DATASET_NAME, TABLES
+    from pipelines.privacy.audit import AuditLog
+    from pipelines.privacy.dsr import process_pending
+    from pipelines.privacy.requests import Inbox
+
+    defs, instance, registry, harness = platform
+    assert _run(defs, instance, MANAGER_CONNECTION).success and _run(defs, instance, CLIENT_CONNECTION).success
+    held = {t: harness.query(f"SELECT connection_id, count(*) FROM {DATASET_NAME}.{t} GROUP BY 1") for t in TABLES}
+    client_rows = {f"{DATASET_NAME}.{t}": dict(rows)[CLIENT_CONNECTION] for t, rows in held.items()}
+    inbox = Inbox(tmp_path / "privacy" / "requests.sqlite")
+    request_id = disconnect(registry, inbox, CLIENT_CONNECTION, requested_by="test")
+    keyring = defs.resources["keyring"]
+    with keyring.open() as cipher, duckdb.connect(str(harness.warehouse)) as con:
+        report = process_pending(con, cipher, inbox, AuditLog.of(tmp_path / "privacy" / "audit.jsonl", cipher),
+                                 exports_dir=tmp_path / "exports", landing_urls={})
+    assert report.rows_by_table == client_rows
+    assert inbox.get(request_id)["status"] == "completed"
+    assert registry.get(CLIENT_CONNECTION).status == "revoked"
+    for table, rows in held.items():
+        assert harness.query(f"SELECT connection_id, count(*) FROM {DATASET_NAME}.{table} GROUP BY 1") == [
+            (c, n) for c, n in rows if c == MANAGER_CONNECTION]
