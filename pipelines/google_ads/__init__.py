@@ -95,8 +95,12 @@ class GoogleAdsRun:
         return pa.Table.from_pylist(self._customers, schema=arrow_schema(CUSTOMERS))
 
     def clients(self) -> list[dict[str, Any]]:
-        """The accounts whose campaigns are read: enabled, not managers."""
-        return [c for c in self.customers().to_pylist() if c["status"] == "ENABLED" and not c["manager"]]
+        """The accounts whose campaigns are read: enabled, not managers (none once the daily quota stopped the
+        run before they were listed)."""
+        table = self.guarded(self.customers)
+        if table is None:
+            return []
+        return [c for c in table.to_pylist() if c["status"] == "ENABLED" and not c["manager"]]
 
     # -- reading -----------------------------------------------------------------------------------------------
 

@@ -93,6 +93,16 @@ def test_the_daily_quota_stops_the_run_cleanly_and_the_next_run_finishes(ads: Ad
     _mirror(ads)
 
 
+def test_the_daily_quota_before_anything_was_read_loads_nothing_and_fails_nothing(ads: AdsHarness) -> None:
+    ads.sandbox.faults.inject(AdsFault.DAILY_QUOTA, 1, method="Search")
+    run = ads.sync()
+    assert run.stopped and not any(run.state.get("daily", {}).values())  # no cursor moved
+    assert ads.sandbox.calls["Search"] == 1 and ads.sandbox.calls["SearchStream"] == 0
+    run = ads.sync()
+    assert run.stopped is None
+    _mirror(ads)
+
+
 def test_an_expired_token_asks_for_reauthorisation_and_loads_nothing(ads: AdsHarness) -> None:
     ads.sandbox.faults.inject(AdsFault.EXPIRED_TOKEN, 1, method="SearchStream")
     with pytest.raises(Exception) as raised:
