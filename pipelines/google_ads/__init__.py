@@ -82,7 +82,7 @@ class GoogleAdsRun:
     warehouse_path: Path | None = None
     stopped: str | None = None  # why the run stopped early (the daily quota), None when it read everything
     synced_at: dt.datetime = field(default_factory=utc_now)
-    _customers: list[dict[str, Any]] | None = None
+    _customers: list[dict[str, Any]] | None = field(default=None, init=False, repr=False)
 
     # -- accounts ----------------------------------------------------------------------------------------------
 
