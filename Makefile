@@ -11,7 +11,7 @@ export RUNTIME__DLTHUB_TELEMETRY := false
 # deployment that forgot it stops instead of falling back to the sandbox (README, "Production").
 export GTG_ENV ?= sandbox
 
-.PHONY: install postgres run test ui bench bench-privacy clean
+.PHONY: install postgres run test ui bench bench-privacy bench-google-ads clean
 
 install: $(VENV)/.installed
 
@@ -43,6 +43,9 @@ bench: install
 
 bench-privacy: install
 	$(BIN)/python -m bench.privacy
+
+bench-google-ads: install
+	$(BIN)/python -m bench.google_ads
 
 clean:
 	rm -rf data .dagster_home

@@ -13,11 +13,18 @@ import os
 from dagster import Definitions, EnvVar, in_process_executor
 from dagster_dlt import DagsterDltResource
 
+from assets.analytics import ANALYTICS_ASSETS, analytics_job, analytics_schedule
+from assets.connections import ConnectedProvider, connections_sensor
 from assets.contact_uploads import UPLOAD_ASSETS, UPLOAD_CHECKS, UploadsResource, contact_uploads_sensor, uploads_job
 from assets.crm_app import CRM_APP_ASSETS, CRM_APP_CHECKS, crm_app_job, crm_app_schedule
-from assets.analytics import ANALYTICS_ASSETS, analytics_job, analytics_schedule
+from assets.google_ads import (
+    GOOGLE_ADS_CHECKS,
+    GOOGLE_ADS_PROVIDER,
+    GOOGLE_ADS_SCHEDULES,
+    google_ads_assets,
+    google_ads_job,
+)
 from assets.ingestion import EVENT_CHECKS, usage_events_assets, usage_events_job, usage_events_landing_sensor
-from assets.connections import ConnectedProvider, connections_sensor
 from assets.mail import MAIL_ASSETS, MAIL_CHECKS, MAIL_JOBS, MAIL_PROVIDERS, MAIL_SCHEDULES
 from assets.privacy import (
     PRIVACY_ASSETS,
@@ -30,10 +37,13 @@ from assets.privacy import (
 from assets.runs import abandoned_runs_sensor
 from pipelines import paths
 from pipelines.crm_app.settings import DATABASE_URL_ENV
+from pipelines.google_ads.connect import APP_ENV as GOOGLE_ADS_ENV
+from pipelines.google_ads.connect import require_app_env as require_google_ads_env
 from pipelines.mail_common.endpoints import OAUTH_ENV, MissingSecretError, require_oauth_env
 from pipelines.privacy.keyring import platform_master_key
 from resources.connections import ConnectionsResource
 from resources.crm_app import CrmAppResource
+from resources.google_ads import GoogleAdsResource
 from resources.keyring import KeyringResource
 from resources.landing import LandingResource
 from resources.mail import MailResource
@@ -62,18 +72,28 @@ def _crm_app(sandbox: bool) -> CrmAppResource:
     return CrmAppResource(sandbox=True)
 
 
+def _google_ads(sandbox: bool) -> GoogleAdsResource:
+    """The sandbox's gRPC server, or Google with the developer token and OAuth client through EnvVar."""
+    if sandbox:
+        return GoogleAdsResource(sandbox=True)
+    require_google_ads_env()
+    return GoogleAdsResource(sandbox=False, **{field: EnvVar(name) for field, name in GOOGLE_ADS_ENV.items()})
+
+
 SANDBOX = paths.is_sandbox()
 # Every provider whose accounts a workspace connects: the connections sensor and `cli run` walk this list.
-CONNECTED_PROVIDERS: list[ConnectedProvider] = [*MAIL_PROVIDERS]
+CONNECTED_PROVIDERS: list[ConnectedProvider] = [*MAIL_PROVIDERS, GOOGLE_ADS_PROVIDER]
 paths.private_dir(paths.data_dir())
 if not SANDBOX:
     platform_master_key()  # fails now, naming GTG_MASTER_KEY, rather than in the first run
 
 defs = Definitions(
-    assets=[usage_events_assets, *MAIL_ASSETS, *CRM_APP_ASSETS, *UPLOAD_ASSETS, *PRIVACY_ASSETS, *ANALYTICS_ASSETS],
-    asset_checks=[*EVENT_CHECKS, *MAIL_CHECKS, *CRM_APP_CHECKS, *UPLOAD_CHECKS, *PRIVACY_CHECKS],
-    jobs=[usage_events_job, *MAIL_JOBS, crm_app_job, uploads_job, retention_job, requests_job, analytics_job],
-    schedules=[retention_schedule, analytics_schedule, *MAIL_SCHEDULES, crm_app_schedule],
+    assets=[usage_events_assets, *MAIL_ASSETS, google_ads_assets, *CRM_APP_ASSETS, *UPLOAD_ASSETS, *PRIVACY_ASSETS,
+            *ANALYTICS_ASSETS],
+    asset_checks=[*EVENT_CHECKS, *MAIL_CHECKS, *GOOGLE_ADS_CHECKS, *CRM_APP_CHECKS, *UPLOAD_CHECKS, *PRIVACY_CHECKS],
+    jobs=[usage_events_job, *MAIL_JOBS, google_ads_job, crm_app_job, uploads_job, retention_job, requests_job,
+          analytics_job],
+    schedules=[retention_schedule, analytics_schedule, *MAIL_SCHEDULES, *GOOGLE_ADS_SCHEDULES, crm_app_schedule],
     sensors=[usage_events_landing_sensor, connections_sensor(CONNECTED_PROVIDERS), contact_uploads_sensor,
              data_subject_request_sensor, abandoned_runs_sensor],
     # A run's steps run one after another in its own process, which holds the warehouse for the whole run.
@@ -86,6 +106,7 @@ defs = Definitions(
         "privacy": PrivacyResource(),
         "connections": ConnectionsResource(sandbox=SANDBOX),
         "mail": _mail(SANDBOX),
+        "google_ads_app": _google_ads(SANDBOX),
         "crm_app": _crm_app(SANDBOX),
         "uploads": UploadsResource(),
     },

@@ -18,6 +18,7 @@ from pipelines.ad_reporting import PlatformReport
 from pipelines.contact_uploads import settings as contact_uploads
 from pipelines.crm_app import settings as crm_app
 from pipelines.gmail import settings as gmail
+from pipelines.google_ads import settings as google_ads
 from pipelines.outlook import settings as outlook
 from pipelines.usage_events import settings as usage_events
 from pipelines.workspaces import WORKSPACE_ID_PATTERN
@@ -49,6 +50,7 @@ DECLARED_TABLES: dict[str, TTableSchemaColumns] = {
     **{f"{s.dataset}.{c.table}": c.columns for s, c in _MAIL_CHILDREN},
     **{f"{crm_app.DATASET_NAME}.{table}": columns for table, columns in crm_app.TABLES.items()},
     **{f"{contact_uploads.DATASET_NAME}.{table}": columns for table, columns in contact_uploads.TABLES.items()},
+    **{f"{google_ads.DATASET_NAME}.{table}": columns for table, columns in google_ads.TABLES.items()},
 }
 
 # The asset (key path) that materialises each table: the events resource loads all three of its tables.
@@ -60,6 +62,7 @@ ASSET_OF_TABLE: dict[str, tuple[str, ...]] = {
     **{f"{crm_app.DATASET_NAME}.{table}": (crm_app.DATASET_NAME, table) for table in crm_app.TABLES},
     **{f"{contact_uploads.DATASET_NAME}.{table}": (contact_uploads.DATASET_NAME, table)
        for table in contact_uploads.TABLES},
+    **{f"{google_ads.DATASET_NAME}.{table}": (google_ads.DATASET_NAME, table) for table in google_ads.TABLES},
 }
 
 LANDING_ZONES: tuple[LandingZone, ...] = (
@@ -76,4 +79,4 @@ LANDING_ZONES: tuple[LandingZone, ...] = (
 
 # The ad platforms loaded so far, each with the raw totals the cross-platform ad report is checked against
 # (`pipelines.ad_reporting`): a platform's settings define its `PlatformReport` and it joins here.
-AD_PLATFORMS: tuple[PlatformReport, ...] = ()
+AD_PLATFORMS: tuple[PlatformReport, ...] = (google_ads.PLATFORM_REPORT,)

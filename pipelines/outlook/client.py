@@ -2,7 +2,7 @@
 
 The SDK stays the client (its request builders make the delta URLs, its adapter authenticates and sends),
 but pages are read as bytes and parsed with `json`: msgraph-sdk's model parsing costs about 2.5 ms per
-message, more than the rest of the sync together. Retries follow the shared policy (`mail_common.retry`)
+message, more than the rest of the sync together. Retries follow the shared policy (`connections.retry`)
 instead of the SDK's RetryHandler, so one rule covers throttling, 5xx and cut connections alike and every
 retry is counted; every HTTP request is counted by the innermost transport.
 """
@@ -25,7 +25,7 @@ from msgraph import GraphRequestAdapter, GraphServiceClient
 from msgraph.graph_request_adapter import options as GRAPH_OPTIONS  # the SDK's own (/me URL replacement)
 
 from pipelines.connections.report import SyncReport
-from pipelines.mail_common.retry import Retrier
+from pipelines.connections.retry import Retrier
 from pipelines.mail_common.session import SyncSession
 from pipelines.outlook.settings import HTTP_TIMEOUT_S, MICROSOFT_TOKEN_URL, PAGE_SIZE, SCOPES
 

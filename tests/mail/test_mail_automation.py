@@ -87,7 +87,9 @@ def test_production_switches_the_platform_to_the_real_apis(tmp_path) -> None:
     env = {**os.environ, "GTG_DATA_DIR": str(tmp_path), "GTG_ENV": "production",
            "GTG_MASTER_KEY": generate_master_key_text(), "GTG_GOOGLE_CLIENT_ID": "id.apps.googleusercontent.com",
            "GTG_GOOGLE_CLIENT_SECRET": "secret", "GTG_MICROSOFT_CLIENT_ID": "00000000-0000-0000-0000-000000000000",
-           "GTG_MICROSOFT_CLIENT_SECRET": "secret", "GTG_CRM_APP_DATABASE_URL": f"sqlite:///{tmp_path / 'app.sqlite'}"}
+           "GTG_MICROSOFT_CLIENT_SECRET": "secret", "GTG_CRM_APP_DATABASE_URL": f"sqlite:///{tmp_path / 'app.sqlite'}",
+           "GTG_GOOGLE_ADS_DEVELOPER_TOKEN": "token", "GTG_GOOGLE_ADS_CLIENT_ID": "id.apps.googleusercontent.com",
+           "GTG_GOOGLE_ADS_CLIENT_SECRET": "secret"}
     real = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2], env=env,
                           capture_output=True, text=True, timeout=120)
     assert real.returncode == 0, real.stderr[-2000:]

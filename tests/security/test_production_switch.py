@@ -11,6 +11,7 @@ import sys
 from contextlib import closing
 from pathlib import Path
 
+from pipelines.google_ads.connect import APP_ENV as GOOGLE_ADS_ENV
 from pipelines.mail_common.endpoints import OAUTH_ENV
 from pipelines.privacy.keyring import generate_master_key_text
 
@@ -76,6 +77,13 @@ def test_production_names_each_missing_secret_when_the_definitions_load(tmp_path
     one_missing = _run(data, ["-c", LOAD], GTG_ENV="production", GTG_MASTER_KEY=generate_master_key_text(),
                        **{**oauth, "GTG_MICROSOFT_CLIENT_SECRET": ""})
     assert one_missing.returncode == 1 and "but GTG_MICROSOFT_CLIENT_SECRET not set" in one_missing.stderr
+    no_ads = _run(data, ["-c", LOAD], GTG_ENV="production", GTG_MASTER_KEY=generate_master_key_text(), **oauth)
+    assert no_ads.returncode == 1
+    assert no_ads.stderr.strip().splitlines()[-1] == (
+        "pipelines.google_ads.connect.MissingGoogleAdsApp: GTG_ENV=production but GTG_GOOGLE_ADS_DEVELOPER_TOKEN, "
+        "GTG_GOOGLE_ADS_CLIENT_ID, GTG_GOOGLE_ADS_CLIENT_SECRET not set: the Google Ads source needs the platform's "
+        "developer token and OAuth client")
+    oauth |= dict.fromkeys(GOOGLE_ADS_ENV.values(), "configured")
     no_key = _run(data, ["-c", LOAD], GTG_ENV="production", **oauth)
     assert no_key.returncode == 1
     assert no_key.stderr.strip().splitlines()[-1].startswith(
@@ -90,13 +98,13 @@ def test_production_names_each_missing_secret_when_the_definitions_load(tmp_path
     ready = _run(data, ["-c", LOAD], GTG_ENV="production", GTG_MASTER_KEY=generate_master_key_text(), **oauth,
                  GTG_CRM_APP_DATABASE_URL=_app_database(tmp_path))
     assert ready.returncode == 0, ready.stderr[-2000:]
-    assert ready.stdout.strip() == ("['connections', 'crm_app', 'dlt_runner', 'keyring', 'landing', 'mail', 'privacy', "
-                                    "'uploads', 'warehouse']")
+    assert ready.stdout.strip() == ("['connections', 'crm_app', 'dlt_runner', 'google_ads_app', 'keyring', 'landing', "
+                                    "'mail', 'privacy', 'uploads', 'warehouse']")
 
 
 def test_a_production_run_generates_no_events_and_no_key(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    oauth = dict.fromkeys(OAUTH_ENV.values(), "configured")
+    oauth = dict.fromkeys([*OAUTH_ENV.values(), *GOOGLE_ADS_ENV.values()], "configured")
     run = _run(data, ["-m", "cli", "run", "--events", "100"], GTG_ENV="production",
                GTG_MASTER_KEY=generate_master_key_text(), GTG_CRM_APP_DATABASE_URL=_app_database(tmp_path), **oauth)
     assert run.returncode == 0, run.stderr[-2000:]

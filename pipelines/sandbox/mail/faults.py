@@ -4,19 +4,20 @@ Why it exists: a sync is only trustworthy if it survives what real providers do 
 Retry-After, bursts of 5xx, slow answers, connections cut before or during the body, expired access tokens
 and expired incremental cursors. Tests and benchmarks arm these faults at runtime and assert on the outcome,
 so every fault is deterministic: it hits the next `times` matching requests after letting `skip` matching
-requests through, in arrival order, and `Faults.fired` counts what actually happened.
+requests through, in arrival order, and `Faults.fired` counts what actually happened
+(`pipelines.sandbox.faults`).
 
-One `Faults` object belongs to each server and is shared by all its handler threads (hence the lock).
-The provider-specific part (the error bodies) lives in each server; this module only decides *when*.
+One `Faults` object belongs to each server. The provider-specific part (the error bodies) lives in each
+server; this module only decides *when*.
 """
 
 from __future__ import annotations
 
-import threading
-from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass
 from enum import Enum
+
+from pipelines.sandbox.faults import FaultQueue
 
 __all__ = ["Fault", "FaultKind", "Faults", "HTTP_KINDS", "STATUS_KINDS"]
 
@@ -53,51 +54,17 @@ class Fault:
         return self.kind in kinds and (self.endpoint is None or self.endpoint == endpoint)
 
 
-class Faults:
+class Faults(FaultQueue[Fault]):
     """The armed faults of one server, consumed in arrival order by its handler threads."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._armed: list[Fault] = []
-        self.fired: Counter[str] = Counter()  # "kind" and "kind:endpoint" -> times fired
 
     def inject(self, kind: FaultKind | str, times: int = 1, endpoint: str | None = None, skip: int = 0,
                **options: float) -> Fault:
         """Arm a fault for the next `times` requests to `endpoint` after `skip` of them passed untouched."""
-        if times < 1 or skip < 0:
-            raise ValueError("times must be >= 1 and skip >= 0")
         fault = Fault(FaultKind(kind), times, endpoint, skip, **options)  # type: ignore[arg-type]
         if fault.kind is FaultKind.SERVER_ERROR and not 500 <= fault.status <= 599:
             raise ValueError("a server error needs a 5xx status")
-        with self._lock:
-            self._armed.append(fault)
-        return fault
-
-    def clear(self) -> None:
-        with self._lock:
-            self._armed.clear()
-
-    @property
-    def armed(self) -> list[Fault]:
-        with self._lock:
-            return list(self._armed)
+        return self.arm(fault)
 
     def take(self, endpoint: str, kinds: Collection[FaultKind]) -> Fault | None:
-        """The fault that hits this request, if any. Every matching fault still skipping counts the request as
-        one it let through; the first matching fault that is done skipping fires (and is used up once)."""
-        with self._lock:
-            hit: Fault | None = None
-            for fault in self._armed:
-                if not fault.matches(endpoint, kinds):
-                    continue
-                if fault.skip:
-                    fault.skip -= 1
-                elif hit is None:
-                    hit = fault
-            if hit is not None:
-                hit.times -= 1
-                if hit.times == 0:
-                    self._armed.remove(hit)
-                self.fired[hit.kind.value] += 1
-                self.fired[f"{hit.kind.value}:{endpoint}"] += 1
-            return hit
+        """The fault that hits this request to `endpoint`, if any (see `FaultQueue.take_matching`)."""
+        return self.take_matching(lambda fault: fault.matches(endpoint, kinds), endpoint)

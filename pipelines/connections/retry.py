@@ -3,7 +3,9 @@
 Why not the SDKs' own retries: google-api-python-client does not retry a body cut short (IncompleteRead)
 and retries nothing unless asked; msgraph-sdk retries 429/503/504 but not a dropped connection. Retrying
 here, around each call, covers both the same way and lets the sync report how many retries it needed.
-A provider tells this module only how to read a status code and Retry-After out of its own exceptions.
+A provider tells this module only how to read a status code and Retry-After out of its own exceptions (the
+Google Ads source maps its gRPC statuses to their HTTP equivalents: UNAVAILABLE 503, INTERNAL 500,
+DEADLINE_EXCEEDED 504, a short-term quota error 429 with the API's retry delay).
 """
 
 from __future__ import annotations
