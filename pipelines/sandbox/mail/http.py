@@ -57,8 +57,11 @@ class Request:
 
     @property
     def token(self) -> str | None:
+        """The bearer token, else the `access_token` query parameter (how the Graph API SDK sends it)."""
         scheme, _, value = self.headers.get("authorization", "").partition(" ")
-        return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+        return self.arg("access_token") or None
 
 
 @dataclass
