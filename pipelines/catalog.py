@@ -14,6 +14,7 @@ from typing import Callable
 from dlt.common.schema.typing import TTableSchemaColumns
 
 from pipelines import paths
+from pipelines.facebook import settings as facebook
 from pipelines.gmail import settings as gmail
 from pipelines.outlook import settings as outlook
 from pipelines.usage_events import settings as usage_events
@@ -38,20 +39,23 @@ class LandingZone:
 # The mail streams: one table (and one asset) each, partitioned by connection; a stream's child table (the
 # messages' recipients) is loaded by the same resource, so it belongs to the stream's asset.
 _MAIL_STREAMS = (gmail.MESSAGES, gmail.CONTACTS, outlook.MESSAGES, outlook.CONTACTS)
-_MAIL_CHILDREN = tuple((s, s.child) for s in _MAIL_STREAMS if s.child)
+# The provider streams loaded per connection the same way (the mail ones and Meta's); a child table (recipients,
+# insight actions) belongs to its stream's asset.
+_CONNECTION_STREAMS = (*_MAIL_STREAMS, *facebook.STREAMS)
+_CHILDREN = tuple((s, s.child) for s in _CONNECTION_STREAMS if s.child)
 
 DECLARED_TABLES: dict[str, TTableSchemaColumns] = {
     **{f"{usage_events.DATASET_NAME}.{table}": columns for table, columns in usage_events.TABLES.items()},
-    **{f"{s.dataset}.{s.table}": s.columns for s in _MAIL_STREAMS},
-    **{f"{s.dataset}.{c.table}": c.columns for s, c in _MAIL_CHILDREN},
+    **{f"{s.dataset}.{s.table}": s.columns for s in _CONNECTION_STREAMS},
+    **{f"{s.dataset}.{c.table}": c.columns for s, c in _CHILDREN},
 }
 
 # The asset (key path) that materialises each table: the events resource loads all three of its tables.
 ASSET_OF_TABLE: dict[str, tuple[str, ...]] = {
     **{f"{usage_events.DATASET_NAME}.{table}": (usage_events.DATASET_NAME, usage_events.EVENTS_TABLE)
        for table in usage_events.TABLES},
-    **{f"{s.dataset}.{s.table}": (s.dataset, s.table) for s in _MAIL_STREAMS},
-    **{f"{s.dataset}.{c.table}": (s.dataset, s.table) for s, c in _MAIL_CHILDREN},
+    **{f"{s.dataset}.{s.table}": (s.dataset, s.table) for s in _CONNECTION_STREAMS},
+    **{f"{s.dataset}.{c.table}": (s.dataset, s.table) for s, c in _CHILDREN},
 }
 
 LANDING_ZONES: tuple[LandingZone, ...] = (

@@ -45,7 +45,8 @@ MERGE = {"disposition": "merge", "strategy": "delete-insert"}
 PERSONAL: dict[str, Any] = {"data_type": "binary", "nullable": True}
 INDEX: dict[str, Any] = {"data_type": "binary", "nullable": True}
 _PLAIN_TYPES = {"text": pa.string(), "bigint": pa.int64(), "bool": pa.bool_(), "double": pa.float64(),
-                "timestamp": pa.timestamp("us", tz="UTC"), "binary": pa.string(), "json": pa.string()}
+                "timestamp": pa.timestamp("us", tz="UTC"), "binary": pa.string(), "json": pa.string(),
+                "date": pa.date32()}
 
 
 def mail_table(key: str, columns: TTableSchemaColumns) -> TTableSchemaColumns:
@@ -180,9 +181,16 @@ class StreamWriter:
 
 def _plain_schema(columns: TTableSchemaColumns) -> pa.Schema:
     """The arrow schema of a table's plaintext rows: personal columns (and subject columns) as text."""
-    plain = {name: _PLAIN_TYPES[col.get("data_type", "text")] for name, col in columns.items()}
+    plain = {name: _plain_type(col) for name, col in columns.items()}
     plain.update({name: pa.string() for name in declaration(columns).subject_of})
     return pa.schema(plain)
+
+
+def _plain_type(column: dict[str, Any]) -> pa.DataType:
+    """A column's arrow type; money is exact (a decimal of the declared precision and scale)."""
+    if column.get("data_type") == "decimal":
+        return pa.decimal128(column.get("precision", 38), column.get("scale", 9))
+    return _PLAIN_TYPES[column.get("data_type", "text")]
 
 
 _WORK_FILE = re.compile(r"(mail-(?:(\d+)-)?[0-9a-f]{32}\.duckdb)(\.wal|\.tmp)?")
