@@ -16,6 +16,7 @@ from dagster_dlt import DagsterDltResource
 from assets.analytics import ANALYTICS_ASSETS, analytics_job, analytics_schedule
 from assets.ingestion import EVENT_CHECKS, usage_events_assets, usage_events_job, usage_events_landing_sensor
 from assets.connections import ConnectedProvider, connections_sensor
+from assets.facebook_ads import FACEBOOK_ASSETS, FACEBOOK_CHECKS, FACEBOOK_PROVIDER, FACEBOOK_SCHEDULES, facebook_job
 from assets.mail import MAIL_ASSETS, MAIL_CHECKS, MAIL_JOBS, MAIL_PROVIDERS, MAIL_SCHEDULES
 from assets.privacy import (
     PRIVACY_ASSETS,
@@ -27,9 +28,11 @@ from assets.privacy import (
 )
 from assets.runs import abandoned_runs_sensor
 from pipelines import paths
+from pipelines.facebook.settings import APP_ENV as FACEBOOK_APP_ENV
 from pipelines.mail_common.endpoints import OAUTH_ENV, require_oauth_env
 from pipelines.privacy.keyring import platform_master_key
 from resources.connections import ConnectionsResource
+from resources.facebook import FacebookResource
 from resources.keyring import KeyringResource
 from resources.landing import LandingResource
 from resources.mail import MailResource
@@ -47,18 +50,27 @@ def _mail(sandbox: bool) -> MailResource:
                         **{field: EnvVar(name) for field, name in OAUTH_ENV.items()})
 
 
+def _facebook(sandbox: bool) -> FacebookResource:
+    """The sandbox's Graph API server, or the real one; the Meta app's id and secret (optional: they sign each
+    request with appsecret_proof) through EnvVar when set."""
+    if sandbox:
+        return FacebookResource(sandbox=True)
+    return FacebookResource(sandbox=False, **{field: EnvVar(name) for field, name in FACEBOOK_APP_ENV.items()
+                                              if os.environ.get(name)})
+
+
 SANDBOX = paths.is_sandbox()
 # Every provider whose accounts a workspace connects: the connections sensor and `cli run` walk this list.
-CONNECTED_PROVIDERS: list[ConnectedProvider] = [*MAIL_PROVIDERS]
+CONNECTED_PROVIDERS: list[ConnectedProvider] = [*MAIL_PROVIDERS, FACEBOOK_PROVIDER]
 paths.private_dir(paths.data_dir())
 if not SANDBOX:
     platform_master_key()  # fails now, naming GTG_MASTER_KEY, rather than in the first run
 
 defs = Definitions(
-    assets=[usage_events_assets, *MAIL_ASSETS, *PRIVACY_ASSETS, *ANALYTICS_ASSETS],
-    asset_checks=[*EVENT_CHECKS, *MAIL_CHECKS, *PRIVACY_CHECKS],
-    jobs=[usage_events_job, *MAIL_JOBS, retention_job, requests_job, analytics_job],
-    schedules=[retention_schedule, analytics_schedule, *MAIL_SCHEDULES],
+    assets=[usage_events_assets, *MAIL_ASSETS, *FACEBOOK_ASSETS, *PRIVACY_ASSETS, *ANALYTICS_ASSETS],
+    asset_checks=[*EVENT_CHECKS, *MAIL_CHECKS, *FACEBOOK_CHECKS, *PRIVACY_CHECKS],
+    jobs=[usage_events_job, *MAIL_JOBS, facebook_job, retention_job, requests_job, analytics_job],
+    schedules=[retention_schedule, analytics_schedule, *MAIL_SCHEDULES, *FACEBOOK_SCHEDULES],
     sensors=[usage_events_landing_sensor, connections_sensor(CONNECTED_PROVIDERS), data_subject_request_sensor,
              abandoned_runs_sensor],
     # A run's steps run one after another in its own process, which holds the warehouse for the whole run.
@@ -71,5 +83,6 @@ defs = Definitions(
         "privacy": PrivacyResource(),
         "connections": ConnectionsResource(sandbox=SANDBOX),
         "mail": _mail(SANDBOX),
+        "facebook_ads": _facebook(SANDBOX),
     },
 )
