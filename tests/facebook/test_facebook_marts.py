@@ -12,7 +12,8 @@ import pytest
 
 from assets.analytics import MODELS, PERSONAL_COLUMNS
 from assets.sql_models import build, build_order, readable_personal_data
-from pipelines.catalog import DECLARED_TABLES
+from pipelines.catalog import AD_PLATFORMS, DECLARED_TABLES
+from pipelines.facebook.settings import REPORT
 from tests.facebook.conftest import TOKYO, WEST, AdsPlatform, ads  # noqa: F401 - ads: the fixture
 
 SHAPE = {  # the shared ad-report shape (ADS_CONTRACT.md), in order
@@ -58,6 +59,14 @@ def test_reports_have_the_shared_shape_and_equal_ads_manager(built: AdsPlatform)
         total = built.query("SELECT sum(spend), count(*) FROM staging.stg_facebook_ads__account_report "
                             "WHERE connection_id = ?", [connection_id])[0]
         assert total == (sum(f[2] for f in expected.values()), len({d for _, d in expected}))
+
+
+def test_raw_daily_totals_equal_the_account_report(built: AdsPlatform) -> None:
+    assert REPORT in AD_PLATFORMS and REPORT.platform == "facebook_ads"
+    raw = built.query(f"SELECT * FROM ({REPORT.raw_daily_totals}) ORDER BY ALL")
+    report = built.query("SELECT date_day, workspace_id, account_id, impressions, clicks, spend "
+                         "FROM staging.stg_facebook_ads__account_report ORDER BY ALL")
+    assert raw == report and len(raw) == sum(len({d for _, d in built.account(c).insights}) for c in (WEST, TOKYO))
 
 
 def test_leads_per_ad_and_form_and_day_in_the_accounts_time_zone(built: AdsPlatform) -> None:

@@ -15,6 +15,7 @@ Served, as the SDK calls it:
   GET  /RUN_ID/                           async_status ("Job Running" / "Job Completed" / "Job Failed") and
                                           async_percent_completion, advancing with each poll
   GET  /RUN_ID/insights                   the run's rows, paged
+  GET  /AD_ID/insights                    one ad's rows (what a naive per-ad loop asks for)
   GET  /act_ID/promote_pages              the pages the account advertises
   GET  /PAGE_ID/leadgen_forms             the page's lead forms
   GET  /FORM_ID/leads                     leads (field_data), newest first; `filtering` on time_created
@@ -111,6 +112,7 @@ class FacebookServer(SandboxServer):
             route("GET", f"/{_ACT}/promote_pages", "promote_pages", self._pages),
             route("GET", f"/{_RUN}", "report_run", self._report_run),
             route("GET", f"/{_RUN}/insights", "report_run.insights", self._report_rows),
+            route("GET", f"/{_ID}/insights", "ad.insights", self._ad_insights),
             route("GET", f"/{_ID}/leadgen_forms", "leadgen_forms", self._forms),
             route("GET", f"/{_ID}/leads", "leads", self._leads),
         ]
@@ -239,6 +241,14 @@ class FacebookServer(SandboxServer):
         account = self._own_account(request)
         return self._page(request, self._insight_rows(account, request.query))
 
+    def _ad_insights(self, request: Request) -> Response:
+        """One ad's insights (GET /AD_ID/insights): what a naive per-ad loop asks for."""
+        account = request.account
+        ad = account.objects.get(request.params["node"]) if account else None
+        if ad is None or ad.kind != "ad":
+            raise ProviderError(self.not_found(request))
+        return self._page(request, self._insight_rows(account, request.query, ad_id=ad.id))
+
     def _insights_async(self, request: Request) -> Response:
         account = self._own_account(request)
         params = urllib.parse.parse_qs(request.body.decode(), keep_blank_values=True)
@@ -273,8 +283,10 @@ class FacebookServer(SandboxServer):
 
     # -- insights -----------------------------------------------------------------------------------------------
 
-    def _insight_rows(self, account: AdAccount, params: dict[str, list[str]]) -> list[dict[str, Any]]:
-        """Ad-level daily rows of `time_range` (the account's days), ordered by day then ad."""
+    def _insight_rows(self, account: AdAccount, params: dict[str, list[str]],
+                      ad_id: str | None = None) -> list[dict[str, Any]]:
+        """Ad-level daily rows of `time_range` (the account's days), ordered by day then ad (one ad's only,
+        with `ad_id`)."""
         if (params.get("level") or [""])[0] != "ad" or (params.get("time_increment") or [""])[0] != "1":
             raise ProviderError(graph_error(400, 100, "The sandbox serves level=ad with time_increment=1 only."))
         try:
@@ -292,9 +304,12 @@ class FacebookServer(SandboxServer):
         windows = json.loads((params.get("action_attribution_windows") or ["[]"])[0]) or ["7d_click", "1d_view"]
         raw_fields = (params.get("fields") or [""])[0]  # comma-separated on GET, a JSON list in the async POST
         fields = set(json.loads(raw_fields) if raw_fields.startswith("[") else raw_fields.split(","))
+        days = [since + dt.timedelta(days=n) for n in range((min(until, today) - since).days + 1)]
+        ads = [ad_id] if ad_id else sorted(o.id for o in account.of_kind("ad"))
         rows = []
-        for (ad_id, day), figures in sorted(account.insights.items(), key=lambda kv: (kv[0][1], kv[0][0])):
-            if not since <= day <= min(until, today):
+        for day, ad_id in ((d, a) for d in days for a in ads):
+            figures = account.insights.get((ad_id, day))
+            if figures is None:
                 continue
             ad = account.objects[ad_id].fields
             row = {"account_id": account.account_id, "account_name": account.name,
