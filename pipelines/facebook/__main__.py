@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import sys
 from typing import Sequence
 
 from pipelines import paths
-from pipelines.connections.outcome import root_cause
 from pipelines.connections.registry import ConnectionRegistry
+from pipelines.connections.standalone import sync_each
 from pipelines.facebook.client import GraphEndpoint
 from pipelines.facebook.sandbox import running_sandbox, sandbox_world, seed_connections
 from pipelines.facebook.settings import APP_ENV, PROVIDER
@@ -33,19 +32,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             world = sandbox_world()
             endpoint = stack.enter_context(running_sandbox(world))
             seed_connections(registry, cipher, world)
-        failed = 0
-        for connection in registry.list(PROVIDER):
-            if args.connection and connection.connection_id != args.connection:
-                continue
-            try:
-                report = sync(registry, cipher, connection, endpoint, warehouse_path=paths.warehouse_path(),
-                              dlt_dir=paths.dlt_dir(), work_dir=paths.work_dir())
-            except Exception as exc:  # one account's failure (a refused token, say) must not stop the others
-                failed += 1
-                print(json.dumps({"connection": connection.connection_id, "error": type(root_cause(exc)).__name__}))
-                continue
-            print(json.dumps({"connection": connection.connection_id, **report.as_metadata()}))
-    return 1 if failed else 0
+        return sync_each(registry, PROVIDER, lambda connection: sync(
+            registry, cipher, connection, endpoint, warehouse_path=paths.warehouse_path(), dlt_dir=paths.dlt_dir(),
+            work_dir=paths.work_dir()), only=args.connection)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,6 @@ day in the account's time zone, and leads per form and day; nothing personal in 
 
 from __future__ import annotations
 
-import datetime as dt
 from collections import Counter
 from zoneinfo import ZoneInfo
 
