@@ -142,7 +142,7 @@ def cli_run(tmp_path_factory: pytest.TempPathFactory) -> CliRun:
     today_before = dt.datetime.now(dt.timezone.utc).date()
     result = subprocess.run(
         [sys.executable, "-m", "cli", "run", "--events", str(EVENTS), "--days", str(DAYS)],
-        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=180,
+        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=420,
     )
     today_after = dt.datetime.now(dt.timezone.utc).date()
     return CliRun(env=env, tmp=tmp, result=result, possible_end_days={today_before, today_after})
@@ -429,7 +429,7 @@ def test_mail_assets_are_partitioned_by_connection_with_their_checks(dagster_ui:
                          *(f"within_retention__{t}" for t in tables)}
     sensors = {s["name"]: s for s in repository["sensors"]}
     assert sensors["connections_sensor"]["defaultStatus"] == "RUNNING"
-    assert {t["pipelineName"] for t in sensors["connections_sensor"]["targets"]} == set(MAIL_CONNECTIONS)
+    assert {t["pipelineName"] for t in sensors["connections_sensor"]["targets"]} == {*MAIL_CONNECTIONS, "facebook_ads_sync_job"}
 
 
 def test_sensor_and_job_are_listed(dagster_ui: DagsterUI) -> None:
