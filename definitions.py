@@ -17,6 +17,7 @@ from assets.analytics import ANALYTICS_ASSETS, analytics_job, analytics_schedule
 from assets.connections import ConnectedProvider, connections_sensor
 from assets.contact_uploads import UPLOAD_ASSETS, UPLOAD_CHECKS, UploadsResource, contact_uploads_sensor, uploads_job
 from assets.crm_app import CRM_APP_ASSETS, CRM_APP_CHECKS, crm_app_job, crm_app_schedule
+from assets.facebook_ads import FACEBOOK_ASSETS, FACEBOOK_CHECKS, FACEBOOK_PROVIDER, FACEBOOK_SCHEDULES, facebook_job
 from assets.google_ads import (
     GOOGLE_ADS_CHECKS,
     GOOGLE_ADS_PROVIDER,
@@ -37,12 +38,14 @@ from assets.privacy import (
 from assets.runs import abandoned_runs_sensor
 from pipelines import paths
 from pipelines.crm_app.settings import DATABASE_URL_ENV
+from pipelines.facebook.settings import APP_ENV as FACEBOOK_APP_ENV
 from pipelines.google_ads.connect import APP_ENV as GOOGLE_ADS_ENV
 from pipelines.google_ads.connect import require_app_env as require_google_ads_env
 from pipelines.mail_common.endpoints import OAUTH_ENV, MissingSecretError, require_oauth_env
 from pipelines.privacy.keyring import platform_master_key
 from resources.connections import ConnectionsResource
 from resources.crm_app import CrmAppResource
+from resources.facebook import FacebookResource
 from resources.google_ads import GoogleAdsResource
 from resources.keyring import KeyringResource
 from resources.landing import LandingResource
@@ -80,20 +83,31 @@ def _google_ads(sandbox: bool) -> GoogleAdsResource:
     return GoogleAdsResource(sandbox=False, **{field: EnvVar(name) for field, name in GOOGLE_ADS_ENV.items()})
 
 
+def _facebook(sandbox: bool) -> FacebookResource:
+    """The sandbox's Graph API server, or the real one; the Meta app's id and secret (optional: they sign each
+    request with appsecret_proof) through EnvVar when set."""
+    if sandbox:
+        return FacebookResource(sandbox=True)
+    return FacebookResource(sandbox=False, **{field: EnvVar(name) for field, name in FACEBOOK_APP_ENV.items()
+                                              if os.environ.get(name)})
+
+
 SANDBOX = paths.is_sandbox()
 # Every provider whose accounts a workspace connects: the connections sensor and `cli run` walk this list.
-CONNECTED_PROVIDERS: list[ConnectedProvider] = [*MAIL_PROVIDERS, GOOGLE_ADS_PROVIDER]
+CONNECTED_PROVIDERS: list[ConnectedProvider] = [*MAIL_PROVIDERS, FACEBOOK_PROVIDER, GOOGLE_ADS_PROVIDER]
 paths.private_dir(paths.data_dir())
 if not SANDBOX:
     platform_master_key()  # fails now, naming GTG_MASTER_KEY, rather than in the first run
 
 defs = Definitions(
-    assets=[usage_events_assets, *MAIL_ASSETS, google_ads_assets, *CRM_APP_ASSETS, *UPLOAD_ASSETS, *PRIVACY_ASSETS,
-            *ANALYTICS_ASSETS],
-    asset_checks=[*EVENT_CHECKS, *MAIL_CHECKS, *GOOGLE_ADS_CHECKS, *CRM_APP_CHECKS, *UPLOAD_CHECKS, *PRIVACY_CHECKS],
-    jobs=[usage_events_job, *MAIL_JOBS, google_ads_job, crm_app_job, uploads_job, retention_job, requests_job,
-          analytics_job],
-    schedules=[retention_schedule, analytics_schedule, *MAIL_SCHEDULES, *GOOGLE_ADS_SCHEDULES, crm_app_schedule],
+    assets=[usage_events_assets, *MAIL_ASSETS, *FACEBOOK_ASSETS, google_ads_assets, *CRM_APP_ASSETS, *UPLOAD_ASSETS,
+            *PRIVACY_ASSETS, *ANALYTICS_ASSETS],
+    asset_checks=[*EVENT_CHECKS, *MAIL_CHECKS, *FACEBOOK_CHECKS, *GOOGLE_ADS_CHECKS, *CRM_APP_CHECKS, *UPLOAD_CHECKS,
+                  *PRIVACY_CHECKS],
+    jobs=[usage_events_job, *MAIL_JOBS, facebook_job, google_ads_job, crm_app_job, uploads_job, retention_job,
+          requests_job, analytics_job],
+    schedules=[retention_schedule, analytics_schedule, *MAIL_SCHEDULES, *FACEBOOK_SCHEDULES, *GOOGLE_ADS_SCHEDULES,
+               crm_app_schedule],
     sensors=[usage_events_landing_sensor, connections_sensor(CONNECTED_PROVIDERS), contact_uploads_sensor,
              data_subject_request_sensor, abandoned_runs_sensor],
     # A run's steps run one after another in its own process, which holds the warehouse for the whole run.
@@ -109,5 +123,6 @@ defs = Definitions(
         "google_ads_app": _google_ads(SANDBOX),
         "crm_app": _crm_app(SANDBOX),
         "uploads": UploadsResource(),
+        "facebook_ads": _facebook(SANDBOX),
     },
 )

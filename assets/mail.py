@@ -8,29 +8,20 @@ connection's HTTP requests and retries. Cursors are saved to the registry only a
 """
 
 import dlt
-from dagster import (
-    AssetCheckExecutionContext,
-    AssetCheckResult,
-    AssetExecutionContext,
-    AssetKey,
-    DynamicPartitionsDefinition,
-    MaterializeResult,
-    asset_check,
-)
+from dagster import AssetExecutionContext, DynamicPartitionsDefinition, MaterializeResult
 from dagster_dlt import DagsterDltResource, dlt_assets
 
-from assets.checks import encrypted_check
 from assets.connections import ConnectedProvider, connection_job, connection_partitions, hourly_schedule, syncable
+from assets.stream_checks import stream_checks
 from assets.translator import WarehouseTranslator
 from pipelines import paths
 from pipelines.gmail import gmail_source
 from pipelines.gmail import settings as gmail
 from pipelines.mail_common.sandbox import sandbox_accounts, seed_connections
 from pipelines.mail_common.session import commit, open_session
-from pipelines.mail_common.stage import CONNECTION, Stream
 from pipelines.outlook import outlook_source
 from pipelines.outlook import settings as outlook
-from pipelines.warehouse import finish_pending, table_exists
+from pipelines.warehouse import finish_pending
 from resources.connections import ConnectionsResource
 from resources.keyring import KeyringResource
 from resources.mail import MailResource
@@ -75,26 +66,8 @@ gmail_assets = _provider_assets("gmail", gmail_source, gmail, GMAIL_CONNECTIONS)
 outlook_assets = _provider_assets("outlook", outlook_source, outlook, OUTLOOK_CONNECTIONS)
 
 
-def _checks(stream: Stream):
-    key = AssetKey([stream.dataset, stream.table])
-
-    @asset_check(asset=key, name=f"{stream.table}_unique_ids", pool=WAREHOUSE_POOL,
-                 description=f"No {stream.key} is stored twice for one connection.")
-    def unique_ids(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
-        with warehouse.connect() as con:
-            if not table_exists(con, stream.dataset, stream.table):
-                return AssetCheckResult(passed=True, metadata={"rows": 0})
-            rows, distinct = con.execute(
-                f'SELECT count(*), count(DISTINCT ({CONNECTION}, "{stream.key}")) '
-                f'FROM "{stream.dataset}"."{stream.table}"').fetchone()
-        return AssetCheckResult(passed=rows == distinct, metadata={"rows": rows, "duplicate_rows": rows - distinct})
-
-    children = [stream.child.table] if stream.child else []
-    return [unique_ids, *(encrypted_check(key, stream.dataset, table) for table in [stream.table, *children])]
-
-
 STREAMS = (gmail.MESSAGES, gmail.CONTACTS, outlook.MESSAGES, outlook.CONTACTS)
-MAIL_CHECKS = [check for stream in STREAMS for check in _checks(stream)]
+MAIL_CHECKS = [check for stream in STREAMS for check in stream_checks(stream)]
 MAIL_ASSETS = [gmail_assets, outlook_assets]
 
 gmail_job = connection_job("gmail", gmail_assets, GMAIL_CONNECTIONS, "Sync one Gmail connection.")

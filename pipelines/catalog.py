@@ -17,6 +17,7 @@ from pipelines import paths
 from pipelines.ad_reporting import PlatformReport
 from pipelines.contact_uploads import settings as contact_uploads
 from pipelines.crm_app import settings as crm_app
+from pipelines.facebook import settings as facebook
 from pipelines.gmail import settings as gmail
 from pipelines.google_ads import settings as google_ads
 from pipelines.outlook import settings as outlook
@@ -42,12 +43,15 @@ class LandingZone:
 # The mail streams: one table (and one asset) each, partitioned by connection; a stream's child table (the
 # messages' recipients) is loaded by the same resource, so it belongs to the stream's asset.
 _MAIL_STREAMS = (gmail.MESSAGES, gmail.CONTACTS, outlook.MESSAGES, outlook.CONTACTS)
-_MAIL_CHILDREN = tuple((s, s.child) for s in _MAIL_STREAMS if s.child)
+# The provider streams loaded per connection the same way (the mail ones and Meta's); a child table (recipients,
+# insight actions) belongs to its stream's asset.
+_CONNECTION_STREAMS = (*_MAIL_STREAMS, *facebook.STREAMS)
+_CHILDREN = tuple((s, s.child) for s in _CONNECTION_STREAMS if s.child)
 
 DECLARED_TABLES: dict[str, TTableSchemaColumns] = {
     **{f"{usage_events.DATASET_NAME}.{table}": columns for table, columns in usage_events.TABLES.items()},
-    **{f"{s.dataset}.{s.table}": s.columns for s in _MAIL_STREAMS},
-    **{f"{s.dataset}.{c.table}": c.columns for s, c in _MAIL_CHILDREN},
+    **{f"{s.dataset}.{s.table}": s.columns for s in _CONNECTION_STREAMS},
+    **{f"{s.dataset}.{c.table}": c.columns for s, c in _CHILDREN},
     **{f"{crm_app.DATASET_NAME}.{table}": columns for table, columns in crm_app.TABLES.items()},
     **{f"{contact_uploads.DATASET_NAME}.{table}": columns for table, columns in contact_uploads.TABLES.items()},
     **{f"{google_ads.DATASET_NAME}.{table}": columns for table, columns in google_ads.TABLES.items()},
@@ -57,8 +61,8 @@ DECLARED_TABLES: dict[str, TTableSchemaColumns] = {
 ASSET_OF_TABLE: dict[str, tuple[str, ...]] = {
     **{f"{usage_events.DATASET_NAME}.{table}": (usage_events.DATASET_NAME, usage_events.EVENTS_TABLE)
        for table in usage_events.TABLES},
-    **{f"{s.dataset}.{s.table}": (s.dataset, s.table) for s in _MAIL_STREAMS},
-    **{f"{s.dataset}.{c.table}": (s.dataset, s.table) for s, c in _MAIL_CHILDREN},
+    **{f"{s.dataset}.{s.table}": (s.dataset, s.table) for s in _CONNECTION_STREAMS},
+    **{f"{s.dataset}.{c.table}": (s.dataset, s.table) for s, c in _CHILDREN},
     **{f"{crm_app.DATASET_NAME}.{table}": (crm_app.DATASET_NAME, table) for table in crm_app.TABLES},
     **{f"{contact_uploads.DATASET_NAME}.{table}": (contact_uploads.DATASET_NAME, table)
        for table in contact_uploads.TABLES},
@@ -79,4 +83,4 @@ LANDING_ZONES: tuple[LandingZone, ...] = (
 
 # The ad platforms loaded so far, each with the raw totals the cross-platform ad report is checked against
 # (`pipelines.ad_reporting`): a platform's settings define its `PlatformReport` and it joins here.
-AD_PLATFORMS: tuple[PlatformReport, ...] = (google_ads.PLATFORM_REPORT,)
+AD_PLATFORMS: tuple[PlatformReport, ...] = (facebook.REPORT, google_ads.PLATFORM_REPORT)

@@ -57,6 +57,8 @@ MAIL_ASSETS = {("raw_gmail", "gmail_messages"): "gmail_sync_job", ("raw_gmail", 
                ("raw_outlook", "outlook_contacts"): "outlook_sync_job"}
 CHILD_TABLES = {"gmail_messages": "gmail_message_recipients", "outlook_messages": "outlook_message_recipients"}
 MAIL_CONNECTIONS = {"gmail_sync_job": 3, "outlook_sync_job": 2}
+FACEBOOK_CONNECTIONS = 3  # the sandbox's ad accounts; 18 checks beside the assets, 9 retention checks
+FACEBOOK_DAYS = "7"  # days of insights per sandbox ad account: enough to sync, small enough for the time limit
 STARTUP_TIMEOUT_S = 120
 STOP_TIMEOUT_S = 30
 # Environment variables that would move a path away from GTG_DATA_DIR or change the run's outcome.
@@ -135,11 +137,12 @@ def cli_run(tmp_path_factory: pytest.TempPathFactory) -> CliRun:
         DAGSTER_HOME=str(tmp / "dagster_home"),
         RUNTIME__DLTHUB_TELEMETRY="false",
         PYTHONUNBUFFERED="1",
+        GTG_SANDBOX_FACEBOOK_DAYS=FACEBOOK_DAYS,
     )
     today_before = dt.datetime.now(dt.timezone.utc).date()
     result = subprocess.run(
         [sys.executable, "-m", "cli", "run", "--events", str(EVENTS), "--days", str(DAYS)],
-        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=180,
+        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=420,
     )
     today_after = dt.datetime.now(dt.timezone.utc).date()
     return CliRun(env=env, tmp=tmp, result=result, possible_end_days={today_before, today_after})
@@ -175,6 +178,9 @@ def test_cli_run_materialises_and_passes_its_checks(cli_run: CliRun) -> None:
                           out, re.MULTILINE)
         # unique ids and encryption of messages and contacts, encryption of the recipients, three retention checks
         assert runs == [("success", "8/8")] * connections, cli_run.output
+    assert f"facebook_ads_sync_job: one run per facebook_ads connection ({FACEBOOK_CONNECTIONS})" in out.splitlines()
+    runs = re.findall(r"^  ws_\d+-facebook_ads-\d: run [0-9a-f-]{36} (\w+); checks passed (\d+/\d+)$", out, re.MULTILINE)
+    assert runs == [("success", "27/27")] * FACEBOOK_CONNECTIONS, cli_run.output
     for job in PRIVACY_JOBS:  # then the privacy jobs: nothing expired yet, no request waiting
         assert re.search(rf"^{job}: run [0-9a-f-]{{36}} success; checks passed (\d+)/\1$", out, re.MULTILINE), cli_run.output
     assert re.search(r"^  privacy/retention/raw_events/usage_events: action anonymise, keep_days 395, cutoff .*, "
@@ -423,7 +429,7 @@ def test_mail_assets_are_partitioned_by_connection_with_their_checks(dagster_ui:
                          *(f"within_retention__{t}" for t in tables)}
     sensors = {s["name"]: s for s in repository["sensors"]}
     assert sensors["connections_sensor"]["defaultStatus"] == "RUNNING"
-    assert {t["pipelineName"] for t in sensors["connections_sensor"]["targets"]} == set(MAIL_CONNECTIONS)
+    assert {t["pipelineName"] for t in sensors["connections_sensor"]["targets"]} == {*MAIL_CONNECTIONS, "facebook_ads_sync_job"}
 
 
 def test_sensor_and_job_are_listed(dagster_ui: DagsterUI) -> None:

@@ -171,6 +171,13 @@ class StreamWriter:
             return out
 
 
+def _plain_type(column: dict[str, Any]) -> pa.DataType:
+    """A column's arrow type; money is exact (a decimal of the declared precision and scale)."""
+    if column.get("data_type") == "decimal":
+        return pa.decimal128(column.get("precision", 38), column.get("scale", 9))
+    return _PLAIN_TYPES[column.get("data_type", "text")]
+
+
 _WORK_FILE = re.compile(r"(mail-(?:(\d+)-)?[0-9a-f]{32}\.duckdb)(\.wal|\.tmp)?")
 
 

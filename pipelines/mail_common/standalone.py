@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 from typing import Any, Callable, Sequence
 
 from pipelines import paths
-from pipelines.connections.outcome import root_cause
 from pipelines.connections.registry import ConnectionRegistry
+from pipelines.connections.standalone import sync_each
 from pipelines.mail_common.endpoints import REAL_ENDPOINTS, OAuthApps, require_oauth_env
 from pipelines.mail_common.sandbox import running_sandbox, sandbox_accounts, seed_connections
 from pipelines.mail_common.session import SyncSession, sync_connection
@@ -37,18 +36,7 @@ def main(provider: str, make_source: Callable[[SyncSession], Any], pipeline_name
             accounts = sandbox_accounts()
             endpoints = stack.enter_context(running_sandbox(accounts))
             seed_connections(registry, cipher, accounts)
-        failed = 0
-        for connection in registry.list(provider):
-            if args.connection and connection.connection_id != args.connection:
-                continue
-            try:
-                report = sync_connection(registry, cipher, connection, make_source, pipeline_name=pipeline_name,
-                                         dataset=dataset, endpoints=endpoints, oauth=oauth,
-                                         warehouse_path=paths.warehouse_path(), dlt_dir=paths.dlt_dir(),
-                                         work_dir=paths.work_dir())
-            except Exception as exc:  # one account's failure (a revoked token, say) must not stop the others
-                failed += 1
-                print(json.dumps({"connection": connection.connection_id, "error": type(root_cause(exc)).__name__}))
-                continue
-            print(json.dumps({"connection": connection.connection_id, **report.as_metadata()}))
-    return 1 if failed else 0
+        return sync_each(registry, provider, lambda connection: sync_connection(
+            registry, cipher, connection, make_source, pipeline_name=pipeline_name, dataset=dataset,
+            endpoints=endpoints, oauth=oauth, warehouse_path=paths.warehouse_path(), dlt_dir=paths.dlt_dir(),
+            work_dir=paths.work_dir()), only=args.connection)

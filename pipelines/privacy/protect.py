@@ -8,7 +8,7 @@ encrypt or index is read from the table's column hints (`pipelines.privacy.categ
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 import duckdb
 import pyarrow as pa
@@ -106,9 +106,16 @@ _PLAIN_TYPES = {"text": pa.string(), "bigint": pa.int64(), "bool": pa.bool_(), "
 
 def plain_schema(columns: TTableSchemaColumns) -> pa.Schema:
     """The arrow schema of a table's plaintext rows: personal columns (and subject columns) as text."""
-    plain = {name: _PLAIN_TYPES[col.get("data_type", "text")] for name, col in columns.items()}
+    plain = {name: _plain_type(col) for name, col in columns.items()}
     plain.update({name: pa.string() for name in declaration(columns).subject_of})
     return pa.schema(plain)
+
+
+def _plain_type(column: dict[str, Any]) -> pa.DataType:
+    """A column's arrow type; money is exact (a decimal of the declared precision and scale)."""
+    if column.get("data_type") == "decimal":
+        return pa.decimal128(column.get("precision", 38), column.get("scale", 9))
+    return _PLAIN_TYPES[column.get("data_type", "text")]
 
 
 def protect_table(work: duckdb.DuckDBPyConnection, plain: pa.Table, columns: TTableSchemaColumns, cipher: FieldCipher,

@@ -30,11 +30,14 @@ class FaultKind(str, Enum):
     TRUNCATE = "truncate"  # send the headers and half of the body (Content-Length promises all), then close
     EXPIRED_TOKEN = "expired_token"  # 401 with the provider's invalid/expired-token body
     EXPIRED_CURSOR = "expired_cursor"  # the history id / delta link / sync token in the request is expired
+    PROVIDER_ERROR = "provider_error"  # the provider's own error `code` / `subcode` (Meta's), HTTP `status` (400)
+    JOB_FAILED = "job_failed"  # the next async report job the server creates ends failed
 
 
 # Faults that can hit any HTTP request, and the subset that can also hit one call inside a batch.
-HTTP_KINDS: frozenset[FaultKind] = frozenset(FaultKind) - {FaultKind.EXPIRED_CURSOR}
-STATUS_KINDS: frozenset[FaultKind] = frozenset({FaultKind.RATE_LIMIT, FaultKind.SERVER_ERROR, FaultKind.EXPIRED_TOKEN})
+HTTP_KINDS: frozenset[FaultKind] = frozenset(FaultKind) - {FaultKind.EXPIRED_CURSOR, FaultKind.JOB_FAILED}
+STATUS_KINDS: frozenset[FaultKind] = frozenset({FaultKind.RATE_LIMIT, FaultKind.SERVER_ERROR, FaultKind.EXPIRED_TOKEN,
+                                                FaultKind.PROVIDER_ERROR})
 
 
 @dataclass
@@ -49,6 +52,8 @@ class Fault:
     retry_after: int | None = None  # Retry-After seconds (an integer, what SDKs parse): RATE_LIMIT sends 1 unless
     # told otherwise, SERVER_ERROR sends it only when given
     delay: float = 0.5  # SLOW only: seconds
+    code: int | None = None  # PROVIDER_ERROR (and a provider's RATE_LIMIT flavour): the provider's error code
+    subcode: int | None = None
 
     def matches(self, endpoint: str, kinds: Collection[FaultKind]) -> bool:
         return self.kind in kinds and (self.endpoint is None or self.endpoint == endpoint)
@@ -61,6 +66,8 @@ class Faults(FaultQueue[Fault]):
                **options: float) -> Fault:
         """Arm a fault for the next `times` requests to `endpoint` after `skip` of them passed untouched."""
         fault = Fault(FaultKind(kind), times, endpoint, skip, **options)  # type: ignore[arg-type]
+        if fault.kind is FaultKind.PROVIDER_ERROR and "status" not in options:
+            fault.status = 400
         if fault.kind is FaultKind.SERVER_ERROR and not 500 <= fault.status <= 599:
             raise ValueError("a server error needs a 5xx status")
         return self.arm(fault)

@@ -1,0 +1,151 @@
+"""Meta ads sync benchmark against the Graph API sandbox, measured side by side in one run.
+
+    python -m bench.facebook_ads [--ads 1000] [--days 30] [--naive-ads 50] [--big-ads 10000] [--big-days 7]
+
+1. Insights requests of a full sync of `--ads` x `--days` (default 1,000 ads x 30 days): async report runs
+   with paging (what the source does) against a naive loop asking each ad for each day
+   (`GET /AD_ID/insights`, timed on a sample of ads; it needs one request per ad and day). Counted by the
+   sandbox server.
+2. Sync time of one account (`--ads` x `--days`, insights with their action rows, structure, leads) against a
+   DuckDB bare insert of the same insights rows from the sandbox's JSON (`read_json` of one file): what the
+   source costs over loading the bytes.
+3. Peak memory of the sync process (RSS, the sync running in its own process against the server in this one)
+   at `--ads` and at `--big-ads` ads x `--big-days` days: it should stay flat, since insights stream page by
+   page.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+from facebook_business.adobjects.ad import Ad
+from facebook_business.api import FacebookAdsApi
+from facebook_business.session import FacebookSession
+
+from pipelines.connections.registry import ConnectionRegistry
+from pipelines.facebook.client import GraphEndpoint
+from pipelines.facebook.sandbox import seed_connections
+from pipelines.facebook.settings import API_VERSION, INSIGHT_FIELDS
+from pipelines.facebook.sync import sync
+from pipelines.privacy.keyring import Keyring, load_master_key
+from pipelines.sandbox.facebook import FacebookServer, World, build_world
+
+NOW = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.timezone.utc)
+CONNECTION = "ws_bench-facebook_ads-0"
+INSIGHT_ENDPOINTS = ("insights.async", "report_run", "report_run.insights", "insights", "ad.insights")
+
+
+def _world(ads: int, days: int) -> World:
+    """One ad account of `ads` ads (10 campaigns, 10 ad sets each) and `days` days of insights."""
+    return build_world(11, campaigns=10, adsets=10, ads=max(1, ads // 100), days=days, leads=20, now=NOW, accounts=1)
+
+
+def _insight_requests(server: FacebookServer) -> int:
+    return sum(server.http_requests[e] for e in INSIGHT_ENDPOINTS)
+
+
+def _naive(server: FacebookServer, world: World, sample: int, days: int) -> tuple[float, int]:
+    """Seconds and requests for `sample` ads, one request per ad and day."""
+    account = world.accounts[0]
+    session = FacebookSession(access_token=account.token)
+    session.GRAPH = server.url
+    api = FacebookAdsApi(session, API_VERSION)
+    ads = sorted(o.id for o in account.of_kind("ad"))[:sample]
+    server.usage_per_call = 0  # counted, not throttled: Meta would refuse such a loop long before it ends
+    server.reset_counts()
+    started = time.perf_counter()
+    for ad_id in ads:
+        for offset in range(days):
+            day = (account.first_day + dt.timedelta(days=offset)).isoformat()
+            list(Ad(ad_id, api=api).get_insights(fields=list(INSIGHT_FIELDS), params={
+                "level": "ad", "time_increment": 1, "time_range": {"since": day, "until": day}}))
+    return time.perf_counter() - started, _insight_requests(server)
+
+
+def _bare_insert(server: FacebookServer, world: World, root: Path) -> tuple[float, int]:
+    """Seconds to load the account's insights rows, as the sandbox serves them, into DuckDB with read_json."""
+    account = world.accounts[0]
+    rows = server._insight_rows(account, {"level": ["ad"], "time_increment": ["1"], "time_range": [json.dumps(
+        {"since": account.first_day.isoformat(), "until": account.today().isoformat()})],
+        "fields": [",".join(INSIGHT_FIELDS)]})
+    path = root / "insights.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    started = time.perf_counter()
+    with duckdb.connect(str(root / "bare.duckdb")) as con:
+        con.execute("CREATE TABLE insights AS SELECT * FROM read_json(?, format = 'newline_delimited')", [str(path)])
+    return time.perf_counter() - started, len(rows)
+
+
+def _child_sync(root: Path, url: str) -> None:
+    """The sync of the benchmark's connection, in this (child) process."""
+    registry = ConnectionRegistry(root / "connections.sqlite")
+    with Keyring.open(root / "keyring.sqlite", load_master_key(None, root / "master.key", True)) as cipher:
+        sync(registry, cipher, registry.get(CONNECTION), GraphEndpoint(url), warehouse_path=root / "warehouse.duckdb",
+             dlt_dir=root / "dlt", work_dir=root / "work", now=lambda: NOW)
+
+
+def _measured_sync(world: World, server: FacebookServer, root: Path) -> tuple[float, int]:
+    """Seconds and peak RSS (MB) of one full sync run in a fresh process."""
+    root.mkdir(parents=True)
+    registry = ConnectionRegistry(root / "connections.sqlite")
+    with Keyring.open(root / "keyring.sqlite", load_master_key(None, root / "master.key", True)) as cipher:
+        seed_connections(registry, cipher, world, (("ws_bench", 0),))
+    started = time.perf_counter()
+    child = subprocess.Popen([sys.executable, "-m", "bench.facebook_ads", "--child", str(root), server.url],
+                             env={**os.environ, "RUNTIME__DLTHUB_TELEMETRY": "false"})
+    _, status, usage = os.wait4(child.pid, 0)
+    if status:
+        raise RuntimeError(f"the sync process failed (status {status})")
+    return time.perf_counter() - started, usage.ru_maxrss // 1024
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.facebook_ads", description=__doc__.splitlines()[0])
+    parser.add_argument("--ads", type=int, default=1000)
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--naive-ads", type=int, default=50, help="ads asked day by day for the baseline")
+    parser.add_argument("--big-ads", type=int, default=10_000)
+    parser.add_argument("--big-days", type=int, default=7)
+    parser.add_argument("--child", nargs=2, metavar=("ROOT", "URL"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        _child_sync(Path(args.child[0]), args.child[1])
+        return 0
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        world = _world(args.ads, args.days)
+        with FacebookServer(world) as server:
+            sync_s, small_rss = _measured_sync(world, server, root / "sync")
+            async_requests = _insight_requests(server)
+            bare_s, rows = _bare_insert(server, world, root)
+            naive_s, naive_requests = _naive(server, world, args.naive_ads, args.days)
+        big = _world(args.big_ads, args.big_days)
+        with FacebookServer(big) as server:
+            big_s, big_rss = _measured_sync(big, server, root / "big")
+    ads = len(world.accounts[0].of_kind("ad"))
+    naive_full = naive_requests * ads / args.naive_ads  # one request per ad and day, whatever the sample
+    print(f"Meta ads sync against the sandbox (one account, {ads} ads x {args.days} days = {rows} insight rows)")
+    print(f"insights requests for the full sync (first sync: 37 months, 13 report runs of 90 days)")
+    print(f"  async report runs + paging (the source): {async_requests}")
+    print(f"  naive per-ad, per-day loop: {naive_full:.0f} (timed on {args.naive_ads} ads: {naive_s:.1f} s)")
+    print(f"  ratio naive / async: {naive_full / async_requests:.0f}x")
+    print(f"sync of the account (structure, insights + action rows, leads; encryption and dlt load): {sync_s:.1f} s")
+    print(f"DuckDB bare insert of the same {rows} insight rows from the sandbox's JSON: {bare_s:.2f} s "
+          f"(sync / bare = {sync_s / bare_s:.0f}x)")
+    big_ads = len(big.accounts[0].of_kind("ad"))
+    print(f"peak RSS of the sync process: {ads} ads x {args.days} days {small_rss} MB; "
+          f"{big_ads} ads x {args.big_days} days {big_rss} MB ({big_s:.1f} s); ratio {big_rss / small_rss:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,47 @@
+/*
+description: >
+  Ad performance per day (the ad account's time zone), platform, account, campaign, ad set and ad, with
+  Fivetran ad_reporting's column names: impressions, clicks, spend in the account currency, conversions and
+  conversion value under the platform's default attribution setting (Meta: 7-day click or 1-day view
+  purchases), and the leads the ad's forms collected that day. Meta today; each ad platform joins with its
+  staging ad report. Counts and amounts only: no lead's data reaches this table.
+materialized: table
+columns:
+  date_day: Day in the ad account's time zone.
+  platform: The ad platform (facebook_ads).
+  workspace_id: The workspace.
+  connection_id: The connection the account was synced through.
+  account_id: Ad account id.
+  account_name: Ad account name.
+  campaign_id: Campaign id.
+  campaign_name: Campaign name.
+  ad_group_id: Ad set (ad group) id.
+  ad_group_name: Ad set (ad group) name.
+  ad_id: Ad id.
+  ad_name: Ad name.
+  currency: ISO 4217 currency of the account.
+  clicks: Clicks.
+  impressions: Impressions.
+  spend: Amount spent, account currency, major units.
+  conversions: Conversions under the default attribution setting.
+  conversions_value: Conversion value under the default attribution setting, account currency.
+  leads: Leads submitted through the ad's lead forms that day (account time zone).
+tests:
+  - unique: [platform, connection_id, ad_id, date_day]
+  - not_null: [date_day, platform, workspace_id, connection_id, account_id, ad_id, currency, clicks, impressions, spend, leads]
+*/
+WITH lead_days AS (
+    SELECT
+        l.connection_id,
+        l.ad_id,
+        CAST(timezone(a.timezone_name, l.created_time) AS DATE) AS date_day,
+        count(*) AS leads
+    FROM raw_facebook_ads.leads AS l
+    JOIN raw_facebook_ads.ad_accounts AS a ON a.connection_id = l.connection_id AND a.account_id = l.account_id
+    GROUP BY ALL
+)
+SELECT
+    r.*,
+    CAST(coalesce(d.leads, 0) AS BIGINT) AS leads
+FROM staging.stg_facebook_ads__ad_report AS r
+LEFT JOIN lead_days AS d ON d.connection_id = r.connection_id AND d.ad_id = r.ad_id AND d.date_day = r.date_day

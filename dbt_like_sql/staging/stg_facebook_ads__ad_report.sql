@@ -1,0 +1,66 @@
+/*
+description: >
+  Meta ads: one row per ad and day (the ad account's time zone) in the shared ad-report shape (Fivetran
+  ad_reporting's column names). Conversions are purchases (`offsite_conversion.fb_pixel_purchase`) under
+  the account's default attribution setting — Meta's reported `value`, 7-day click or 1-day view — exactly as
+  Ads Manager shows them; the other windows stay in raw_facebook_ads.ad_insight_actions. Meta ad sets are
+  ad groups. Names are the objects' current names.
+materialized: view
+columns:
+  date_day: Day in the ad account's time zone.
+  platform: facebook_ads.
+  workspace_id: The workspace.
+  connection_id: The connection the account was synced through.
+  account_id: Meta ad account id (without act_).
+  account_name: The ad account's name.
+  campaign_id: Campaign id.
+  campaign_name: Campaign name.
+  ad_group_id: Ad set id.
+  ad_group_name: Ad set name.
+  ad_id: Ad id.
+  ad_name: Ad name.
+  currency: ISO 4217 currency of the account.
+  clicks: Clicks (all).
+  impressions: Impressions.
+  spend: Amount spent, account currency, major units (JPY whole).
+  conversions: Purchases under the default attribution setting.
+  conversions_value: Purchase value under the default attribution setting, account currency.
+tests:
+  - unique: [connection_id, ad_id, date_day]
+  - not_null: [date_day, platform, workspace_id, connection_id, account_id, ad_id, currency, clicks, impressions, spend]
+*/
+WITH conversions AS (
+    SELECT
+        connection_id,
+        insight_id,
+        sum(value) FILTER (WHERE kind = 'action') AS conversions,
+        sum(value) FILTER (WHERE kind = 'action_value') AS conversions_value
+    FROM raw_facebook_ads.ad_insight_actions
+    WHERE attribution_window = 'default' AND action_type = 'offsite_conversion.fb_pixel_purchase'
+    GROUP BY ALL
+)
+SELECT
+    i.date_day,
+    'facebook_ads' AS platform,
+    i.workspace_id,
+    i.connection_id,
+    i.account_id,
+    a.name AS account_name,
+    i.campaign_id,
+    c.name AS campaign_name,
+    i.adset_id AS ad_group_id,
+    s.name AS ad_group_name,
+    i.ad_id,
+    d.name AS ad_name,
+    i.currency,
+    CAST(coalesce(i.clicks, 0) AS BIGINT) AS clicks,
+    CAST(coalesce(i.impressions, 0) AS BIGINT) AS impressions,
+    CAST(coalesce(i.spend, 0) AS DECIMAL(38, 6)) AS spend,
+    CAST(coalesce(v.conversions, 0) AS DOUBLE) AS conversions,
+    CAST(coalesce(v.conversions_value, 0) AS DOUBLE) AS conversions_value
+FROM raw_facebook_ads.ad_insights AS i
+LEFT JOIN raw_facebook_ads.ad_accounts AS a ON a.connection_id = i.connection_id AND a.account_id = i.account_id
+LEFT JOIN raw_facebook_ads.campaigns AS c ON c.connection_id = i.connection_id AND c.campaign_id = i.campaign_id
+LEFT JOIN raw_facebook_ads.ad_sets AS s ON s.connection_id = i.connection_id AND s.adset_id = i.adset_id
+LEFT JOIN raw_facebook_ads.ads AS d ON d.connection_id = i.connection_id AND d.ad_id = i.ad_id
+LEFT JOIN conversions AS v ON v.connection_id = i.connection_id AND v.insight_id = i.insight_id

@@ -1,0 +1,109 @@
+"""A Meta ads platform in a tmp folder: the seeded ad accounts on the local Graph API server, a connection
+registry, a real keyring and DuckDB warehouse; syncs run the real source with the real facebook-business SDK."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from pipelines.connections.registry import ConnectionRegistry
+from pipelines.connections.report import SyncReport
+from pipelines.facebook.client import GraphEndpoint
+from pipelines.facebook.sandbox import seed_connections
+from pipelines.facebook.sync import sync
+from pipelines.privacy.keyring import Keyring, load_master_key
+from pipelines.sandbox.facebook import FacebookServer, World, build_world
+
+# 03:00 UTC: already the 30th in Tokyo and Berlin, still the 29th in Los Angeles.
+NOW = dt.datetime(2026, 11, 30, 3, 0, tzinfo=dt.timezone.utc)
+PLAN = (("ws_0001", 0), ("ws_0001", 1), ("ws_0002", 2))
+WEST, TOKYO, BERLIN = "ws_0001-facebook_ads-0", "ws_0001-facebook_ads-1", "ws_0002-facebook_ads-2"
+CONNECTIONS = {WEST: 0, TOKYO: 1, BERLIN: 2}
+DAYS = 40
+RAW = "raw_facebook_ads"
+
+
+@dataclass
+class AdsPlatform:
+    root: Path
+    world: World
+    server: FacebookServer
+
+    @property
+    def warehouse(self) -> Path:
+        return self.root / "warehouse.duckdb"
+
+    @property
+    def registry(self) -> ConnectionRegistry:
+        return ConnectionRegistry(self.root / "connections" / "connections.sqlite")
+
+    def keyring(self) -> Keyring:
+        return Keyring.open(self.root / "keys" / "keyring.sqlite",
+                            load_master_key(None, self.root / "keys" / "master.key", True))
+
+    def account(self, connection_id: str):
+        return self.world.accounts[CONNECTIONS[connection_id]]
+
+    def sync(self, connection_id: str) -> SyncReport:
+        registry = self.registry
+        with self.keyring() as cipher:
+            return sync(registry, cipher, registry.get(connection_id), GraphEndpoint(self.server.url),
+                        warehouse_path=self.warehouse, dlt_dir=self.root / "dlt", work_dir=self.root / "work",
+                        now=lambda: self.world.now)
+
+    def query(self, sql: str, params: list | None = None) -> list[tuple]:
+        with duckdb.connect(str(self.warehouse), read_only=True) as con:
+            return con.execute(sql, params or []).fetchall()
+
+    def insights(self, connection_id: str) -> dict[tuple[str, dt.date], tuple]:
+        """(ad, day) -> (impressions, reach, clicks, spend) as stored."""
+        rows = self.query(f"SELECT ad_id, date_day, impressions, reach, clicks, spend FROM {RAW}.ad_insights "
+                          "WHERE connection_id = ?", [connection_id])
+        return {(r[0], r[1]): r[2:] for r in rows}
+
+    def decrypted_leads(self, connection_id: str) -> dict[str, dict[str, Any]]:
+        """lead id -> decrypted personal columns."""
+        rows = self.query(f"SELECT lead_id, workspace_id, subject_ref, email, full_name, phone_number, answers "
+                          f"FROM {RAW}.leads WHERE connection_id = ? ORDER BY lead_id", [connection_id])
+        out: dict[str, dict[str, Any]] = {r[0]: {} for r in rows}
+        with self.keyring() as cipher:
+            for i, column in enumerate(("email", "full_name", "phone_number", "answers"), start=3):
+                plain = cipher.decrypt_many([r[1] for r in rows], [r[2] for r in rows], [r[i] for r in rows],
+                                            f"leads.{column}").to_pylist()
+                for row, value in zip(rows, plain):
+                    out[row[0]][column] = value
+        return out
+
+
+def expected_insights(platform: AdsPlatform, connection_id: str) -> dict[tuple[str, dt.date], tuple]:
+    account = platform.account(connection_id)
+    return {key: (f.impressions, f.reach, f.clicks, f.spend) for key, f in account.insights.items()}
+
+
+def expected_actions(platform: AdsPlatform, connection_id: str) -> int:
+    """Rows of ad_insight_actions the account's insights give: per action type shown, its default value and
+    each non-zero window (Meta leaves zero windows out)."""
+    count = 0
+    for figures in platform.account(connection_id).insights.values():
+        for per_type in (figures.actions, figures.action_values):
+            for counts in per_type.values():
+                windows = [w for w, v in counts.items() if v]
+                if counts["7d_click"] + counts["1d_view"] or windows:
+                    count += 1 + len(windows)
+    return count
+
+
+@pytest.fixture
+def ads(tmp_path: Path) -> Iterator[AdsPlatform]:
+    world = build_world(5, campaigns=3, adsets=2, ads=2, days=DAYS, leads=8, now=NOW)
+    with FacebookServer(world) as server:
+        platform = AdsPlatform(tmp_path / "data", world, server)
+        with platform.keyring() as cipher:
+            seed_connections(platform.registry, cipher, world, PLAN)
+        yield platform

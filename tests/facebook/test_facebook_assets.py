@@ -1,0 +1,78 @@
+"""The Meta assets in Dagster, run in process against the sandbox the resource starts: one partition per ad
+account, counts in the metadata, every check beside the assets passing, and a refused token failing the run
+with "needs re-authorisation" and leaving the schedule."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from dagster import DagsterInstance, Definitions
+from dagster_dlt import DagsterDltResource
+
+from assets.facebook_ads import FACEBOOK_ASSETS, FACEBOOK_CHECKS, FACEBOOK_CONNECTIONS, FACEBOOK_PROVIDER, facebook_job
+from resources.connections import ConnectionsResource
+from resources.facebook import FacebookResource
+from resources.keyring import KeyringResource
+from resources.warehouse import WarehouseResource
+
+WEST, TOKYO = "ws_0001-facebook_ads-0", "ws_0001-facebook_ads-1"
+DAYS = 10
+
+
+@pytest.fixture
+def platform(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("GTG_SANDBOX_FACEBOOK_DAYS", str(DAYS))
+    root = tmp_path / "data"
+    resources = {
+        "dlt_runner": DagsterDltResource(),
+        "warehouse": WarehouseResource(path=str(root / "warehouse.duckdb"), dlt_dir=str(root / "dlt"),
+                                       work_dir=str(root / "work")),
+        "keyring": KeyringResource(master_key_file=str(root / "keys" / "master.key"),
+                                   keyring_path=str(root / "keys" / "keyring.sqlite")),
+        "connections": ConnectionsResource(connections_path=str(root / "connections" / "connections.sqlite")),
+        "facebook_ads": FacebookResource(sandbox=True),
+    }
+    with resources["keyring"].open() as cipher:
+        FACEBOOK_PROVIDER.seed_sandbox(resources["connections"].registry(), cipher)
+    instance = DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(FACEBOOK_CONNECTIONS.name, [WEST, TOKYO])
+    defs = Definitions(assets=FACEBOOK_ASSETS, asset_checks=FACEBOOK_CHECKS, jobs=[facebook_job], resources=resources)
+    return defs, instance, resources
+
+
+def _run(platform, partition: str):
+    defs, instance, _ = platform
+    return defs.resolve_job_def(facebook_job.name).execute_in_process(instance=instance, partition_key=partition,
+                                                                    raise_on_error=False)
+
+
+def test_a_partition_syncs_one_ad_account_with_counts_and_passing_checks(platform) -> None:
+    result = _run(platform, WEST)
+    assert result.success
+    metadata = {e.asset_key.path[-1]: {k: v.value for k, v in e.materialization.metadata.items()}
+                for e in result.get_asset_materialization_events()}
+    assert set(metadata) == {"ad_accounts", "campaigns", "ad_sets", "ads", "ad_creatives", "ad_insights",
+                             "lead_forms", "leads"}
+    assert metadata["ad_insights"]["inserted"] == 12 * DAYS and metadata["ad_insights"]["full_resync"] is True
+    assert metadata["leads"]["inserted"] == 12 and metadata["campaigns"]["inserted"] == 3
+    assert metadata["ads"]["http_requests"] > 0 and metadata["ads"]["retries"] == 0
+    checks = result.get_asset_check_evaluations()
+    assert len(checks) == len(FACEBOOK_CHECKS) == 18 and all(c.passed for c in checks)
+    again = _run(platform, WEST)
+    insights = next(e for e in again.get_asset_materialization_events() if e.asset_key.path[-1] == "ad_insights")
+    assert insights.materialization.metadata["updated"].value == 12 * DAYS  # the 28-day lookback covers all 10
+
+
+def test_a_refused_token_fails_the_run_as_needing_reauthorisation(platform) -> None:
+    _, _, resources = platform
+    registry = resources["connections"].registry()
+    with resources["keyring"].open() as cipher:
+        registry.reauthorise(cipher, TOKYO, None, "a-token-meta-no-longer-accepts")
+    result = _run(platform, TOKYO)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "needs re-authorisation" in failure.event_specific_data.error.message
+    assert "a-token-meta-no-longer-accepts" not in failure.event_specific_data.error.message
+    assert registry.get(TOKYO).status == "needs_reauth"
+    assert [c.connection_id for c in registry.list("facebook_ads")] == [WEST, "ws_0002-facebook_ads-2"]

@@ -1,0 +1,87 @@
+"""The Meta staging reports and marts over real syncs: every figure equals the sandbox's Ads Manager, per ad and
+day in the account's time zone, and leads per form and day; nothing personal in the marts."""
+
+from __future__ import annotations
+
+from collections import Counter
+from zoneinfo import ZoneInfo
+
+import duckdb
+import pytest
+
+from assets.analytics import MODELS, PERSONAL_COLUMNS
+from assets.sql_models import build, build_order, readable_personal_data
+from pipelines.catalog import AD_PLATFORMS, DECLARED_TABLES
+from pipelines.facebook.settings import REPORT
+from tests.facebook.conftest import TOKYO, WEST, AdsPlatform, ads  # noqa: F401 - ads: the fixture
+
+SHAPE = {  # the shared ad-report shape (ADS_CONTRACT.md), in order
+    "account": [],
+    "campaign": ["campaign_id", "campaign_name"],
+    "ad_group": ["campaign_id", "campaign_name", "ad_group_id", "ad_group_name"],
+    "ad": ["campaign_id", "campaign_name", "ad_group_id", "ad_group_name", "ad_id", "ad_name"],
+}
+
+
+@pytest.fixture
+def built(ads: AdsPlatform) -> AdsPlatform:
+    for connection_id in (WEST, TOKYO):
+        ads.sync(connection_id)
+    with duckdb.connect(str(ads.warehouse)) as con:
+        for model in build_order(MODELS):
+            build(con, model, sources=DECLARED_TABLES)
+    return ads
+
+
+def test_reports_have_the_shared_shape_and_equal_ads_manager(built: AdsPlatform) -> None:
+    for grain, middle in SHAPE.items():
+        columns = built.query("SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = "
+                              "'staging' AND table_name = ? ORDER BY ordinal_position", [f"stg_facebook_ads__{grain}_report"])
+        assert [c for c, _ in columns] == ["date_day", "platform", "workspace_id", "connection_id", "account_id",
+                                           "account_name", *middle, "currency", "clicks", "impressions", "spend",
+                                           "conversions", "conversions_value"]
+        assert dict(columns)["spend"] == "DECIMAL(38,6)" and dict(columns)["date_day"] == "DATE"
+    for connection_id in (WEST, TOKYO):
+        account = built.account(connection_id)
+        expected = {(ad, day): (f["impressions"], f["clicks"], f["spend"], float(f["conversions"]),
+                                float(f["conversions_value"])) for (ad, day), f in account.ads_manager().items()}
+        rows = built.query("SELECT ad_id, date_day, impressions, clicks, spend, conversions, conversions_value, currency "
+                           "FROM staging.stg_facebook_ads__ad_report WHERE connection_id = ?", [connection_id])
+        assert {(r[0], r[1]): r[2:7] for r in rows} == expected
+        assert {r[7] for r in rows} == {account.currency}
+        per_campaign: Counter = Counter()
+        for (ad, day), figures in expected.items():
+            per_campaign[(account.objects[ad].fields["campaign_id"], day)] += figures[2]
+        campaign_rows = built.query("SELECT campaign_id, date_day, spend FROM staging.stg_facebook_ads__campaign_report "
+                                    "WHERE connection_id = ?", [connection_id])
+        assert {(r[0], r[1]): r[2] for r in campaign_rows} == dict(per_campaign)
+        total = built.query("SELECT sum(spend), count(*) FROM staging.stg_facebook_ads__account_report "
+                            "WHERE connection_id = ?", [connection_id])[0]
+        assert total == (sum(f[2] for f in expected.values()), len({d for _, d in expected}))
+
+
+def test_raw_daily_totals_equal_the_account_report(built: AdsPlatform) -> None:
+    assert REPORT in AD_PLATFORMS and REPORT.platform == "facebook_ads"
+    raw = built.query(f"SELECT * FROM ({REPORT.raw_daily_totals}) ORDER BY ALL")
+    report = built.query("SELECT date_day, workspace_id, account_id, impressions, clicks, spend "
+                         "FROM staging.stg_facebook_ads__account_report ORDER BY ALL")
+    assert raw == report and len(raw) == sum(len({d for _, d in built.account(c).insights}) for c in (WEST, TOKYO))
+
+
+def test_leads_per_ad_and_form_and_day_in_the_accounts_time_zone(built: AdsPlatform) -> None:
+    for connection_id in (WEST, TOKYO):
+        account = built.account(connection_id)
+        zone = ZoneInfo(account.timezone_name)
+        by_form: Counter = Counter((lead.form_id, lead.created.astimezone(zone).date()) for lead in account.leads.values())
+        by_ad: Counter = Counter((lead.ad_id, lead.created.astimezone(zone).date()) for lead in account.leads.values())
+        rows = built.query("SELECT form_id, date_day, leads FROM analytics.leads_daily WHERE connection_id = ?",
+                           [connection_id])
+        assert {(r[0], r[1]): r[2] for r in rows} == dict(by_form)
+        performance = built.query("SELECT ad_id, date_day, leads FROM analytics.ad_performance_daily "
+                                  "WHERE connection_id = ? AND leads > 0", [connection_id])
+        assert {(r[0], r[1]): r[2] for r in performance} == dict(by_ad)
+        assert built.query("SELECT count(*) FROM analytics.ad_performance_daily WHERE connection_id = ?",
+                           [connection_id]) == [(len(account.insights),)]
+    with duckdb.connect(str(built.warehouse), read_only=True) as con:
+        for name in ("analytics.ad_performance_daily", "analytics.leads_daily"):
+            assert readable_personal_data(con, MODELS[name], PERSONAL_COLUMNS) == {}

@@ -1,0 +1,102 @@
+"""The privacy engine on Meta's tables with no Meta-specific privacy code: nothing a lead typed is readable on
+disk, a lead erased by e-mail leaves no byte of it behind, disconnecting erases the account's rows, and the
+retention rules (37 months of insights, 180 days of leads) delete what they govern."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from assets.privacy import POLICY
+from pipelines.connections.disconnect import disconnect
+from pipelines.privacy.audit import AuditLog
+from pipelines.privacy.dsr import process_pending
+from pipelines.privacy.requests import Inbox, Request
+from pipelines.privacy.retention import run_rule
+from tests.facebook.conftest import RAW, TOKYO, WEST, AdsPlatform, ads  # noqa: F401 - ads: the fixture
+
+TABLES = ("ad_accounts", "campaigns", "ad_sets", "ads", "ad_creatives", "ad_insights", "ad_insight_actions",
+          "lead_forms", "leads")
+
+
+@pytest.fixture
+def synced(ads: AdsPlatform) -> AdsPlatform:
+    for connection_id in (WEST, TOKYO):
+        ads.sync(connection_id)
+    return ads
+
+
+def _run(ads: AdsPlatform, inbox: Inbox):
+    with ads.keyring() as cipher, duckdb.connect(str(ads.warehouse)) as con:
+        return process_pending(con, cipher, inbox, AuditLog.of(ads.root / "privacy" / "audit.jsonl", cipher),
+                               exports_dir=ads.root / "exports", landing_urls={})
+
+
+def _found(root: Path, needles: set[str]) -> dict[str, list[str]]:
+    """Which needles (as UTF-8 bytes) occur in which files under `root`."""
+    hits: dict[str, list[str]] = {}
+    for path in (p for p in root.rglob("*") if p.is_file()):
+        data = path.read_bytes()
+        for needle in needles:
+            if needle.encode() in data:
+                hits.setdefault(needle, []).append(str(path.relative_to(root)))
+    return hits
+
+
+def _typed(lead) -> set[str]:
+    return {value for value in lead.answers.values()} - {"under 1k", "1k to 10k", "not sure yet"}  # shared answers
+
+
+def test_nothing_a_lead_typed_and_no_token_is_readable_on_disk(synced: AdsPlatform) -> None:
+    needles = {synced.account(c).token for c in (WEST, TOKYO)}
+    for connection_id in (WEST, TOKYO):
+        for lead in synced.account(connection_id).leads.values():
+            needles |= _typed(lead)
+    assert len(synced.decrypted_leads(WEST)) == 8  # loaded, then searched for
+    assert _found(synced.root, needles) == {}
+
+
+def test_a_lead_erased_by_email_leaves_no_byte_behind(synced: AdsPlatform) -> None:
+    account = synced.account(WEST)
+    lead = sorted(account.leads.values(), key=lambda l: l.id)[0]
+    before = synced.decrypted_leads(WEST)
+    inbox = Inbox(synced.root / "privacy" / "requests.sqlite")
+    inbox.submit(Request("erasure", "ws_0001", "email", lead.answers["email"]))
+    report = _run(synced, inbox)
+    assert report.rows_by_table == {f"{RAW}.leads": 1} and report.keys_destroyed >= 1
+    assert synced.decrypted_leads(WEST) == {k: v for k, v in before.items() if k != lead.id}
+    assert _found(synced.root, _typed(lead)) == {}
+    synced.sync(WEST)  # offered again by Meta: suppressed, not loaded back
+    assert lead.id not in synced.decrypted_leads(WEST)
+
+
+def test_disconnecting_an_ad_account_erases_every_row_synced_from_it(synced: AdsPlatform) -> None:
+    inbox = Inbox(synced.root / "privacy" / "requests.sqlite")
+    disconnect(synced.registry, inbox, WEST, requested_by="test")
+    report = _run(synced, inbox)
+    assert report.rows_by_table[f"{RAW}.ad_insights"] == len(synced.account(WEST).insights)
+    for table in TABLES:
+        assert synced.query(f"SELECT count(*) FROM {RAW}.{table} WHERE connection_id = ?", [WEST]) == [(0,)], table
+    assert synced.query(f"SELECT count(*) FROM {RAW}.ad_insights WHERE connection_id = ?", [TOKYO]) == [
+        (len(synced.account(TOKYO).insights),)]
+    assert len(synced.decrypted_leads(TOKYO)) == 8
+    assert _found(synced.root, {synced.account(WEST).token}) == {}
+
+
+def test_retention_deletes_leads_after_180_days_and_insights_after_37_months(synced: AdsPlatform) -> None:
+    rules = {r.table: r for r in POLICY.rules if r.table.startswith(f"{RAW}.")}
+    assert set(rules) == {f"{RAW}.{t}" for t in TABLES}
+    assert (rules[f"{RAW}.leads"].keep_days, rules[f"{RAW}.ad_insights"].keep_days) == (180, 1127)
+    newest_lead = max(l.created for c in (WEST, TOKYO) for l in synced.account(c).leads.values())
+    first_day = min(synced.account(c).first_day for c in (WEST, TOKYO))
+    with synced.keyring() as cipher, duckdb.connect(str(synced.warehouse)) as con:
+        audit = AuditLog.of(synced.root / "privacy" / "audit.jsonl", cipher)
+        kept = run_rule(con, rules[f"{RAW}.leads"], cipher, audit, newest_lead + dt.timedelta(days=179))
+        gone = run_rule(con, rules[f"{RAW}.leads"], cipher, audit, newest_lead + dt.timedelta(days=181))
+        day_after = dt.datetime.combine(first_day, dt.time(12), dt.timezone.utc) + dt.timedelta(days=1128)
+        insights = run_rule(con, rules[f"{RAW}.ad_insights"], cipher, audit, day_after)
+    assert (kept.rows_expired, gone.rows_expired) == (0, 16)
+    assert insights.rows_expired == sum(1 for c in (WEST, TOKYO) for (_, d) in synced.account(c).insights if d == first_day)
