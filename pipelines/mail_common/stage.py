@@ -31,8 +31,8 @@ import pyarrow as pa
 from dlt.common.schema.typing import TTableSchemaColumns
 from dlt.extract.resource import DltResource
 
+from pipelines.connections.report import StreamCounts
 from pipelines.errors import values_withheld
-from pipelines.mail_common.report import StreamCounts
 from pipelines.privacy.categories import CONNECTION_HINT, declaration
 from pipelines.privacy.protect import FieldCipher, protect
 from pipelines.privacy.suppression import load_suppression_list, without_suppressed
