@@ -13,9 +13,17 @@ import os
 from dagster import Definitions, EnvVar, in_process_executor
 from dagster_dlt import DagsterDltResource
 
+from assets.ad_reporting import AD_REPORTING_CHECKS
 from assets.analytics import ANALYTICS_ASSETS, analytics_job, analytics_schedule
 from assets.ingestion import EVENT_CHECKS, usage_events_assets, usage_events_job, usage_events_landing_sensor
 from assets.connections import ConnectedProvider, connections_sensor
+from assets.linkedin_ads import (
+    LINKEDIN_ADS_CHECKS,
+    LINKEDIN_ADS_PROVIDER,
+    LINKEDIN_ADS_SCHEDULES,
+    linkedin_ads_assets,
+    linkedin_ads_job,
+)
 from assets.mail import MAIL_ASSETS, MAIL_CHECKS, MAIL_JOBS, MAIL_PROVIDERS, MAIL_SCHEDULES
 from assets.privacy import (
     PRIVACY_ASSETS,
@@ -32,6 +40,7 @@ from pipelines.privacy.keyring import platform_master_key
 from resources.connections import ConnectionsResource
 from resources.keyring import KeyringResource
 from resources.landing import LandingResource
+from resources.linkedin_ads import LinkedInAdsResource
 from resources.mail import MailResource
 from resources.privacy import PrivacyResource
 from resources.warehouse import WarehouseResource
@@ -49,16 +58,16 @@ def _mail(sandbox: bool) -> MailResource:
 
 SANDBOX = paths.is_sandbox()
 # Every provider whose accounts a workspace connects: the connections sensor and `cli run` walk this list.
-CONNECTED_PROVIDERS: list[ConnectedProvider] = [*MAIL_PROVIDERS]
+CONNECTED_PROVIDERS: list[ConnectedProvider] = [*MAIL_PROVIDERS, LINKEDIN_ADS_PROVIDER]
 paths.private_dir(paths.data_dir())
 if not SANDBOX:
     platform_master_key()  # fails now, naming GTG_MASTER_KEY, rather than in the first run
 
 defs = Definitions(
-    assets=[usage_events_assets, *MAIL_ASSETS, *PRIVACY_ASSETS, *ANALYTICS_ASSETS],
-    asset_checks=[*EVENT_CHECKS, *MAIL_CHECKS, *PRIVACY_CHECKS],
-    jobs=[usage_events_job, *MAIL_JOBS, retention_job, requests_job, analytics_job],
-    schedules=[retention_schedule, analytics_schedule, *MAIL_SCHEDULES],
+    assets=[usage_events_assets, *MAIL_ASSETS, linkedin_ads_assets, *PRIVACY_ASSETS, *ANALYTICS_ASSETS],
+    asset_checks=[*EVENT_CHECKS, *MAIL_CHECKS, *LINKEDIN_ADS_CHECKS, *PRIVACY_CHECKS, *AD_REPORTING_CHECKS],
+    jobs=[usage_events_job, *MAIL_JOBS, linkedin_ads_job, retention_job, requests_job, analytics_job],
+    schedules=[retention_schedule, analytics_schedule, *MAIL_SCHEDULES, *LINKEDIN_ADS_SCHEDULES],
     sensors=[usage_events_landing_sensor, connections_sensor(CONNECTED_PROVIDERS), data_subject_request_sensor,
              abandoned_runs_sensor],
     # A run's steps run one after another in its own process, which holds the warehouse for the whole run.
@@ -71,5 +80,6 @@ defs = Definitions(
         "privacy": PrivacyResource(),
         "connections": ConnectionsResource(sandbox=SANDBOX),
         "mail": _mail(SANDBOX),
+        "linkedin_ads": LinkedInAdsResource(sandbox=SANDBOX),
     },
 )

@@ -16,6 +16,7 @@ from dlt.common.schema.typing import TTableSchemaColumns
 from pipelines import paths
 from pipelines.ad_reporting import PlatformReport
 from pipelines.gmail import settings as gmail
+from pipelines.linkedin_ads import settings as linkedin_ads
 from pipelines.outlook import settings as outlook
 from pipelines.usage_events import settings as usage_events
 from pipelines.workspaces import WORKSPACE_ID_PATTERN
@@ -45,6 +46,7 @@ DECLARED_TABLES: dict[str, TTableSchemaColumns] = {
     **{f"{usage_events.DATASET_NAME}.{table}": columns for table, columns in usage_events.TABLES.items()},
     **{f"{s.dataset}.{s.table}": s.columns for s in _MAIL_STREAMS},
     **{f"{s.dataset}.{c.table}": c.columns for s, c in _MAIL_CHILDREN},
+    **{f"{linkedin_ads.DATASET_NAME}.{table}": columns for table, columns in linkedin_ads.TABLES.items()},
 }
 
 # The asset (key path) that materialises each table: the events resource loads all three of its tables.
@@ -53,6 +55,7 @@ ASSET_OF_TABLE: dict[str, tuple[str, ...]] = {
        for table in usage_events.TABLES},
     **{f"{s.dataset}.{s.table}": (s.dataset, s.table) for s in _MAIL_STREAMS},
     **{f"{s.dataset}.{c.table}": (s.dataset, s.table) for s, c in _MAIL_CHILDREN},
+    **{f"{linkedin_ads.DATASET_NAME}.{table}": (linkedin_ads.DATASET_NAME, table) for table in linkedin_ads.TABLES},
 }
 
 LANDING_ZONES: tuple[LandingZone, ...] = (
@@ -69,4 +72,4 @@ LANDING_ZONES: tuple[LandingZone, ...] = (
 
 # The ad platforms loaded so far, each with the raw totals the cross-platform ad report is checked against
 # (`pipelines.ad_reporting`): a platform's settings define its `PlatformReport` and it joins here.
-AD_PLATFORMS: tuple[PlatformReport, ...] = ()
+AD_PLATFORMS: tuple[PlatformReport, ...] = (linkedin_ads.REPORT,)

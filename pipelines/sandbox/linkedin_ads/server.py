@@ -73,6 +73,7 @@ class LinkedInAdsServer(SandboxServer):
         self.data = data
         self.expired_tokens: set[str] = set()
         self.max_analytics_elements = MAX_ANALYTICS_ELEMENTS
+        self.queries: list[tuple[str, str]] = []  # (endpoint, raw query string) of every versioned call, in order
         super().__init__(data.members, host, port)  # type: ignore[arg-type] - members carry a .token
 
     def routes(self) -> list[Route]:
@@ -124,6 +125,8 @@ class LinkedInAdsServer(SandboxServer):
             raise error(426, "NONEXISTENT_VERSION", f"Requested version {version} is not active")
         if request.headers.get("x-restli-protocol-version") != "2.0.0":
             raise error(400, "ILLEGAL_ARGUMENT", "This endpoint requires the header X-Restli-Protocol-Version: 2.0.0")
+        with self._count_lock:
+            self.queries.append((request.endpoint, request.raw_query))
         try:
             request.query = restli.split_query(request.raw_query)
         except restli.RestliError as exc:
