@@ -28,25 +28,4 @@ tests:
   - not_null: [platform, connection_id, account_id, ad_id, date_day, workspace_id, clicks, impressions, spend]
   - accepted_values: {column: platform, values: [facebook_ads, google_ads, linkedin_ads]}
 */
-SELECT
-    date_day,
-    platform,
-    workspace_id,
-    connection_id,
-    account_id,
-    account_name,
-    campaign_id,
-    campaign_name,
-    ad_group_id,
-    ad_group_name,
-    ad_id,
-    ad_name,
-    currency,
-    clicks,
-    impressions,
-    spend,
-    conversions,
-    conversions_value
-FROM (
-    SELECT * FROM staging.stg_linkedin_ads__ad_report
-) AS platforms
+SELECT * FROM staging.stg_linkedin_ads__ad_report

@@ -4,7 +4,7 @@ description: >
   (pipelines/ad_reporting.py). LinkedIn's campaign groups are campaigns, its campaigns ad groups and its
   creatives ads (Fivetran's mapping). Conversions are LinkedIn's externalWebsiteConversions: each conversion
   counts under the attribution windows its conversion rule declares (LinkedIn's default: 30 days post-click, 7
-  days post-view). From the daily analytics by campaign (pivot CAMPAIGN).
+  days post-view). The ad group report (LinkedIn's CAMPAIGN pivot) rolled up.
 materialized: view
 columns:
   date_day: The day, as LinkedIn reports it for the ad account.
@@ -26,22 +26,19 @@ tests:
   - not_null: [date_day, connection_id, account_id, campaign_id, platform, workspace_id, clicks, impressions, spend]
 */
 SELECT
-    f.date_day,
-    'linkedin_ads' AS platform,
-    f.workspace_id,
-    f.connection_id,
-    CAST(f.account_id AS VARCHAR) AS account_id,
-    a.name AS account_name,
-    CAST(c.campaign_group_id AS VARCHAR) AS campaign_id,
-    g.name AS campaign_name,
-    a.currency,
-    CAST(sum(f.clicks) AS BIGINT) AS clicks,
-    CAST(sum(f.impressions) AS BIGINT) AS impressions,
-    CAST(sum(f.cost_in_local_currency) AS DECIMAL(38, 6)) AS spend,
-    CAST(sum(f.external_website_conversions) AS DOUBLE) AS conversions,
-    CAST(sum(f.conversion_value_in_local_currency) AS DOUBLE) AS conversions_value
-FROM raw_linkedin_ads.linkedin_ads_campaign_analytics f
-LEFT JOIN raw_linkedin_ads.linkedin_ads_accounts a ON a.connection_id = f.connection_id AND a.account_id = f.account_id
-LEFT JOIN raw_linkedin_ads.linkedin_ads_campaigns c ON c.connection_id = f.connection_id AND c.campaign_id = f.campaign_id
-LEFT JOIN raw_linkedin_ads.linkedin_ads_campaign_groups g ON g.connection_id = c.connection_id AND g.campaign_group_id = c.campaign_group_id
+    date_day,
+    platform,
+    workspace_id,
+    connection_id,
+    account_id,
+    account_name,
+    campaign_id,
+    campaign_name,
+    currency,
+    CAST(sum(clicks) AS BIGINT) AS clicks,
+    CAST(sum(impressions) AS BIGINT) AS impressions,
+    CAST(sum(spend) AS DECIMAL(38, 6)) AS spend,
+    sum(conversions) AS conversions,
+    sum(conversions_value) AS conversions_value
+FROM staging.stg_linkedin_ads__ad_group_report
 GROUP BY ALL

@@ -1,17 +1,23 @@
 """The LinkedIn Ads source against the sandbox, loaded into a real DuckDB warehouse: an exact mirror after the
 first and an incremental sync (lookback window merged, older days untouched, entities updated and removed
-ones kept), throttling, server errors, an expired token, and the Rest.li date parameters on the wire."""
+ones kept), throttling, server errors, an expired token, the Rest.li date parameters on the wire, and a
+disconnect erasing the connection's rows."""
 
 from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
 
+import duckdb
 import pytest
 
+from pipelines.connections.disconnect import disconnect
 from pipelines.linkedin_ads import settings
 from pipelines.linkedin_ads.source import linkedin_ads_source
 from pipelines.linkedin_ads.sync import new_sync
+from pipelines.privacy.audit import AuditLog
+from pipelines.privacy.dsr import process_pending
+from pipelines.privacy.requests import Inbox
 from pipelines.sandbox.linkedin_ads import restli
 from pipelines.sandbox.mail import FaultKind
 from pipelines.warehouse import warehouse_pipeline
@@ -148,3 +154,18 @@ def test_restli_date_ranges_are_sized_to_the_analytics_cap(ads: AdsPlatform) -> 
     assert ranges[0] == "(start:(year:2025,month:12,day:2),end:(year:2025,month:12,day:16))"
     spans = {(end - start).days + 1 for start, end in map(restli.date_range, ranges)}
     assert max(spans) == 15 and 7 in spans
+
+
+def test_disconnect_erases_the_connections_rows_through_the_privacy_engine(ads: AdsPlatform) -> None:
+    ads.sync(WS1)
+    ads.sync(WS2)
+    before = counts(ads, WS1)
+    others = counts(ads, WS2)
+    inbox = Inbox(ads.root / "privacy" / "requests.sqlite")
+    request_id = disconnect(ads.registry, inbox, WS1, requested_by="test")
+    with ads.keyring() as cipher, duckdb.connect(str(ads.warehouse)) as con:
+        report = process_pending(con, cipher, inbox, AuditLog.of(ads.root / "privacy" / "audit.jsonl", cipher),
+                                 exports_dir=ads.root / "exports", landing_urls={})
+    assert report.rows_by_table == {f"{RAW}.{table}": n for table, n in before.items()}
+    assert inbox.get(request_id)["status"] == "completed" and ads.registry.get(WS1).status == "revoked"
+    assert counts(ads, WS1) == dict.fromkeys(settings.TABLES, 0) and counts(ads, WS2) == others
