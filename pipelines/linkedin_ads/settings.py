@@ -32,8 +32,6 @@ INITIAL_DAYS = 365
 METRIC_FIELDS = ("impressions", "clicks", "landingPageClicks", "costInLocalCurrency", "externalWebsiteConversions",
                  "conversionValueInLocalCurrency")
 HTTP_TIMEOUT_S = 60
-TOKEN_URL = "https://www.linkedin.com/oauth/v2/accessToken"
-SCOPES = ("r_ads", "r_ads_reporting")
 
 ACCOUNTS = "linkedin_ads_accounts"
 CAMPAIGN_GROUPS = "linkedin_ads_campaign_groups"
