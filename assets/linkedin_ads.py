@@ -8,10 +8,24 @@ leaves the connection `needs_reauth` and the run fails without a retry (`sync_gu
 """
 
 import dlt
-from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetExecutionContext, AssetKey, MaterializeResult, asset_check
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetExecutionContext,
+    AssetKey,
+    MaterializeResult,
+    asset_check,
+)
 from dagster_dlt import DagsterDltResource, dlt_assets
 
-from assets.connections import ConnectedProvider, connection_job, connection_partitions, hourly_schedule, sync_guard, syncable
+from assets.connections import (
+    ConnectedProvider,
+    connection_job,
+    connection_partitions,
+    hourly_schedule,
+    sync_guard,
+    syncable,
+)
 from assets.translator import WarehouseTranslator
 from pipelines import paths
 from pipelines.linkedin_ads import settings

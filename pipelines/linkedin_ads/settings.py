@@ -65,6 +65,12 @@ _METRICS: TTableSchemaColumns = {
     "conversion_value_in_local_currency": {**AMOUNT, "nullable": False},
 }
 
+# A day held for an object that LinkedIn no longer reports inside the re-read window (it leaves days without
+# delivery out, so figures withdrawn entirely disappear): the source sends the key with this flag and dlt
+# deletes the stored row.
+WITHDRAWN = "_deleted"
+_WITHDRAWN: TTableSchemaColumns = {WITHDRAWN: {"data_type": "bool", "nullable": True, "hard_delete": True}}
+
 TABLES: dict[str, TTableSchemaColumns] = {
     ACCOUNTS: _table(("account_id",), {
         "name": _TEXT, "currency": {"data_type": "text", "nullable": False}, "status": _TEXT, "type": _TEXT,
@@ -87,11 +93,11 @@ TABLES: dict[str, TTableSchemaColumns] = {
         "last_modified_at": {"data_type": "timestamp", "nullable": True},
     }),
     CAMPAIGN_ANALYTICS: _table(("campaign_id", "date_day"), {
-        "date_day": {"data_type": "date", "nullable": False}, "account_id": _ID, **_METRICS,
+        "date_day": {"data_type": "date", "nullable": False}, "account_id": _ID, **_METRICS, **_WITHDRAWN,
     }),
     CREATIVE_ANALYTICS: _table(("creative_id", "date_day"), {
         "date_day": {"data_type": "date", "nullable": False}, "account_id": _ID,
-        "campaign_id": {"data_type": "bigint", "nullable": True}, **_METRICS,
+        "campaign_id": {"data_type": "bigint", "nullable": True}, **_METRICS, **_WITHDRAWN,
     }),
 }
 

@@ -200,16 +200,33 @@ def _analytics(sync: AdsSync, pivot: str) -> Iterator[dict]:
         else:
             objects = len(sync.creatives[account_id])
             campaign_of = {urn_id(c["id"]): urn_id(c["campaign"]) for c in sync.creatives[account_id]}
+        key = "campaign_id" if pivot == "CAMPAIGN" else "creative_id"
+        seen: set[tuple] = set()
         for element in sync.read(pivot, account_id, objects, start, end):
             object_id = urn_id(element["pivotValues"][0])
             day = dt.date(**element["dateRange"]["start"])
-            values = {"date_day": day, "account_id": account_id, **_metrics(element)}
-            if pivot == "CAMPAIGN":
-                yield sync.row(table, (object_id, day), {"campaign_id": object_id, **values})
-            else:
-                yield sync.row(table, (object_id, day), {"creative_id": object_id,
-                                                         "campaign_id": campaign_of.get(object_id), **values})
+            values = {key: object_id, "date_day": day, "account_id": account_id, **_metrics(element)}
+            if pivot == "CREATIVE":
+                values["campaign_id"] = campaign_of.get(object_id)
+            seen.add((object_id, day))
+            yield sync.row(table, (object_id, day), values)
+        yield from _withdrawn(sync, table, key, account_id, start, end, seen)
         ends[str(account_id)] = end.isoformat()
+
+
+def _withdrawn(sync: AdsSync, table: str, key: str, account_id: int, start: dt.date, end: dt.date,
+               seen: set[tuple]) -> Iterator[dict]:
+    """Deletion markers for the account's held days inside the window that LinkedIn no longer reports."""
+    if key == "campaign_id":
+        ids = {c["id"] for c in sync.campaigns[account_id]}
+    else:
+        ids = {urn_id(c["id"]) for c in sync.creatives[account_id]}
+    for object_id, day in sorted(sync.known.get(table, set()) - seen):
+        if object_id in ids and start <= day <= end:
+            sync.report.stream(table).deleted += 1
+            yield {"connection_id": sync.connection_id, "workspace_id": sync.workspace_id, key: object_id,
+                   "date_day": day, "account_id": account_id, **_metrics({}), "synced_at": sync.synced_at,
+                   settings.WITHDRAWN: True}
 
 
 _STREAMS: tuple[tuple[str, Callable[[AdsSync], Iterator[dict]]], ...] = (

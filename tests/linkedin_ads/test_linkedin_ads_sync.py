@@ -64,8 +64,11 @@ def test_incremental_sync_merges_the_lookback_window_and_leaves_older_days(ads: 
     held = ads.held_creative_days(WS1)
     ads.clock.advance(days=1)
     inside, outside = dt.date(2026, 11, 20), dt.date(2026, 10, 25)  # 12 and 38 days before the new today
-    creative = next(c for c in ads.data.accounts[US].creatives if (c.id, inside) in held and (c.id, outside) in held)
+    gone = dt.date(2026, 11, 25)
+    creative = next(c for c in ads.data.accounts[US].creatives
+                    if (c.id, inside) in held and (c.id, outside) in held and (c.id, gone) in held)
     ads.data.restate(creative.id, inside, conversions=held[(creative.id, inside)][3] + 5)
+    ads.data.withdraw(creative.id, gone)  # credited back entirely: LinkedIn leaves the day out
     ads.data.restate(creative.id, outside, conversions=held[(creative.id, outside)][3] + 7)
     renamed, removed = ads.data.accounts[EU].campaigns[1].id, ads.data.accounts[EU].campaigns[2].id
     ads.data.rename_campaign(renamed, "Spring launch")
@@ -79,6 +82,13 @@ def test_incremental_sync_merges_the_lookback_window_and_leaves_older_days(ads: 
     expected = normalised(ads.expected_creative_days((US, EU)))
     expected[(creative.id, outside)] = held[(creative.id, outside)]
     assert now_held == expected
+    assert (creative.id, gone) not in now_held and report.stream(settings.CREATIVE_ANALYTICS).deleted == 1
+    sums: dict[tuple[int, dt.date], int] = {}  # the campaign pivot agrees with the creatives, the withdrawn day too
+    for (creative_id, day), figures in now_held.items():
+        key = (ads.data.creative(creative_id).campaign_id, day)
+        sums[key] = sums.get(key, 0) + figures[0]
+    assert {(c, d): i for c, d, i in ads.query(f"SELECT campaign_id, date_day, impressions FROM {RAW}."
+                                               "linkedin_ads_campaign_analytics")} == sums
     campaign_day = ads.query(f"SELECT external_website_conversions FROM {RAW}.linkedin_ads_campaign_analytics "
                              "WHERE campaign_id = ? AND date_day = ?", [creative.campaign_id, inside])[0][0]
     assert campaign_day == sum(v[3] for (c, d), v in now_held.items()

@@ -8,8 +8,9 @@ and figures, and tests compute the expected rows from the same objects the serve
 Days are each ad account's own days: an account has a time zone (three are seeded: west of UTC, east of it,
 far east), its figures run up to its local today, and today's figures are the elapsed share of the day's,
 so they grow between syncs. Tests change the past with `restate` (conversions LinkedIn attributes late),
-`rename_campaign` and `remove_campaign`. Nothing here describes a member: LinkedIn's member-level and
-demographic data is exactly what the platform must not sync, so the sandbox does not even have it.
+`withdraw` (a day credited back entirely), `rename_campaign` and `remove_campaign`. Nothing here describes a
+member: LinkedIn's member-level and demographic data is exactly what the platform must not sync, so the sandbox
+does not even have it.
 """
 
 from __future__ import annotations
@@ -119,6 +120,7 @@ class AdsData:
     accounts: dict[int, AdAccount]
     now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc)
     restated: dict[tuple[int, dt.date], dict[str, int | Decimal]] = field(default_factory=dict)
+    withdrawn: set[tuple[int, dt.date]] = field(default_factory=set)
 
     # -- figures -----------------------------------------------------------------------------------------------
 
@@ -127,7 +129,8 @@ class AdsData:
         account = self.accounts[creative.account_id]
         campaign = self.campaign(creative.campaign_id)
         share = account.day_share(day, self.now())
-        if day < campaign.start or (campaign.end is not None and day > campaign.end) or share == 0:
+        if day < campaign.start or (campaign.end is not None and day > campaign.end) or share == 0 \
+                or (creative.id, day) in self.withdrawn:
             return None
         rng = random.Random(f"{self.seed}:{creative.id}:{day.isoformat()}")
         if rng.random() < 0.1:
@@ -170,6 +173,10 @@ class AdsData:
     def restate(self, creative_id: int, day: dt.date, **figures: int | Decimal) -> None:
         """Change a past day's figures (LinkedIn attributes conversions days after the click)."""
         self.restated.setdefault((creative_id, day), {}).update(figures)
+
+    def withdraw(self, creative_id: int, day: dt.date) -> None:
+        """LinkedIn credits a day's delivery back entirely (invalid clicks): the day leaves its reports."""
+        self.withdrawn.add((creative_id, day))
 
     def rename_campaign(self, campaign_id: int, name: str) -> None:
         campaign = self.campaign(campaign_id)
