@@ -191,18 +191,15 @@ def _metrics(element: dict) -> dict[str, Any]:
 def _analytics(sync: AdsSync, pivot: str) -> Iterator[dict]:
     """One account after another: its window's daily figures at `pivot` (CAMPAIGN or CREATIVE)."""
     table = settings.CAMPAIGN_ANALYTICS if pivot == "CAMPAIGN" else settings.CREATIVE_ANALYTICS
+    key = "campaign_id" if pivot == "CAMPAIGN" else "creative_id"
     ends = sync.state.setdefault("analytics_end", {})
     for account in sync.accounts:
         account_id = account["id"]
         start, end = sync.window(account_id)
-        if pivot == "CAMPAIGN":
-            objects = len(sync.campaigns[account_id])
-        else:
-            objects = len(sync.creatives[account_id])
-            campaign_of = {urn_id(c["id"]): urn_id(c["campaign"]) for c in sync.creatives[account_id]}
-        key = "campaign_id" if pivot == "CAMPAIGN" else "creative_id"
+        campaign_of = {urn_id(c["id"]): urn_id(c["campaign"]) for c in sync.creatives[account_id]}
+        ids = {c["id"] for c in sync.campaigns[account_id]} if pivot == "CAMPAIGN" else set(campaign_of)
         seen: set[tuple] = set()
-        for element in sync.read(pivot, account_id, objects, start, end):
+        for element in sync.read(pivot, account_id, len(ids), start, end):
             object_id = urn_id(element["pivotValues"][0])
             day = dt.date(**element["dateRange"]["start"])
             values = {key: object_id, "date_day": day, "account_id": account_id, **_metrics(element)}
@@ -210,19 +207,15 @@ def _analytics(sync: AdsSync, pivot: str) -> Iterator[dict]:
                 values["campaign_id"] = campaign_of.get(object_id)
             seen.add((object_id, day))
             yield sync.row(table, (object_id, day), values)
-        yield from _withdrawn(sync, table, key, account_id, start, end, seen)
+        yield from _withdrawn(sync, table, key, account_id, ids, (start, end), seen)
         ends[str(account_id)] = end.isoformat()
 
 
-def _withdrawn(sync: AdsSync, table: str, key: str, account_id: int, start: dt.date, end: dt.date,
-               seen: set[tuple]) -> Iterator[dict]:
+def _withdrawn(sync: AdsSync, table: str, key: str, account_id: int, ids: set[int],
+               window: tuple[dt.date, dt.date], seen: set[tuple]) -> Iterator[dict]:
     """Deletion markers for the account's held days inside the window that LinkedIn no longer reports."""
-    if key == "campaign_id":
-        ids = {c["id"] for c in sync.campaigns[account_id]}
-    else:
-        ids = {urn_id(c["id"]) for c in sync.creatives[account_id]}
     for object_id, day in sorted(sync.known.get(table, set()) - seen):
-        if object_id in ids and start <= day <= end:
+        if object_id in ids and window[0] <= day <= window[1]:
             sync.report.stream(table).deleted += 1
             yield {"connection_id": sync.connection_id, "workspace_id": sync.workspace_id, key: object_id,
                    "date_day": day, "account_id": account_id, **_metrics({}), "synced_at": sync.synced_at,
