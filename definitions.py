@@ -13,6 +13,7 @@ import os
 from dagster import Definitions, EnvVar, in_process_executor
 from dagster_dlt import DagsterDltResource
 
+from assets.ad_reporting import AD_REPORTING_CHECKS
 from assets.analytics import ANALYTICS_ASSETS, analytics_job, analytics_schedule
 from assets.connections import ConnectedProvider, connections_sensor
 from assets.contact_uploads import UPLOAD_ASSETS, UPLOAD_CHECKS, UploadsResource, contact_uploads_sensor, uploads_job
@@ -26,6 +27,13 @@ from assets.google_ads import (
     google_ads_job,
 )
 from assets.ingestion import EVENT_CHECKS, usage_events_assets, usage_events_job, usage_events_landing_sensor
+from assets.linkedin_ads import (
+    LINKEDIN_ADS_CHECKS,
+    LINKEDIN_ADS_PROVIDER,
+    LINKEDIN_ADS_SCHEDULES,
+    linkedin_ads_assets,
+    linkedin_ads_job,
+)
 from assets.mail import MAIL_ASSETS, MAIL_CHECKS, MAIL_JOBS, MAIL_PROVIDERS, MAIL_SCHEDULES
 from assets.privacy import (
     PRIVACY_ASSETS,
@@ -49,6 +57,7 @@ from resources.facebook import FacebookResource
 from resources.google_ads import GoogleAdsResource
 from resources.keyring import KeyringResource
 from resources.landing import LandingResource
+from resources.linkedin_ads import LinkedInAdsResource
 from resources.mail import MailResource
 from resources.privacy import PrivacyResource
 from resources.warehouse import WarehouseResource
@@ -94,20 +103,21 @@ def _facebook(sandbox: bool) -> FacebookResource:
 
 SANDBOX = paths.is_sandbox()
 # Every provider whose accounts a workspace connects: the connections sensor and `cli run` walk this list.
-CONNECTED_PROVIDERS: list[ConnectedProvider] = [*MAIL_PROVIDERS, FACEBOOK_PROVIDER, GOOGLE_ADS_PROVIDER]
+CONNECTED_PROVIDERS: list[ConnectedProvider] = [*MAIL_PROVIDERS, FACEBOOK_PROVIDER, GOOGLE_ADS_PROVIDER,
+                                                LINKEDIN_ADS_PROVIDER]
 paths.private_dir(paths.data_dir())
 if not SANDBOX:
     platform_master_key()  # fails now, naming GTG_MASTER_KEY, rather than in the first run
 
 defs = Definitions(
-    assets=[usage_events_assets, *MAIL_ASSETS, *FACEBOOK_ASSETS, google_ads_assets, *CRM_APP_ASSETS, *UPLOAD_ASSETS,
-            *PRIVACY_ASSETS, *ANALYTICS_ASSETS],
-    asset_checks=[*EVENT_CHECKS, *MAIL_CHECKS, *FACEBOOK_CHECKS, *GOOGLE_ADS_CHECKS, *CRM_APP_CHECKS, *UPLOAD_CHECKS,
-                  *PRIVACY_CHECKS],
-    jobs=[usage_events_job, *MAIL_JOBS, facebook_job, google_ads_job, crm_app_job, uploads_job, retention_job,
-          requests_job, analytics_job],
+    assets=[usage_events_assets, *MAIL_ASSETS, *FACEBOOK_ASSETS, google_ads_assets, linkedin_ads_assets,
+            *CRM_APP_ASSETS, *UPLOAD_ASSETS, *PRIVACY_ASSETS, *ANALYTICS_ASSETS],
+    asset_checks=[*EVENT_CHECKS, *MAIL_CHECKS, *FACEBOOK_CHECKS, *GOOGLE_ADS_CHECKS, *LINKEDIN_ADS_CHECKS,
+                  *CRM_APP_CHECKS, *UPLOAD_CHECKS, *PRIVACY_CHECKS, *AD_REPORTING_CHECKS],
+    jobs=[usage_events_job, *MAIL_JOBS, facebook_job, google_ads_job, linkedin_ads_job, crm_app_job, uploads_job,
+          retention_job, requests_job, analytics_job],
     schedules=[retention_schedule, analytics_schedule, *MAIL_SCHEDULES, *FACEBOOK_SCHEDULES, *GOOGLE_ADS_SCHEDULES,
-               crm_app_schedule],
+               *LINKEDIN_ADS_SCHEDULES, crm_app_schedule],
     sensors=[usage_events_landing_sensor, connections_sensor(CONNECTED_PROVIDERS), contact_uploads_sensor,
              data_subject_request_sensor, abandoned_runs_sensor],
     # A run's steps run one after another in its own process, which holds the warehouse for the whole run.
@@ -124,5 +134,6 @@ defs = Definitions(
         "crm_app": _crm_app(SANDBOX),
         "uploads": UploadsResource(),
         "facebook_ads": _facebook(SANDBOX),
+        "linkedin_ads": LinkedInAdsResource(sandbox=SANDBOX),
     },
 )

@@ -20,6 +20,7 @@ from pipelines.crm_app import settings as crm_app
 from pipelines.facebook import settings as facebook
 from pipelines.gmail import settings as gmail
 from pipelines.google_ads import settings as google_ads
+from pipelines.linkedin_ads import settings as linkedin_ads
 from pipelines.outlook import settings as outlook
 from pipelines.usage_events import settings as usage_events
 from pipelines.workspaces import WORKSPACE_ID_PATTERN
@@ -55,6 +56,7 @@ DECLARED_TABLES: dict[str, TTableSchemaColumns] = {
     **{f"{crm_app.DATASET_NAME}.{table}": columns for table, columns in crm_app.TABLES.items()},
     **{f"{contact_uploads.DATASET_NAME}.{table}": columns for table, columns in contact_uploads.TABLES.items()},
     **{f"{google_ads.DATASET_NAME}.{table}": columns for table, columns in google_ads.TABLES.items()},
+    **{f"{linkedin_ads.DATASET_NAME}.{table}": columns for table, columns in linkedin_ads.TABLES.items()},
 }
 
 # The asset (key path) that materialises each table: the events resource loads all three of its tables.
@@ -67,6 +69,7 @@ ASSET_OF_TABLE: dict[str, tuple[str, ...]] = {
     **{f"{contact_uploads.DATASET_NAME}.{table}": (contact_uploads.DATASET_NAME, table)
        for table in contact_uploads.TABLES},
     **{f"{google_ads.DATASET_NAME}.{table}": (google_ads.DATASET_NAME, table) for table in google_ads.TABLES},
+    **{f"{linkedin_ads.DATASET_NAME}.{table}": (linkedin_ads.DATASET_NAME, table) for table in linkedin_ads.TABLES},
 }
 
 LANDING_ZONES: tuple[LandingZone, ...] = (
@@ -83,4 +86,4 @@ LANDING_ZONES: tuple[LandingZone, ...] = (
 
 # The ad platforms loaded so far, each with the raw totals the cross-platform ad report is checked against
 # (`pipelines.ad_reporting`): a platform's settings define its `PlatformReport` and it joins here.
-AD_PLATFORMS: tuple[PlatformReport, ...] = (facebook.REPORT, google_ads.PLATFORM_REPORT)
+AD_PLATFORMS: tuple[PlatformReport, ...] = (facebook.REPORT, google_ads.PLATFORM_REPORT, linkedin_ads.REPORT)

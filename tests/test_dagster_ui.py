@@ -59,6 +59,8 @@ CHILD_TABLES = {"gmail_messages": "gmail_message_recipients", "outlook_messages"
 MAIL_CONNECTIONS = {"gmail_sync_job": 3, "outlook_sync_job": 2}
 FACEBOOK_CONNECTIONS = 3  # the sandbox's ad accounts; 18 checks beside the assets, 9 retention checks
 FACEBOOK_DAYS = "7"  # days of insights per sandbox ad account: enough to sync, small enough for the time limit
+LINKEDIN_TABLES = ("linkedin_ads_accounts", "linkedin_ads_campaign_groups", "linkedin_ads_campaigns",
+                   "linkedin_ads_creatives", "linkedin_ads_campaign_analytics", "linkedin_ads_creative_analytics")
 STARTUP_TIMEOUT_S = 120
 STOP_TIMEOUT_S = 30
 # Environment variables that would move a path away from GTG_DATA_DIR or change the run's outcome.
@@ -181,6 +183,11 @@ def test_cli_run_materialises_and_passes_its_checks(cli_run: CliRun) -> None:
     assert f"facebook_ads_sync_job: one run per facebook_ads connection ({FACEBOOK_CONNECTIONS})" in out.splitlines()
     runs = re.findall(r"^  ws_\d+-facebook_ads-\d: run [0-9a-f-]{36} (\w+); checks passed (\d+/\d+)$", out, re.MULTILINE)
     assert runs == [("success", "27/27")] * FACEBOOK_CONNECTIONS, cli_run.output
+    assert "linkedin_ads_sync_job: one run per linkedin_ads connection (2)" in out.splitlines(), cli_run.output
+    runs = re.findall(r"^  ws_\d+-linkedin_ads-\d: run [0-9a-f-]{36} (\w+); checks passed (\d+/\d+)$", out, re.MULTILINE)
+    assert runs == [("success", "12/12")] * 2, cli_run.output  # a unique-key and a retention check per table
+    assert "    linkedin_ads_accounts: inserted 2, updated 0, deleted 0, http_requests 11, retries 0, waits 0" \
+        in out.splitlines(), cli_run.output
     for job in PRIVACY_JOBS:  # then the privacy jobs: nothing expired yet, no request waiting
         assert re.search(rf"^{job}: run [0-9a-f-]{{36}} success; checks passed (\d+)/\1$", out, re.MULTILINE), cli_run.output
     assert re.search(r"^  privacy/retention/raw_events/usage_events: action anonymise, keep_days 395, cutoff .*, "
@@ -416,7 +423,7 @@ def test_asset_is_partitioned_and_has_exactly_its_three_checks(dagster_ui: Dagst
     assert set(names) == CHECKS
 
 
-def test_mail_assets_are_partitioned_by_connection_with_their_checks(dagster_ui: DagsterUI) -> None:
+def test_connected_assets_are_partitioned_by_connection_with_their_checks(dagster_ui: DagsterUI) -> None:
     repository = dagster_ui.repository()
     nodes = {tuple(n["assetKey"]["path"]): n for n in repository["assetNodes"]}
     for path, job in MAIL_ASSETS.items():
@@ -427,9 +434,16 @@ def test_mail_assets_are_partitioned_by_connection_with_their_checks(dagster_ui:
         tables = [path[1], *([CHILD_TABLES[path[1]]] if path[1] in CHILD_TABLES else [])]
         assert names == {f"{path[1]}_unique_ids", *(f"{t}_personal_data_encrypted" for t in tables),
                          *(f"within_retention__{t}" for t in tables)}
+    for table in LINKEDIN_TABLES:
+        node = nodes[("raw_linkedin_ads", table)]
+        assert node["isPartitioned"] and node["partitionDefinition"]["type"] == "DYNAMIC"
+        assert "linkedin_ads_sync_job" in node["jobNames"]
+        assert {c["name"] for c in node["assetChecksOrError"]["checks"]} == {
+            f"{table}_unique_keys", f"within_retention__{table}"}
     sensors = {s["name"]: s for s in repository["sensors"]}
     assert sensors["connections_sensor"]["defaultStatus"] == "RUNNING"
-    assert {t["pipelineName"] for t in sensors["connections_sensor"]["targets"]} == {*MAIL_CONNECTIONS, "facebook_ads_sync_job"}
+    assert {t["pipelineName"] for t in sensors["connections_sensor"]["targets"]} == {
+        *MAIL_CONNECTIONS, "facebook_ads_sync_job", "google_ads_sync_job", "linkedin_ads_sync_job"}
 
 
 def test_sensor_and_job_are_listed(dagster_ui: DagsterUI) -> None:

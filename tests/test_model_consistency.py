@@ -75,7 +75,7 @@ def test_late_events_reach_every_incremental_model_as_a_full_build_would(daily: 
     assert sum(len(rows) for rows in incremental.values()) > 1000
     _build(daily, full_refresh=True)
     full = _every_model(daily)
-    assert sorted(incremental) == sorted(full) and len(full) == len(STORED) == 13
+    assert sorted(incremental) == sorted(full) and len(full) == len(STORED) == 17
     for table in full:
         assert incremental[table] == full[table], table
 

@@ -92,10 +92,11 @@ def test_checks_fail_on_expired_records_until_the_retention_job_runs(generated: 
     assert result.success
     meta = {e.asset_key.path[-1]: e.materialization.metadata["rows_expired"].value
             for e in result.get_asset_materialization_events() if e.asset_key.path[2] != "landed"}
-    mail = {rule.name for rule in POLICY.rules if rule.dataset.startswith(("raw_gmail", "raw_outlook"))}
-    assert meta == {**expected, "usage_events": failing["within_retention__usage_events"], **dict.fromkeys(mail, 0)}
+    providers = {rule.name for rule in POLICY.rules
+                 if rule.dataset.startswith(("raw_gmail", "raw_outlook", "raw_linkedin_ads"))}
+    assert meta == {**expected, "usage_events": failing["within_retention__usage_events"], **dict.fromkeys(providers, 0)}
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-    assert checks == {**{f"within_retention__{rule.name}": True for rule in POLICY.rules},  # mail tables: none loaded
+    assert checks == {**{f"within_retention__{rule.name}": True for rule in POLICY.rules},  # provider tables: none loaded
                       "within_retention__landed_usage_events": True}
     assert list(generated.landing.rglob("*.ndjson*")) == []  # every loaded file archived
     # The models' old rows keep their aggregates and lose the visitor's key.

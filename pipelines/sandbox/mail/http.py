@@ -47,6 +47,7 @@ class Request:
     endpoint: str = ""
     params: dict[str, str] = field(default_factory=dict)  # named groups of the route's path pattern
     account: Account | None = None
+    raw_query: str = ""  # the query string as sent, for APIs whose parameters have a syntax of their own (Rest.li)
 
     def arg(self, name: str, default: str | None = None) -> str | None:
         values = self.query.get(name)
@@ -256,6 +257,12 @@ class _Handler(BaseHTTPRequestHandler):
     # delayed ACK (40 ms on Linux) on every keep-alive request.
     disable_nagle_algorithm = True
 
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body leave in separate writes: without this, Nagle's algorithm holds the body back until
+        # the client's delayed ACK (40 ms per response on Linux).
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def do_GET(self) -> None:
         self._serve()
 
@@ -272,6 +279,7 @@ class _Handler(BaseHTTPRequestHandler):
         request = Request(
             method=self.command, path=parsed.path, query=urllib.parse.parse_qs(parsed.query, keep_blank_values=True),
             headers={k.lower(): v for k, v in self.headers.items()}, body=self.rfile.read(length) if length else b"",
+            raw_query=parsed.query,
         )
         route = sandbox.route(request)
         with sandbox._count_lock:
