@@ -192,21 +192,7 @@ def sync_crm_app(instance) -> bool:
             print(f"sandbox app database changed: {', '.join(f'{k} {v}' for k, v in changes.items())}")
         else:
             print(f"sandbox app database generated: {len(app_sandbox.WORKSPACES)} workspaces")
-    return _run_with_counts(instance, "crm_app_sync_job", APP_COUNTS)
-
-
-def _run_with_counts(instance, job: str, counts: tuple[str, ...]) -> bool:
-    """Run one unpartitioned job; print its checks and, per materialised asset, the `counts` it reports."""
-    result = _execute(instance, job)
-    checks = result.get_asset_check_evaluations()
-    print(f"{job}: run {result.run_id} {'success' if result.success else 'FAILED'}; "
-          f"checks passed {sum(c.passed for c in checks)}/{len(checks)}")
-    for event in result.get_asset_materialization_events():
-        meta = event.materialization.metadata
-        shown = ", ".join(f"{k} {meta[k].value}" for k in counts if k in meta)
-        if shown:
-            print(f"  {event.asset_key.path[-1]}: {shown}")
-    return result.success
+    return _run_job(instance, "crm_app_sync_job", APP_COUNTS)
 
 
 UPLOAD_COUNTS = ("files_loaded", "files_rejected", "files_waiting", "rows", "contacts_loaded", "duplicates_dropped",
@@ -223,7 +209,7 @@ def load_contact_uploads(instance) -> bool:
     if paths.is_sandbox() and not landing.exists():
         written = write_sandbox_uploads(landing)
         print(f"sandbox contact lists uploaded: {len(written)} files")
-    return _run_with_counts(instance, "contact_uploads_job", UPLOAD_COUNTS)
+    return _run_job(instance, "contact_uploads_job", UPLOAD_COUNTS)
 
 
 def disconnect_connection(connection_id: str, requested_by: str) -> int:
@@ -256,8 +242,9 @@ def print_connections() -> int:
     return 0
 
 
-def _run_job(instance, name: str) -> bool:
-    """Run one unpartitioned job and print each materialisation's counts and the checks."""
+def _run_job(instance, name: str, counts: tuple[str, ...] | None = None) -> bool:
+    """Run one unpartitioned job and print the checks and each materialisation's counts (only `counts`, in that
+    order, when given: an asset reporting none of them is not printed)."""
     from dagster import PathMetadataValue
 
     result = _execute(instance, name)
@@ -268,6 +255,10 @@ def _run_job(instance, name: str) -> bool:
         meta = event.materialization.metadata
         shown = {k: _relative(v.value) if isinstance(v, PathMetadataValue) else v.value for k, v in meta.items()
                  if isinstance(v.value, (int, float, str)) and v.value != "" and k != "requests"}
+        if counts is not None:
+            shown = {k: shown[k] for k in counts if k in shown}
+            if not shown:
+                continue
         print(f"  {event.asset_key.to_user_string()}: {', '.join(f'{k} {v}' for k, v in shown.items())}")
     return result.success
 

@@ -78,6 +78,7 @@ class Model:
     view_sql: str | None = None  # views: the SELECT as DuckDB stores it in the view's definition
     datasets: tuple[str, ...] = ()  # of the loaded tables it reads, directly or through other models
     changes: model_loads.Changes | None = None  # a staging model's load id and day columns (header `changes`)
+    test_reads: tuple[str, ...] = ()  # tables only its header tests read (a relationships target): built first
     trackers: tuple[model_loads.Changes, ...] = ()  # incremental models: the `changes` of the models it reads
     header: dict[str, Any] = field(default_factory=dict, compare=False)
 
@@ -118,10 +119,11 @@ def load_models(sources: set[str], models_dir: Path = MODELS_DIR) -> dict[str, M
 
 
 def _upstream(table: str, models: dict[str, Model]) -> set[str]:
-    """Every table the model `table` reads, directly or through other models."""
+    """Every table the model `table` reads, directly or through other models (not what only tests read)."""
     visited, pending = set(), [table]
     while pending:
-        for dependency in models[pending.pop()].depends_on:
+        model = models[pending.pop()]
+        for dependency in set(model.depends_on) - set(model.test_reads):
             if dependency not in visited:
                 visited.add(dependency)
                 if dependency in models:
@@ -184,8 +186,10 @@ def _read(path: Path, schema: str) -> Model:
     tests = header.get("tests") or []
     for test in tests:
         _check_test(path, schema, test, columns)
-    # A relationships test reads its target: build that first.
-    depends_on = tuple(sorted({*depends_on, *(t["relationships"]["to"] for t in tests if "relationships" in t)}))
+    # A relationships test reads its target: build that first. Its rows are not the model's, so what the model
+    # reflects of the loads (`datasets`, `trackers`) does not follow it.
+    test_reads = tuple(sorted({t["relationships"]["to"] for t in tests if "relationships" in t} - set(depends_on)))
+    depends_on = tuple(sorted({*depends_on, *test_reads}))
     subject_columns = tuple(header.get("subject_columns") or ())
     partition_by = tuple(header.get("partition_by") or ())
     changes = header.get("changes")
@@ -201,7 +205,7 @@ def _read(path: Path, schema: str) -> Model:
     return Model(
         name=path.stem, schema=schema, path=path, sql=sql,
         description=str(header.get("description", "")).strip(), materialized=materialized, columns=columns,
-        tests=tests, depends_on=depends_on, incremental_key=header.get("incremental_key"),
+        tests=tests, depends_on=depends_on, test_reads=test_reads, incremental_key=header.get("incremental_key"),
         lookback_days=int(header.get("lookback_days", 0)), partition_by=partition_by, subject_columns=subject_columns,
         view_sql=_as_duckdb_stores(sql) if materialized == "view" else None, changes=changes, header=header,
     )
