@@ -139,7 +139,7 @@ def cli_run(tmp_path_factory: pytest.TempPathFactory) -> CliRun:
     today_before = dt.datetime.now(dt.timezone.utc).date()
     result = subprocess.run(
         [sys.executable, "-m", "cli", "run", "--events", str(EVENTS), "--days", str(DAYS)],
-        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=180,
+        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=360,
     )
     today_after = dt.datetime.now(dt.timezone.utc).date()
     return CliRun(env=env, tmp=tmp, result=result, possible_end_days={today_before, today_after})
@@ -175,6 +175,11 @@ def test_cli_run_materialises_and_passes_its_checks(cli_run: CliRun) -> None:
                           out, re.MULTILINE)
         # unique ids and encryption of messages and contacts, encryption of the recipients, three retention checks
         assert runs == [("success", "8/8")] * connections, cli_run.output
+    # The two Google Ads sandbox connections: unique keys of eight tables, complete days of three, and the
+    # eight tables' retention checks.
+    assert "google_ads_sync_job: one run per google_ads connection (2)" in out.splitlines(), cli_run.output
+    assert re.findall(r"^  ws_\d+-google_ads-\d: run [0-9a-f-]{36} (\w+); checks passed (\d+/\d+)$", out,
+                      re.MULTILINE) == [("success", "19/19")] * 2, cli_run.output
     for job in PRIVACY_JOBS:  # then the privacy jobs: nothing expired yet, no request waiting
         assert re.search(rf"^{job}: run [0-9a-f-]{{36}} success; checks passed (\d+)/\1$", out, re.MULTILINE), cli_run.output
     assert re.search(r"^  privacy/retention/raw_events/usage_events: action anonymise, keep_days 395, cutoff .*, "
