@@ -144,7 +144,7 @@ def cli_run(tmp_path_factory: pytest.TempPathFactory) -> CliRun:
     today_before = dt.datetime.now(dt.timezone.utc).date()
     result = subprocess.run(
         [sys.executable, "-m", "cli", "run", "--events", str(EVENTS), "--days", str(DAYS)],
-        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=420,
+        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=900,
     )
     today_after = dt.datetime.now(dt.timezone.utc).date()
     return CliRun(env=env, tmp=tmp, result=result, possible_end_days={today_before, today_after})

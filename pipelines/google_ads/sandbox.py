@@ -15,7 +15,7 @@ from pipelines.connections.registry import STATUSES, ConnectionRegistry
 from pipelines.google_ads.connect import GoogleAdsApp
 from pipelines.google_ads.settings import PROVIDER
 
-HISTORY_DAYS = 60
+HISTORY_DAYS = 30
 # (workspace, login customer id, connection index)
 SANDBOX_CONNECTIONS: tuple[tuple[str, str, int], ...] = (("ws_0001", "9990001111", 0), ("ws_0002", "1000000003", 1))
 
