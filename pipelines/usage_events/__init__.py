@@ -109,8 +109,9 @@ def usage_events_source(
 
 
 # No table hints on the resource itself: dlt starts every table variant from them, so each of the three
-# tables carries its own hints with its first batch instead.
-@dlt.resource(name=EVENTS_TABLE, write_disposition="append")
+# tables carries its own hints with its first batch instead. Parallelized: dlt computes each next batch in its
+# worker thread (DuckDB, the keyring) while its main thread writes the previous one, so the two overlap.
+@dlt.resource(name=EVENTS_TABLE, write_disposition="append", parallelized=True)
 def usage_events(
     landing_url: str,
     cipher: FieldCipher,
