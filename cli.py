@@ -80,7 +80,9 @@ def run(events: int, days: int) -> int:
               "marked failed, its pool slots freed")
     ok = load_events(instance)
     ok = sync_connections(instance) and ok
-    for name in ("privacy_retention_job", "data_subject_requests_job", "analytics_job"):
+    # Models first: the retention assets govern them, so retention after them leaves nothing stale; the
+    # evidence last, reading every check the runs before it executed.
+    for name in ("analytics_job", "privacy_retention_job", "data_subject_requests_job", "policy_evidence_job"):
         ok = _run_job(instance, name) and ok
     print_warehouse_summary()
     return 0 if ok else 1
@@ -204,7 +206,7 @@ def print_connections() -> int:
 
 def _run_job(instance, name: str) -> bool:
     """Run one unpartitioned job and print each materialisation's counts and the checks."""
-    from dagster import PathMetadataValue
+    from dagster import MarkdownMetadataValue, PathMetadataValue
 
     result = _execute(instance, name)
     checks = result.get_asset_check_evaluations()
@@ -213,7 +215,7 @@ def _run_job(instance, name: str) -> bool:
     for event in result.get_asset_materialization_events():
         meta = event.materialization.metadata
         shown = {k: _relative(v.value) if isinstance(v, PathMetadataValue) else v.value for k, v in meta.items()
-                 if isinstance(v.value, (int, float, str)) and v.value != "" and k != "requests"}
+                 if isinstance(v.value, (int, float, str)) and v.value != "" and not isinstance(v, MarkdownMetadataValue)}
         print(f"  {event.asset_key.to_user_string()}: {', '.join(f'{k} {v}' for k, v in shown.items())}")
     return result.success
 

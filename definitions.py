@@ -25,6 +25,7 @@ from assets.privacy import (
     retention_job,
     retention_schedule,
 )
+from assets.policy_evidence import EVIDENCE_CHECKS, evidence_job, evidence_schedule, policy_evidence
 from assets.runs import abandoned_runs_sensor
 from pipelines import paths
 from pipelines.mail_common.endpoints import OAUTH_ENV, require_oauth_env
@@ -55,10 +56,10 @@ if not SANDBOX:
     platform_master_key()  # fails now, naming GTG_MASTER_KEY, rather than in the first run
 
 defs = Definitions(
-    assets=[usage_events_assets, *MAIL_ASSETS, *PRIVACY_ASSETS, *ANALYTICS_ASSETS],
-    asset_checks=[*EVENT_CHECKS, *MAIL_CHECKS, *PRIVACY_CHECKS],
-    jobs=[usage_events_job, *MAIL_JOBS, retention_job, requests_job, analytics_job],
-    schedules=[retention_schedule, analytics_schedule, *MAIL_SCHEDULES],
+    assets=[usage_events_assets, *MAIL_ASSETS, *PRIVACY_ASSETS, *ANALYTICS_ASSETS, policy_evidence],
+    asset_checks=[*EVENT_CHECKS, *MAIL_CHECKS, *PRIVACY_CHECKS, *EVIDENCE_CHECKS],
+    jobs=[usage_events_job, *MAIL_JOBS, retention_job, requests_job, analytics_job, evidence_job],
+    schedules=[retention_schedule, analytics_schedule, evidence_schedule, *MAIL_SCHEDULES],
     sensors=[usage_events_landing_sensor, connections_sensor(CONNECTED_PROVIDERS), data_subject_request_sensor,
              abandoned_runs_sensor],
     # A run's steps run one after another in its own process, which holds the warehouse for the whole run.

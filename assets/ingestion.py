@@ -39,12 +39,14 @@ from dagster_dlt import DagsterDltResource, dlt_assets
 from assets.translator import WarehouseTranslator
 from pipelines import paths
 from pipelines.privacy.categories import stored_tables
+from pipelines.privacy.consent import identified_after_withdrawal
 from pipelines.privacy.scan import unprotected_values
 from pipelines.usage_events import IngestReport, usage_events_source
 from pipelines.usage_events.landing import discover_files
 from pipelines.usage_events.settings import (
     DATASET_NAME,
     EVENTS_TABLE,
+    LANDING_SUBJECT_FIELDS,
     LEDGER_TABLE,
     QUARANTINE_TABLE,
     SOURCE_NAME,
@@ -215,8 +217,24 @@ def events_landed_files_unchanged(
     )
 
 
+@asset_check(
+    asset=EVENTS_KEY,
+    pool=WAREHOUSE_POOL,
+    description="No event loaded after its visitor withdrew analytics consent (or was erased) carries one of "
+    "the visitor's identifiers: an opted-out visitor's events are stored without user, cookie or device id.",
+)
+def events_opted_out_without_identifiers(
+    context: AssetCheckExecutionContext, warehouse: WarehouseResource
+) -> AssetCheckResult:
+    indexes = tuple(f"{field}_bidx" for field in LANDING_SUBJECT_FIELDS)
+    with warehouse.connect() as con:
+        identified = identified_after_withdrawal(con, f"{DATASET_NAME}.{EVENTS_TABLE}", indexes)
+    return AssetCheckResult(passed=identified == 0, severity=AssetCheckSeverity.ERROR,
+                            metadata={"events_identified_after_opt_out": identified})
+
+
 EVENT_CHECKS = [events_unique_event_ids, events_quarantine_share, events_personal_data_encrypted,
-                events_landed_files_unchanged]
+                events_landed_files_unchanged, events_opted_out_without_identifiers]
 
 usage_events_job = define_asset_job(
     "usage_events_job",

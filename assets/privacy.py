@@ -39,7 +39,7 @@ from assets import model_loads
 from assets.analytics import MODELS, snapshot_path
 from assets.sql_models import pseudonymous_tables
 from pipelines.catalog import ASSET_OF_TABLE, DECLARED_TABLES, LANDING_ZONES
-from pipelines.privacy.dsr import process_pending
+from pipelines.privacy.dsr import foreign_rows_in_exports, process_pending
 from pipelines.privacy.landed_lifecycle import overdue, sweep
 from pipelines.privacy.policy import LandedRule, Rule, load_policy
 from pipelines.privacy.retention import cutoff, past_retention, run_rule
@@ -299,7 +299,16 @@ def audit_log_intact(context: AssetCheckExecutionContext, privacy: PrivacyResour
                             metadata={"entries": status.entries, "broken_at_entry": status.broken_at or 0})
 
 
-REQUEST_CHECKS = [requests_within_deadline, audit_log_intact]
+@asset_check(asset=REQUESTS_KEY, description="Every access export on disk holds only rows of the workspace that "
+             "requested it (\"visible only within your personal workspace\").")
+def exports_hold_only_their_workspace(context: AssetCheckExecutionContext, privacy: PrivacyResource) -> AssetCheckResult:
+    read, foreign = foreign_rows_in_exports(privacy.inbox(), Path(privacy.exports_dir))
+    return AssetCheckResult(passed=not foreign, severity=AssetCheckSeverity.ERROR, metadata={
+        "exports_read": read, "rows_of_another_workspace": sum(foreign.values()),
+        "requests_with_foreign_rows": MetadataValue.json(sorted(foreign))})
+
+
+REQUEST_CHECKS = [requests_within_deadline, audit_log_intact, exports_hold_only_their_workspace]
 
 requests_job = define_asset_job(
     "data_subject_requests_job",

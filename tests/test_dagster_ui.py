@@ -43,7 +43,7 @@ ASSET_PATH = ["raw_events", "usage_events"]
 JOB = "usage_events_job"
 SENSOR = "usage_events_landing_sensor"
 CHECKS = {"events_unique_event_ids", "events_quarantine_share", "events_personal_data_encrypted",
-          "events_landed_files_unchanged",
+          "events_landed_files_unchanged", "events_opted_out_without_identifiers",
           "within_retention__usage_events", "within_retention__usage_events_quarantine"}
 PRIVACY_JOBS = ("privacy_retention_job", "data_subject_requests_job")
 PRIVACY_ASSETS = [["privacy", "retention", "raw_events", "usage_events"],
