@@ -22,10 +22,10 @@ COUNTS = ("lines_read", "events_loaded", "duplicates_dropped", "lines_quarantine
 
 
 def ensure_dagster_home() -> Path:
-    """DAGSTER_HOME defaults to `.dagster_home/` in the project, with the project's dagster.yaml."""
+    """DAGSTER_HOME defaults to `.dagster_home/` in the project; its dagster.yaml is the project's dagster_instance.yaml."""
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(DEFAULT_DAGSTER_HOME)))
     home.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(paths.PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
+    shutil.copyfile(paths.PROJECT_ROOT / "dagster_instance.yaml", home / "dagster.yaml")
     return home
 
 
@@ -215,7 +215,8 @@ def _run_job(instance, name: str) -> bool:
     for event in result.get_asset_materialization_events():
         meta = event.materialization.metadata
         shown = {k: _relative(v.value) if isinstance(v, PathMetadataValue) else v.value for k, v in meta.items()
-                 if isinstance(v.value, (int, float, str)) and v.value != "" and not isinstance(v, MarkdownMetadataValue)}
+                 if isinstance(v.value, (int, float, str)) and v.value != "" and not isinstance(v, MarkdownMetadataValue)
+                 and not k.startswith("dagster/")}  # Dagster's own entries repeat what the asset says
         print(f"  {event.asset_key.to_user_string()}: {', '.join(f'{k} {v}' for k, v in shown.items())}")
     return result.success
 
@@ -227,7 +228,7 @@ def _relative(path: str | Path) -> str:
 
 
 def print_warehouse_summary() -> None:
-    """Row counts per table of the warehouse, read-only."""
+    """Row counts per table of the warehouse, read-only (dlt's own tables and its emptied staging copies left out)."""
     import duckdb
 
     from pipelines.warehouse import warehouse_lock
@@ -236,7 +237,8 @@ def print_warehouse_summary() -> None:
             duckdb.connect(str(paths.warehouse_path()), read_only=True) as con:
         tables = con.execute(
             "SELECT table_schema, table_name FROM information_schema.tables "
-            "WHERE table_name NOT LIKE '\\_dlt%' ESCAPE '\\' ORDER BY ALL"
+            "WHERE table_name NOT LIKE '\\_dlt%' ESCAPE '\\' AND table_schema NOT LIKE '%\\_staging' ESCAPE '\\' "
+            "ORDER BY ALL"
         ).fetchall()
         print(f"warehouse {_relative(paths.warehouse_path())}:")
         for schema, table in tables:

@@ -14,6 +14,7 @@ from dagster import Definitions, EnvVar, in_process_executor
 from dagster_dlt import DagsterDltResource
 
 from assets.analytics import ANALYTICS_ASSETS, analytics_job, analytics_schedule
+from assets.catalog_specs import describe
 from assets.ingestion import EVENT_CHECKS, usage_events_assets, usage_events_job, usage_events_landing_sensor
 from assets.connections import ConnectedProvider, connections_sensor
 from assets.mail import MAIL_ASSETS, MAIL_CHECKS, MAIL_JOBS, MAIL_PROVIDERS, MAIL_SCHEDULES
@@ -56,7 +57,8 @@ if not SANDBOX:
     platform_master_key()  # fails now, naming GTG_MASTER_KEY, rather than in the first run
 
 defs = Definitions(
-    assets=[usage_events_assets, *MAIL_ASSETS, *PRIVACY_ASSETS, *ANALYTICS_ASSETS, policy_evidence],
+    # describe: owners, `pii` tags and column schemas from the catalogue's declarations (assets/catalog_specs.py)
+    assets=describe([usage_events_assets, *MAIL_ASSETS, *PRIVACY_ASSETS, *ANALYTICS_ASSETS, policy_evidence]),
     asset_checks=[*EVENT_CHECKS, *MAIL_CHECKS, *PRIVACY_CHECKS, *EVIDENCE_CHECKS],
     jobs=[usage_events_job, *MAIL_JOBS, retention_job, requests_job, analytics_job, evidence_job],
     schedules=[retention_schedule, analytics_schedule, evidence_schedule, *MAIL_SCHEDULES],

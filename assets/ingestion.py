@@ -15,6 +15,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import dlt
+import fsspec
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
@@ -36,10 +37,11 @@ from dagster import (
 )
 from dagster_dlt import DagsterDltResource, dlt_assets
 
-from assets.translator import WarehouseTranslator
+from assets.translator import WarehouseTranslator, load
 from pipelines import paths
 from pipelines.privacy.categories import stored_tables
 from pipelines.privacy.consent import identified_after_withdrawal
+from pipelines.privacy.landed_lifecycle import archive_url
 from pipelines.privacy.scan import unprotected_values
 from pipelines.usage_events import IngestReport, usage_events_source
 from pipelines.usage_events.landing import discover_files
@@ -48,6 +50,7 @@ from pipelines.usage_events.settings import (
     EVENTS_TABLE,
     LANDING_SUBJECT_FIELDS,
     LEDGER_TABLE,
+    PARTITION_PREFIX,
     QUARANTINE_TABLE,
     SOURCE_NAME,
 )
@@ -57,7 +60,24 @@ from resources.keyring import KeyringResource
 from resources.landing import LandingResource
 from resources.warehouse import WAREHOUSE_POOL, WarehouseResource
 
-EVENT_DAYS = DailyPartitionsDefinition(start_date="2025-01-01", end_offset=1)
+def first_event_day(landing_url: str) -> dt.date:
+    """Where the event partitions start: GTG_EVENTS_START_DATE, else the earliest arrival day that ever landed
+    (a `dt=` folder of the landing location or of its archive, which keeps archived days' folders), else today.
+    Days before it cannot hold data, so the UI does not list hundreds of them as missing."""
+    if configured := os.environ.get("GTG_EVENTS_START_DATE"):
+        return dt.date.fromisoformat(configured)
+    days = []
+    for url in (landing_url, archive_url(landing_url)):
+        fs, root = fsspec.core.url_to_fs(url)
+        for folder in fs.glob(f"{root.rstrip('/')}/{PARTITION_PREFIX}*"):
+            try:
+                days.append(dt.date.fromisoformat(folder.rstrip("/").rsplit("/", 1)[-1][len(PARTITION_PREFIX):]))
+            except ValueError:
+                continue  # not a day folder: ingestion ignores it too
+    return min(days, default=dt.datetime.now(dt.timezone.utc).date())
+
+
+EVENT_DAYS = DailyPartitionsDefinition(start_date=first_event_day(paths.events_landing_url()).isoformat(), end_offset=1)
 EVENTS_KEY = AssetKey([DATASET_NAME, EVENTS_TABLE])
 # The share of quarantined lines above which the latest load is flagged (GTG_QUARANTINE_MAX_SHARE).
 QUARANTINE_MAX_SHARE = float(os.environ.get("GTG_QUARANTINE_MAX_SHARE", "0.05"))
@@ -99,7 +119,7 @@ def usage_events_assets(
         report = IngestReport()
         source = usage_events_source(landing.url, cipher, warehouse.work_dir, warehouse.path, days, report,
                                      landing.known_workspaces())
-        for result in dlt_runner.run(context=context, dlt_source=source, dlt_pipeline=pipeline):
+        for result in load(context, dlt_runner, source, pipeline, warehouse):
             yield MaterializeResult(
                 asset_key=result.asset_key,
                 metadata={**(result.metadata or {}), **_report_metadata(report, recovered)},

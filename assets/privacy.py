@@ -90,7 +90,8 @@ def _asset_of(table: str) -> AssetKey:
 
 
 def retention_key(rule: Rule) -> AssetKey:
-    return AssetKey(["privacy", "retention", rule.dataset, rule.name])
+    """Named for what it does to which table (`anonymise_sessions`), so the graph never reads `sessions -> sessions`."""
+    return AssetKey(["privacy", "retention", rule.dataset, f"{rule.action}_{rule.name}"])
 
 
 def _retention_asset(rule: Rule) -> AssetsDefinition:
@@ -155,7 +156,7 @@ def _within_retention_check(rule: Rule):
 
 
 def _landed_key(rule: LandedRule) -> AssetKey:
-    return AssetKey(["privacy", "retention", "landed", rule.zone])
+    return AssetKey(["privacy", "retention", "landed", f"{rule.action}_{rule.zone}_files"])
 
 
 def _landed_assets(rule: LandedRule) -> tuple[AssetsDefinition, AssetChecksDefinition]:
