@@ -22,10 +22,10 @@ COUNTS = ("lines_read", "events_loaded", "duplicates_dropped", "lines_quarantine
 
 
 def ensure_dagster_home() -> Path:
-    """DAGSTER_HOME defaults to `.dagster_home/` in the project, with the project's dagster.yaml."""
+    """DAGSTER_HOME defaults to `.dagster_home/` in the project; its dagster.yaml is the project's dagster_instance.yaml."""
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(DEFAULT_DAGSTER_HOME)))
     home.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(paths.PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
+    shutil.copyfile(paths.PROJECT_ROOT / "dagster_instance.yaml", home / "dagster.yaml")
     return home
 
 
@@ -82,7 +82,9 @@ def run(events: int, days: int) -> int:
     ok = sync_connections(instance) and ok
     ok = sync_crm_app(instance) and ok
     ok = load_contact_uploads(instance) and ok
-    for name in ("privacy_retention_job", "data_subject_requests_job", "analytics_job"):
+    # Models first: the retention assets govern them, so retention after them leaves nothing stale; the
+    # evidence last, reading every check the runs before it executed.
+    for name in ("analytics_job", "privacy_retention_job", "data_subject_requests_job", "policy_evidence_job"):
         ok = _run_job(instance, name) and ok
     print_warehouse_summary()
     return 0 if ok else 1
@@ -245,7 +247,7 @@ def print_connections() -> int:
 def _run_job(instance, name: str, counts: tuple[str, ...] | None = None) -> bool:
     """Run one unpartitioned job and print the checks and each materialisation's counts (only `counts`, in that
     order, when given: an asset reporting none of them is not printed)."""
-    from dagster import PathMetadataValue
+    from dagster import MarkdownMetadataValue, PathMetadataValue
 
     result = _execute(instance, name)
     checks = result.get_asset_check_evaluations()
@@ -254,7 +256,8 @@ def _run_job(instance, name: str, counts: tuple[str, ...] | None = None) -> bool
     for event in result.get_asset_materialization_events():
         meta = event.materialization.metadata
         shown = {k: _relative(v.value) if isinstance(v, PathMetadataValue) else v.value for k, v in meta.items()
-                 if isinstance(v.value, (int, float, str)) and v.value != "" and k != "requests"}
+                 if isinstance(v.value, (int, float, str)) and v.value != "" and not isinstance(v, MarkdownMetadataValue)
+                 and not k.startswith("dagster/")}  # Dagster's own entries repeat what the asset says
         if counts is not None:
             shown = {k: shown[k] for k in counts if k in shown}
             if not shown:
@@ -270,7 +273,7 @@ def _relative(path: str | Path) -> str:
 
 
 def print_warehouse_summary() -> None:
-    """Row counts per table of the warehouse, read-only."""
+    """Row counts per table of the warehouse, read-only (dlt's own tables and its emptied staging copies left out)."""
     import duckdb
 
     from pipelines.warehouse import warehouse_lock
@@ -279,7 +282,8 @@ def print_warehouse_summary() -> None:
             duckdb.connect(str(paths.warehouse_path()), read_only=True) as con:
         tables = con.execute(
             "SELECT table_schema, table_name FROM information_schema.tables "
-            "WHERE table_name NOT LIKE '\\_dlt%' ESCAPE '\\' ORDER BY ALL"
+            "WHERE table_name NOT LIKE '\\_dlt%' ESCAPE '\\' AND table_schema NOT LIKE '%\\_staging' ESCAPE '\\' "
+            "ORDER BY ALL"
         ).fetchall()
         print(f"warehouse {_relative(paths.warehouse_path())}:")
         for schema, table in tables:

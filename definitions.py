@@ -26,6 +26,7 @@ from assets.google_ads import (
     google_ads_assets,
     google_ads_job,
 )
+from assets.catalog_specs import describe
 from assets.ingestion import EVENT_CHECKS, usage_events_assets, usage_events_job, usage_events_landing_sensor
 from assets.linkedin_ads import (
     LINKEDIN_ADS_CHECKS,
@@ -43,6 +44,7 @@ from assets.privacy import (
     retention_job,
     retention_schedule,
 )
+from assets.policy_evidence import EVIDENCE_CHECKS, evidence_job, evidence_schedule, policy_evidence
 from assets.runs import abandoned_runs_sensor
 from pipelines import paths
 from pipelines.crm_app.settings import DATABASE_URL_ENV
@@ -110,14 +112,15 @@ if not SANDBOX:
     platform_master_key()  # fails now, naming GTG_MASTER_KEY, rather than in the first run
 
 defs = Definitions(
-    assets=[usage_events_assets, *MAIL_ASSETS, *FACEBOOK_ASSETS, google_ads_assets, linkedin_ads_assets,
-            *CRM_APP_ASSETS, *UPLOAD_ASSETS, *PRIVACY_ASSETS, *ANALYTICS_ASSETS],
+    # describe: owners, `pii` tags and column schemas from the catalogue's declarations (assets/catalog_specs.py)
+    assets=describe([usage_events_assets, *MAIL_ASSETS, *FACEBOOK_ASSETS, google_ads_assets, linkedin_ads_assets,
+                     *CRM_APP_ASSETS, *UPLOAD_ASSETS, *PRIVACY_ASSETS, *ANALYTICS_ASSETS, policy_evidence]),
     asset_checks=[*EVENT_CHECKS, *MAIL_CHECKS, *FACEBOOK_CHECKS, *GOOGLE_ADS_CHECKS, *LINKEDIN_ADS_CHECKS,
-                  *CRM_APP_CHECKS, *UPLOAD_CHECKS, *PRIVACY_CHECKS, *AD_REPORTING_CHECKS],
+                  *CRM_APP_CHECKS, *UPLOAD_CHECKS, *PRIVACY_CHECKS, *AD_REPORTING_CHECKS, *EVIDENCE_CHECKS],
     jobs=[usage_events_job, *MAIL_JOBS, facebook_job, google_ads_job, linkedin_ads_job, crm_app_job, uploads_job,
-          retention_job, requests_job, analytics_job],
-    schedules=[retention_schedule, analytics_schedule, *MAIL_SCHEDULES, *FACEBOOK_SCHEDULES, *GOOGLE_ADS_SCHEDULES,
-               *LINKEDIN_ADS_SCHEDULES, crm_app_schedule],
+          retention_job, requests_job, analytics_job, evidence_job],
+    schedules=[retention_schedule, analytics_schedule, evidence_schedule, *MAIL_SCHEDULES, *FACEBOOK_SCHEDULES,
+               *GOOGLE_ADS_SCHEDULES, *LINKEDIN_ADS_SCHEDULES, crm_app_schedule],
     sensors=[usage_events_landing_sensor, connections_sensor(CONNECTED_PROVIDERS), contact_uploads_sensor,
              data_subject_request_sensor, abandoned_runs_sensor],
     # A run's steps run one after another in its own process, which holds the warehouse for the whole run.

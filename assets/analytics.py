@@ -22,10 +22,13 @@ from dagster import (
     MaterializeResult,
     MetadataValue,
     ScheduleDefinition,
+    TableColumn,
+    TableSchema,
     asset,
     define_asset_job,
 )
 
+from assets.catalog_specs import PII_TAG
 from assets.sql_models import Model, build, failing_rows_sql, load_models, readable_personal_data, check_name
 from pipelines.catalog import ASSET_OF_TABLE, DECLARED_TABLES
 from pipelines.privacy.categories import CATEGORY_HINT
@@ -74,12 +77,16 @@ def _model_asset(model: Model) -> AssetsDefinition:
         check_specs=_check_specs(model),
         metadata={"sql": MetadataValue.path(str(model.path.relative_to(model.path.parents[2]))),
                   "materialized": model.materialized},
+        # Pseudonymous keys of people are personal data (erasure reaches them through `subject_columns`).
+        tags={PII_TAG: ""} if model.subject_columns else None,
     )
     def build_model(context: AssetExecutionContext, config: BuildConfig, warehouse: WarehouseResource):
         with warehouse.connect(read_only=False) as con:
             done = build(con, model, config.full_refresh, DECLARED_TABLES)
             yield MaterializeResult(metadata={**{k: v for k, v in done.items() if k != "waiting_for"},
                                               "columns": len(model.columns),
+                                              "dagster/row_count": done["rows"],
+                                              "dagster/column_schema": _built_schema(con, model),
                                               **({"waiting_for": MetadataValue.json(done["waiting_for"])}
                                                  if "waiting_for" in done else {})})
             for test in model.tests:
@@ -92,6 +99,15 @@ def _model_asset(model: Model) -> AssetsDefinition:
                                        metadata={"findings": MetadataValue.json(found)})
 
     return build_model
+
+
+def _built_schema(con, model: Model) -> TableSchema:
+    """The model's columns as built (DuckDB's types) with the header's documentation."""
+    types = con.execute("SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = ? "
+                        "AND table_name = ? ORDER BY ordinal_position", [model.schema, model.name]).fetchall()
+    return TableSchema(columns=[TableColumn(name, type.lower(), description=model.columns.get(name),
+                                            tags={PII_TAG: ""} if name in model.subject_columns else {})
+                                for name, type in types])
 
 
 MODEL_ASSETS = [_model_asset(model) for model in MODELS.values()]

@@ -15,6 +15,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import dlt
+import fsspec
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
@@ -36,16 +37,20 @@ from dagster import (
 )
 from dagster_dlt import DagsterDltResource, dlt_assets
 
-from assets.translator import WarehouseTranslator
+from assets.translator import WarehouseTranslator, load
 from pipelines import paths
 from pipelines.privacy.categories import stored_tables
+from pipelines.privacy.consent import identified_after_withdrawal
+from pipelines.privacy.landed_lifecycle import archive_url
 from pipelines.privacy.scan import unprotected_values
 from pipelines.usage_events import IngestReport, usage_events_source
 from pipelines.usage_events.landing import discover_files
 from pipelines.usage_events.settings import (
     DATASET_NAME,
     EVENTS_TABLE,
+    LANDING_SUBJECT_FIELDS,
     LEDGER_TABLE,
+    PARTITION_PREFIX,
     QUARANTINE_TABLE,
     SOURCE_NAME,
 )
@@ -55,7 +60,24 @@ from resources.keyring import KeyringResource
 from resources.landing import LandingResource
 from resources.warehouse import WAREHOUSE_POOL, WarehouseResource
 
-EVENT_DAYS = DailyPartitionsDefinition(start_date="2025-01-01", end_offset=1)
+def first_event_day(landing_url: str) -> dt.date:
+    """Where the event partitions start: GTG_EVENTS_START_DATE, else the earliest arrival day that ever landed
+    (a `dt=` folder of the landing location or of its archive, which keeps archived days' folders), else today.
+    Days before it cannot hold data, so the UI does not list hundreds of them as missing."""
+    if configured := os.environ.get("GTG_EVENTS_START_DATE"):
+        return dt.date.fromisoformat(configured)
+    days = []
+    for url in (landing_url, archive_url(landing_url)):
+        fs, root = fsspec.core.url_to_fs(url)
+        for folder in fs.glob(f"{root.rstrip('/')}/{PARTITION_PREFIX}*"):
+            try:
+                days.append(dt.date.fromisoformat(folder.rstrip("/").rsplit("/", 1)[-1][len(PARTITION_PREFIX):]))
+            except ValueError:
+                continue  # not a day folder: ingestion ignores it too
+    return min(days, default=dt.datetime.now(dt.timezone.utc).date())
+
+
+EVENT_DAYS = DailyPartitionsDefinition(start_date=first_event_day(paths.events_landing_url()).isoformat(), end_offset=1)
 EVENTS_KEY = AssetKey([DATASET_NAME, EVENTS_TABLE])
 # The share of quarantined lines above which the latest load is flagged (GTG_QUARANTINE_MAX_SHARE).
 QUARANTINE_MAX_SHARE = float(os.environ.get("GTG_QUARANTINE_MAX_SHARE", "0.05"))
@@ -97,7 +119,7 @@ def usage_events_assets(
         report = IngestReport()
         source = usage_events_source(landing.url, cipher, warehouse.work_dir, warehouse.path, days, report,
                                      landing.known_workspaces())
-        for result in dlt_runner.run(context=context, dlt_source=source, dlt_pipeline=pipeline):
+        for result in load(context, dlt_runner, source, pipeline, warehouse):
             yield MaterializeResult(
                 asset_key=result.asset_key,
                 metadata={**(result.metadata or {}), **_report_metadata(report, recovered)},
@@ -215,8 +237,24 @@ def events_landed_files_unchanged(
     )
 
 
+@asset_check(
+    asset=EVENTS_KEY,
+    pool=WAREHOUSE_POOL,
+    description="No event loaded after its visitor withdrew analytics consent (or was erased) carries one of "
+    "the visitor's identifiers: an opted-out visitor's events are stored without user, cookie or device id.",
+)
+def events_opted_out_without_identifiers(
+    context: AssetCheckExecutionContext, warehouse: WarehouseResource
+) -> AssetCheckResult:
+    indexes = tuple(f"{field}_bidx" for field in LANDING_SUBJECT_FIELDS)
+    with warehouse.connect() as con:
+        identified = identified_after_withdrawal(con, f"{DATASET_NAME}.{EVENTS_TABLE}", indexes)
+    return AssetCheckResult(passed=identified == 0, severity=AssetCheckSeverity.ERROR,
+                            metadata={"events_identified_after_opt_out": identified})
+
+
 EVENT_CHECKS = [events_unique_event_ids, events_quarantine_share, events_personal_data_encrypted,
-                events_landed_files_unchanged]
+                events_landed_files_unchanged, events_opted_out_without_identifiers]
 
 usage_events_job = define_asset_job(
     "usage_events_job",

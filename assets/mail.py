@@ -13,7 +13,7 @@ from dagster_dlt import DagsterDltResource, dlt_assets
 
 from assets.connections import ConnectedProvider, connection_job, connection_partitions, hourly_schedule, syncable
 from assets.stream_checks import stream_checks
-from assets.translator import WarehouseTranslator
+from assets.translator import WarehouseTranslator, load
 from pipelines import paths
 from pipelines.gmail import gmail_source
 from pipelines.gmail import settings as gmail
@@ -52,7 +52,7 @@ def _provider_assets(provider: str, source, settings, partitions: DynamicPartiti
             recovered = finish_pending(pipeline)
             with open_session(registry, cipher, connection, endpoints, mail.oauth(), warehouse_path=warehouse.path,
                               work_dir=warehouse.work_dir) as session:
-                results = list(dlt_runner.run(context=context, dlt_source=source(session), dlt_pipeline=pipeline))
+                results = list(load(context, dlt_runner, source(session), pipeline, warehouse))
                 commit(registry, session)
         for result in results:
             yield MaterializeResult(asset_key=result.asset_key, metadata={

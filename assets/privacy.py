@@ -39,7 +39,7 @@ from assets import model_loads
 from assets.analytics import MODELS, snapshot_path
 from assets.sql_models import pseudonymous_tables
 from pipelines.catalog import ASSET_OF_TABLE, DECLARED_TABLES, LANDING_ZONES
-from pipelines.privacy.dsr import process_pending
+from pipelines.privacy.dsr import foreign_rows_in_exports, process_pending
 from pipelines.privacy.landed_lifecycle import overdue, sweep
 from pipelines.privacy.policy import LandedRule, Rule, load_policy
 from pipelines.privacy.retention import cutoff, past_retention, run_rule
@@ -90,7 +90,8 @@ def _asset_of(table: str) -> AssetKey:
 
 
 def retention_key(rule: Rule) -> AssetKey:
-    return AssetKey(["privacy", "retention", rule.dataset, rule.name])
+    """Named for what it does to which table (`anonymise_sessions`), so the graph never reads `sessions -> sessions`."""
+    return AssetKey(["privacy", "retention", rule.dataset, f"{rule.action}_{rule.name}"])
 
 
 def _retention_asset(rule: Rule) -> AssetsDefinition:
@@ -155,7 +156,7 @@ def _within_retention_check(rule: Rule):
 
 
 def _landed_key(rule: LandedRule) -> AssetKey:
-    return AssetKey(["privacy", "retention", "landed", rule.zone])
+    return AssetKey(["privacy", "retention", "landed", f"{rule.action}_{rule.zone}_files"])
 
 
 def _landed_assets(rule: LandedRule) -> tuple[AssetsDefinition, AssetChecksDefinition]:
@@ -299,7 +300,16 @@ def audit_log_intact(context: AssetCheckExecutionContext, privacy: PrivacyResour
                             metadata={"entries": status.entries, "broken_at_entry": status.broken_at or 0})
 
 
-REQUEST_CHECKS = [requests_within_deadline, audit_log_intact]
+@asset_check(asset=REQUESTS_KEY, description="Every access export on disk holds only rows of the workspace that "
+             "requested it (\"visible only within your personal workspace\").")
+def exports_hold_only_their_workspace(context: AssetCheckExecutionContext, privacy: PrivacyResource) -> AssetCheckResult:
+    read, foreign = foreign_rows_in_exports(privacy.inbox(), Path(privacy.exports_dir))
+    return AssetCheckResult(passed=not foreign, severity=AssetCheckSeverity.ERROR, metadata={
+        "exports_read": read, "rows_of_another_workspace": sum(foreign.values()),
+        "requests_with_foreign_rows": MetadataValue.json(sorted(foreign))})
+
+
+REQUEST_CHECKS = [requests_within_deadline, audit_log_intact, exports_hold_only_their_workspace]
 
 requests_job = define_asset_job(
     "data_subject_requests_job",

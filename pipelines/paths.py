@@ -123,6 +123,11 @@ def workspaces_path() -> Path:
     return Path(os.environ.get("GTG_WORKSPACES_PATH") or data_dir() / "workspaces" / "workspaces.sqlite")
 
 
+def evidence_page_path() -> Path:
+    """GTG_EVIDENCE_PAGE, default `<data>/policy_evidence.html`: the privacy policy's evidence, for auditors."""
+    return Path(os.environ.get("GTG_EVIDENCE_PAGE") or data_dir() / "policy_evidence.html")
+
+
 def exports_dir() -> Path:
     """GTG_EXPORTS_DIR, default `<data>/exports`: access-request exports (one JSON file per request)."""
     return Path(os.environ.get("GTG_EXPORTS_DIR") or data_dir() / "exports")

@@ -4,7 +4,7 @@ Only one process may write a DuckDB file at a time, and none may read it meanwhi
 warehouse lock (`pipelines.warehouse.warehouse_lock`) from the moment its resources start until they stop, so
 its assets, its checks and dlt's steps all write and read under one hold, and a run that finds the warehouse
 taken says in its log whom it waits for. Every asset and check that opens the warehouse is also in the
-`warehouse` concurrency pool (limit 1, by run: dagster.yaml), so the daemon queues such runs instead of starting
+`warehouse` concurrency pool (limit 1, by run: dagster_instance.yaml), so the daemon queues such runs instead of starting
 them side by side. Sensors read under a shared hold that never waits.
 """
 

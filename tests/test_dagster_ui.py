@@ -28,7 +28,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = pytest.mark.timeout(900)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -43,12 +43,13 @@ ASSET_PATH = ["raw_events", "usage_events"]
 JOB = "usage_events_job"
 SENSOR = "usage_events_landing_sensor"
 CHECKS = {"events_unique_event_ids", "events_quarantine_share", "events_personal_data_encrypted",
-          "events_landed_files_unchanged",
+          "events_landed_files_unchanged", "events_opted_out_without_identifiers",
           "within_retention__usage_events", "within_retention__usage_events_quarantine"}
 PRIVACY_JOBS = ("privacy_retention_job", "data_subject_requests_job")
-PRIVACY_ASSETS = [["privacy", "retention", "raw_events", "usage_events"],
-                  ["privacy", "retention", "raw_events", "usage_events_quarantine"],
-                  ["privacy", "data_subject_requests"]]
+PROMISES = 15  # the privacy policy's promises (pipelines/privacy/policy_evidence.toml), each evidenced by checks
+PRIVACY_ASSETS = [["privacy", "retention", "raw_events", "anonymise_usage_events"],
+                  ["privacy", "retention", "raw_events", "delete_usage_events_quarantine"],
+                  ["privacy", "data_subject_requests"], ["privacy", "policy_evidence"]]
 
 # The mail streams (sandbox default: 3 Gmail and 2 Outlook connections), each with its two checks and the
 # retention check of its table; a messages asset also loads its recipients table, with that table's checks.
@@ -67,6 +68,7 @@ STOP_TIMEOUT_S = 30
 _OVERRIDES = (
     "GTG_WAREHOUSE_PATH", "GTG_EVENTS_LANDING_URL", "GTG_KEYRING_PATH", "GTG_MASTER_KEY_FILE",
     "GTG_MASTER_KEY", "GTG_ENV", "GTG_QUARANTINE_MAX_SHARE", "GTG_SANDBOX_EVENTS", "DAGSTER_HOME",
+    "GTG_EVENTS_START_DATE", "GTG_EVIDENCE_PAGE",
 )
 
 # Log of the running `dagster dev`, for the failure report of any test of this module.
@@ -190,13 +192,38 @@ def test_cli_run_materialises_and_passes_its_checks(cli_run: CliRun) -> None:
         in out.splitlines(), cli_run.output
     for job in PRIVACY_JOBS:  # then the privacy jobs: nothing expired yet, no request waiting
         assert re.search(rf"^{job}: run [0-9a-f-]{{36}} success; checks passed (\d+)/\1$", out, re.MULTILINE), cli_run.output
-    assert re.search(r"^  privacy/retention/raw_events/usage_events: action anonymise, keep_days 395, cutoff .*, "
+    # Last, the evidence: every promise is kept, so its own check passes.
+    assert re.search(r"^policy_evidence_job: run [0-9a-f-]{36} success; checks passed 1/1$", out, re.MULTILINE), cli_run.output
+    assert re.search(rf"^  privacy/policy_evidence: promises {PROMISES}, kept {PROMISES}, "
+                     rf"broken 0, not_yet_evidenced 0, checks_read \d+, "
+                     r"page \S*/policy_evidence\.html$",
+                     out, re.MULTILINE), cli_run.output
+    assert re.search(r"^  privacy/retention/raw_events/anonymise_usage_events: action anonymise, keep_days 395, cutoff .*, "
                      r"rows_expired 0, subjects_expired 0, keys_destroyed 0$", out, re.MULTILINE), cli_run.output
     assert f"  raw_events.usage_events: {VALID_EVENTS} rows" in out.splitlines(), cli_run.output
     assert f"  raw_events.usage_events_quarantine: {BAD_LINES} rows" in out.splitlines(), cli_run.output
     # Everything derived from GTG_DATA_DIR: the warehouse and the instance are in tmp.
     assert (cli_run.tmp / "data" / "warehouse.duckdb").is_file()
     assert (cli_run.tmp / "dagster_home" / "dagster.yaml").is_file()
+
+
+def test_cli_run_leaves_analysts_plain_types_and_documented_raw_columns(cli_run: CliRun) -> None:
+    """Counts reach analysts as BIGINT (not HUGEINT), the staging copies dlt empties are not listed, and every
+    column of the raw events table carries its declared description as a DuckDB comment."""
+    import duckdb
+
+    assert cli_run.result.returncode == 0, cli_run.output
+    assert "_staging." not in cli_run.result.stdout
+    with duckdb.connect(str(cli_run.tmp / "data" / "analytics_snapshot.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM duckdb_columns() WHERE data_type = 'HUGEINT'").fetchone() == (0,)
+    with duckdb.connect(str(cli_run.tmp / "data" / "warehouse.duckdb"), read_only=True) as con:
+        undocumented = con.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE schema_name = 'raw_events' AND table_name = 'usage_events' "
+            "AND column_name NOT LIKE '\\_dlt%' ESCAPE '\\' AND comment IS NULL").fetchall()
+        ip = con.execute("SELECT comment FROM duckdb_columns() WHERE schema_name = 'raw_events' "
+                         "AND table_name = 'usage_events' AND column_name = 'ip'").fetchone()
+    assert undocumented == []
+    assert ip == ("The client IP address. Personal data (user.device.ip_address), stored encrypted.",)
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -264,6 +291,7 @@ query Workspace {
               sensors { name defaultStatus targets { pipelineName } }
               assetNodes {
                 assetKey { path }
+                groupName
                 isPartitioned
                 jobNames
                 partitionDefinition { type }
@@ -525,3 +553,127 @@ def test_each_day_has_one_materialization_with_its_events_loaded(dagster_ui: Dag
         assert loaded["__typename"] == "IntMetadataEntry", loaded
         assert (event["runId"], loaded["intValue"]) == expected[event["partition"]]
     assert sum(loaded for _, loaded in expected.values()) == VALID_EVENTS
+
+
+# ------------------------------------------------------------------------------------------------------
+# Step 3: the same `dagster dev`, seen in a real browser (Debian's headless Chromium driven by Playwright)
+# ------------------------------------------------------------------------------------------------------
+
+CHROMIUM = Path(os.environ.get("GTG_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+# Screenshots of every page a failed browser test visited (CI keeps this folder).
+ARTIFACTS = Path(os.environ.get("GTG_TEST_ARTIFACTS") or PROJECT_ROOT / ".test-artifacts")
+PAGE_TIMEOUT_MS = 60_000
+EVIDENCE_PATH = ["privacy", "policy_evidence"]
+
+
+@pytest.fixture(scope="module")
+def chromium(dagster_ui: DagsterUI, tmp_path_factory: pytest.TempPathFactory):
+    if not CHROMIUM.is_file():
+        pytest.fail(f"{CHROMIUM} is missing: `apt-get install -y chromium` (.ci/run installs it)")
+    from playwright.sync_api import sync_playwright
+
+    profile = tmp_path_factory.mktemp("chromium_profile")
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(profile), executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS, headless=True,
+            viewport={"width": 1600, "height": 3000})
+        context.set_default_timeout(PAGE_TIMEOUT_MS)
+        try:
+            yield context
+        finally:
+            context.close()
+
+
+@dataclass
+class Browser:
+    base: str
+    context: object
+    pages: list = field(default_factory=list)
+
+    def open(self, path: str, wait_for: str):
+        """Open a page of the UI in the test's tab and wait for data-bearing text on it (not a heading: those
+        render first). One tab per test: every open tab keeps polling the server for live data."""
+        if not self.pages:
+            self.pages.append(self.context.new_page())
+        page = self.pages[0]
+        page.goto(self.base + path)
+        page.get_by_text(wait_for, exact=False).first.wait_for()
+        return page
+
+
+@pytest.fixture
+def browser(chromium, dagster_ui: DagsterUI, request: pytest.FixtureRequest) -> Browser:
+    """A fresh tab (and any page a test adds) for one test; when it fails, a screenshot of each is kept under
+    ARTIFACTS, showing where it stopped."""
+    failed_before = request.session.testsfailed
+    pages = Browser(base=dagster_ui.url.removesuffix("/graphql"), context=chromium)
+    yield pages
+    if request.session.testsfailed > failed_before:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        for n, page in enumerate(pages.pages):
+            page.screenshot(path=str(ARTIFACTS / f"{request.node.name}-{n}.png"), full_page=True)
+    for page in pages.pages:
+        page.close()
+
+
+def _asset_href(path: list[str]) -> str:
+    return "/assets/" + "/".join(path)
+
+
+def test_browser_shows_the_code_location_loaded(browser: Browser) -> None:
+    page = browser.open("/locations", "Loaded")
+    text = page.inner_text("body")
+    assert "1 code location" in text and LOCATION in text
+    assert "Failed" not in text and "Error" not in text
+
+
+def test_browser_lists_every_group_with_its_assets(browser: Browser, dagster_ui: DagsterUI) -> None:
+    groups: dict[str, list[list[str]]] = {}
+    for node in dagster_ui.repository()["assetNodes"]:
+        groups.setdefault(node["groupName"], []).append(node["assetKey"]["path"])
+    assert set(groups) == {"analytics", "privacy", "raw_events", "raw_gmail", "raw_outlook"}
+    for group, paths in sorted(groups.items()):
+        page = browser.open(f"/locations/{LOCATION}/asset-groups/{group}/list", paths[0][-1])
+        missing = [p for p in paths if page.locator(f'a[href="{_asset_href(p)}"]').count() == 0]
+        assert missing == [], f"group {group}: no link to {missing}"
+
+
+def test_browser_shows_every_check_green(browser: Browser, dagster_ui: DagsterUI) -> None:
+    """Every check of every asset shows Succeeded, the evidence's own included."""
+    with_checks = [(n["assetKey"]["path"], [c["name"] for c in n["assetChecksOrError"]["checks"]])
+                   for n in dagster_ui.repository()["assetNodes"] if n["assetChecksOrError"].get("checks")]
+    assert len(with_checks) == 20
+    for path, names in with_checks:
+        page = browser.open(f"{_asset_href(path)}?view=checks", f"Checks ({len(names)})")
+        deadline = time.monotonic() + 30  # statuses arrive after the list
+        while page.get_by_text("Succeeded", exact=True).count() < len(names) and time.monotonic() < deadline:
+            page.wait_for_timeout(250)
+        assert page.get_by_text("Succeeded", exact=True).count() == len(names), f"{'/'.join(path)}: {names}"
+
+
+def test_browser_shows_the_materialised_days_and_none_missing(browser: Browser, cli_run: CliRun) -> None:
+    page = browser.open(f"{_asset_href(ASSET_PATH)}?view=partitions", f"Materialized ({DAYS})")
+    text = page.inner_text("body")
+    assert f"{DAYS} Partitions Selected" in text
+    assert "Missing (0)" in text and "Failed (0)" in text
+    assert all(page.get_by_text(day, exact=True).count() >= 1 for day in cli_run.days)
+
+
+def test_browser_renders_the_policy_evidence_with_every_promise_kept(browser: Browser, cli_run: CliRun) -> None:
+    page = browser.open(_asset_href(EVIDENCE_PATH), "[Show Markdown]")
+    page.get_by_text("[Show Markdown]").first.click()
+    page.locator("td", has_text="kept").first.wait_for()
+    rows = [r.split("\t") for r in page.locator("tr", has=page.locator("td", has_text="passed")).all_inner_texts()]
+    verdicts = {claim: verdict for _, claim, verdict, *_ in rows}
+    assert len(verdicts) == PROMISES
+    assert set(verdicts.values()) == {"kept"}
+
+    # The page for auditors, opened from the data folder: self-contained, the same verdicts.
+    html_page = browser.context.new_page()
+    browser.pages.append(html_page)
+    html_page.goto((cli_run.tmp / "data" / "policy_evidence.html").as_uri())
+    assert html_page.locator("tbody tr").count() == PROMISES
+    assert html_page.locator("tbody tr.kept").count() == PROMISES
+    assert html_page.locator("tbody tr.not-yet-evidenced").count() == 0

@@ -68,7 +68,8 @@ def test_each_day_materialises_with_its_exact_counts_and_passing_checks(platform
             "duplicates_dropped": stats.duplicates_by_day[day], "lines_quarantined": stats.bad_by_day[day]}
         checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
         assert checks == {"events_unique_event_ids": True, "events_quarantine_share": True,
-                          "events_personal_data_encrypted": True, "events_landed_files_unchanged": True}
+                          "events_personal_data_encrypted": True, "events_landed_files_unchanged": True,
+                          "events_opted_out_without_identifiers": True}
     assert platform.query("SELECT count(*) FROM raw_events.usage_events") == [(stats.valid_events,)]
 
     # No personal value anywhere in what Dagster recorded about the runs.
@@ -177,7 +178,7 @@ def test_sensor_waits_while_the_warehouse_is_being_written(platform: Platform, w
 
 
 @pytest.mark.parametrize("name", ["events_unique_event_ids", "events_quarantine_share", "events_personal_data_encrypted",
-                                  "events_landed_files_unchanged"])
+                                  "events_landed_files_unchanged", "events_opted_out_without_identifiers"])
 def test_checks_pass_on_an_empty_warehouse(platform: Platform, name: str) -> None:
     result = _run(platform, "2026-11-24")
     assert result.success

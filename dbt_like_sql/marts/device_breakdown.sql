@@ -24,7 +24,7 @@ SELECT
     os_family,
     count(*) AS events,
     count(DISTINCT visitor_key) AS visitors,
-    count_if(coalesce(is_bot, false)) AS bot_events,
+    count_if(coalesce(is_bot, false))::BIGINT AS bot_events,
     count_if(coalesce(is_bot, false)) / count(*) AS bot_share
 FROM staging.stg_events
 WHERE occurred_at >= CAST(getvariable('gtg_since') AS TIMESTAMPTZ)

@@ -31,10 +31,10 @@ SELECT
     workspace_id,
     provider,
     count(DISTINCT connection_id) AS connections,
-    count_if(NOT coalesce(outgoing, false)) AS messages_received,
-    count_if(coalesce(outgoing, false)) AS messages_sent,
+    count_if(NOT coalesce(outgoing, false))::BIGINT AS messages_received,
+    count_if(coalesce(outgoing, false))::BIGINT AS messages_sent,
     count(DISTINCT thread_id) AS threads,
-    coalesce(sum(size_bytes), 0) AS bytes
+    coalesce(sum(size_bytes), 0)::BIGINT AS bytes
 FROM messages
 WHERE happened_at IS NOT NULL
 GROUP BY ALL

@@ -79,8 +79,8 @@ SELECT
     max(occurred_at) AS ended_at,
     epoch(max(occurred_at) - min(occurred_at)) AS duration_s,
     count(*) AS events,
-    count_if(event_type = 'page_view') AS page_views,
-    count_if(event_type = 'click') AS clicks,
+    count_if(event_type = 'page_view')::BIGINT AS page_views,
+    count_if(event_type = 'click')::BIGINT AS clicks,
     arg_min(page_path, occurred_at) FILTER (WHERE event_type = 'page_view') AS entry_page,
     arg_max(page_path, occurred_at) FILTER (WHERE event_type = 'page_view') AS exit_page,
     count_if(event_type = 'page_view') = 1

@@ -22,7 +22,7 @@ tests:
 -- makes DuckDB materialise every visitor-day first, at half as much again.
 WITH activity AS (
     SELECT workspace_id, min(event_date) AS first_active_date, max(event_date) AS last_active_date,
-           sum(events) AS events
+           sum(events)::BIGINT AS events
     FROM analytics.visitor_days
     GROUP BY workspace_id
 ),

@@ -20,11 +20,11 @@ from pipelines.mail_common.stage import INDEX, PERSONAL
 from pipelines.privacy.requests import normalise_identity
 
 MESSAGE_COLUMNS: TTableSchemaColumns = {
-    "thread_id": {"data_type": "text", "nullable": True},
-    "received_at": {"data_type": "timestamp", "nullable": True},
-    "sent_at": {"data_type": "timestamp", "nullable": True},
-    "size_bytes": {"data_type": "bigint", "nullable": True},
-    "outgoing": {"data_type": "bool", "nullable": True},
+    "thread_id": {"data_type": "text", "nullable": True, "description": "The provider's conversation id."},
+    "received_at": {"data_type": "timestamp", "nullable": True, "description": "When the mailbox received it."},
+    "sent_at": {"data_type": "timestamp", "nullable": True, "description": "When it was sent."},
+    "size_bytes": {"data_type": "bigint", "nullable": True, "description": "Size of the message."},
+    "outgoing": {"data_type": "bool", "nullable": True, "description": "Sent from this mailbox (else received)."},
     "subject_ref": {"data_type": "binary", "nullable": True, "x-subject-ref": True, "x-subject-of": ["correspondent"],
                     "x-subject-categories": {"correspondent": "user.contact.email"}},
     "from_name": {**PERSONAL, "x-data-category": "user.name"},
@@ -35,8 +35,8 @@ MESSAGE_COLUMNS: TTableSchemaColumns = {
 }
 
 CONTACT_COLUMNS: TTableSchemaColumns = {
-    "updated_at": {"data_type": "timestamp", "nullable": True},
-    "etag": {"data_type": "text", "nullable": True},
+    "updated_at": {"data_type": "timestamp", "nullable": True, "description": "When the provider last changed it."},
+    "etag": {"data_type": "text", "nullable": True, "description": "The provider's version tag of the contact."},
     "subject_ref": {"data_type": "binary", "nullable": True, "x-subject-ref": True,
                     "x-subject-of": ["primary_email", "primary_phone"]},
     "display_name": {**PERSONAL, "x-data-category": "user.name"},

@@ -61,12 +61,14 @@ def child_table(key: str, columns: TTableSchemaColumns) -> TTableSchemaColumns:
 
 def _keyed(hint: str, key: str, columns: TTableSchemaColumns) -> TTableSchemaColumns:
     return {
-        CONNECTION: {"data_type": "text", "nullable": False, hint: True, CONNECTION_HINT: True},
-        key: {"data_type": "text", "nullable": False, hint: True},
-        "workspace_id": {"data_type": "text", "nullable": False},
+        CONNECTION: {"data_type": "text", "nullable": False, hint: True, CONNECTION_HINT: True,
+                     "description": "The connected account the row was synced from."},
+        key: {"data_type": "text", "nullable": False, hint: True, "description": "The provider's id of the record."},
+        "workspace_id": {"data_type": "text", "nullable": False, "description": "The GTG workspace of the account."},
         **columns,
-        "synced_at": {"data_type": "timestamp", "nullable": False},
-        DELETED: {"data_type": "bool", "nullable": True, "hard_delete": True},
+        "synced_at": {"data_type": "timestamp", "nullable": False, "description": "When the sync wrote the row."},
+        DELETED: {"data_type": "bool", "nullable": True, "hard_delete": True,
+                  "description": "Deletion marker of a sync (the row is removed on load)."},
     }
 
 

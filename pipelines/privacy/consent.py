@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import duckdb
 
+from pipelines.privacy import suppression
 from pipelines.privacy.suppression import suppressed_sql
 from pipelines.warehouse import table_exists
 
@@ -52,3 +53,27 @@ def withdrawn_sql(con: duckdb.DuckDBPyConnection, purpose: str, catalog: str | N
     if not parts:
         return "SELECT NULL::VARCHAR AS workspace_id, NULL::BLOB AS subject_bidx WHERE false"
     return " UNION ".join(f"SELECT * FROM ({p})" for p in parts)
+
+
+def identified_after_withdrawal(con: duckdb.DuckDBPyConnection, table: str, index_columns: tuple[str, ...]) -> int:
+    """Rows of `table` (`dataset.table`, loaded by dlt) loaded after their person withdrew analytics consent or
+    was erased, that still carry one of the person's blind indexes in `index_columns`: what ingestion promises
+    never happens (such events load without identifiers). 0 while nobody has withdrawn anything."""
+    parts = []
+    if table_exists(con, DATASET, TABLE):
+        parts.append(
+            f"SELECT workspace_id, subject_bidx, updated_at AS since FROM {DATASET}.{TABLE} WHERE purpose = 'analytics' "
+            "QUALIFY row_number() OVER (PARTITION BY workspace_id, subject_bidx ORDER BY updated_at DESC) = 1 "
+            "AND NOT allowed")
+    if table_exists(con, suppression.DATASET, suppression.TABLE):
+        parts.append(f"SELECT workspace_id, bidx AS subject_bidx, added_at AS since "
+                     f"FROM {suppression.DATASET}.{suppression.TABLE}")
+    dataset, name = table.split(".")
+    if not parts or not table_exists(con, dataset, name):
+        return 0
+    refused = " UNION ALL ".join(parts)
+    matches = " OR ".join(f"t.{c} = r.subject_bidx" for c in index_columns)
+    return con.execute(
+        f"SELECT count(DISTINCT t.rowid) FROM {table} t JOIN ({refused}) r ON t.workspace_id = r.workspace_id "
+        f"AND ({matches}) WHERE to_timestamp(t._dlt_load_id::DOUBLE) > r.since"
+    ).fetchall()[0][0]

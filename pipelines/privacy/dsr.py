@@ -425,3 +425,21 @@ def _erase(con, cipher, inbox, rows, batch, tables, searchable, report, *, landi
     _checkpoint_without_compaction(con)
     for outcome in batch:
         outcome.detail = f"erased {sum(outcome.tables.values())} rows from {len(outcome.tables)} tables"
+
+
+def foreign_rows_in_exports(inbox: Inbox, exports_dir: Path) -> tuple[int, dict[str, int]]:
+    """(exports read, rows of another workspace per request id) over every access export still on disk: an
+    export holds only rows of the workspace that requested it (the policy's "visible only within your
+    workspace"). A row without a workspace counts as foreign."""
+    read, foreign = 0, {}
+    for row in inbox.all():
+        path = export_file(exports_dir, row["request_id"]) if row["export_path"] else None
+        if path is None or not path.exists():
+            continue
+        read += 1
+        document = json.loads(path.read_text(encoding="utf-8"))
+        owners = [document.get("workspace_id"), *(r.get("workspace_id") for records in document["tables"].values()
+                                                  for r in records)]
+        if count := sum(owner != row["workspace_id"] for owner in owners):
+            foreign[row["request_id"]] = count
+    return read, foreign

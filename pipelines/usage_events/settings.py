@@ -150,6 +150,73 @@ LEDGER_COLUMNS: TTableSchemaColumns = {
     "lines_quarantined": {"data_type": "bigint", "nullable": False},
 }
 
+# What each column holds, in words: the UI's column schema and the warehouse's DuckDB comments show these (personal
+# columns add their data category), so they are written once, here, beside the declaration.
+_DESCRIPTIONS: dict[str, dict[str, str]] = {
+    "events": {
+        "event_id": "The tracker's id of the event (UUID); stored once.",
+        "workspace_id": "The GTG workspace the event belongs to.",
+        "event_type": "page_view, click, session_start or a custom event type.",
+        "occurred_at": "When the event happened, by the device's clock (UTC).",
+        "received_date": "The arrival day: the landing folder dt=YYYY-MM-DD it was loaded from.",
+        "user_id": "The signed-in user's id.",
+        "anonymous_id": "The tracker cookie's id.",
+        "device_id": "The device's id.",
+        "ip": "The client IP address.",
+        "ip_network": "The IP's network (IPv4 /24, IPv6 /48): where, without who.",
+        "ip_version": "4 or 6.",
+        "user_agent": "The browser's user agent string.",
+        "browser_family": "Browser, parsed from the user agent.",
+        "browser_version": "Browser version, parsed from the user agent.",
+        "os_family": "Operating system, parsed from the user agent.",
+        "os_version": "Operating system version, parsed from the user agent.",
+        "device_family": "Device model family, parsed from the user agent.",
+        "device_class": "desktop, mobile, tablet or bot.",
+        "is_bot": "Whether the user agent is a known bot.",
+        "page_url": "The page, without its query string.",
+        "page_host": "The page's host.",
+        "page_path": "The page's path.",
+        "referrer_url": "The referring page, without its query string.",
+        "referrer_host": "The referring page's host.",
+        "utm_source": "Campaign source (utm_source of the page URL).",
+        "utm_medium": "Campaign medium (utm_medium).",
+        "utm_campaign": "Campaign name (utm_campaign).",
+        "properties": "The event's custom properties (JSON text).",
+        "consent_analytics": "Analytics consent: without it the event carries no identifier.",
+        "consent_ads": "Consent to personalised advertising.",
+        "source_file": "The landed file the event was read from.",
+        "source_line": "Its line number in that file.",
+        "contract_version": "Version of the event contract the line was validated against.",
+    },
+    "quarantine": {
+        "source_file": "The landed file holding the invalid line.",
+        "source_line": "Its line number in that file.",
+        "received_date": "The arrival day of the file.",
+        "reason": "Why the line was refused (a reason code).",
+        "reason_detail": "The field and rule that failed, never a value.",
+        "workspace_id": "The workspace the line claims, or _unattributed.",
+        "raw_line": "The whole line as it landed.",
+        "raw_bytes": "Length of the line in bytes.",
+        "line_key": "Keyed hash of the line and its occurrence in its file: a line landed again is not quarantined twice.",
+        "contract_version": "Version of the event contract the line was checked against.",
+    },
+    "ledger": {
+        "file_url": "Where the file was read (the landing location's URL).",
+        "file_path": "Path relative to the landing root: with the hash, what identifies a file version.",
+        "received_date": "The arrival day (dt= folder).",
+        "size_bytes": "Size of the file when loaded.",
+        "modified_at": "Modification time of the file when loaded (seconds since the epoch).",
+        "content_sha256": "SHA-256 of the file's bytes.",
+        "lines": "Lines read.",
+        "events_loaded": "Events loaded from it.",
+        "duplicates_dropped": "Lines dropped as duplicates of an event already held.",
+        "lines_quarantined": "Lines quarantined.",
+    },
+}
+for _columns, _texts in ((EVENT_COLUMNS, _DESCRIPTIONS["events"]), (QUARANTINE_COLUMNS, _DESCRIPTIONS["quarantine"]),
+                         (LEDGER_COLUMNS, _DESCRIPTIONS["ledger"])):
+    for _name, _text in _texts.items():
+        _columns[_name]["description"] = _text
 
 # Every table this source loads, with its column declaration: what the privacy engine governs.
 TABLES: dict[str, TTableSchemaColumns] = {

@@ -17,7 +17,8 @@ import duckdb
 import pytest
 
 from pipelines.privacy.audit import AuditLog
-from pipelines.privacy.dsr import process_pending
+from pipelines.privacy.consent import identified_after_withdrawal
+from pipelines.privacy.dsr import foreign_rows_in_exports, process_pending
 from pipelines.privacy.provider_requests import meta_deletion_request
 from pipelines.privacy.requests import Inbox, Request, RequestError
 from pipelines.workspaces import UNATTRIBUTED_WORKSPACE
@@ -26,6 +27,7 @@ from tests.conftest import Platform, landed_lines
 WS_EVENTS = "raw_events.usage_events"
 WS_QUARANTINE = "raw_events.usage_events_quarantine"
 IDS = ("user_id", "anonymous_id", "device_id")
+INDEXES = tuple(f"{c}_bidx" for c in IDS)
 
 
 @pytest.fixture(scope="module")
@@ -150,6 +152,13 @@ def test_access_export_holds_exactly_the_persons_rows_decrypted(platform):
     assert stored["status"] == "completed" and Path(stored["export_path"]).stat().st_mode & 0o777 == 0o600
     assert stored["deadline"].startswith((dt.datetime.fromisoformat(stored["received_at"].replace("Z", "+00:00"))
                                           + dt.timedelta(days=30)).date().isoformat())
+    # The check behind "visible only within your workspace": this export holds only its workspace's rows, and a
+    # row of another workspace slipped into it is counted.
+    exports_dir = platform.root / "exports"
+    assert foreign_rows_in_exports(inbox, exports_dir) == (1, {})
+    events[0]["workspace_id"], events[1]["workspace_id"] = "ws_other", None
+    Path(stored["export_path"]).write_text(json.dumps(export))
+    assert foreign_rows_in_exports(inbox, exports_dir) == (1, {rid: 2})
 
 
 def test_erasure_leaves_no_byte_of_the_person_and_keeps_everyone_else(platform):
@@ -273,6 +282,17 @@ def test_opted_out_visitor_is_loaded_without_identifiers(platform):
     assert mine and len(mine) < len(rows)
     assert {(eid, stripped, consent) for eid, stripped, consent in rows} == {
         (eid, eid in mine, eid not in mine) for eid, _, _ in rows}
+    # The check behind "an opted-out visitor's events carry no identifier": none after this load; a later row
+    # carrying the visitor's blind index (what a broken ingestion would store) is found.
+    with duckdb.connect(str(platform.warehouse)) as con:
+        assert identified_after_withdrawal(con, WS_EVENTS, INDEXES) == 0
+        (bidx,) = con.execute(f"SELECT subject_bidx FROM privacy.consent WHERE request_id = ? AND purpose = 'analytics'",
+                              [rid]).fetchone()
+        con.execute(f"UPDATE {WS_EVENTS} SET anonymous_id_bidx = ? WHERE event_id = ?", [bidx, sorted(mine)[0]])
+        assert identified_after_withdrawal(con, WS_EVENTS, INDEXES) == 1
+        con.execute(f"UPDATE {WS_EVENTS} SET user_id_bidx = ? WHERE event_id IN (SELECT unnest(?))",
+                    [bidx, sorted(loaded)[:3]])  # rows loaded before the opt-out may keep it
+        assert identified_after_withdrawal(con, WS_EVENTS, INDEXES) == 1
 
 
 def test_access_exports_are_deleted_after_30_days(platform):

@@ -44,10 +44,11 @@ def test_as_of_alone_previews_and_writes_nothing(generated: Platform) -> None:
     result = defs.resolve_job_def("privacy_retention_job").execute_in_process(
         instance=DagsterInstance.ephemeral(), run_config=_config(defs, as_of=AS_OF), raise_on_error=False)
     previews = {tuple(e.asset_key.path[2:]): e.materialization.metadata for e in result.get_asset_materialization_events()}
-    assert set(previews) == {(r.dataset, r.name) for r in POLICY.rules} | {("landed", r.zone) for r in POLICY.landed}
+    assert set(previews) == {(r.dataset, f"{r.action}_{r.name}") for r in POLICY.rules} | {
+        ("landed", f"{r.action}_{r.zone}_files") for r in POLICY.landed}
     assert {name: meta["preview"].value for name, meta in previews.items()} == dict.fromkeys(previews, True)
-    assert previews[("raw_events", "usage_events")]["rows_that_would_expire"].value == events > 0
-    landed = previews[("landed", "usage_events")]  # every file is loaded and past its window: none moves
+    assert previews[("raw_events", "anonymise_usage_events")]["rows_that_would_expire"].value == events > 0
+    landed = previews[("landed", "archive_usage_events_files")]  # every file is loaded and past its window: none moves
     assert landed["files_that_would_leave_the_clear"].value == len(list(generated.landing.rglob("*.ndjson*"))) > 0
     assert _digests(generated.root) == before  # warehouse, keyring, audit log, landed files: byte for byte
     assert not (generated.root / "privacy" / "audit.jsonl").exists()
