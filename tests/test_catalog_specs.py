@@ -22,7 +22,10 @@ def test_every_asset_has_an_owner_and_personal_ones_the_pii_tag() -> None:
     assert {k for k, n in nodes.items() if list(n.owners) != OWNERS} == set()
     assert {k for k, n in nodes.items() if PII_TAG in n.tags} == {
         "raw_events/usage_events", "raw_gmail/gmail_messages", "raw_gmail/gmail_contacts",
-        "raw_outlook/outlook_messages", "raw_outlook/outlook_contacts", "analytics/sessions", "analytics/visitor_days"}
+        "raw_outlook/outlook_messages", "raw_outlook/outlook_contacts", "raw_facebook_ads/leads",
+        "raw_crm_app/users", "raw_crm_app/billing_profiles", "raw_crm_app/contacts",
+        "raw_contact_uploads/uploaded_contacts", "staging/stg_contacts", "analytics/contacts",
+        "analytics/sessions", "analytics/visitor_days"}
     events = nodes["raw_events/usage_events"]
     assert events.kinds == {"dlt", "duckdb", "python"} and events.freshness_policy is not None
     assert events.metadata["personal_data_categories"] == (

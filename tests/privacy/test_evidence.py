@@ -54,10 +54,10 @@ def test_every_named_check_exists_and_resolves_to_the_checks_it_means() -> None:
     assert {pid: missing for pid, (_, missing) in resolved.items() if missing} == {}
     assert {pid for pid, (found, _) in resolved.items() if not found} == PENDING
     within = sorted(n for n in existing if ":within_retention__" in n)
-    assert resolved["retention"][0] == within and len(within) == 11
+    assert resolved["retention"][0] == within and len(within) == 40  # 39 table rules and the landed files' rule
     assert resolved["workspace_only"][0] == ["privacy/data_subject_requests:exports_hold_only_their_workspace"]
     assert resolved["cookies_per_consent"][0] == ["raw_events/usage_events:events_opted_out_without_identifiers"]
-    assert len(resolved["all_data_encrypted"][0]) == 7
+    assert len(resolved["all_data_encrypted"][0]) == 23  # one per table holding personal columns
 
 
 def _promise(pid: str, *checks: str) -> Promise:

@@ -99,7 +99,7 @@ def test_production_names_each_missing_secret_when_the_definitions_load(tmp_path
                  GTG_CRM_APP_DATABASE_URL=_app_database(tmp_path))
     assert ready.returncode == 0, ready.stderr[-2000:]
     assert ready.stdout.strip() == ("['connections', 'crm_app', 'dlt_runner', 'facebook_ads', 'google_ads_app', "
-                                    "'keyring', 'landing', 'mail', 'privacy', 'uploads', 'warehouse']")
+                                    "'keyring', 'landing', 'linkedin_ads', 'mail', 'privacy', 'uploads', 'warehouse']")
 
 
 def test_a_production_run_generates_no_events_and_no_key(tmp_path: Path) -> None:
