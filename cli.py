@@ -79,7 +79,7 @@ def run(events: int, days: int) -> int:
         print(f"run {dead.run_id} ({dead.job_name}): its process {dead.pid} is gone (killed or crashed): "
               "marked failed, its pool slots freed")
     ok = load_events(instance)
-    ok = sync_mail(instance) and ok
+    ok = sync_connections(instance) and ok
     for name in ("privacy_retention_job", "data_subject_requests_job", "analytics_job"):
         ok = _run_job(instance, name) and ok
     print_warehouse_summary()
@@ -138,47 +138,49 @@ def _execute(instance, job_name: str, partition_key: str | None = None):
             run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}})
 
 
-MAIL_COUNTS = ("inserted", "updated", "deleted", "http_requests", "retries")
+SYNC_COUNTS = ("inserted", "updated", "deleted", "http_requests", "retries", "waits")
 
 
-def sync_mail(instance) -> bool:
-    """Sync every active mail connection (in the sandbox: register the seeded ones first), one run each."""
-    from assets.mail import JOBS, PARTITIONS
-    from definitions import defs
+def sync_connections(instance) -> bool:
+    """Sync every syncable connection of every connected provider, one run each (in the sandbox: register
+    each provider's seeded connections first)."""
+    from definitions import CONNECTED_PROVIDERS, defs
     from resources.keyring import KeyringResource
 
-    mail = defs.resources["mail"]
-    with KeyringResource().open() as cipher:
-        mail.ensure_sandbox_connections(cipher)
+    connections = defs.resources["connections"]
+    registry = connections.registry()
+    if connections.sandbox:
+        with KeyringResource().open() as cipher:
+            for seed in dict.fromkeys(p.seed_sandbox for p in CONNECTED_PROVIDERS if p.seed_sandbox):
+                seed(registry, cipher)
     ok = True
-    for provider, partitions in PARTITIONS.items():
-        connections = [c.connection_id for c in mail.registry().list(provider)]
-        known = set(instance.get_dynamic_partitions(partitions.name))
-        instance.add_dynamic_partitions(partitions.name, [c for c in connections if c not in known])
-        job = JOBS[provider].name
-        print(f"{job}: one run per {provider} connection ({len(connections)})")
-        for connection_id in connections:
-            result = _execute(instance, job, connection_id)
+    for connected in CONNECTED_PROVIDERS:
+        ids = [c.connection_id for c in registry.list(connected.provider)]
+        known = set(instance.get_dynamic_partitions(connected.partitions.name))
+        instance.add_dynamic_partitions(connected.partitions.name, [c for c in ids if c not in known])
+        print(f"{connected.job.name}: one run per {connected.provider} connection ({len(ids)})")
+        for connection_id in ids:
+            result = _execute(instance, connected.job.name, connection_id)
             ok = ok and result.success
             checks = result.get_asset_check_evaluations()
             print(f"  {connection_id}: run {result.run_id} {'success' if result.success else 'FAILED'}; "
                   f"checks passed {sum(c.passed for c in checks)}/{len(checks)}")
             for event in result.get_asset_materialization_events():
                 meta = event.materialization.metadata
-                counts = ", ".join(f"{k} {meta[k].value}" for k in MAIL_COUNTS if k in meta)
+                counts = ", ".join(f"{k} {meta[k].value}" for k in SYNC_COUNTS if k in meta)
                 print(f"    {event.asset_key.path[-1]}: {counts}")
     return ok
 
 
 def disconnect_connection(connection_id: str, requested_by: str) -> int:
-    """Revoke a mail connection and file the erasure of its data (the request sensor processes it)."""
-    from pipelines.mail_common.disconnect import disconnect
+    """Revoke a connection (any provider) and file the erasure of its data (the request sensor processes it)."""
+    from pipelines.connections.disconnect import disconnect
     from resources.privacy import PrivacyResource
 
     from definitions import defs
 
     try:
-        request_id = disconnect(defs.resources["mail"].registry(), PrivacyResource().inbox(), connection_id,
+        request_id = disconnect(defs.resources["connections"].registry(), PrivacyResource().inbox(), connection_id,
                                 requested_by=requested_by)
     except KeyError:
         print(f"no connection {connection_id}", file=sys.stderr)
@@ -188,13 +190,14 @@ def disconnect_connection(connection_id: str, requested_by: str) -> int:
 
 
 def print_connections() -> int:
-    """Every registered mail connection: id, workspace, provider, status, last sync (no secrets)."""
+    """Every registered connection: id, workspace, provider, status, last sync (no secrets)."""
     from definitions import defs
+    from pipelines.connections.registry import STATUSES
 
-    rows = defs.resources["mail"].registry().list(statuses=("active", "erroring", "revoked"))
-    print(f"{'connection':24} {'workspace':10} {'provider':8} {'status':9} {'last synced':20} detail")
+    rows = defs.resources["connections"].registry().list(statuses=STATUSES)
+    print(f"{'connection':28} {'workspace':10} {'provider':12} {'status':12} {'last synced':20} detail")
     for c in rows:
-        print(f"{c.connection_id:24} {c.workspace_id:10} {c.provider:8} {c.status:9} "
+        print(f"{c.connection_id:28} {c.workspace_id:10} {c.provider:12} {c.status:12} "
               f"{(c.last_synced_at or '')[:19]:20} {c.status_detail or ''}")
     return 0
 
@@ -308,12 +311,11 @@ def offboard(args: argparse.Namespace) -> int:
     from definitions import defs
 
     warehouse, privacy = defs.resources["warehouse"], defs.resources["privacy"]
-    mail = defs.resources.get("mail")
     with defs.resources["keyring"].open() as cipher:
         report = offboard_workspace(args.workspace, warehouse_path=Path(warehouse.path), cipher=cipher,
                                     inbox=privacy.inbox(), audit=privacy.audit(cipher), landing_urls=privacy.landing_urls,
                                     exports_dir=Path(privacy.exports_dir),
-                                    registry=mail.registry() if mail else None, snapshot=snapshot_path(warehouse),
+                                    registry=defs.resources["connections"].registry(), snapshot=snapshot_path(warehouse),
                                     requested_by=args.requested_by)
     print(f"{args.workspace}: offboarded; {report.keys_destroyed} keys destroyed, "
           f"{sum(report.rows_by_table.values())} rows deleted from {len(report.rows_by_table)} tables, "
@@ -357,7 +359,7 @@ def rotate_workspace_key(workspace_id: str, requested_by: str) -> int:
     writer lock (run it while no job writes)."""
     import duckdb
 
-    from pipelines.mail_common.connections import ConnectionRegistry
+    from pipelines.connections.registry import ConnectionRegistry
     from pipelines.privacy.audit import AuditLog
     from pipelines.privacy.categories import stored_declarations
     from pipelines.privacy.keyring import Keyring, KeyringError, platform_master_key

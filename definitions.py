@@ -15,7 +15,8 @@ from dagster_dlt import DagsterDltResource
 
 from assets.analytics import ANALYTICS_ASSETS, analytics_job, analytics_schedule
 from assets.ingestion import EVENT_CHECKS, usage_events_assets, usage_events_job, usage_events_landing_sensor
-from assets.mail import MAIL_ASSETS, MAIL_CHECKS, MAIL_JOBS, MAIL_SCHEDULES, MAIL_SENSORS
+from assets.connections import ConnectedProvider, connections_sensor
+from assets.mail import MAIL_ASSETS, MAIL_CHECKS, MAIL_JOBS, MAIL_PROVIDERS, MAIL_SCHEDULES
 from assets.privacy import (
     PRIVACY_ASSETS,
     PRIVACY_CHECKS,
@@ -28,6 +29,7 @@ from assets.runs import abandoned_runs_sensor
 from pipelines import paths
 from pipelines.mail_common.endpoints import OAUTH_ENV, require_oauth_env
 from pipelines.privacy.keyring import platform_master_key
+from resources.connections import ConnectionsResource
 from resources.keyring import KeyringResource
 from resources.landing import LandingResource
 from resources.mail import MailResource
@@ -46,6 +48,8 @@ def _mail(sandbox: bool) -> MailResource:
 
 
 SANDBOX = paths.is_sandbox()
+# Every provider whose accounts a workspace connects: the connections sensor and `cli run` walk this list.
+CONNECTED_PROVIDERS: list[ConnectedProvider] = [*MAIL_PROVIDERS]
 paths.private_dir(paths.data_dir())
 if not SANDBOX:
     platform_master_key()  # fails now, naming GTG_MASTER_KEY, rather than in the first run
@@ -55,7 +59,8 @@ defs = Definitions(
     asset_checks=[*EVENT_CHECKS, *MAIL_CHECKS, *PRIVACY_CHECKS],
     jobs=[usage_events_job, *MAIL_JOBS, retention_job, requests_job, analytics_job],
     schedules=[retention_schedule, analytics_schedule, *MAIL_SCHEDULES],
-    sensors=[usage_events_landing_sensor, *MAIL_SENSORS, data_subject_request_sensor, abandoned_runs_sensor],
+    sensors=[usage_events_landing_sensor, connections_sensor(CONNECTED_PROVIDERS), data_subject_request_sensor,
+             abandoned_runs_sensor],
     # A run's steps run one after another in its own process, which holds the warehouse for the whole run.
     executor=in_process_executor,
     resources={
@@ -64,6 +69,7 @@ defs = Definitions(
         "keyring": KeyringResource(),
         "landing": LandingResource(),
         "privacy": PrivacyResource(),
+        "connections": ConnectionsResource(sandbox=SANDBOX),
         "mail": _mail(SANDBOX),
     },
 )

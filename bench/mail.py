@@ -19,9 +19,9 @@ from pathlib import Path
 from google.oauth2.credentials import Credentials
 from googleapiclient.discovery import build
 
+from pipelines.connections.registry import ConnectionRegistry
 from pipelines.gmail import gmail_source
 from pipelines.gmail.settings import DATASET_NAME, LIST_PAGE_SIZE, SOURCE_NAME
-from pipelines.mail_common.connections import ConnectionRegistry
 from pipelines.mail_common.endpoints import Endpoints, OAuthApps
 from pipelines.mail_common.sandbox import seed_connections
 from pipelines.mail_common.session import sync_connection

@@ -14,6 +14,7 @@ from typing import Callable
 from dlt.common.schema.typing import TTableSchemaColumns
 
 from pipelines import paths
+from pipelines.ad_reporting import PlatformReport
 from pipelines.gmail import settings as gmail
 from pipelines.outlook import settings as outlook
 from pipelines.usage_events import settings as usage_events
@@ -65,3 +66,7 @@ LANDING_ZONES: tuple[LandingZone, ...] = (
         ledger=f"{usage_events.DATASET_NAME}.{usage_events.LEDGER_TABLE}",
     ),
 )
+
+# The ad platforms loaded so far, each with the raw totals the cross-platform ad report is checked against
+# (`pipelines.ad_reporting`): a platform's settings define its `PlatformReport` and it joins here.
+AD_PLATFORMS: tuple[PlatformReport, ...] = ()

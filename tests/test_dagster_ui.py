@@ -422,8 +422,8 @@ def test_mail_assets_are_partitioned_by_connection_with_their_checks(dagster_ui:
         assert names == {f"{path[1]}_unique_ids", *(f"{t}_personal_data_encrypted" for t in tables),
                          *(f"within_retention__{t}" for t in tables)}
     sensors = {s["name"]: s for s in repository["sensors"]}
-    assert sensors["mail_connections_sensor"]["defaultStatus"] == "RUNNING"
-    assert {t["pipelineName"] for t in sensors["mail_connections_sensor"]["targets"]} == set(MAIL_CONNECTIONS)
+    assert sensors["connections_sensor"]["defaultStatus"] == "RUNNING"
+    assert {t["pipelineName"] for t in sensors["connections_sensor"]["targets"]} == set(MAIL_CONNECTIONS)
 
 
 def test_sensor_and_job_are_listed(dagster_ui: DagsterUI) -> None:

@@ -18,8 +18,8 @@ from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 from googleapiclient.http import BatchHttpRequest, HttpRequest
 
+from pipelines.connections.report import SyncReport
 from pipelines.gmail.settings import BATCH_SIZE, GOOGLE_TOKEN_URI, HTTP_TIMEOUT_S
-from pipelines.mail_common.report import SyncReport
 from pipelines.mail_common.retry import Retrier
 from pipelines.mail_common.session import SyncSession
 

@@ -16,7 +16,7 @@ from typing import Callable, TypeVar
 
 import httpx
 
-from pipelines.mail_common.report import SyncReport
+from pipelines.connections.report import SyncReport
 
 T = TypeVar("T")
 

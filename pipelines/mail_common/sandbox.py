@@ -12,7 +12,7 @@ import os
 from contextlib import contextmanager
 from typing import Iterator
 
-from pipelines.mail_common.connections import Connection, ConnectionRegistry
+from pipelines.connections.registry import STATUSES, Connection, ConnectionRegistry
 from pipelines.mail_common.endpoints import Endpoints
 from pipelines.sandbox.mail import Account, GoogleServer, GraphServer, build_accounts
 
@@ -46,7 +46,7 @@ def running_sandbox(accounts: list[Account]) -> Iterator[Endpoints]:
 def seed_connections(registry: ConnectionRegistry, cipher, accounts: list[Account],
                      plan: tuple[tuple[str, str, int], ...] = SANDBOX_CONNECTIONS) -> list[Connection]:
     """Register the sandbox connections not registered yet (a revoked one stays revoked)."""
-    known = {c.connection_id for c in registry.list(statuses=("active", "erroring", "revoked"))}
+    known = {c.connection_id for c in registry.list(statuses=STATUSES)}
     for workspace_id, provider, index in plan:
         connection_id = sandbox_connection_id(workspace_id, provider, index)
         if connection_id not in known:

@@ -3,8 +3,8 @@
 A provider source takes a `SyncSession` and yields protected rows; it reads its cursors from
 `session.state` and writes the new ones there. Only after dlt has loaded everything are the new cursors
 saved to the registry (`commit`), so an interrupted sync is repeated from the old cursors (merge on the
-primary key makes the repeat harmless) instead of skipping changes. A failed sync marks the connection
-`erroring` with the error's class name (never its message, which may quote data).
+primary key makes the repeat harmless) instead of skipping changes. A failed sync changes the connection's
+status as for every provider (`pipelines.connections.outcome`).
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ from typing import Any, Callable, Iterator
 
 import dlt
 
-from pipelines.mail_common.connections import Connection, ConnectionRegistry, Tokens
+from pipelines.connections.outcome import recorded_outcome
+from pipelines.connections.registry import Connection, ConnectionRegistry, Tokens
+from pipelines.connections.report import SyncReport
 from pipelines.mail_common.endpoints import Endpoints, OAuthApps
-from pipelines.mail_common.report import SyncReport
 from pipelines.mail_common.stage import Stream, StreamWriter, WorkDatabase
 from pipelines.warehouse import finish_pending, warehouse_lock, warehouse_pipeline
 
@@ -51,19 +52,10 @@ def open_session(registry: ConnectionRegistry, cipher, connection: Connection, e
     work = WorkDatabase(work_dir, warehouse_path)
     session = SyncSession(connection, registry.tokens(cipher, connection), cipher, endpoints, oauth, work)
     try:
-        yield session
-    except Exception as exc:
-        registry.mark_erroring(connection.connection_id, type(root_cause(exc)).__name__)
-        raise
+        with recorded_outcome(registry, connection):
+            yield session
     finally:
         work.close()
-
-
-def root_cause(exc: BaseException) -> BaseException:
-    """The innermost exception (dlt wraps a source's error in its own step errors)."""
-    while exc.__cause__ is not None or exc.__context__ is not None:
-        exc = exc.__cause__ or exc.__context__
-    return exc
 
 
 def commit(registry: ConnectionRegistry, session: SyncSession) -> None:

@@ -12,10 +12,11 @@ import json
 from typing import Any, Callable, Sequence
 
 from pipelines import paths
-from pipelines.mail_common.connections import ConnectionRegistry
+from pipelines.connections.outcome import root_cause
+from pipelines.connections.registry import ConnectionRegistry
 from pipelines.mail_common.endpoints import REAL_ENDPOINTS, OAuthApps, require_oauth_env
 from pipelines.mail_common.sandbox import running_sandbox, sandbox_accounts, seed_connections
-from pipelines.mail_common.session import SyncSession, root_cause, sync_connection
+from pipelines.mail_common.session import SyncSession, sync_connection
 from pipelines.privacy.keyring import Keyring, platform_master_key
 
 

@@ -24,7 +24,7 @@ from kiota_http.middleware import RetryHandler
 from msgraph import GraphRequestAdapter, GraphServiceClient
 from msgraph.graph_request_adapter import options as GRAPH_OPTIONS  # the SDK's own (/me URL replacement)
 
-from pipelines.mail_common.report import SyncReport
+from pipelines.connections.report import SyncReport
 from pipelines.mail_common.retry import Retrier
 from pipelines.mail_common.session import SyncSession
 from pipelines.outlook.settings import HTTP_TIMEOUT_S, MICROSOFT_TOKEN_URL, PAGE_SIZE, SCOPES

@@ -18,10 +18,10 @@ import pyarrow as pa
 
 from pipelines.catalog import LANDING_ZONES
 from pipelines.privacy.audit import AuditLog
-from pipelines.privacy.requests import Inbox, remove_export
-from pipelines.privacy.scrub import scrub_landing
 from pipelines.privacy.categories import TRACKER_KINDS, VERIFIED_KINDS, declaration, stored_declarations
 from pipelines.privacy.protect import value_context
+from pipelines.privacy.requests import Inbox, remove_export
+from pipelines.privacy.scrub import scrub_landing
 from pipelines.sql import ident, qualified
 from pipelines.warehouse import publish_snapshot
 from pipelines.workspaces import UNATTRIBUTED_WORKSPACE, WORKSPACE_ID_PATTERN
@@ -54,8 +54,8 @@ def offboard_workspace(workspace_id: str, *, warehouse_path: Path, cipher, inbox
                        landing_urls: dict[str, str], exports_dir: Path, registry=None,
                        snapshot: Path | None = None,
                        requested_by: str = "cli") -> OffboardReport:
-    """Erase everything held for `workspace_id`; `registry` is the mail connection registry (if mail is
-    configured), `snapshot` the analysts' snapshot file (republished when it exists)."""
+    """Erase everything held for `workspace_id`; `registry` is the connection registry (every
+    provider's connections), `snapshot` the analysts' snapshot file (republished when it exists)."""
     check_workspace(workspace_id)
     report = OffboardReport()
     exists = Path(warehouse_path).exists()

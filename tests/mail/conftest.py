@@ -12,11 +12,11 @@ from typing import Any
 import duckdb
 import pytest
 
+from pipelines.connections.registry import ConnectionRegistry
+from pipelines.connections.report import SyncReport
 from pipelines.gmail import gmail_source
 from pipelines.gmail.settings import DATASET_NAME as GMAIL_DATASET
-from pipelines.mail_common.connections import ConnectionRegistry
 from pipelines.mail_common.endpoints import Endpoints, OAuthApps
-from pipelines.mail_common.report import SyncReport
 from pipelines.mail_common.sandbox import seed_connections
 from pipelines.mail_common.session import sync_connection
 from pipelines.outlook import outlook_source

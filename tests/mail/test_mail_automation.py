@@ -1,5 +1,6 @@
-"""The mail sensor and schedules, ticked for real: partitions follow the registry, new connections get their
-first sync, revoked ones leave, and the hourly schedule asks for every active connection."""
+"""The connections sensor and the mail schedules, ticked for real: partitions follow the registry, new
+connections get their first sync, revoked ones and those needing re-authorisation leave, and the hourly
+schedule asks for every active connection."""
 
 from __future__ import annotations
 
@@ -7,14 +8,15 @@ import datetime as dt
 
 from dagster import DagsterInstance, build_schedule_context, build_sensor_context
 
-from assets.mail import GMAIL_CONNECTIONS, OUTLOOK_CONNECTIONS, MAIL_SCHEDULES, mail_connections_sensor
+from assets.connections import connections_sensor
+from assets.mail import GMAIL_CONNECTIONS, MAIL_PROVIDERS, MAIL_SCHEDULES, OUTLOOK_CONNECTIONS
+from resources.connections import ConnectionsResource
 from resources.keyring import KeyringResource
-from resources.mail import MailResource
 from tests.mail.conftest import GMAIL, GMAIL_2, OUTLOOK
 
 
 def _tick(instance, resources):
-    result = mail_connections_sensor(build_sensor_context(instance=instance, resources=resources))
+    result = connections_sensor(MAIL_PROVIDERS)(build_sensor_context(instance=instance, resources=resources))
     for request in result.dynamic_partitions_requests:  # what the daemon does with them
         if type(request).__name__ == "AddDynamicPartitionsRequest":
             instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
@@ -27,8 +29,8 @@ def _tick(instance, resources):
 def test_partitions_follow_the_registry_and_schedules_cover_active_connections(mail, tmp_path) -> None:
     instance = DagsterInstance.local_temp(str(tmp_path))  # a schedule context needs an instance on disk
     resources = {
-        "mail": MailResource(connections_path=str(mail.root / "connections" / "connections.sqlite"),
-                             google_client_id="id", google_client_secret="secret"),  # sandbox=False: no seeding
+        "connections": ConnectionsResource(connections_path=str(mail.root / "connections" / "connections.sqlite")),
+        # sandbox=False: no seeding
         "keyring": KeyringResource(master_key_file=str(mail.root / "keys" / "master.key"),
                                    keyring_path=str(mail.root / "keys" / "keyring.sqlite")),
     }
@@ -49,6 +51,20 @@ def test_partitions_follow_the_registry_and_schedules_cover_active_connections(m
                                      scheduled_execution_time=dt.datetime(2026, 11, 26, 5, tzinfo=dt.timezone.utc))
     requests = gmail_hourly(context)
     assert [(r.partition_key, r.run_key) for r in requests] == [(GMAIL, f"{GMAIL}:2026-11-26 05:00:00+00:00")]
+
+    # A refused token: the partition stays (its failed run tells why) but no schedule runs it until the user
+    # reconnects; then the next hour's schedule does.
+    outlook_hourly = next(s for s in MAIL_SCHEDULES if s.name == "outlook_hourly_sync")
+    mail.registry.mark_needs_reauth(OUTLOOK, "Microsoft error invalid_grant")
+    assert _tick(instance, resources).run_requests == []
+    assert instance.get_dynamic_partitions(OUTLOOK_CONNECTIONS.name) == [OUTLOOK]
+    assert outlook_hourly(context) == []
+    with KeyringResource(master_key_file=str(mail.root / "keys" / "master.key"),
+                         keyring_path=str(mail.root / "keys" / "keyring.sqlite")).open() as cipher:
+        reconnected = mail.registry.reauthorise(cipher, OUTLOOK, refresh_token="new-refresh", access_token="new")
+        assert mail.registry.tokens(cipher, reconnected).refresh_token == "new-refresh"
+    assert (reconnected.status, reconnected.status_detail) == ("active", None)
+    assert [r.partition_key for r in outlook_hourly(context)] == [OUTLOOK]
 
 
 def test_production_switches_the_platform_to_the_real_apis(tmp_path) -> None:

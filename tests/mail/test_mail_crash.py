@@ -12,7 +12,7 @@ from pathlib import Path
 
 import duckdb
 
-from pipelines.mail_common.connections import ConnectionRegistry
+from pipelines.connections.registry import ConnectionRegistry
 from pipelines.mail_common.sandbox import sandbox_accounts, seed_connections
 from pipelines.privacy.keyring import Keyring, load_master_key
 from tests.kill import kill_when

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import duckdb
 
+from pipelines.connections.registry import STATUSES
 from pipelines.privacy.audit import AuditLog
 from pipelines.privacy.dsr import process_pending
 from pipelines.privacy.keyring import DecryptStats
@@ -307,4 +308,4 @@ def test_offboarding_removes_the_workspaces_mail_and_connections(mail):  # noqa:
     assert {t: report.rows_by_table[t] for t in tables} == {t: before[t]["ws_0001"] for t in tables}
     assert {t: dict(mail.query(per_ws.format(t))) for t in tables} == {
         t: {w: n for w, n in before[t].items() if w != "ws_0001"} for t in tables}
-    assert [c.workspace_id for c in mail.registry.list(statuses=("active", "erroring", "revoked"))] == ["ws_0002"]
+    assert [c.workspace_id for c in mail.registry.list(statuses=STATUSES)] == ["ws_0002"]

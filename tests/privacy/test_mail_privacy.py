@@ -11,7 +11,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipelines.mail_common.disconnect import disconnect
+from pipelines.connections.disconnect import disconnect
 from pipelines.privacy.audit import AuditLog
 from pipelines.privacy.dsr import process_pending
 from assets.privacy import POLICY

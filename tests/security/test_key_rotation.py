@@ -16,7 +16,7 @@ import pytest
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from pipelines.mail_common.connections import ConnectionRegistry
+from pipelines.connections.registry import ConnectionRegistry
 from pipelines.privacy.audit import AuditLog
 from pipelines.privacy.categories import declaration, stored_declarations
 from pipelines.privacy.keyring import (

@@ -71,7 +71,7 @@ def test_production_names_each_missing_secret_when_the_definitions_load(tmp_path
 
     ready = _run(data, ["-c", LOAD], GTG_ENV="production", GTG_MASTER_KEY=generate_master_key_text(), **oauth)
     assert ready.returncode == 0, ready.stderr[-2000:]
-    assert ready.stdout.strip() == "['dlt_runner', 'keyring', 'landing', 'mail', 'privacy', 'warehouse']"
+    assert ready.stdout.strip() == "['connections', 'dlt_runner', 'keyring', 'landing', 'mail', 'privacy', 'warehouse']"
 
 
 def test_a_production_run_generates_no_events_and_no_key(tmp_path: Path) -> None:

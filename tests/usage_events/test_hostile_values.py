@@ -50,7 +50,7 @@ def test_events_of_unknown_workspaces_are_quarantined_and_make_no_keys(platform:
 
 
 def test_mail_connections_make_their_workspaces_known(platform: Platform) -> None:
-    from pipelines.mail_common.connections import ConnectionRegistry
+    from pipelines.connections.registry import ConnectionRegistry
 
     registry = ConnectionRegistry(platform.connections_path)
     with platform.keyring() as cipher:

@@ -1,14 +1,22 @@
-"""The connection registry: which workspace connected which Gmail or Outlook account, its OAuth tokens
-(encrypted), its sync cursors and its status.
+"""The connection registry: which workspace connected which provider account (a Gmail or Outlook mailbox, a
+Meta, Google Ads or LinkedIn ad account), its OAuth tokens (encrypted), its sync cursors and its status.
+One registry for every provider, so the CRM app, the sensor and erasure of a disconnected account deal
+with a single file and a single shape.
 
 SQLite (`data/connections/connections.sqlite`, GTG_CONNECTIONS_PATH), not the warehouse: the CRM app writes a
 row when a user connects an account, and must be able to while a pipeline holds DuckDB's single writer lock.
 Tokens and the account address are stored only as keyring ciphertext under the workspace key (context
 `connections.<column>`), so the file holds nothing a reader could use; the address also has a blind index
 (on its normalised form) so a connection can be found by it. Revoking clears the tokens (secure_delete
-zeroes the freed bytes). Cursors (Gmail history id, People sync token, Graph delta links) are not personal:
-they are kept as JSON and advanced only after the rows they account for are loaded, so a crash repeats a
-sync step (merge makes that harmless) and never skips one.
+zeroes the freed bytes). Cursors (Gmail history id, People sync token, Graph delta links, the last insight
+day read) are not personal: they are kept as JSON and advanced only after the rows they account for are
+loaded, so a crash repeats a sync step (merge makes that harmless) and never skips one.
+
+Statuses: `active`; `erroring` (the last sync failed; retried on schedule); `needs_reauth` (the provider
+refused the token: no schedule retries it — retrying cannot help — until the user reconnects and
+`reauthorise` stores new tokens); `revoked` (disconnected: tokens and cursors forgotten).
+Provider and status are checked here rather than by CHECK constraints, so adding a provider never needs a
+table rebuild.
 """
 
 from __future__ import annotations
@@ -24,22 +32,26 @@ from typing import Any
 
 from pipelines.sqlite_files import PrivateSqliteFile
 
-PROVIDERS = ("gmail", "outlook")
-STATUSES = ("active", "erroring", "revoked")
+PROVIDERS = ("gmail", "outlook", "facebook_ads", "google_ads", "linkedin_ads")
+STATUSES = ("active", "erroring", "needs_reauth", "revoked")
 SYNCABLE = ("active", "erroring")
+# The identifier kind of each provider's account, for its blind index: a mailbox address is a person's
+# e-mail; an ad account id is the customer's business identifier.
+ACCOUNT_KINDS = {"gmail": "user.contact.email", "outlook": "user.contact.email", "facebook_ads": "system.account",
+                 "google_ads": "system.account", "linkedin_ads": "system.account"}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS connections (
     connection_id     TEXT PRIMARY KEY,
     workspace_id      TEXT NOT NULL,
-    provider          TEXT NOT NULL CHECK (provider IN ('gmail', 'outlook')),
+    provider          TEXT NOT NULL,                -- one of PROVIDERS
     sandbox           INTEGER NOT NULL DEFAULT 0,   -- 1: served by the local sandbox servers
     account_enc       BLOB,                         -- the provider account's address, encrypted
-    account_bidx      BLOB,                         -- blind index of the normalised address
+    account_bidx      BLOB,                         -- blind index of the normalised account
     refresh_token_enc BLOB,                         -- OAuth refresh token, encrypted; NULL once revoked
     access_token_enc  BLOB,                         -- last access token, encrypted; NULL once revoked
     sync_state        TEXT NOT NULL DEFAULT '{}',   -- JSON cursors: history_id, people_sync_token, delta links
-    status            TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'erroring', 'revoked')),
+    status            TEXT NOT NULL DEFAULT 'active', -- one of STATUSES
     status_detail     TEXT,                         -- an error class or reason, never a value
     created_at        TEXT NOT NULL,
     updated_at        TEXT NOT NULL,
@@ -77,6 +89,22 @@ class ConnectionRegistry(PrivateSqliteFile):
 
     SCHEMA = _SCHEMA
 
+    def __init__(self, path: str | Path) -> None:
+        super().__init__(path)
+        self._drop_old_constraints()
+
+    def _drop_old_constraints(self) -> None:
+        """Registries written before Meta and the ad platforms joined pin provider and status with CHECK
+        constraints naming only the mail providers: copy their rows into the current table, in one transaction."""
+        with closing(self._connect()) as con, con:
+            (sql,) = con.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'connections'").fetchone()
+            if "CHECK" not in sql:
+                return
+            con.execute("ALTER TABLE connections RENAME TO connections_before_checks_dropped")
+            con.execute(_SCHEMA.replace("IF NOT EXISTS ", ""))
+            con.execute("INSERT INTO connections SELECT * FROM connections_before_checks_dropped")
+            con.execute("DROP TABLE connections_before_checks_dropped")
+
     # -- writes ------------------------------------------------------------------------------------------
 
     def add(self, cipher, workspace_id: str, provider: str, account: str, refresh_token: str | None,
@@ -85,11 +113,11 @@ class ConnectionRegistry(PrivateSqliteFile):
         if provider not in PROVIDERS:
             raise ValueError(f"unknown provider {provider!r}; expected one of {list(PROVIDERS)}")
         connection_id = connection_id or f"{provider}-{uuid.uuid4().hex[:12]}"
-        normalised = account.strip().lower()
+        normalised = account.strip().lower() if ACCOUNT_KINDS[provider] == "user.contact.email" else account.strip()
         account_enc, refresh_enc, access_enc = (
             self._seal(cipher, workspace_id, column, value) for column, value in
             (("account", normalised), ("refresh_token", refresh_token), ("access_token", access_token)))
-        bidx = cipher.blind_index(workspace_id, [normalised], kind="user.contact.email").to_pylist()[0]
+        bidx = cipher.blind_index(workspace_id, [normalised], kind=ACCOUNT_KINDS[provider]).to_pylist()[0]
         now = _now()
         with closing(self._connect()) as con, con:
             con.execute(
@@ -112,6 +140,27 @@ class ConnectionRegistry(PrivateSqliteFile):
         with closing(self._connect()) as con, con:
             con.execute("UPDATE connections SET status = 'erroring', status_detail = ?, updated_at = ? "
                         "WHERE connection_id = ? AND status <> 'revoked'", (detail, _now(), connection_id))
+
+    def mark_needs_reauth(self, connection_id: str, detail: str) -> None:
+        """The provider refused the token (expired or revoked by the user): the connection leaves the
+        schedules until `reauthorise`; its cursors are kept, so the next sync resumes where this one stopped."""
+        with closing(self._connect()) as con, con:
+            con.execute("UPDATE connections SET status = 'needs_reauth', status_detail = ?, updated_at = ? "
+                        "WHERE connection_id = ? AND status <> 'revoked'", (detail, _now(), connection_id))
+
+    def reauthorise(self, cipher, connection_id: str, refresh_token: str | None,
+                    access_token: str | None = None) -> Connection:
+        """The user reconnected: store the new tokens and make the connection syncable again (the next hourly
+        schedule syncs it)."""
+        connection = self.get(connection_id)
+        if connection.status == "revoked":
+            raise ValueError(f"connection {connection_id} is revoked: connect the account again as a new connection")
+        sealed = [self._seal(cipher, connection.workspace_id, column, value)
+                  for column, value in (("refresh_token", refresh_token), ("access_token", access_token))]
+        with closing(self._connect()) as con, con:
+            con.execute("UPDATE connections SET refresh_token_enc = ?, access_token_enc = ?, status = 'active', "
+                        "status_detail = NULL, updated_at = ? WHERE connection_id = ?", (*sealed, _now(), connection_id))
+        return self.get(connection_id)
 
     def store_access_token(self, cipher, connection: Connection, access_token: str) -> None:
         """Keep a refreshed access token (encrypted) for the next run."""

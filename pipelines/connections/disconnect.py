@@ -1,6 +1,6 @@
 """Disconnecting an account: the registry forgets its tokens at once, and the privacy engine erases its data.
 
-No mail-specific deletion here: the connection becomes an ordinary erasure request (identity kind
+No provider-specific deletion here: the connection becomes an ordinary erasure request (identity kind
 `connection`) in the request inbox, processed like every other request — rows found through the declared
 connection column, deleted, keys of people no row needs any more destroyed, an audit entry written. Google's
 user-data policy asks exactly this on disconnect or revocation (`[terms.google_user_data]`).
@@ -8,7 +8,7 @@ user-data policy asks exactly this on disconnect or revocation (`[terms.google_u
 
 from __future__ import annotations
 
-from pipelines.mail_common.connections import ConnectionRegistry
+from pipelines.connections.registry import ConnectionRegistry
 from pipelines.privacy.requests import Inbox, Request
 
 

@@ -1,4 +1,4 @@
-"""What one connection's sync did: counts only, never data (the numbers end up in Dagster metadata)."""
+"""What one connection's sync did (any provider): counts only, never data (the numbers end up in Dagster metadata)."""
 
 from __future__ import annotations
 
@@ -19,12 +19,15 @@ class StreamCounts:
 
 @dataclass
 class SyncReport:
-    """A sync's per-stream counts plus the HTTP requests it made and the retries they needed."""
+    """A sync's per-stream counts plus the requests it made, the retries they needed and the waits the
+    provider's rate limits imposed (before a request, from usage headers, or after a rate-limit answer)."""
 
     connection_id: str
     provider: str
     http_requests: int = 0
     retries: int = 0
+    waits: int = 0
+    wait_seconds: float = 0.0
     streams: dict[str, StreamCounts] = field(default_factory=dict)
 
     def stream(self, name: str) -> StreamCounts:
@@ -33,7 +36,8 @@ class SyncReport:
     def as_metadata(self, stream: str | None = None) -> dict:
         """Flat numbers for one stream (or all), for Dagster metadata and the CLI."""
         chosen = {stream: self.stream(stream)} if stream else self.streams
-        out: dict = {"http_requests": self.http_requests, "retries": self.retries}
+        out: dict = {"http_requests": self.http_requests, "retries": self.retries, "waits": self.waits,
+                     "wait_seconds": round(self.wait_seconds, 3)}
         for name, counts in chosen.items():
             prefix = "" if stream else f"{name}."
             out.update({f"{prefix}{k}": v for k, v in asdict(counts).items()})
