@@ -322,10 +322,14 @@ class Inbox(PrivateSqliteFile):
         self.forget_exports([request_id], why)
 
     def forget_exports(self, request_ids: list[str], why: str) -> None:
-        """Note that these requests' exports were deleted, and why, in one transaction."""
+        """Note that these requests' exports were deleted, and why, in one transaction (none when there are
+        none: most erasures find no earlier export)."""
+        if not request_ids:
+            return
         with closing(self._connect()) as con, con:
             con.executemany("UPDATE requests SET export_path = NULL, status_detail = status_detail || '; export ' "
                             "|| ? WHERE request_id = ?", [(why, rid) for rid in request_ids])
+
 
 def request_from_row(row: Mapping[str, Any]) -> Request:
     """A stored row back into a Request (for validation of rows the app wrote directly)."""

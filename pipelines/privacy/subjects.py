@@ -135,8 +135,8 @@ def _mentions(table: str, decl: PersonalDataDeclaration, kinds: set[str]) -> lis
     the request's identities): such rows, most rows of an identified person, are left out before the join."""
     subject = decl.subject_keys
     verified = set(decl.keys_of_kinds(VERIFIED_KINDS))
-    not_owned = [*(f"NOT EXISTS (SELECT 1 FROM {IDENTITIES} i WHERE i.request_id = g.request_id "
-                   f"AND i.workspace_id = t.workspace_id AND i.bidx = t.{ident(s)})" for s in subject)]
+    not_owned = [f"NOT EXISTS (SELECT 1 FROM {IDENTITIES} i WHERE i.request_id = g.request_id "
+                 f"AND i.workspace_id = t.workspace_id AND i.bidx = t.{ident(s)})" for s in subject]
     selects = []
     for c, plain in decl.blind_indexes.items():
         kind = decl.kind_of(plain)
@@ -191,9 +191,9 @@ def find_rows(con: duckdb.DuckDBPyConnection, tables: dict[str, PersonalDataDecl
         contested.extend(claimed)
     if candidates:
         con.execute(f"CREATE OR REPLACE TEMP TABLE dsr_candidates AS SELECT DISTINCT * FROM ({' UNION '.join(candidates)})")
+        contested_sql = " UNION ".join(contested) or "SELECT * FROM dsr_candidates WHERE false"
         con.execute(f"INSERT INTO {IDENTITIES} SELECT request_id, workspace_id, bidx FROM "
-                    f"(SELECT * FROM dsr_candidates EXCEPT ({' UNION '.join(contested) or 'SELECT * FROM dsr_candidates WHERE false'})) "
-                    f"EXCEPT SELECT * FROM {IDENTITIES}")
+                    f"(SELECT * FROM dsr_candidates EXCEPT ({contested_sql})) EXCEPT SELECT * FROM {IDENTITIES}")
         con.execute("DROP TABLE dsr_candidates")
     kinds = {kind for (kind,) in con.execute(f"SELECT DISTINCT kind FROM {TARGETS} WHERE mentions").fetchall()}
     for table, decl in tables.items():
@@ -201,6 +201,8 @@ def find_rows(con: duckdb.DuckDBPyConnection, tables: dict[str, PersonalDataDecl
         # a table has several subject keys; mentions exclude owned rows, so only they are deduplicated.
         owned = " UNION ".join(_owned(table, decl, IDENTITIES))
         mentions = _mentions(table, decl, kinds)
-        parts = ([owned] if owned else []) + ([f"SELECT DISTINCT * FROM ({' UNION '.join(mentions)})"] if mentions else [])
+        parts = [owned] if owned else []
+        if mentions:
+            parts.append(f"SELECT DISTINCT * FROM ({' UNION '.join(mentions)})")
         found = " UNION ALL ".join(parts) or "SELECT NULL::BIGINT AS rid, NULL::VARCHAR AS request_id WHERE false"
         con.execute(f"CREATE OR REPLACE TEMP TABLE {hits_table(table)} AS {found}")

@@ -313,9 +313,9 @@ def test_an_erasure_destroys_the_keys_of_the_persons_own_identifiers_only(platfo
     `_unattributed`) and each cookie and device id stitched to them, never a contested cookie (also used by
     another person) or anyone else's. Every line of the others still restores byte for byte."""
     platform.register_workspaces("ws-a", "ws-b")
-    theirs = [_event(1, user_id="u-1", anonymous_id="c-1", device_id="d-1"), _event(2, user_id="u-1", anonymous_id="c-2"),
-              _event(3, anonymous_id="c-1"), _event(4, user_id="u-1", anonymous_id="shared"),
-              _event(5, ws="not a workspace", user_id="u-1")]
+    theirs = [_event(1, user_id="u-1", anonymous_id="c-1", device_id="d-1"),
+              _event(2, user_id="u-1", anonymous_id="c-2"), _event(3, anonymous_id="c-1"),
+              _event(4, user_id="u-1", anonymous_id="shared"), _event(5, ws="not a workspace", user_id="u-1")]
     others = [_event(6, user_id="u-2", anonymous_id="shared"), _event(7, user_id="u-2", anonymous_id="c-3"),
               _event(8, anonymous_id="shared"), _event(9, ws="ws-b", user_id="u-1", anonymous_id="c-1")]
     _write(platform.landing / DAY / "a.ndjson", [*theirs, *others])
