@@ -111,6 +111,6 @@ def _store(spark: SparkSession, lake: Path, model: Model, frame: DataFrame) -> D
         if model.materialized == "incremental":
             writer = writer.partitionBy(model.incremental_key)
         writer.parquet(path)
-        frame = spark.read.parquet(path)
+        frame = spark.read.schema(frame.schema).parquet(path)  # an empty model's folder holds no schema
     frame.createOrReplaceTempView(view_name(model.table))
     return frame

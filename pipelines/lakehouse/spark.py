@@ -19,10 +19,11 @@ MASTER_ENV = "GTG_SPARK_MASTER"
 # dynamic: an incremental model replaces only the days it recomputed.
 CONFIG = {
     "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
     "spark.driver.host": "127.0.0.1",
     "spark.driver.bindAddress": "127.0.0.1",
     "spark.sql.session.timeZone": "UTC",
-    "spark.sql.shuffle.partitions": os.environ.get("GTG_SPARK_SHUFFLE_PARTITIONS", "4"),
+    "spark.sql.shuffle.partitions": os.environ.get("GTG_SPARK_SHUFFLE_PARTITIONS", "2"),
     "spark.sql.sources.partitionOverwriteMode": "dynamic",
     "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
     "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
