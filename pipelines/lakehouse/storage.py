@@ -64,11 +64,13 @@ def files(table_dir: Path) -> list[Path]:
     return sorted(table_dir.rglob("*.parquet"))
 
 
-def scan_sql(table_dir: Path) -> str:
+def scan_sql(table_dir: Path, with_filename: bool = False) -> str:
     """DuckDB's read of one table folder: the partition folder is storage, not a column (the DuckDB backend's
-    table has no `day`), and files written before a column was added read it as NULL."""
+    table has no `day`), and files written before a column was added read it as NULL; `with_filename` adds
+    each row's file as `filename`."""
     pattern = literal(str(table_dir.resolve() / "**" / "*.parquet"))
-    return f"read_parquet({pattern}, hive_partitioning = false, union_by_name = true)"
+    return (f"read_parquet({pattern}, hive_partitioning = false, union_by_name = true"
+            f"{', filename = true' if with_filename else ''})")
 
 
 def refresh_catalog(warehouse_path: str | Path) -> list[str]:
