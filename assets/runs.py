@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-import psutil
 from dagster import (
     DagsterEventType,
     DagsterInstance,
@@ -30,10 +29,9 @@ from dagster import (
     sensor,
 )
 
+from pipelines.processes import process_alive
+
 PID_TAG = "gtg/pid"
-# A process whose start is recorded later than this after the run's own record is another process that was
-# given the same pid (the clock of `create_time` is coarse).
-_PID_REUSE_SLACK_SECONDS = 1.0
 _WATCHED = [DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
 
 
@@ -56,7 +54,7 @@ def fail_abandoned_runs(instance: DagsterInstance) -> list[AbandonedRun]:
     for record in instance.get_run_records(RunsFilter(statuses=_WATCHED)):
         run = record.dagster_run
         owner = _run_process(instance, run.run_id, run.tags, record.create_timestamp.timestamp())
-        if owner is None or _alive(*owner):
+        if owner is None or process_alive(*owner):
             continue
         pid = owner[0]
         instance.report_run_failed(
@@ -86,15 +84,6 @@ def _run_process(instance: DagsterInstance, run_id: str, tags: dict[str, str],
         if pid is not None:
             return int(pid.value), entry.event_log_entry.timestamp
     return None
-
-
-def _alive(pid: int, recorded_at: float) -> bool:
-    try:
-        process = psutil.Process(pid)
-        return (process.status() != psutil.STATUS_ZOMBIE
-                and process.create_time() <= recorded_at + _PID_REUSE_SLACK_SECONDS)
-    except psutil.NoSuchProcess:
-        return False
 
 
 @sensor(minimum_interval_seconds=30, default_status=DefaultSensorStatus.RUNNING,

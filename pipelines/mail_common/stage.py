@@ -36,6 +36,7 @@ from pipelines.errors import values_withheld
 from pipelines.privacy.categories import CONNECTION_HINT, declaration
 from pipelines.privacy.protect import FieldCipher, protect
 from pipelines.privacy.suppression import load_suppression_list, without_suppressed
+from pipelines.processes import process_alive
 from pipelines.sql import ident, qualified
 from pipelines.warehouse import table_exists
 
@@ -224,22 +225,18 @@ def remove_leftovers(work_dir: Path) -> list[str]:
     removed = set()
     for path in work_dir.glob("mail-*"):  # the database, or only its WAL or spill folder if that is what is left
         match = _WORK_FILE.fullmatch(path.name)
-        if match and not (match.group(2) and _alive(int(match.group(2)))):
+        if match and not (match.group(2) and _owner_alive(path, int(match.group(2)))):
             _remove(work_dir / match.group(1))
             removed.add(match.group(1))
     return sorted(removed)
 
 
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
+def _owner_alive(path: Path, pid: int) -> bool:
+    """Whether the sync named in a work file's name still runs (the file vanishing meanwhile means it ended)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return process_alive(pid, path.stat().st_mtime)
+    except FileNotFoundError:
         return False
-    except PermissionError:  # another user's process
-        return True
-    return True
 
 
 def _remove(database: Path) -> None:
