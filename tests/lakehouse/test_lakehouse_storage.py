@@ -23,12 +23,15 @@ CIPHERTEXT = {name for columns in DECLARED_TABLES.values() for name, c in column
               and not name.endswith("_bidx") and name != "subject_ref"}
 
 
-def _rows(con, table: str) -> list[tuple]:
+def _rows(con, table: str, leave_out: set[str] = frozenset(), where: str = "TRUE", params: list | None = None) -> list[tuple]:
+    """The table's rows (those matching `where`), sorted, without ciphertext, dlt's columns, load times, landed
+    paths and `leave_out`."""
     columns = [c for (c,) in con.execute(
         "SELECT column_name FROM information_schema.columns WHERE table_schema || '.' || table_name = ? "
         "ORDER BY column_name", [table]).fetchall() if c not in CIPHERTEXT and not c.startswith("_dlt")
-        and c not in ("loaded_at", "source_file", "file_url")]  # the twins' landing folders differ
-    return sorted(con.execute(f"SELECT {', '.join(columns)} FROM {table}").fetchall(), key=repr)
+        and c not in ("loaded_at", "source_file", "file_url", *leave_out)]  # the twins' landing folders differ
+    return sorted(con.execute(f"SELECT {', '.join(columns)} FROM {table} WHERE {where}", params or []).fetchall(),
+                  key=repr)
 
 
 def test_events_land_as_day_partitioned_parquet_once_with_the_duckdb_backends_rows(
