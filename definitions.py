@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 
-from dagster import Definitions, EnvVar, in_process_executor
+from dagster import Definitions, EnvVar, ExecutorDefinition, in_process_executor
+from dagster_celery import celery_executor
 from dagster_dlt import DagsterDltResource
 
 from assets.ad_reporting import AD_REPORTING_CHECKS
@@ -63,6 +64,22 @@ from resources.linkedin_ads import LinkedInAdsResource
 from resources.mail import MailResource
 from resources.privacy import PrivacyResource
 from resources.warehouse import WarehouseResource
+
+
+def _executor() -> ExecutorDefinition:
+    """In process by default: a run's steps run one after another in its own process, which holds the warehouse
+    for the whole run. GTG_EXECUTOR=celery spreads a run's steps over Celery workers instead (dagster-celery; the
+    broker and result backend at GTG_CELERY_BROKER, e.g. redis://host:6379/0): each step then holds the
+    warehouse while it runs, so writers still take turns, and parallel runs (a backfill's days) share the
+    workers. Workers are started with the same environment: `celery -A dagster_celery.app worker -Q dagster`."""
+    chosen = os.environ.get("GTG_EXECUTOR") or "in_process"
+    if chosen == "in_process":
+        return in_process_executor
+    if chosen != "celery":
+        raise ValueError(f"GTG_EXECUTOR={chosen!r}: choose in_process or celery")
+    broker = os.environ["GTG_CELERY_BROKER"]
+    return celery_executor.configured({"broker": broker, "backend": broker}, name="celery")
+
 
 def _mail(sandbox: bool) -> MailResource:
     """The sandbox's fake servers, or the real APIs with each OAuth secret through EnvVar (its value never
@@ -123,8 +140,7 @@ defs = Definitions(
                *GOOGLE_ADS_SCHEDULES, *LINKEDIN_ADS_SCHEDULES, crm_app_schedule],
     sensors=[usage_events_landing_sensor, connections_sensor(CONNECTED_PROVIDERS), contact_uploads_sensor,
              data_subject_request_sensor, abandoned_runs_sensor],
-    # A run's steps run one after another in its own process, which holds the warehouse for the whole run.
-    executor=in_process_executor,
+    executor=_executor(),
     resources={
         "dlt_runner": DagsterDltResource(),
         "warehouse": WarehouseResource(),

@@ -13,6 +13,11 @@ disk and the next run finishes it. Three gaps remain, closed here once for all s
 DuckDB allows one writing process per file and lets no reader in while it writes; a second opener fails at once
 (and dlt words that failure as a credentials or network problem). Every process that opens the warehouse
 therefore goes through `warehouse_lock` first, which waits its turn visibly and gives up with a plain message.
+
+The backend is chosen here, once for every source (GTG_WAREHOUSE_BACKEND): `duckdb` (the default, one file) or
+`lakehouse` (Parquet through dlt's filesystem destination, models on Spark: `pipelines.lakehouse`). A source
+gets its pipeline from `warehouse_pipeline` and reads what it loaded before through the warehouse path with
+DuckDB; it never names a destination, so it runs on either backend unchanged.
 """
 
 from __future__ import annotations
@@ -30,12 +35,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
+import datetime as dt
+
 import dlt
 import duckdb
 from dlt.common.schema.utils import get_columns_names_with_prop
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
+from pipelines.lakehouse import storage as lakehouse
 from pipelines.sql import ident, literal
+
+BACKEND_ENV = "GTG_WAREHOUSE_BACKEND"
+BACKENDS = ("duckdb", "lakehouse")
+
+
+def backend() -> str:
+    """GTG_WAREHOUSE_BACKEND: `duckdb` (default) or `lakehouse`; anything else stops with the choices."""
+    chosen = os.environ.get(BACKEND_ENV) or "duckdb"
+    if chosen not in BACKENDS:
+        raise ValueError(f"{BACKEND_ENV}={chosen!r}: choose one of {', '.join(BACKENDS)}")
+    return chosen
 
 # DuckDB takes 80 % of RAM by default; loading then grows with the data. Capped, it spills to disk instead,
 # so a load's memory stays flat however many rows it carries (GTG_LOAD_MEMORY_LIMIT to change). What a load
@@ -121,7 +140,8 @@ def warehouse_lock(
     holds it, `report` is told who (pid and purpose, as that process recorded them) every 30 s; after `wait`
     seconds (default `wait_seconds()`) `WarehouseBusy` is raised. Sleeping in short steps, the wait lets SIGINT
     and SIGTERM through. DuckDB's own lock error inside the hold (a program that bypasses this lock has the file
-    open) becomes a `WarehouseBusy` in plain words.
+    open) becomes a `WarehouseBusy` in plain words. On the lakehouse, a writer refreshes the catalog of the lake's
+    tables as it lets go, so what it loaded is readable through the warehouse file.
     """
     key = str(lock_path(warehouse_path).resolve())
     with _held_guard:
@@ -163,8 +183,19 @@ def warehouse_lock(
                 del _held[key]
         if done:
             if held.exclusive:
-                os.ftruncate(fd, 0)
+                try:
+                    if backend() == "lakehouse":  # tables a writer added become views before anyone reads
+                        lakehouse.refresh_catalog(key.removesuffix(".lock"))
+                finally:
+                    os.ftruncate(fd, 0)
             os.close(fd)  # closing the descriptor releases the flock
+
+
+def holds_for_writing(warehouse_path: str | Path) -> bool:
+    """Whether this process holds the warehouse lock exclusively (a run does, from start to end)."""
+    with _held_guard:
+        held = _held.get(str(lock_path(warehouse_path).resolve()))
+        return held is not None and held.exclusive
 
 
 def _acquire(fd: int, path: str, purpose: str, *, exclusive: bool, wait: float | None,
@@ -222,17 +253,18 @@ def _holder(path: str) -> str:
     return f"pid {record['pid']} ({record['purpose']}, since {record['since']})"
 
 
-def warehouse_pipeline(name: str, dataset: str, warehouse_path: str | Path, pipelines_dir: str | Path) -> dlt.Pipeline:
-    """A dlt pipeline that loads `dataset` into the warehouse file, keeping its state under `pipelines_dir`."""
+def warehouse_pipeline(name: str, dataset: str, warehouse_path: str | Path, pipelines_dir: str | Path,
+                       day: dt.date | None = None) -> dlt.Pipeline:
+    """A dlt pipeline that loads `dataset` into the warehouse of the configured backend, keeping its state under
+    `pipelines_dir`: the DuckDB file, or the lake beside it (files under the partition `day`, default the load's
+    day) with the file refreshed as the catalog of the lake's tables, so the source reads what it loaded before."""
     Path(warehouse_path).parent.mkdir(parents=True, exist_ok=True)
-    return dlt.pipeline(
-        pipeline_name=name,
-        destination=dlt.destinations.duckdb(
-            DuckDbCredentials(str(warehouse_path), global_config=_LOAD_CONFIG)
-        ),
-        dataset_name=dataset,
-        pipelines_dir=str(pipelines_dir),
-    )
+    if backend() == "lakehouse":
+        lakehouse.refresh_catalog(warehouse_path)
+        target = lakehouse.destination(warehouse_path, day)
+    else:
+        target = dlt.destinations.duckdb(DuckDbCredentials(str(warehouse_path), global_config=_LOAD_CONFIG))
+    return dlt.pipeline(pipeline_name=name, destination=target, dataset_name=dataset, pipelines_dir=str(pipelines_dir))
 
 
 def table_exists(con, dataset: str, table: str, catalog: str | None = None) -> bool:
@@ -249,7 +281,8 @@ def finish_pending(pipeline: dlt.Pipeline) -> list[str]:
     """Finish load packages an earlier, interrupted run left behind; return their load ids.
 
     Must run before a new extraction: `pipeline.run` would otherwise load the pending packages and stop
-    without extracting. Rows of a replayed job are deduplicated by primary key within those load ids.
+    without extracting. Rows of a replayed job are deduplicated by primary key within those load ids (in a
+    database; on the filesystem a replayed job overwrites its own file).
     """
     if not pipeline.has_pending_data:
         return []
@@ -257,7 +290,8 @@ def finish_pending(pipeline: dlt.Pipeline) -> list[str]:
     pipeline.normalize()
     load_ids = list(pipeline.list_normalized_load_packages())
     pipeline.load()
-    _dedupe_loads(pipeline, load_ids)
+    if pipeline.destination.destination_type != "dlt.destinations.filesystem":
+        _dedupe_loads(pipeline, load_ids)
     return load_ids
 
 

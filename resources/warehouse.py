@@ -6,19 +6,26 @@ its assets, its checks and dlt's steps all write and read under one hold, and a 
 taken says in its log whom it waits for. Every asset and check that opens the warehouse is also in the
 `warehouse` concurrency pool (limit 1, by run: dagster_instance.yaml), so the daemon queues such runs instead of starting
 them side by side. Sensors read under a shared hold that never waits.
+
+The backend (`pipelines.warehouse.backend`) is the environment's, not the resource's: on the lakehouse the file is
+the catalog of the lake's tables, refreshed before a connection opens while this process holds the warehouse,
+and a daily-partitioned run's pipelines write into that day's partition folder.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from contextlib import AbstractContextManager, contextmanager
 from typing import Iterator
 
 import dlt
 import duckdb
 from dagster import ConfigurableResource, InitResourceContext
+from pydantic import PrivateAttr
 
 from pipelines import paths
-from pipelines.warehouse import warehouse_lock, warehouse_pipeline
+from pipelines.lakehouse import storage as lakehouse
+from pipelines.warehouse import backend, holds_for_writing, warehouse_lock, warehouse_pipeline
 
 WAREHOUSE_POOL = "warehouse"
 
@@ -29,6 +36,7 @@ class WarehouseResource(ConfigurableResource):
     path: str = str(paths.warehouse_path())
     dlt_dir: str = str(paths.dlt_dir())
     work_dir: str = str(paths.work_dir())
+    _day: dt.date | None = PrivateAttr(default=None)
 
     @contextmanager
     def yield_for_execution(self, context: InitResourceContext) -> Iterator[WarehouseResource]:
@@ -39,12 +47,13 @@ class WarehouseResource(ConfigurableResource):
             return
         partition = run.tags.get("dagster/partition")
         purpose = f"Dagster run {run.run_id} ({run.job_name}{f', {partition}' if partition else ''})"
+        self._day = _daily(partition)
         with warehouse_lock(self.path, purpose, report=context.log.warning if context.log else print):
             yield self
 
     def pipeline(self, name: str, dataset: str) -> dlt.Pipeline:
         """A dlt pipeline loading `dataset` into this warehouse."""
-        return warehouse_pipeline(name, dataset, self.path, self.dlt_dir)
+        return warehouse_pipeline(name, dataset, self.path, self.dlt_dir, self._day)
 
     def lock(self, purpose: str, shared: bool = False, wait: float | None = None) -> AbstractContextManager[None]:
         """The warehouse lock (a no-op inside a run, which already holds it)."""
@@ -55,8 +64,18 @@ class WarehouseResource(ConfigurableResource):
         """A connection, read-only unless asked, under the warehouse lock (shared for reading); `wait=0` fails at
         once with `WarehouseBusy` instead of waiting for a writer."""
         with self.lock("reading the warehouse" if read_only else "writing the warehouse", shared=read_only, wait=wait):
+            if backend() == "lakehouse" and holds_for_writing(self.path):
+                lakehouse.refresh_catalog(self.path)
             con = duckdb.connect(self.path, read_only=read_only)
             try:
                 yield con
             finally:
                 con.close()
+
+
+def _daily(partition: str | None) -> dt.date | None:
+    """A run's partition key as a day, when it is one (connection partitions are not)."""
+    try:
+        return dt.date.fromisoformat(partition) if partition else None
+    except ValueError:
+        return None

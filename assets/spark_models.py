@@ -1,0 +1,116 @@
+"""The SQL models of `dbt_like_sql/` on Spark over the lakehouse: the same files, transpiled by sqlglot.
+
+The models stay DuckDB SQL, read and checked by `assets.sql_models`. Here each one is parsed by sqlglot, given
+what Spark lacks, and written as Spark SQL:
+- `getvariable(...)` (DuckDB's session variables) becomes the value the build sets (a full build: 1970-01-01
+  and ''), as a typed literal;
+- `epoch(a - b)` of two timestamps (an interval's seconds) becomes the difference of their `unix_micros`, and
+  `epoch_us(t)` becomes `unix_micros(t)` (sqlglot writes `unix_timestamp`, which takes no interval);
+- a list indexed by a column (`[...][i]`, 1-based in DuckDB) becomes `element_at` (Spark's `[i]` is 0-based,
+  and sqlglot shifts only literal indexes);
+- `(a, b) IN (SELECT (a, b) ...)` selects the columns themselves (Spark compares a row to the columns, not to
+  one struct);
+- `schema.table` names become the temporary views `schema__table` the build registers.
+Sources not loaded yet read as empty, typed from their declaration (as on DuckDB: `sql_models._bound_sql`).
+
+Tables (and incremental models) are written as Parquet under `<lake>/<schema>/<model>/` (incremental ones
+partitioned by their key, replaced with Spark's dynamic partition overwrite); views stay views. Each model is
+registered as a view for the models after it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import sqlglot
+from pyspark.sql import DataFrame, SparkSession
+from sqlglot import exp
+
+from assets.sql_models import FULL_BUILD_SINCE, Model, _bound_sql, build_order
+from pipelines.lakehouse import storage
+
+
+def view_name(table: str) -> str:
+    """The temporary view of `schema.table` (Spark's session catalogue has no schemas for temporary views)."""
+    return table.replace(".", "__")
+
+
+def variables(since: str = FULL_BUILD_SINCE, loaded_after: str = "") -> dict[str, exp.Expression]:
+    """The values of the models' `getvariable` names for a build from `since`, as Spark literals."""
+    return {"gtg_since": exp.cast(exp.Literal.string(since), exp.DataType.build("DATE")),
+            "gtg_loaded_after": exp.Literal.string(loaded_after)}
+
+
+def spark_sql(model: Model, values: dict[str, exp.Expression], missing: list[str] = (),
+              sources: dict[str, dict[str, Any]] | None = None) -> str:
+    """The model's SELECT as Spark SQL (see the module's docstring for what the runner supplies)."""
+    tree = sqlglot.parse_one(_bound_sql(model, list(missing), sources or {}), dialect="duckdb")
+
+    def supply(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Anonymous) and node.name.lower() == "getvariable":
+            name = node.expressions[0].name
+            if name not in values:
+                raise ValueError(f"{model.path}: getvariable({name!r}) has no value in a Spark build")
+            return values[name].copy()
+        if isinstance(node, exp.Anonymous) and node.name.lower() == "epoch_us":
+            return exp.func("unix_micros", *node.expressions)
+        if isinstance(node, exp.TimeToUnix):
+            inner = node.this
+            if isinstance(inner, exp.Sub):
+                micros = exp.Sub(this=exp.func("unix_micros", inner.this), expression=exp.func("unix_micros", inner.expression))
+            else:
+                micros = exp.func("unix_micros", inner)
+            return exp.Div(this=exp.paren(micros), expression=exp.Literal.number("1000000.0"))
+        if isinstance(node, exp.Bracket) and not all(isinstance(i, exp.Literal) for i in node.expressions):
+            return exp.func("element_at", node.this, *node.expressions)
+        if isinstance(node, exp.In) and node.args.get("query"):
+            select = node.args["query"].this if isinstance(node.args["query"], exp.Subquery) else node.args["query"]
+            if isinstance(select, exp.Select) and len(select.expressions) == 1 and isinstance(select.expressions[0], exp.Tuple):
+                select.set("expressions", select.expressions[0].expressions)
+            return node
+        if isinstance(node, exp.Table) and node.db:
+            return exp.Table(this=exp.to_identifier(view_name(f"{node.db}.{node.name}")),
+                             alias=exp.TableAlias(this=exp.to_identifier(node.alias_or_name)))
+        return node
+
+    return tree.transform(supply).sql(dialect="spark")
+
+
+def register_sources(spark: SparkSession, lake: Path, sources: dict[str, dict[str, Any]]) -> list[str]:
+    """A view for every declared source table with files in the lake; returns the tables not loaded yet.
+
+    The day partitions are storage, not columns (`recursiveFileLookup` reads every file without inferring
+    them), as in the DuckDB catalog."""
+    loaded = storage.table_dirs(lake)
+    for table in sources:
+        if table in loaded:
+            (spark.read.option("recursiveFileLookup", "true").option("mergeSchema", "true")
+             .parquet(str(loaded[table])).createOrReplaceTempView(view_name(table)))
+    return [t for t in sources if t not in loaded]
+
+
+def build_all(spark: SparkSession, lake: Path, models: dict[str, Model],
+              sources: dict[str, dict[str, Any]]) -> dict[str, int]:
+    """A full build of every model on Spark, in dependency order; returns rows per model."""
+    missing = register_sources(spark, lake, sources)
+    values = variables()
+    built: dict[str, int] = {}
+    for model in build_order(models):
+        frame = spark.sql(spark_sql(model, values, [t for t in model.depends_on if t in missing], sources))
+        built[model.table] = _store(spark, lake, model, frame).count()
+    return built
+
+
+def _store(spark: SparkSession, lake: Path, model: Model, frame: DataFrame) -> DataFrame:
+    """Write a table model as Parquet (an incremental one partitioned by its key) and register the stored copy;
+    a view is registered as it is."""
+    if model.materialized != "view":
+        path = str(lake / model.schema / model.name)
+        writer = frame.write.mode("overwrite")
+        if model.materialized == "incremental":
+            writer = writer.partitionBy(model.incremental_key)
+        writer.parquet(path)
+        frame = spark.read.schema(frame.schema).parquet(path)  # an empty model's folder holds no schema
+    frame.createOrReplaceTempView(view_name(model.table))
+    return frame
