@@ -6,10 +6,14 @@ what Spark lacks, and written as Spark SQL:
   and ''), as a typed literal;
 - `epoch(a - b)` of two timestamps (an interval's seconds) becomes the difference of their `unix_micros`, and
   `epoch_us(t)` becomes `unix_micros(t)` (sqlglot writes `unix_timestamp`, which takes no interval);
+- `timezone(zone, t)` of a UTC timestamp (its wall-clock time in `zone`) becomes `from_utc_timestamp(t, zone)`
+  (the session's time zone is UTC);
 - a list indexed by a column (`[...][i]`, 1-based in DuckDB) becomes `element_at` (Spark's `[i]` is 0-based,
   and sqlglot shifts only literal indexes);
 - `(a, b) IN (SELECT (a, b) ...)` selects the columns themselves (Spark compares a row to the columns, not to
   one struct);
+- `UNION ALL BY NAME` of `SELECT *` branches (the ad report's marts) selects the model's declared columns by
+  name in every branch, then unions them by position (Spark SQL has no BY NAME);
 - `schema.table` names become the temporary views `schema__table` the build registers.
 Sources not loaded yet read as empty, typed from their declaration (as on DuckDB: `sql_models._bound_sql`).
 
@@ -53,6 +57,9 @@ def spark_sql(model: Model, values: dict[str, exp.Expression], missing: list[str
             if name not in values:
                 raise ValueError(f"{model.path}: getvariable({name!r}) has no value in a Spark build")
             return values[name].copy()
+        if isinstance(node, exp.Anonymous) and node.name.lower() == "timezone" and len(node.expressions) == 2:
+            zone, moment = node.expressions
+            return exp.func("from_utc_timestamp", moment, zone)
         if isinstance(node, exp.Anonymous) and node.name.lower() == "epoch_us":
             return exp.func("unix_micros", *node.expressions)
         if isinstance(node, exp.TimeToUnix):
@@ -68,6 +75,15 @@ def spark_sql(model: Model, values: dict[str, exp.Expression], missing: list[str
             select = node.args["query"].this if isinstance(node.args["query"], exp.Subquery) else node.args["query"]
             if isinstance(select, exp.Select) and len(select.expressions) == 1 and isinstance(select.expressions[0], exp.Tuple):
                 select.set("expressions", select.expressions[0].expressions)
+            return node
+        if isinstance(node, exp.Union) and node.args.get("by_name"):
+            for side in ("this", "expression"):
+                branch = node.args[side]
+                if isinstance(branch, exp.Select) and [e.sql() for e in branch.expressions] == ["*"]:
+                    branch.set("expressions", [exp.column(name) for name in model.columns])
+                elif not isinstance(branch, exp.Union):
+                    raise ValueError(f"{model.path}: UNION BY NAME on Spark needs `SELECT *` branches")
+            node.set("by_name", None)
             return node
         if isinstance(node, exp.Table) and node.db:
             return exp.Table(this=exp.to_identifier(view_name(f"{node.db}.{node.name}")),

@@ -36,7 +36,7 @@ keyed AS (
 SELECT
     workspace_id,
     person_key AS contact_key,
-    string_agg(DISTINCT source, ',' ORDER BY source) AS sources,
+    array_to_string(list_sort(list_distinct(list(source))), ',') AS sources,  -- one form DuckDB and Spark both run
     count(DISTINCT source) AS source_count,
     min(first_seen_at) AS first_seen_at,
     max(last_seen_at) AS last_seen_at,
