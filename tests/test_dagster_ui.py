@@ -636,8 +636,9 @@ def test_browser_lists_every_group_with_its_assets(browser: Browser, dagster_ui:
     assert set(groups) == {"analytics", "privacy", "raw_events", "raw_gmail", "raw_outlook", "raw_facebook_ads",
                            "raw_google_ads", "raw_linkedin_ads", "raw_crm_app", "raw_contact_uploads"}
     for group, paths in sorted(groups.items()):
-        # Long names show shortened ("raw_contact_up…_files"): wait for the rows' status instead.
-        page = browser.open(f"/locations/{LOCATION}/asset-groups/{group}/list", "Materialized")
+        # Long names show shortened ("raw_contact_up…_files"): wait for the first of the group's links instead.
+        page = browser.open(f"/locations/{LOCATION}/asset-groups/{group}/list", group)
+        page.locator(", ".join(f'a[href="{_asset_href(p)}"]' for p in paths)).first.wait_for()
         page.mouse.move(640, 600)
         seen: set[tuple[str, ...]] = set()
         for _ in range(len(paths)):  # a long list is virtualised: scroll through it
