@@ -1,10 +1,10 @@
 """The cross-platform ad report's integrity checks, written once for every platform in `catalog.AD_PLATFORMS`.
 
 Fivetran's ad_reporting package tests its unified report against each platform package; here the yardstick is
-the raw tables themselves: each platform's settings give one SELECT of its loaded daily totals per workspace,
-account and day (`PlatformReport.raw_daily_totals`), and every unified mart must hold exactly those
-impressions, clicks and spend, account by account and day by day (a staging model that drops rows in a join,
-double-counts through one, or shifts a day fails it). The account report must also miss no day a platform has
+the raw tables themselves: each platform's settings give, per grain, one SELECT of the daily totals per
+workspace, account and day in the loaded table that grain is built from (`PlatformReport.raw_daily_totals`),
+and every unified mart must hold exactly those impressions, clicks and spend, account by account and day by
+day (a staging model that drops rows in a join, double-counts through one, or shifts a day fails it). The account report must also miss no day a platform has
 raw data for. A platform whose tables are not loaded yet (nothing connected) has no raw totals and is skipped.
 Metadata holds counts only.
 """
@@ -22,16 +22,19 @@ from resources.warehouse import WAREHOUSE_POOL, WarehouseResource
 _TOTALS = ("impressions", "clicks", "spend")
 
 
-def raw_totals(con: duckdb.DuckDBPyConnection, platforms: tuple[PlatformReport, ...] = AD_PLATFORMS) -> str | None:
-    """One SELECT of every loaded platform's raw daily totals, tagged with its platform (None: none loaded)."""
+def raw_totals(con: duckdb.DuckDBPyConnection, grain: str,
+               platforms: tuple[PlatformReport, ...] = AD_PLATFORMS) -> str | None:
+    """One SELECT of every loaded platform's raw daily totals for `grain`, tagged with its platform (None: none
+    loaded)."""
     loaded = []
     for platform in platforms:
+        totals = platform.raw_daily_totals[grain]
         try:
-            con.execute(f"DESCRIBE {platform.raw_daily_totals}")
+            con.execute(f"DESCRIBE {totals}")
         except duckdb.CatalogException:  # its tables are not loaded yet
             continue
         loaded.append(f"SELECT {literal(platform.platform)} AS platform, date_day, workspace_id, account_id, "
-                      f"impressions, clicks, spend FROM ({platform.raw_daily_totals})")
+                      f"impressions, clicks, spend FROM ({totals})")
     return " UNION ALL ".join(loaded) or None
 
 
@@ -39,7 +42,7 @@ def mismatched_account_days(con: duckdb.DuckDBPyConnection, grain: str,
                             platforms: tuple[PlatformReport, ...] = AD_PLATFORMS) -> int:
     """Platform, workspace, account and day rows whose totals differ between the `grain` mart and the raw tables
     (or that only one side holds), for the platforms loaded."""
-    raw = raw_totals(con, platforms)
+    raw = raw_totals(con, grain, platforms)
     if raw is None:
         return 0
     report = (f"SELECT platform, date_day, workspace_id, account_id, {', '.join(f'sum({m}) AS {m}' for m in _TOTALS)} "
@@ -53,7 +56,7 @@ def mismatched_account_days(con: duckdb.DuckDBPyConnection, grain: str,
 
 def missing_days(con: duckdb.DuckDBPyConnection, platforms: tuple[PlatformReport, ...] = AD_PLATFORMS) -> int:
     """Platform and day pairs that hold raw data but no row of the account report."""
-    raw = raw_totals(con, platforms)
+    raw = raw_totals(con, "account", platforms)
     if raw is None:
         return 0
     return con.execute(f"""

@@ -5,12 +5,14 @@ Each platform P provides four staging models `stg_<P>__<grain>_report` (one row 
 in the ad account's time zone) with exactly `columns(grain)`, typed as `COLUMN_TYPES`; the unified marts
 `ad_reporting__<grain>_report` are their UNION ALL BY NAME. Meta's ad sets are ad groups; LinkedIn's campaign
 groups are campaigns, its campaigns ad groups and its creatives ads (Fivetran's mapping). Each platform's
-settings also define a `PlatformReport`, whose raw totals the report's checks compare with the marts.
+settings also define a `PlatformReport`, whose raw totals the report's checks compare with the marts, grain by
+grain.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Mapping
 
 PLATFORMS = ("facebook_ads", "google_ads", "linkedin_ads")
 GRAINS = ("account", "campaign", "ad_group", "ad")
@@ -51,13 +53,20 @@ def unified_model(grain: str) -> str:
 
 @dataclass(frozen=True)
 class PlatformReport:
-    """A platform's raw truth for the report's checks: `raw_daily_totals` is one SELECT over its loaded tables
-    returning `date_day, workspace_id, account_id, impressions, clicks, spend` per account and day, at the
-    finest grain it loads."""
+    """A platform's raw truth for the report's checks: `raw_daily_totals[grain]` is one SELECT returning
+    `date_day, workspace_id, account_id, impressions, clicks, spend` per account and day from the loaded table
+    that grain's staging model is built from.
+
+    Each grain is held to its own source because a platform's levels are separate requests (LinkedIn's
+    CAMPAIGN and CREATIVE pivots, Google Ads' campaign and ad resources): figures of a day still running, or
+    restated between two requests, legitimately differ between them, while a grain's model must never differ
+    from the table it reads."""
 
     platform: str
-    raw_daily_totals: str
+    raw_daily_totals: Mapping[str, str]
 
     def __post_init__(self) -> None:
         if self.platform not in PLATFORMS:
             raise ValueError(f"unknown ad platform {self.platform!r}; expected one of {list(PLATFORMS)}")
+        if set(self.raw_daily_totals) != set(GRAINS):
+            raise ValueError(f"{self.platform}: raw daily totals are needed for exactly the grains {list(GRAINS)}")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from dlt.common.schema.typing import TTableSchemaColumns
 
-from pipelines.ad_reporting import PlatformReport
+from pipelines.ad_reporting import GRAINS, PlatformReport
 from pipelines.mail_common.stage import INDEX, PERSONAL, ChildStream, Stream, child_table, mail_table
 
 PROVIDER = "facebook_ads"
@@ -124,13 +124,14 @@ NAME_FIELDS = ("full_name",)
 FIRST_LAST_FIELDS = ("first_name", "last_name")
 PHONE_FIELDS = ("phone_number", "work_phone_number")
 
-# The raw truth the shared ad report is checked against: spend and delivery per account and local day.
-REPORT = PlatformReport(PROVIDER, f"""
+# The raw truth the shared ad report is checked against: spend and delivery per account and local day, from the
+# ad-level insights every grain is built from.
+REPORT = PlatformReport(PROVIDER, dict.fromkeys(GRAINS, f"""
     SELECT date_day, workspace_id, account_id, sum(impressions) AS impressions, sum(clicks) AS clicks,
            sum(spend) AS spend
     FROM {DATASET_NAME}.{INSIGHTS_TABLE}
     GROUP BY ALL
-""")
+"""))
 
 STREAMS = (ACCOUNTS, CAMPAIGNS, AD_SETS, ADS, CREATIVES, INSIGHTS, FORMS, LEADS)
 

@@ -155,14 +155,21 @@ DAILY_STREAMS = (CAMPAIGN_DAILY, AD_GROUP_DAILY, AD_DAILY)
 STREAMS = (CUSTOMERS, *ENTITY_STREAMS, *DAILY_STREAMS)
 TABLES: dict[str, TTableSchemaColumns] = {s.table: s.columns for s in STREAMS}
 
-# The report's checks compare the ad report with these raw totals: the ad grain is the finest loaded.
-PLATFORM_REPORT = PlatformReport(
-    platform=PROVIDER,
-    raw_daily_totals=f"""
+
+def _daily_totals(table: str) -> str:
+    return f"""
         SELECT d.date AS date_day, d.workspace_id, d.customer_id AS account_id,
                sum(d.impressions) AS impressions, sum(d.clicks) AS clicks,
                CAST(sum(d.cost_micros) AS DECIMAL(38, 0)) * CAST(0.000001 AS DECIMAL(38, 6)) AS spend
-        FROM {DATASET_NAME}.{AD_DAILY_TABLE} AS d
+        FROM {DATASET_NAME}.{table} AS d
         GROUP BY ALL
-    """,
+    """
+
+
+# The report's checks compare each grain with the resource it is read from (a campaign's metrics include
+# spend no ad carries, so the grains are separate reports): accounts and campaigns with the campaign report.
+PLATFORM_REPORT = PlatformReport(
+    platform=PROVIDER,
+    raw_daily_totals={"account": _daily_totals(CAMPAIGN_DAILY_TABLE), "campaign": _daily_totals(CAMPAIGN_DAILY_TABLE),
+                      "ad_group": _daily_totals(AD_GROUP_DAILY_TABLE), "ad": _daily_totals(AD_DAILY_TABLE)},
 )

@@ -101,13 +101,19 @@ TABLES: dict[str, TTableSchemaColumns] = {
     }),
 }
 
-# The report's checks compare the marts with this: spend and clicks per account and day at the finest grain
-# loaded (creatives).
-REPORT = PlatformReport(
-    platform="linkedin_ads",
-    raw_daily_totals=f"""
+
+def _daily_totals(table: str) -> str:
+    return f"""
         SELECT date_day, workspace_id, CAST(account_id AS VARCHAR) AS account_id,
                sum(impressions) AS impressions, sum(clicks) AS clicks, sum(cost_in_local_currency) AS spend
-        FROM {DATASET_NAME}.{CREATIVE_ANALYTICS}
-        GROUP BY ALL""",
+        FROM {DATASET_NAME}.{table}
+        GROUP BY ALL"""
+
+
+# The report's checks compare each grain with the pivot it is built from: campaign groups, campaigns and
+# accounts with the CAMPAIGN pivot, creatives with the CREATIVE pivot.
+REPORT = PlatformReport(
+    platform="linkedin_ads",
+    raw_daily_totals={"account": _daily_totals(CAMPAIGN_ANALYTICS), "campaign": _daily_totals(CAMPAIGN_ANALYTICS),
+                      "ad_group": _daily_totals(CAMPAIGN_ANALYTICS), "ad": _daily_totals(CREATIVE_ANALYTICS)},
 )

@@ -62,7 +62,7 @@ def test_reports_have_the_shared_shape_and_equal_ads_manager(built: AdsPlatform)
 
 def test_raw_daily_totals_equal_the_account_report(built: AdsPlatform) -> None:
     assert REPORT in AD_PLATFORMS and REPORT.platform == "facebook_ads"
-    raw = built.query(f"SELECT * FROM ({REPORT.raw_daily_totals}) ORDER BY ALL")
+    raw = built.query(f"SELECT * FROM ({REPORT.raw_daily_totals['account']}) ORDER BY ALL")
     report = built.query("SELECT date_day, workspace_id, account_id, impressions, clicks, spend "
                          "FROM staging.stg_facebook_ads__account_report ORDER BY ALL")
     assert raw == report and len(raw) == sum(len({d for _, d in built.account(c).insights}) for c in (WEST, TOKYO))

@@ -60,7 +60,7 @@ def test_every_grain_adds_up_to_the_sandboxs_numbers(built: AdsHarness) -> None:
 
 
 def test_report_equals_the_platform_raw_totals(built: AdsHarness) -> None:
-    raw = {(r[0], r[1], r[2]): r[3:] for r in built.query(PLATFORM_REPORT.raw_daily_totals)}
+    raw = {(r[0], r[1], r[2]): r[3:] for r in built.query(PLATFORM_REPORT.raw_daily_totals["ad"])}
     for grain in ad_reporting.GRAINS:
         report = {(r[0], r[1], r[2]): r[3:] for r in built.query(
             f"SELECT date_day, workspace_id, account_id, sum(impressions), sum(clicks), sum(spend) "

@@ -143,3 +143,19 @@ def test_the_checks_pass_on_a_sync_and_fail_on_a_lost_or_changed_day(ads: AdsPla
         first = con.execute("SELECT min(date_day) FROM analytics.ad_reporting__account_report").fetchone()[0]
         lost = con.execute("DELETE FROM analytics.ad_reporting__account_report WHERE date_day = ?", [first]).fetchone()
         assert missing_days(con) == 1 and mismatched_account_days(con, "account") == lost[0]
+
+
+def test_each_grain_is_checked_against_its_own_pivot_while_the_day_runs(ads: AdsPlatform) -> None:
+    # The sandbox's clock moves on every read, as the real one does between the CAMPAIGN and CREATIVE requests:
+    # the running day's figures then differ between the two pivots, and neither grain may be called wrong.
+    ticks = iter(range(1_000_000))
+    ads.data.now = lambda: ads.clock.now + dt.timedelta(seconds=30 * next(ticks))
+    ads.sync(WS1)
+    build_report(ads.warehouse)
+    pivots = {table: dict(ads.query(f"SELECT account_id, sum(impressions) FROM {settings.DATASET_NAME}.{table} "
+                                    "WHERE date_day = ? GROUP BY ALL", [dt.date(2026, 12, 2)]))
+              for table in (settings.CAMPAIGN_ANALYTICS, settings.CREATIVE_ANALYTICS)}
+    assert pivots[settings.CAMPAIGN_ANALYTICS] != pivots[settings.CREATIVE_ANALYTICS]
+    with duckdb.connect(str(ads.warehouse)) as con:
+        assert [mismatched_account_days(con, grain) for grain in ad_reporting.GRAINS] == [0, 0, 0, 0]
+        assert missing_days(con) == 0
