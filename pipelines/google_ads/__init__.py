@@ -2,10 +2,13 @@
 `raw_google_ads`, over the official google-ads client (API v26).
 
 Plain dlt, no Dagster. `google_ads_source(run)` yields one resource per table, all merged on their keys:
-- customers: the connection's login customer and its clients (`customer_client`, level <= 1); metrics are
-  read from each ENABLED non-manager account, in its own time zone and currency;
-- campaigns, ad groups, ads, keywords: the full listing every run (Search pages), removed ones kept with status
-  REMOVED (the API lists them unless filtered);
+- customers: the connection's login customer and every account under it, sub-managers walked as Google documents
+  account hierarchies (`customer_client` level <= 1 of each manager), each account once; metrics are read from
+  each ENABLED non-manager account (never a manager: the API refuses them), in its own time zone and currency;
+- campaigns, ad groups, ads, keywords: listed in full (Search pages) on the first sync, then only the entities
+  `change_status` reports added, changed or removed since the last sync, read again by resource name (listed in
+  full again when the cursor is past ChangeStatus' 90 days or a window holds more changes than one query returns);
+  removed ones are kept with status REMOVED (the API lists them unless filtered);
 - campaign / ad group / ad daily metrics by `segments.date`, up to yesterday in the account's time zone, one
   SearchStream per 14-day slice, from the day after the cursor or the conversion window back (default 14 days,
   at most 90), whichever is earlier, so late conversions are merged into the days they belong to.
@@ -19,16 +22,22 @@ import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
+from zoneinfo import ZoneInfo
 
 import dlt
 import duckdb
 import pyarrow as pa
 from dlt.extract.resource import DltResource
+from google.ads.googleads.v26.services.types.google_ads_service import GoogleAdsRow
 
 from pipelines.connections.report import SyncReport
 from pipelines.google_ads.client import AdsApi, DailyQuotaExhausted
 from pipelines.google_ads.rows import arrow_schema, query_of, to_table
 from pipelines.google_ads.settings import (
+    CHANGE_STATUS_DELAY,
+    CHANGE_STATUS_LIMIT,
+    CHANGE_STATUS_MAX_AGE,
+    CHANGE_STATUS_QUERY,
     CONVERSION_WINDOW_DAYS,
     CUSTOMERS,
     DAILY_STREAMS,
@@ -36,6 +45,7 @@ from pipelines.google_ads.settings import (
     ENTITY_STREAMS,
     HISTORY_DAYS,
     MAX_CONVERSION_WINDOW_DAYS,
+    RESOURCE_NAMES_PER_QUERY,
     SLICE_DAYS,
     SOURCE_NAME,
     Stream,
@@ -47,6 +57,9 @@ from pipelines.warehouse import table_exists
 __all__ = ["DATASET_NAME", "SOURCE_NAME", "GoogleAdsRun", "SyncOptions", "google_ads_source"]
 
 MERGE = {"disposition": "merge", "strategy": "delete-insert"}
+CHANGE_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"  # change_status.last_change_date_time, in the account's time zone
+_RESOURCE_TYPES = {v.number: v.name for v in GoogleAdsRow.pb().DESCRIPTOR.fields_by_name["change_status"]
+                   .message_type.fields_by_name["resource_type"].enum_type.values}
 
 
 def utc_now() -> dt.datetime:
@@ -83,15 +96,30 @@ class GoogleAdsRun:
     stopped: str | None = None  # why the run stopped early (the daily quota), None when it read everything
     synced_at: dt.datetime = field(default_factory=utc_now)
     _customers: list[dict[str, Any]] | None = field(default=None, init=False, repr=False)
+    _changes: dict[str, dict[str, list[str]] | None] = field(default_factory=dict, init=False, repr=False)
+    _now: dt.datetime | None = field(default=None, init=False, repr=False)
 
     # -- accounts ----------------------------------------------------------------------------------------------
 
     def customers(self) -> pa.Table:
-        """The login customer's customer_client rows (read once per run)."""
+        """The login customer and the accounts under it (read once per run): the customer_client rows of level
+        <= 1 of the login customer, then of each enabled sub-manager found, breadth first, each manager queried
+        once; an account linked under several managers is kept once, at its shortest distance (`level`)."""
         if self._customers is None:
-            rows = self.api.search(self.login_customer_id, query_of(CUSTOMERS))
-            self._customers = to_table(CUSTOMERS, rows, self.connection_id, self.workspace_id,
-                                       self.synced_at).to_pylist()
+            found: dict[str, dict[str, Any]] = {}
+            pending = [(self.login_customer_id, 0)]
+            while pending:
+                manager, depth = pending.pop(0)
+                rows = to_table(CUSTOMERS, self.api.search(manager, query_of(CUSTOMERS)), self.connection_id,
+                                self.workspace_id, self.synced_at).to_pylist()
+                for row in rows:
+                    if row["customer_id"] in found:
+                        continue  # the sub-manager itself (level 0 of its own list), or a second path to an account
+                    row["level"] += depth
+                    found[row["customer_id"]] = row
+                    if row["manager"] and row["level"] > 0 and row["status"] == "ENABLED":
+                        pending.append((row["customer_id"], row["level"]))
+            self._customers = list(found.values())
         return pa.Table.from_pylist(self._customers, schema=arrow_schema(CUSTOMERS))
 
     def clients(self) -> list[dict[str, Any]]:
@@ -125,16 +153,69 @@ class GoogleAdsRun:
         return table
 
     def entities(self, stream: Stream) -> Iterator[pa.Table]:
+        """Per client: every entity when `changed` cannot say what changed (`full_resync`), else only the ones it
+        names; the stream's cursor for the client moves to this run's window end once they are read."""
         counts = self.report.stream(stream.table)
+        cursors: dict[str, str] = self.state.setdefault("entities", {}).setdefault(stream.table, {})
         known = self.existing(stream, None)
+
+        def listing(cid: str, names: list[str] | None) -> Callable[[], list[Any]]:
+            return lambda: self.api.search(cid, query_of(stream, resource_names=names),
+                                           on_restart=lambda: setattr(counts, "cursor_expired", True))
+
         for client in self.clients():
             cid = client["customer_id"]
-            table = self._table(stream, lambda: self.api.search(
-                cid, query_of(stream), on_restart=lambda: setattr(counts, "cursor_expired", True)), known)
-            if table is None:
+            changed = self.guarded(lambda: self.changed(client))
+            if self.stopped:
                 return
-            if table.num_rows:
-                yield table
+            if changed is None:
+                counts.full_resync = True
+                reads = [listing(cid, None)]
+            else:
+                names = changed.get(stream.change_type, [])
+                reads = [listing(cid, names[i: i + RESOURCE_NAMES_PER_QUERY])
+                         for i in range(0, len(names), RESOURCE_NAMES_PER_QUERY)]
+            for read in reads:
+                table = self._table(stream, read, known)
+                if table is None:
+                    return
+                if table.num_rows:
+                    yield table
+            cursors[cid] = self.window_end(client)
+
+    def window_end(self, client: dict[str, Any]) -> str:
+        """This run's instant in the client's time zone, as change_status writes times."""
+        if self._now is None:
+            self._now = self.options.clock()
+        return self._now.astimezone(ZoneInfo(client["time_zone"])).strftime(CHANGE_TIME_FORMAT)
+
+    def changed(self, client: dict[str, Any]) -> dict[str, list[str]] | None:
+        """Resource names of the client's entities changed (added, changed, removed) since the entity cursors, by
+        ChangeStatusResourceType, from one change_status query per run; None when everything must be listed: a
+        first sync, a cursor past ChangeStatus' reach, or a window with more changes than one query returns."""
+        cid = client["customer_id"]
+        if cid not in self._changes:
+            self._changes[cid] = self._read_changes(client)
+        return self._changes[cid]
+
+    def _read_changes(self, client: dict[str, Any]) -> dict[str, list[str]] | None:
+        cid = client["customer_id"]
+        ends = [self.state.get("entities", {}).get(s.table, {}).get(cid) for s in ENTITY_STREAMS]
+        if None in ends:
+            return None
+        end = self.window_end(client)
+        start = dt.datetime.strptime(min(ends), CHANGE_TIME_FORMAT) - CHANGE_STATUS_DELAY
+        if start < dt.datetime.strptime(end, CHANGE_TIME_FORMAT) - CHANGE_STATUS_MAX_AGE:
+            return None
+        rows = self.api.search(cid, CHANGE_STATUS_QUERY.format(start=start.strftime(CHANGE_TIME_FORMAT), end=end))
+        if len(rows) >= CHANGE_STATUS_LIMIT:
+            return None
+        changed: dict[str, list[str]] = {}
+        for row in rows:
+            status = row.change_status
+            kind = _RESOURCE_TYPES[status.resource_type]
+            changed.setdefault(kind, []).append(getattr(status, kind.lower()))
+        return changed
 
     def daily(self, stream: Stream) -> Iterator[pa.Table]:
         cursors: dict[str, str] = self.state.setdefault("daily", {}).setdefault(stream.table, {})

@@ -4,8 +4,12 @@ failures through the shared `Retrier` and turn the API's errors into the few out
 
 What an error means is read from the `GoogleAdsFailure` (the client puts it on GoogleAdsException, and leaves
 it in the trailing metadata for INTERNAL and RESOURCE_EXHAUSTED, which it raises bare):
-- AUTHENTICATION_ERROR (or an OAuth refresh refused) -> `ReauthorizationRequired`: retrying cannot help (a wrong
-  developer token is the platform's fault, not the user's: `GoogleAdsRequestFailed`);
+- AUTHENTICATION_ERROR OAUTH_TOKEN_EXPIRED -> `AccessTokenExpired`: the access token's hour is over; with a refresh
+  token google-auth gets a new one from the OAuth token endpoint and the call is made again (once), without one
+  it is a `ReauthorizationRequired`;
+- any other AUTHENTICATION_ERROR, or a refresh the token endpoint refuses (`invalid_grant`: the user revoked
+  access) -> `ReauthorizationRequired`: retrying cannot help (a wrong developer token is the platform's fault,
+  not the user's: `GoogleAdsRequestFailed`);
 - QUOTA_ERROR RESOURCE_EXHAUSTED -> `DailyQuotaExhausted`: the developer token's daily operations are used up,
   the sync stops cleanly and resumes from its cursors after the reset;
 - QUOTA_ERROR RESOURCE_TEMPORARILY_EXHAUSTED (with its retry delay), INTERNAL, UNAVAILABLE, DEADLINE_EXCEEDED
@@ -31,6 +35,7 @@ from google.ads.googleads.v26.services.types.google_ads_service import (
 )
 from google.api_core import exceptions as api_exceptions
 from google.auth import exceptions as auth_exceptions
+from google.auth.transport.requests import Request as AuthRequest
 from google.oauth2.credentials import Credentials
 
 from pipelines.connections.errors import ReauthorizationRequired
@@ -52,6 +57,11 @@ class DailyQuotaExhausted(Exception):
 
 class PageTokenExpired(Exception):
     """A Search page token expired before the next page was read: the listing starts again."""
+
+
+class AccessTokenExpired(ReauthorizationRequired):
+    """The access token has expired: refreshed when the connection has a refresh token, else the user must
+    connect again."""
 
 
 class GoogleAdsRequestFailed(Exception):
@@ -79,13 +89,14 @@ class AdsAccess:
     client_id: str | None = None
     client_secret: str | None = None
     endpoint: str | None = None
+    token_uri: str = GOOGLE_TOKEN_URI  # Google's OAuth token endpoint (the sandbox's on 127.0.0.1 in tests)
 
 
 def ads_client(access: AdsAccess) -> GoogleAdsClient:
     """The client, built directly (the SDK's load_from_* helpers refresh the token against Google eagerly)."""
     credentials = Credentials(token=access.access_token, refresh_token=access.refresh_token,
                               client_id=access.client_id, client_secret=access.client_secret,
-                              token_uri=GOOGLE_TOKEN_URI)
+                              token_uri=access.token_uri)
     return GoogleAdsClient(credentials=credentials, developer_token=access.developer_token,
                            endpoint=access.endpoint, login_customer_id=access.login_customer_id,
                            use_proto_plus=True, version=API_VERSION)
@@ -111,7 +122,7 @@ class AdsApi:
             for batch in self.service.search_stream(customer_id=customer_id, query=query, timeout=self.timeout):
                 rows.extend(SearchGoogleAdsStreamResponse.pb(batch).results)
             return rows
-        return self.retrier.call(lambda: _translated(once))
+        return self._call(once)
 
     def search(self, customer_id: str, query: str, on_restart: Callable[[], None] | None = None) -> list[Any]:
         """Every row of `query` by Search pages; a transient failure retries the page, an expired page token
@@ -121,7 +132,7 @@ class AdsApi:
             token = ""
             try:
                 while True:
-                    page = self.retrier.call(lambda: _translated(lambda: self._page(customer_id, query, token)))
+                    page = self._call(lambda: self._page(customer_id, query, token))
                     rows.extend(page.results)
                     token = page.next_page_token
                     if not token:
@@ -130,6 +141,24 @@ class AdsApi:
                 if on_restart is not None:
                     on_restart()
         raise GoogleAdsRequestFailed(f"Google Ads page token expired {PAGE_TOKEN_RESTARTS + 1} times in a row")
+
+    def _call(self, call: Callable[[], T]) -> T:
+        """`call` retried under the policy; an expired access token is refreshed once and the call made again."""
+        credentials = self.client.credentials
+        if not credentials.token and credentials.refresh_token:
+            self._refresh()  # no access token yet: get one before the call, so a refused refresh is seen as such
+        try:
+            return self.retrier.call(lambda: _translated(call))
+        except AccessTokenExpired:
+            if not credentials.refresh_token:
+                raise
+        self._refresh()
+        return self.retrier.call(lambda: _translated(call))
+
+    def _refresh(self) -> None:
+        """A new access token from the OAuth token endpoint (google-auth); `invalid_grant` -> re-authorisation."""
+        self.report.http_requests += 1
+        _translated(lambda: self.client.credentials.refresh(AuthRequest()))
 
     def _page(self, customer_id: str, query: str, token: str) -> Any:
         self.report.http_requests += 1
@@ -159,8 +188,13 @@ def _translated(call: Callable[[], T]) -> T:
 def _outcome(exc: Exception) -> Exception:
     """The exception the sync acts on, for an error of the client (an unknown one is returned unchanged)."""
     if isinstance(exc, auth_exceptions.RefreshError):
-        return ReauthorizationRequired("Google Ads OAuth token refresh refused (invalid_grant): the user must "
-                                       "connect the account again")
+        answer = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], dict) else {}
+        error = str(answer.get("error") or "unknown")
+        if error == "invalid_grant":
+            return ReauthorizationRequired("Google Ads OAuth token refresh refused (invalid_grant): the user must "
+                                           "connect the account again")
+        return GoogleAdsRequestFailed(f"Google Ads OAuth token refresh refused ({error}): the platform's OAuth "
+                                      "client is wrong, not the user's")
     if not isinstance(exc, (GoogleAdsException, api_exceptions.GoogleAPICallError, grpc.RpcError)):
         return exc
     codes = _error_codes(exc)
@@ -169,6 +203,8 @@ def _outcome(exc: Exception) -> Exception:
     kinds = {kind for kind, _ in codes}
     if ("authentication_error", "DEVELOPER_TOKEN_INVALID") in codes:
         return GoogleAdsRequestFailed(f"Google Ads {named}: the platform's developer token is wrong, not the user's")
+    if ("authentication_error", "OAUTH_TOKEN_EXPIRED") in codes:
+        return AccessTokenExpired(f"Google Ads {named}: the user must connect the account again")
     if "authentication_error" in kinds or status is grpc.StatusCode.UNAUTHENTICATED:
         return ReauthorizationRequired(f"Google Ads {named}: the user must connect the account again")
     if ("quota_error", "RESOURCE_EXHAUSTED") in codes:

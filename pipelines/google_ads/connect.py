@@ -16,7 +16,7 @@ from pathlib import Path
 from pipelines.connections.registry import Connection, ConnectionRegistry
 from pipelines.connections.report import SyncReport
 from pipelines.google_ads import GoogleAdsRun, SyncOptions
-from pipelines.google_ads.client import AdsAccess, AdsApi, ads_client
+from pipelines.google_ads.client import GOOGLE_TOKEN_URI, AdsAccess, AdsApi, ads_client
 from pipelines.google_ads.settings import PROVIDER
 
 # The platform's Google Ads app, by field of GoogleAdsApp, and the environment variable each comes from.
@@ -34,6 +34,7 @@ class GoogleAdsApp:
     developer_token: str | None = None
     client_id: str | None = None
     client_secret: str | None = None
+    token_uri: str = GOOGLE_TOKEN_URI  # where access tokens are refreshed
 
     @classmethod
     def from_env(cls) -> GoogleAdsApp:
@@ -56,7 +57,8 @@ def open_run(registry: ConnectionRegistry, cipher, connection: Connection, app: 
     login_customer_id = (registry.account(cipher, connection) or "").replace("-", "")
     access = AdsAccess(developer_token=app.developer_token or "", login_customer_id=login_customer_id,
                        access_token=tokens.access_token, refresh_token=tokens.refresh_token,
-                       client_id=app.client_id, client_secret=app.client_secret, endpoint=endpoint)
+                       client_id=app.client_id, client_secret=app.client_secret, endpoint=endpoint,
+                       token_uri=app.token_uri)
     report = SyncReport(connection.connection_id, PROVIDER)
     return GoogleAdsRun(AdsApi(ads_client(access), report), connection.connection_id, connection.workspace_id,
                         login_customer_id, dict(connection.sync_state), report, options,

@@ -59,11 +59,15 @@ def to_table(stream: Stream, rows: list[Any], connection_id: str, workspace_id: 
     return pa.Table.from_pydict(columns, schema=arrow_schema(stream))
 
 
-def query_of(stream: Stream, first: dt.date | None = None, last: dt.date | None = None) -> str:
-    """The GAQL of `stream`, for the days [first, last] when it is a daily report."""
+def query_of(stream: Stream, first: dt.date | None = None, last: dt.date | None = None,
+             resource_names: list[str] | None = None) -> str:
+    """The GAQL of `stream`, for the days [first, last] when it is a daily report, for the entities named when
+    `resource_names` are given."""
     conditions = []
     if stream.daily:
         conditions.append(f"segments.date BETWEEN '{first.isoformat()}' AND '{last.isoformat()}'")
+    if resource_names is not None:
+        conditions.append(f"{stream.resource}.resource_name IN ({', '.join(map(repr, resource_names))})")
     if stream.where:
         conditions.append(stream.where)
     where = f" WHERE {' AND '.join(conditions)}" if conditions else ""

@@ -9,6 +9,7 @@ metrics (no click_view, no user lists). Every table carries `workspace_id` and `
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 from dlt.common.schema.typing import TTableSchemaColumns
@@ -29,6 +30,16 @@ MAX_CONVERSION_WINDOW_DAYS = 90
 SLICE_DAYS = 14
 HISTORY_DAYS = 365
 CALL_TIMEOUT_S = 600.0
+# Entities are listed in full on the first sync; afterwards only what `change_status` reports changed (added,
+# changed, removed) since the last sync is read again. ChangeStatus reaches back 90 days (a cursor older than
+# CHANGE_STATUS_MAX_AGE, a day short of that, lists everything again), returns at most CHANGE_STATUS_LIMIT rows per
+# query (a window with that many changes is listed in full too) and may show a change up to 3 minutes late (each
+# window starts CHANGE_STATUS_DELAY before the last one ended). RESOURCE_NAMES_PER_QUERY keeps each re-read's
+# `resource_name IN (...)` short.
+CHANGE_STATUS_MAX_AGE = dt.timedelta(days=89)
+CHANGE_STATUS_LIMIT = 10_000
+CHANGE_STATUS_DELAY = dt.timedelta(minutes=3)
+RESOURCE_NAMES_PER_QUERY = 500
 PAGE_TOKEN_RESTARTS = 3  # an entity listing whose page token expires this many times in a row fails
 
 CUSTOMERS_TABLE = "google_ads_customers"
@@ -53,7 +64,8 @@ class Field:
 @dataclass(frozen=True)
 class Stream:
     """One table: the GAQL resource it is read from, its fields, its key (besides connection_id), whether it is
-    a daily report (sliced by segments.date) and the condition every query of it carries."""
+    a daily report (sliced by segments.date), the condition every query of it carries, and for an entity the
+    ChangeStatusResourceType its changes are reported under."""
 
     table: str
     resource: str
@@ -61,6 +73,7 @@ class Stream:
     key: tuple[str, ...]
     daily: bool = False
     where: str | None = None
+    change_type: str | None = None
 
     @property
     def columns(self) -> TTableSchemaColumns:
@@ -93,10 +106,12 @@ _METRICS = (
 )
 _DATE = Field("date", "segments.date", "date")
 
-# Read on the connection's login customer (a manager lists its clients at level 1; an account itself is level 0).
+# Read on the connection's login customer and on each sub-manager under it (Google's documented walk: a manager
+# lists itself at level 0 and its direct links at level 1); `manager_id` is the manager an account was listed under,
+# `level` its distance from the login customer.
 CUSTOMERS = Stream(CUSTOMERS_TABLE, "customer_client", (
     Field("customer_id", "customer_client.id", "text"),
-    Field("login_customer_id", "customer.id", "text"),
+    Field("manager_id", "customer.id", "text"),
     Field("descriptive_name", "customer_client.descriptive_name", "text"),
     Field("currency_code", "customer_client.currency_code", "text"),
     Field("time_zone", "customer_client.time_zone", "text"),
@@ -110,14 +125,14 @@ CAMPAIGNS = Stream(CAMPAIGNS_TABLE, "campaign", (
     Field("name", "campaign.name", "text"),
     Field("status", "campaign.status", "text"),
     Field("advertising_channel_type", "campaign.advertising_channel_type", "text"),
-), key=("campaign_id",))
+), key=("campaign_id",), change_type="CAMPAIGN")
 
 AD_GROUPS = Stream(AD_GROUPS_TABLE, "ad_group", (
     Field("ad_group_id", "ad_group.id", "bigint"), Field("campaign_id", "campaign.id", "bigint"), _CUSTOMER_ID,
     Field("name", "ad_group.name", "text"),
     Field("status", "ad_group.status", "text"),
     Field("type", "ad_group.type", "text"),
-), key=("ad_group_id",))
+), key=("ad_group_id",), change_type="AD_GROUP")
 
 ADS = Stream(ADS_TABLE, "ad_group_ad", (
     Field("ad_group_id", "ad_group.id", "bigint"), Field("ad_id", "ad_group_ad.ad.id", "bigint"),
@@ -125,7 +140,7 @@ ADS = Stream(ADS_TABLE, "ad_group_ad", (
     Field("name", "ad_group_ad.ad.name", "text"),
     Field("type", "ad_group_ad.ad.type", "text"),
     Field("status", "ad_group_ad.status", "text"),
-), key=("ad_group_id", "ad_id"))
+), key=("ad_group_id", "ad_id"), change_type="AD_GROUP_AD")
 
 KEYWORDS = Stream(KEYWORDS_TABLE, "ad_group_criterion", (
     Field("ad_group_id", "ad_group.id", "bigint"), Field("criterion_id", "ad_group_criterion.criterion_id", "bigint"),
@@ -134,7 +149,7 @@ KEYWORDS = Stream(KEYWORDS_TABLE, "ad_group_criterion", (
     Field("match_type", "ad_group_criterion.keyword.match_type", "text"),
     Field("status", "ad_group_criterion.status", "text"),
     Field("negative", "ad_group_criterion.negative", "bool"),
-), key=("ad_group_id", "criterion_id"), where="ad_group_criterion.type = 'KEYWORD'")
+), key=("ad_group_id", "criterion_id"), where="ad_group_criterion.type = 'KEYWORD'", change_type="AD_GROUP_CRITERION")
 
 CAMPAIGN_DAILY = Stream(CAMPAIGN_DAILY_TABLE, "campaign", (
     _CUSTOMER_ID, Field("campaign_id", "campaign.id", "bigint"), _DATE, *_METRICS,
@@ -151,6 +166,16 @@ AD_DAILY = Stream(AD_DAILY_TABLE, "ad_group_ad", (
 ), key=("customer_id", "ad_group_id", "ad_id", "date"), daily=True)
 
 ENTITY_STREAMS = (CAMPAIGNS, AD_GROUPS, ADS, KEYWORDS)
+
+# What changed in an account within a window (the resource name of each changed entity is in the field named
+# after its type); the window and LIMIT are added by the source.
+CHANGE_STATUS_QUERY = (
+    "SELECT change_status.resource_type, change_status.resource_status, change_status.last_change_date_time, "
+    "change_status.campaign, change_status.ad_group, change_status.ad_group_ad, change_status.ad_group_criterion "
+    "FROM change_status WHERE change_status.last_change_date_time BETWEEN '{start}' AND '{end}' "
+    f"AND change_status.resource_type IN ({', '.join(repr(s.change_type) for s in ENTITY_STREAMS)}) "
+    f"ORDER BY change_status.last_change_date_time LIMIT {CHANGE_STATUS_LIMIT}")
+
 DAILY_STREAMS = (CAMPAIGN_DAILY, AD_GROUP_DAILY, AD_DAILY)
 STREAMS = (CUSTOMERS, *ENTITY_STREAMS, *DAILY_STREAMS)
 TABLES: dict[str, TTableSchemaColumns] = {s.table: s.columns for s in STREAMS}

@@ -133,7 +133,7 @@ def test_each_client_is_read_up_to_yesterday_in_its_own_time_zone(ads: AdsHarnes
 
 def test_manager_and_clients_with_their_currencies_and_time_zones(ads: AdsHarness) -> None:
     ads.sync()
-    assert ads.query("SELECT customer_id, login_customer_id, currency_code, time_zone, manager, level, status "
+    assert ads.query("SELECT customer_id, manager_id, currency_code, time_zone, manager, level, status "
                      "FROM raw_google_ads.google_ads_customers ORDER BY customer_id") == [
         ("1000000001", "9990001111", "USD", "America/Los_Angeles", False, 1, "ENABLED"),
         ("1000000002", "9990001111", "EUR", "Europe/Berlin", False, 1, "ENABLED"),
@@ -162,7 +162,7 @@ def test_removed_entities_are_kept_with_their_status(ads: AdsHarness) -> None:
     run = ads.sync()
     assert ads.query("SELECT status FROM raw_google_ads.google_ads_campaigns WHERE campaign_id = ?",
                      [campaign_id]) == [("REMOVED",)]
-    assert run.report.stream("google_ads_campaigns").updated == 9
+    assert run.report.stream("google_ads_campaigns").updated == 1  # only the removed one, named by change_status
     # Its history stays; the days up to its removal (the new yesterday is after it) came in, nothing after.
     after = ads.query("SELECT count(*), max(date) FROM raw_google_ads.google_ads_campaign_daily "
                       "WHERE campaign_id = ?", [campaign_id])

@@ -29,6 +29,7 @@ ATTRIBUTED: dict[str, frozenset[str]] = {
     "ad_group": frozenset({"ad_group", "campaign", "customer"}),
     "ad_group_ad": frozenset({"ad_group_ad", "ad_group", "campaign", "customer"}),
     "ad_group_criterion": frozenset({"ad_group_criterion", "ad_group", "campaign", "customer"}),
+    "change_status": frozenset({"change_status", "ad_group", "campaign", "customer"}),
 }
 # Resources that report metrics and may be segmented by date.
 METRIC_RESOURCES = frozenset({"customer", "campaign", "ad_group", "ad_group_ad"})
@@ -38,11 +39,12 @@ _ROW = GoogleAdsRow.pb().DESCRIPTOR
 
 
 class QueryError(ValueError):
-    """A query the API would refuse: `code` is the QueryError enum name, `trigger` the offending text."""
+    """A query the API would refuse: `code` is the enum name of the ErrorCode field `kind` (QueryError's unless
+    said), `trigger` the offending text."""
 
-    def __init__(self, code: str, message: str, trigger: str | None = None) -> None:
+    def __init__(self, code: str, message: str, trigger: str | None = None, kind: str = "query_error") -> None:
         super().__init__(message)
-        self.code, self.message, self.trigger = code, message, trigger
+        self.code, self.message, self.trigger, self.kind = code, message, trigger, kind
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,18 @@ class Query:
     @property
     def segmented_by_date(self) -> bool:
         return "segments.date" in self.fields
+
+    def bounds(self, field: str) -> tuple[Any, Any]:
+        """The lowest and highest value the conditions on `field` allow (None: unbounded), as written."""
+        low = high = None
+        for c in self.conditions:
+            if c.field != field:
+                continue
+            lo, hi = {"BETWEEN": c.value, ">=": (c.value, None), ">": (c.value, None), "=": (c.value, c.value),
+                      "<=": (None, c.value), "<": (None, c.value)}.get(c.op, (None, None))
+            low = lo if low is None or (lo is not None and lo > low) else low
+            high = hi if high is None or (hi is not None and hi < high) else high
+        return low, high
 
     def date_range(self) -> tuple[dt.date | None, dt.date | None]:
         """The days the WHERE clause allows, from its conditions on segments.date (None: unbounded)."""

@@ -71,6 +71,7 @@ class GoogleAdsSandbox:
         self.page_size = page_size
         self.stream_batch = stream_batch
         self.access_tokens = set(access_tokens)
+        self.expired_tokens: set[str] = set()  # once valid, past their hour now: OAUTH_TOKEN_EXPIRED
         self.developer_token = developer_token
         self.faults = AdsFaults()
         self.calls: Counter[str] = Counter()  # "Search", "SearchStream:1000000001", ...
@@ -123,6 +124,12 @@ class GoogleAdsSandbox:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def expire(self, access_token: str) -> None:
+        """The access token's hour is over: calls with it answer OAUTH_TOKEN_EXPIRED from now on."""
+        with self._lock:
+            self.access_tokens.discard(access_token)
+            self.expired_tokens.add(access_token)
 
     # -- handlers ----------------------------------------------------------------------------------------------
 
@@ -202,6 +209,8 @@ class GoogleAdsSandbox:
 
     def _check_credentials(self, metadata: dict[str, Any], customer_id: str | None) -> None:
         scheme, _, token = str(metadata.get("authorization", "")).partition(" ")
+        if scheme.lower() == "bearer" and token in self.expired_tokens:
+            raise _fault_error(ArmedFault(AdsFault.EXPIRED_TOKEN))
         if scheme.lower() != "bearer" or token not in self.access_tokens:
             raise _Abort(grpc.StatusCode.UNAUTHENTICATED,
                          "Request had invalid authentication credentials.",
@@ -218,7 +227,7 @@ class GoogleAdsSandbox:
             raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, _INVALID,
                          _failure("request_error", "INVALID_CUSTOMER_ID", "Invalid customer ID."))
         login = metadata.get("login-customer-id")
-        allowed = {customer_id, customer.manager_id} if customer.manager_id else {customer_id}
+        allowed = {customer_id, *self.world.ancestors(customer_id)}
         if login not in allowed and not (customer.manager and login is None):
             raise _Abort(grpc.StatusCode.PERMISSION_DENIED, "The caller does not have permission",
                          _failure("authorization_error", "USER_PERMISSION_DENIED",
@@ -230,12 +239,13 @@ class GoogleAdsSandbox:
         try:
             return gaql.parse(text)
         except gaql.QueryError as exc:
-            raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, _INVALID,
-                         _failure("query_error", exc.code, exc.message, exc.trigger)) from None
+            raise _refused(exc) from None
 
     def _rows(self, customer_id: str, query: gaql.Query) -> list[dict[str, Any]]:
         try:
             return query.run(query_rows(self.world, customer_id, query))
+        except gaql.QueryError as exc:
+            raise _refused(exc) from None
         except ManagerMetricsError:
             raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, _INVALID,
                          _failure("query_error", "REQUESTED_METRICS_FOR_MANAGER",
@@ -276,6 +286,10 @@ class GoogleAdsSandbox:
             metadata.append((FAILURE_KEY, abort.failure.SerializeToString()))
         context.set_trailing_metadata(tuple(metadata))
         context.abort(abort.code, abort.details)
+
+
+def _refused(exc: gaql.QueryError) -> _Abort:
+    return _Abort(grpc.StatusCode.INVALID_ARGUMENT, _INVALID, _failure(exc.kind, exc.code, exc.message, exc.trigger))
 
 
 def _serialize(message: Any) -> bytes:

@@ -6,8 +6,10 @@ them visible. Each client account has its own time zone and currency (a day is t
 follows the sandbox clock), metrics exist for every day from `history_days` ago up to today (today being
 partial, which the source must not load), and conversions of the last `LATE_DAYS` days move whenever a test
 calls `attribute_late_conversions()` (Google keeps attributing conversions to the click's day for the conversion
-window). Removed entities stay listed with status REMOVED, as the real API returns them unless filtered.
-Campaign and ad group metrics are sums of their ads' metrics, so every grain agrees.
+window). Removed entities stay listed with status REMOVED, as the real API returns them unless filtered. Every change
+a test makes to campaigns, ad groups, ads or keywords is logged with its instant (`changes`), which the
+`change_status` resource serves. Campaign and ad group metrics are sums of their ads' metrics, so every grain
+agrees.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from zoneinfo import ZoneInfo
 
 LATE_DAYS = 21  # days before today whose conversions `attribute_late_conversions` changes
 MANAGER_ID = "9990001111"
+SUB_MANAGER_ID = "9990002222"
 
 Clock = Callable[[], dt.datetime]
 
@@ -37,7 +40,7 @@ class Customer:
     time_zone: str
     manager: bool = False
     status: str = "ENABLED"
-    manager_id: str | None = None  # the manager this client is linked under
+    manager_ids: tuple[str, ...] = ()  # the managers this account is linked under (one account may have several)
 
 
 @dataclass
@@ -83,6 +86,33 @@ class Keyword:
 
 
 @dataclass(frozen=True)
+class Change:
+    """One change of an entity, as ChangeStatus reports it (the latest per resource within a window)."""
+
+    customer_id: str
+    resource_type: str  # ChangeStatusResourceType: CAMPAIGN, AD_GROUP, AD_GROUP_AD, AD_GROUP_CRITERION
+    resource_name: str
+    status: str  # ChangeStatusOperation: ADDED, CHANGED, REMOVED
+    at: dt.datetime  # the instant (aware)
+
+
+def campaign_name(c: Campaign) -> str:
+    return f"customers/{c.customer_id}/campaigns/{c.campaign_id}"
+
+
+def ad_group_name(g: AdGroup) -> str:
+    return f"customers/{g.customer_id}/adGroups/{g.ad_group_id}"
+
+
+def ad_name(a: Ad) -> str:
+    return f"customers/{a.customer_id}/adGroupAds/{a.ad_group_id}~{a.ad_id}"
+
+
+def keyword_name(k: Keyword) -> str:
+    return f"customers/{k.customer_id}/adGroupCriteria/{k.ad_group_id}~{k.criterion_id}"
+
+
+@dataclass(frozen=True)
 class DailyMetrics:
     impressions: int
     clicks: int
@@ -98,6 +128,9 @@ CLIENTS: tuple[tuple[str, str, str, str], ...] = (
     ("1000000002", "Sandbox Outdoor DE", "EUR", "Europe/Berlin"),
     ("1000000003", "Sandbox Outdoor JP", "JPY", "Asia/Tokyo"),
 )
+# With `sub_manager=True`: a manager under the manager, linked to a client of its own and to the DE client (which
+# is then reachable by two paths, as an agency's shared accounts are).
+SUB_MANAGER_CLIENT = ("1000000004", "Sandbox Outdoor AU", "AUD", "Australia/Sydney")
 
 
 @dataclass
@@ -112,6 +145,7 @@ class World:
     ad_groups: list[AdGroup] = field(default_factory=list)
     ads: list[Ad] = field(default_factory=list)
     keywords: list[Keyword] = field(default_factory=list)
+    changes: list[Change] = field(default_factory=list)
     revision: int = 0
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     _metrics: dict[tuple[int, dt.date], DailyMetrics | None] = field(default_factory=dict, repr=False)
@@ -137,14 +171,79 @@ class World:
     def remove_campaign(self, campaign_id: int) -> Campaign:
         """The advertiser removes a campaign today: listed with status REMOVED from now on, no metrics from today."""
         with self.lock:
-            campaign = next(c for c in self.campaigns if c.campaign_id == campaign_id)
+            campaign = self._campaign(campaign_id)
             campaign.status = "REMOVED"
             campaign.removed_on = self.today(campaign.customer_id)
             self._metrics.clear()
+            self._log(campaign.customer_id, "CAMPAIGN", campaign_name(campaign), "REMOVED")
             return campaign
+
+    def rename_campaign(self, campaign_id: int, name: str) -> Campaign:
+        with self.lock:
+            campaign = self._campaign(campaign_id)
+            campaign.name = name
+            self._log(campaign.customer_id, "CAMPAIGN", campaign_name(campaign), "CHANGED")
+            return campaign
+
+    def add_campaign(self, customer_id: str, name: str) -> Campaign:
+        """A new campaign (no ad groups yet, so no metrics)."""
+        with self.lock:
+            campaign_id = max(c.campaign_id for c in self.campaigns) + 10_000
+            campaign = Campaign(campaign_id, customer_id, name, "ENABLED", "SEARCH")
+            self.campaigns.append(campaign)
+            self._log(customer_id, "CAMPAIGN", campaign_name(campaign), "ADDED")
+            return campaign
+
+    def pause_ad_group(self, ad_group_id: int) -> AdGroup:
+        with self.lock:
+            group = next(g for g in self.ad_groups if g.ad_group_id == ad_group_id)
+            group.status = "PAUSED"
+            self._log(group.customer_id, "AD_GROUP", ad_group_name(group), "CHANGED")
+            return group
+
+    def remove_keyword(self, criterion_id: int) -> Keyword:
+        with self.lock:
+            keyword = next(k for k in self.keywords if k.criterion_id == criterion_id)
+            keyword.status = "REMOVED"
+            self._log(keyword.customer_id, "AD_GROUP_CRITERION", keyword_name(keyword), "REMOVED")
+            return keyword
+
+    def _log(self, customer_id: str, resource_type: str, resource_name: str, status: str) -> None:
+        self.changes.append(Change(customer_id, resource_type, resource_name, status, self.clock()))
+
+    def latest_changes(self, customer_id: str) -> list[Change]:
+        """The account's latest change of each resource, oldest first (ChangeStatus keeps one row per resource;
+        the query's window is applied by its conditions)."""
+        with self.lock:
+            latest = {c.resource_name: c for c in self.changes if c.customer_id == customer_id}
+        return sorted(latest.values(), key=lambda c: c.at)
 
     def clients(self) -> list[Customer]:
         return [c for c in self.customers.values() if not c.manager]
+
+    def descendants(self, customer_id: str) -> dict[str, int]:
+        """Every account under `customer_id` (itself at level 0) at its shortest distance, as customer_client
+        lists them."""
+        levels = {customer_id: 0}
+        frontier = [customer_id]
+        while frontier:
+            parent = frontier.pop(0)
+            for child in self.customers.values():
+                if parent in child.manager_ids and child.customer_id not in levels:
+                    levels[child.customer_id] = levels[parent] + 1
+                    frontier.append(child.customer_id)
+        return levels
+
+    def ancestors(self, customer_id: str) -> set[str]:
+        """The managers above `customer_id`, at any distance (each may be a request's login customer)."""
+        found: set[str] = set()
+        pending = list(self.customers[customer_id].manager_ids)
+        while pending:
+            manager = pending.pop()
+            if manager not in found:
+                found.add(manager)
+                pending.extend(self.customers[manager].manager_ids)
+        return found
 
     # -- metrics ----------------------------------------------------------------------------------------------
 
@@ -197,15 +296,22 @@ def _hash(*parts: object) -> int:
 
 
 def build_world(seed: int = 16, *, history_days: int = 60, clock: Clock = utc_now, campaigns: int = 3,
-                ad_groups: int = 2, ads: int = 2, keywords: int = 3) -> World:
-    """The manager with its three clients; per client `campaigns` campaigns (the last one REMOVED `history_days //
-    2` days ago), `ad_groups` ad groups each, `ads` ads and `keywords` keywords per ad group (one ad and one keyword
-    per client removed). Ids are deterministic."""
+                ad_groups: int = 2, ads: int = 2, keywords: int = 3, sub_manager: bool = False) -> World:
+    """The manager with its three clients (and with `sub_manager`, SUB_MANAGER_ID under it with SUB_MANAGER_CLIENT
+    and the DE client); per client `campaigns` campaigns (the last one REMOVED `history_days // 2` days ago),
+    `ad_groups` ad groups each, `ads` ads and `keywords` keywords per ad group (one ad and one keyword per client
+    removed). Ids are deterministic."""
     world = World(seed=seed, history_days=history_days, clock=clock)
     world.customers[MANAGER_ID] = Customer(MANAGER_ID, "Sandbox Agency (manager)", "USD", "America/New_York",
                                            manager=True)
-    for n, (cid, name, currency, tz) in enumerate(CLIENTS, start=1):
-        world.customers[cid] = Customer(cid, name, currency, tz, manager_id=MANAGER_ID)
+    clients = [(cid, name, currency, tz, (MANAGER_ID,)) for cid, name, currency, tz in CLIENTS]
+    if sub_manager:
+        world.customers[SUB_MANAGER_ID] = Customer(SUB_MANAGER_ID, "Sandbox Agency EU (sub-manager)", "EUR",
+                                                   "Europe/Paris", manager=True, manager_ids=(MANAGER_ID,))
+        clients[1] = (*clients[1][:4], (MANAGER_ID, SUB_MANAGER_ID))
+        clients.append((*SUB_MANAGER_CLIENT, (SUB_MANAGER_ID,)))
+    for n, (cid, name, currency, tz, managers) in enumerate(clients, start=1):
+        world.customers[cid] = Customer(cid, name, currency, tz, manager_ids=managers)
         for c in range(1, campaigns + 1):
             campaign_id = n * 1_000_000 + c * 10_000
             removed = c == campaigns and campaigns > 1
