@@ -8,6 +8,9 @@
 2. Rows per second through the source and the merge (google-ads client -> arrow -> dlt merge into DuckDB) for a
    first sync of every report over `--days` days, and for the next run (the conversion window re-read and
    merged), against a DuckDB bare insert of the same rows (the loaded tables copied, as arrow, into new tables).
+3. Entity rows read by the next sync when `--changed` campaigns per account changed an hour before: the source's
+   change_status query and re-read of what it names, against listing every campaign, ad group, ad and keyword
+   again (what it does on a first sync).
 The sandbox runs in its own process (`python -m pipelines.sandbox.google_ads`), so its work is not counted
 against the source; requests are counted by the source's report, which the tests prove equal to the server's count.
 """
@@ -32,7 +35,7 @@ from pipelines.connections.report import SyncReport
 from pipelines.google_ads import GoogleAdsRun, SyncOptions
 from pipelines.google_ads.client import AdsAccess, AdsApi, ads_client
 from pipelines.google_ads.rows import query_of
-from pipelines.google_ads.settings import DAILY_STREAMS, DATASET_NAME, TABLES
+from pipelines.google_ads.settings import DAILY_STREAMS, DATASET_NAME, ENTITY_STREAMS, TABLES
 from pipelines.google_ads.sync import load
 from pipelines.google_ads.windows import local_yesterday
 from pipelines.sandbox.google_ads import ACCESS_TOKEN, DEVELOPER_TOKEN, MANAGER_ID
@@ -47,7 +50,8 @@ def sandbox_process(args: argparse.Namespace) -> Iterator[str]:
     """The sandbox in a child process; yields its endpoint, this process trusting its certificate."""
     command = [sys.executable, "-m", "pipelines.sandbox.google_ads", "--now", NOW.isoformat(),
                "--history-days", str(args.days + 5), "--campaigns", str(args.campaigns),
-               "--ad-groups", str(args.ad_groups), "--ads", str(args.ads), "--keywords", "2"]
+               "--ad-groups", str(args.ad_groups), "--ads", str(args.ads), "--keywords", "2",
+               "--changed-campaigns", str(args.changed)]
     child = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         started = json.loads(child.stdout.readline())
@@ -58,12 +62,28 @@ def sandbox_process(args: argparse.Namespace) -> Iterator[str]:
         child.wait(timeout=30)
 
 
-def _run(endpoint: str, root: Path, state: dict, days: int) -> GoogleAdsRun:
+def _run(endpoint: str, root: Path, state: dict, days: int, now: dt.datetime = NOW) -> GoogleAdsRun:
     report = SyncReport("bench-google-ads", "google_ads")
     access = AdsAccess(DEVELOPER_TOKEN, MANAGER_ID, access_token=ACCESS_TOKEN, endpoint=endpoint)
     return GoogleAdsRun(AdsApi(ads_client(access), report), "bench-google-ads", "ws_bench", MANAGER_ID, state,
-                        report, SyncOptions(history_days=days, clock=lambda: NOW),
+                        report, SyncOptions(history_days=days, clock=lambda: now),
                         warehouse_path=root / "warehouse.duckdb")
+
+
+def entity_resync(endpoint: str, root: Path) -> dict[str, tuple[int, int, float]]:
+    """(entity rows read, requests, seconds) of the next sync's entity listings, by way of reading them."""
+    earlier = _run(endpoint, root, {}, 1, NOW - dt.timedelta(hours=2))
+    for stream in ENTITY_STREAMS:  # a first sync two hours ago: every entity listed, the cursors set
+        for _ in earlier.entities(stream):
+            pass
+    figures = {}
+    for label, state in (("change_status", earlier.state), ("full listing", {})):
+        run = _run(endpoint, root, json.loads(json.dumps(state)), 1)
+        run.clients()
+        before, started = run.report.http_requests, time.perf_counter()
+        rows = sum(t.num_rows for stream in ENTITY_STREAMS for t in run.entities(stream))
+        figures[label] = (rows, run.report.http_requests - before, time.perf_counter() - started)
+    return figures
 
 
 def requests_per_account_month(endpoint: str, root: Path) -> tuple[int, int]:
@@ -118,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--campaigns", type=int, default=10)
     parser.add_argument("--ad-groups", type=int, default=10)
     parser.add_argument("--ads", type=int, default=5)
+    parser.add_argument("--changed", type=int, default=2, help="campaigns per account changed before the next sync")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp, sandbox_process(args) as endpoint:
         root = Path(tmp)
@@ -130,6 +151,11 @@ def main(argv: list[str] | None = None) -> int:
                   f"{figures[f'{label} rows/s']:,.0f} rows/s; DuckDB bare insert of the "
                   f"{figures['bare insert rows']:,.0f} loaded rows {figures['bare insert rows/s']:,.0f} rows/s: "
                   f"{figures['bare insert rows/s'] / figures[f'{label} rows/s']:.1f}x the source's rate")
+        resync = entity_resync(endpoint, root)
+        (rows, requests, seconds), (all_rows, all_requests, all_seconds) = resync["change_status"], resync["full listing"]
+        print(f"next entity sync, {args.changed} campaigns per account changed: change_status {rows:,} rows in "
+              f"{requests} requests {seconds:.2f} s; listing everything {all_rows:,} rows in {all_requests} requests "
+              f"{all_seconds:.2f} s: {all_rows / max(rows, 1):.0f}x fewer rows, {all_seconds / seconds:.1f}x faster")
     return 0
 
 

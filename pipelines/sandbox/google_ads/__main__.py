@@ -26,10 +26,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ad-groups", type=int, default=2)
     parser.add_argument("--ads", type=int, default=2)
     parser.add_argument("--keywords", type=int, default=3)
+    parser.add_argument("--changed-campaigns", type=int, default=0,
+                        help="campaigns of each client renamed an hour before the clock (what change_status reports)")
     args = parser.parse_args(argv)
     clock = (lambda: args.now) if args.now else utc_now
-    world = build_world(history_days=args.history_days, clock=clock, campaigns=args.campaigns,
-                        ad_groups=args.ad_groups, ads=args.ads, keywords=args.keywords)
+    world = build_world(history_days=args.history_days, clock=lambda: clock() - dt.timedelta(hours=1),
+                        campaigns=args.campaigns, ad_groups=args.ad_groups, ads=args.ads, keywords=args.keywords)
+    for customer in world.clients():
+        for campaign in [c for c in world.campaigns if c.customer_id == customer.customer_id][:args.changed_campaigns]:
+            world.rename_campaign(campaign.campaign_id, f"{campaign.name} (renamed)")
+    world.clock = clock
     with GoogleAdsSandbox(world) as sandbox:
         print(json.dumps({"endpoint": sandbox.endpoint, "certificate": str(sandbox_certificate().path),
                           "access_token": ACCESS_TOKEN, "developer_token": DEVELOPER_TOKEN, "manager": MANAGER_ID}),
