@@ -12,7 +12,7 @@ from google.ads.googleads.client import GoogleAdsClient
 from google.ads.googleads.errors import GoogleAdsException
 from google.oauth2.credentials import Credentials
 
-from pipelines.sandbox.google_ads import ACCESS_TOKEN, DEVELOPER_TOKEN, MANAGER_ID, GoogleAdsSandbox
+from pipelines.sandbox.google_ads import ACCESS_TOKEN, DEVELOPER_TOKEN, MANAGER_ID, AdsFault, GoogleAdsSandbox
 from pipelines.sandbox.google_ads.world import Change
 from tests.google_ads.conftest import NOW, AdsHarness
 
@@ -169,3 +169,22 @@ def test_change_status_keeps_the_latest_change_of_each_resource(sandbox: GoogleA
         "'2026-12-02 16:00:00' LIMIT 10")))
     assert [(r.change_status.campaign, r.change_status.resource_status.name, r.change_status.last_change_date_time)
             for r in rows] == [("customers/1000000001/campaigns/1010000", "REMOVED", "2026-12-02 15:35:00")]
+
+
+def test_the_daily_quota_during_the_change_status_query_keeps_the_entity_cursors(ads: AdsHarness) -> None:
+    ads.sync()
+    cursors = {t: dict(c) for t, c in ads.state["entities"].items()}
+    ads.clock.now = NOW + dt.timedelta(hours=1)
+    ads.world.rename_campaign(1_010_000, "renamed while the quota was used up")
+    ads.sandbox.faults.inject(AdsFault.DAILY_QUOTA, 1, method="Search", customer_id="1000000001")
+    _fresh_log(ads)
+    run = ads.sync()
+    assert run.stopped and "QUOTA_ERROR RESOURCE_EXHAUSTED" in run.stopped
+    assert _entity_calls(ads) == {"customer_client": [MANAGER_ID], "change_status": ["1000000001"]}
+    assert run.state["entities"] == cursors  # nothing read, nothing moved
+    ads.clock.now = NOW + dt.timedelta(hours=2)
+    run = ads.sync()
+    assert run.stopped is None
+    assert run.report.stream("google_ads_campaigns").updated == 1
+    assert ads.query("SELECT name FROM raw_google_ads.google_ads_campaigns WHERE campaign_id = 1010000") == [
+        ("renamed while the quota was used up",)]
