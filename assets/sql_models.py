@@ -14,7 +14,9 @@ Header keys: `description`; `materialized` (`view`, `table` or `incremental`); f
 already built, which also takes in events that arrived a day late) and `partition_by` (columns splitting
 the table into partitions — grains, visitors, snapshot days — that a rebuild replaces each from its own
 earliest recomputed day; without it, a rebuild replaces every day from the window's start); `columns`
-(name → description, written into DuckDB as column comments); `tests` (a list: unique, not_null,
+(name → description, written into DuckDB as column comments) or, for a model of a shared shape, `contract`
+(`{ad_report: <grain>}`: its columns, in order, with the descriptions `pipelines.ad_reporting` keeps for
+every model of that shape); `tests` (a list: unique, not_null,
 accepted_values, relationships, row_count); `subject_columns` (columns holding a person's pseudonymous key —
 a blind index — which erasure matches and removes); `changes` (a staging model's load id and day columns:
 `{load_id: ..., day: ...}`).
@@ -42,6 +44,7 @@ import yaml
 from sqlglot import exp
 
 from assets import model_loads
+from pipelines import ad_reporting
 from pipelines.sql import ident, literal
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "dbt_like_sql"
@@ -51,7 +54,9 @@ TEST_KINDS = ("unique", "not_null", "accepted_values", "relationships", "row_cou
 FULL_BUILD_SINCE = "1970-01-01"
 _HEADER = re.compile(r"\A\s*/\*(.*?)\*/", re.DOTALL)
 _HEADER_KEYS = {"description", "materialized", "incremental_key", "lookback_days", "partition_by", "columns",
-                "tests", "subject_columns", "changes"}
+                "contract", "tests", "subject_columns", "changes"}
+# The shared shapes a header's `contract` names, each giving the columns (in order) and descriptions for its argument.
+CONTRACTS: dict[str, Callable[[str], dict[str, str]]] = {"ad_report": ad_reporting.column_docs}
 _SINCE = "getvariable('gtg_since')"
 _LOADED_AFTER = "getvariable('gtg_loaded_after')"
 
@@ -182,7 +187,8 @@ def _read(path: Path, schema: str) -> Model:
     unqualified = sorted(d for d in depends_on if d.startswith("."))
     if unqualified:
         raise ModelError(f"{path}: tables must be schema-qualified (dataset.table): {unqualified}")
-    columns = {str(k): str(v) for k, v in (header.get("columns") or {}).items()}
+    columns = _contract_columns(path, header) if "contract" in header else \
+        {str(k): str(v) for k, v in (header.get("columns") or {}).items()}
     tests = header.get("tests") or []
     for test in tests:
         _check_test(path, schema, test, columns)
@@ -209,6 +215,21 @@ def _read(path: Path, schema: str) -> Model:
         lookback_days=int(header.get("lookback_days", 0)), partition_by=partition_by, subject_columns=subject_columns,
         view_sql=_as_duckdb_stores(sql) if materialized == "view" else None, changes=changes, header=header,
     )
+
+
+def _contract_columns(path: Path, header: dict[str, Any]) -> dict[str, str]:
+    """The columns and descriptions of the shared shape the header's `contract` names (and not its own `columns`:
+    a model of a shared shape has exactly its columns, described once for all of them)."""
+    contract = header["contract"]
+    if "columns" in header:
+        raise ModelError(f"{path}: a model names either its contract or its columns, not both")
+    if not isinstance(contract, dict) or len(contract) != 1 or next(iter(contract)) not in CONTRACTS:
+        raise ModelError(f"{path}: contract names one of {sorted(CONTRACTS)} and its argument, not {contract!r}")
+    name, argument = next(iter(contract.items()))
+    try:
+        return CONTRACTS[name](str(argument))
+    except ValueError as exc:
+        raise ModelError(f"{path}: contract {name}: {exc}") from None
 
 
 # Statements a model or test may never hold, wherever sqlglot finds them in the tree.

@@ -31,6 +31,30 @@ COLUMN_TYPES = {
     "conversions": "DOUBLE", "conversions_value": "DOUBLE",  # under the platform's declared attribution setting
 }
 
+# Each column's meaning, the same on every platform and grain: the report's models adopt them through their header
+# (`contract: {ad_report: <grain>}`, see assets/sql_models.py) instead of each describing them again. What differs
+# between platforms is named here; how each counts conversions is its base staging model's description.
+COLUMN_DOCS = {
+    "date_day": "The day, in the ad account's reporting time zone.",
+    "platform": "The ad platform: facebook_ads, google_ads or linkedin_ads.",
+    "workspace_id": "The GTG CRM workspace that connected the ad account.",
+    "connection_id": "The connection the figures were synced through.",
+    "account_id": "The platform's ad account id (Meta's without act_, a Google Ads customer id without dashes).",
+    "account_name": "The ad account's name.",
+    "campaign_id": "Campaign id (a LinkedIn campaign group).",
+    "campaign_name": "Campaign name.",
+    "ad_group_id": "Ad group id (a Meta ad set, a LinkedIn campaign).",
+    "ad_group_name": "Ad group name.",
+    "ad_id": "Ad id (a LinkedIn creative).",
+    "ad_name": "Ad name (null for an ad left unnamed, as many Google Ads ads are).",
+    "currency": "ISO 4217 currency of the ad account; every amount of the row is in it.",
+    "clicks": "Clicks (Meta: all clicks; LinkedIn: chargeable clicks).",
+    "impressions": "Impressions (sends, for LinkedIn message ads).",
+    "spend": "Cost in the account's currency, major units (a currency without minor units, such as JPY, stays whole).",
+    "conversions": "Conversions under the platform's default attribution setting (its staging models say which).",
+    "conversions_value": "Value of those conversions in the account's currency.",
+}
+
 
 def columns(grain: str) -> tuple[str, ...]:
     """The report's columns at `grain`, in order."""
@@ -39,6 +63,11 @@ def columns(grain: str) -> tuple[str, ...]:
     levels = GRAINS[1:GRAINS.index(grain) + 1]
     return ("date_day", "platform", "workspace_id", "connection_id", "account_id", "account_name",
             *(column for level in levels for column in _LEVELS[level]), "currency", *METRICS)
+
+
+def column_docs(grain: str) -> dict[str, str]:
+    """The report's columns at `grain`, in order, with their descriptions."""
+    return {column: COLUMN_DOCS[column] for column in columns(grain)}
 
 
 def staging_model(platform: str, grain: str) -> str:

@@ -13,6 +13,7 @@ import duckdb
 import pytest
 from dagster import DagsterInstance
 
+from pipelines.connections.registry import ConnectionRegistry
 from pipelines.privacy.keyring import Keyring, load_master_key
 from pipelines.sandbox.events import GenerationStats, generate_events
 from pipelines.usage_events import IngestReport, ingest
@@ -28,14 +29,11 @@ END_DATE = dt.date(2026, 11, 24)
 
 
 @dataclass
-class Platform:
-    """One isolated data folder: landing files, keys, warehouse, dlt and work folders."""
+class DataFolder:
+    """One isolated data folder: keys, connection registry, warehouse, dlt and work folders. Each provider's
+    platform fixture adds its sandbox server and sync to it."""
 
     root: Path
-
-    @property
-    def landing(self) -> Path:
-        return self.root / "landing" / "events"
 
     @property
     def warehouse(self) -> Path:
@@ -58,21 +56,37 @@ class Platform:
         return self.root / "keys" / "master.key"
 
     @property
-    def workspaces_path(self) -> Path:
-        return self.root / "workspaces" / "workspaces.sqlite"
-
-    @property
     def connections_path(self) -> Path:
         return self.root / "connections" / "connections.sqlite"
+
+    @property
+    def registry(self) -> ConnectionRegistry:
+        return ConnectionRegistry(self.connections_path)
+
+    def keyring(self) -> Keyring:
+        return Keyring.open(self.keyring_path, load_master_key(None, self.master_key_file, True))
+
+    def query(self, sql: str, params: list | None = None) -> list[tuple]:
+        with duckdb.connect(str(self.warehouse), read_only=True) as con:
+            return con.execute(sql, params or []).fetchall()
+
+
+class Platform(DataFolder):
+    """A data folder that also takes in the usage events: landing files and the workspace registry."""
+
+    @property
+    def landing(self) -> Path:
+        return self.root / "landing" / "events"
+
+    @property
+    def workspaces_path(self) -> Path:
+        return self.root / "workspaces" / "workspaces.sqlite"
 
     def known_workspaces(self) -> frozenset[str]:
         return known_workspaces(self.workspaces_path, self.connections_path)
 
     def register_workspaces(self, *workspace_ids: str) -> None:
         WorkspaceRegistry(self.workspaces_path).register(workspace_ids, "test")
-
-    def keyring(self) -> Keyring:
-        return Keyring.open(self.keyring_path, load_master_key(None, self.master_key_file, True))
 
     def ingest(self, landing: str | Path | None = None, **kwargs) -> IngestReport:
         with self.keyring() as cipher:
@@ -83,10 +97,6 @@ class Platform:
         """The jobs of the events pipeline's last load package, by state, from the trace dlt keeps on disk."""
         trace = dlt.attach("usage_events", pipelines_dir=str(self.dlt_dir)).last_trace
         return trace.last_load_info.load_packages[0].jobs
-
-    def query(self, sql: str, params: list | None = None) -> list[tuple]:
-        with duckdb.connect(str(self.warehouse), read_only=True) as con:
-            return con.execute(sql, params or []).fetchall()
 
     def generate(self, **kwargs) -> GenerationStats:
         args = {"events": 4000, "seed": 11, "days": 3, "end_date": END_DATE, "bad_share": 0.02,

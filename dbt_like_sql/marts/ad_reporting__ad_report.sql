@@ -4,25 +4,7 @@ description: >
   names plus workspace, connection and currency): the UNION ALL BY NAME of each platform's staging model
   stg_<platform>__ad_report. Amounts stay in each account's currency: sum spend across rows only per currency.
 materialized: table
-columns:
-  date_day: The day, in the ad account's reporting time zone.
-  platform: The ad platform (facebook_ads, google_ads or linkedin_ads).
-  workspace_id: The GTG CRM workspace that connected the ad account.
-  connection_id: The connection the figures were synced through.
-  account_id: The platform's ad account id (Google Ads customer id).
-  account_name: The ad account's name.
-  campaign_id: Campaign id (a LinkedIn campaign group).
-  campaign_name: Campaign name.
-  ad_group_id: Ad group id (a Meta ad set, a LinkedIn campaign).
-  ad_group_name: Ad group name.
-  ad_id: Ad id (a LinkedIn creative).
-  ad_name: Ad name.
-  currency: ISO 4217 currency of the ad account; every amount of the row is in it.
-  clicks: Clicks.
-  impressions: Impressions.
-  spend: Cost in the account's currency, major units.
-  conversions: Conversions under each platform's default attribution setting (see its staging model).
-  conversions_value: Value of those conversions in the account's currency.
+contract: {ad_report: ad}
 tests:
   - unique: [platform, connection_id, account_id, ad_id, date_day]
   - not_null: [platform, connection_id, account_id, ad_id, date_day, workspace_id, clicks, impressions, spend]

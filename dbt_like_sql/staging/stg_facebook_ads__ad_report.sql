@@ -1,30 +1,12 @@
 /*
 description: >
-  Meta ads: one row per ad and day (the ad account's time zone) in the shared ad-report shape (Fivetran
-  ad_reporting's column names). Conversions are purchases (`offsite_conversion.fb_pixel_purchase`) under
-  the account's default attribution setting — Meta's reported `value`, 7-day click or 1-day view — exactly as
-  Ads Manager shows them; the other windows stay in raw_facebook_ads.ad_insight_actions. Meta ad sets are
-  ad groups. Names are the objects' current names.
+  Meta ads: one row per ad and day (the ad account's time zone) in the shared ad-report shape, from the
+  ad-level insights the coarser grains are summed from. Conversions are purchases
+  (`offsite_conversion.fb_pixel_purchase`) under the account's default attribution setting — Meta's reported
+  `value`, 7-day click or 1-day view — exactly as Ads Manager shows them; the other windows stay in
+  raw_facebook_ads.ad_insight_actions. Meta ad sets are ad groups. Names are the objects' current names.
 materialized: view
-columns:
-  date_day: Day in the ad account's time zone.
-  platform: facebook_ads.
-  workspace_id: The workspace.
-  connection_id: The connection the account was synced through.
-  account_id: Meta ad account id (without act_).
-  account_name: The ad account's name.
-  campaign_id: Campaign id.
-  campaign_name: Campaign name.
-  ad_group_id: Ad set id.
-  ad_group_name: Ad set name.
-  ad_id: Ad id.
-  ad_name: Ad name.
-  currency: ISO 4217 currency of the account.
-  clicks: Clicks (all).
-  impressions: Impressions.
-  spend: Amount spent, account currency, major units (JPY whole).
-  conversions: Purchases under the default attribution setting.
-  conversions_value: Purchase value under the default attribution setting, account currency.
+contract: {ad_report: ad}
 tests:
   - unique: [connection_id, ad_id, date_day]
   - not_null: [date_day, platform, workspace_id, connection_id, account_id, ad_id, currency, clicks, impressions, spend]

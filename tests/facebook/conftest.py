@@ -9,16 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
 
-from pipelines.connections.registry import ConnectionRegistry
 from pipelines.connections.report import SyncReport
 from pipelines.facebook.client import GraphEndpoint
 from pipelines.facebook.sandbox import seed_connections
 from pipelines.facebook.sync import sync
-from pipelines.privacy.keyring import Keyring, load_master_key
 from pipelines.sandbox.facebook import FacebookServer, World, build_world
+from tests.conftest import DataFolder
 
 # 03:00 UTC: already the 30th in Tokyo and Berlin, still the 29th in Los Angeles.
 NOW = dt.datetime(2026, 11, 30, 3, 0, tzinfo=dt.timezone.utc)
@@ -30,22 +28,9 @@ RAW = "raw_facebook_ads"
 
 
 @dataclass
-class AdsPlatform:
-    root: Path
+class AdsPlatform(DataFolder):
     world: World
     server: FacebookServer
-
-    @property
-    def warehouse(self) -> Path:
-        return self.root / "warehouse.duckdb"
-
-    @property
-    def registry(self) -> ConnectionRegistry:
-        return ConnectionRegistry(self.root / "connections" / "connections.sqlite")
-
-    def keyring(self) -> Keyring:
-        return Keyring.open(self.root / "keys" / "keyring.sqlite",
-                            load_master_key(None, self.root / "keys" / "master.key", True))
 
     def account(self, connection_id: str):
         return self.world.accounts[CONNECTIONS[connection_id]]
@@ -54,12 +39,8 @@ class AdsPlatform:
         registry = self.registry
         with self.keyring() as cipher:
             return sync(registry, cipher, registry.get(connection_id), GraphEndpoint(self.server.url),
-                        warehouse_path=self.warehouse, dlt_dir=self.root / "dlt", work_dir=self.root / "work",
+                        warehouse_path=self.warehouse, dlt_dir=self.dlt_dir, work_dir=self.work_dir,
                         now=lambda: self.world.now)
-
-    def query(self, sql: str, params: list | None = None) -> list[tuple]:
-        with duckdb.connect(str(self.warehouse), read_only=True) as con:
-            return con.execute(sql, params or []).fetchall()
 
     def insights(self, connection_id: str) -> dict[tuple[str, dt.date], tuple]:
         """(ad, day) -> (impressions, reach, clicks, spend) as stored."""

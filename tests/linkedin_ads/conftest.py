@@ -10,15 +10,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
-import duckdb
 import pytest
 
-from pipelines.connections.registry import ConnectionRegistry
 from pipelines.connections.report import SyncReport
 from pipelines.linkedin_ads.sandbox import seed_connections
 from pipelines.linkedin_ads.sync import sync_connection
-from pipelines.privacy.keyring import Keyring, load_master_key
 from pipelines.sandbox.linkedin_ads import AdsData, LinkedInAdsServer, build_data
+from tests.conftest import DataFolder
 
 NOW = dt.datetime(2026, 12, 2, 3, 0, tzinfo=dt.timezone.utc)  # Dec 1, 19:00 in Los Angeles; Dec 2 in Berlin, Tokyo
 HISTORY_DAYS = 45
@@ -40,33 +38,16 @@ class Clock:
 
 
 @dataclass
-class AdsPlatform:
-    root: Path
+class AdsPlatform(DataFolder):
     data: AdsData
     server: LinkedInAdsServer
     clock: Clock
-
-    @property
-    def warehouse(self) -> Path:
-        return self.root / "warehouse.duckdb"
-
-    @property
-    def registry(self) -> ConnectionRegistry:
-        return ConnectionRegistry(self.root / "connections" / "connections.sqlite")
-
-    def keyring(self) -> Keyring:
-        return Keyring.open(self.root / "keys" / "keyring.sqlite",
-                            load_master_key(None, self.root / "keys" / "master.key", True))
 
     def sync(self, connection_id: str) -> SyncReport:
         registry = self.registry
         with self.keyring() as cipher:
             return sync_connection(registry, cipher, registry.get(connection_id), base_url=f"{self.server.url}/rest",
-                                   warehouse_path=self.warehouse, dlt_dir=self.root / "dlt", now=self.clock)
-
-    def query(self, sql: str, params: list | None = None) -> list[tuple]:
-        with duckdb.connect(str(self.warehouse), read_only=True) as con:
-            return con.execute(sql, params or []).fetchall()
+                                   warehouse_path=self.warehouse, dlt_dir=self.dlt_dir, now=self.clock)
 
     def expected_creative_days(self, account_ids: tuple[int, ...]) -> dict[tuple[int, dt.date], tuple]:
         """(creative id, day) -> (impressions, clicks, cost, conversions, conversion value) the sandbox serves."""

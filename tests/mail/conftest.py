@@ -9,10 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
 
-from pipelines.connections.registry import ConnectionRegistry
 from pipelines.connections.report import SyncReport
 from pipelines.gmail import gmail_source
 from pipelines.gmail.settings import DATASET_NAME as GMAIL_DATASET
@@ -21,9 +19,9 @@ from pipelines.mail_common.sandbox import seed_connections
 from pipelines.mail_common.session import sync_connection
 from pipelines.outlook import outlook_source
 from pipelines.outlook.settings import DATASET_NAME as OUTLOOK_DATASET
-from pipelines.privacy.keyring import Keyring, load_master_key
 from pipelines.sandbox.mail import Account, GoogleServer, GraphServer, build_accounts, folder_of
 from pipelines.sandbox.mail.graph_server import graph_message_id
+from tests.conftest import DataFolder
 
 PLAN = (("ws_0001", "gmail", 0), ("ws_0001", "outlook", 1), ("ws_0002", "gmail", 2))
 GMAIL, OUTLOOK, GMAIL_2 = "ws_0001-gmail-0", "ws_0001-outlook-1", "ws_0002-gmail-2"
@@ -32,27 +30,14 @@ SOURCES = {"gmail": (gmail_source, "gmail", GMAIL_DATASET), "outlook": (outlook_
 
 
 @dataclass
-class MailPlatform:
-    root: Path
+class MailPlatform(DataFolder):
     accounts: list[Account]
     google: GoogleServer
     graph: GraphServer
 
     @property
-    def warehouse(self) -> Path:
-        return self.root / "warehouse.duckdb"
-
-    @property
-    def registry(self) -> ConnectionRegistry:
-        return ConnectionRegistry(self.root / "connections" / "connections.sqlite")
-
-    @property
     def endpoints(self) -> Endpoints:
         return Endpoints(self.google.url, f"{self.google.url}/batch/gmail/v1", f"{self.graph.url}/v1.0")
-
-    def keyring(self) -> Keyring:
-        return Keyring.open(self.root / "keys" / "keyring.sqlite",
-                            load_master_key(None, self.root / "keys" / "master.key", True))
 
     def sync(self, connection_id: str) -> SyncReport:
         registry = self.registry
@@ -61,11 +46,7 @@ class MailPlatform:
         with self.keyring() as cipher:
             return sync_connection(registry, cipher, connection, make, pipeline_name=name, dataset=dataset,
                                    endpoints=self.endpoints, oauth=OAuthApps(), warehouse_path=self.warehouse,
-                                   dlt_dir=self.root / "dlt", work_dir=self.root / "work")
-
-    def query(self, sql: str, params: list | None = None) -> list[tuple]:
-        with duckdb.connect(str(self.warehouse), read_only=True) as con:
-            return con.execute(sql, params or []).fetchall()
+                                   dlt_dir=self.dlt_dir, work_dir=self.work_dir)
 
     def held(self, table: str, connection_id: str, columns: str = "message_id") -> list[tuple]:
         return self.query(f"SELECT {columns} FROM {table} WHERE connection_id = ? ORDER BY 1", [connection_id])
