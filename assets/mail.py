@@ -7,59 +7,53 @@ rows inserted / updated / deleted, whether it was a full resync (first sync or e
 connection's HTTP requests and retries. Cursors are saved to the registry only after dlt has loaded.
 """
 
-import dlt
-from dagster import AssetExecutionContext, DynamicPartitionsDefinition, MaterializeResult
-from dagster_dlt import DagsterDltResource, dlt_assets
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
-from assets.connections import ConnectedProvider, connection_job, connection_partitions, hourly_schedule, syncable
+from dagster import DynamicPartitionsDefinition
+
+from assets.connections import (
+    ConnectedProvider,
+    ConnectionSync,
+    connection_assets,
+    connection_job,
+    connection_partitions,
+    hourly_schedule,
+)
 from assets.stream_checks import stream_checks
-from assets.translator import WarehouseTranslator, load
-from pipelines import paths
 from pipelines.gmail import gmail_source
 from pipelines.gmail import settings as gmail
 from pipelines.mail_common.sandbox import sandbox_accounts, seed_connections
 from pipelines.mail_common.session import commit, open_session
 from pipelines.outlook import outlook_source
 from pipelines.outlook import settings as outlook
-from pipelines.warehouse import finish_pending
-from resources.connections import ConnectionsResource
-from resources.keyring import KeyringResource
 from resources.mail import MailResource
-from resources.warehouse import WAREHOUSE_POOL, WarehouseResource
+from resources.warehouse import WarehouseResource
 
 GMAIL_CONNECTIONS = connection_partitions("gmail")
 OUTLOOK_CONNECTIONS = connection_partitions("outlook")
 PARTITIONS = {"gmail": GMAIL_CONNECTIONS, "outlook": OUTLOOK_CONNECTIONS}
 
 
-def _provider_assets(provider: str, source, settings, partitions: DynamicPartitionsDefinition):
-    @dlt_assets(
-        dlt_source=source(None),
-        dlt_pipeline=dlt.pipeline(pipeline_name=settings.SOURCE_NAME, destination="duckdb",
-                                  dataset_name=settings.DATASET_NAME, pipelines_dir=str(paths.dlt_dir())),
-        name=provider,
-        partitions_def=partitions,
-        dagster_dlt_translator=WarehouseTranslator(),
-        pool=WAREHOUSE_POOL,
-    )
-    def sync_assets(context: AssetExecutionContext, dlt_runner: DagsterDltResource, warehouse: WarehouseResource,
-                    keyring: KeyringResource, mail: MailResource, connections: ConnectionsResource):
-        """Sync one connection: what changed since its cursors (everything the first time)."""
-        registry = connections.registry()
-        connection = syncable(registry, context.partition_key)
-        pipeline = warehouse.pipeline(settings.SOURCE_NAME, settings.DATASET_NAME)
-        with keyring.open() as cipher, mail.endpoints() as endpoints:
-            recovered = finish_pending(pipeline)
-            with open_session(registry, cipher, connection, endpoints, mail.oauth(), warehouse_path=warehouse.path,
-                              work_dir=warehouse.work_dir) as session:
-                results = list(load(context, dlt_runner, source(session), pipeline, warehouse))
-                commit(registry, session)
-        for result in results:
-            yield MaterializeResult(asset_key=result.asset_key, metadata={
-                **(result.metadata or {}), **session.report.as_metadata(result.asset_key.path[-1]),
-                "recovered_loads": len(recovered)})
+def _mail_sync(source: Callable):
+    """How one mailbox's sync opens: a session on its cursors (everything the first time), committed once loaded."""
 
-    return sync_assets
+    @contextmanager
+    def open_sync(mail: MailResource, registry, cipher, connection, warehouse: WarehouseResource) -> Iterator[ConnectionSync]:
+        with mail.endpoints() as endpoints, open_session(registry, cipher, connection, endpoints, mail.oauth(),
+                                                         warehouse_path=warehouse.path,
+                                                         work_dir=warehouse.work_dir) as session:
+            yield ConnectionSync(source(session), session.report.as_metadata)
+            commit(registry, session)
+
+    return open_sync
+
+
+def _provider_assets(provider: str, source, settings, partitions: DynamicPartitionsDefinition):
+    return connection_assets(provider, partitions, spec_source=source(None), source_name=settings.SOURCE_NAME,
+                             dataset=settings.DATASET_NAME, resource_key="mail", open_sync=_mail_sync(source),
+                             description="Sync one connection: what changed since its cursors (everything the "
+                                         "first time).")
 
 
 gmail_assets = _provider_assets("gmail", gmail_source, gmail, GMAIL_CONNECTIONS)
