@@ -2,9 +2,9 @@
 partition per connection, a sync job, an hourly schedule, one sensor for all providers, and the status a failed
 sync leaves on its connection.
 
-A provider's assets module builds its partitioned assets with `connection_assets`, handing it how to open one
-connection's sync, and exports a `ConnectedProvider`; definitions.py hands the list of them to
-`connections_sensor`, so a new provider joins the sensor by being listed.
+A provider's assets module builds its `ConnectedProvider` with `connected_provider`, handing it how to open one
+connection's sync; definitions.py hands the list of them to `connections_sensor`, so a new provider joins the
+sensor by being listed.
 """
 
 from contextlib import AbstractContextManager, contextmanager
@@ -64,28 +64,27 @@ OpenSync = Callable[[Any, ConnectionRegistry, Any, Connection, WarehouseResource
 
 @dataclass(frozen=True)
 class ConnectedProvider:
-    """One provider as the sensor and the CLI see it. `seed_sandbox(registry, cipher)` registers the sandbox's
-    seeded connections (idempotently; several providers may share one seeder)."""
+    """One provider as definitions.py, the sensor and the CLI see it: its assets, the job that syncs one
+    connection and the partitions. `seed_sandbox(registry, cipher)` registers the sandbox's seeded connections
+    (idempotently; several providers may share one seeder)."""
 
     provider: str
+    assets: AssetsDefinition
     job: UnresolvedAssetJobDefinition
     partitions: DynamicPartitionsDefinition
     seed_sandbox: SeedSandbox | None = None
 
 
-def connection_partitions(provider: str) -> DynamicPartitionsDefinition:
-    """One partition per connection id of `provider`."""
-    return DynamicPartitionsDefinition(name=f"{provider}_connections")
-
-
-def connection_assets(provider: str, partitions: DynamicPartitionsDefinition, *, spec_source: DltSource,
-                      source_name: str, dataset: str, resource_key: str, open_sync: OpenSync,
-                      description: str) -> AssetsDefinition:
-    """The dlt-backed assets of `provider` (one per resource of its source, keyed `<dataset>/<table>`), a partition
-    per connection. A run syncs the partition's connection: refused at once when it cannot be synced (`syncable`),
-    its failure recorded on the connection (`sync_guard`), packages an interrupted run left finished first, then
-    `open_sync` (handed the resource at `resource_key`) opens the sync, `load` runs it, and the provider saves the
-    cursors once loaded. `spec_source` is the source built without a connection, which only names the tables."""
+def connected_provider(provider: str, *, spec_source: DltSource, source_name: str, dataset: str, resource_key: str,
+                       open_sync: OpenSync, description: str, job_description: str,
+                       seed_sandbox: SeedSandbox | None = None) -> ConnectedProvider:
+    """`provider`'s dlt-backed assets (one per resource of its source, keyed `<dataset>/<table>`), a partition per
+    connection id, and the job syncing one. A run syncs the partition's connection: refused at once when it
+    cannot be synced (`syncable`), its failure recorded on the connection (`sync_guard`), packages an interrupted
+    run left finished first, then `open_sync` (handed the resource at `resource_key`) opens the sync, `load` runs
+    it, and the provider saves the cursors once loaded. `spec_source` is the source built without a connection,
+    which only names the tables."""
+    partitions = DynamicPartitionsDefinition(name=f"{provider}_connections")
 
     @multi_asset(name=provider, specs=warehouse_specs(spec_source, source_name, dataset), can_subset=True,
                  partitions_def=partitions, pool=WAREHOUSE_POOL, description=description,
@@ -107,13 +106,9 @@ def connection_assets(provider: str, partitions: DynamicPartitionsDefinition, *,
                 **(result.metadata or {}), **sync.figures(result.asset_key.path[-1]),
                 "recovered_loads": len(recovered)})
 
-    return sync_assets
-
-
-def connection_job(provider: str, assets: AssetsDefinition, partitions: DynamicPartitionsDefinition,
-                   description: str) -> UnresolvedAssetJobDefinition:
-    return define_asset_job(f"{provider}_sync_job", selection=AssetSelection.assets(assets),
-                            partitions_def=partitions, description=description)
+    job = define_asset_job(f"{provider}_sync_job", selection=AssetSelection.assets(sync_assets),
+                           partitions_def=partitions, description=job_description)
+    return ConnectedProvider(provider, sync_assets, job, partitions, seed_sandbox)
 
 
 def hourly_schedule(connected: ConnectedProvider, cron_schedule: str = "0 * * * *"):

@@ -13,14 +13,7 @@ from typing import Iterator
 
 from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetKey, asset_check
 
-from assets.connections import (
-    ConnectedProvider,
-    ConnectionSync,
-    connection_assets,
-    connection_job,
-    connection_partitions,
-    hourly_schedule,
-)
+from assets.connections import ConnectionSync, connected_provider, hourly_schedule
 from assets.stream_checks import stream_checks
 from pipelines.facebook import facebook_source
 from pipelines.facebook import settings as facebook
@@ -30,9 +23,6 @@ from pipelines.sql import qualified
 from pipelines.warehouse import table_exists
 from resources.facebook import FacebookResource
 from resources.warehouse import WAREHOUSE_POOL, WarehouseResource
-
-FACEBOOK_CONNECTIONS = connection_partitions(facebook.PROVIDER)
-
 
 @contextmanager
 def _open_sync(facebook_ads: FacebookResource, registry, cipher, connection,
@@ -46,10 +36,17 @@ def _open_sync(facebook_ads: FacebookResource, registry, cipher, connection,
             commit(registry, session)
 
 
-facebook_ads_assets = connection_assets(
-    facebook.PROVIDER, FACEBOOK_CONNECTIONS, spec_source=facebook_source(None), source_name=facebook.SOURCE_NAME,
+def _seed_facebook(registry, cipher) -> None:
+    """The sandbox's seeded Meta ad-account connections."""
+    seed_connections(registry, cipher, sandbox_world(days=1))
+
+
+FACEBOOK_PROVIDER = connected_provider(
+    facebook.PROVIDER, spec_source=facebook_source(None), source_name=facebook.SOURCE_NAME,
     dataset=facebook.DATASET_NAME, resource_key="facebook_ads", open_sync=_open_sync,
-    description="Sync one ad account: structure, insights from the lookback on, new leads.")
+    description="Sync one ad account: structure, insights from the lookback on, new leads.",
+    job_description="Sync one Meta (Facebook) ad account.", seed_sandbox=_seed_facebook)
+FACEBOOK_CONNECTIONS, facebook_job = FACEBOOK_PROVIDER.partitions, FACEBOOK_PROVIDER.job
 
 
 INSIGHTS_KEY = AssetKey([facebook.DATASET_NAME, facebook.INSIGHTS_TABLE])
@@ -72,16 +69,6 @@ def insights_days(context: AssetCheckExecutionContext, warehouse: WarehouseResou
                             metadata={"days_after_today": future, "days_beyond_37_months": ancient})
 
 
-FACEBOOK_ASSETS = [facebook_ads_assets]
+FACEBOOK_ASSETS = [FACEBOOK_PROVIDER.assets]
 FACEBOOK_CHECKS = [*(check for stream in facebook.STREAMS for check in stream_checks(stream)), insights_days]
-facebook_job = connection_job(facebook.PROVIDER, facebook_ads_assets, FACEBOOK_CONNECTIONS,
-                              "Sync one Meta (Facebook) ad account.")
-
-
-def _seed_facebook(registry, cipher) -> None:
-    """The sandbox's seeded Meta ad-account connections."""
-    seed_connections(registry, cipher, sandbox_world(days=1))
-
-
-FACEBOOK_PROVIDER = ConnectedProvider(facebook.PROVIDER, facebook_job, FACEBOOK_CONNECTIONS, _seed_facebook)
 FACEBOOK_SCHEDULES = [hourly_schedule(FACEBOOK_PROVIDER)]

@@ -15,14 +15,7 @@ from typing import Iterator
 from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetKey, asset_check
 
 from assets.checks import unique_keys_check
-from assets.connections import (
-    ConnectedProvider,
-    ConnectionSync,
-    connection_assets,
-    connection_job,
-    connection_partitions,
-    hourly_schedule,
-)
+from assets.connections import ConnectionSync, connected_provider, hourly_schedule
 from pipelines.google_ads import google_ads_source, utc_now
 from pipelines.google_ads import settings as google_ads
 from pipelines.google_ads.connect import open_run, record_loaded
@@ -32,8 +25,6 @@ from pipelines.sql import qualified
 from pipelines.warehouse import table_exists
 from resources.google_ads import GoogleAdsResource
 from resources.warehouse import WAREHOUSE_POOL, WarehouseResource
-
-GOOGLE_ADS_CONNECTIONS = connection_partitions(google_ads.PROVIDER)
 
 
 @contextmanager
@@ -54,12 +45,14 @@ def _open_sync(app: GoogleAdsResource, registry, cipher, connection,
         sync.stopped = run.stopped
 
 
-google_ads_assets = connection_assets(
-    google_ads.PROVIDER, GOOGLE_ADS_CONNECTIONS, spec_source=google_ads_source(None),
-    source_name=google_ads.SOURCE_NAME, dataset=google_ads.DATASET_NAME, resource_key="google_ads",
-    open_sync=_open_sync,
+GOOGLE_ADS_PROVIDER = connected_provider(
+    google_ads.PROVIDER, spec_source=google_ads_source(None), source_name=google_ads.SOURCE_NAME,
+    dataset=google_ads.DATASET_NAME, resource_key="google_ads", open_sync=_open_sync,
     description="Sync one connection: its accounts and campaign structure, and the daily reports from the day "
-                "after the cursors (or the conversion window back) up to each account's yesterday.")
+                "after the cursors (or the conversion window back) up to each account's yesterday.",
+    job_description="Sync one Google Ads connection.", seed_sandbox=seed_connections)
+google_ads_assets, google_ads_job = GOOGLE_ADS_PROVIDER.assets, GOOGLE_ADS_PROVIDER.job
+GOOGLE_ADS_CONNECTIONS = GOOGLE_ADS_PROVIDER.partitions
 
 
 def _complete_days_only(stream: google_ads.Stream):
@@ -88,7 +81,4 @@ GOOGLE_ADS_CHECKS = [
       for s in google_ads.STREAMS),
     *(_complete_days_only(s) for s in google_ads.DAILY_STREAMS),
 ]
-google_ads_job = connection_job(google_ads.PROVIDER, google_ads_assets, GOOGLE_ADS_CONNECTIONS,
-                                "Sync one Google Ads connection.")
-GOOGLE_ADS_PROVIDER = ConnectedProvider(google_ads.PROVIDER, google_ads_job, GOOGLE_ADS_CONNECTIONS, seed_connections)
 GOOGLE_ADS_SCHEDULES = [hourly_schedule(GOOGLE_ADS_PROVIDER)]

@@ -13,14 +13,7 @@ from typing import Iterator
 from dagster import AssetKey
 
 from assets.checks import unique_keys_check
-from assets.connections import (
-    ConnectedProvider,
-    ConnectionSync,
-    connection_assets,
-    connection_job,
-    connection_partitions,
-    hourly_schedule,
-)
+from assets.connections import ConnectionSync, connected_provider, hourly_schedule
 from pipelines.linkedin_ads import settings
 from pipelines.linkedin_ads.sandbox import seed_connections
 from pipelines.linkedin_ads.source import linkedin_ads_source
@@ -29,7 +22,6 @@ from resources.linkedin_ads import LinkedInAdsResource
 from resources.warehouse import WarehouseResource
 
 PROVIDER = "linkedin_ads"
-LINKEDIN_ADS_CONNECTIONS = connection_partitions(PROVIDER)
 
 
 @contextmanager
@@ -42,11 +34,15 @@ def _open_sync(linkedin_ads: LinkedInAdsResource, registry, cipher, connection,
         registry.save_state(connection.connection_id, sync.state)
 
 
-linkedin_ads_assets = connection_assets(
-    PROVIDER, LINKEDIN_ADS_CONNECTIONS, spec_source=linkedin_ads_source(None), source_name=settings.SOURCE_NAME,
-    dataset=settings.DATASET_NAME, resource_key="linkedin_ads", open_sync=_open_sync,
+LINKEDIN_ADS_PROVIDER = connected_provider(
+    PROVIDER, spec_source=linkedin_ads_source(None), source_name=settings.SOURCE_NAME, dataset=settings.DATASET_NAME,
+    resource_key="linkedin_ads", open_sync=_open_sync,
     description="Sync one connection: every entity, and the analytics of the lookback window (everything the "
-                "first time).")
+                "first time).",
+    job_description="Sync one LinkedIn Ads connection.",
+    seed_sandbox=lambda registry, cipher: seed_connections(registry, cipher))
+linkedin_ads_assets, linkedin_ads_job = LINKEDIN_ADS_PROVIDER.assets, LINKEDIN_ADS_PROVIDER.job
+LINKEDIN_ADS_CONNECTIONS = LINKEDIN_ADS_PROVIDER.partitions
 
 
 def _keys(table: str) -> list[str]:
@@ -55,8 +51,4 @@ def _keys(table: str) -> list[str]:
 
 LINKEDIN_ADS_CHECKS = [unique_keys_check(AssetKey([settings.DATASET_NAME, table]), settings.DATASET_NAME, table,
                                          _keys(table)) for table in settings.TABLES]
-linkedin_ads_job = connection_job(PROVIDER, linkedin_ads_assets, LINKEDIN_ADS_CONNECTIONS,
-                                  "Sync one LinkedIn Ads connection.")
-LINKEDIN_ADS_PROVIDER = ConnectedProvider(PROVIDER, linkedin_ads_job, LINKEDIN_ADS_CONNECTIONS,
-                                          lambda registry, cipher: seed_connections(registry, cipher))
 LINKEDIN_ADS_SCHEDULES = [hourly_schedule(LINKEDIN_ADS_PROVIDER)]

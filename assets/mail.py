@@ -10,16 +10,7 @@ connection's HTTP requests and retries. Cursors are saved to the registry only a
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
-from dagster import DynamicPartitionsDefinition
-
-from assets.connections import (
-    ConnectedProvider,
-    ConnectionSync,
-    connection_assets,
-    connection_job,
-    connection_partitions,
-    hourly_schedule,
-)
+from assets.connections import ConnectedProvider, ConnectionSync, connected_provider, hourly_schedule
 from assets.stream_checks import stream_checks
 from pipelines.gmail import gmail_source
 from pipelines.gmail import settings as gmail
@@ -30,16 +21,13 @@ from pipelines.outlook import settings as outlook
 from resources.mail import MailResource
 from resources.warehouse import WarehouseResource
 
-GMAIL_CONNECTIONS = connection_partitions("gmail")
-OUTLOOK_CONNECTIONS = connection_partitions("outlook")
-PARTITIONS = {"gmail": GMAIL_CONNECTIONS, "outlook": OUTLOOK_CONNECTIONS}
-
 
 def _mail_sync(source: Callable):
     """How one mailbox's sync opens: a session on its cursors (everything the first time), committed once loaded."""
 
     @contextmanager
-    def open_sync(mail: MailResource, registry, cipher, connection, warehouse: WarehouseResource) -> Iterator[ConnectionSync]:
+    def open_sync(mail: MailResource, registry, cipher, connection,
+                  warehouse: WarehouseResource) -> Iterator[ConnectionSync]:
         with mail.endpoints() as endpoints, open_session(registry, cipher, connection, endpoints, mail.oauth(),
                                                          warehouse_path=warehouse.path,
                                                          work_dir=warehouse.work_dir) as session:
@@ -49,31 +37,26 @@ def _mail_sync(source: Callable):
     return open_sync
 
 
-def _provider_assets(provider: str, source, settings, partitions: DynamicPartitionsDefinition):
-    return connection_assets(provider, partitions, spec_source=source(None), source_name=settings.SOURCE_NAME,
-                             dataset=settings.DATASET_NAME, resource_key="mail", open_sync=_mail_sync(source),
-                             description="Sync one connection: what changed since its cursors (everything the "
-                                         "first time).")
-
-
-gmail_assets = _provider_assets("gmail", gmail_source, gmail, GMAIL_CONNECTIONS)
-outlook_assets = _provider_assets("outlook", outlook_source, outlook, OUTLOOK_CONNECTIONS)
-
-
-STREAMS = (gmail.MESSAGES, gmail.CONTACTS, outlook.MESSAGES, outlook.CONTACTS)
-MAIL_CHECKS = [check for stream in STREAMS for check in stream_checks(stream)]
-MAIL_ASSETS = [gmail_assets, outlook_assets]
-
-gmail_job = connection_job("gmail", gmail_assets, GMAIL_CONNECTIONS, "Sync one Gmail connection.")
-outlook_job = connection_job("outlook", outlook_assets, OUTLOOK_CONNECTIONS, "Sync one Outlook connection.")
-JOBS = {"gmail": gmail_job, "outlook": outlook_job}
-
-
 def _seed_mail(registry, cipher) -> None:
     """The sandbox's seeded Gmail and Outlook connections (one seeder for both providers)."""
     seed_connections(registry, cipher, sandbox_accounts())
 
 
-MAIL_PROVIDERS = [ConnectedProvider(provider, JOBS[provider], PARTITIONS[provider], _seed_mail) for provider in JOBS]
+def _provider(provider: str, title: str, source: Callable, settings) -> ConnectedProvider:
+    return connected_provider(provider, spec_source=source(None), source_name=settings.SOURCE_NAME,
+                              dataset=settings.DATASET_NAME, resource_key="mail", open_sync=_mail_sync(source),
+                              description="Sync one connection: what changed since its cursors (everything the "
+                                          "first time).",
+                              job_description=f"Sync one {title} connection.", seed_sandbox=_seed_mail)
+
+
+GMAIL = _provider("gmail", "Gmail", gmail_source, gmail)
+OUTLOOK = _provider("outlook", "Outlook", outlook_source, outlook)
+MAIL_PROVIDERS = [GMAIL, OUTLOOK]
+GMAIL_CONNECTIONS, OUTLOOK_CONNECTIONS = GMAIL.partitions, OUTLOOK.partitions
+
+STREAMS = (gmail.MESSAGES, gmail.CONTACTS, outlook.MESSAGES, outlook.CONTACTS)
+MAIL_CHECKS = [check for stream in STREAMS for check in stream_checks(stream)]
+MAIL_ASSETS = [GMAIL.assets, OUTLOOK.assets]
+MAIL_JOBS = [GMAIL.job, OUTLOOK.job]
 MAIL_SCHEDULES = [hourly_schedule(connected) for connected in MAIL_PROVIDERS]
-MAIL_JOBS = [gmail_job, outlook_job]
