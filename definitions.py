@@ -149,7 +149,7 @@ defs = Definitions(
         "privacy": PrivacyResource(),
         "connections": ConnectionsResource(sandbox=SANDBOX),
         "mail": _mail(SANDBOX),
-        "google_ads_app": _google_ads(SANDBOX),
+        "google_ads": _google_ads(SANDBOX),
         "crm_app": _crm_app(SANDBOX),
         "uploads": UploadsResource(),
         "facebook_ads": _facebook(SANDBOX),

@@ -1,15 +1,36 @@
-"""Asset checks every source's tables share: personal columns hold only ciphertext.
+"""Asset checks every source's tables share: no key stored twice, and personal columns holding only ciphertext.
 
 Each source attaches them to its own assets (they sit beside their asset in the UI); the scan itself lives in
 `pipelines.privacy.scan` and reads the stored declaration, so a new table is covered by declaring its columns.
 """
 
+from typing import Sequence
+
 from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetKey, asset_check
 
 from pipelines.privacy.categories import stored_tables
 from pipelines.privacy.scan import unprotected_values
+from pipelines.sql import ident
 from pipelines.warehouse import table_exists
 from resources.warehouse import WAREHOUSE_POOL, WarehouseResource
+
+
+def unique_keys_check(key: AssetKey, dataset: str, table: str, key_columns: Sequence[str], *, name: str | None = None,
+                      description: str | None = None):
+    """The check that no `key_columns` value is stored twice in `table` (loaded by the asset `key`), named
+    `name` (default `<table>_unique_keys`)."""
+
+    @asset_check(asset=key, name=name or f"{table}_unique_keys", pool=WAREHOUSE_POOL,
+                 description=description or f"No ({', '.join(key_columns)}) is stored twice.")
+    def unique_keys(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
+        with warehouse.connect() as con:
+            if not table_exists(con, dataset, table):
+                return AssetCheckResult(passed=True, metadata={"rows": 0})
+            rows, distinct = con.execute(f"SELECT count(*), count(DISTINCT ({', '.join(map(ident, key_columns))})) "
+                                         f"FROM {ident(dataset)}.{ident(table)}").fetchone()
+        return AssetCheckResult(passed=rows == distinct, metadata={"rows": rows, "duplicate_rows": rows - distinct})
+
+    return unique_keys
 
 
 def encrypted_check(key: AssetKey, dataset: str, table: str):

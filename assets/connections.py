@@ -1,62 +1,114 @@
-"""What every connected provider's assets share: a dynamic partition per connection, a sync job, an hourly
-schedule, one sensor for all providers, and the status a failed sync leaves on its connection.
+"""What every connected provider's assets share: the dlt-backed asset that syncs one connection, a dynamic
+partition per connection, a sync job, an hourly schedule, one sensor for all providers, and the status a failed
+sync leaves on its connection.
 
-A provider's assets module builds its partitioned assets and exports a `ConnectedProvider`; definitions.py
-hands the list of them to `connections_sensor`, so a new provider joins the sensor by being listed.
+A provider's assets module builds its `ConnectedProvider` with `connected_provider`, handing it how to open one
+connection's sync; definitions.py hands the list of them to `connections_sensor`, so a new provider joins the
+sensor by being listed.
 """
 
-from __future__ import annotations
-
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from dagster import (
+    AssetExecutionContext,
     AssetSelection,
     AssetsDefinition,
     DefaultScheduleStatus,
     DefaultSensorStatus,
     DynamicPartitionsDefinition,
     Failure,
+    MaterializeResult,
     RunRequest,
     ScheduleEvaluationContext,
     SensorEvaluationContext,
     SensorResult,
     define_asset_job,
+    multi_asset,
     schedule,
     sensor,
 )
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
+from dlt.extract.source import DltSource
 
+from assets.translator import load, warehouse_specs
 from pipelines.connections.outcome import reauthorization_required, recorded_outcome
 from pipelines.connections.registry import SYNCABLE, Connection, ConnectionRegistry
+from pipelines.warehouse import finish_pending
 from resources.connections import ConnectionsResource
 from resources.keyring import KeyringResource
+from resources.warehouse import WAREHOUSE_POOL, WarehouseResource
 
 SeedSandbox = Callable[[ConnectionRegistry, Any], None]
 PARTITIONED = (*SYNCABLE, "needs_reauth")  # connections that have a partition
 
 
+@dataclass
+class ConnectionSync:
+    """One connection's sync as its provider opens it: the dlt source to load, each loaded table's own figures
+    (rows inserted / updated, requests, retries...) read once it is loaded, and why the sync stopped short when
+    it did on purpose (set by the provider after loading; the run's log says it)."""
+
+    source: DltSource
+    figures: Callable[[str], Mapping[str, Any]]
+    stopped: str | None = None
+
+
+# open_sync(provider_resource, registry, cipher, connection, warehouse): a context manager yielding the
+# connection's `ConnectionSync`; the shared asset body loads its source inside the block, and the provider saves
+# the cursors (and whatever else the loaded sync settles) when the block ends without an error.
+OpenSync = Callable[[Any, ConnectionRegistry, Any, Connection, WarehouseResource],
+                    AbstractContextManager[ConnectionSync]]
+
+
 @dataclass(frozen=True)
 class ConnectedProvider:
-    """One provider as the sensor and the CLI see it. `seed_sandbox(registry, cipher)` registers the sandbox's
-    seeded connections (idempotently; several providers may share one seeder)."""
+    """One provider as definitions.py, the sensor and the CLI see it: its assets, the job that syncs one
+    connection and the partitions. `seed_sandbox(registry, cipher)` registers the sandbox's seeded connections
+    (idempotently; several providers may share one seeder)."""
 
     provider: str
+    assets: AssetsDefinition
     job: UnresolvedAssetJobDefinition
     partitions: DynamicPartitionsDefinition
     seed_sandbox: SeedSandbox | None = None
 
 
-def connection_partitions(provider: str) -> DynamicPartitionsDefinition:
-    """One partition per connection id of `provider`."""
-    return DynamicPartitionsDefinition(name=f"{provider}_connections")
+def connected_provider(provider: str, *, spec_source: DltSource, source_name: str, dataset: str, resource_key: str,
+                       open_sync: OpenSync, description: str, job_description: str,
+                       seed_sandbox: SeedSandbox | None = None) -> ConnectedProvider:
+    """`provider`'s dlt-backed assets (one per resource of its source, keyed `<dataset>/<table>`), a partition per
+    connection id, and the job syncing one. A run syncs the partition's connection: refused at once when it
+    cannot be synced (`syncable`), its failure recorded on the connection (`sync_guard`), packages an interrupted
+    run left finished first, then `open_sync` (handed the resource at `resource_key`) opens the sync, `load` runs
+    it, and the provider saves the cursors once loaded. `spec_source` is the source built without a connection,
+    which only names the tables."""
+    partitions = DynamicPartitionsDefinition(name=f"{provider}_connections")
 
+    @multi_asset(name=provider, specs=warehouse_specs(spec_source, source_name, dataset), can_subset=True,
+                 partitions_def=partitions, pool=WAREHOUSE_POOL, description=description,
+                 required_resource_keys={"dlt_runner", "warehouse", "keyring", "connections", resource_key})
+    def sync_assets(context: AssetExecutionContext):
+        resources = context.resources
+        warehouse: WarehouseResource = resources.warehouse
+        registry = resources.connections.registry()
+        connection = syncable(registry, context.partition_key)
+        pipeline = warehouse.pipeline(source_name, dataset)
+        with resources.keyring.open() as cipher, sync_guard(registry, connection):
+            recovered = finish_pending(pipeline)
+            with open_sync(getattr(resources, resource_key), registry, cipher, connection, warehouse) as sync:
+                results = list(load(context, resources.dlt_runner, sync.source, pipeline, warehouse))
+        if sync.stopped:
+            context.log.warning(f"connection {connection.connection_id}: {sync.stopped}")
+        for result in results:
+            yield MaterializeResult(asset_key=result.asset_key, metadata={
+                **(result.metadata or {}), **sync.figures(result.asset_key.path[-1]),
+                "recovered_loads": len(recovered)})
 
-def connection_job(provider: str, assets: AssetsDefinition, partitions: DynamicPartitionsDefinition,
-                   description: str) -> UnresolvedAssetJobDefinition:
-    return define_asset_job(f"{provider}_sync_job", selection=AssetSelection.assets(assets),
-                            partitions_def=partitions, description=description)
+    job = define_asset_job(f"{provider}_sync_job", selection=AssetSelection.assets(sync_assets),
+                           partitions_def=partitions, description=job_description)
+    return ConnectedProvider(provider, sync_assets, job, partitions, seed_sandbox)
 
 
 def hourly_schedule(connected: ConnectedProvider, cron_schedule: str = "0 * * * *"):

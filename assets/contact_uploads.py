@@ -7,10 +7,7 @@ contacts loaded, duplicates dropped, rows quarantined, rows of erased people dro
 
 from pathlib import Path
 
-import dlt
 from dagster import (
-    AssetCheckExecutionContext,
-    AssetCheckResult,
     AssetExecutionContext,
     AssetKey,
     AssetSelection,
@@ -20,22 +17,21 @@ from dagster import (
     RunRequest,
     SensorEvaluationContext,
     SkipReason,
-    asset_check,
     define_asset_job,
     sensor,
 )
-from dagster_dlt import DagsterDltResource, dlt_assets
+from dagster_dlt import DagsterDltResource
 
-from assets.checks import encrypted_check
-from assets.translator import WarehouseTranslator
+from assets.checks import encrypted_check, unique_keys_check
+from assets.translator import load, warehouse_dlt_assets
 from pipelines import paths
 from pipelines.contact_uploads import UploadRun, contact_uploads_source, landed_files
 from pipelines.contact_uploads.settings import CONTACTS_TABLE, DATASET_NAME, SOURCE_NAME
 from pipelines.mail_common.stage import WorkDatabase
-from pipelines.warehouse import finish_pending, table_exists
+from pipelines.warehouse import finish_pending
 from pipelines.workspaces import known_workspaces
 from resources.keyring import KeyringResource
-from resources.warehouse import WAREHOUSE_POOL, WarehouseResource
+from resources.warehouse import WarehouseResource
 
 
 class UploadsResource(ConfigurableResource):
@@ -49,14 +45,7 @@ class UploadsResource(ConfigurableResource):
         return known_workspaces(self.workspaces_path, self.connections_path)
 
 
-@dlt_assets(
-    dlt_source=contact_uploads_source(None),
-    dlt_pipeline=dlt.pipeline(pipeline_name=SOURCE_NAME, destination="duckdb", dataset_name=DATASET_NAME,
-                              pipelines_dir=str(paths.dlt_dir())),
-    name="contact_uploads",
-    dagster_dlt_translator=WarehouseTranslator(),
-    pool=WAREHOUSE_POOL,
-)
+@warehouse_dlt_assets(contact_uploads_source(None), SOURCE_NAME, DATASET_NAME, name="contact_uploads")
 def contact_uploads_assets(context: AssetExecutionContext, dlt_runner: DagsterDltResource,
                            warehouse: WarehouseResource, keyring: KeyringResource, uploads: UploadsResource):
     """Load every uploaded contact list that landed since the last run, once, whole."""
@@ -66,8 +55,7 @@ def contact_uploads_assets(context: AssetExecutionContext, dlt_runner: DagsterDl
         work = WorkDatabase(warehouse.work_dir, warehouse.path)
         try:
             run = UploadRun(Path(uploads.landing), cipher, work, known_workspaces=uploads.known())
-            results = list(dlt_runner.run(context=context, dlt_source=contact_uploads_source(run),
-                                          dlt_pipeline=pipeline))
+            results = list(load(context, dlt_runner, contact_uploads_source(run), pipeline, warehouse))
         finally:
             work.close()
         run.remove_loaded()
@@ -77,21 +65,14 @@ def contact_uploads_assets(context: AssetExecutionContext, dlt_runner: DagsterDl
                                                                       "recovered_loads": len(recovered)})
 
 
-@asset_check(asset=AssetKey([DATASET_NAME, CONTACTS_TABLE]), name="uploaded_contacts_one_row_per_person",
-             pool=WAREHOUSE_POOL, description="No person (blind index of their e-mail, else phone) is held twice "
-             "in one workspace.")
-def one_row_per_person(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
-    with warehouse.connect() as con:
-        if not table_exists(con, DATASET_NAME, CONTACTS_TABLE):
-            return AssetCheckResult(passed=True, metadata={"rows": 0})
-        rows, people = con.execute(f"SELECT count(*), count(DISTINCT (workspace_id, subject_ref)) "
-                                   f"FROM {DATASET_NAME}.{CONTACTS_TABLE}").fetchone()
-    return AssetCheckResult(passed=rows == people, metadata={"rows": rows, "duplicate_rows": rows - people})
-
-
+CONTACTS_KEY = AssetKey([DATASET_NAME, CONTACTS_TABLE])
 UPLOAD_ASSETS = [contact_uploads_assets]
-UPLOAD_CHECKS = [one_row_per_person, encrypted_check(AssetKey([DATASET_NAME, CONTACTS_TABLE]), DATASET_NAME,
-                                                     CONTACTS_TABLE)]
+UPLOAD_CHECKS = [
+    unique_keys_check(CONTACTS_KEY, DATASET_NAME, CONTACTS_TABLE, ["workspace_id", "subject_ref"],
+                      name="uploaded_contacts_one_row_per_person",
+                      description="No person (blind index of their e-mail, else phone) is held twice in one workspace."),
+    encrypted_check(CONTACTS_KEY, DATASET_NAME, CONTACTS_TABLE),
+]
 uploads_job = define_asset_job("contact_uploads_job", selection=AssetSelection.assets(contact_uploads_assets),
                                description="Load the contact lists uploaded since the last run.")
 

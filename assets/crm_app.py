@@ -6,7 +6,6 @@ closed accounts. Policy promise 1 is a check here: no text value anywhere in the
 payment card number.
 """
 
-import dlt
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
@@ -19,29 +18,21 @@ from dagster import (
     asset_check,
     define_asset_job,
 )
-from dagster_dlt import DagsterDltResource, dlt_assets
+from dagster_dlt import DagsterDltResource
 
-from assets.checks import encrypted_check
-from assets.translator import WarehouseTranslator
-from pipelines import paths
+from assets.checks import encrypted_check, unique_keys_check
+from assets.translator import load, warehouse_dlt_assets
 from pipelines.crm_app import crm_app_source, open_sync
 from pipelines.crm_app.settings import APP_TABLES, DATASET_NAME, SOURCE_NAME
 from pipelines.privacy.scan import card_number_values
-from pipelines.warehouse import finish_pending, table_exists
+from pipelines.warehouse import finish_pending
 from resources.crm_app import CrmAppResource
 from resources.keyring import KeyringResource
 from resources.privacy import PrivacyResource
 from resources.warehouse import WAREHOUSE_POOL, WarehouseResource
 
 
-@dlt_assets(
-    dlt_source=crm_app_source(None),
-    dlt_pipeline=dlt.pipeline(pipeline_name=SOURCE_NAME, destination="duckdb", dataset_name=DATASET_NAME,
-                              pipelines_dir=str(paths.dlt_dir())),
-    name="crm_app",
-    dagster_dlt_translator=WarehouseTranslator(),
-    pool=WAREHOUSE_POOL,
-)
+@warehouse_dlt_assets(crm_app_source(None), SOURCE_NAME, DATASET_NAME, name="crm_app")
 def crm_app_assets(context: AssetExecutionContext, dlt_runner: DagsterDltResource, warehouse: WarehouseResource,
                    keyring: KeyringResource, crm_app: CrmAppResource, privacy: PrivacyResource):
     """Sync the app database: every row changed since the last sync (everything the first time)."""
@@ -49,7 +40,7 @@ def crm_app_assets(context: AssetExecutionContext, dlt_runner: DagsterDltResourc
     with keyring.open() as cipher:
         recovered = finish_pending(pipeline)
         with open_sync(crm_app.url(), cipher, warehouse_path=warehouse.path, work_dir=warehouse.work_dir) as app:
-            results = list(dlt_runner.run(context=context, dlt_source=crm_app_source(app), dlt_pipeline=pipeline))
+            results = list(load(context, dlt_runner, crm_app_source(app), pipeline, warehouse))
             filed = app.finish(privacy.inbox(), crm_app.registry())
     for result in results:
         table = result.asset_key.path[-1]
@@ -60,18 +51,8 @@ def crm_app_assets(context: AssetExecutionContext, dlt_runner: DagsterDltResourc
 
 def _checks(table_name: str, key_column: str):
     key = AssetKey([DATASET_NAME, table_name])
-
-    @asset_check(asset=key, name=f"{table_name}_unique_keys", pool=WAREHOUSE_POOL,
-                 description=f"No {key_column} is stored twice.")
-    def unique_keys(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
-        with warehouse.connect() as con:
-            if not table_exists(con, DATASET_NAME, table_name):
-                return AssetCheckResult(passed=True, metadata={"rows": 0})
-            rows, distinct = con.execute(f'SELECT count(*), count(DISTINCT "{key_column}") '
-                                         f'FROM "{DATASET_NAME}"."{table_name}"').fetchone()
-        return AssetCheckResult(passed=rows == distinct, metadata={"rows": rows, "duplicate_rows": rows - distinct})
-
-    return [unique_keys, encrypted_check(key, DATASET_NAME, table_name)]
+    return [unique_keys_check(key, DATASET_NAME, table_name, [key_column]),
+            encrypted_check(key, DATASET_NAME, table_name)]
 
 
 @asset_check(asset=AssetKey([DATASET_NAME, "billing_profiles"]), name="no_payment_card_numbers", pool=WAREHOUSE_POOL,

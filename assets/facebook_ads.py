@@ -8,62 +8,45 @@ rate-limit waits. A token Meta refuses (code 190) fails the run with "needs re-a
 connection off the schedule until the user reconnects. Cursors are saved only after dlt has loaded.
 """
 
-import dlt
-from dagster import (
-    AssetCheckExecutionContext,
-    AssetCheckResult,
-    AssetExecutionContext,
-    AssetKey,
-    MaterializeResult,
-    asset_check,
-)
-from dagster_dlt import DagsterDltResource, dlt_assets
+from contextlib import contextmanager
+from typing import Iterator
 
-from assets.connections import ConnectedProvider, connection_job, connection_partitions, hourly_schedule, sync_guard, syncable
+from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetKey, asset_check
+
+from assets.connections import ConnectionSync, connected_provider, hourly_schedule
 from assets.stream_checks import stream_checks
-from assets.translator import WarehouseTranslator
-from pipelines import paths
 from pipelines.facebook import facebook_source
 from pipelines.facebook import settings as facebook
 from pipelines.facebook.sandbox import sandbox_world, seed_connections
 from pipelines.mail_common.session import commit, open_session
 from pipelines.sql import qualified
-from pipelines.warehouse import finish_pending, table_exists
-from resources.connections import ConnectionsResource
+from pipelines.warehouse import table_exists
 from resources.facebook import FacebookResource
-from resources.keyring import KeyringResource
 from resources.warehouse import WAREHOUSE_POOL, WarehouseResource
 
-FACEBOOK_CONNECTIONS = connection_partitions(facebook.PROVIDER)
-
-
-@dlt_assets(
-    dlt_source=facebook_source(None),
-    dlt_pipeline=dlt.pipeline(pipeline_name=facebook.SOURCE_NAME, destination="duckdb",
-                              dataset_name=facebook.DATASET_NAME, pipelines_dir=str(paths.dlt_dir())),
-    name=facebook.PROVIDER,
-    partitions_def=FACEBOOK_CONNECTIONS,
-    dagster_dlt_translator=WarehouseTranslator(),
-    pool=WAREHOUSE_POOL,
-)
-def facebook_ads_assets(context: AssetExecutionContext, dlt_runner: DagsterDltResource, warehouse: WarehouseResource,
-                        keyring: KeyringResource, facebook_ads: FacebookResource, connections: ConnectionsResource):
-    """Sync one ad account: structure, insights from the lookback on, new leads."""
-    registry = connections.registry()
-    connection = syncable(registry, context.partition_key)
-    pipeline = warehouse.pipeline(facebook.SOURCE_NAME, facebook.DATASET_NAME)
-    with keyring.open() as cipher, facebook_ads.endpoint() as endpoint, sync_guard(registry, connection):
-        recovered = finish_pending(pipeline)
+@contextmanager
+def _open_sync(facebook_ads: FacebookResource, registry, cipher, connection,
+               warehouse: WarehouseResource) -> Iterator[ConnectionSync]:
+    """One ad account's sync: a session on its cursors, committed once loaded."""
+    with facebook_ads.endpoint() as endpoint:
         account_id = registry.account(cipher, connection)
         with open_session(registry, cipher, connection, endpoint, None, warehouse_path=warehouse.path,
                           work_dir=warehouse.work_dir) as session:
-            results = list(dlt_runner.run(context=context, dlt_source=facebook_source(session, account_id),
-                                          dlt_pipeline=pipeline))
+            yield ConnectionSync(facebook_source(session, account_id), session.report.as_metadata)
             commit(registry, session)
-    for result in results:
-        yield MaterializeResult(asset_key=result.asset_key, metadata={
-            **(result.metadata or {}), **session.report.as_metadata(result.asset_key.path[-1]),
-            "recovered_loads": len(recovered)})
+
+
+def _seed_facebook(registry, cipher) -> None:
+    """The sandbox's seeded Meta ad-account connections."""
+    seed_connections(registry, cipher, sandbox_world(days=1))
+
+
+FACEBOOK_PROVIDER = connected_provider(
+    facebook.PROVIDER, spec_source=facebook_source(None), source_name=facebook.SOURCE_NAME,
+    dataset=facebook.DATASET_NAME, resource_key="facebook_ads", open_sync=_open_sync,
+    description="Sync one ad account: structure, insights from the lookback on, new leads.",
+    job_description="Sync one Meta (Facebook) ad account.", seed_sandbox=_seed_facebook)
+FACEBOOK_CONNECTIONS, facebook_job = FACEBOOK_PROVIDER.partitions, FACEBOOK_PROVIDER.job
 
 
 INSIGHTS_KEY = AssetKey([facebook.DATASET_NAME, facebook.INSIGHTS_TABLE])
@@ -86,16 +69,6 @@ def insights_days(context: AssetCheckExecutionContext, warehouse: WarehouseResou
                             metadata={"days_after_today": future, "days_beyond_37_months": ancient})
 
 
-FACEBOOK_ASSETS = [facebook_ads_assets]
+FACEBOOK_ASSETS = [FACEBOOK_PROVIDER.assets]
 FACEBOOK_CHECKS = [*(check for stream in facebook.STREAMS for check in stream_checks(stream)), insights_days]
-facebook_job = connection_job(facebook.PROVIDER, facebook_ads_assets, FACEBOOK_CONNECTIONS,
-                              "Sync one Meta (Facebook) ad account.")
-
-
-def _seed_facebook(registry, cipher) -> None:
-    """The sandbox's seeded Meta ad-account connections."""
-    seed_connections(registry, cipher, sandbox_world(days=1))
-
-
-FACEBOOK_PROVIDER = ConnectedProvider(facebook.PROVIDER, facebook_job, FACEBOOK_CONNECTIONS, _seed_facebook)
 FACEBOOK_SCHEDULES = [hourly_schedule(FACEBOOK_PROVIDER)]

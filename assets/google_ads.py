@@ -9,90 +9,50 @@ say how far, the connection is `erroring` with DailyQuotaExhausted until the nex
 revoked token fails the run without retry and leaves the connection `needs_reauth` (`sync_guard`).
 """
 
+from contextlib import contextmanager
+from typing import Iterator
 
-import dlt
-from dagster import (
-    AssetCheckExecutionContext,
-    AssetCheckResult,
-    AssetExecutionContext,
-    AssetKey,
-    MaterializeResult,
-    asset_check,
-)
-from dagster_dlt import DagsterDltResource, dlt_assets
+from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetKey, asset_check
 
-from assets.connections import (
-    ConnectedProvider,
-    connection_job,
-    connection_partitions,
-    hourly_schedule,
-    sync_guard,
-    syncable,
-)
-from assets.translator import WarehouseTranslator
-from pipelines import paths
+from assets.checks import unique_keys_check
+from assets.connections import ConnectionSync, connected_provider, hourly_schedule
 from pipelines.google_ads import google_ads_source, utc_now
 from pipelines.google_ads import settings as google_ads
 from pipelines.google_ads.connect import open_run, record_loaded
 from pipelines.google_ads.sandbox import seed_connections
 from pipelines.google_ads.windows import local_yesterday
-from pipelines.sql import ident, qualified
-from pipelines.warehouse import finish_pending, table_exists
-from resources.connections import ConnectionsResource
+from pipelines.sql import qualified
+from pipelines.warehouse import table_exists
 from resources.google_ads import GoogleAdsResource
-from resources.keyring import KeyringResource
 from resources.warehouse import WAREHOUSE_POOL, WarehouseResource
 
-GOOGLE_ADS_CONNECTIONS = connection_partitions(google_ads.PROVIDER)
 
-
-@dlt_assets(
-    dlt_source=google_ads_source(None),
-    dlt_pipeline=dlt.pipeline(pipeline_name=google_ads.SOURCE_NAME, destination="duckdb",
-                              dataset_name=google_ads.DATASET_NAME, pipelines_dir=str(paths.dlt_dir())),
-    name=google_ads.PROVIDER,
-    partitions_def=GOOGLE_ADS_CONNECTIONS,
-    dagster_dlt_translator=WarehouseTranslator(),
-    pool=WAREHOUSE_POOL,
-)
-def google_ads_assets(context: AssetExecutionContext, dlt_runner: DagsterDltResource, warehouse: WarehouseResource,
-                      keyring: KeyringResource, google_ads_app: GoogleAdsResource, connections: ConnectionsResource):
-    """Sync one connection: its accounts and campaign structure, and the daily reports from the day after the
-    cursors (or the conversion window back) up to each account's yesterday."""
-    registry = connections.registry()
-    connection = syncable(registry, context.partition_key)
-    pipeline = warehouse.pipeline(google_ads.SOURCE_NAME, google_ads.DATASET_NAME)
-    with keyring.open() as cipher, google_ads_app.endpoint() as endpoint, sync_guard(registry, connection):
-        recovered = finish_pending(pipeline)
+@contextmanager
+def _open_sync(app: GoogleAdsResource, registry, cipher, connection,
+               warehouse: WarehouseResource) -> Iterator[ConnectionSync]:
+    """One login's run from its cursors; once loaded, its cursors, a refreshed token and a quota stop are saved."""
+    with app.endpoint() as endpoint:
         access_token = registry.tokens(cipher, connection).access_token
-        run = open_run(registry, cipher, connection, google_ads_app.app(), endpoint=endpoint,
-                       options=google_ads_app.options(), warehouse_path=warehouse.path)
+        run = open_run(registry, cipher, connection, app.app(), endpoint=endpoint, options=app.options(),
+                       warehouse_path=warehouse.path)
+        sync = ConnectionSync(google_ads_source(run), lambda table: {
+            **run.report.as_metadata(table), "quota_exhausted": run.stopped is not None})
         try:
-            results = list(dlt_runner.run(context=context, dlt_source=google_ads_source(run), dlt_pipeline=pipeline))
+            yield sync
         finally:
             run.api.close()
         record_loaded(registry, cipher, connection, run, access_token)
-    if run.stopped:
-        context.log.warning(f"connection {connection.connection_id}: {run.stopped}")
-    for result in results:
-        yield MaterializeResult(asset_key=result.asset_key, metadata={
-            **(result.metadata or {}), **run.report.as_metadata(result.asset_key.path[-1]),
-            "quota_exhausted": run.stopped is not None, "recovered_loads": len(recovered)})
+        sync.stopped = run.stopped
 
 
-def _unique_keys(stream: google_ads.Stream):
-    @asset_check(asset=AssetKey([google_ads.DATASET_NAME, stream.table]), name=f"{stream.table}_unique_keys",
-                 pool=WAREHOUSE_POOL, description=f"No ({', '.join(stream.primary_key)}) is stored twice.")
-    def unique_keys(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
-        with warehouse.connect() as con:
-            if not table_exists(con, google_ads.DATASET_NAME, stream.table):
-                return AssetCheckResult(passed=True, metadata={"rows": 0})
-            key = ", ".join(ident(k) for k in stream.primary_key)
-            rows, distinct = con.execute(f"SELECT count(*), count(DISTINCT ({key})) "
-                                         f"FROM {qualified(f'{google_ads.DATASET_NAME}.{stream.table}')}").fetchone()
-        return AssetCheckResult(passed=rows == distinct, metadata={"rows": rows, "duplicate_rows": rows - distinct})
-
-    return unique_keys
+GOOGLE_ADS_PROVIDER = connected_provider(
+    google_ads.PROVIDER, spec_source=google_ads_source(None), source_name=google_ads.SOURCE_NAME,
+    dataset=google_ads.DATASET_NAME, resource_key="google_ads", open_sync=_open_sync,
+    description="Sync one connection: its accounts and campaign structure, and the daily reports from the day "
+                "after the cursors (or the conversion window back) up to each account's yesterday.",
+    job_description="Sync one Google Ads connection.", seed_sandbox=seed_connections)
+google_ads_assets, google_ads_job = GOOGLE_ADS_PROVIDER.assets, GOOGLE_ADS_PROVIDER.job
+GOOGLE_ADS_CONNECTIONS = GOOGLE_ADS_PROVIDER.partitions
 
 
 def _complete_days_only(stream: google_ads.Stream):
@@ -117,10 +77,8 @@ def _complete_days_only(stream: google_ads.Stream):
 
 
 GOOGLE_ADS_CHECKS = [
-    *(_unique_keys(s) for s in google_ads.STREAMS),
+    *(unique_keys_check(AssetKey([google_ads.DATASET_NAME, s.table]), google_ads.DATASET_NAME, s.table, s.primary_key)
+      for s in google_ads.STREAMS),
     *(_complete_days_only(s) for s in google_ads.DAILY_STREAMS),
 ]
-google_ads_job = connection_job(google_ads.PROVIDER, google_ads_assets, GOOGLE_ADS_CONNECTIONS,
-                                "Sync one Google Ads connection.")
-GOOGLE_ADS_PROVIDER = ConnectedProvider(google_ads.PROVIDER, google_ads_job, GOOGLE_ADS_CONNECTIONS, seed_connections)
 GOOGLE_ADS_SCHEDULES = [hourly_schedule(GOOGLE_ADS_PROVIDER)]

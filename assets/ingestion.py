@@ -14,7 +14,6 @@ import os
 from collections import defaultdict
 from pathlib import Path
 
-import dlt
 import fsspec
 from dagster import (
     AssetCheckExecutionContext,
@@ -35,9 +34,10 @@ from dagster import (
     define_asset_job,
     sensor,
 )
-from dagster_dlt import DagsterDltResource, dlt_assets
+from dagster_dlt import DagsterDltResource
 
-from assets.translator import WarehouseTranslator, load
+from assets.checks import unique_keys_check
+from assets.translator import load, warehouse_dlt_assets
 from pipelines import paths
 from pipelines.privacy.categories import stored_tables
 from pipelines.privacy.consent import identified_after_withdrawal
@@ -89,16 +89,9 @@ def _partition_days(context: AssetExecutionContext) -> list[dt.date]:
     return [start + dt.timedelta(days=i) for i in range((end - start).days)]
 
 
-@dlt_assets(
-    dlt_source=usage_events_source(landing_url="", cipher=None, work_dir=""),
-    dlt_pipeline=dlt.pipeline(
-        pipeline_name=SOURCE_NAME, destination="duckdb", dataset_name=DATASET_NAME, pipelines_dir=str(paths.dlt_dir())
-    ),
-    name=SOURCE_NAME,
-    partitions_def=EVENT_DAYS,
-    backfill_policy=BackfillPolicy.multi_run(max_partitions_per_run=1),
-    dagster_dlt_translator=WarehouseTranslator(),
-    pool=WAREHOUSE_POOL,
+@warehouse_dlt_assets(
+    usage_events_source(landing_url="", cipher=None, work_dir=""), SOURCE_NAME, DATASET_NAME, name=SOURCE_NAME,
+    partitions_def=EVENT_DAYS, backfill_policy=BackfillPolicy.multi_run(max_partitions_per_run=1),
 )
 def usage_events_assets(
     context: AssetExecutionContext,
@@ -149,15 +142,8 @@ def _report_metadata(report: IngestReport, recovered: list[str]) -> dict:
     }
 
 
-@asset_check(asset=EVENTS_KEY, pool=WAREHOUSE_POOL, description="No event id is stored twice.")
-def events_unique_event_ids(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
-    with warehouse.connect() as con:
-        if not table_exists(con, DATASET_NAME, EVENTS_TABLE):
-            return AssetCheckResult(passed=True, metadata={"rows": 0})
-        rows, distinct = con.execute(
-            f"SELECT count(*), count(DISTINCT event_id) FROM {DATASET_NAME}.{EVENTS_TABLE}"
-        ).fetchone()
-    return AssetCheckResult(passed=rows == distinct, metadata={"rows": rows, "duplicate_rows": rows - distinct})
+events_unique_event_ids = unique_keys_check(EVENTS_KEY, DATASET_NAME, EVENTS_TABLE, ["event_id"],
+                                            name="events_unique_event_ids", description="No event id is stored twice.")
 
 
 @asset_check(

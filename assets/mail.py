@@ -7,72 +7,34 @@ rows inserted / updated / deleted, whether it was a full resync (first sync or e
 connection's HTTP requests and retries. Cursors are saved to the registry only after dlt has loaded.
 """
 
-import dlt
-from dagster import AssetExecutionContext, DynamicPartitionsDefinition, MaterializeResult
-from dagster_dlt import DagsterDltResource, dlt_assets
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
-from assets.connections import ConnectedProvider, connection_job, connection_partitions, hourly_schedule, syncable
+from assets.connections import ConnectedProvider, ConnectionSync, connected_provider, hourly_schedule
 from assets.stream_checks import stream_checks
-from assets.translator import WarehouseTranslator, load
-from pipelines import paths
 from pipelines.gmail import gmail_source
 from pipelines.gmail import settings as gmail
 from pipelines.mail_common.sandbox import sandbox_accounts, seed_connections
 from pipelines.mail_common.session import commit, open_session
 from pipelines.outlook import outlook_source
 from pipelines.outlook import settings as outlook
-from pipelines.warehouse import finish_pending
-from resources.connections import ConnectionsResource
-from resources.keyring import KeyringResource
 from resources.mail import MailResource
-from resources.warehouse import WAREHOUSE_POOL, WarehouseResource
-
-GMAIL_CONNECTIONS = connection_partitions("gmail")
-OUTLOOK_CONNECTIONS = connection_partitions("outlook")
-PARTITIONS = {"gmail": GMAIL_CONNECTIONS, "outlook": OUTLOOK_CONNECTIONS}
+from resources.warehouse import WarehouseResource
 
 
-def _provider_assets(provider: str, source, settings, partitions: DynamicPartitionsDefinition):
-    @dlt_assets(
-        dlt_source=source(None),
-        dlt_pipeline=dlt.pipeline(pipeline_name=settings.SOURCE_NAME, destination="duckdb",
-                                  dataset_name=settings.DATASET_NAME, pipelines_dir=str(paths.dlt_dir())),
-        name=provider,
-        partitions_def=partitions,
-        dagster_dlt_translator=WarehouseTranslator(),
-        pool=WAREHOUSE_POOL,
-    )
-    def sync_assets(context: AssetExecutionContext, dlt_runner: DagsterDltResource, warehouse: WarehouseResource,
-                    keyring: KeyringResource, mail: MailResource, connections: ConnectionsResource):
-        """Sync one connection: what changed since its cursors (everything the first time)."""
-        registry = connections.registry()
-        connection = syncable(registry, context.partition_key)
-        pipeline = warehouse.pipeline(settings.SOURCE_NAME, settings.DATASET_NAME)
-        with keyring.open() as cipher, mail.endpoints() as endpoints:
-            recovered = finish_pending(pipeline)
-            with open_session(registry, cipher, connection, endpoints, mail.oauth(), warehouse_path=warehouse.path,
-                              work_dir=warehouse.work_dir) as session:
-                results = list(load(context, dlt_runner, source(session), pipeline, warehouse))
-                commit(registry, session)
-        for result in results:
-            yield MaterializeResult(asset_key=result.asset_key, metadata={
-                **(result.metadata or {}), **session.report.as_metadata(result.asset_key.path[-1]),
-                "recovered_loads": len(recovered)})
+def _mail_sync(source: Callable):
+    """How one mailbox's sync opens: a session on its cursors (everything the first time), committed once loaded."""
 
-    return sync_assets
+    @contextmanager
+    def open_sync(mail: MailResource, registry, cipher, connection,
+                  warehouse: WarehouseResource) -> Iterator[ConnectionSync]:
+        with mail.endpoints() as endpoints, open_session(registry, cipher, connection, endpoints, mail.oauth(),
+                                                         warehouse_path=warehouse.path,
+                                                         work_dir=warehouse.work_dir) as session:
+            yield ConnectionSync(source(session), session.report.as_metadata)
+            commit(registry, session)
 
-
-gmail_assets = _provider_assets("gmail", gmail_source, gmail, GMAIL_CONNECTIONS)
-outlook_assets = _provider_assets("outlook", outlook_source, outlook, OUTLOOK_CONNECTIONS)
-
-
-STREAMS = (gmail.MESSAGES, gmail.CONTACTS, outlook.MESSAGES, outlook.CONTACTS)
-MAIL_CHECKS = [check for stream in STREAMS for check in stream_checks(stream)]
-MAIL_ASSETS = [gmail_assets, outlook_assets]
-
-gmail_job = connection_job("gmail", gmail_assets, GMAIL_CONNECTIONS, "Sync one Gmail connection.")
-outlook_job = connection_job("outlook", outlook_assets, OUTLOOK_CONNECTIONS, "Sync one Outlook connection.")
-JOBS = {"gmail": gmail_job, "outlook": outlook_job}
+    return open_sync
 
 
 def _seed_mail(registry, cipher) -> None:
@@ -80,6 +42,21 @@ def _seed_mail(registry, cipher) -> None:
     seed_connections(registry, cipher, sandbox_accounts())
 
 
-MAIL_PROVIDERS = [ConnectedProvider(provider, JOBS[provider], PARTITIONS[provider], _seed_mail) for provider in JOBS]
+def _provider(provider: str, title: str, source: Callable, settings) -> ConnectedProvider:
+    return connected_provider(provider, spec_source=source(None), source_name=settings.SOURCE_NAME,
+                              dataset=settings.DATASET_NAME, resource_key="mail", open_sync=_mail_sync(source),
+                              description="Sync one connection: what changed since its cursors (everything the "
+                                          "first time).",
+                              job_description=f"Sync one {title} connection.", seed_sandbox=_seed_mail)
+
+
+GMAIL = _provider("gmail", "Gmail", gmail_source, gmail)
+OUTLOOK = _provider("outlook", "Outlook", outlook_source, outlook)
+MAIL_PROVIDERS = [GMAIL, OUTLOOK]
+GMAIL_CONNECTIONS, OUTLOOK_CONNECTIONS = GMAIL.partitions, OUTLOOK.partitions
+
+STREAMS = (gmail.MESSAGES, gmail.CONTACTS, outlook.MESSAGES, outlook.CONTACTS)
+MAIL_CHECKS = [check for stream in STREAMS for check in stream_checks(stream)]
+MAIL_ASSETS = [GMAIL.assets, OUTLOOK.assets]
+MAIL_JOBS = [GMAIL.job, OUTLOOK.job]
 MAIL_SCHEDULES = [hourly_schedule(connected) for connected in MAIL_PROVIDERS]
-MAIL_JOBS = [gmail_job, outlook_job]

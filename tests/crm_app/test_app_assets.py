@@ -57,3 +57,31 @@ def test_the_sandbox_app_database_syncs_with_counts_and_passing_checks(platform:
     users = next(e for e in second.get_asset_materialization_events() if e.asset_key.path[-1] == "users")
     assert users.materialization.metadata["erasure_requests_filed"].value == 1
     assert _counts(second)["contacts"][1] == 10 and _counts(second)["users"][1] == 1
+
+
+def test_each_table_carries_its_row_count_and_documented_columns(platform: Platform) -> None:
+    """Through the shared `load`: every materialisation says how many rows its table holds (also a table the run
+    loaded nothing into), and the declared columns are DuckDB comments."""
+    app = CrmAppResource(sandbox=True, sandbox_path=str(platform.root / "crm_app" / "app.sqlite"),
+                         workspaces_path=str(platform.workspaces_path))
+
+    def row_counts(result) -> dict[str, int]:
+        return {e.asset_key.path[-1]: e.materialization.metadata["dagster/row_count"].value
+                for e in result.get_asset_materialization_events()}
+
+    assert row_counts(_run(platform, app)) == {"workspaces": 5, "users": 30, "billing_profiles": 5, "companies": 40,
+                                               "contacts": 200, "deals": 60}
+    app_sandbox.advance(app.url())  # contacts +25 -10, one user closed; workspaces, companies, deals unchanged
+    assert row_counts(_run(platform, app)) == {"workspaces": 5, "users": 29, "billing_profiles": 5, "companies": 40,
+                                               "contacts": 215, "deals": 60}
+    comments = dict(platform.query("SELECT column_name, comment FROM duckdb_columns() WHERE schema_name = "
+                                   "'raw_crm_app' AND table_name = 'contacts' AND comment IS NOT NULL"))
+    assert comments == {
+        "subject_ref": "Reference of the person (email, phone) whose key encrypts the row.",
+        "first_name": "Personal data (user.name), stored encrypted.",
+        "last_name": "Personal data (user.name), stored encrypted.",
+        "email": "Personal data (user.contact.email), stored encrypted.",
+        "email_bidx": "Blind index (keyed hash) of email: joins and counts without the value.",
+        "phone": "Personal data (user.contact.phone_number), stored encrypted.",
+        "phone_bidx": "Blind index (keyed hash) of phone: joins and counts without the value.",
+    }

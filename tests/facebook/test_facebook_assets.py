@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import duckdb
 import pytest
 from dagster import DagsterInstance, Definitions
 from dagster_dlt import DagsterDltResource
@@ -62,6 +63,35 @@ def test_a_partition_syncs_one_ad_account_with_counts_and_passing_checks(platfor
     again = _run(platform, WEST)
     insights = next(e for e in again.get_asset_materialization_events() if e.asset_key.path[-1] == "ad_insights")
     assert insights.materialization.metadata["updated"].value == 12 * DAYS  # the 28-day lookback covers all 10
+
+
+def test_a_sync_counts_each_tables_rows_and_documents_its_columns(platform) -> None:
+    """Through the shared `load`: each materialisation carries the rows its partition loaded, and the declared
+    columns are DuckDB comments once loaded."""
+    result = _run(platform, WEST)
+    assert result.success
+    loaded = {e.asset_key.path[-1]: e.materialization.metadata["dagster/partition_row_count"].value
+              for e in result.get_asset_materialization_events()}
+    assert loaded == {"ad_accounts": 1, "campaigns": 3, "ad_sets": 6, "ads": 12, "ad_creatives": 12,
+                      "ad_insights": 12 * DAYS, "lead_forms": 2, "leads": 12}
+    _, _, resources = platform
+    with duckdb.connect(resources["warehouse"].path, read_only=True) as con:
+        comments = dict(con.execute("SELECT column_name, comment FROM duckdb_columns() WHERE schema_name = "
+                                    "'raw_facebook_ads' AND table_name = 'leads' AND comment IS NOT NULL").fetchall())
+    assert comments == {
+        "connection_id": "The connected account the row was synced from.",
+        "lead_id": "The provider's id of the record.",
+        "workspace_id": "The GTG workspace of the account.",
+        "subject_ref": "Reference of the person (email, phone_number) whose key encrypts the row.",
+        "email": "Personal data (user.contact.email), stored encrypted.",
+        "email_bidx": "Blind index (keyed hash) of email: joins and counts without the value.",
+        "full_name": "Personal data (user.name), stored encrypted.",
+        "phone_number": "Personal data (user.contact.phone_number), stored encrypted.",
+        "phone_number_bidx": "Blind index (keyed hash) of phone_number: joins and counts without the value.",
+        "answers": "Personal data (user.content.form_answer), stored encrypted.",
+        "synced_at": "When the sync wrote the row.",
+        "_deleted": "Deletion marker of a sync (the row is removed on load).",
+    }
 
 
 def test_a_refused_token_fails_the_run_as_needing_reauthorisation(platform) -> None:

@@ -35,7 +35,7 @@ def platform(tmp_path: Path):
             "keyring": KeyringResource(master_key_file=str(tmp_path / "keys" / "master.key"),
                                        keyring_path=str(tmp_path / "keys" / "keyring.sqlite")),
             "connections": ConnectionsResource(connections_path=str(tmp_path / "connections.sqlite")),
-            "google_ads_app": GoogleAdsResource(sandbox=True, endpoint_override=sandbox.endpoint, history_days=HISTORY),
+            "google_ads": GoogleAdsResource(sandbox=True, endpoint_override=sandbox.endpoint, history_days=HISTORY),
         }
         registry = resources["connections"].registry()
         with resources["keyring"].open() as cipher:

@@ -98,7 +98,7 @@ def test_production_names_each_missing_secret_when_the_definitions_load(tmp_path
     ready = _run(data, ["-c", LOAD], GTG_ENV="production", GTG_MASTER_KEY=generate_master_key_text(), **oauth,
                  GTG_CRM_APP_DATABASE_URL=_app_database(tmp_path))
     assert ready.returncode == 0, ready.stderr[-2000:]
-    assert ready.stdout.strip() == ("['connections', 'crm_app', 'dlt_runner', 'facebook_ads', 'google_ads_app', "
+    assert ready.stdout.strip() == ("['connections', 'crm_app', 'dlt_runner', 'facebook_ads', 'google_ads', "
                                     "'keyring', 'landing', 'linkedin_ads', 'mail', 'privacy', 'uploads', 'warehouse']")
 
 
