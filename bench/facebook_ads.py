@@ -43,6 +43,7 @@ from pipelines.sandbox.facebook import FacebookServer, World, build_world
 
 NOW = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.timezone.utc)
 CONNECTION = "ws_bench-facebook_ads-0"
+PEAK_FILE = "peak_rss_kb"
 INSIGHT_ENDPOINTS = ("insights.async", "report_run", "report_run.insights", "insights", "ad.insights")
 
 
@@ -88,11 +89,18 @@ def _bare_insert(server: FacebookServer, world: World, root: Path) -> tuple[floa
 
 
 def _child_sync(root: Path, url: str) -> None:
-    """The sync of the benchmark's connection, in this (child) process."""
+    """The sync of the benchmark's connection, in this (child) process; its peak RSS written to `PEAK_FILE`.
+
+    The peak is read from /proc (VmHWM, this process's own memory since exec), not from the parent's
+    `wait4`: Linux carries a parent's RSS at fork into the child's `ru_maxrss`, so that figure would be the
+    parent's (which holds the sandbox's world) whenever it is the larger."""
     registry = ConnectionRegistry(root / "connections.sqlite")
     with Keyring.open(root / "keyring.sqlite", load_master_key(None, root / "master.key", True)) as cipher:
         sync(registry, cipher, registry.get(CONNECTION), GraphEndpoint(url), warehouse_path=root / "warehouse.duckdb",
              dlt_dir=root / "dlt", work_dir=root / "work", now=lambda: NOW)
+    peak_kb = next(int(line.split()[1]) for line in Path("/proc/self/status").read_text().splitlines()
+                   if line.startswith("VmHWM:"))
+    (root / PEAK_FILE).write_text(str(peak_kb))
 
 
 def _measured_sync(world: World, server: FacebookServer, root: Path, load_memory_limit: str | None = None
@@ -106,10 +114,9 @@ def _measured_sync(world: World, server: FacebookServer, root: Path, load_memory
     child = subprocess.Popen([sys.executable, "-m", "bench.facebook_ads", "--child", str(root), server.url],
                              env={**os.environ, "RUNTIME__DLTHUB_TELEMETRY": "false",
                                   **({"GTG_LOAD_MEMORY_LIMIT": load_memory_limit} if load_memory_limit else {})})
-    _, status, usage = os.wait4(child.pid, 0)
-    if status:
-        raise RuntimeError(f"the sync process failed (status {status})")
-    return time.perf_counter() - started, usage.ru_maxrss // 1024
+    if child.wait():
+        raise RuntimeError(f"the sync process failed (status {child.returncode})")
+    return time.perf_counter() - started, int((root / PEAK_FILE).read_text()) // 1024
 
 
 def main(argv: list[str] | None = None) -> int:
