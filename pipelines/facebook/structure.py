@@ -56,10 +56,6 @@ def fetch_account(client: GraphClient, account_id: str) -> dict[str, Any]:
             "account_status": _int(data.get("account_status"))}
 
 
-def sync_account(writer: StreamWriter, account: dict[str, Any]) -> list[pa.Table]:
-    return writer.upsert([account])
-
-
 def sync_structure(writer: StreamWriter, client: GraphClient, account: dict[str, Any], state: dict[str, Any],
                    now: dt.datetime, options: SyncOptions) -> Iterator[pa.Table]:
     """The objects of the writer's table updated since its cursor, or all of them when a full listing is due,
