@@ -335,6 +335,14 @@ def provider_deletion(args: argparse.Namespace) -> int:
     except RequestError as exc:
         print(f"request refused: {exc}", file=sys.stderr)
         return 2
+    if args.meta_signed_request and paths.keyring_path().exists():  # the ad accounts that user connected
+        from pipelines.connections.registry import ConnectionRegistry
+        from pipelines.facebook.owner import erase_meta_user
+        from pipelines.privacy.keyring import Keyring, platform_master_key
+
+        with Keyring.open(paths.keyring_path(), platform_master_key()) as cipher:
+            erase_meta_user(ConnectionRegistry(paths.connections_path()), Inbox(paths.request_inbox_path()), cipher,
+                            request.identity_value)
     if request.confirmation_code:
         print(json.dumps(meta_callback_response(args.status_url, request_id, request.confirmation_code)))
     else:

@@ -9,15 +9,15 @@ partition_by: [snapshot_date]  # only today's counts are recomputed: earlier day
 columns:
   snapshot_date: UTC day of the count.
   workspace_id: The workspace.
-  provider: The source - gmail, outlook, app or upload.
-  connections: Connected address books (gmail, outlook; 0 for the others).
+  provider: The source - gmail, outlook, meta_leads, app or upload.
+  connections: Connected accounts (gmail, outlook, meta_leads; 0 for the others).
   contacts: Contacts held.
   with_email: Contacts with an e-mail address.
   with_phone: Contacts with a phone number.
 tests:
   - unique: [snapshot_date, workspace_id, provider]
   - not_null: [snapshot_date, workspace_id, provider, contacts]
-  - accepted_values: {column: provider, values: [gmail, outlook, app, upload]}
+  - accepted_values: {column: provider, values: [gmail, outlook, meta_leads, app, upload]}
 */
 SELECT
     CAST(current_timestamp AS DATE) AS snapshot_date,

@@ -1,14 +1,15 @@
 /*
 description: >
   One row per workspace and person across every source of contacts (`staging.stg_contacts`: the CRM app, uploaded
-  lists, Gmail, Outlook; Meta lead forms join there with one UNION ALL branch). A person is their e-mail
+  lists, Gmail, Outlook, Meta lead forms). A person is their e-mail
   address's blind index, else their phone number's; a record with only a phone number joins the person whose
   record holds that number with an e-mail address. No readable value: keys, flags, dates and source names.
 materialized: table
 columns:
   workspace_id: The workspace.
   contact_key: The person's pseudonymous key (blind index of their e-mail address, else of their phone number).
-  sources: The sources holding them, comma-separated in alphabetical order (app, gmail, outlook, upload).
+  sources: The sources holding them, comma-separated in alphabetical order (app, gmail, meta_leads, outlook,
+    upload).
   source_count: How many sources hold them.
   first_seen_at: When the first source first held them.
   last_seen_at: When a source last changed or delivered them.

@@ -2,8 +2,9 @@
 into `raw_facebook_ads`, leads' personal fields encrypted before dlt sees them.
 
 Plain dlt, no Dagster: `facebook_source(session)` yields the tables of one connection (structure merged on
-id, insights merged on (account, ad, day) with the lookback re-read, leads incremental by creation time);
-`pipelines.mail_common.session.sync_connection` runs it with plain dlt and saves the cursors once loaded.
+id, read by `updated_time` between daily full listings; insights merged on (account, ad, day) with the
+lookback re-read; leads incremental by creation time); `pipelines.mail_common.session.sync_connection` runs
+it with plain dlt and saves the cursors once loaded.
 `python -m pipelines.facebook` runs it against the sandbox.
 """
 
@@ -18,6 +19,7 @@ import pyarrow as pa
 from pipelines.facebook.client import GraphClient, GraphEndpoint
 from pipelines.facebook.insights import sync_insights
 from pipelines.facebook.leads import fetch_forms, sync_leads
+from pipelines.facebook.owner import record_owner
 from pipelines.facebook.settings import (
     ACCOUNTS, AD_SETS, ADS, CAMPAIGNS, CREATIVES, DATASET_NAME, FORMS, INSIGHTS, LEADS, REAL_OPTIONS,
     SANDBOX_OPTIONS, SOURCE_NAME, SyncOptions,
@@ -55,16 +57,21 @@ def facebook_source(session: SyncSession | None, account_id: str | None = None,
             cache["forms"] = fetch_forms(client(), account())
         return cache["forms"]
 
+    def clock() -> dt.datetime:
+        if "now" not in cache:  # one moment for every table of the sync
+            cache["now"] = now() if now else dt.datetime.now(dt.timezone.utc)
+        return cache["now"]
+
     def structure(stream: Stream) -> Callable[[], Iterator[pa.Table]]:
         def body() -> Iterator[pa.Table]:
-            yield from sync_structure(session.writer(stream), client(), account())
+            yield from sync_structure(session.writer(stream), client(), account(), session.state, clock(), chosen())
         return body
 
     def ad_accounts() -> Iterator[pa.Table]:
+        record_owner(client(), session.cipher, session.connection.workspace_id, session.state)
         yield from session.writer(ACCOUNTS).upsert([account()])
 
     def ad_insights() -> Iterator[pa.Table]:
-        clock = now or (lambda: dt.datetime.now(dt.timezone.utc))
         yield from sync_insights(session, client(), account(), clock(), chosen())
 
     def lead_forms() -> Iterator[pa.Table]:

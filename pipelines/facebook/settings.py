@@ -76,6 +76,9 @@ STRUCTURE_FIELDS = {
                 "created_time", "updated_time"),
     CREATIVES_TABLE: ("account_id", "name", "title", "body", "object_type", "status", "call_to_action_type"),
 }
+# The Graph filtering prefix of each table listed by `updated_time` (`ad.updated_time`). Creatives have no
+# `updated_time`: between full listings a sync reads the creatives of the ads it lists, expanded in place.
+STRUCTURE_PREFIX = {CAMPAIGNS_TABLE: "campaign", AD_SETS_TABLE: "adset", ADS_TABLE: "ad"}
 ACCOUNT_FIELDS = ("account_id", "name", "currency", "timezone_name", "timezone_offset_hours_utc", "account_status")
 
 # One row per (account, ad, day in the account's time zone): the connection is one ad account, so the key
@@ -149,8 +152,10 @@ class SyncOptions:
     `slice_days`: days per async report run; `fallback_days`: days per synchronous request when a run
     fails; `page_size`: rows per page (halved on "reduce the amount of data"); polling starts at
     `poll_initial_s` and doubles up to `poll_max_s`, giving up (the run counts as failed) after
-    `poll_timeout_s`; with any usage header at or above `usage_threshold_pct` the next request waits for the
-    account's budget to refill (at most `max_usage_wait_s`)."""
+    `poll_timeout_s`; structure is listed whole when its last full listing is `structure_full_days` old,
+    else only what was updated since (`updated_time`); with any usage header at or above
+    `usage_threshold_pct` the next request waits for the account's budget to refill (at most
+    `max_usage_wait_s`)."""
 
     lookback_days: int = LOOKBACK_DAYS
     slice_days: int = 90
@@ -160,6 +165,7 @@ class SyncOptions:
     poll_initial_s: float = 1.0
     poll_max_s: float = 30.0
     poll_timeout_s: float = 3600.0
+    structure_full_days: float = 1.0
     usage_threshold_pct: float = 75.0
     max_usage_wait_s: float = 300.0
     http_timeout_s: float = 120.0

@@ -85,3 +85,16 @@ def test_leads_per_ad_and_form_and_day_in_the_accounts_time_zone(built: AdsPlatf
     with duckdb.connect(str(built.warehouse), read_only=True) as con:
         for name in ("analytics.ad_performance_daily", "analytics.leads_daily"):
             assert readable_personal_data(con, MODELS[name], PERSONAL_COLUMNS) == {}
+
+
+def test_leads_are_contacts_keyed_like_every_other_source(built: AdsPlatform) -> None:
+    per_connection = built.query("SELECT connection_id, count(*), count(email_key), count(phone_key) FROM "
+                                 "staging.stg_contacts WHERE source = 'meta_leads' GROUP BY 1 ORDER BY 1")
+    assert per_connection == [(WEST, 8, 8, 8), (TOKYO, 8, 8, 8)]
+    leads = [lead for c in (WEST, TOKYO) for lead in built.account(c).leads.values()]
+    with built.keyring() as cipher:
+        expected = cipher.blind_index("ws_0001", [lead.answers["email"] for lead in leads],
+                                      kind="user.contact.email").to_pylist()
+    keys = built.query("SELECT contact_key FROM analytics.contacts WHERE workspace_id = 'ws_0001' AND sources = 'meta_leads'")
+    assert sorted(k for (k,) in keys) == sorted(expected)
+    assert built.query("SELECT sum(contacts) FROM analytics.contact_lists_daily WHERE provider = 'meta_leads'") == [(16,)]

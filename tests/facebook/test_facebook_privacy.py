@@ -4,7 +4,14 @@ retention rules (37 months of insights, 180 days of leads) delete what they gove
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hashlib
+import hmac
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
@@ -12,6 +19,7 @@ import pytest
 
 from assets.privacy import POLICY
 from pipelines.connections.disconnect import disconnect
+from pipelines.facebook.owner import STATE_KEY, owned_connections, owner_index
 from pipelines.privacy.audit import AuditLog
 from pipelines.privacy.dsr import process_pending
 from pipelines.privacy.requests import Inbox, Request
@@ -100,3 +108,43 @@ def test_retention_deletes_leads_after_180_days_and_insights_after_37_months(syn
         insights = run_rule(con, rules[f"{RAW}.ad_insights"], cipher, audit, day_after)
     assert (kept.rows_expired, gone.rows_expired) == (0, 16)
     assert insights.rows_expired == sum(1 for c in (WEST, TOKYO) for (_, d) in synced.account(c).insights if d == first_day)
+
+
+def _signed(user_id: str) -> str:
+    """Meta's signed_request for `user_id`, signed with the app secret."""
+    payload = base64.urlsafe_b64encode(json.dumps({"algorithm": "HMAC-SHA256", "user_id": user_id, "issued_at": int(
+        dt.datetime.now(dt.timezone.utc).timestamp())}).encode()).decode().rstrip("=")
+    signature = base64.urlsafe_b64encode(hmac.new(b"app-secret", payload.encode(), hashlib.sha256).digest()).decode()
+    return f"{signature.rstrip('=')}.{payload}"
+
+
+def _callback(ads: AdsPlatform, signed_request: str) -> subprocess.CompletedProcess:
+    """`cli privacy provider-deletion`, as Meta's data-deletion callback files it."""
+    env = {**os.environ, "GTG_DATA_DIR": str(ads.root), "GTG_META_APP_SECRET": "app-secret", "GTG_ENV": "sandbox"}
+    return subprocess.run([sys.executable, "-m", "cli", "privacy", "provider-deletion", "--workspace", "ws_0001",
+                           "--meta-signed-request", signed_request], cwd=Path(__file__).resolve().parents[2], env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_metas_deletion_callback_for_whoever_connected_an_account_erases_what_it_brought(synced: AdsPlatform) -> None:
+    owner = synced.account(WEST).owner_user_id
+    with synced.keyring() as cipher:
+        assert synced.registry.get(WEST).sync_state[STATE_KEY] == owner_index(cipher, "ws_0001", owner)
+        assert [c.connection_id for c in owned_connections(synced.registry, cipher, owner)] == [WEST]
+        assert owned_connections(synced.registry, cipher, "10999999999999") == []
+    leads = synced.account(WEST).leads.values()
+    signed = _signed(owner)
+    answer = _callback(synced, signed)
+    assert answer.returncode == 0, answer.stderr
+    assert owner not in answer.stdout + answer.stderr
+    assert synced.registry.get(WEST).status == "revoked" and synced.registry.get(TOKYO).status == "active"
+    inbox = Inbox(synced.root / "privacy" / "requests.sqlite")
+    report = _run(synced, inbox)
+    assert report.rows_by_table[f"{RAW}.leads"] == 8
+    for table in TABLES:
+        assert synced.query(f"SELECT count(*) FROM {RAW}.{table} WHERE connection_id = ?", [WEST]) == [(0,)], table
+    assert len(synced.decrypted_leads(TOKYO)) == 8
+    assert _found(synced.root, {synced.account(WEST).token, owner} | {v for lead in leads for v in _typed(lead)}) == {}
+    again = _callback(synced, signed)  # Meta delivers it again: the same answer, nothing new to do
+    assert again.returncode == 0 and json.loads(again.stdout) == json.loads(answer.stdout)
+    assert _run(synced, inbox).rows_by_table == {}

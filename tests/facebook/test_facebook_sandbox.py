@@ -139,3 +139,24 @@ def test_leads_newest_first_filtered_by_time_created(server, world):
     newer = LeadgenForm(form_id, api=api).get_leads(params={"filtering": [
         {"field": "time_created", "operator": "GREATER_THAN", "value": cut}]})
     assert [lead["id"] for lead in newer] == [expected[0].id]
+
+
+def test_structure_filtered_by_updated_time_and_status_with_the_creative_expanded(server, world):
+    account = world.accounts[0]
+    world.now += dt.timedelta(hours=1)
+    account.rename_ad("1001010101", "Renamed")
+    cut = int((world.now - dt.timedelta(minutes=1)).timestamp())
+    every = {"field": "ad.effective_status", "operator": "IN", "value": ALL_STATUSES}
+    newer = {"field": "ad.updated_time", "operator": "GREATER_THAN", "value": cut}
+    changed = [a.export_all_data() for a in account_of(server).get_ads(
+        fields=["name", "creative{title,status}"], params={"filtering": [every, newer]})]
+    assert changed == [{"id": "1001010101", "name": "Renamed",
+                        "creative": {"id": "71001010101", "title": "Spring offer 1", "status": "ACTIVE"}}]
+    account.delete_campaign("1001010000")
+    hidden = list(account_of(server).get_ads(fields=["name"], params={"filtering": [newer]}))
+    assert hidden == []  # deleted now, and not asked for
+    deleted = [a["id"] for a in account_of(server).get_ads(fields=["name"], params={"filtering": [every, newer]})]
+    assert deleted == ["1001010101", "1001010102", "1001010201", "1001010202"]
+    with pytest.raises(FacebookRequestError) as unsupported:
+        account_of(server).get_ads(params={"filtering": [{"field": "ad.name", "operator": "CONTAIN", "value": "x"}]})
+    assert unsupported.value.api_error_code() == 100

@@ -17,16 +17,21 @@ from tests.facebook.conftest import (  # noqa: F401 - ads: the fixture
 )
 
 
+STRUCTURE = ("campaigns", "ad_sets", "ads", "ad_creatives")
+STRUCTURE_EDGES = ("campaigns", "adsets", "ads", "adcreatives")
+
+
 def assert_mirror(ads: AdsPlatform, connection_id: str) -> None:
     """Every table of the connection equals the sandbox account."""
     account = ads.account(connection_id)
-    campaigns = ads.query(f"SELECT campaign_id, effective_status FROM {RAW}.campaigns WHERE connection_id = ? "
-                          "ORDER BY 1", [connection_id])
-    assert campaigns == sorted((o.id, o.status) for o in account.of_kind("campaign"))
-    for table, kind, key in (("ad_sets", "adset", "adset_id"), ("ads", "ad", "ad_id"),
-                             ("ad_creatives", "adcreative", "creative_id")):
-        held = ads.query(f"SELECT {key} FROM {RAW}.{table} WHERE connection_id = ? ORDER BY 1", [connection_id])
-        assert [r[0] for r in held] == sorted(o.id for o in account.of_kind(kind)), table
+    for table, kind, key in (("campaigns", "campaign", "campaign_id"), ("ad_sets", "adset", "adset_id"),
+                             ("ads", "ad", "ad_id")):
+        held = ads.query(f"SELECT {key}, name, effective_status FROM {RAW}.{table} WHERE connection_id = ? ORDER BY 1",
+                         [connection_id])
+        assert held == sorted((o.id, o.fields["name"], o.status) for o in account.of_kind(kind)), table
+    creatives = ads.query(f"SELECT creative_id, title FROM {RAW}.ad_creatives WHERE connection_id = ? ORDER BY 1",
+                          [connection_id])
+    assert creatives == sorted((o.id, o.fields["title"]) for o in account.of_kind("adcreative"))
     assert ads.insights(connection_id) == expected_insights(ads, connection_id)
     actions = ads.query(f"SELECT count(*), count(DISTINCT insight_id) FROM {RAW}.ad_insight_actions "
                         "WHERE connection_id = ?", [connection_id])[0]
@@ -104,15 +109,56 @@ def test_a_deleted_campaign_keeps_its_rows_with_its_status(ads: AdsPlatform) -> 
     account = ads.account(BERLIN)
     campaign = sorted(o.id for o in account.of_kind("campaign"))[0]
     account.delete_campaign(campaign)
+    ads.world.now += dt.timedelta(hours=1)
     report = ads.sync(BERLIN)
     assert_mirror(ads, BERLIN)
     statuses = ads.query(f"SELECT effective_status, count(*) FROM {RAW}.ads WHERE connection_id = ? AND campaign_id = ? "
                          "GROUP BY 1", [BERLIN, campaign])
     assert statuses == [("DELETED", 4)]
-    assert report.streams["campaigns"].deleted == 0 and report.streams["campaigns"].updated == 3
+    # read by updated_time: the campaign, its two ad sets and four ads (and their creatives), nothing else
+    assert [(report.streams[t].updated, report.streams[t].inserted, report.streams[t].deleted) for t in STRUCTURE] == [
+        (1, 0, 0), (2, 0, 0), (4, 0, 0), (4, 0, 0)]
     spend = ads.query(f"SELECT count(*) FROM {RAW}.ad_insights WHERE connection_id = ? AND campaign_id = ?",
                       [BERLIN, campaign])
     assert spend == [(4 * DAYS,)]
+
+
+def test_structure_is_read_by_updated_time_between_daily_full_listings(ads: AdsPlatform) -> None:
+    account = ads.account(BERLIN)
+    first = ads.sync(BERLIN)
+    assert [ads.server.http_requests[e] for e in STRUCTURE_EDGES] == [1, 1, 1, 1]
+    assert [(first.streams[t].inserted, first.streams[t].full_resync) for t in STRUCTURE] == [
+        (3, True), (6, True), (12, True), (12, True)]
+    ads.world.now += dt.timedelta(hours=1)
+    renamed = sorted(o.id for o in account.of_kind("ad"))[0]
+    account.rename_ad(renamed, "Winter offer")
+    added = account.add_ad(sorted(o.id for o in account.of_kind("adset"))[0], "Brand new ad")
+    ads.world.now += dt.timedelta(hours=1)
+    ads.server.reset_counts()
+    second = ads.sync(BERLIN)
+    # nothing re-listed: campaigns and ad sets answer empty, the ads listing brings the two ads, and the creatives
+    # come from one more ads listing with the creative expanded; the creatives edge is not read
+    assert [ads.server.http_requests[e] for e in STRUCTURE_EDGES] == [1, 1, 2, 0]
+    assert [(second.streams[t].inserted, second.streams[t].updated, second.streams[t].full_resync)
+            for t in STRUCTURE] == [(0, 0, False), (0, 0, False), (1, 1, False), (1, 1, False)]
+    assert_mirror(ads, BERLIN)
+    assert ads.query(f"SELECT creative_id FROM {RAW}.ads WHERE ad_id = ?", [added.id]) == [(f"7{added.id}",)]
+    active = next(o.id for o in account.of_kind("campaign") if o.status == "ACTIVE")
+    account.pause_campaign(active)  # its ad sets and ads turn CAMPAIGN_PAUSED; their updated_time stays
+    ads.world.now += dt.timedelta(hours=1)
+    third = ads.sync(BERLIN)
+    assert (third.streams["campaigns"].updated, third.streams["ads"].updated) == (1, 0)
+    stale = ads.query(f"SELECT count(*) FROM {RAW}.ads WHERE campaign_id = ? AND effective_status = 'ACTIVE'", [active])
+    assert stale == [(2,)]  # the two active ads of the campaign, until the next full listing
+    ads.world.now += dt.timedelta(days=1)
+    ads.server.reset_counts()
+    fourth = ads.sync(BERLIN)
+    assert [ads.server.http_requests[e] for e in STRUCTURE_EDGES] == [1, 1, 1, 1]
+    assert [(fourth.streams[t].updated, fourth.streams[t].full_resync) for t in STRUCTURE] == [
+        (3, True), (6, True), (13, True), (13, True)]
+    assert_mirror(ads, BERLIN)
+    assert ads.query(f"SELECT count(*) FROM {RAW}.ads WHERE campaign_id = ? AND effective_status = 'CAMPAIGN_PAUSED'",
+                     [active]) == [(2,)]
 
 
 def test_new_leads_arrive_incrementally_encrypted_per_person(ads: AdsPlatform) -> None:

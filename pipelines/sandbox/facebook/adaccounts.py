@@ -5,8 +5,8 @@ time zone and currency (one in JPY, which has no minor unit; one west of UTC), c
 creatives in every `effective_status` the source must keep (ACTIVE, PAUSED, ARCHIVED, DELETED), one insights
 row per ad and day in the account's time zone with actions and action values per attribution window, and
 lead forms with leads. Everything derives from the seed, so two builds are equal; tests then change the
-world between syncs (`late_conversions`, `delete_campaign`, `add_leads`, `rename_ad`) and compare what the
-source loaded with what "Ads Manager" (`ads_manager`) says.
+world between syncs (`late_conversions`, `delete_campaign`, `pause_campaign`, `rename_ad`, `add_ad`,
+`add_leads`) and compare what the source loaded with what "Ads Manager" (`ads_manager`) says.
 
 The clock (`World.now`, UTC) decides each account's "today" in its own time zone: insights exist up to and
 including that day, which is how the west-of-UTC day boundary is tested.
@@ -117,6 +117,11 @@ class AdAccount:
         return f"act_{self.account_id}"
 
     @property
+    def owner_user_id(self) -> str:
+        """The app-scoped id of the Facebook user whose token reaches the account (who connected it to GTG)."""
+        return f"10{int(self.account_id):013d}"
+
+    @property
     def minor_digits(self) -> int:
         """Digits after the decimal point of the currency (JPY has none)."""
         return 0 if self.currency in ("JPY", "KRW", "VND", "CLP", "ISK", "HUF", "TWD") else 2
@@ -159,16 +164,41 @@ class AdAccount:
         return changed
 
     def delete_campaign(self, campaign_id: str) -> None:
-        """Delete a campaign: it and everything under it turn DELETED (Graph keeps serving them)."""
-        self.objects[campaign_id].fields["effective_status"] = "DELETED"
-        self.objects[campaign_id].fields["status"] = "DELETED"
+        """Delete a campaign: it and everything under it turn DELETED (Graph keeps serving them), each with a
+        new `updated_time`."""
         for obj in self.objects.values():
-            if obj.fields.get("campaign_id") == campaign_id:
-                obj.fields["effective_status"] = "DELETED"
-                obj.fields["updated_time"] = _time(self.world.now)
+            if obj.id == campaign_id or obj.fields.get("campaign_id") == campaign_id:
+                if obj.id == campaign_id:
+                    obj.fields["status"] = "DELETED"
+                obj.fields.update(effective_status="DELETED", updated_time=_time(self.world.now))
+
+    def pause_campaign(self, campaign_id: str) -> None:
+        """Pause a campaign: its own `updated_time` moves; its ad sets and ads turn CAMPAIGN_PAUSED without
+        theirs moving (their own settings did not change), as at Meta: an `updated_time` filter misses them."""
+        self.objects[campaign_id].fields.update(status="PAUSED", effective_status="PAUSED",
+                                                updated_time=_time(self.world.now))
+        for obj in self.objects.values():
+            if obj.fields.get("campaign_id") == campaign_id and obj.status == "ACTIVE":
+                obj.fields["effective_status"] = "CAMPAIGN_PAUSED"
 
     def rename_ad(self, ad_id: str, name: str) -> None:
         self.objects[ad_id].fields.update(name=name, updated_time=_time(self.world.now))
+
+    def add_ad(self, adset_id: str, name: str) -> AdObject:
+        """A new ACTIVE ad (with its own new creative) in an ad set, created now."""
+        adset = self.objects[adset_id].fields
+        number = 1 + sum(1 for o in self.of_kind("ad") if o.fields["adset_id"] == adset_id)
+        ad_id, created = f"{adset_id[:-2]}{number:02d}", _time(self.world.now)
+        creative = f"7{ad_id}"
+        self.objects[creative] = AdObject(creative, "adcreative", {
+            "id": creative, "account_id": self.account_id, "name": f"Creative {ad_id}", "title": name,
+            "body": "Try GTG free for 30 days", "object_type": "SHARE", "status": "ACTIVE",
+            "call_to_action_type": "SIGN_UP"})
+        self.objects[ad_id] = AdObject(ad_id, "ad", {
+            "id": ad_id, "account_id": self.account_id, "campaign_id": adset["campaign_id"], "adset_id": adset_id,
+            "name": name, "status": "ACTIVE", "effective_status": "ACTIVE", "creative": {"id": creative},
+            "created_time": created, "updated_time": created})
+        return self.objects[ad_id]
 
     def add_leads(self, count: int, seed: int, at: dt.datetime | None = None) -> list[Lead]:
         """New leads (created at `at`, default now) spread over the account's forms."""

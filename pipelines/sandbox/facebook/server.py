@@ -6,9 +6,12 @@ exercised over real HTTP. The access token (`access_token` query parameter, as t
 ad account; any API version prefix (`/v26.0`) is accepted.
 
 Served, as the SDK calls it:
+  GET  /me                                the token's user: its app-scoped id (who connected the account)
   GET  /act_ID/                           the ad account (currency, timezone_name, ...)
   GET  /act_ID/campaigns|adsets|ads|adcreatives   structure, cursor-paged (`limit` <= 500, `after`);
                                           DELETED and ARCHIVED objects only when `effective_status` lists them
+                                          (parameter or `filtering`); `filtering` on `<kind>.updated_time`;
+                                          field expansion (`creative{name,title}`)
   GET  /act_ID/insights                   synchronous insights (level=ad, time_increment=1, time_range,
                                           action_attribution_windows), paged
   POST /act_ID/insights                   an async report run -> {"report_run_id"}
@@ -105,6 +108,7 @@ class FacebookServer(SandboxServer):
             return Route(method, re.compile(_V + pattern + "/?"), endpoint, handler)
 
         return [
+            route("GET", "/me", "me", self._me),
             route("GET", f"/{_ACT}", "account", self._account),
             *(route("GET", f"/{_ACT}/{edge}", edge, self._structure) for edge in _EDGE_KINDS),
             route("GET", f"/{_ACT}/insights", "insights", self._insights_sync),
@@ -193,20 +197,38 @@ class FacebookServer(SandboxServer):
             raise ProviderError(self.not_found(request))
         return account
 
+    def _me(self, request: Request) -> Response:
+        """The token's user, app-scoped (the id Meta's data-deletion callback names)."""
+        if request.account is None:
+            raise ProviderError(self.unauthenticated())
+        return Response.json(_selected({"id": request.account.owner_user_id, "name": "Sandbox advertiser"}, request))
+
     def _account(self, request: Request) -> Response:
         account = self._own_account(request)
         return Response.json(_selected(account.graph_fields(), request))
 
     def _structure(self, request: Request) -> Response:
+        """An edge's objects: hidden statuses only when asked for (the `effective_status` parameter or a
+        `filtering` condition `<kind>.effective_status IN [...]`), and with `<kind>.updated_time GREATER_THAN
+        <unix time>` only those updated later."""
         account = self._own_account(request)
-        edge = request.path.rstrip("/").rsplit("/", 1)[1]
-        wanted = _json_arg(request, "effective_status")
-        objects = sorted(account.of_kind(_EDGE_KINDS[edge]), key=lambda o: o.id)
-        if wanted is not None:
-            objects = [o for o in objects if o.status in wanted]
-        else:
-            objects = [o for o in objects if o.status not in _HIDDEN_UNLESS_ASKED]
-        return self._page(request, [_selected(o.fields, request) for o in objects])
+        kind = _EDGE_KINDS[request.path.rstrip("/").rsplit("/", 1)[1]]
+        wanted, updated_after = _json_arg(request, "effective_status"), None
+        for condition in _json_arg(request, "filtering") or []:
+            field, operator, value = (condition.get(k) for k in ("field", "operator", "value"))
+            if (field, operator) == (f"{kind}.effective_status", "IN"):
+                wanted = value
+            elif (field, operator) == (f"{kind}.updated_time", "GREATER_THAN"):
+                updated_after = int(value)
+            else:
+                raise ProviderError(graph_error(400, 100, f"(#100) Filtering field {field} with operation "
+                                                          f"{operator} is not supported"))
+        objects = sorted(account.of_kind(kind), key=lambda o: o.id)
+        objects = [o for o in objects if o.status in wanted] if wanted is not None else \
+            [o for o in objects if o.status not in _HIDDEN_UNLESS_ASKED]
+        if updated_after is not None:
+            objects = [o for o in objects if _unix(o.fields["updated_time"]) > updated_after]
+        return self._page(request, [_selected(o.fields, request, account.objects) for o in objects])
 
     def _pages(self, request: Request) -> Response:
         account = self._own_account(request)
@@ -343,10 +365,41 @@ class FacebookServer(SandboxServer):
         return Response.json(body)
 
 
-def _selected(fields: dict[str, Any], request: Request) -> dict[str, Any]:
-    """The fields the request names (and the id), as Graph answers."""
-    wanted = {f for f in (request.arg("fields") or "").split(",") if f}
-    return {k: v for k, v in fields.items() if k == "id" or k in wanted} if wanted else {"id": fields["id"]}
+def _selected(fields: dict[str, Any], request: Request, objects: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The fields the request names (and the id), as Graph answers; `creative{name,title}` expands the
+    object a field refers to (looked up in `objects`) to the fields in braces."""
+    return _pick(fields, _field_list(request.arg("fields") or ""), objects or {})
+
+
+def _pick(fields: dict[str, Any], wanted: dict[str, str | None], objects: dict[str, Any]) -> dict[str, Any]:
+    out = {"id": fields["id"]}
+    for name, sub in wanted.items():
+        value = fields.get(name)
+        if name not in fields:
+            continue
+        if sub is not None and isinstance(value, dict) and value.get("id") in objects:
+            value = _pick(objects[value["id"]].fields, _field_list(sub), objects)
+        out[name] = value
+    return out
+
+
+def _field_list(text: str) -> dict[str, str | None]:
+    """Graph's field syntax `a,b,c{d,e}` as {name: sub-fields in braces or None}, split at top-level commas."""
+    out: dict[str, str | None] = {}
+    depth, start = 0, 0
+    for i, char in enumerate(text + ","):
+        depth += {"{": 1, "}": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            item = text[start:i].strip()
+            if item:
+                name, _, sub = item.partition("{")
+                out[name] = sub[:-1] if sub else None
+            start = i + 1
+    return out
+
+
+def _unix(graph_time: str) -> int:
+    return int(dt.datetime.strptime(graph_time, "%Y-%m-%dT%H:%M:%S%z").timestamp())
 
 
 def _json_arg(request: Request, name: str) -> Any:
