@@ -131,14 +131,15 @@ def _holding_warehouse(what: str):
 
 
 def _execute(instance, job_name: str, partition_key: str | None = None):
-    """Execute a job in this process under the warehouse lock, its run tagged with this process's pid (so a later
-    process can tell the run was abandoned if this one is killed); warnings and errors only on the console."""
+    """Execute a job in this process under the warehouse lock, as a run of the code location `dagster dev` loads
+    (so the UI re-executes it like any other run), tagged with this process's pid (so a later process can tell
+    the run was abandoned if this one is killed); warnings and errors only on the console."""
     from assets.runs import process_tags
-    from definitions import defs
+    from assets.workspace_runs import workspace_repository
 
     with _holding_warehouse(f"{job_name} {partition_key}" if partition_key else job_name):
-        return defs.resolve_job_def(job_name).execute_in_process(
-            instance=instance, partition_key=partition_key, tags=process_tags(), raise_on_error=False,
+        return workspace_repository().execute(
+            instance, job_name, partition_key, tags=process_tags(),
             run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}})
 
 

@@ -46,7 +46,7 @@ def check_name(key: AssetCheckKey) -> str:
 
 def _existing() -> dict[str, AssetCheckKey]:
     """Every check of the code location, by evidence name (this asset's own check left out). Read from the one
-    Definitions (which imports this module, so only at run time): a run executed in process has no repository."""
+    Definitions (which imports this module, so only at run time), the same whoever executes the run."""
     from definitions import defs
 
     keys = defs.resolve_asset_graph().asset_check_keys

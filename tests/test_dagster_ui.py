@@ -287,7 +287,7 @@ query Workspace {
             name
             repositories {
               name
-              jobs { name }
+              jobs { name pipelineSnapshotId }
               sensors { name defaultStatus targets { pipelineName } }
               assetNodes {
                 assetKey { path }
@@ -515,6 +515,45 @@ def test_cli_runs_are_visible_as_successful_runs(dagster_ui: DagsterUI) -> None:
         assert runs_by_day[tags["dagster/partition"]] == run["runId"]
 
 
+ORIGINS_QUERY = """
+query Origins($runIds: [String!]) {
+  runsOrError(filter: {runIds: $runIds}) {
+    __typename
+    ... on Runs { results { runId jobName pipelineSnapshotId repositoryOrigin { repositoryLocationName repositoryName } } }
+  }
+}
+"""
+
+
+def _cli_run_ids(cli: CliRun) -> dict[str, str]:
+    """Every run the CLI printed (`<job>: run <id> ...` and `  <day or connection>: run <id> ...`), by id: its job."""
+    jobs, job = {}, None
+    for line in cli.result.stdout.splitlines():
+        if not line.startswith(" ") and ":" in line:
+            job = line.split(":", 1)[0]
+        if found := re.search(r": run ([0-9a-f-]{36}) ", line):
+            jobs[found[1]] = job
+    return jobs
+
+
+def test_cli_runs_carry_the_origin_and_snapshot_the_webserver_loads(dagster_ui: DagsterUI) -> None:
+    """The UI re-executes a run without a warning when the run's repository origin names a loaded repository
+    and its snapshot is the one the repository holds now (`useJobAvailabilityErrorForRun`, match
+    'origin-and-snapshot'): every run `cli run` started is such a run."""
+    printed = _cli_run_ids(dagster_ui.cli)
+    assert set(printed.values()) == {JOB, *MAIL_CONNECTIONS, "facebook_ads_sync_job", "google_ads_sync_job",
+                                     "linkedin_ads_sync_job", "crm_app_sync_job", "contact_uploads_job",
+                                     "analytics_job", *PRIVACY_JOBS, "policy_evidence_job"}, printed
+    assert list(printed.values()).count(JOB) == DAYS
+    snapshots = {j["name"]: j["pipelineSnapshotId"] for j in dagster_ui.repository()["jobs"]}
+    runs = dagster_ui.query(ORIGINS_QUERY, {"runIds": list(printed)})["runsOrError"]
+    assert runs["__typename"] == "Runs", runs
+    assert {r["runId"]: r["jobName"] for r in runs["results"]} == printed
+    for run in runs["results"]:
+        assert run["repositoryOrigin"] == {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY}, run
+        assert run["pipelineSnapshotId"] == snapshots[run["jobName"]], run
+
+
 MATERIALIZATIONS_QUERY = """
 query Materializations($path: [String!]!, $before: String!, $limit: Int!) {
   assetOrError(assetKey: {path: $path}) {
@@ -688,3 +727,30 @@ def test_browser_renders_the_policy_evidence_with_every_promise_kept(browser: Br
     assert html_page.locator("tbody tr").count() == PROMISES
     assert html_page.locator("tbody tr.kept").count() == PROMISES
     assert html_page.locator("tbody tr.not-yet-evidenced").count() == 0
+
+
+# The Dagster UI's warnings on the re-execute button of a run it cannot tie to the loaded job
+# (dagster-webserver's useJobAvailabilityErrorForRun.tsx): the icon, and the texts of its tooltip.
+REEXECUTE_WARNINGS = ("may be a different version from the original pipeline run",
+                      "may be different than the one used for the original run",
+                      "from a different code location", "is not available in your definitions")
+
+
+def test_browser_reexecutes_a_cli_run_without_a_version_warning(browser: Browser, cli_run: CliRun) -> None:
+    """The run page of a `cli run` run (a day of the events, the evidence) offers re-execution with no warning
+    icon on the button and no warning in its tooltip."""
+    printed = _cli_run_ids(cli_run)
+    (evidence_run,) = [run for run, job in printed.items() if job == "policy_evidence_job"]
+    for run_id in (cli_run.day_runs[0][1], evidence_run):
+        page = browser.open(f"/runs/{run_id}", "Re-execute")
+        button = page.locator("button", has_text="Re-execute").first
+        # Disabled (with an error icon) until the workspace is loaded in the page, when the run is matched.
+        deadline = time.monotonic() + PAGE_TIMEOUT_MS / 1000
+        while button.is_disabled() and time.monotonic() < deadline:
+            page.wait_for_timeout(250)
+        assert button.is_enabled(), run_id
+        assert button.locator('[role="img"][aria-label="warning"], [role="img"][aria-label="error"]').count() == 0
+        button.hover()
+        page.wait_for_timeout(500)  # a tooltip opens after a short delay
+        text = page.inner_text("body")
+        assert [w for w in REEXECUTE_WARNINGS if w in text] == [], run_id
