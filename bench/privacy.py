@@ -12,7 +12,9 @@ the warehouse, keys and landing files, so runs never see each other's changes. O
                time, beside the floor: the same anonymisation as one bare DuckDB UPDATE on a copy of the
                table (no identifying-rows filter, no key destruction, no audit). Target: within 1.5x.
 2. erasure   - `process_pending` with one erasure request, then with `--people` requests in one batch
-               (the people with the most events), after the policy's `[[landed]]` sweep ran as the daily
+               (the people with the most events), alternately `--rounds` times each (the fastest of each
+               counts; the CPU seconds of the process, which other work on the machine disturbs less, are
+               printed beside), after the policy's `[[landed]]` sweep ran as the daily
                retention run does the morning after the last arrival day (02:30 UTC): files past their replay
                window are in the encrypted archive (erasure reaches them by destroying keys) and only files
                still in the window are scrubbed. Then one person again with the last arrival day's files put
@@ -145,21 +147,42 @@ def _erase(swept: Path, out: Path, people: list[tuple[str, str]], tag: str,
     for ws, user_id in people:
         inbox.submit(Request("erasure", ws, "user_id", user_id))
     with open_keyring(run) as cipher, duckdb.connect(str(run / "warehouse.duckdb")) as con:
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         report = process_pending(con, cipher, inbox, AuditLog.of(run / "privacy" / "audit.jsonl", cipher),
                                  exports_dir=run / "exports", landing_urls={"usage_events": str(run / "landing")})
-        seconds = time.perf_counter() - start
+        seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     shutil.rmtree(run, ignore_errors=True)
-    return {"people": len(people), "seconds": seconds, "completed": report.count("completed"),
+    return {"people": len(people), "seconds": seconds, "cpu_seconds": cpu_seconds,
+            "completed": report.count("completed"),
             "rows": sum(report.rows_by_table.values()), "keys_destroyed": report.keys_destroyed,
             "landing_lines_removed": report.landing_lines_removed,
             "landing_files_rewritten": report.landing_files_rewritten}
+
+
+def _erase_rounds(swept: Path, out: Path, people: list[tuple[str, str]], rounds: int
+                  ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One person and the whole batch, erased alternately `rounds` times each: the fastest run of each counts
+    (the least disturbed by other work on the machine), with the lowest CPU time of each beside it and every
+    run's figures kept."""
+    runs: dict[str, list[dict[str, Any]]] = {"1": [], "many": []}
+    for _ in range(rounds):
+        runs["1"].append(_erase(swept, out, people[:1], "1"))
+        runs["many"].append(_erase(swept, out, people, str(len(people))))
+    best = []
+    for results in runs.values():
+        best.append({**min(results, key=lambda r: r["seconds"]),
+                     "cpu_seconds": min(r["cpu_seconds"] for r in results),
+                     "all_seconds": [round(r["seconds"], 3) for r in results],
+                     "all_cpu_seconds": [round(r["cpu_seconds"], 3) for r in results]})
+    return best[0], best[1]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.privacy", description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=5_000_000)
     parser.add_argument("--people", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=ROUNDS,
+                        help="erasures of one person and of the batch, alternating (best of each counts)")
     parser.add_argument("--out", type=Path, default=Path("bench/out"))
     args = parser.parse_args(argv)
     landing, base = ensure_warehouse(args.out, args.events)
@@ -168,9 +191,9 @@ def main(argv: list[str] | None = None) -> int:
     lifecycle = lifecycle_base(base, landing)
     swept = lifecycle.pop("swept")
     people = _top_people(landing, args.people)
-    one = _erase(swept, args.out, people[:1], "1")
-    many = _erase(swept, args.out, people, str(len(people)))
+    one, many = _erase_rounds(swept, args.out, people, args.rounds)
     erasure_ratio = many["seconds"] / one["seconds"]
+    cpu_ratio = many["cpu_seconds"] / one["cpu_seconds"]
     day = lifecycle.pop("day_files")
     late = _erase(swept, args.out, people[:1], "1-day-in-clear", day)
 
@@ -188,18 +211,22 @@ def main(argv: list[str] | None = None) -> int:
           f"{lifecycle['archived']} archived, {lifecycle['files_in_clear']} in the clear "
           f"(sweep now: {lifecycle['files_archived_now']} files in {lifecycle['sweep_s']:.1f} s, not measured)")
     for r in (one, many):
-        print(f"erasure of {r['people']:>5} people: {r['seconds']:.2f} s, {r['rows']} rows, {r['keys_destroyed']} keys, "
-              f"{r['landing_lines_removed']} landed lines in {r['landing_files_rewritten']} files")
+        print(f"erasure of {r['people']:>5} people: {r['seconds']:.2f} s ({r['cpu_seconds']:.2f} CPU s; runs "
+              f"{', '.join(f'{s:.2f}' for s in r['all_seconds'])} s, "
+              f"{', '.join(f'{s:.2f}' for s in r['all_cpu_seconds'])} CPU s), {r['rows']} rows, "
+              f"{r['keys_destroyed']} keys, {r['landing_lines_removed']} landed lines in "
+              f"{r['landing_files_rewritten']} files")
     print(f"erasure of one person: {one['seconds']:.2f} s "
           f"(target <= {ERASURE_ONE_TARGET_S:.0f} s: {verdict(one['seconds'] <= ERASURE_ONE_TARGET_S)})")
-    print(f"erasure batch / single: {erasure_ratio:.2f}x "
-          f"(target <= {ERASURE_RATIO_TARGET}x: {verdict(erasure_ratio <= ERASURE_RATIO_TARGET)})")
+    print(f"erasure batch / single: {erasure_ratio:.2f}x (in CPU time {cpu_ratio:.2f}x; best of {args.rounds} "
+          f"alternating runs each) (target <= {ERASURE_RATIO_TARGET}x: {verdict(erasure_ratio <= ERASURE_RATIO_TARGET)})")
     print(f"erasure of one person before the night's sweep ({len(day)} files of the last arrival day, "
           f"{lifecycle['day_bytes'] / 1e6:.0f} MB, in the clear): {late['seconds']:.2f} s, "
           f"{late['landing_lines_removed']} landed lines in {late['landing_files_rewritten']} files "
           f"(target <= {ERASURE_ONE_TARGET_S:.0f} s: {verdict(late['seconds'] <= ERASURE_ONE_TARGET_S)})")
     result = {"load_average": load, "retention": retention, "lifecycle": lifecycle, "erasure_one": one,
-              "erasure_many": many, "erasure_ratio": erasure_ratio, "erasure_one_day_in_clear": late}
+              "erasure_many": many, "erasure_ratio": erasure_ratio, "erasure_cpu_ratio": cpu_ratio,
+              "erasure_one_day_in_clear": late}
     (args.out / "privacy-result.json").write_text(json.dumps(result, indent=1, default=str))
     return 0
 
