@@ -7,7 +7,9 @@ a second copy: the filesystem needs no deduplication after recovery.
 
 Readers that speak DuckDB (a source's exactly-once ledger, its duplicate check, the asset checks) keep working
 unchanged: the warehouse file becomes a catalog of views, one per table folder, each reading that folder's
-Parquet files (`refresh_catalog`). The views glob the folder at query time, so files loaded since the last
+Parquet files (`refresh_catalog`). The SQL models Spark builds are table folders too (`<lake>/<schema>/<model>/`),
+so their checks and the analysts' snapshot read them through the same catalog; their partition folders
+(`session_date=...`) are columns, whereas dlt's `day=` folders are storage only. The views glob the folder at query time, so files loaded since the last
 refresh are seen; only a table's first files need a refresh, which every pipeline and connection does first.
 """
 
@@ -64,13 +66,26 @@ def files(table_dir: Path) -> list[Path]:
     return sorted(table_dir.rglob("*.parquet"))
 
 
-def scan_sql(table_dir: Path, with_filename: bool = False) -> str:
-    """DuckDB's read of one table folder: the partition folder is storage, not a column (the DuckDB backend's
-    table has no `day`), and files written before a column was added read it as NULL; `with_filename` adds
-    each row's file as `filename`."""
+def partition_columns(table_dir: Path) -> bool:
+    """Whether the folder's partition folders are columns: Spark's partitioned models (`session_date=...`), not
+    dlt's storage-only `day=` folders."""
+    return any(p.is_dir() and "=" in p.name and not p.name.startswith(f"{PARTITION}=") for p in table_dir.iterdir())
+
+
+def scan_sql(table_dir: Path, with_filename: bool = False, extra: str = "") -> str:
+    """DuckDB's read of one table folder: dlt's partition folder is storage, not a column (the DuckDB backend's
+    table has no `day`), a model's partition folders are its key column, and files written before a column was
+    added read it as NULL; `with_filename` adds each row's file as `filename`, `extra` more read options."""
     pattern = literal(str(table_dir.resolve() / "**" / "*.parquet"))
-    return (f"read_parquet({pattern}, hive_partitioning = false, union_by_name = true"
-            f"{', filename = true' if with_filename else ''})")
+    return (f"read_parquet({pattern}, hive_partitioning = {str(partition_columns(table_dir)).lower()}, "
+            f"union_by_name = true{', filename = true' if with_filename else ''}{extra})")
+
+
+def register(con: duckdb.DuckDBPyConnection, table: str, folder: Path) -> None:
+    """The catalog's view of one lake table (`dataset.table`) reading `folder`."""
+    dataset, name = table.split(".", 1)
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {ident(dataset)}; "
+                f"CREATE OR REPLACE VIEW {ident(dataset)}.{ident(name)} AS SELECT * FROM {scan_sql(folder)}")
 
 
 def refresh_catalog(warehouse_path: str | Path) -> list[str]:
@@ -81,7 +96,5 @@ def refresh_catalog(warehouse_path: str | Path) -> list[str]:
     Path(warehouse_path).parent.mkdir(parents=True, exist_ok=True)
     with duckdb.connect(str(warehouse_path)) as con:
         for table, folder in tables.items():
-            dataset, name = table.split(".", 1)
-            con.execute(f"CREATE SCHEMA IF NOT EXISTS {ident(dataset)}; "
-                        f"CREATE OR REPLACE VIEW {ident(dataset)}.{ident(name)} AS SELECT * FROM {scan_sql(folder)}")
+            register(con, table, folder)
     return list(tables)
