@@ -147,13 +147,22 @@ def build_on_lakehouse(con: duckdb.DuckDBPyConnection, warehouse_path: str | Pat
         rows = con.execute(f"SELECT count(*) FROM {model.table}").fetchone()[0]
     else:
         spark = spark_session.session()
-        register_sources(spark, lake, sources)
+        register_sources(spark, lake, {t: sources[t] for t in _sources_read(model, models, sources)})
         _register_upstream(spark, lake, model, models, sources, loaded)
         frame = spark.sql(spark_sql(model, variables(), missing, sources))
         rows = _store(spark, lake, model, frame).count()
         storage.register(con, model.table, lake / model.schema / model.name)
     return {"mode": "full", "since": FULL_BUILD_SINCE, "rows": rows, "engine": "spark" if model.materialized != "view"
             else "duckdb view", **({"waiting_for": missing} if missing else {})}
+
+
+def _sources_read(model: Model, models: dict[str, Model], sources: dict[str, dict[str, Any]]) -> set[str]:
+    """The loaded tables the model reads itself or through the views it reads (a stored model is read as built)."""
+    found = {t for t in model.depends_on if t in sources}
+    for table in model.depends_on:
+        if table in models and models[table].materialized == "view":
+            found |= _sources_read(models[table], models, sources)
+    return found
 
 
 def _register_upstream(spark: SparkSession, lake: Path, model: Model, models: dict[str, Model],

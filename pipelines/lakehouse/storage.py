@@ -50,15 +50,22 @@ def destination(warehouse_path: str | Path, day: dt.date | None = None) -> dlt.d
 
 
 def table_dirs(root: Path) -> dict[str, Path]:
-    """`dataset.table` → folder, for every table folder of the lake holding at least one Parquet file."""
+    """`dataset.table` → folder, for every table folder of the lake holding at least one Parquet file, and dlt's
+    own tables (`_dlt_version`, `_dlt_loads`: JSON lines), which say what each table declares and when loads
+    completed."""
     found: dict[str, Path] = {}
     if not root.is_dir():
         return found
     for dataset in sorted(p for p in root.iterdir() if p.is_dir()):
         for table in sorted(p for p in dataset.iterdir() if p.is_dir()):
-            if next(table.rglob("*.parquet"), None) is not None:
+            if next(table.rglob("*.parquet"), None) is not None or _json_lines(table):
                 found[f"{dataset.name}.{table.name}"] = table
     return found
+
+
+def _json_lines(table_dir: Path) -> bool:
+    """Whether the folder is one of dlt's own tables, which the filesystem destination writes as JSON lines."""
+    return table_dir.name.startswith("_dlt") and next(table_dir.glob("*.jsonl"), None) is not None
 
 
 def files(table_dir: Path) -> list[Path]:
@@ -72,13 +79,15 @@ def partition_columns(table_dir: Path) -> bool:
     return any(p.is_dir() and "=" in p.name and not p.name.startswith(f"{PARTITION}=") for p in table_dir.iterdir())
 
 
-def scan_sql(table_dir: Path, with_filename: bool = False, extra: str = "") -> str:
+def scan_sql(table_dir: Path, with_filename: bool = False) -> str:
     """DuckDB's read of one table folder: dlt's partition folder is storage, not a column (the DuckDB backend's
     table has no `day`), a model's partition folders are its key column, and files written before a column was
-    added read it as NULL; `with_filename` adds each row's file as `filename`, `extra` more read options."""
+    added read it as NULL; `with_filename` adds each row's file as `filename`."""
+    if _json_lines(table_dir):
+        return f"read_json({literal(str(table_dir.resolve() / '*.jsonl'))}, format = 'newline_delimited')"
     pattern = literal(str(table_dir.resolve() / "**" / "*.parquet"))
     return (f"read_parquet({pattern}, hive_partitioning = {str(partition_columns(table_dir)).lower()}, "
-            f"union_by_name = true{', filename = true' if with_filename else ''}{extra})")
+            f"union_by_name = true{', filename = true' if with_filename else ''})")
 
 
 def register(con: duckdb.DuckDBPyConnection, table: str, folder: Path) -> None:
