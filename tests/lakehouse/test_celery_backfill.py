@@ -38,9 +38,9 @@ def _stored_events(platform: Platform) -> dict[str, dict[str, object]]:
     """Every stored event by id: each column as stored, ciphertext decrypted (two encryptions of one value
     differ), the landed file relative to the platform's landing folder; dlt's own columns left out."""
     with duckdb.connect(str(platform.warehouse), read_only=True) as con:
-        found = con.execute(f"SELECT * EXCLUDE (_dlt_load_id, _dlt_id) FROM {EVENTS}")
+        found = con.execute(f"SELECT * FROM {EVENTS}")
         columns = [d[0] for d in found.description]
-        rows = [dict(zip(columns, row)) for row in found.fetchall()]
+        rows = [{c: v for c, v in zip(columns, row) if not c.startswith("_dlt")} for row in found.fetchall()]
     landing = f"{platform.landing.resolve().as_uri()}/"
     by_workspace: dict[str, list[dict]] = {}
     for row in rows:
@@ -124,9 +124,13 @@ def workers(broker: str, tmp_path: Path, generated_days: tuple[Platform, Platfor
 
 @pytest.fixture
 def generated_days(platform: Platform, tmp_path: Path) -> tuple[Platform, Platform]:
-    """Seven landed days, twice (the serial platform and the Celery one)."""
+    """Seven landed days, twice (the serial platform and the Celery one), with the same keys: each workspace's
+    key is made before the copy, so both give the same blind indexes and subject references."""
     stats = platform.generate(days=7, events=3500, file_events=500)
     platform.stats = stats
+    with platform.keyring() as cipher:
+        for workspace in platform.known_workspaces():
+            cipher.blind_index(workspace, ["-"], kind="user.unique_id")
     return platform, twin(platform, tmp_path / "celery")
 
 
