@@ -29,10 +29,11 @@ from dagster import (
 )
 
 from assets.catalog_specs import PII_TAG
+from assets.spark_models import build_on_lakehouse
 from assets.sql_models import Model, build, failing_rows_sql, load_models, readable_personal_data, check_name
 from pipelines.catalog import ASSET_OF_TABLE, DECLARED_TABLES
 from pipelines.privacy.categories import CATEGORY_HINT
-from pipelines.warehouse import publish_snapshot
+from pipelines.warehouse import backend, publish_snapshot
 from resources.warehouse import WAREHOUSE_POOL, WarehouseResource
 
 MODELS = load_models(set(DECLARED_TABLES))
@@ -66,12 +67,14 @@ def _check_specs(model: Model) -> list[AssetCheckSpec]:
     return specs
 
 
-def _model_asset(model: Model) -> AssetsDefinition:
+def _model_asset(model: Model, on_spark: bool) -> AssetsDefinition:
+    """The model's asset; `on_spark` (the lakehouse backend) builds it with Spark over the lake
+    (`assets.spark_models`) under the same key, with the same checks run the same way on what Spark stored."""
     @asset(
         key=[model.schema, model.name],
         deps=[model_key(t) for t in model.depends_on],
         group_name=GROUP,
-        kinds={"duckdb", "sql"},
+        kinds={"spark", "sql"} if on_spark else {"duckdb", "sql"},
         pool=WAREHOUSE_POOL,
         description=model.description,
         check_specs=_check_specs(model),
@@ -82,7 +85,10 @@ def _model_asset(model: Model) -> AssetsDefinition:
     )
     def build_model(context: AssetExecutionContext, config: BuildConfig, warehouse: WarehouseResource):
         with warehouse.connect(read_only=False) as con:
-            done = build(con, model, config.full_refresh, DECLARED_TABLES)
+            if on_spark:  # a full build always: `full_refresh` changes nothing there
+                done = build_on_lakehouse(con, warehouse.path, model, MODELS, DECLARED_TABLES)
+            else:
+                done = build(con, model, config.full_refresh, DECLARED_TABLES)
             yield MaterializeResult(metadata={**{k: v for k, v in done.items() if k != "waiting_for"},
                                               "columns": len(model.columns),
                                               "dagster/row_count": done["rows"],
@@ -110,7 +116,12 @@ def _built_schema(con, model: Model) -> TableSchema:
                                 for name, type in types])
 
 
-MODEL_ASSETS = [_model_asset(model) for model in MODELS.values()]
+def model_assets(on_spark: bool) -> list[AssetsDefinition]:
+    """One asset per model, built by DuckDB or (the lakehouse) by Spark."""
+    return [_model_asset(model, on_spark) for model in MODELS.values()]
+
+
+MODEL_ASSETS = model_assets(backend() == "lakehouse")
 
 
 @asset(

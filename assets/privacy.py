@@ -50,6 +50,7 @@ from resources.warehouse import WAREHOUSE_POOL, WarehouseResource
 
 # What the policy governs: every table the sources load, and the SQL models holding pseudonymous keys.
 DERIVED_TABLES = pseudonymous_tables(MODELS)
+GOVERNED_TABLES = [*DECLARED_TABLES, *DERIVED_TABLES]
 POLICY = load_policy({**DECLARED_TABLES, **DERIVED_TABLES})
 GROUP = "privacy"
 REQUESTS_KEY = AssetKey(["privacy", "data_subject_requests"])
@@ -115,7 +116,7 @@ def _retention_asset(rule: Rule) -> AssetsDefinition:
             return MaterializeResult(metadata={
                 "preview": True, "action": rule.action, "keep_days": rule.keep_days,
                 "cutoff": str(cutoff(rule, now)), "rows_that_would_expire": found})
-        with keyring.open() as cipher, warehouse.connect(read_only=False) as con:
+        with keyring.open() as cipher, warehouse.connect(read_only=False, changing=[rule.table]) as con:
             result = run_rule(con, rule, cipher, privacy.audit(cipher), now, DERIVED_TABLES)
             # The analysts' copy is governed too: republished while it holds what the rule just expired (a
             # rerun after a kill between the two finds it still there and republishes).
@@ -234,7 +235,7 @@ def data_subject_requests(
 ) -> MaterializeResult:
     inbox = privacy.inbox()
     snapshot = snapshot_path(warehouse)
-    with keyring.open() as cipher, warehouse.connect(read_only=False) as con:
+    with keyring.open() as cipher, warehouse.connect(read_only=False, changing=GOVERNED_TABLES) as con:
         if any(r["request_type"] != "access" for r in inbox.pending()):
             model_loads.forget(con)  # rows change without a load: the next analytics build is a full one
         report = process_pending(con, cipher, inbox, privacy.audit(cipher), exports_dir=Path(privacy.exports_dir),

@@ -18,8 +18,16 @@ what Spark lacks, and written as Spark SQL:
 Sources not loaded yet read as empty, typed from their declaration (as on DuckDB: `sql_models._bound_sql`).
 
 Tables (and incremental models) are written as Parquet under `<lake>/<schema>/<model>/` (incremental ones
-partitioned by their key, replaced with Spark's dynamic partition overwrite); views stay views. Each model is
+partitioned by their key); a build is a full one, so every partition is replaced (static overwrite: a day no
+longer in the result, one retention deleted say, leaves with the rest). Views stay views. Each model is
 registered as a view for the models after it.
+
+As Dagster assets (`build_on_lakehouse`, called by `assets.analytics` when the backend is the lakehouse) each model
+is its own step, possibly in another process than the models it reads (a Celery worker): the step registers its
+sources from the lake and the models it reads from their stored Parquet (views by their SQL), builds, and
+registers what it stored in the warehouse catalog, where the model's checks and the analysts' snapshot read it
+with DuckDB as on the DuckDB backend. A view model becomes a DuckDB view in the catalog (its DuckDB SQL over the
+catalog's views) for the same readers.
 """
 
 from __future__ import annotations
@@ -27,12 +35,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import duckdb
+import pyarrow.parquet as pq
 import sqlglot
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.pandas.types import to_arrow_schema
 from sqlglot import exp
 
 from assets.sql_models import FULL_BUILD_SINCE, Model, _bound_sql, build_order
+from pipelines.lakehouse import spark as spark_session
 from pipelines.lakehouse import storage
+
+# The file an empty partitioned model is stored as: Spark writes no file at all for it, and a reader needs the
+# columns and their types.
+EMPTY_FILE = "part-00000-empty.parquet"
 
 
 def view_name(table: str) -> str:
@@ -118,15 +134,67 @@ def build_all(spark: SparkSession, lake: Path, models: dict[str, Model],
     return built
 
 
+def build_on_lakehouse(con: duckdb.DuckDBPyConnection, warehouse_path: str | Path, model: Model,
+                       models: dict[str, Model], sources: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Build one model over the lake as a Dagster step does (see the module's docstring) and make it readable
+    through `con`, the warehouse catalog held for writing; returns what it did, as `sql_models.build` does."""
+    lake = storage.lake_root(warehouse_path)
+    loaded = storage.table_dirs(lake)
+    missing = [t for t in model.depends_on if t in sources and t not in loaded]
+    if model.materialized == "view":
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {model.schema}; "
+                    f"CREATE OR REPLACE VIEW {model.table} AS {_bound_sql(model, missing, sources)}")
+        rows = con.execute(f"SELECT count(*) FROM {model.table}").fetchone()[0]
+    else:
+        spark = spark_session.session()
+        register_sources(spark, lake, {t: sources[t] for t in _sources_read(model, models, sources)})
+        _register_upstream(spark, lake, model, models, sources, loaded)
+        frame = spark.sql(spark_sql(model, variables(), missing, sources))
+        rows = _store(spark, lake, model, frame).count()
+        storage.register(con, model.table, lake / model.schema / model.name)
+    return {"mode": "full", "since": FULL_BUILD_SINCE, "rows": rows, "engine": "spark" if model.materialized != "view"
+            else "duckdb view", **({"waiting_for": missing} if missing else {})}
+
+
+def _sources_read(model: Model, models: dict[str, Model], sources: dict[str, dict[str, Any]]) -> set[str]:
+    """The loaded tables the model reads itself or through the views it reads (a stored model is read as built)."""
+    found = {t for t in model.depends_on if t in sources}
+    for table in model.depends_on:
+        if table in models and models[table].materialized == "view":
+            found |= _sources_read(models[table], models, sources)
+    return found
+
+
+def _register_upstream(spark: SparkSession, lake: Path, model: Model, models: dict[str, Model],
+                       sources: dict[str, dict[str, Any]], loaded: dict[str, Path]) -> None:
+    """Register the models `model` reads: stored ones from their Parquet, views by their SQL (their own upstream
+    first). A stored model not built yet stops the build with its name: Dagster builds it first."""
+    for table in model.depends_on:
+        if table not in models:
+            continue
+        upstream = models[table]
+        if upstream.materialized == "view":
+            _register_upstream(spark, lake, upstream, models, sources, loaded)
+            missing = [t for t in upstream.depends_on if t in sources and t not in loaded]
+            spark.sql(spark_sql(upstream, variables(), missing, sources)).createOrReplaceTempView(view_name(table))
+            continue
+        folder = lake / upstream.schema / upstream.name
+        if not folder.is_dir() or not storage.files(folder):
+            raise RuntimeError(f"{model.table} reads {table}, which is not built on the lakehouse yet")
+        spark.read.parquet(str(folder)).createOrReplaceTempView(view_name(table))
+
+
 def _store(spark: SparkSession, lake: Path, model: Model, frame: DataFrame) -> DataFrame:
     """Write a table model as Parquet (an incremental one partitioned by its key) and register the stored copy;
-    a view is registered as it is."""
+    a view is registered as it is. An empty partitioned model is stored as one empty file holding its columns."""
     if model.materialized != "view":
-        path = str(lake / model.schema / model.name)
-        writer = frame.write.mode("overwrite")
+        folder = lake / model.schema / model.name
+        writer = frame.write.mode("overwrite").option("partitionOverwriteMode", "static")
         if model.materialized == "incremental":
             writer = writer.partitionBy(model.incremental_key)
-        writer.parquet(path)
-        frame = spark.read.schema(frame.schema).parquet(path)  # an empty model's folder holds no schema
+        writer.parquet(str(folder))
+        if not storage.files(folder):
+            pq.write_table(to_arrow_schema(frame.schema).empty_table(), folder / EMPTY_FILE)
+        frame = spark.read.schema(frame.schema).parquet(str(folder))
     frame.createOrReplaceTempView(view_name(model.table))
     return frame

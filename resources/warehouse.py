@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 from contextlib import AbstractContextManager, contextmanager
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import dlt
 import duckdb
@@ -25,6 +25,7 @@ from pydantic import PrivateAttr
 
 from pipelines import paths
 from pipelines.lakehouse import storage as lakehouse
+from pipelines.lakehouse.working_copy import working_copy
 from pipelines.warehouse import backend, holds_for_writing, warehouse_lock, warehouse_pipeline
 
 WAREHOUSE_POOL = "warehouse"
@@ -60,12 +61,23 @@ class WarehouseResource(ConfigurableResource):
         return warehouse_lock(self.path, purpose, shared=shared, wait=wait)
 
     @contextmanager
-    def connect(self, read_only: bool = True, wait: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+    def connect(self, read_only: bool = True, wait: float | None = None,
+                changing: Iterable[str] = ()) -> Iterator[duckdb.DuckDBPyConnection]:
         """A connection, read-only unless asked, under the warehouse lock (shared for reading); `wait=0` fails at
-        once with `WarehouseBusy` instead of waiting for a writer."""
+        once with `WarehouseBusy` instead of waiting for a writer. `changing` names the tables whose rows the
+        caller deletes or updates in place (the privacy engine): on the lakehouse they are then a working copy,
+        written back to the lake's files when the connection closes (`pipelines.lakehouse.working_copy`)."""
+        changing = list(changing)
+        if changing and read_only:
+            raise ValueError("a read-only connection changes no table")
         with self.lock("reading the warehouse" if read_only else "writing the warehouse", shared=read_only, wait=wait):
-            if backend() == "lakehouse" and holds_for_writing(self.path):
+            on_lake = backend() == "lakehouse"
+            if on_lake and holds_for_writing(self.path):
                 lakehouse.refresh_catalog(self.path)
+            if on_lake and changing:
+                with working_copy(self.path, changing) as con:
+                    yield con
+                return
             con = duckdb.connect(self.path, read_only=read_only)
             try:
                 yield con

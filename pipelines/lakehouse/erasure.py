@@ -3,8 +3,9 @@
 Parquet files are immutable, so a row is removed by writing its file again without it. The rows are found by
 the declared subject reference (`x-subject-ref`, a blind index: no decryption), file by file through DuckDB's
 `filename` column, so a file that holds none of them is never touched, and a day partition without them keeps
-its files byte for byte. Each rewrite goes to a hidden file beside the original (no reader's glob matches it)
-and replaces it with one atomic rename; a file left with no row is deleted. The old bytes are gone from the
+its files byte for byte. Each file is replaced as the privacy engine's other lake writes replace theirs
+(`working_copy.replace_file`: a hidden file, one atomic rename; a file left with no row is deleted, a table's
+last file stays empty). The old bytes are gone from the
 lake folder once the rename is done (a production bucket with object versioning keeps old versions: expire
 them, or rely on the destroyed keys, as a Delta/Iceberg VACUUM would).
 
@@ -13,8 +14,6 @@ The caller holds the warehouse lock for writing, as every writer does.
 
 from __future__ import annotations
 
-import os
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ import duckdb
 import pyarrow as pa
 
 from pipelines.lakehouse import storage
+from pipelines.lakehouse.working_copy import replace_file
 from pipelines.sql import ident, literal
 
 
@@ -66,25 +66,14 @@ def erase_subjects(warehouse_path: str | Path, cipher, people: list[tuple[str, b
                 f"SELECT filename, count(*) FROM {storage.scan_sql(loaded[table], with_filename=True)} t "
                 f"WHERE {match} GROUP BY filename ORDER BY filename").fetchall()
             for filename, rows in affected:
-                _rewrite(con, Path(filename), match, lake, report)
+                _rewrite(con, Path(filename), match, loaded[table], lake, report)
                 report.rows_removed += rows
     return report
 
 
-def _rewrite(con: duckdb.DuckDBPyConnection, path: Path, match: str, lake: Path, report: ErasureReport) -> None:
-    """`path` again without the matching rows (its own schema kept), swapped in atomically; deleted if empty."""
-    source = f"read_parquet({literal(str(path))}, hive_partitioning = false)"
-    kept = con.execute(f"SELECT count(*) FROM {source} t WHERE NOT {match}").fetchone()[0]
-    name = str(path.relative_to(lake))
-    if kept == 0:
-        path.unlink()
-        report.files_deleted.append(name)
-        return
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        con.execute(f"COPY (SELECT * FROM {source} t WHERE NOT {match}) TO {literal(str(temporary))} "
-                    "(FORMAT parquet, COMPRESSION zstd)")
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-    report.files_rewritten.append(name)
+def _rewrite(con: duckdb.DuckDBPyConnection, path: Path, match: str, table_dir: Path, lake: Path,
+             report: ErasureReport) -> None:
+    """`path` again without the matching rows (its own schema kept); deleted if none is left."""
+    kept = replace_file(con, path, f"SELECT * FROM read_parquet({literal(str(path))}, hive_partitioning = false) t "
+                        f"WHERE NOT {match}", table_dir)
+    (report.files_rewritten if kept else report.files_deleted).append(str(path.relative_to(lake)))

@@ -7,7 +7,9 @@ a second copy: the filesystem needs no deduplication after recovery.
 
 Readers that speak DuckDB (a source's exactly-once ledger, its duplicate check, the asset checks) keep working
 unchanged: the warehouse file becomes a catalog of views, one per table folder, each reading that folder's
-Parquet files (`refresh_catalog`). The views glob the folder at query time, so files loaded since the last
+Parquet files (`refresh_catalog`). The SQL models Spark builds are table folders too (`<lake>/<schema>/<model>/`),
+so their checks and the analysts' snapshot read them through the same catalog; their partition folders
+(`session_date=...`) are columns, whereas dlt's `day=` folders are storage only. The views glob the folder at query time, so files loaded since the last
 refresh are seen; only a table's first files need a refresh, which every pipeline and connection does first.
 """
 
@@ -48,15 +50,22 @@ def destination(warehouse_path: str | Path, day: dt.date | None = None) -> dlt.d
 
 
 def table_dirs(root: Path) -> dict[str, Path]:
-    """`dataset.table` → folder, for every table folder of the lake holding at least one Parquet file."""
+    """`dataset.table` → folder, for every table folder of the lake holding at least one Parquet file, and dlt's
+    own tables (`_dlt_version`, `_dlt_loads`: JSON lines), which say what each table declares and when loads
+    completed."""
     found: dict[str, Path] = {}
     if not root.is_dir():
         return found
     for dataset in sorted(p for p in root.iterdir() if p.is_dir()):
         for table in sorted(p for p in dataset.iterdir() if p.is_dir()):
-            if next(table.rglob("*.parquet"), None) is not None:
+            if next(table.rglob("*.parquet"), None) is not None or _json_lines(table):
                 found[f"{dataset.name}.{table.name}"] = table
     return found
+
+
+def _json_lines(table_dir: Path) -> bool:
+    """Whether the folder is one of dlt's own tables, which the filesystem destination writes as JSON lines."""
+    return table_dir.name.startswith("_dlt") and next(table_dir.glob("*.jsonl"), None) is not None
 
 
 def files(table_dir: Path) -> list[Path]:
@@ -64,13 +73,28 @@ def files(table_dir: Path) -> list[Path]:
     return sorted(table_dir.rglob("*.parquet"))
 
 
+def partition_columns(table_dir: Path) -> bool:
+    """Whether the folder's partition folders are columns: Spark's partitioned models (`session_date=...`), not
+    dlt's storage-only `day=` folders."""
+    return any(p.is_dir() and "=" in p.name and not p.name.startswith(f"{PARTITION}=") for p in table_dir.iterdir())
+
+
 def scan_sql(table_dir: Path, with_filename: bool = False) -> str:
-    """DuckDB's read of one table folder: the partition folder is storage, not a column (the DuckDB backend's
-    table has no `day`), and files written before a column was added read it as NULL; `with_filename` adds
-    each row's file as `filename`."""
+    """DuckDB's read of one table folder: dlt's partition folder is storage, not a column (the DuckDB backend's
+    table has no `day`), a model's partition folders are its key column, and files written before a column was
+    added read it as NULL; `with_filename` adds each row's file as `filename`."""
+    if _json_lines(table_dir):
+        return f"read_json({literal(str(table_dir.resolve() / '*.jsonl'))}, format = 'newline_delimited')"
     pattern = literal(str(table_dir.resolve() / "**" / "*.parquet"))
-    return (f"read_parquet({pattern}, hive_partitioning = false, union_by_name = true"
-            f"{', filename = true' if with_filename else ''})")
+    return (f"read_parquet({pattern}, hive_partitioning = {str(partition_columns(table_dir)).lower()}, "
+            f"union_by_name = true{', filename = true' if with_filename else ''})")
+
+
+def register(con: duckdb.DuckDBPyConnection, table: str, folder: Path) -> None:
+    """The catalog's view of one lake table (`dataset.table`) reading `folder`."""
+    dataset, name = table.split(".", 1)
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {ident(dataset)}; "
+                f"CREATE OR REPLACE VIEW {ident(dataset)}.{ident(name)} AS SELECT * FROM {scan_sql(folder)}")
 
 
 def refresh_catalog(warehouse_path: str | Path) -> list[str]:
@@ -81,7 +105,5 @@ def refresh_catalog(warehouse_path: str | Path) -> list[str]:
     Path(warehouse_path).parent.mkdir(parents=True, exist_ok=True)
     with duckdb.connect(str(warehouse_path)) as con:
         for table, folder in tables.items():
-            dataset, name = table.split(".", 1)
-            con.execute(f"CREATE SCHEMA IF NOT EXISTS {ident(dataset)}; "
-                        f"CREATE OR REPLACE VIEW {ident(dataset)}.{ident(name)} AS SELECT * FROM {scan_sql(folder)}")
+            register(con, table, folder)
     return list(tables)

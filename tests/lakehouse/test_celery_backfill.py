@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import duckdb
@@ -16,16 +17,48 @@ import pytest
 import redis
 from dagster import DagsterInstance
 
+from pipelines.privacy.protect import value_context
 from pipelines.warehouse import BACKEND_ENV
-from tests.conftest import Platform
+from tests.conftest import Platform, landed_lines
 from tests.lakehouse.conftest import twin
-from tests.lakehouse.test_lakehouse_storage import _rows
+from tests.lakehouse.test_lakehouse_storage import CIPHERTEXT, _rows
 from tests.test_ingestion_assets import _run
 
 WORKERS = 3
 NICE = ["nice", "-n", "15"]
 DAYS = [f"2026-11-{d}" for d in range(18, 25)]
 ROOT = Path(__file__).resolve().parents[2]
+
+
+EVENTS = "raw_events.usage_events"
+ARRIVAL = ("received_date", "source_file", "source_line")
+
+
+def _stored_events(platform: Platform) -> dict[str, dict[str, object]]:
+    """Every stored event by id: each column as stored, ciphertext decrypted (two encryptions of one value
+    differ), the landed file relative to the platform's landing folder; dlt's own columns left out."""
+    with duckdb.connect(str(platform.warehouse), read_only=True) as con:
+        found = con.execute(f"SELECT * FROM {EVENTS}")
+        columns = [d[0] for d in found.description]
+        rows = [{c: v for c, v in zip(columns, row) if not c.startswith("_dlt")} for row in found.fetchall()]
+    landing = f"{platform.landing.resolve().as_uri()}/"
+    by_workspace: dict[str, list[dict]] = {}
+    for row in rows:
+        assert row["source_file"].startswith(landing)
+        row["source_file"] = row["source_file"].removeprefix(landing)
+        by_workspace.setdefault(row["workspace_id"], []).append(row)
+    with platform.keyring() as cipher:
+        for workspace, held in by_workspace.items():
+            for column in sorted(CIPHERTEXT & set(columns)):
+                plain = cipher.decrypt(workspace, [r[column] for r in held], subject_refs=[r["subject_ref"] for r in held],
+                                       context=value_context(EVENTS, column)).to_pylist()
+                for row, value in zip(held, plain):
+                    row[column] = value
+    return {row["event_id"]: row for row in rows}
+
+
+def _without_arrival(row: dict[str, object]) -> dict[str, object]:
+    return {k: v for k, v in row.items() if k not in ARRIVAL}
 
 
 @pytest.fixture
@@ -91,9 +124,13 @@ def workers(broker: str, tmp_path: Path, generated_days: tuple[Platform, Platfor
 
 @pytest.fixture
 def generated_days(platform: Platform, tmp_path: Path) -> tuple[Platform, Platform]:
-    """Seven landed days, twice (the serial platform and the Celery one)."""
+    """Seven landed days, twice (the serial platform and the Celery one), with the same keys: each workspace's
+    key is made before the copy, so both give the same blind indexes and subject references."""
     stats = platform.generate(days=7, events=3500, file_events=500)
     platform.stats = stats
+    with platform.keyring() as cipher:
+        for workspace in platform.known_workspaces():
+            cipher.blind_index(workspace, ["-"], kind="user.unique_id")
     return platform, twin(platform, tmp_path / "celery")
 
 
@@ -130,8 +167,16 @@ def test_a_seven_day_backfill_on_three_celery_workers_equals_the_serial_runs(
         assert many.execute(quarantined).fetchall() == one.execute(quarantined).fetchall()
         assert _rows(many, "raw_events.landing_files", {"events_loaded", "duplicates_dropped"}) == _rows(
             one, "raw_events.landing_files", {"events_loaded", "duplicates_dropped"})
-        # The same events (which copy of a duplicate is stored, and so its arrival columns, the order decides).
-        events = "SELECT event_id FROM raw_events.usage_events ORDER BY 1"
-        assert many.execute(events).fetchall() == one.execute(events).fetchall()
+    # The same events stored, row for row and value for value (ciphertext decrypted). Which copy of an event that
+    # landed twice is stored, and so its arrival columns, the order decides; every other event is equal whole.
+    serial_events, spread_events = _stored_events(serial), _stored_events(spread)
+    assert serial_events.keys() == spread_events.keys() and len(serial_events) == stats.valid_events
+    landed = Counter(line.get("event_id") for line in landed_lines(serial.landing))
+    twice = {e for e in serial_events if landed[e] > 1}
+    assert {e: r for e, r in spread_events.items() if e not in twice} == {
+        e: r for e, r in serial_events.items() if e not in twice}
+    assert {e: _without_arrival(r) for e, r in spread_events.items() if e in twice} == {
+        e: _without_arrival(r) for e, r in serial_events.items() if e in twice}
+    assert len(serial_events) - len(twice) > len(twice) > 0
     assert sorted(p.name for p in (spread.root / "lakehouse" / "raw_events" / "usage_events").iterdir()) == [
         f"day={d}" for d in DAYS]
