@@ -969,7 +969,30 @@ class Keyring:
         values_list = _bytes_list(values, "values", strings_only=True)
         refs = _ref_list(subject_refs, len(ws))
         _check_lengths(workspace_ids=ws, subject_refs=refs, values=values_list)
-        return self._run(lambda: self._encrypt_under_refs(ws, refs, values_list, context, create))
+        return self._run(lambda: self._encrypt_under_refs(ws, refs, {context: values_list}, create)[context])
+
+    def encrypt_columns_with_refs(
+        self,
+        workspace_ids: ArrayLike,
+        subject_refs: ArrayLike | None,
+        columns: dict[str, ArrayLike],
+        *,
+        create: bool = False,
+    ) -> dict[str, pa.Array]:
+        """Like :meth:`encrypt_with_refs` for several columns of the same rows (``{context: values}``), returning
+        ``{context: ciphertexts}``.
+
+        The rows are grouped by key once, every key is read (or, with ``create``, made: all new subject keys of
+        the call in one transaction) once and its AES-GCM object built once for every column: a batch of new
+        people costs one key each, not one per column. A row whose values are all null needs no key.
+        """
+        for context in columns:
+            _check_context(context)
+        ws = _workspace_list(workspace_ids)
+        refs = _ref_list(subject_refs, len(ws))
+        values = {context: _bytes_list(v, "values", strings_only=True) for context, v in columns.items()}
+        _check_lengths(workspace_ids=ws, subject_refs=refs, **{f"values {i}": v for i, v in enumerate(values.values())})
+        return self._run(lambda: self._encrypt_under_refs(ws, refs, values, create))
 
     def has_workspace(self, workspace_id: str) -> bool:
         """Whether this keyring holds a key for the workspace (i.e. it ever stored data)."""
@@ -1283,43 +1306,51 @@ class Keyring:
         groups: dict[tuple[str, bytes | None], list[int]] = {}
         for (w, s), rows in by_subject.items():
             groups.setdefault((w, None if s is None else workspaces[w].blind(s, subject_kind)), []).extend(rows)
-        return self._encrypt_groups(groups, values, context, create=True)
+        return self._encrypt_groups(groups, {context: values}, create=True)[context]
 
     def _encrypt_under_refs(
-        self, ws: list[str], refs: list[bytes | None], values: list[bytes | None], context: str, create: bool
-    ) -> pa.Array:
-        return self._encrypt_groups(_group_rows(ws, refs, values), values, context, create=create)
+        self, ws: list[str], refs: list[bytes | None], columns: dict[str, list[bytes | None]], create: bool
+    ) -> dict[str, pa.Array]:
+        if len(columns) == 1:
+            present: Sequence[Any] = next(iter(columns.values()))
+        else:  # a row needs its key if any of its values is set
+            present = [True if any(v is not None for v in row) else None for row in zip(*columns.values())]
+        return self._encrypt_groups(_group_rows(ws, refs, present), columns, create=create)
 
     def _encrypt_groups(
         self,
         groups: dict[tuple[str, bytes | None], list[int]],
-        values: list[bytes | None],
-        context: str,
+        columns: dict[str, list[bytes | None]],
         *,
         create: bool,
-    ) -> pa.Array:
-        """Encrypt each (workspace, subject ref) group of rows under its key; keys are created only if
-        `create`, otherwise a missing key is an error (never a silent workspace-key fallback)."""
+    ) -> dict[str, pa.Array]:
+        """Encrypt each (workspace, subject ref) group of rows under its key, every column (context) of the group
+        with one AES-GCM object; keys are created only if `create`, otherwise a missing key is an error (never a
+        silent workspace-key fallback)."""
         workspaces = self._workspace_keys({w for w, _ in groups}, create=create)
         wanted = {(w, r) for w, r in groups if r is not None and w in workspaces}
         subject_keys = self._subject_key_bytes(wanted, create=create)
         missing = len({w for w, _ in groups} - workspaces.keys()) + len(wanted - subject_keys.keys())
         if missing:
-            raise KeyringError(f"{missing} key(s) needed for context {context!r} do not exist (destroyed?).")
-        out: list[bytes | None] = [None] * len(values)
-        nonces = os.urandom(NONCE_BYTES * sum(len(rows) for rows in groups.values()))
+            contexts = ", ".join(repr(c) for c in columns)
+            raise KeyringError(f"{missing} key(s) needed for context {contexts} do not exist (destroyed?).")
+        n = len(next(iter(columns.values()))) if columns else 0
+        outs: dict[str, list[bytes | None]] = {context: [None] * n for context in columns}
+        set_values = sum(len(values) - values.count(None) for values in columns.values())
+        nonces = os.urandom(NONCE_BYTES * set_values)
         offset = 0
-        aads: dict[str, bytes] = {}
+        aads: dict[tuple[str, str], bytes] = {}
         for (w, r), rows in groups.items():
             if r is None:
                 cipher = workspaces[w].cipher
             else:  # built once per key per batch, then dropped (bounded memory)
                 cipher = AESGCM(subject_keys[(w, r)])
-            aad = aads.get(w)
-            if aad is None:
-                aad = aads[w] = _value_aad(w, context)
-            offset = _encrypt_group(cipher, aad, rows, values, nonces, offset, out)
-        return pa.array(out, type=pa.binary())
+            for context, values in columns.items():
+                aad = aads.get((w, context))
+                if aad is None:
+                    aad = aads[(w, context)] = _value_aad(w, context)
+                offset = _encrypt_group(cipher, aad, rows, values, nonces, offset, outs[context])
+        return {context: pa.array(out, type=pa.binary()) for context, out in outs.items()}
 
     def _decrypt_rows(
         self,
@@ -1552,9 +1583,12 @@ def _encrypt_group(
     encrypt = cipher.encrypt
     prefix = _VERSION_PREFIX
     for i in rows:
+        value = values[i]
+        if value is None:  # a row of several columns may have some unset
+            continue
         nonce = nonces[offset : offset + NONCE_BYTES]
         offset += NONCE_BYTES
-        out[i] = prefix + nonce + encrypt(nonce, values[i], aad)
+        out[i] = prefix + nonce + encrypt(nonce, value, aad)
     return offset
 
 
