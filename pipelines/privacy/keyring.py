@@ -98,6 +98,7 @@ from pathlib import Path
 from typing import Any, Callable, TypeVar, Union
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, hmac
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -969,7 +970,7 @@ class Keyring:
         values_list = _bytes_list(values, "values", strings_only=True)
         refs = _ref_list(subject_refs, len(ws))
         _check_lengths(workspace_ids=ws, subject_refs=refs, values=values_list)
-        return self._run(lambda: self._encrypt_under_refs(ws, refs, {context: values_list}, create)[context])
+        return self._run(lambda: self._encrypt_under_refs(ws, refs, values_list, context, create))
 
     def encrypt_columns_with_refs(
         self,
@@ -992,7 +993,15 @@ class Keyring:
         refs = _ref_list(subject_refs, len(ws))
         values = {context: _bytes_list(v, "values", strings_only=True) for context, v in columns.items()}
         _check_lengths(workspace_ids=ws, subject_refs=refs, **{f"values {i}": v for i, v in enumerate(values.values())})
-        return self._run(lambda: self._encrypt_under_refs(ws, refs, values, create))
+        if not columns:
+            return {}
+        # a row needs its key if any of its values is set (None: no value, as the grouping skips them)
+        arrays = [_as_array(v, "values") for v in columns.values()]
+        present = arrays[0].is_valid()
+        for array in arrays[1:]:
+            present = pc.or_(present, array.is_valid())
+        present_list = pc.if_else(present, True, None).to_pylist()
+        return self._run(lambda: self._encrypt_groups(_group_rows(ws, refs, present_list), values, create=create))
 
     def has_workspace(self, workspace_id: str) -> bool:
         """Whether this keyring holds a key for the workspace (i.e. it ever stored data)."""
@@ -1309,13 +1318,9 @@ class Keyring:
         return self._encrypt_groups(groups, {context: values}, create=True)[context]
 
     def _encrypt_under_refs(
-        self, ws: list[str], refs: list[bytes | None], columns: dict[str, list[bytes | None]], create: bool
-    ) -> dict[str, pa.Array]:
-        if len(columns) == 1:
-            present: Sequence[Any] = next(iter(columns.values()))
-        else:  # a row needs its key if any of its values is set
-            present = [True if any(v is not None for v in row) else None for row in zip(*columns.values())]
-        return self._encrypt_groups(_group_rows(ws, refs, present), columns, create=create)
+        self, ws: list[str], refs: list[bytes | None], values: list[bytes | None], context: str, create: bool
+    ) -> pa.Array:
+        return self._encrypt_groups(_group_rows(ws, refs, values), {context: values}, create=create)[context]
 
     def _encrypt_groups(
         self,
@@ -1338,18 +1343,21 @@ class Keyring:
         outs: dict[str, list[bytes | None]] = {context: [None] * n for context in columns}
         set_values = sum(len(values) - values.count(None) for values in columns.values())
         nonces = os.urandom(NONCE_BYTES * set_values)
+        aads = {w: [_value_aad(w, context) for context in columns] for w, _ in groups}
+        targets = [(values, outs[context]) for context, values in columns.items()]
+        # The tight loop of every protected value (a million per batch): nothing but the encryption in it.
+        prefix = _VERSION_PREFIX
         offset = 0
-        aads: dict[tuple[str, str], bytes] = {}
         for (w, r), rows in groups.items():
-            if r is None:
-                cipher = workspaces[w].cipher
-            else:  # built once per key per batch, then dropped (bounded memory)
-                cipher = AESGCM(subject_keys[(w, r)])
-            for context, values in columns.items():
-                aad = aads.get((w, context))
-                if aad is None:
-                    aad = aads[(w, context)] = _value_aad(w, context)
-                offset = _encrypt_group(cipher, aad, rows, values, nonces, offset, outs[context])
+            # a subject's AES-GCM object is built once per batch, then dropped (bounded memory)
+            encrypt = (workspaces[w].cipher if r is None else AESGCM(subject_keys[(w, r)])).encrypt
+            for aad, (values, out) in zip(aads[w], targets):
+                for i in rows:
+                    value = values[i]
+                    if value is not None:  # a row of several columns may have some unset
+                        nonce = nonces[offset : offset + NONCE_BYTES]
+                        offset += NONCE_BYTES
+                        out[i] = prefix + nonce + encrypt(nonce, value, aad)
         return {context: pa.array(out, type=pa.binary()) for context, out in outs.items()}
 
     def _decrypt_rows(
@@ -1565,31 +1573,6 @@ class Keyring:
         if excess > 0:
             for key in list(islice(self._subject_keys, excess)):
                 del self._subject_keys[key]
-
-
-def _encrypt_group(
-    cipher: AESGCM,
-    aad: bytes,
-    rows: list[int],
-    values: list[bytes | None],
-    nonces: bytes,
-    offset: int,
-    out: list[bytes | None],
-) -> int:
-    """Encrypt one key's rows into ``out``; returns the next nonce offset.
-
-    Kept as a tight loop: this is where ~1M values per batch are processed.
-    """
-    encrypt = cipher.encrypt
-    prefix = _VERSION_PREFIX
-    for i in rows:
-        value = values[i]
-        if value is None:  # a row of several columns may have some unset
-            continue
-        nonce = nonces[offset : offset + NONCE_BYTES]
-        offset += NONCE_BYTES
-        out[i] = prefix + nonce + encrypt(nonce, value, aad)
-    return offset
 
 
 def _decrypt_group(
