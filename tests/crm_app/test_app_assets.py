@@ -49,11 +49,14 @@ def test_the_sandbox_app_database_syncs_with_counts_and_passing_checks(platform:
     assert platform.known_workspaces() == set(app_sandbox.WORKSPACES)
 
     changes = app_sandbox.advance(app.url())
-    assert changes == {"contacts_added": 25, "contacts_updated": 15, "contacts_deleted": 10, "users_closed": 1}
+    assert changes == {"contacts_added": 25, "contacts_updated": 15, "contacts_deleted": 10, "contacts_purged": 5,
+                       "users_closed": 1}
     second = _run(platform, app)
     assert second.success
-    assert platform.query("SELECT count(*) FROM raw_crm_app.contacts") == [(200 + 25 - 10,)]
+    assert platform.query("SELECT count(*) FROM raw_crm_app.contacts") == [(200 + 25 - 10 - 5,)]
     assert platform.query("SELECT count(*) FROM raw_crm_app.users") == [(29,)]
     users = next(e for e in second.get_asset_materialization_events() if e.asset_key.path[-1] == "users")
     assert users.materialization.metadata["erasure_requests_filed"].value == 1
-    assert _counts(second)["contacts"][1] == 10 and _counts(second)["users"][1] == 1
+    assert _counts(second)["contacts"][1] == 15 and _counts(second)["users"][1] == 1
+    contacts = next(e for e in second.get_asset_materialization_events() if e.asset_key.path[-1] == "contacts")
+    assert contacts.materialization.metadata["rows_hard_deleted"].value == 5
