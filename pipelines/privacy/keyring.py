@@ -154,11 +154,11 @@ _RETIRED_KEY_AAD = b"gtg/retired-workspace-key/v1|"
 _PLATFORM_KEY_AAD = b"gtg/platform-key/v1|"
 
 _BUSY_TIMEOUT_SECONDS = 60.0
-# SQLite's page cache (KiB) while a batch of subject keys is destroyed. The keys of a thousand people lie all
-# over the store; with SQLite's default 2 MiB the transaction's changed pages spill to the file before the
-# commit, each spill syncing the journal again. Pages are allocated only as they are touched, and the cache
-# goes back to its size after the commit.
-_DESTROY_CACHE_KIB = 65536
+# SQLite's page cache (KiB) while a batch of subject keys is destroyed or created. The keys of a thousand
+# people lie all over the store, and a batch of new people adds pages; with SQLite's default 2 MiB the
+# transaction's changed pages spill to the file before the commit, each spill syncing the journal again. Pages
+# are allocated only as they are touched, and the cache goes back to its size after the commit.
+_BATCH_CACHE_KIB = 65536
 _SQL_CHUNK = 500  # rows per IN (...) query; far below SQLite's variable limit
 _STALE_RETRIES = 3
 # Cached subject keys cost about 330 bytes each in Python objects; uncapped, a 10M-event run (230k people)
@@ -407,8 +407,9 @@ def _fsync_dir(directory: Path) -> None:
 # --------------------------------------------------------------------------
 
 
-def _seal(cipher: AESGCM, plaintext: bytes, aad: bytes) -> bytes:
-    nonce = os.urandom(NONCE_BYTES)
+def _seal(cipher: AESGCM, plaintext: bytes, aad: bytes, nonce: bytes | None = None) -> bytes:
+    """`nonce`: a fresh random one, when a batch takes its nonces from one `os.urandom` call."""
+    nonce = nonce or os.urandom(NONCE_BYTES)
     return _VERSION_PREFIX + nonce + cipher.encrypt(nonce, plaintext, aad)
 
 
@@ -1076,7 +1077,7 @@ class Keyring:
             return 0
         with self._lock:
             conn = self._require_open()
-            with _page_cache(conn, _DESTROY_CACHE_KIB), _write_txn(conn):
+            with _page_cache(conn, _BATCH_CACHE_KIB), _write_txn(conn):
                 cursor = conn.executemany(
                     "DELETE FROM subject_keys WHERE workspace_id = ? AND subject_ref = ?", pairs
                 )
@@ -1542,17 +1543,15 @@ class Keyring:
         may be stale, and wrapping with it would store unreadable subject keys.
         """
         material = os.urandom(KEY_BYTES * len(pairs))
+        nonces = os.urandom(NONCE_BYTES * len(pairs))  # one call for the batch, as the keys
         now = _now()
         rows = [
-            (
-                w,
-                ref,
-                _seal(self._workspaces[w].cipher, _nth_key(material, i), _subject_key_aad(w, ref)),
-                now,
-            )
+            (w, ref, _seal(self._workspaces[w].cipher, _nth_key(material, i), _subject_key_aad(w, ref),
+                           nonces[i * NONCE_BYTES : (i + 1) * NONCE_BYTES]), now)
             for i, (w, ref) in enumerate(pairs)
         ]
-        with _write_txn(self._require_open()) as conn:
+        conn = self._require_open()
+        with _page_cache(conn, _BATCH_CACHE_KIB), _write_txn(conn):
             if self._read_epoch(conn) != self._epoch:
                 raise _StaleCacheError()
             inserted = conn.executemany(
