@@ -1,9 +1,11 @@
 """Turning a relation of plaintext rows into stored rows: personal columns encrypted, blind indexes added.
 
-Shared by every source. It works set-based in the source's DuckDB work database: the distinct
-(workspace, subject, value) triples of each personal column go through the keyring once each (a million
-rows usually hold far fewer distinct values), and the ciphertexts are joined back in SQL. Which columns to
-encrypt or index is read from the table's column hints (`pipelines.privacy.categories`), never listed here.
+Shared by every source. It works set-based in the source's DuckDB work database: each identifier's distinct
+(workspace, value) pairs are blind-indexed once, and the distinct rows of (workspace, subject reference,
+personal values) go through the keyring once each (a million rows usually hold far fewer distinct values),
+all personal columns of a row in one call, so each subject's key is found, or made, once per batch rather
+than once per column. The ciphertexts are joined back in SQL. Which columns to encrypt or index is read from
+the table's column hints (`pipelines.privacy.categories`), never listed here.
 """
 
 from __future__ import annotations
