@@ -93,8 +93,10 @@ class UploadRun:
             self._prepared = self._prepare()
         if table != CONTACTS_TABLE:
             rows = self._prepared[table]
-            if rows:
-                yield pa.Table.from_pylist(rows, schema=plain_schema(TABLES[table]))
+            if rows:  # nullability as declared: dlt warns when an arrow table's hints differ from the declaration
+                columns = TABLES[table]
+                yield pa.Table.from_pylist(rows, schema=pa.schema(
+                    [f.with_nullable(columns[f.name].get("nullable", True)) for f in plain_schema(columns)]))
             return
         if self._contacts:
             fields = [pa.field(n, t, CONTACT_COLUMNS[n].get("nullable", True)) for n, t in

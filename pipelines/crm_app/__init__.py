@@ -2,7 +2,8 @@
 
 dlt's `sql_database` source reads each table (`sql_table`, arrow batches), incrementally on `updated_at` with
 a merge on the table's key; a row the app soft-deleted (`deleted_at` set) is removed by the merge (dlt's
-`hard_delete` hint). Personal columns are encrypted before dlt sees them (`pipelines.crm_app.rows`). Any
+`hard_delete` hint), and so is a row the app deleted outright, found by comparing keys after each read
+(`pipelines.crm_app.removed`). Personal columns are encrypted before dlt sees them (`pipelines.crm_app.rows`). Any
 SQLAlchemy URL works (GTG_CRM_APP_DATABASE_URL, e.g. `postgresql+psycopg://…`); the sandbox generates a SQLite
 file (`pipelines.crm_app.sandbox`). After each load, the workspaces join the workspace registry and every
 closed account (a user soft-deleted) is filed as an erasure request for that person across every table.
@@ -12,6 +13,7 @@ closed account (a user soft-deleted) is filed as an erasure request for that per
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -25,6 +27,7 @@ from dlt.extract.resource import DltResource
 from dlt.sources.sql_database import TableLoader, sql_table
 from dlt.sources.sql_database.schema_types import table_to_columns
 
+from pipelines.crm_app.removed import tombstones
 from pipelines.crm_app.rows import Protector, TableCounts
 from pipelines.crm_app.settings import APP_TABLES, CHUNK_ROWS, CURSOR, DATASET_NAME, SOURCE_NAME, AppTable
 from pipelines.mail_common.stage import WorkDatabase
@@ -44,7 +47,8 @@ class AppSync:
 
     engine: sa.Engine
     protector: Protector
-    workspaces: set[str] = field(default_factory=set)
+    warehouse_path: Path | None = None
+    started: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
 
     @property
     def counts(self) -> dict[str, TableCounts]:
@@ -76,7 +80,7 @@ def open_sync(database_url: str, cipher, *, warehouse_path: str | Path, work_dir
     engine = sa.create_engine(database_url)
     work = WorkDatabase(work_dir, warehouse_path)
     try:
-        yield AppSync(engine, Protector(work.con, cipher))
+        yield AppSync(engine, Protector(work.con, cipher), Path(warehouse_path))
     finally:
         work.close()
         engine.dispose()
@@ -98,9 +102,11 @@ def _table_resource(table: AppTable, app: AppSync | None) -> DltResource:
         return stored(_protected)(None, table)
     rows = sql_table(
         credentials=app.engine, table=table.name, backend="pyarrow", chunk_size=CHUNK_ROWS,
-        reflection_level="full", incremental=dlt.sources.incremental(CURSOR),
+        reflection_level="full", type_adapter_callback=float_as_double,
+        # tombstones (`pipelines.crm_app.removed`) carry no cursor value: they pass, and leave the cursor as is
+        incremental=dlt.sources.incremental(CURSOR, on_cursor_value_missing="include"),
         query_adapter_callback=_with_joined(table) if table.joined else None, primary_key=table.key,
-        table_loader_class=PlaintextTableLoader,
+        table_loader_class=functools.partial(MirrorTableLoader, app=app, spec=table),
     ).with_name(f"{table.name}_read")
     return rows | stored(_protected)(app, table)
 
@@ -109,13 +115,34 @@ def _protected(batch, app: AppSync | None, table: AppTable):
     yield app.protector(table, batch)
 
 
-class PlaintextTableLoader(TableLoader):
-    """Reads rows in the app's own column types. The resource's hints describe the stored rows (personal columns
-    as ciphertext, made by the map step after reading), so the loader is given the reflected columns instead:
-    with the hints, it would try to convert the plaintext it reads to them."""
+class MirrorTableLoader(TableLoader):
+    """Reads rows in the app's own column types, then the tombstones of the rows the app deleted outright.
 
-    def __init__(self, engine: sa.Engine, backend, table: sa.Table, columns, **kwargs) -> None:
-        super().__init__(engine, backend, table, table_to_columns(table, "full"), **kwargs)
+    The resource's hints describe the stored rows (personal columns as ciphertext, made by the protecting step
+    after reading), so the loader is given the reflected columns instead: with the hints, it would try to
+    convert the plaintext it reads to them."""
+
+    def __init__(self, engine: sa.Engine, backend, table: sa.Table, columns, *, app: AppSync, spec: AppTable,
+                 **kwargs) -> None:
+        super().__init__(engine, backend, table, table_to_columns(table, "full", float_as_double), **kwargs)
+        self.app, self.spec = app, spec
+
+    def load_rows(self, backend_kwargs=None) -> Iterator:
+        yield from super().load_rows(backend_kwargs)
+        with self.engine.connect() as connection:
+            removed = tombstones(connection, self.table, self.spec, self.app.warehouse_path,
+                                 self.app.protector.cipher, self.app.started)
+        if removed is not None:
+            yield removed
+
+
+def float_as_double(sql_type):
+    """SQLAlchemy's `Float` (SQLite's FLOAT, PostgreSQL's DOUBLE PRECISION) as the double it is: since
+    SQLAlchemy 2.1 it no longer derives from `Numeric`, which dlt's reflection maps to a double, so dlt would
+    leave its type unknown (and say so in a warning)."""
+    if isinstance(sql_type, sa.Float):
+        return sa.Numeric(asdecimal=False)
+    return sql_type
 
 
 def _with_joined(table: AppTable):

@@ -1,9 +1,10 @@
 """An app table's extracted arrow batches into the rows dlt stores: typed as declared, identifiers normalised,
 personal columns encrypted (`pipelines.privacy.protect`).
 
-Runs as a map step of each `sql_table` resource, after dlt's incremental filter, so only changed rows are
-protected. The batch of `users` also tells which accounts were closed (a `deleted_at` set): their owners'
-e-mails are kept in memory only until the load is done, then filed as erasure requests (`AppSync.finish`).
+Runs as a map step of each `sql_table` resource, after dlt's incremental filter, so only changed rows (and the
+tombstones of rows deleted outright, `pipelines.crm_app.removed`) are protected. The batch of `users` also
+tells which accounts were closed (a `deleted_at` set): their owners' e-mails are kept in memory only until the
+load is done, then filed as erasure requests (`AppSync.finish`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipelines.crm_app.settings import SOFT_DELETE, AppTable
+from pipelines.crm_app.settings import CURSOR, SOFT_DELETE, AppTable
 from pipelines.errors import values_withheld
 from pipelines.privacy.categories import declaration
 from pipelines.privacy.protect import FieldCipher, plain_schema, protect_table
@@ -28,11 +29,13 @@ class TableCounts:
     """What one sync did to one table (counts only)."""
 
     read: int = 0
-    deleted: int = 0
+    deleted: int = 0  # soft-deleted in the app, or deleted outright (`hard_deleted` of them)
+    hard_deleted: int = 0
     suppressed: int = 0
 
     def as_metadata(self) -> dict[str, int]:
-        return {"rows_read": self.read, "rows_deleted": self.deleted, "rows_suppressed": self.suppressed}
+        return {"rows_read": self.read, "rows_deleted": self.deleted, "rows_hard_deleted": self.hard_deleted,
+                "rows_suppressed": self.suppressed}
 
 
 @dataclass(frozen=True)
@@ -59,8 +62,10 @@ class Protector:
         with values_withheld(f"protecting {table.name}"):
             plain = typed(table, batch)
             deleted = plain.column(SOFT_DELETE).is_valid()
-            counts.read += len(plain)
+            tombstones = plain.column(CURSOR).null_count  # rows the app deleted outright (`removed`)
+            counts.read += len(plain) - tombstones
             counts.deleted += pc.sum(deleted).as_py() or 0
+            counts.hard_deleted += tombstones
             if table.name == "users":
                 self._note_closed(plain.filter(deleted))
             out, dropped = protect_table(self.work, plain, table.declared, self.cipher, table=table.name)

@@ -1,5 +1,5 @@
 """The sandbox's app database: a SQLite file with the app's schema, generated once and changed at every
-`advance` (new contacts, edits, soft deletes, a plan change, a closed account), so each `make run` has
+`advance` (new contacts, edits, soft and hard deletes, a plan change, a closed account), so each `make run` has
 something new to sync.
 
 People come from the mail sandbox's fake population (reserved domains, fictional phone numbers): the first
@@ -105,8 +105,8 @@ def _companies_contacts_deals(con, rng: random.Random, workspace_id: str, w: int
 
 
 def advance(url: str, now: dt.datetime | None = None) -> dict[str, int]:
-    """One round of app activity: 5 new contacts in each workspace, 3 contacts edited, 2 soft-deleted, one
-    workspace's plan changed and (every round from the first) one member's account closed. Returns counts."""
+    """One round of app activity: 5 new contacts in each workspace, 3 contacts edited, 2 soft-deleted and 1
+    deleted outright (a hard delete, found by the sync's key comparison), one workspace's plan changed and (every round from the first) one member's account closed. Returns counts."""
     engine = sa.create_engine(url)
     now = now or dt.datetime.now(dt.timezone.utc)
     state = STATE
@@ -115,7 +115,8 @@ def advance(url: str, now: dt.datetime | None = None) -> dict[str, int]:
             round_ = con.execute(sa.select(state.c.round)).scalar() + 1
             con.execute(state.update().values(round=round_))
             rng = random.Random(SANDBOX_SEED * 10_000 + round_)
-            counts = {"contacts_added": 0, "contacts_updated": 0, "contacts_deleted": 0, "users_closed": 0}
+            counts = {"contacts_added": 0, "contacts_updated": 0, "contacts_deleted": 0, "contacts_purged": 0,
+                      "users_closed": 0}
             for w, workspace_id in enumerate(WORKSPACES):
                 held = [r[0] for r in con.execute(sa.select(app.contacts.c.contact_id).where(
                     app.contacts.c.workspace_id == workspace_id, app.contacts.c.deleted_at.is_(None))
@@ -123,14 +124,16 @@ def advance(url: str, now: dt.datetime | None = None) -> dict[str, int]:
                 start = con.execute(sa.select(sa.func.count()).select_from(app.contacts).where(
                     app.contacts.c.workspace_id == workspace_id)).scalar()
                 con.execute(app.contacts.insert(), [_contact(rng, workspace_id, w, start + i, 8, now) for i in range(5)])
-                edited, deleted = held[:3], held[3:5]
+                edited, deleted, purged = held[:3], held[3:5], held[-1:]  # the newest: no deal refers to it
                 con.execute(app.contacts.update().where(app.contacts.c.contact_id.in_(edited)).values(
                     email_opt_in=sa.not_(app.contacts.c.email_opt_in), updated_at=now))
                 con.execute(app.contacts.update().where(app.contacts.c.contact_id.in_(deleted)).values(
                     deleted_at=now, updated_at=now))
+                con.execute(app.contacts.delete().where(app.contacts.c.contact_id.in_(purged)))
                 counts["contacts_added"] += 5
                 counts["contacts_updated"] += len(edited)
                 counts["contacts_deleted"] += len(deleted)
+                counts["contacts_purged"] += len(purged)
             changed = WORKSPACES[round_ % len(WORKSPACES)]
             con.execute(app.workspaces.update().where(app.workspaces.c.workspace_id == changed).values(
                 plan=PLANS[(round_ + 1) % len(PLANS)], seats=app.workspaces.c.seats + 1, updated_at=now))

@@ -98,6 +98,7 @@ from pathlib import Path
 from typing import Any, Callable, TypeVar, Union
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, hmac
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -153,11 +154,11 @@ _RETIRED_KEY_AAD = b"gtg/retired-workspace-key/v1|"
 _PLATFORM_KEY_AAD = b"gtg/platform-key/v1|"
 
 _BUSY_TIMEOUT_SECONDS = 60.0
-# SQLite's page cache (KiB) while a batch of subject keys is destroyed. The keys of a thousand people lie all
-# over the store; with SQLite's default 2 MiB the transaction's changed pages spill to the file before the
-# commit, each spill syncing the journal again. Pages are allocated only as they are touched, and the cache
-# goes back to its size after the commit.
-_DESTROY_CACHE_KIB = 65536
+# SQLite's page cache (KiB) while a batch of subject keys is destroyed or created. The keys of a thousand
+# people lie all over the store, and a batch of new people adds pages; with SQLite's default 2 MiB the
+# transaction's changed pages spill to the file before the commit, each spill syncing the journal again. Pages
+# are allocated only as they are touched, and the cache goes back to its size after the commit.
+_BATCH_CACHE_KIB = 65536
 _SQL_CHUNK = 500  # rows per IN (...) query; far below SQLite's variable limit
 _STALE_RETRIES = 3
 # Cached subject keys cost about 330 bytes each in Python objects; uncapped, a 10M-event run (230k people)
@@ -406,8 +407,9 @@ def _fsync_dir(directory: Path) -> None:
 # --------------------------------------------------------------------------
 
 
-def _seal(cipher: AESGCM, plaintext: bytes, aad: bytes) -> bytes:
-    nonce = os.urandom(NONCE_BYTES)
+def _seal(cipher: AESGCM, plaintext: bytes, aad: bytes, nonce: bytes | None = None) -> bytes:
+    """`nonce`: a fresh random one, when a batch takes its nonces from one `os.urandom` call."""
+    nonce = nonce or os.urandom(NONCE_BYTES)
     return _VERSION_PREFIX + nonce + cipher.encrypt(nonce, plaintext, aad)
 
 
@@ -971,6 +973,37 @@ class Keyring:
         _check_lengths(workspace_ids=ws, subject_refs=refs, values=values_list)
         return self._run(lambda: self._encrypt_under_refs(ws, refs, values_list, context, create))
 
+    def encrypt_columns_with_refs(
+        self,
+        workspace_ids: ArrayLike,
+        subject_refs: ArrayLike | None,
+        columns: dict[str, ArrayLike],
+        *,
+        create: bool = False,
+    ) -> dict[str, pa.Array]:
+        """Like :meth:`encrypt_with_refs` for several columns of the same rows (``{context: values}``), returning
+        ``{context: ciphertexts}``.
+
+        The rows are grouped by key once, every key is read (or, with ``create``, made: all new subject keys of
+        the call in one transaction) once and its AES-GCM object built once for every column: a batch of new
+        people costs one key each, not one per column. A row whose values are all null needs no key.
+        """
+        for context in columns:
+            _check_context(context)
+        ws = _workspace_list(workspace_ids)
+        refs = _ref_list(subject_refs, len(ws))
+        values = {context: _bytes_list(v, "values", strings_only=True) for context, v in columns.items()}
+        _check_lengths(workspace_ids=ws, subject_refs=refs, **{f"values {i}": v for i, v in enumerate(values.values())})
+        if not columns:
+            return {}
+        # a row needs its key if any of its values is set (None: no value, as the grouping skips them)
+        arrays = [_as_array(v, "values") for v in columns.values()]
+        present = arrays[0].is_valid()
+        for array in arrays[1:]:
+            present = pc.or_(present, array.is_valid())
+        present_list = pc.if_else(present, True, None).to_pylist()
+        return self._run(lambda: self._encrypt_groups(_group_rows(ws, refs, present_list), values, create=create))
+
     def has_workspace(self, workspace_id: str) -> bool:
         """Whether this keyring holds a key for the workspace (i.e. it ever stored data)."""
         _check_workspace_id(workspace_id)
@@ -1044,7 +1077,7 @@ class Keyring:
             return 0
         with self._lock:
             conn = self._require_open()
-            with _page_cache(conn, _DESTROY_CACHE_KIB), _write_txn(conn):
+            with _page_cache(conn, _BATCH_CACHE_KIB), _write_txn(conn):
                 cursor = conn.executemany(
                     "DELETE FROM subject_keys WHERE workspace_id = ? AND subject_ref = ?", pairs
                 )
@@ -1283,43 +1316,50 @@ class Keyring:
         groups: dict[tuple[str, bytes | None], list[int]] = {}
         for (w, s), rows in by_subject.items():
             groups.setdefault((w, None if s is None else workspaces[w].blind(s, subject_kind)), []).extend(rows)
-        return self._encrypt_groups(groups, values, context, create=True)
+        return self._encrypt_groups(groups, {context: values}, create=True)[context]
 
     def _encrypt_under_refs(
         self, ws: list[str], refs: list[bytes | None], values: list[bytes | None], context: str, create: bool
     ) -> pa.Array:
-        return self._encrypt_groups(_group_rows(ws, refs, values), values, context, create=create)
+        return self._encrypt_groups(_group_rows(ws, refs, values), {context: values}, create=create)[context]
 
     def _encrypt_groups(
         self,
         groups: dict[tuple[str, bytes | None], list[int]],
-        values: list[bytes | None],
-        context: str,
+        columns: dict[str, list[bytes | None]],
         *,
         create: bool,
-    ) -> pa.Array:
-        """Encrypt each (workspace, subject ref) group of rows under its key; keys are created only if
-        `create`, otherwise a missing key is an error (never a silent workspace-key fallback)."""
+    ) -> dict[str, pa.Array]:
+        """Encrypt each (workspace, subject ref) group of rows under its key, every column (context) of the group
+        with one AES-GCM object; keys are created only if `create`, otherwise a missing key is an error (never a
+        silent workspace-key fallback)."""
         workspaces = self._workspace_keys({w for w, _ in groups}, create=create)
         wanted = {(w, r) for w, r in groups if r is not None and w in workspaces}
         subject_keys = self._subject_key_bytes(wanted, create=create)
         missing = len({w for w, _ in groups} - workspaces.keys()) + len(wanted - subject_keys.keys())
         if missing:
-            raise KeyringError(f"{missing} key(s) needed for context {context!r} do not exist (destroyed?).")
-        out: list[bytes | None] = [None] * len(values)
-        nonces = os.urandom(NONCE_BYTES * sum(len(rows) for rows in groups.values()))
+            contexts = ", ".join(repr(c) for c in columns)
+            raise KeyringError(f"{missing} key(s) needed for context {contexts} do not exist (destroyed?).")
+        n = len(next(iter(columns.values()))) if columns else 0
+        outs: dict[str, list[bytes | None]] = {context: [None] * n for context in columns}
+        set_values = sum(len(values) - values.count(None) for values in columns.values())
+        nonces = os.urandom(NONCE_BYTES * set_values)
+        aads = {w: [_value_aad(w, context) for context in columns] for w, _ in groups}
+        targets = [(values, outs[context]) for context, values in columns.items()]
+        # The tight loop of every protected value (a million per batch): nothing but the encryption in it.
+        prefix = _VERSION_PREFIX
         offset = 0
-        aads: dict[str, bytes] = {}
         for (w, r), rows in groups.items():
-            if r is None:
-                cipher = workspaces[w].cipher
-            else:  # built once per key per batch, then dropped (bounded memory)
-                cipher = AESGCM(subject_keys[(w, r)])
-            aad = aads.get(w)
-            if aad is None:
-                aad = aads[w] = _value_aad(w, context)
-            offset = _encrypt_group(cipher, aad, rows, values, nonces, offset, out)
-        return pa.array(out, type=pa.binary())
+            # a subject's AES-GCM object is built once per batch, then dropped (bounded memory)
+            encrypt = (workspaces[w].cipher if r is None else AESGCM(subject_keys[(w, r)])).encrypt
+            for aad, (values, out) in zip(aads[w], targets):
+                for i in rows:
+                    value = values[i]
+                    if value is not None:  # a row of several columns may have some unset
+                        nonce = nonces[offset : offset + NONCE_BYTES]
+                        offset += NONCE_BYTES
+                        out[i] = prefix + nonce + encrypt(nonce, value, aad)
+        return {context: pa.array(out, type=pa.binary()) for context, out in outs.items()}
 
     def _decrypt_rows(
         self,
@@ -1503,17 +1543,15 @@ class Keyring:
         may be stale, and wrapping with it would store unreadable subject keys.
         """
         material = os.urandom(KEY_BYTES * len(pairs))
+        nonces = os.urandom(NONCE_BYTES * len(pairs))  # one call for the batch, as the keys
         now = _now()
         rows = [
-            (
-                w,
-                ref,
-                _seal(self._workspaces[w].cipher, _nth_key(material, i), _subject_key_aad(w, ref)),
-                now,
-            )
+            (w, ref, _seal(self._workspaces[w].cipher, _nth_key(material, i), _subject_key_aad(w, ref),
+                           nonces[i * NONCE_BYTES : (i + 1) * NONCE_BYTES]), now)
             for i, (w, ref) in enumerate(pairs)
         ]
-        with _write_txn(self._require_open()) as conn:
+        conn = self._require_open()
+        with _page_cache(conn, _BATCH_CACHE_KIB), _write_txn(conn):
             if self._read_epoch(conn) != self._epoch:
                 raise _StaleCacheError()
             inserted = conn.executemany(
@@ -1534,28 +1572,6 @@ class Keyring:
         if excess > 0:
             for key in list(islice(self._subject_keys, excess)):
                 del self._subject_keys[key]
-
-
-def _encrypt_group(
-    cipher: AESGCM,
-    aad: bytes,
-    rows: list[int],
-    values: list[bytes | None],
-    nonces: bytes,
-    offset: int,
-    out: list[bytes | None],
-) -> int:
-    """Encrypt one key's rows into ``out``; returns the next nonce offset.
-
-    Kept as a tight loop: this is where ~1M values per batch are processed.
-    """
-    encrypt = cipher.encrypt
-    prefix = _VERSION_PREFIX
-    for i in rows:
-        nonce = nonces[offset : offset + NONCE_BYTES]
-        offset += NONCE_BYTES
-        out[i] = prefix + nonce + encrypt(nonce, values[i], aad)
-    return offset
 
 
 def _decrypt_group(

@@ -1,9 +1,11 @@
 """Turning a relation of plaintext rows into stored rows: personal columns encrypted, blind indexes added.
 
-Shared by every source. It works set-based in the source's DuckDB work database: the distinct
-(workspace, subject, value) triples of each personal column go through the keyring once each (a million
-rows usually hold far fewer distinct values), and the ciphertexts are joined back in SQL. Which columns to
-encrypt or index is read from the table's column hints (`pipelines.privacy.categories`), never listed here.
+Shared by every source. It works set-based in the source's DuckDB work database: each identifier's distinct
+(workspace, value) pairs are blind-indexed once, and the distinct rows of (workspace, subject reference,
+personal values) go through the keyring once each (a million rows usually hold far fewer distinct values),
+all personal columns of a row in one call, so each subject's key is found, or made, once per batch rather
+than once per column. The ciphertexts are joined back in SQL. Which columns to encrypt or index is read from
+the table's column hints (`pipelines.privacy.categories`), never listed here.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ class FieldCipher(Protocol):
     def encrypt_with_refs(self, workspace_ids: pa.Array, subject_refs: pa.Array, values: pa.Array, context: str,
                           *, create: bool = False) -> pa.Array: ...
 
+    def encrypt_columns_with_refs(self, workspace_ids: pa.Array, subject_refs: pa.Array | None,
+                                  columns: dict[str, pa.Array], *, create: bool = False) -> dict[str, pa.Array]: ...
+
     def blind_index_many(self, workspace_ids: pa.Array, values: pa.Array, *, kind: str) -> pa.Array: ...
 
 
@@ -47,15 +52,6 @@ def protect(
     """
     decl = declaration(columns)
     ws = _ident(workspace_column)
-    subject_kinds = [decl.kind_of(c) for c in decl.subject_of]
-
-    def subject(prefix: str) -> tuple[str, str]:
-        """Which subject column holds the row's subject (1-based; 0: none), and its plaintext (or '')."""
-        parts = [prefix + _ident(c) for c in decl.subject_of]
-        if not parts:
-            return "0", "''"
-        which = " ".join(f"WHEN {p} IS NOT NULL THEN {i}" for i, p in enumerate(parts, 1))
-        return f"CASE {which} ELSE 0 END", f"coalesce({', '.join(parts)}, '')"
 
     joins: list[str] = []
     indexed = dict.fromkeys([*decl.blind_indexes.values(), *decl.subject_of])
@@ -64,36 +60,40 @@ def protect(
         _build_lookup(
             con, lookup,
             f"SELECT DISTINCT {ws} AS ws, {_ident(plain)} AS v FROM {source} WHERE {_ident(plain)} IS NOT NULL",
-            lambda batch, kind=decl.kind_of(plain): cipher.blind_index_many(batch.column("ws"), batch.column("v"),
-                                                                             kind=kind),
+            lambda batch, kind=decl.kind_of(plain): {"out": cipher.blind_index_many(batch.column("ws"),
+                                                                                    batch.column("v"), kind=kind)},
         )
         joins.append(f"LEFT JOIN {lookup} ON {lookup}.ws = s.{ws} AND {lookup}.v = s.{_ident(plain)}")
-    for name in decl.encrypted:
-        lookup = f"_enc_{table}_{name}"
-        context = value_context(table, name)
+    # A row's subject reference: the blind index of its first non-null subject column, under that column's kind.
+    ref = f"coalesce({', '.join(f'_bidx_{table}_{c}.out' for c in decl.subject_of)})" if decl.subject_of else "NULL"
+    encrypted = list(decl.encrypted)
+    if encrypted:  # one lookup for every encrypted column: each subject's key is found (or made) once per batch
+        lookup = f"_enc_{table}"
+        values = [f"v{i}" for i in range(len(encrypted))]
+        outputs = tuple(f"out{i}" for i in range(len(encrypted)))
+        contexts = [value_context(table, name) for name in encrypted]
         _build_lookup(
             con, lookup,
-            f"SELECT DISTINCT {ws} AS ws, {', '.join(subject(''))}, {_ident(name)} AS v "
-            f"FROM {source} WHERE {_ident(name)} IS NOT NULL",
-            lambda batch, context=context: cipher.encrypt_with_refs(
-                batch.column("ws"), _subject_refs(cipher, batch, subject_kinds), batch.column("v"), context,
-                create=True,
-            ),
-            names=("ws", "which", "subj", "v"),
+            f"SELECT DISTINCT s.{ws}, {ref}::BLOB, {', '.join(f's.{_ident(n)}' for n in encrypted)} "
+            f"FROM {source} AS s {' '.join(joins)} "
+            f"WHERE {' OR '.join(f's.{_ident(n)} IS NOT NULL' for n in encrypted)}",
+            lambda batch: dict(zip(outputs, cipher.encrypt_columns_with_refs(
+                batch.column("ws"), batch.column("ref"), {c: batch.column(v) for c, v in zip(contexts, values)},
+                create=True).values())),
+            names=("ws", "ref", *values), outputs=outputs,
         )
         joins.append(
-            f"LEFT JOIN {lookup} ON {lookup}.ws = s.{ws} AND {lookup}.which = {subject('s.')[0]} "
-            f"AND {lookup}.subj = {subject('s.')[1]} AND {lookup}.v = s.{_ident(name)}"
+            f"LEFT JOIN {lookup} ON {lookup}.ws = s.{ws} AND {lookup}.ref IS NOT DISTINCT FROM {ref} "
+            + " ".join(f"AND {lookup}.{v} IS NOT DISTINCT FROM s.{_ident(n)}" for v, n in zip(values, encrypted))
         )
     select: list[str] = []
     for name in columns:
         if name in decl.encrypted:
-            select.append(f"_enc_{table}_{name}.out AS {_ident(name)}")
+            select.append(f"_enc_{table}.out{encrypted.index(name)} AS {_ident(name)}")
         elif name in decl.blind_indexes:
             select.append(f"_bidx_{table}_{decl.blind_indexes[name]}.out AS {_ident(name)}")
         elif name == decl.subject_ref:
-            refs = ", ".join(f"_bidx_{table}_{c}.out" for c in decl.subject_of)
-            select.append(f"coalesce({refs}) AS {_ident(name)}")
+            select.append(f"{ref} AS {_ident(name)}")
         else:
             select.append(f"s.{_ident(name)}")
     return f"SELECT {', '.join(select)} FROM {source} AS s " + " ".join(joins)
@@ -162,26 +162,24 @@ def blind_index_by_kind(cipher: FieldCipher, workspace_ids, which, values, kinds
     return refs
 
 
-def _subject_refs(cipher: FieldCipher, batch: pa.RecordBatch, kinds: list[str]) -> pa.Array:
-    """Each row's subject reference: the blind index of its subject under the kind of the column it came from
-    (`which`, 1-based; 0: no subject, null, so the value is keyed under the workspace key)."""
-    return blind_index_by_kind(cipher, batch.column("ws"), batch.column("which"), batch.column("subj"), kinds)
-
-
 def _build_lookup(con: duckdb.DuckDBPyConnection, name: str, distinct_sql: str, compute,
-                  names: tuple[str, ...] = ("ws", "v")) -> None:
-    """Materialise `distinct_sql` (columns `names`) plus a computed `out` column, streaming batches through
-    `compute`."""
+                  names: tuple[str, ...] = ("ws", "v"), outputs: tuple[str, ...] = ("out",)) -> None:
+    """Materialise `distinct_sql` (columns `names`) plus the binary columns `outputs`, which `compute` returns
+    for each batch (a dict by name), streaming batches through it."""
     reader = con.sql(f"SELECT * FROM ({distinct_sql}) AS d({', '.join(names)})").to_arrow_reader(DISTINCT_BATCH_ROWS)
     writer = con.cursor()
     created = False
     for batch in reader:
-        out = batch.append_column("out", compute(batch))
+        computed = compute(batch)
+        out = pa.RecordBatch.from_arrays([*batch.columns, *(computed[o] for o in outputs)],
+                                         names=[*batch.schema.names, *outputs])
         if not created:
             writer.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM out")
             created = True
         else:
             writer.execute(f"INSERT INTO {name} SELECT * FROM out")
     if not created:  # no rows: the same columns, typed as the query's
-        empty = reader.schema.empty_table().append_column("out", pa.array([], pa.binary()))  # noqa: F841 - DuckDB scan
+        empty = reader.schema.empty_table()
+        for output in outputs:
+            empty = empty.append_column(output, pa.array([], pa.binary()))  # noqa: F841 - DuckDB scan
         writer.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM empty")

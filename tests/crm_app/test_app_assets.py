@@ -49,14 +49,17 @@ def test_the_sandbox_app_database_syncs_with_counts_and_passing_checks(platform:
     assert platform.known_workspaces() == set(app_sandbox.WORKSPACES)
 
     changes = app_sandbox.advance(app.url())
-    assert changes == {"contacts_added": 25, "contacts_updated": 15, "contacts_deleted": 10, "users_closed": 1}
+    assert changes == {"contacts_added": 25, "contacts_updated": 15, "contacts_deleted": 10, "contacts_purged": 5,
+                       "users_closed": 1}
     second = _run(platform, app)
     assert second.success
-    assert platform.query("SELECT count(*) FROM raw_crm_app.contacts") == [(200 + 25 - 10,)]
+    assert platform.query("SELECT count(*) FROM raw_crm_app.contacts") == [(200 + 25 - 10 - 5,)]
     assert platform.query("SELECT count(*) FROM raw_crm_app.users") == [(29,)]
     users = next(e for e in second.get_asset_materialization_events() if e.asset_key.path[-1] == "users")
     assert users.materialization.metadata["erasure_requests_filed"].value == 1
-    assert _counts(second)["contacts"][1] == 10 and _counts(second)["users"][1] == 1
+    assert _counts(second)["contacts"][1] == 15 and _counts(second)["users"][1] == 1
+    contacts = next(e for e in second.get_asset_materialization_events() if e.asset_key.path[-1] == "contacts")
+    assert contacts.materialization.metadata["rows_hard_deleted"].value == 5
 
 
 def test_each_table_carries_its_row_count_and_documented_columns(platform: Platform) -> None:
@@ -71,9 +74,9 @@ def test_each_table_carries_its_row_count_and_documented_columns(platform: Platf
 
     assert row_counts(_run(platform, app)) == {"workspaces": 5, "users": 30, "billing_profiles": 5, "companies": 40,
                                                "contacts": 200, "deals": 60}
-    app_sandbox.advance(app.url())  # contacts +25 -10, one user closed; workspaces, companies, deals unchanged
+    app_sandbox.advance(app.url())  # contacts +25, 10 soft-deleted, 5 deleted outright; one user closed; workspaces, companies, deals unchanged
     assert row_counts(_run(platform, app)) == {"workspaces": 5, "users": 29, "billing_profiles": 5, "companies": 40,
-                                               "contacts": 215, "deals": 60}
+                                               "contacts": 210, "deals": 60}
     comments = dict(platform.query("SELECT column_name, comment FROM duckdb_columns() WHERE schema_name = "
                                    "'raw_crm_app' AND table_name = 'contacts' AND comment IS NOT NULL"))
     assert comments == {

@@ -152,3 +152,30 @@ def test_a_closed_account_is_erased_across_every_table(app: AppPlatform) -> None
     assert [c["contact_id"] for c in app.stored("contacts")] == ["c2"]
     assert [u["user_id"] for u in app.stored("users")] == ["u2", "u3"]
     assert found_in_files(app.root, {ANN, "Ann Lee", "cus_A1"}) == {}
+
+
+def test_rows_deleted_outright_in_the_app_are_removed_here(app: AppPlatform) -> None:
+    """A hard delete (the row gone, no `deleted_at`) is found by the key comparison of the next sync: the row
+    leaves the warehouse like a soft-deleted one, and a user deleted so files the same erasure request."""
+    _seed(app)
+    app.sync()
+    contacts, users, deals = app_tables.contacts, app_tables.users, app_tables.deals
+    app.execute(deals.delete())
+    app.execute(contacts.delete().where(contacts.c.contact_id == "c2"))
+    app.execute(users.delete().where(users.c.user_id == "u2"))
+    app.execute(contacts.update().where(contacts.c.contact_id == "c1").values(last_name="Lee-Ray", updated_at=T1))
+    counts = app.sync()
+    assert {t: (c.read, c.deleted, c.hard_deleted) for t, c in counts.items()} == {
+        "workspaces": (0, 0, 0), "users": (0, 1, 1), "billing_profiles": (0, 0, 0), "companies": (0, 0, 0),
+        "contacts": (1, 1, 1), "deals": (0, 1, 1)}
+    assert app.stored("contacts") == [_contact("c1", "Ann", "Lee-Ray", ANN, None, True, T1)]
+    assert [u["user_id"] for u in app.stored("users")] == ["u1", "u3"]
+    assert app.stored("deals") == []
+    (request,) = app.inbox.pending()
+    assert (request["request_type"], request["workspace_id"], request["identity_kind"], request["identity_value"],
+            request["requested_by"]) == ("erasure", "ws_a", "email", "bo@example.com", "crm_app:account_closed")
+
+    again = app.sync()  # nothing left to remove, nothing filed twice
+    assert {t: (c.read, c.deleted) for t, c in again.items() if c.read or c.deleted} == {}
+    assert len(app.inbox.all()) == 1
+    assert [c["contact_id"] for c in app.stored("contacts")] == ["c1"]

@@ -486,3 +486,22 @@ def test_subject_key_cache_is_bounded_and_evicted_keys_still_work(store: Path, m
         assert len(kr._subject_keys) <= 2  # memory stays bounded however many people were seen
         assert kr.decrypt("ws-a", ct, subject_refs=refs, context="c").to_pylist() == values.to_pylist()
         assert len(kr._subject_keys) <= 2
+
+
+def test_several_columns_share_one_key_per_subject(keyring: Keyring, store: Path) -> None:
+    """`encrypt_columns_with_refs`: each column decrypts in its own context only, a subject gets one key for all
+    its columns, a row with every value null gets none, and missing keys are refused unless `create`."""
+    ws = ["ws_a"] * 4
+    refs = keyring.blind_index("ws_a", ["ann", "bob", "cy", "ann"], kind=KIND)
+    names, phones = ["Ann", None, None, "Ann B."], ["+1202", None, None, None]
+    with pytest.raises(KeyringError, match="1 key"):
+        keyring.encrypt_columns_with_refs(ws, refs, {"t.name": names, "t.phone": phones})
+    out = keyring.encrypt_columns_with_refs(ws, refs, {"t.name": names, "t.phone": phones}, create=True)
+    assert keyring.decrypt_many(ws, refs, out["t.name"], "t.name").to_pylist() == names
+    assert keyring.decrypt_many(ws, refs, out["t.phone"], "t.phone").to_pylist() == phones
+    assert len(_wrapped_subject_keys(store)) == 1  # ann only: bob's and cy's rows hold no value
+    with pytest.raises(KeyringError):
+        keyring.decrypt_many(ws[:1], refs[:1], out["t.name"][:1], "t.phone")
+    single = keyring.encrypt_with_refs(ws, refs, names, "t.name")  # the same key as the one-column call's
+    assert keyring.decrypt_many(ws, refs, single, "t.name").to_pylist() == names
+    assert keyring.encrypt_columns_with_refs(ws, refs, {}) == {}
