@@ -39,6 +39,7 @@ from assets import model_loads
 from assets.analytics import MODELS, snapshot_path
 from assets.sql_models import pseudonymous_tables
 from pipelines.catalog import ASSET_OF_TABLE, DECLARED_TABLES, LANDING_ZONES
+from pipelines.lakehouse.working_copy import write_back
 from pipelines.privacy.dsr import foreign_rows_in_exports, process_pending
 from pipelines.privacy.landed_lifecycle import overdue, sweep
 from pipelines.privacy.policy import LandedRule, Rule, load_policy
@@ -240,7 +241,8 @@ def data_subject_requests(
             model_loads.forget(con)  # rows change without a load: the next analytics build is a full one
         report = process_pending(con, cipher, inbox, privacy.audit(cipher), exports_dir=Path(privacy.exports_dir),
                                  landing_urls=privacy.landing_urls, derived_tables=DERIVED_TABLES,
-                                 publish=lambda: _republish(con, snapshot))  # the analysts' copy forgets them too
+                                 publish=lambda: _republish(con, snapshot),  # the analysts' copy forgets them too
+                                 persist=lambda: write_back(con))  # on the lakehouse: in its files before closing
     return MaterializeResult(metadata={
         "requests_completed": report.count("completed"),
         "requests_rejected": report.count("rejected"),

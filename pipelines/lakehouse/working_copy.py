@@ -31,6 +31,7 @@ from pipelines.lakehouse import storage
 from pipelines.sql import ident, literal, qualified
 
 ORIGIN_SCHEMA = "lake_origin"
+_CHANGING = f"{ORIGIN_SCHEMA}.changing_tables"  # the tables a working copy writes back, and their folders
 
 
 def replace_file(con: duckdb.DuckDBPyConnection, path: Path, select_sql: str, table_dir: Path,
@@ -61,24 +62,38 @@ def _origin(table: str) -> str:
 @contextmanager
 def working_copy(warehouse_path: str | Path, tables: Iterable[str]) -> Iterator[duckdb.DuckDBPyConnection]:
     """A DuckDB connection on the warehouse where `tables` (those in the lake) can be changed; on a clean exit the
-    changes are written back to the lake file by file (see the module's docstring)."""
+    changes are written back to the lake file by file (see the module's docstring), as `write_back` does earlier
+    for a caller that must know them stored before it records them done."""
     lake = storage.lake_root(warehouse_path)
     loaded = storage.table_dirs(lake)
     changing = [t for t in dict.fromkeys(tables) if t in loaded]
     con = duckdb.connect()
     try:
         con.execute(f"SET TimeZone = 'UTC'; CREATE SCHEMA {ORIGIN_SCHEMA}")
+        con.execute(f"CREATE TABLE {_CHANGING} (table_name VARCHAR, folder VARCHAR)")
         for table, folder in loaded.items():
             if table in changing:
                 _copy(con, table, folder)
+                con.execute(f"INSERT INTO {_CHANGING} VALUES (?, ?)", [table, str(folder)])
             else:
                 storage.register(con, table, folder)
         _catalog_views(con, Path(warehouse_path), set(loaded))
         yield con
-        for table in changing:
-            _write_back(con, table, loaded[table])
+        write_back(con)
     finally:
         con.close()
+
+
+def write_back(con: duckdb.DuckDBPyConnection) -> int:
+    """Write the changes made so far on a working copy to the lake's files now, and count the files rewritten
+    (0 on any other connection, whose changes are stored as they are made). The privacy engine calls it before
+    it closes requests, so a request is never recorded done while its rows are only in memory."""
+    held = con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?",
+                       [ORIGIN_SCHEMA, _CHANGING.split(".")[1]]).fetchone()[0]
+    if not held:
+        return 0
+    return sum(_write_back(con, table, Path(folder))
+               for table, folder in con.execute(f"SELECT table_name, folder FROM {_CHANGING}").fetchall())
 
 
 def _copy(con: duckdb.DuckDBPyConnection, table: str, folder: Path) -> None:
@@ -114,8 +129,9 @@ def _catalog_views(con: duckdb.DuckDBPyConnection, catalog: Path, lake_tables: s
         pending = failed
 
 
-def _write_back(con: duckdb.DuckDBPyConnection, table: str, folder: Path) -> None:
-    """Rewrite the files of `table` holding a deleted or changed row."""
+def _write_back(con: duckdb.DuckDBPyConnection, table: str, folder: Path) -> int:
+    """Rewrite the files of `table` holding a row deleted or changed since the last write-back, then take the
+    copy as the files' new state; the files rewritten."""
     origin = _origin(table)
     added = con.execute(f"SELECT count(*) FROM {qualified(table)} t ANTI JOIN {origin} o ON t.rowid = o.rid").fetchone()[0]
     if added:
@@ -129,3 +145,8 @@ def _write_back(con: duckdb.DuckDBPyConnection, table: str, folder: Path) -> Non
         columns = ", ".join(f"CAST(t.{ident(name)} AS {kind}) AS {ident(name)}" for name, kind, *_ in own)
         replace_file(con, path, f"SELECT {columns} FROM {qualified(table)} t JOIN {origin} o ON t.rowid = o.rid "
                      "WHERE o.filename = ? ORDER BY o.rid", folder, [str(path)])
+    if changed:
+        con.execute(f"DELETE FROM {origin} WHERE rid NOT IN (SELECT rowid FROM {qualified(table)})")
+        con.execute(f"UPDATE {origin} SET digest = hash(t) FROM {qualified(table)} t "
+                    f"WHERE t.rowid = {origin}.rid AND hash(t) <> {origin}.digest")
+    return len(changed)

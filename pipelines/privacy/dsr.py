@@ -86,6 +86,7 @@ def process_pending(
     derived_tables: dict[str, TTableSchemaColumns] | None = None,
     now: dt.datetime | None = None,
     publish: Callable[[], None] | None = None,
+    persist: Callable[[], object] | None = None,
 ) -> BatchReport:
     """Process every received request of `inbox` against the warehouse behind `con` (read-write).
 
@@ -93,7 +94,9 @@ def process_pending(
     keys of people (`x-pseudonym` columns): erasure deletes their rows and access exports them too.
     `publish` refreshes copies made of them (the analysts' snapshot): it runs after an erasure's rows are
     deleted and before its request is closed, so a run killed in between leaves the request open and the
-    rerun publishes again."""
+    rerun publishes again. `persist` stores the changes made through `con` where they are not stored as they are
+    made (the lakehouse's working copy): it runs after each kind's changes and before its requests are closed, so
+    no request is recorded done while its changes are only in memory."""
     now = now or dt.datetime.now(dt.timezone.utc)
     report = BatchReport()
     expired = inbox.exports_before(now - dt.timedelta(days=EXPORT_KEEP_DAYS))
@@ -138,6 +141,8 @@ def process_pending(
             continue
         handlers[kind](con, cipher, inbox, by_id, batch, tables, searchable, report,
                        exports_dir=exports_dir, landing_urls=landing_urls, now=now)
+        if persist:
+            persist()
         if kind == "erasure" and publish:
             publish()
         # closed kind by kind (an erasure then sees this batch's exports too), in one inbox transaction and

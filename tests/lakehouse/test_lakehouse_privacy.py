@@ -154,3 +154,35 @@ def test_a_working_copy_writes_back_only_changed_files_and_refuses_inserts(platf
             f"SELECT DISTINCT filename FROM {storage.scan_sql(lake / 'raw_events' / 'usage_events', True)} "
             "WHERE received_date = ?", [day]).fetchall()}
     assert rewritten == holding and len(holding) < len(storage.files(lake / "raw_events" / "usage_events"))
+
+
+def test_an_erasure_whose_files_cannot_be_written_stays_open_and_the_rerun_finishes_it(
+        platform: Platform, lakehouse: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    platform.generate()
+    assert all(_run(platform, day).success for day in DAYS)
+    counts = Counter((r.get("workspace_id"), r.get("user_id")) for r in landed_lines(platform.landing)
+                     if isinstance(r.get("user_id"), str))
+    (ws, user_id), _ = counts.most_common(1)[0]
+    with platform.keyring() as cipher:
+        bidx = cipher.blind_index(ws, [user_id], kind="user.unique_id").to_pylist()[0]
+    held = f"SELECT count(*) FROM {EVENTS} WHERE workspace_id = ? AND user_id_bidx = ?"
+    (before,) = platform.query(held, [ws, bidx])[0]
+    defs, instance = _defs(platform, False), DagsterInstance.ephemeral()
+    inbox = _privacy(platform).inbox()
+    erasure = inbox.submit(Request("erasure", ws, "user_id", user_id, requested_by="dpo@gtgcrm.test"))
+
+    def disk_full(*args, **kwargs):  # the lake's storage refuses the rewritten file
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as patched:  # the lakehouse fixture's own patch stays
+        patched.setattr("pipelines.lakehouse.working_copy.replace_file", disk_full)
+        failed = defs.resolve_job_def("data_subject_requests_job").execute_in_process(instance=instance,
+                                                                                    raise_on_error=False)
+    assert not failed.success and "No space left on device" in next(
+        e for e in failed.all_events if e.event_type_value == "STEP_FAILURE").step_failure_data.error.cause.message
+    assert inbox.get(erasure)["status"] == "received" and platform.query(held, [ws, bidx]) == [(before,)]
+    assert before > 0
+
+    done = defs.resolve_job_def("data_subject_requests_job").execute_in_process(instance=instance)
+    assert done.success and inbox.get(erasure)["status"] == "completed"
+    assert platform.query(held, [ws, bidx]) == [(0,)]
