@@ -25,23 +25,58 @@ columns:
   spend: Amount spent, account currency, major units.
   conversions: Conversions under the default attribution setting.
   conversions_value: Conversion value under the default attribution setting, account currency.
-  leads: Leads submitted through the ad's lead forms that day (account time zone).
+  leads: Leads submitted through the ad's lead forms that day (account time zone); a day with leads but no
+    delivery Meta reports has its row too, with zero delivery.
 tests:
   - unique: [platform, connection_id, ad_id, date_day]
   - not_null: [date_day, platform, workspace_id, connection_id, account_id, ad_id, currency, clicks, impressions, spend, leads]
 */
 WITH lead_days AS (
     SELECT
+        l.workspace_id,
         l.connection_id,
+        l.account_id,
         l.ad_id,
         CAST(timezone(a.timezone_name, l.created_time) AS DATE) AS date_day,
         count(*) AS leads
     FROM raw_facebook_ads.leads AS l
     JOIN raw_facebook_ads.ad_accounts AS a ON a.connection_id = l.connection_id AND a.account_id = l.account_id
     GROUP BY ALL
+),
+undelivered AS (  -- leads on an ad and day Meta reports no delivery for: kept, never dropped by the join
+    SELECT
+        d.date_day,
+        'facebook_ads' AS platform,
+        d.workspace_id,
+        d.connection_id,
+        d.account_id,
+        a.name AS account_name,
+        ad.campaign_id,
+        c.name AS campaign_name,
+        ad.adset_id AS ad_group_id,
+        s.name AS ad_group_name,
+        d.ad_id,
+        ad.name AS ad_name,
+        a.currency,
+        CAST(0 AS BIGINT) AS clicks,
+        CAST(0 AS BIGINT) AS impressions,
+        CAST(0 AS DECIMAL(38, 6)) AS spend,
+        CAST(0 AS DOUBLE) AS conversions,
+        CAST(0 AS DOUBLE) AS conversions_value,
+        CAST(d.leads AS BIGINT) AS leads
+    FROM lead_days AS d
+    LEFT JOIN raw_facebook_ads.ad_accounts AS a ON a.connection_id = d.connection_id AND a.account_id = d.account_id
+    LEFT JOIN raw_facebook_ads.ads AS ad ON ad.connection_id = d.connection_id AND ad.ad_id = d.ad_id
+    LEFT JOIN raw_facebook_ads.campaigns AS c ON c.connection_id = d.connection_id AND c.campaign_id = ad.campaign_id
+    LEFT JOIN raw_facebook_ads.ad_sets AS s ON s.connection_id = d.connection_id AND s.adset_id = ad.adset_id
+    WHERE NOT EXISTS (SELECT 1 FROM staging.stg_facebook_ads__ad_report AS r
+                      WHERE r.connection_id = d.connection_id AND r.ad_id IS NOT DISTINCT FROM d.ad_id
+                        AND r.date_day = d.date_day)
 )
 SELECT
     r.*,
     CAST(coalesce(d.leads, 0) AS BIGINT) AS leads
 FROM staging.stg_facebook_ads__ad_report AS r
 LEFT JOIN lead_days AS d ON d.connection_id = r.connection_id AND d.ad_id = r.ad_id AND d.date_day = r.date_day
+UNION ALL
+SELECT * FROM undelivered

@@ -98,3 +98,26 @@ def test_leads_are_contacts_keyed_like_every_other_source(built: AdsPlatform) ->
     keys = built.query("SELECT contact_key FROM analytics.contacts WHERE workspace_id = 'ws_0001' AND sources = 'meta_leads'")
     assert sorted(k for (k,) in keys) == sorted(expected)
     assert built.query("SELECT sum(contacts) FROM analytics.contact_lists_daily WHERE provider = 'meta_leads'") == [(16,)]
+
+
+def test_leads_on_a_day_without_delivery_keep_their_row(ads: AdsPlatform) -> None:
+    # Meta reports no insights row for an ad and day without delivery; its leads must not vanish in the join.
+    account = ads.account(WEST)
+    zone = ZoneInfo(account.timezone_name)
+    lead = min(account.leads.values(), key=lambda item: item.id)
+    day = lead.created.astimezone(zone).date()
+    assert account.insights.pop((lead.ad_id, day), None) is not None
+    on_that_day = sum(1 for other in account.leads.values()
+                      if (other.ad_id, other.created.astimezone(zone).date()) == (lead.ad_id, day))
+    ads.sync(WEST)
+    with duckdb.connect(str(ads.warehouse)) as con:
+        for model in build_order(MODELS):
+            build(con, model, sources=DECLARED_TABLES)
+    assert ads.query("SELECT sum(leads) FROM analytics.ad_performance_daily WHERE connection_id = ?",
+                     [WEST]) == [(len(account.leads),)]
+    row = ads.query("SELECT impressions, clicks, spend, leads, ad_name IS NOT NULL, campaign_id IS NOT NULL, currency "
+                    "FROM analytics.ad_performance_daily WHERE connection_id = ? AND ad_id = ? AND date_day = ?",
+                    [WEST, lead.ad_id, day])
+    assert row == [(0, 0, 0, on_that_day, True, True, account.currency)]
+    assert ads.query("SELECT count(*) FROM analytics.ad_performance_daily WHERE connection_id = ?",
+                     [WEST]) == [(len(account.insights) + 1,)]
