@@ -89,8 +89,8 @@ def write_back(con: duckdb.DuckDBPyConnection) -> int:
     (0 on any other connection, whose changes are stored as they are made). The privacy engine calls it before
     it closes requests, so a request is never recorded done while its rows are only in memory."""
     held = con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?",
-                       [ORIGIN_SCHEMA, _CHANGING.split(".")[1]]).fetchone()[0]
-    if not held:
+                       [ORIGIN_SCHEMA, _CHANGING.split(".")[1]]).fetchall()  # all: no result left pending
+    if held == [(0,)]:
         return 0
     return sum(_write_back(con, table, Path(folder))
                for table, folder in con.execute(f"SELECT table_name, folder FROM {_CHANGING}").fetchall())
