@@ -5,8 +5,10 @@ the raw tables themselves: each platform's settings give, per grain, one SELECT 
 workspace, account and day in the loaded table that grain is built from (`PlatformReport.raw_daily_totals`),
 and every unified mart must hold exactly those impressions, clicks and spend, account by account and day by
 day (a staging model that drops rows in a join, double-counts through one, or shifts a day fails it). The account report must also miss no day a platform has
-raw data for. A platform whose tables are not loaded yet (nothing connected) has no raw totals and is skipped.
-Metadata holds counts only.
+raw data for. Meta's own marts are held to the same raw truth: `ad_performance_daily`'s delivery equals Meta's
+insights and its leads, like `leads_daily`'s, equal the leads loaded, account by account and local day by day. A
+platform whose tables are not loaded yet (nothing connected) has no raw totals and is skipped. Metadata holds
+counts only.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dagster import AssetCheckResult, AssetKey, asset_check
 
 from pipelines.ad_reporting import GRAINS, PlatformReport, unified_model
 from pipelines.catalog import AD_PLATFORMS
+from pipelines.facebook import settings as facebook
 from pipelines.sql import literal
 from resources.warehouse import WAREHOUSE_POOL, WarehouseResource
 
@@ -39,14 +42,14 @@ def raw_totals(con: duckdb.DuckDBPyConnection, grain: str,
 
 
 def mismatched_account_days(con: duckdb.DuckDBPyConnection, grain: str,
-                            platforms: tuple[PlatformReport, ...] = AD_PLATFORMS) -> int:
-    """Platform, workspace, account and day rows whose totals differ between the `grain` mart and the raw tables
-    (or that only one side holds), for the platforms loaded."""
+                            platforms: tuple[PlatformReport, ...] = AD_PLATFORMS, model: str | None = None) -> int:
+    """Platform, workspace, account and day rows whose totals differ between the `grain` mart (or `model`, a mart
+    at that grain) and the raw tables (or that only one side holds), for the platforms loaded."""
     raw = raw_totals(con, grain, platforms)
     if raw is None:
         return 0
     report = (f"SELECT platform, date_day, workspace_id, account_id, {', '.join(f'sum({m}) AS {m}' for m in _TOTALS)} "
-              f"FROM {unified_model(grain)} WHERE platform IN (SELECT platform FROM ({raw})) GROUP BY ALL")
+              f"FROM {model or unified_model(grain)} WHERE platform IN (SELECT platform FROM ({raw})) GROUP BY ALL")
     differs = " OR ".join(f"r.{m} IS DISTINCT FROM u.{m}" for m in _TOTALS)
     return con.execute(f"""
         SELECT count(*) FROM ({raw}) r
@@ -87,4 +90,43 @@ def no_platform_missing_a_day(warehouse: WarehouseResource) -> AssetCheckResult:
     return AssetCheckResult(passed=missing == 0, metadata={"missing_platform_days": missing})
 
 
-AD_REPORTING_CHECKS = [*(_totals_check(grain) for grain in GRAINS), no_platform_missing_a_day]
+def mismatched_lead_days(con: duckdb.DuckDBPyConnection, model: str) -> int:
+    """Workspace, account and day rows whose leads differ between `model` and the leads loaded from Meta."""
+    try:
+        con.execute(f"DESCRIBE {facebook.RAW_DAILY_LEADS}")
+    except duckdb.CatalogException:  # no Meta leads loaded yet
+        return 0
+    return con.execute(f"""
+        SELECT count(*) FROM ({facebook.RAW_DAILY_LEADS}) r
+        FULL OUTER JOIN (SELECT workspace_id, account_id, date_day, sum(leads) AS leads FROM {model}
+                         WHERE platform = {literal(facebook.PROVIDER)} GROUP BY ALL HAVING sum(leads) > 0) m
+            USING (workspace_id, account_id, date_day)
+        WHERE r.leads IS DISTINCT FROM m.leads""").fetchone()[0]
+
+
+_PERFORMANCE = "analytics.ad_performance_daily"
+_LEADS = "analytics.leads_daily"
+
+
+@asset_check(asset=AssetKey(_PERFORMANCE.split(".")), name="delivery_equals_raw_insights", pool=WAREHOUSE_POOL,
+             description="Per workspace, ad account and day, impressions, clicks and spend equal Meta's insights.")
+def delivery_equals_raw_insights(warehouse: WarehouseResource) -> AssetCheckResult:
+    with warehouse.connect() as con:
+        mismatched = mismatched_account_days(con, "ad", (facebook.REPORT,), _PERFORMANCE)
+    return AssetCheckResult(passed=mismatched == 0, metadata={"mismatched_account_days": mismatched})
+
+
+def _leads_check(model: str):
+    @asset_check(asset=AssetKey(model.split(".")), name="leads_equal_raw_leads", pool=WAREHOUSE_POOL,
+                 description="Per workspace, ad account and day (the account's time zone), leads equal the leads "
+                             "loaded from Meta.")
+    def leads_equal_raw_leads(warehouse: WarehouseResource) -> AssetCheckResult:
+        with warehouse.connect() as con:
+            mismatched = mismatched_lead_days(con, model)
+        return AssetCheckResult(passed=mismatched == 0, metadata={"mismatched_account_days": mismatched})
+
+    return leads_equal_raw_leads
+
+
+AD_REPORTING_CHECKS = [*(_totals_check(grain) for grain in GRAINS), no_platform_missing_a_day,
+                       delivery_equals_raw_insights, *(_leads_check(model) for model in (_PERFORMANCE, _LEADS))]

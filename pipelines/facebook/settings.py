@@ -136,6 +136,15 @@ REPORT = PlatformReport(PROVIDER, dict.fromkeys(GRAINS, f"""
     GROUP BY ALL
 """))
 
+# Leads per account and local day, the raw truth the lead marts (ad_performance_daily, leads_daily) are checked
+# against.
+RAW_DAILY_LEADS = f"""
+    SELECT l.workspace_id, l.account_id, CAST(timezone(a.timezone_name, l.created_time) AS DATE) AS date_day,
+           count(*) AS leads
+    FROM {DATASET_NAME}.{LEADS_TABLE} AS l
+    JOIN {DATASET_NAME}.{ACCOUNTS_TABLE} AS a ON a.connection_id = l.connection_id AND a.account_id = l.account_id
+    GROUP BY ALL"""
+
 STREAMS = (ACCOUNTS, CAMPAIGNS, AD_SETS, ADS, CREATIVES, INSIGHTS, FORMS, LEADS)
 
 # Currencies Meta counts in whole units (its currency "offset" is 1, not 100): budgets are not in cents.

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 import duckdb
 import pytest
 
+from assets.ad_reporting import mismatched_account_days, mismatched_lead_days
 from assets.analytics import MODELS, PERSONAL_COLUMNS
 from assets.sql_models import build, build_order, readable_personal_data
 from pipelines.catalog import AD_PLATFORMS, DECLARED_TABLES
@@ -21,6 +22,8 @@ SHAPE = {  # the shared ad-report shape (ADS_CONTRACT.md), in order
     "ad_group": ["campaign_id", "campaign_name", "ad_group_id", "ad_group_name"],
     "ad": ["campaign_id", "campaign_name", "ad_group_id", "ad_group_name", "ad_id", "ad_name"],
 }
+
+PERFORMANCE = "analytics.ad_performance_daily"
 
 
 @pytest.fixture
@@ -110,6 +113,7 @@ def test_leads_on_a_day_without_delivery_keep_their_row(ads: AdsPlatform) -> Non
     on_that_day = sum(1 for other in account.leads.values()
                       if (other.ad_id, other.created.astimezone(zone).date()) == (lead.ad_id, day))
     ads.sync(WEST)
+    ads.sync(TOKYO)
     with duckdb.connect(str(ads.warehouse)) as con:
         for model in build_order(MODELS):
             build(con, model, sources=DECLARED_TABLES)
@@ -121,3 +125,13 @@ def test_leads_on_a_day_without_delivery_keep_their_row(ads: AdsPlatform) -> Non
     assert row == [(0, 0, 0, on_that_day, True, True, account.currency)]
     assert ads.query("SELECT count(*) FROM analytics.ad_performance_daily WHERE connection_id = ?",
                      [WEST]) == [(len(account.insights) + 1,)]
+    with duckdb.connect(str(ads.warehouse)) as con:
+        assert [mismatched_lead_days(con, model) for model in (PERFORMANCE, "analytics.leads_daily")] == [0, 0]
+        assert mismatched_account_days(con, "ad", (REPORT,), PERFORMANCE) == 0
+        # The checks catch the join that dropped them, and a delivery figure changed.
+        con.execute(f"DELETE FROM {PERFORMANCE} WHERE connection_id = ? AND ad_id = ? AND date_day = ?",
+                    [WEST, lead.ad_id, day])
+        assert mismatched_lead_days(con, PERFORMANCE) == 1
+        con.execute(f"UPDATE {PERFORMANCE} SET clicks = clicks + 1 WHERE connection_id = ? AND date_day = "
+                    f"(SELECT max(date_day) FROM {PERFORMANCE} WHERE connection_id = ?)", [TOKYO, TOKYO])
+        assert mismatched_account_days(con, "ad", (REPORT,), PERFORMANCE) == 1
