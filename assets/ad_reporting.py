@@ -32,9 +32,7 @@ def raw_totals(con: duckdb.DuckDBPyConnection, grain: str,
     loaded = []
     for platform in platforms:
         totals = platform.raw_daily_totals[grain]
-        try:
-            con.execute(f"DESCRIBE {totals}")
-        except duckdb.CatalogException:  # its tables are not loaded yet
+        if not _loaded(con, totals):
             continue
         loaded.append(f"SELECT {literal(platform.platform)} AS platform, date_day, workspace_id, account_id, "
                       f"impressions, clicks, spend FROM ({totals})")
@@ -50,11 +48,24 @@ def mismatched_account_days(con: duckdb.DuckDBPyConnection, grain: str,
         return 0
     report = (f"SELECT platform, date_day, workspace_id, account_id, {', '.join(f'sum({m}) AS {m}' for m in _TOTALS)} "
               f"FROM {model or unified_model(grain)} WHERE platform IN (SELECT platform FROM ({raw})) GROUP BY ALL")
-    differs = " OR ".join(f"r.{m} IS DISTINCT FROM u.{m}" for m in _TOTALS)
-    return con.execute(f"""
-        SELECT count(*) FROM ({raw}) r
-        FULL OUTER JOIN ({report}) u USING (platform, date_day, workspace_id, account_id)
-        WHERE {differs}""").fetchone()[0]
+    return _differing_rows(con, raw, report, ("platform", "date_day", "workspace_id", "account_id"), _TOTALS)
+
+
+def _loaded(con: duckdb.DuckDBPyConnection, sql: str) -> bool:
+    """Whether the tables `sql` reads are loaded (a platform nobody connected has none)."""
+    try:
+        con.execute(f"DESCRIBE {sql}")
+    except duckdb.CatalogException:
+        return False
+    return True
+
+
+def _differing_rows(con: duckdb.DuckDBPyConnection, raw: str, report: str, keys: tuple[str, ...],
+                    measures: tuple[str, ...]) -> int:
+    """Rows of `raw` and `report` (matched on `keys`) whose `measures` differ, or that only one side holds."""
+    differs = " OR ".join(f"r.{m} IS DISTINCT FROM u.{m}" for m in measures)
+    return con.execute(f"SELECT count(*) FROM ({raw}) r FULL OUTER JOIN ({report}) u USING ({', '.join(keys)}) "
+                       f"WHERE {differs}").fetchone()[0]
 
 
 def missing_days(con: duckdb.DuckDBPyConnection, platforms: tuple[PlatformReport, ...] = AD_PLATFORMS) -> int:
@@ -92,16 +103,12 @@ def no_platform_missing_a_day(warehouse: WarehouseResource) -> AssetCheckResult:
 
 def mismatched_lead_days(con: duckdb.DuckDBPyConnection, model: str) -> int:
     """Workspace, account and day rows whose leads differ between `model` and the leads loaded from Meta."""
-    try:
-        con.execute(f"DESCRIBE {facebook.RAW_DAILY_LEADS}")
-    except duckdb.CatalogException:  # no Meta leads loaded yet
+    if not _loaded(con, facebook.RAW_DAILY_LEADS):
         return 0
-    return con.execute(f"""
-        SELECT count(*) FROM ({facebook.RAW_DAILY_LEADS}) r
-        FULL OUTER JOIN (SELECT workspace_id, account_id, date_day, sum(leads) AS leads FROM {model}
-                         WHERE platform = {literal(facebook.PROVIDER)} GROUP BY ALL HAVING sum(leads) > 0) m
-            USING (workspace_id, account_id, date_day)
-        WHERE r.leads IS DISTINCT FROM m.leads""").fetchone()[0]
+    report = (f"SELECT workspace_id, account_id, date_day, sum(leads) AS leads FROM {model} "
+              f"WHERE platform = {literal(facebook.PROVIDER)} GROUP BY ALL HAVING sum(leads) > 0")
+    return _differing_rows(con, facebook.RAW_DAILY_LEADS, report, ("workspace_id", "account_id", "date_day"),
+                           ("leads",))
 
 
 _PERFORMANCE = "analytics.ad_performance_daily"

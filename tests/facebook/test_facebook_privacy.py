@@ -24,6 +24,7 @@ from pipelines.privacy.audit import AuditLog
 from pipelines.privacy.dsr import process_pending
 from pipelines.privacy.requests import Inbox, Request
 from pipelines.privacy.retention import run_rule
+from tests.conftest import found_in_files
 from tests.facebook.conftest import RAW, TOKYO, WEST, AdsPlatform, ads  # noqa: F401 - ads: the fixture
 
 TABLES = ("ad_accounts", "campaigns", "ad_sets", "ads", "ad_creatives", "ad_insights", "ad_insight_actions",
@@ -43,16 +44,6 @@ def _run(ads: AdsPlatform, inbox: Inbox):
                                exports_dir=ads.root / "exports", landing_urls={})
 
 
-def _found(root: Path, needles: set[str]) -> dict[str, list[str]]:
-    """Which needles (as UTF-8 bytes) occur in which files under `root`."""
-    hits: dict[str, list[str]] = {}
-    for path in (p for p in root.rglob("*") if p.is_file()):
-        data = path.read_bytes()
-        for needle in needles:
-            if needle.encode() in data:
-                hits.setdefault(needle, []).append(str(path.relative_to(root)))
-    return hits
-
 
 def _typed(lead) -> set[str]:
     return {value for value in lead.answers.values()} - {"under 1k", "1k to 10k", "not sure yet"}  # shared answers
@@ -64,7 +55,7 @@ def test_nothing_a_lead_typed_and_no_token_is_readable_on_disk(synced: AdsPlatfo
         for lead in synced.account(connection_id).leads.values():
             needles |= _typed(lead)
     assert len(synced.decrypted_leads(WEST)) == 8  # loaded, then searched for
-    assert _found(synced.root, needles) == {}
+    assert found_in_files(synced.root, needles) == {}
 
 
 def test_a_lead_erased_by_email_leaves_no_byte_behind(synced: AdsPlatform) -> None:
@@ -76,7 +67,7 @@ def test_a_lead_erased_by_email_leaves_no_byte_behind(synced: AdsPlatform) -> No
     report = _run(synced, inbox)
     assert report.rows_by_table == {f"{RAW}.leads": 1} and report.keys_destroyed >= 1
     assert synced.decrypted_leads(WEST) == {k: v for k, v in before.items() if k != lead.id}
-    assert _found(synced.root, _typed(lead)) == {}
+    assert found_in_files(synced.root, _typed(lead)) == {}
     synced.sync(WEST)  # offered again by Meta: suppressed, not loaded back
     assert lead.id not in synced.decrypted_leads(WEST)
 
@@ -91,7 +82,7 @@ def test_disconnecting_an_ad_account_erases_every_row_synced_from_it(synced: Ads
     assert synced.query(f"SELECT count(*) FROM {RAW}.ad_insights WHERE connection_id = ?", [TOKYO]) == [
         (len(synced.account(TOKYO).insights),)]
     assert len(synced.decrypted_leads(TOKYO)) == 8
-    assert _found(synced.root, {synced.account(WEST).token}) == {}
+    assert found_in_files(synced.root, {synced.account(WEST).token}) == {}
 
 
 def test_retention_deletes_leads_after_180_days_and_insights_after_37_months(synced: AdsPlatform) -> None:
@@ -144,7 +135,7 @@ def test_metas_deletion_callback_for_whoever_connected_an_account_erases_what_it
     for table in TABLES:
         assert synced.query(f"SELECT count(*) FROM {RAW}.{table} WHERE connection_id = ?", [WEST]) == [(0,)], table
     assert len(synced.decrypted_leads(TOKYO)) == 8
-    assert _found(synced.root, {synced.account(WEST).token, owner} | {v for lead in leads for v in _typed(lead)}) == {}
+    assert found_in_files(synced.root, {synced.account(WEST).token, owner} | {v for lead in leads for v in _typed(lead)}) == {}
     again = _callback(synced, signed)  # Meta delivers it again: the same answer, nothing new to do
     assert again.returncode == 0 and json.loads(again.stdout) == json.loads(answer.stdout)
     assert _run(synced, inbox).rows_by_table == {}
