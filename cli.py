@@ -79,8 +79,9 @@ def run(events: int, days: int) -> int:
         print(f"run {dead.run_id} ({dead.job_name}): its process {dead.pid} is gone (killed or crashed): "
               "marked failed, its pool slots freed")
     ok = load_events(instance)
-    ok = sync_connections(instance) and ok
+    # The app database first: it tells which workspaces exist and the region their phone numbers are read in.
     ok = sync_crm_app(instance) and ok
+    ok = sync_connections(instance) and ok
     ok = load_contact_uploads(instance) and ok
     # Models first: the retention assets govern them, so retention after them leaves nothing stale; the
     # evidence last, reading every check the runs before it executed.
@@ -481,7 +482,7 @@ def main(argv: list[str] | None = None) -> int:
     off.add_argument("workspace")
     off.add_argument("--confirm", required=True, help="the workspace id again")
     off.add_argument("--requested-by", default=os.environ.get("USER", "cli"), help="who asks (for the audit)")
-    connections = sub.add_parser("connections", help="mail connections").add_subparsers(dest="action", required=True)
+    connections = sub.add_parser("connections", help="provider connections (mail, Meta, Google Ads, LinkedIn)").add_subparsers(dest="action", required=True)
     connections.add_parser("list", help="list connections with status and last sync")
     gone = connections.add_parser("disconnect", help="revoke a connection and erase its synced data")
     gone.add_argument("connection_id")

@@ -8,12 +8,12 @@ A row is quarantined with the first problem found: `invalid_email`, `invalid_pho
 
 from __future__ import annotations
 
-import phonenumbers
 import polars as pl
 from email_validator import EmailNotValidError, validate_email
 
 from pipelines.contact_uploads.reader import ROW
 from pipelines.contact_uploads.settings import FALSE_VALUES, TRUE_VALUES
+from pipelines.phones import e164
 
 # Dot-separated atoms of letters, digits and _%+- before the @; dot-separated labels (letters, digits, inner
 # hyphens, at most 63 characters) after it, ending in a letters-only top-level domain. Length is checked apart.
@@ -34,7 +34,7 @@ def normalised(frame: pl.DataFrame, region: str | None) -> pl.DataFrame:
     emails = _emails(frame.get_column("email").drop_nulls().unique())
     phones = frame.get_column("phone").drop_nulls().unique()
     phones = pl.DataFrame({"value": phones,
-                           "out": phones.map_elements(lambda v: _phone(v, region), return_dtype=pl.String)})
+                           "out": phones.map_elements(lambda v: e164(v, region), return_dtype=pl.String)})
     frame = frame.join(emails.rename({"value": "email", "out": "_email"}), on="email", how="left") \
                  .join(phones.rename({"value": "phone", "out": "_phone"}), on="phone", how="left")
     split = pl.col("full_name").str.splitn(" ", 2)
@@ -75,15 +75,3 @@ def _email(value: str) -> str | None:
         return validate_email(value, check_deliverability=False, test_environment=True).normalized.lower()
     except EmailNotValidError:
         return None
-
-
-def _phone(value: str, region: str | None) -> str | None:
-    """The number in E.164, or None when phonenumbers cannot parse it as a possible number (a number without
-    its country code needs the workspace's region)."""
-    try:
-        number = phonenumbers.parse(value, region)
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_possible_number(number):
-        return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)

@@ -31,6 +31,7 @@ from pipelines.crm_app.removed import tombstones
 from pipelines.crm_app.rows import Protector, TableCounts
 from pipelines.crm_app.settings import APP_TABLES, CHUNK_ROWS, CURSOR, DATASET_NAME, SOURCE_NAME, AppTable
 from pipelines.mail_common.stage import WorkDatabase
+from pipelines.phones import set_regions
 from pipelines.privacy.requests import Inbox, Request
 from pipelines.warehouse import finish_pending, warehouse_lock, warehouse_pipeline
 from pipelines.workspaces import WorkspaceRegistry
@@ -76,10 +77,16 @@ class AppSync:
 
 @contextmanager
 def open_sync(database_url: str, cipher, *, warehouse_path: str | Path, work_dir: str | Path) -> Iterator[AppSync]:
-    """An engine on the app database and a work database for protecting its rows (deleted when done)."""
+    """An engine on the app database and a work database for protecting its rows (deleted when done).
+
+    Phones are stored in E.164 read in their workspace's default region (`pipelines.phones`); the app's own
+    rows take the regions from the app itself, since its workspaces may not be in the warehouse yet."""
     engine = sa.create_engine(database_url)
     work = WorkDatabase(work_dir, warehouse_path)
     try:
+        with engine.connect() as con:
+            set_regions(work.con, dict(con.execute(sa.text("SELECT workspace_id, default_region FROM workspaces"))
+                                       .fetchall()))
         yield AppSync(engine, Protector(work.con, cipher), Path(warehouse_path))
     finally:
         work.close()

@@ -36,6 +36,7 @@ from pipelines.errors import values_withheld
 from pipelines.privacy.categories import CONNECTION_HINT
 from pipelines.privacy.protect import FieldCipher, plain_schema, protect_table
 from pipelines.privacy.suppression import load_suppression_list
+from pipelines.phones import load_regions
 from pipelines.processes import process_alive
 from pipelines.sql import ident, qualified
 from pipelines.warehouse import table_exists
@@ -195,6 +196,7 @@ class WorkDatabase:
         self.warehouse_path = Path(warehouse_path) if warehouse_path else None
         self.con = duckdb.connect(str(self.path), config={"memory_limit": "300MB"})
         load_suppression_list(self.con, self.warehouse_path)  # erased people are not loaded again
+        load_regions(self.con, self.warehouse_path)  # phones are stored in E.164, read in their workspace's region
 
     def existing(self, stream: Stream, connection_id: str) -> dict[str, str | None]:
         """Ids (and scope values) the warehouse holds for the connection, read-only."""

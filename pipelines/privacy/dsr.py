@@ -27,6 +27,7 @@ import pyarrow as pa
 from dlt.common.schema.typing import TTableSchemaColumns
 
 from pipelines.catalog import LANDING_ZONES
+from pipelines.phones import PHONE_KIND, canonical_phone, warehouse_regions
 from pipelines.privacy.audit import AuditLog, Entry
 from pipelines.privacy.categories import BLIND_INDEX_HINT, CATEGORY_HINT, declaration, stored_declarations
 from pipelines.privacy.consent import DATASET as CONSENT_DATASET, TABLE as CONSENT_TABLE, ensure_consent_table
@@ -123,7 +124,7 @@ def process_pending(
                            for safe, problem in shown_rejected)
     if not accepted:
         return report
-    _seal(inbox, cipher, accepted)
+    _seal(inbox, cipher, accepted, warehouse_regions(con))
     con.execute("SET TimeZone = 'UTC'")
     _fill_targets(con, accepted)
     searchable = searchable_tables(con, tables)
@@ -178,15 +179,18 @@ def _problem(row: dict[str, Any], has_workspace: Callable[[str], bool], tables) 
     return None
 
 
-def _seal(inbox: Inbox, cipher, rows: list[dict[str, Any]]) -> None:
+def _seal(inbox: Inbox, cipher, rows: list[dict[str, Any]], regions: dict[str, str]) -> None:
     """Blind-index each request's identity under its kind (with its workspace's key and the unattributed key)
-    and clear its plaintext from the inbox."""
+    and clear its plaintext from the inbox. A phone is taken in the form sources store (E.164 read in the
+    workspace's region), however the request typed it."""
     fresh = [r for r in rows if r.get("identity_value")]
     if not fresh:
         return
     for kind in {request_kind(r["identity_kind"]) for r in fresh}:  # one keyring call per kind, not per request
         group = [r for r in fresh if request_kind(r["identity_kind"]) == kind]
         values = [normalise_identity(r["identity_kind"], r["identity_value"]) for r in group]
+        if kind == PHONE_KIND:
+            values = [canonical_phone(v, regions.get(r["workspace_id"])) for r, v in zip(group, values)]
         own = cipher.blind_index_many([r["workspace_id"] for r in group], values, kind=kind).to_pylist()
         unattributed = cipher.blind_index_many([UNATTRIBUTED_WORKSPACE] * len(group), values, kind=kind).to_pylist()
         for row, bidx, other in zip(group, own, unattributed):

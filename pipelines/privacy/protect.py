@@ -10,13 +10,14 @@ the table's column hints (`pipelines.privacy.categories`), never listed here.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Mapping, Protocol
 
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 from dlt.common.schema.typing import TTableSchemaColumns
 
+from pipelines.phones import PHONE_KIND, canonical_phones, regions_of
 from pipelines.privacy.categories import declaration
 from pipelines.sql import ident as _ident
 
@@ -122,9 +123,11 @@ def protect_table(work: duckdb.DuckDBPyConnection, plain: pa.Table, columns: TTa
                   *, table: str) -> tuple[pa.Table, int]:
     """Plaintext rows (as `plain_schema(columns)`) as the rows dlt stores: rows of suppressed (erased) people
     dropped, personal columns encrypted, blind indexes and the subject reference added, nullability as
-    declared. Returns the table and how many rows were dropped. Needs `load_suppression_list` on `work`."""
+    declared. Returns the table and how many rows were dropped. Needs `load_suppression_list` (and
+    `pipelines.phones.load_regions`) on `work`: `WorkDatabase` does both."""
     from pipelines.privacy.suppression import without_suppressed
 
+    plain = with_canonical_phones(plain, columns, regions_of(work))
     work.register("plain_rows", plain)
     try:
         source, dropped = without_suppressed(work, "plain_rows", columns, cipher, table=table)
@@ -133,6 +136,21 @@ def protect_table(work: duckdb.DuckDBPyConnection, plain: pa.Table, columns: TTa
         work.unregister("plain_rows")
     fields = [f.with_nullable(columns[f.name].get("nullable", True)) for f in out.schema]
     return out.cast(pa.schema(fields)), dropped
+
+
+def with_canonical_phones(plain: pa.Table, columns: TTableSchemaColumns, regions: Mapping[str, str]) -> pa.Table:
+    """`plain` with every phone that identifies a person (blind-indexed or a subject column) in the one form
+    all sources and requests share (`pipelines.phones`), read with its workspace's default region."""
+    decl = declaration(columns)
+    identifying = {*decl.blind_indexes.values(), *decl.subject_of}
+    phones = [c for c in identifying if decl.kind_of(c) == PHONE_KIND and c in plain.column_names]
+    if not phones or not len(plain):
+        return plain
+    for name in phones:
+        at = plain.schema.get_field_index(name)
+        plain = plain.set_column(at, plain.schema.field(at), canonical_phones(
+            plain.column("workspace_id").combine_chunks(), plain.column(name).combine_chunks(), regions))
+    return plain
 
 
 def value_context(table: str, column: str) -> str:

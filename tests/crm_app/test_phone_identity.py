@@ -1,0 +1,95 @@
+"""One phone, one form: however a person's number was typed (national in the app, international in an
+uploaded list, with any separators in a request), every source stores and indexes it in E.164 read in the
+workspace's region, so an erasure by phone reaches every copy and two sources' rows of one person share a
+blind index. The property test formats Google's example numbers of many regions every way people type them."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+import phonenumbers
+import pyarrow as pa
+from hypothesis import given, settings, strategies as st
+
+from pipelines.contact_uploads import load_uploads
+from pipelines.contact_uploads.settings import DATASET_NAME as UPLOADS
+from pipelines.crm_app import app_schema
+from pipelines.crm_app.settings import DATASET_NAME as APP
+from pipelines.phones import APP_DATASET, canonical_phone, canonical_phones
+from pipelines.privacy.audit import AuditLog
+from pipelines.privacy.dsr import process_pending
+from pipelines.privacy.requests import Request
+from tests.conftest import found_in_files
+from tests.crm_app.conftest import AppPlatform
+
+REGIONS = ["US", "GB", "DE", "FR", "JP", "BR", "IN", "AU", "ES", "IT", "MX", "ZA", "SE", "NL", "CA"]
+FORMATS = [phonenumbers.PhoneNumberFormat.E164, phonenumbers.PhoneNumberFormat.INTERNATIONAL,
+           phonenumbers.PhoneNumberFormat.NATIONAL, phonenumbers.PhoneNumberFormat.RFC3966]
+
+
+@settings(max_examples=300, deadline=None)
+@given(region=st.sampled_from(REGIONS), kind=st.sampled_from([phonenumbers.PhoneNumberType.MOBILE,
+                                                                phonenumbers.PhoneNumberType.FIXED_LINE]),
+       style=st.sampled_from(FORMATS), separator=st.sampled_from(["", " ", "-", ".", " - "]),
+       padding=st.sampled_from(["", " ", "\t"]))
+def test_every_way_of_typing_a_number_gives_one_form(region, kind, style, separator, padding) -> None:
+    number = phonenumbers.example_number_for_type(region, kind)
+    typed = phonenumbers.format_number(number, style).replace(" ", separator).replace("tel:", "")
+    expected = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    assert canonical_phone(padding + typed + padding, region) == expected
+    assert canonical_phone(expected, None) == expected  # an E.164 number needs no region
+    assert canonical_phone(canonical_phone(typed, region), region) == expected
+
+
+@given(st.text(alphabet="0123456789+-() .x", max_size=24), st.sampled_from([None, *REGIONS]))
+def test_any_text_is_kept_once_canonical(value: str, region: str | None) -> None:
+    """Unreadable values keep their digits (still indexed, never dropped), and the form is stable."""
+    once = canonical_phone(value, region)
+    assert once is None or canonical_phone(once, region) == once
+    if once is None:
+        assert not any(c.isdigit() or c == "+" for c in value)
+
+
+def test_each_row_is_read_in_its_own_workspaces_region() -> None:
+    out = canonical_phones(pa.array(["ws_us", "ws_gb", "ws_us", "ws_none", "ws_us"]),
+                           pa.array(["(415) 555-0123", "020 7946 0018", None, "020 7946 0018", "(415) 555-0123"]),
+                           {"ws_us": "US", "ws_gb": "GB"})
+    assert out.to_pylist() == ["+14155550123", "+442079460018", None, "02079460018", "+14155550123"]
+
+
+def test_the_region_comes_from_the_app_databases_mirror() -> None:
+    assert APP_DATASET == APP
+
+
+def test_an_erasure_by_phone_typed_any_way_reaches_the_app_user_and_the_uploaded_contact(app: AppPlatform) -> None:
+    t0 = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
+    times = {"created_at": t0, "updated_at": t0}
+    app.execute(app_schema.workspaces.insert(), [{"workspace_id": "ws_a", "name": "A", "plan": "growth", "seats": 3,
+                                                  "default_region": "US", **times}])
+    app.execute(app_schema.users.insert(), [
+        {"user_id": "u1", "workspace_id": "ws_a", "full_name": "Ann Lee", "email": "ann@example.com", "phone": "(415) 555-0123",
+         "role": "owner", **times},
+        {"user_id": "u2", "workspace_id": "ws_a", "full_name": "Bo Chen", "email": "bo@example.com", "phone": "(415) 555-0199",
+         "role": "member", **times}])
+    app.sync()
+    landed = app.root / "landing" / "contacts" / "ws_a" / "list.csv"
+    landed.parent.mkdir(parents=True)
+    landed.write_bytes(b"Name,Mobile Phone\nAnn Lee,+1 415.555.0123\nCy Diaz,415 555 0142\n")
+    with app.platform.keyring() as cipher:
+        report = load_uploads(app.root / "landing" / "contacts", cipher, warehouse_path=app.platform.warehouse,
+                              dlt_dir=app.platform.dlt_dir, work_dir=app.platform.work_dir,
+                              known_workspaces=app.platform.known_workspaces())
+    assert (report.contacts_loaded, report.rows_quarantined) == (2, 0)
+    assert sorted(r["phone"] for r in app.stored("users")) == ["+14155550123", "+14155550199"]
+    shared = app.platform.query(f"SELECT count(*) FROM {APP}.users u JOIN {UPLOADS}.uploaded_contacts c "
+                                "ON u.phone_bidx = c.phone_bidx")
+    assert shared == [(1,)]  # Ann, typed two ways, is one blind index
+
+    app.inbox.submit(Request("erasure", "ws_a", "phone", "415-555-0123"))
+    with app.platform.keyring() as cipher, duckdb.connect(str(app.platform.warehouse)) as con:
+        erased = process_pending(con, cipher, app.inbox, AuditLog.of(app.root / "privacy" / "audit.jsonl", cipher),
+                                 exports_dir=app.root / "exports", landing_urls={})
+    assert erased.rows_by_table == {f"{UPLOADS}.uploaded_contacts": 1, f"{APP}.users": 1}
+    assert sorted(r["full_name"] for r in app.stored("users")) == ["Bo Chen"]
+    assert found_in_files(app.root, {"14155550123", "415) 555-0123", "415.555.0123", "ann@example.com"}) == {}
