@@ -19,6 +19,7 @@ from pipelines.crm_app.settings import CURSOR, SOFT_DELETE, AppTable
 from pipelines.errors import values_withheld
 from pipelines.privacy.categories import declaration
 from pipelines.privacy.protect import FieldCipher, plain_schema, protect_table
+from pipelines.privacy.requests import normalise_identities
 
 EMAIL_KIND = "user.contact.email"
 PHONE_KIND = "user.contact.phone_number"
@@ -79,8 +80,8 @@ class Protector:
 
 def typed(table: AppTable, batch: pa.Table) -> pa.Table:
     """The batch as `plain_schema` of the table's declaration: every declared column in its plain type (missing
-    ones null: blind indexes and the subject reference are computed later), identifiers normalised as their
-    blind indexes expect (e-mails trimmed and lower-cased, phones to digits and a leading +)."""
+    ones null: blind indexes and the subject reference are computed later), identifiers normalised as requests
+    normalise them (`normalise_identities`; protection then puts phones in E.164)."""
     schema = plain_schema(table.declared)
     decl = declaration(table.declared)
     kinds = {**decl.encrypted, **{c: decl.kind_of(c) for c in decl.subject_of}}
@@ -94,8 +95,8 @@ def typed(table: AppTable, batch: pa.Table) -> pa.Table:
         else:
             column = pa.nulls(len(batch), target.type)
         if kinds.get(target.name) == EMAIL_KIND:
-            column = pc.utf8_lower(pc.utf8_trim_whitespace(column))
+            column = normalise_identities("email", column)
         elif kinds.get(target.name) == PHONE_KIND:
-            column = pc.replace_substring_regex(pc.utf8_trim_whitespace(column), r"[^0-9+]", "")
+            column = normalise_identities("phone", column)
         columns.append(column)
     return pa.Table.from_arrays(columns, schema=schema)

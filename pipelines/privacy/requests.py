@@ -14,11 +14,15 @@ import datetime as dt
 import json
 import re
 import sqlite3
+import unicodedata
 import uuid
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
+
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipelines.paths import inside, private_dir
 from pipelines.sqlite_files import PrivateSqliteFile
@@ -95,13 +99,22 @@ class Request:
 
 
 def normalise_identity(kind: str, value: str) -> str:
-    """The form the blind index is computed on, so `Ann@Example.com ` finds `ann@example.com`."""
+    """The form the blind index is computed on, so `Ann@Example.com ` finds `ann@example.com` (and an address
+    typed with decomposed accents finds the composed one, as email-validator stores uploads: NFC)."""
     value = value.strip()
     if kind == "email":
-        return value.lower()
+        return unicodedata.normalize("NFC", value).lower()
     if kind == "phone":
         return re.sub(r"[^0-9+]", "", value)
     return value
+
+
+def normalise_identities(kind: str, values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """`normalise_identity` of every value (nulls stay null), each distinct value once: rows and requests share
+    one implementation (Arrow's case mapping follows a newer Unicode than Python's, so two would disagree)."""
+    distinct = pc.unique(values)
+    forms = pa.array([None if v is None else normalise_identity(kind, v) for v in distinct.to_pylist()], pa.string())
+    return pc.take(forms, pc.index_in(values, value_set=distinct))
 
 
 def validate(request: Request, *, identity_sealed: bool = False) -> None:
