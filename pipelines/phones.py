@@ -18,6 +18,7 @@ from typing import Mapping
 import duckdb
 import phonenumbers
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipelines.warehouse import table_exists
 
@@ -25,6 +26,7 @@ PHONE_KIND = "user.contact.phone_number"  # the data category of a phone number
 APP_DATASET = "raw_crm_app"  # the app database's mirror, whose `workspaces` carry `default_region`
 REGIONS_TABLE = "workspace_regions"
 _NOT_DIAL = re.compile(r"[^0-9+]")
+_E164_SHAPE = re.compile(r"\+[1-9][0-9]{6,14}")
 
 
 def e164(value: str, region: str | None) -> str | None:
@@ -47,7 +49,10 @@ def canonical_phone(value: str | None, region: str | None) -> str | None:
     meets it again finds the same blind index."""
     if value is None:
         return None
-    digits = _NOT_DIAL.sub("", value.strip())
+    value = value.strip()
+    if _E164_SHAPE.fullmatch(value):  # already in the form: most stored numbers, kept without a parse
+        return value
+    digits = _NOT_DIAL.sub("", value)
     return _stable_e164(value, region) or _stable_e164(digits, region) or digits or None
 
 
@@ -57,14 +62,18 @@ def _stable_e164(value: str, region: str | None) -> str | None:
 
 
 def canonical_phones(workspace_ids: pa.Array, values: pa.Array, regions: Mapping[str, str]) -> pa.Array:
-    """`canonical_phone` of each value under its row's workspace region; each distinct pair is read once."""
-    pairs = pa.table({"ws": workspace_ids, "v": values}).group_by(["ws", "v"]).aggregate([])
-    out = [canonical_phone(v, regions.get(w)) for w, v in zip(pairs.column("ws").to_pylist(),
-                                                                pairs.column("v").to_pylist())]
-    looked_up = pairs.append_column("out", pa.array(out, pa.string()))
-    rows = pa.table({"ws": workspace_ids, "v": values, "row": pa.array(range(len(values)), pa.int64())})
-    joined = rows.join(looked_up, ["ws", "v"], join_type="left outer").sort_by("row")  # a null value stays null
-    return joined.column("out").combine_chunks()
+    """`canonical_phone` of each value under its row's workspace region; values already in E.164's shape are
+    kept as they are, and each distinct other pair is read once."""
+    shaped = pc.fill_null(pc.match_substring_regex(values, f"^{_E164_SHAPE.pattern}$"), True)
+    todo = pc.indices_nonzero(pc.invert(shaped))
+    if not len(todo):
+        return values
+    pairs = pa.table({"ws": pc.take(workspace_ids, todo), "v": pc.take(values, todo), "row": todo})
+    distinct = pairs.group_by(["ws", "v"]).aggregate([])
+    out = [canonical_phone(v, regions.get(w)) for w, v in zip(distinct.column("ws").to_pylist(),
+                                                                distinct.column("v").to_pylist())]
+    read = pairs.join(distinct.append_column("out", pa.array(out, pa.string())), ["ws", "v"]).sort_by("row")
+    return pc.replace_with_mask(values, pc.invert(shaped), read.column("out").combine_chunks())
 
 
 def load_regions(con: duckdb.DuckDBPyConnection, warehouse_path: str | Path | None) -> None:
