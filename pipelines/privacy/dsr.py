@@ -27,20 +27,21 @@ import pyarrow as pa
 from dlt.common.schema.typing import TTableSchemaColumns
 
 from pipelines.catalog import LANDING_ZONES
-from pipelines.phones import PHONE_KIND, canonical_phone, warehouse_regions
+from pipelines.phones import PHONE_KIND, canonical_phone, canonical_phones, warehouse_regions
 from pipelines.privacy.audit import AuditLog, Entry
 from pipelines.privacy.categories import BLIND_INDEX_HINT, CATEGORY_HINT, declaration, stored_declarations
 from pipelines.privacy.consent import DATASET as CONSENT_DATASET, TABLE as CONSENT_TABLE, ensure_consent_table
 from pipelines.privacy.keys import destroy_unreferenced_subjects
 from pipelines.privacy.protect import value_context
 from pipelines.privacy.requests import (
-    Closing, Inbox, RequestError, export_file, normalise_identity, remove_export, request_from_row, shown, validate,
+    Closing, Inbox, RequestError, export_file, normalise_identities, normalise_identity, remove_export, request_from_row,
+    shown, validate,
 )
 from pipelines.privacy.scrub import scrub_landing
 from pipelines.privacy.suppression import suppress
 from pipelines.privacy.subjects import (
-    IDENTITIES, TARGETS, connection_tables, find_connection_rows, find_rows, hits_table, is_verified, request_kind,
-    searchable_tables,
+    IDENTITIES, REQUEST_KINDS, TARGETS, connection_tables, find_connection_rows, find_rows, hits_table, is_verified,
+    request_kind, searchable_tables,
 )
 from pipelines.sql import ident, literal, qualified
 from pipelines.workspaces import UNATTRIBUTED_WORKSPACE
@@ -276,6 +277,7 @@ def _correct(con, cipher, inbox, rows, batch, tables, searchable, report, **_) -
     key, and every blind index of that field recomputed."""
     for outcome in batch:
         outcome.tables = {}
+    regions = warehouse_regions(con)
     for category in {rows[o.request_id]["field"] for o in batch}:
         requests = [o for o in batch if rows[o.request_id]["field"] == category]
         names = {name for cols in tables.values() for name, col in cols.items() if col.get(CATEGORY_HINT) == category}
@@ -294,7 +296,8 @@ def _correct(con, cipher, inbox, rows, batch, tables, searchable, report, **_) -
             ).to_arrow_table()
             if hits.num_rows == 0:
                 continue
-            new = pa.array([rows[r]["new_value"].strip() for r in hits.column("request_id").to_pylist()], pa.string())
+            new = _as_stored(category, pa.array([rows[r]["new_value"].strip() for r in hits.column("request_id").to_pylist()],
+                                                pa.string()), hits.column("workspace_id"), regions)
             update = {"rid": hits.column("rid")}
             for column in targets:
                 update[column] = cipher.encrypt_with_refs(hits.column("workspace_id"), hits.column("subject_ref"),
@@ -310,6 +313,17 @@ def _correct(con, cipher, inbox, rows, batch, tables, searchable, report, **_) -
                 outcome.tables[table] = count
     for outcome in batch:
         outcome.detail = f"corrected {rows[outcome.request_id]['field']} in {sum(outcome.tables.values())} rows"
+
+
+def _as_stored(category: str, values: pa.Array, workspace_ids: pa.ChunkedArray, regions: dict[str, str]) -> pa.Array:
+    """Corrected values of an identifier in the form sources store it, so later requests find them: an e-mail
+    normalised as requests are, a phone in E.164 read in its row's workspace region."""
+    kind = next((k for k, c in REQUEST_KINDS.items() if c == category), None)
+    if kind is not None:
+        values = normalise_identities(kind, values)
+    if category == PHONE_KIND:
+        values = canonical_phones(workspace_ids.combine_chunks(), values, regions)
+    return values
 
 
 # -- access --------------------------------------------------------------------------------------------

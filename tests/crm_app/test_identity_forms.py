@@ -130,3 +130,33 @@ def test_an_erasure_by_email_typed_with_decomposed_accents_reaches_every_copy(ap
         erased = process_pending(con, cipher, app.inbox, AuditLog.of(app.root / "privacy" / "audit.jsonl", cipher),
                                  exports_dir=app.root / "exports", landing_urls={})
     assert erased.rows_by_table == {f"{UPLOADS}.uploaded_contacts": 1, f"{APP}.users": 1}
+
+
+def test_a_corrected_email_or_phone_is_stored_in_the_one_form_and_found_by_later_requests(app: AppPlatform) -> None:
+    t0 = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
+    times = {"created_at": t0, "updated_at": t0}
+    app.execute(app_schema.workspaces.insert(), [{"workspace_id": "ws_a", "name": "A", "plan": "growth", "seats": 3,
+                                                  "default_region": "US", **times}])
+    app.execute(app_schema.users.insert(), [
+        {"user_id": "u1", "workspace_id": "ws_a", "full_name": "Ann Lee", "email": "ann@example.com",
+         "phone": "+14155550123", "role": "owner", **times},
+        {"user_id": "u2", "workspace_id": "ws_a", "full_name": "Bo Chen", "email": "bo@example.com",
+         "phone": None, "role": "member", **times}])
+    app.sync()
+
+    def process():
+        with app.platform.keyring() as cipher, duckdb.connect(str(app.platform.warehouse)) as con:
+            return process_pending(con, cipher, app.inbox, AuditLog.of(app.root / "privacy" / "audit.jsonl", cipher),
+                                   exports_dir=app.root / "exports", landing_urls={})
+
+    app.inbox.submit(Request("correction", "ws_a", "email", "ann@example.com", field="user.contact.email",
+                             new_value=" Ann.New@Example.COM"))
+    app.inbox.submit(Request("correction", "ws_a", "email", "ann@example.com", field="user.contact.phone_number",
+                             new_value="(415) 555-0177"))
+    process()
+    assert [(r["email"], r["phone"]) for r in app.stored("users") if r["user_id"] == "u1"] == [
+        ("ann.new@example.com", "+14155550177")]
+
+    app.inbox.submit(Request("erasure", "ws_a", "phone", "415.555.0177"))
+    assert process().rows_by_table == {f"{APP}.users": 1}
+    assert [r["user_id"] for r in app.stored("users")] == ["u2"]
