@@ -71,35 +71,51 @@ def test_the_region_comes_from_the_app_databases_mirror() -> None:
     assert APP_DATASET == APP
 
 
-def test_an_erasure_by_phone_typed_any_way_reaches_the_app_user_and_the_uploaded_contact(app: AppPlatform) -> None:
-    t0 = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
-    times = {"created_at": t0, "updated_at": t0}
+T0 = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
+
+
+def _app_with_users(app: AppPlatform, region: str, users: list[tuple[str, str, str | None, str | None]]) -> None:
+    """One workspace of `region` with users (id, full name, e-mail, phone), synced."""
+    times = {"created_at": T0, "updated_at": T0}
     app.execute(app_schema.workspaces.insert(), [{"workspace_id": "ws_a", "name": "A", "plan": "growth", "seats": 3,
-                                                  "default_region": "US", **times}])
+                                                  "default_region": region, **times}])
     app.execute(app_schema.users.insert(), [
-        {"user_id": "u1", "workspace_id": "ws_a", "full_name": "Ann Lee", "email": "ann@example.com", "phone": "(415) 555-0123",
-         "role": "owner", **times},
-        {"user_id": "u2", "workspace_id": "ws_a", "full_name": "Bo Chen", "email": "bo@example.com", "phone": "(415) 555-0199",
-         "role": "member", **times}])
+        {"user_id": uid, "workspace_id": "ws_a", "full_name": name, "email": email, "phone": phone,
+         "role": "owner" if i == 0 else "member", **times} for i, (uid, name, email, phone) in enumerate(users)])
     app.sync()
+
+
+def _upload(app: AppPlatform, data: bytes) -> int:
     landed = app.root / "landing" / "contacts" / "ws_a" / "list.csv"
-    landed.parent.mkdir(parents=True)
-    landed.write_bytes(b"Name,Mobile Phone\nAnn Lee,+1 415.555.0123\nCy Diaz,415 555 0142\n")
+    landed.parent.mkdir(parents=True, exist_ok=True)
+    landed.write_bytes(data)
     with app.platform.keyring() as cipher:
         report = load_uploads(app.root / "landing" / "contacts", cipher, warehouse_path=app.platform.warehouse,
                               dlt_dir=app.platform.dlt_dir, work_dir=app.platform.work_dir,
                               known_workspaces=app.platform.known_workspaces())
-    assert (report.contacts_loaded, report.rows_quarantined) == (2, 0)
+    assert report.rows_quarantined == 0
+    return report.contacts_loaded
+
+
+def _process(app: AppPlatform, *requests: Request) -> dict[str, int]:
+    for request in requests:
+        app.inbox.submit(request)
+    with app.platform.keyring() as cipher, duckdb.connect(str(app.platform.warehouse)) as con:
+        return process_pending(con, cipher, app.inbox, AuditLog.of(app.root / "privacy" / "audit.jsonl", cipher),
+                               exports_dir=app.root / "exports", landing_urls={}).rows_by_table
+
+
+def test_an_erasure_by_phone_typed_any_way_reaches_the_app_user_and_the_uploaded_contact(app: AppPlatform) -> None:
+    _app_with_users(app, "US", [("u1", "Ann Lee", "ann@example.com", "(415) 555-0123"),
+                                ("u2", "Bo Chen", "bo@example.com", "(415) 555-0199")])
+    assert _upload(app, b"Name,Mobile Phone\nAnn Lee,+1 415.555.0123\nCy Diaz,415 555 0142\n") == 2
     assert sorted(r["phone"] for r in app.stored("users")) == ["+14155550123", "+14155550199"]
     shared = app.platform.query(f"SELECT count(*) FROM {APP}.users u JOIN {UPLOADS}.uploaded_contacts c "
                                 "ON u.phone_bidx = c.phone_bidx")
     assert shared == [(1,)]  # Ann, typed two ways, is one blind index
 
-    app.inbox.submit(Request("erasure", "ws_a", "phone", "415-555-0123"))
-    with app.platform.keyring() as cipher, duckdb.connect(str(app.platform.warehouse)) as con:
-        erased = process_pending(con, cipher, app.inbox, AuditLog.of(app.root / "privacy" / "audit.jsonl", cipher),
-                                 exports_dir=app.root / "exports", landing_urls={})
-    assert erased.rows_by_table == {f"{UPLOADS}.uploaded_contacts": 1, f"{APP}.users": 1}
+    assert _process(app, Request("erasure", "ws_a", "phone", "415-555-0123")) == {
+        f"{UPLOADS}.uploaded_contacts": 1, f"{APP}.users": 1}
     assert sorted(r["full_name"] for r in app.stored("users")) == ["Bo Chen"]
     assert found_in_files(app.root, {"14155550123", "415) 555-0123", "415.555.0123", "ann@example.com"}) == {}
 
@@ -107,56 +123,22 @@ def test_an_erasure_by_phone_typed_any_way_reaches_the_app_user_and_the_uploaded
 def test_an_erasure_by_email_typed_with_decomposed_accents_reaches_every_copy(app: AppPlatform) -> None:
     """`zoë` composed (NFC, as email-validator stores uploads) and decomposed (`zoe` + U+0308, as some
     keyboards and exports produce) is one address."""
-    t0 = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
-    times = {"created_at": t0, "updated_at": t0}
-    app.execute(app_schema.workspaces.insert(), [{"workspace_id": "ws_a", "name": "A", "plan": "growth", "seats": 3,
-                                                  "default_region": "DE", **times}])
-    app.execute(app_schema.users.insert(), [
-        {"user_id": "u1", "workspace_id": "ws_a", "full_name": "Zoë Weiß", "email": "Zoe\u0308@Example.com",
-         "phone": None, "role": "owner", **times}])
-    app.sync()
-    landed = app.root / "landing" / "contacts" / "ws_a" / "list.csv"
-    landed.parent.mkdir(parents=True)
-    landed.write_bytes("Name,Email\nZoë Weiß,ZOË@example.com\n".encode())
-    with app.platform.keyring() as cipher:
-        report = load_uploads(app.root / "landing" / "contacts", cipher, warehouse_path=app.platform.warehouse,
-                              dlt_dir=app.platform.dlt_dir, work_dir=app.platform.work_dir,
-                              known_workspaces=app.platform.known_workspaces())
-    assert report.contacts_loaded == 1
+    _app_with_users(app, "DE", [("u1", "Zoë Weiß", "Zoe\u0308@Example.com", None)])
+    assert _upload(app, "Name,Email\nZoë Weiß,ZOË@example.com\n".encode()) == 1
     assert [r["email"] for r in app.stored("users")] == ["zo\u00eb@example.com"]
-
-    app.inbox.submit(Request("erasure", "ws_a", "email", " zoe\u0308@EXAMPLE.com"))
-    with app.platform.keyring() as cipher, duckdb.connect(str(app.platform.warehouse)) as con:
-        erased = process_pending(con, cipher, app.inbox, AuditLog.of(app.root / "privacy" / "audit.jsonl", cipher),
-                                 exports_dir=app.root / "exports", landing_urls={})
-    assert erased.rows_by_table == {f"{UPLOADS}.uploaded_contacts": 1, f"{APP}.users": 1}
+    assert _process(app, Request("erasure", "ws_a", "email", " zoe\u0308@EXAMPLE.com")) == {
+        f"{UPLOADS}.uploaded_contacts": 1, f"{APP}.users": 1}
 
 
 def test_a_corrected_email_or_phone_is_stored_in_the_one_form_and_found_by_later_requests(app: AppPlatform) -> None:
-    t0 = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
-    times = {"created_at": t0, "updated_at": t0}
-    app.execute(app_schema.workspaces.insert(), [{"workspace_id": "ws_a", "name": "A", "plan": "growth", "seats": 3,
-                                                  "default_region": "US", **times}])
-    app.execute(app_schema.users.insert(), [
-        {"user_id": "u1", "workspace_id": "ws_a", "full_name": "Ann Lee", "email": "ann@example.com",
-         "phone": "+14155550123", "role": "owner", **times},
-        {"user_id": "u2", "workspace_id": "ws_a", "full_name": "Bo Chen", "email": "bo@example.com",
-         "phone": None, "role": "member", **times}])
-    app.sync()
-
-    def process():
-        with app.platform.keyring() as cipher, duckdb.connect(str(app.platform.warehouse)) as con:
-            return process_pending(con, cipher, app.inbox, AuditLog.of(app.root / "privacy" / "audit.jsonl", cipher),
-                                   exports_dir=app.root / "exports", landing_urls={})
-
-    app.inbox.submit(Request("correction", "ws_a", "email", "ann@example.com", field="user.contact.email",
-                             new_value=" Ann.New@Example.COM"))
-    app.inbox.submit(Request("correction", "ws_a", "email", "ann@example.com", field="user.contact.phone_number",
-                             new_value="(415) 555-0177"))
-    process()
+    _app_with_users(app, "US", [("u1", "Ann Lee", "ann@example.com", "+14155550123"),
+                                ("u2", "Bo Chen", "bo@example.com", None)])
+    _process(app, Request("correction", "ws_a", "email", "ann@example.com", field="user.contact.email",
+                          new_value=" Ann.New@Example.COM"),
+             Request("correction", "ws_a", "email", "ann@example.com", field="user.contact.phone_number",
+                     new_value="(415) 555-0177"))
     assert [(r["email"], r["phone"]) for r in app.stored("users") if r["user_id"] == "u1"] == [
         ("ann.new@example.com", "+14155550177")]
 
-    app.inbox.submit(Request("erasure", "ws_a", "phone", "415.555.0177"))
-    assert process().rows_by_table == {f"{APP}.users": 1}
+    assert _process(app, Request("erasure", "ws_a", "phone", "415.555.0177")) == {f"{APP}.users": 1}
     assert [r["user_id"] for r in app.stored("users")] == ["u2"]
