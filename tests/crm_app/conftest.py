@@ -13,7 +13,7 @@ import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 
-from pipelines.crm_app import sync
+from pipelines.crm_app import RemovalGuard, sync
 from pipelines.crm_app.app_schema import metadata
 from pipelines.crm_app.rows import TableCounts
 from pipelines.crm_app.settings import DATASET_NAME, TABLES
@@ -76,11 +76,11 @@ class AppPlatform:
             con.execute(statement, rows) if rows is not None else con.execute(statement)
         engine.dispose()
 
-    def sync(self) -> dict[str, TableCounts]:
+    def sync(self, guard: RemovalGuard | None = None) -> dict[str, TableCounts]:
         with self.platform.keyring() as cipher:
             return sync(self.url, cipher, warehouse_path=self.platform.warehouse, dlt_dir=self.platform.dlt_dir,
                         work_dir=self.platform.work_dir, inbox=self.inbox,
-                        registry=WorkspaceRegistry(self.platform.workspaces_path))
+                        registry=WorkspaceRegistry(self.platform.workspaces_path), guard=guard)
 
     def stored(self, table: str) -> list[dict]:
         """The warehouse's rows of an app table (see `decrypted`)."""
