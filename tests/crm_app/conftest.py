@@ -12,6 +12,10 @@ import duckdb
 import pyarrow as pa
 import pytest
 import sqlalchemy as sa
+from dagster import DagsterInstance, Definitions
+from dagster_dlt import DagsterDltResource
+
+from assets.crm_app import CRM_APP_ASSETS, CRM_APP_CHECKS, crm_app_job
 
 from pipelines.crm_app import RemovalGuard, sync
 from pipelines.crm_app.app_schema import metadata
@@ -22,6 +26,10 @@ from pipelines.privacy.protect import value_context
 from pipelines.privacy.requests import Inbox
 from pipelines.sandbox.postgres import local_postgres
 from pipelines.workspaces import WorkspaceRegistry
+from resources.crm_app import CrmAppResource
+from resources.keyring import KeyringResource
+from resources.privacy import PrivacyResource
+from resources.warehouse import WarehouseResource
 from tests.conftest import Platform
 
 
@@ -109,3 +117,20 @@ def decrypted(platform: Platform, dataset: str, table: str, declared) -> list[di
 @pytest.fixture
 def app(platform: Platform, app_url: str) -> AppPlatform:
     return AppPlatform(platform, app_url)
+
+
+def run_sync_job(platform: Platform, app: CrmAppResource):
+    """`crm_app_sync_job` of a platform's data folder, in process (its result, failed or not)."""
+    defs = Definitions(assets=CRM_APP_ASSETS, asset_checks=CRM_APP_CHECKS, jobs=[crm_app_job], resources={
+        "dlt_runner": DagsterDltResource(),
+        "warehouse": WarehouseResource(path=str(platform.warehouse), dlt_dir=str(platform.dlt_dir),
+                                       work_dir=str(platform.work_dir)),
+        "keyring": KeyringResource(master_key_file=str(platform.master_key_file),
+                                   keyring_path=str(platform.keyring_path)),
+        "privacy": PrivacyResource(inbox_path=str(platform.root / "privacy" / "requests.sqlite"),
+                                   audit_path=str(platform.root / "privacy" / "audit.jsonl"),
+                                   exports_dir=str(platform.root / "exports"), landing_urls={}),
+        "crm_app": app,
+    })
+    return defs.resolve_job_def("crm_app_sync_job").execute_in_process(instance=DagsterInstance.ephemeral(),
+                                                                        raise_on_error=False)

@@ -10,18 +10,11 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from dagster import DagsterInstance, Definitions
-from dagster_dlt import DagsterDltResource
-
-from assets.crm_app import CRM_APP_ASSETS, CRM_APP_CHECKS
 from pipelines.crm_app import RemovalGuard, RemovalsRefused
 from pipelines.crm_app import app_schema as app_tables
 from pipelines.crm_app.removed import Refusal
 from resources.crm_app import CrmAppResource
-from resources.keyring import KeyringResource
-from resources.privacy import PrivacyResource
-from resources.warehouse import WarehouseResource
-from tests.crm_app.conftest import AppPlatform
+from tests.crm_app.conftest import AppPlatform, run_sync_job
 
 T0 = dt.datetime(2026, 11, 1, 9, 0, tzinfo=dt.timezone.utc)
 T1 = dt.datetime(2026, 11, 2, 9, 0, tzinfo=dt.timezone.utc)
@@ -125,20 +118,8 @@ def test_an_operator_allows_the_refused_removals_for_one_sync(app: AppPlatform) 
 
 
 def _run(app: AppPlatform, **settings):
-    platform = app.platform
-    defs = Definitions(assets=CRM_APP_ASSETS, asset_checks=CRM_APP_CHECKS, resources={
-        "dlt_runner": DagsterDltResource(),
-        "warehouse": WarehouseResource(path=str(platform.warehouse), dlt_dir=str(platform.dlt_dir),
-                                       work_dir=str(platform.work_dir)),
-        "keyring": KeyringResource(master_key_file=str(platform.master_key_file),
-                                   keyring_path=str(platform.keyring_path)),
-        "privacy": PrivacyResource(inbox_path=str(platform.root / "privacy" / "requests.sqlite"),
-                                   audit_path=str(platform.root / "privacy" / "audit.jsonl"),
-                                   exports_dir=str(platform.root / "exports"), landing_urls={}),
-        "crm_app": CrmAppResource(database_url=app.url, workspaces_path=str(platform.workspaces_path), **settings),
-    })
-    return defs.resolve_implicit_global_asset_job_def().execute_in_process(
-        instance=DagsterInstance.ephemeral(), raise_on_error=False)
+    return run_sync_job(app.platform, CrmAppResource(database_url=app.url,
+                                                     workspaces_path=str(app.platform.workspaces_path), **settings))
 
 
 def _guard_metadata(result) -> dict[str, tuple]:
@@ -163,5 +144,27 @@ def test_in_dagster_a_refusal_fails_the_run_and_the_resource_setting_allows_it(a
     allowed = _run(app, allow_removals="users,contacts")
     assert allowed.success
     assert _guard_metadata(allowed) == {"users": ("passed", 0), "contacts": ("passed", 0)}
+    assert _held(app) == {"users": 0, "contacts": 0}
+    assert len(app.inbox.pending()) == USERS
+
+
+@pytest.mark.parametrize("app_url", ["sqlite"], indirect=True)
+def test_the_command_line_refuses_with_exit_code_3_and_allows_with_its_flag(app: AppPlatform, monkeypatch,
+                                                                            capsys) -> None:
+    from pipelines.crm_app.__main__ import main
+
+    monkeypatch.setenv("GTG_DATA_DIR", str(app.root))
+    monkeypatch.setenv("GTG_CRM_APP_DATABASE_URL", app.url)
+    monkeypatch.delenv("GTG_CRM_APP_ALLOW_REMOVALS", raising=False)
+    _seed(app)
+    app.sync()
+    _empty_users_and_contacts(app)
+    capsys.readouterr()
+    assert main([]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("refused: refused to remove rows deleted in the app: users: 12 of its 12 mirrored rows")
+    assert "@example.com" not in err
+    assert _held(app) == {"users": USERS, "contacts": CONTACTS} and app.inbox.all() == []
+    assert main(["--allow-removals", "users,contacts"]) == 0
     assert _held(app) == {"users": 0, "contacts": 0}
     assert len(app.inbox.pending()) == USERS
