@@ -4,8 +4,8 @@ Each materialisation carries the table's rows read since the cursor, rows delete
 and rows dropped as belonging to erased people; the sync's run also reports the erasure requests it filed for
 closed accounts. When the removal guard refused a table's removals (more than a share of its rows gone from
 the app at once, `pipelines.crm_app.removed`), the table's materialisation says how many rows it kept
-(`rows_removal_refused`, `removal_guard`) and the run fails with the guard's message, after loading the rest. Policy promise 1 is a check here: no text value anywhere in the warehouse looks like a
-payment card number.
+(`rows_removal_refused`, `removal_guard`) and the run fails with the guard's message, after loading the rest.
+Policy promise 1 is a check here: no text value anywhere in the warehouse looks like a payment card number.
 """
 
 from dagster import (

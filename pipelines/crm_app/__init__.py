@@ -3,9 +3,10 @@
 dlt's `sql_database` source reads each table (`sql_table`, arrow batches), incrementally on `updated_at` with
 a merge on the table's key; a row the app soft-deleted (`deleted_at` set) is removed by the merge (dlt's
 `hard_delete` hint), and so is a row the app deleted outright, found by comparing keys after each read
-(`pipelines.crm_app.removed`, which refuses to remove more than a share of a table's rows at once). Personal columns are encrypted before dlt sees them (`pipelines.crm_app.rows`). Any
-SQLAlchemy URL works (GTG_CRM_APP_DATABASE_URL, e.g. `postgresql+psycopg://…`); the sandbox generates a SQLite
-file (`pipelines.crm_app.sandbox`). After each load, the workspaces join the workspace registry and every
+(`pipelines.crm_app.removed`, which refuses to remove more than a share of a table's rows at once). Personal
+columns are encrypted before dlt sees them (`pipelines.crm_app.rows`). Any SQLAlchemy URL works
+(GTG_CRM_APP_DATABASE_URL, e.g. `postgresql+psycopg://…`); the sandbox generates a SQLite file
+(`pipelines.crm_app.sandbox`). After each load, the workspaces join the workspace registry and every
 closed account (a user soft-deleted) is filed as an erasure request for that person across every table.
 
 `python -m pipelines.crm_app` runs it with plain dlt, no Dagster.
