@@ -48,7 +48,7 @@ from assets.privacy import (
 from assets.policy_evidence import EVIDENCE_CHECKS, evidence_job, evidence_schedule, policy_evidence
 from assets.runs import abandoned_runs_sensor
 from pipelines import paths
-from pipelines.crm_app.settings import DATABASE_URL_ENV
+from pipelines.crm_app.settings import ALLOW_REMOVALS_ENV, DATABASE_URL_ENV
 from pipelines.facebook.settings import APP_ENV as FACEBOOK_APP_ENV
 from pipelines.google_ads.connect import APP_ENV as GOOGLE_ADS_ENV
 from pipelines.google_ads.connect import require_app_env as require_google_ads_env
@@ -94,13 +94,15 @@ def _mail(sandbox: bool) -> MailResource:
 
 def _crm_app(sandbox: bool) -> CrmAppResource:
     """The generated sandbox database unless GTG_CRM_APP_DATABASE_URL is set (required in production); the URL,
-    which holds the database password, arrives through EnvVar."""
+    which holds the database password, arrives through EnvVar, and so do the tables whose mass removal an
+    operator allows (GTG_CRM_APP_ALLOW_REMOVALS)."""
+    allowed = {"allow_removals": EnvVar(ALLOW_REMOVALS_ENV)} if os.environ.get(ALLOW_REMOVALS_ENV) else {}
     if os.environ.get(DATABASE_URL_ENV):
-        return CrmAppResource(database_url=EnvVar(DATABASE_URL_ENV), sandbox=sandbox)
+        return CrmAppResource(database_url=EnvVar(DATABASE_URL_ENV), sandbox=sandbox, **allowed)
     if not sandbox:
         raise MissingSecretError(f"GTG_ENV=production but {DATABASE_URL_ENV} not set: the CRM app source needs "
                                  "the app database's URL")
-    return CrmAppResource(sandbox=True)
+    return CrmAppResource(sandbox=True, **allowed)
 
 
 def _google_ads(sandbox: bool) -> GoogleAdsResource:

@@ -2,8 +2,10 @@
 
 Each materialisation carries the table's rows read since the cursor, rows deleted (soft-deleted in the app)
 and rows dropped as belonging to erased people; the sync's run also reports the erasure requests it filed for
-closed accounts. Policy promise 1 is a check here: no text value anywhere in the warehouse looks like a
-payment card number.
+closed accounts. When the removal guard refused a table's removals (more than a share of its rows gone from
+the app at once, `pipelines.crm_app.removed`), the table's materialisation says how many rows it kept
+(`rows_removal_refused`, `removal_guard`) and the run fails with the guard's message, after loading the rest.
+Policy promise 1 is a check here: no text value anywhere in the warehouse looks like a payment card number.
 """
 
 from dagster import (
@@ -13,6 +15,7 @@ from dagster import (
     AssetKey,
     AssetSelection,
     DefaultScheduleStatus,
+    Failure,
     MaterializeResult,
     ScheduleDefinition,
     asset_check,
@@ -22,7 +25,7 @@ from dagster_dlt import DagsterDltResource
 
 from assets.checks import encrypted_check, unique_keys_check
 from assets.translator import load, warehouse_dlt_assets
-from pipelines.crm_app import crm_app_source, open_sync
+from pipelines.crm_app import RemovalsRefused, crm_app_source, open_sync
 from pipelines.crm_app.settings import APP_TABLES, DATASET_NAME, SOURCE_NAME
 from pipelines.privacy.scan import card_number_values
 from pipelines.warehouse import finish_pending
@@ -39,14 +42,23 @@ def crm_app_assets(context: AssetExecutionContext, dlt_runner: DagsterDltResourc
     pipeline = warehouse.pipeline(SOURCE_NAME, DATASET_NAME)
     with keyring.open() as cipher:
         recovered = finish_pending(pipeline)
-        with open_sync(crm_app.url(), cipher, warehouse_path=warehouse.path, work_dir=warehouse.work_dir) as app:
+        with open_sync(crm_app.url(), cipher, warehouse_path=warehouse.path, work_dir=warehouse.work_dir,
+                       guard=crm_app.removal_guard()) as app:
             results = list(load(context, dlt_runner, crm_app_source(app), pipeline, warehouse))
             filed = app.finish(privacy.inbox(), crm_app.registry())
+    refused = {r.table for r in app.refused}
     for result in results:
         table = result.asset_key.path[-1]
         yield MaterializeResult(asset_key=result.asset_key, metadata={
             **(result.metadata or {}), **app.counts[table].as_metadata(),
+            "removal_guard": "refused: needs attention" if table in refused else "passed",
             **({"erasure_requests_filed": filed} if table == "users" else {}), "recovered_loads": len(recovered)})
+    try:
+        app.raise_refused()
+    except RemovalsRefused as refusal:
+        raise Failure(description=str(refusal), metadata={
+            "tables_refused": ", ".join(sorted(refused)),
+            "rows_removal_refused": sum(r.missing for r in refusal.refusals)}) from None
 
 
 def _checks(table_name: str, key_column: str):

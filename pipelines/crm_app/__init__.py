@@ -3,9 +3,10 @@
 dlt's `sql_database` source reads each table (`sql_table`, arrow batches), incrementally on `updated_at` with
 a merge on the table's key; a row the app soft-deleted (`deleted_at` set) is removed by the merge (dlt's
 `hard_delete` hint), and so is a row the app deleted outright, found by comparing keys after each read
-(`pipelines.crm_app.removed`). Personal columns are encrypted before dlt sees them (`pipelines.crm_app.rows`). Any
-SQLAlchemy URL works (GTG_CRM_APP_DATABASE_URL, e.g. `postgresql+psycopg://…`); the sandbox generates a SQLite
-file (`pipelines.crm_app.sandbox`). After each load, the workspaces join the workspace registry and every
+(`pipelines.crm_app.removed`, which refuses to remove more than a share of a table's rows at once). Personal
+columns are encrypted before dlt sees them (`pipelines.crm_app.rows`). Any SQLAlchemy URL works
+(GTG_CRM_APP_DATABASE_URL, e.g. `postgresql+psycopg://…`); the sandbox generates a SQLite file
+(`pipelines.crm_app.sandbox`). After each load, the workspaces join the workspace registry and every
 closed account (a user soft-deleted) is filed as an erasure request for that person across every table.
 
 `python -m pipelines.crm_app` runs it with plain dlt, no Dagster.
@@ -27,7 +28,7 @@ from dlt.extract.resource import DltResource
 from dlt.sources.sql_database import TableLoader, sql_table
 from dlt.sources.sql_database.schema_types import table_to_columns
 
-from pipelines.crm_app.removed import tombstones
+from pipelines.crm_app.removed import Refusal, RemovalGuard, RemovalsRefused, tombstones
 from pipelines.crm_app.rows import Protector, TableCounts
 from pipelines.crm_app.settings import APP_TABLES, CHUNK_ROWS, CURSOR, DATASET_NAME, SOURCE_NAME, AppTable
 from pipelines.mail_common.stage import WorkDatabase
@@ -36,7 +37,8 @@ from pipelines.privacy.requests import Inbox, Request
 from pipelines.warehouse import finish_pending, warehouse_lock, warehouse_pipeline
 from pipelines.workspaces import WorkspaceRegistry
 
-__all__ = ["DATASET_NAME", "SOURCE_NAME", "AppSync", "crm_app_source", "open_sync", "sync"]
+__all__ = ["DATASET_NAME", "SOURCE_NAME", "AppSync", "RemovalGuard", "RemovalsRefused", "crm_app_source",
+           "open_sync", "sync"]
 
 MERGE = {"disposition": "merge", "strategy": "delete-insert"}
 REQUESTED_BY = "crm_app:account_closed"
@@ -44,12 +46,15 @@ REQUESTED_BY = "crm_app:account_closed"
 
 @dataclass
 class AppSync:
-    """One sync of the app database: its engine, the protector of its rows and what it saw."""
+    """One sync of the app database: its engine, the protector of its rows, the guard of its removals and what
+    it saw (`refused`: the tables whose removals the guard refused)."""
 
     engine: sa.Engine
     protector: Protector
     warehouse_path: Path | None = None
+    guard: RemovalGuard = field(default_factory=RemovalGuard)
     started: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
+    refused: list[Refusal] = field(default_factory=list)
 
     @property
     def counts(self) -> dict[str, TableCounts]:
@@ -74,9 +79,16 @@ class AppSync:
         self.protector.closed_accounts.clear()
         return filed
 
+    def raise_refused(self) -> None:
+        """Raise `RemovalsRefused` if the guard refused some table's removals (after the load and `finish`:
+        what the sync could do safely is done)."""
+        if self.refused:
+            raise RemovalsRefused(self.refused)
+
 
 @contextmanager
-def open_sync(database_url: str, cipher, *, warehouse_path: str | Path, work_dir: str | Path) -> Iterator[AppSync]:
+def open_sync(database_url: str, cipher, *, warehouse_path: str | Path, work_dir: str | Path,
+              guard: RemovalGuard | None = None) -> Iterator[AppSync]:
     """An engine on the app database and a work database for protecting its rows (deleted when done).
 
     Phones are stored in E.164 read in their workspace's default region (`pipelines.phones`); the app's own
@@ -87,7 +99,7 @@ def open_sync(database_url: str, cipher, *, warehouse_path: str | Path, work_dir
         with engine.connect() as con:
             set_regions(work.con, dict(con.execute(sa.text("SELECT workspace_id, default_region FROM workspaces"))
                                        .fetchall()))
-        yield AppSync(engine, Protector(work.con, cipher), Path(warehouse_path))
+        yield AppSync(engine, Protector(work.con, cipher), Path(warehouse_path), guard or RemovalGuard())
     finally:
         work.close()
         engine.dispose()
@@ -123,7 +135,8 @@ def _protected(batch, app: AppSync | None, table: AppTable):
 
 
 class MirrorTableLoader(TableLoader):
-    """Reads rows in the app's own column types, then the tombstones of the rows the app deleted outright.
+    """Reads rows in the app's own column types, then the tombstones of the rows the app deleted outright
+    (none when the guard refuses them: the refusal is noted on the sync and counted).
 
     The resource's hints describe the stored rows (personal columns as ciphertext, made by the protecting step
     after reading), so the loader is given the reflected columns instead: with the hints, it would try to
@@ -138,8 +151,11 @@ class MirrorTableLoader(TableLoader):
         yield from super().load_rows(backend_kwargs)
         with self.engine.connect() as connection:
             removed = tombstones(connection, self.table, self.spec, self.app.warehouse_path,
-                                 self.app.protector.cipher, self.app.started)
-        if removed is not None:
+                                 self.app.protector.cipher, self.app.started, self.app.guard)
+        if isinstance(removed, Refusal):
+            self.app.refused.append(removed)
+            self.app.protector.counts.setdefault(self.spec.name, TableCounts()).removals_refused += removed.missing
+        elif removed is not None:
             yield removed
 
 
@@ -166,12 +182,14 @@ def _with_joined(table: AppTable):
 
 
 def sync(database_url: str, cipher, *, warehouse_path: str | Path, dlt_dir: str | Path, work_dir: str | Path,
-         inbox: Inbox, registry: WorkspaceRegistry) -> dict[str, TableCounts]:
-    """Sync the app database with plain dlt (what the Dagster asset does through dagster-dlt)."""
+         inbox: Inbox, registry: WorkspaceRegistry, guard: RemovalGuard | None = None) -> dict[str, TableCounts]:
+    """Sync the app database with plain dlt (what the Dagster asset does through dagster-dlt). Raises
+    `RemovalsRefused` after the load when the guard refused some table's removals."""
     with warehouse_lock(warehouse_path, f"{SOURCE_NAME} sync"):
         pipeline = warehouse_pipeline(SOURCE_NAME, DATASET_NAME, warehouse_path, dlt_dir)
         finish_pending(pipeline)
-        with open_sync(database_url, cipher, warehouse_path=warehouse_path, work_dir=work_dir) as app:
+        with open_sync(database_url, cipher, warehouse_path=warehouse_path, work_dir=work_dir, guard=guard) as app:
             pipeline.run(crm_app_source(app)).raise_on_failed_jobs()
             app.finish(inbox, registry)
+    app.raise_refused()
     return app.counts

@@ -33,10 +33,11 @@ class TableCounts:
     deleted: int = 0  # soft-deleted in the app, or deleted outright (`hard_deleted` of them)
     hard_deleted: int = 0
     suppressed: int = 0
+    removals_refused: int = 0  # rows gone from the app that the removal guard kept (`pipelines.crm_app.removed`)
 
     def as_metadata(self) -> dict[str, int]:
         return {"rows_read": self.read, "rows_deleted": self.deleted, "rows_hard_deleted": self.hard_deleted,
-                "rows_suppressed": self.suppressed}
+                "rows_suppressed": self.suppressed, "rows_removal_refused": self.removals_refused}
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,17 @@ CURSOR = "updated_at"
 SOFT_DELETE = "deleted_at"
 CHUNK_ROWS = 50_000
 
+# The guard against mass removal (`pipelines.crm_app.removed.RemovalGuard`). A sync refuses to remove a table's
+# rows deleted outright in the app when they are more than half of the rows it mirrors: ordinary use deletes a
+# few rows between hourly syncs, while a fault (an empty database behind a wrong URL, a lost grant, a
+# truncated replica) makes every row look deleted, and removing them files an erasure for every user. Below
+# 10 mirrored rows the guard stands aside: a table that small (a new deployment, a few test rows) turns over
+# by half in ordinary use, and a guard there would stop every other sync.
+REMOVAL_GUARD_SHARE = 0.5
+REMOVAL_GUARD_MIN_ROWS = 10
+# The tables whose removals an operator allows for the next sync (comma-separated, `*` for all).
+ALLOW_REMOVALS_ENV = "GTG_CRM_APP_ALLOW_REMOVALS"
+
 _PERSONAL: dict[str, Any] = {"data_type": "binary", "nullable": True}
 _INDEX: dict[str, Any] = {"data_type": "binary", "nullable": True}
 

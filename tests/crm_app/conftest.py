@@ -12,8 +12,12 @@ import duckdb
 import pyarrow as pa
 import pytest
 import sqlalchemy as sa
+from dagster import DagsterInstance, Definitions
+from dagster_dlt import DagsterDltResource
 
-from pipelines.crm_app import sync
+from assets.crm_app import CRM_APP_ASSETS, CRM_APP_CHECKS, crm_app_job
+
+from pipelines.crm_app import RemovalGuard, sync
 from pipelines.crm_app.app_schema import metadata
 from pipelines.crm_app.rows import TableCounts
 from pipelines.crm_app.settings import DATASET_NAME, TABLES
@@ -22,6 +26,10 @@ from pipelines.privacy.protect import value_context
 from pipelines.privacy.requests import Inbox
 from pipelines.sandbox.postgres import local_postgres
 from pipelines.workspaces import WorkspaceRegistry
+from resources.crm_app import CrmAppResource
+from resources.keyring import KeyringResource
+from resources.privacy import PrivacyResource
+from resources.warehouse import WarehouseResource
 from tests.conftest import Platform
 
 
@@ -76,11 +84,11 @@ class AppPlatform:
             con.execute(statement, rows) if rows is not None else con.execute(statement)
         engine.dispose()
 
-    def sync(self) -> dict[str, TableCounts]:
+    def sync(self, guard: RemovalGuard | None = None) -> dict[str, TableCounts]:
         with self.platform.keyring() as cipher:
             return sync(self.url, cipher, warehouse_path=self.platform.warehouse, dlt_dir=self.platform.dlt_dir,
                         work_dir=self.platform.work_dir, inbox=self.inbox,
-                        registry=WorkspaceRegistry(self.platform.workspaces_path))
+                        registry=WorkspaceRegistry(self.platform.workspaces_path), guard=guard)
 
     def stored(self, table: str) -> list[dict]:
         """The warehouse's rows of an app table (see `decrypted`)."""
@@ -109,3 +117,20 @@ def decrypted(platform: Platform, dataset: str, table: str, declared) -> list[di
 @pytest.fixture
 def app(platform: Platform, app_url: str) -> AppPlatform:
     return AppPlatform(platform, app_url)
+
+
+def run_sync_job(platform: Platform, app: CrmAppResource):
+    """`crm_app_sync_job` of a platform's data folder, in process (its result, failed or not)."""
+    defs = Definitions(assets=CRM_APP_ASSETS, asset_checks=CRM_APP_CHECKS, jobs=[crm_app_job], resources={
+        "dlt_runner": DagsterDltResource(),
+        "warehouse": WarehouseResource(path=str(platform.warehouse), dlt_dir=str(platform.dlt_dir),
+                                       work_dir=str(platform.work_dir)),
+        "keyring": KeyringResource(master_key_file=str(platform.master_key_file),
+                                   keyring_path=str(platform.keyring_path)),
+        "privacy": PrivacyResource(inbox_path=str(platform.root / "privacy" / "requests.sqlite"),
+                                   audit_path=str(platform.root / "privacy" / "audit.jsonl"),
+                                   exports_dir=str(platform.root / "exports"), landing_urls={}),
+        "crm_app": app,
+    })
+    return defs.resolve_job_def("crm_app_sync_job").execute_in_process(instance=DagsterInstance.ephemeral(),
+                                                                        raise_on_error=False)

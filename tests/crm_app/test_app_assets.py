@@ -3,32 +3,10 @@ on the sandbox's generated app database; a sandbox round changes it and the next
 
 from __future__ import annotations
 
-from dagster import DagsterInstance, Definitions
-from dagster_dlt import DagsterDltResource
-
-from assets.crm_app import CRM_APP_ASSETS, CRM_APP_CHECKS, crm_app_job
 from pipelines.crm_app import sandbox as app_sandbox
 from resources.crm_app import CrmAppResource
-from resources.keyring import KeyringResource
-from resources.privacy import PrivacyResource
-from resources.warehouse import WarehouseResource
 from tests.conftest import Platform
-
-
-def _run(platform: Platform, app: CrmAppResource):
-    defs = Definitions(assets=CRM_APP_ASSETS, asset_checks=CRM_APP_CHECKS, jobs=[crm_app_job], resources={
-        "dlt_runner": DagsterDltResource(),
-        "warehouse": WarehouseResource(path=str(platform.warehouse), dlt_dir=str(platform.dlt_dir),
-                                       work_dir=str(platform.work_dir)),
-        "keyring": KeyringResource(master_key_file=str(platform.master_key_file),
-                                   keyring_path=str(platform.keyring_path)),
-        "privacy": PrivacyResource(inbox_path=str(platform.root / "privacy" / "requests.sqlite"),
-                                   audit_path=str(platform.root / "privacy" / "audit.jsonl"),
-                                   exports_dir=str(platform.root / "exports"), landing_urls={}),
-        "crm_app": app,
-    })
-    return defs.resolve_job_def("crm_app_sync_job").execute_in_process(instance=DagsterInstance.ephemeral(),
-                                                                        raise_on_error=False)
+from tests.crm_app.conftest import run_sync_job as _run
 
 
 def _counts(result) -> dict[str, tuple]:
