@@ -36,6 +36,7 @@ WITH lead_days AS (
         l.workspace_id,
         l.connection_id,
         l.account_id,
+        a.currency,
         l.ad_id,
         CAST(timezone(a.timezone_name, l.created_time) AS DATE) AS date_day,
         count(*) AS leads
@@ -50,14 +51,14 @@ undelivered AS (  -- leads on an ad and day Meta reports no delivery for: kept, 
         d.workspace_id,
         d.connection_id,
         d.account_id,
-        a.name AS account_name,
+        ad.account_name,
         ad.campaign_id,
-        c.name AS campaign_name,
-        ad.adset_id AS ad_group_id,
-        s.name AS ad_group_name,
+        ad.campaign_name,
+        ad.ad_group_id,
+        ad.ad_group_name,
         d.ad_id,
-        ad.name AS ad_name,
-        a.currency,
+        ad.ad_name,
+        d.currency,
         CAST(0 AS BIGINT) AS clicks,
         CAST(0 AS BIGINT) AS impressions,
         CAST(0 AS DECIMAL(38, 6)) AS spend,
@@ -65,10 +66,7 @@ undelivered AS (  -- leads on an ad and day Meta reports no delivery for: kept, 
         CAST(0 AS DOUBLE) AS conversions_value,
         CAST(d.leads AS BIGINT) AS leads
     FROM lead_days AS d
-    LEFT JOIN raw_facebook_ads.ad_accounts AS a ON a.connection_id = d.connection_id AND a.account_id = d.account_id
-    LEFT JOIN raw_facebook_ads.ads AS ad ON ad.connection_id = d.connection_id AND ad.ad_id = d.ad_id
-    LEFT JOIN raw_facebook_ads.campaigns AS c ON c.connection_id = d.connection_id AND c.campaign_id = ad.campaign_id
-    LEFT JOIN raw_facebook_ads.ad_sets AS s ON s.connection_id = d.connection_id AND s.adset_id = ad.adset_id
+    LEFT JOIN staging.stg_facebook_ads__ads AS ad ON ad.connection_id = d.connection_id AND ad.ad_id = d.ad_id
     WHERE NOT EXISTS (SELECT 1 FROM staging.stg_facebook_ads__ad_report AS r
                       WHERE r.connection_id = d.connection_id AND r.ad_id IS NOT DISTINCT FROM d.ad_id
                         AND r.date_day = d.date_day)

@@ -4,7 +4,7 @@ description: >
   ad-level insights the coarser grains are summed from. Conversions are purchases
   (`offsite_conversion.fb_pixel_purchase`) under the account's default attribution setting — Meta's reported
   `value`, 7-day click or 1-day view — exactly as Ads Manager shows them; the other windows stay in
-  raw_facebook_ads.ad_insight_actions. Meta ad sets are ad groups. Names are the objects' current names.
+  raw_facebook_ads.ad_insight_actions. Names are the objects' current names, from stg_facebook_ads__ads.
 materialized: view
 contract: {ad_report: ad}
 tests:
@@ -27,13 +27,13 @@ SELECT
     i.workspace_id,
     i.connection_id,
     i.account_id,
-    a.name AS account_name,
+    d.account_name,
     i.campaign_id,
-    c.name AS campaign_name,
+    d.campaign_name,
     i.adset_id AS ad_group_id,
-    s.name AS ad_group_name,
+    d.ad_group_name,
     i.ad_id,
-    d.name AS ad_name,
+    d.ad_name,
     i.currency,
     CAST(coalesce(i.clicks, 0) AS BIGINT) AS clicks,
     CAST(coalesce(i.impressions, 0) AS BIGINT) AS impressions,
@@ -41,8 +41,5 @@ SELECT
     CAST(coalesce(v.conversions, 0) AS DOUBLE) AS conversions,
     CAST(coalesce(v.conversions_value, 0) AS DOUBLE) AS conversions_value
 FROM raw_facebook_ads.ad_insights AS i
-LEFT JOIN raw_facebook_ads.ad_accounts AS a ON a.connection_id = i.connection_id AND a.account_id = i.account_id
-LEFT JOIN raw_facebook_ads.campaigns AS c ON c.connection_id = i.connection_id AND c.campaign_id = i.campaign_id
-LEFT JOIN raw_facebook_ads.ad_sets AS s ON s.connection_id = i.connection_id AND s.adset_id = i.adset_id
-LEFT JOIN raw_facebook_ads.ads AS d ON d.connection_id = i.connection_id AND d.ad_id = i.ad_id
+LEFT JOIN staging.stg_facebook_ads__ads AS d ON d.connection_id = i.connection_id AND d.ad_id = i.ad_id
 LEFT JOIN conversions AS v ON v.connection_id = i.connection_id AND v.insight_id = i.insight_id
