@@ -34,7 +34,8 @@ def _open_sync(facebook_ads: FacebookResource, registry, cipher, connection,
         account_id = registry.account(cipher, connection)
         with open_session(registry, cipher, connection, endpoint, None, warehouse_path=warehouse.path,
                           work_dir=warehouse.work_dir) as session:
-            sync = ConnectionSync(facebook_source(session, account_id), session.report.as_metadata)
+            sync = ConnectionSync(facebook_source(session, account_id, piece_rows=facebook_ads.piece_rows),
+                                  session.report.as_metadata)
             yield sync
             commit(registry, session)
             if session.state.get(RESUME_KEY):
