@@ -131,7 +131,8 @@ def _measured_sync(world: World, server: FacebookServer, root: Path, piece_rows:
     server.reset_counts()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    child = subprocess.Popen([sys.executable, "-m", "bench.facebook_ads", "--child", str(root), server.url, str(piece_rows)],
+    child = subprocess.Popen([sys.executable, "-m", "bench.facebook_ads", "--child", str(root), server.url,
+                              str(piece_rows)],
                              env={**os.environ, "RUNTIME__DLTHUB_TELEMETRY": "false",
                                   **({"GTG_LOAD_MEMORY_LIMIT": load_memory_limit} if load_memory_limit else {})})
     if child.wait():

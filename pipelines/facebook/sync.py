@@ -28,9 +28,9 @@ def sync(registry: ConnectionRegistry, cipher, connection: Connection, endpoint:
             source = facebook_source(session, account_id, now, options)
             return source if whole else source.with_resources(INSIGHTS_TABLE)
 
-        pieces.append(sync_connection(
-            registry, cipher, connection, piece, pipeline_name=SOURCE_NAME, dataset=DATASET_NAME, endpoints=endpoint, oauth=None,
-            warehouse_path=warehouse_path, dlt_dir=dlt_dir, work_dir=work_dir))
+        pieces.append(sync_connection(registry, cipher, connection, piece, pipeline_name=SOURCE_NAME,
+                                      dataset=DATASET_NAME, endpoints=endpoint, oauth=None,
+                                      warehouse_path=warehouse_path, dlt_dir=dlt_dir, work_dir=work_dir))
         connection = registry.get(connection.connection_id)
         if not connection.sync_state.get(RESUME_KEY):
             return combined(pieces)
