@@ -4,7 +4,8 @@ A partition is one connected ad account; the connections sensor adds new ones an
 hourly schedule syncs every active one (`assets.connections`). A run materialises the account's structure,
 its daily ad insights (the last 28 days re-read) and its lead forms and leads; each materialisation carries
 the table's rows inserted / updated, whether it was a full sync, and the connection's requests, retries and
-rate-limit waits. A token Meta refuses (code 190) fails the run with "needs re-authorisation" and takes the
+rate-limit waits. A big account's insights come in pieces of bounded size, one per run (the log says where
+the next run goes on). A token Meta refuses (code 190) fails the run with "needs re-authorisation" and takes the
 connection off the schedule until the user reconnects. Cursors are saved only after dlt has loaded.
 """
 
@@ -17,6 +18,7 @@ from assets.connections import ConnectionSync, connected_provider, hourly_schedu
 from assets.stream_checks import stream_checks
 from pipelines.facebook import facebook_source
 from pipelines.facebook import settings as facebook
+from pipelines.facebook.insights import RESUME_KEY
 from pipelines.facebook.sandbox import sandbox_world, seed_connections
 from pipelines.mail_common.session import commit, open_session
 from pipelines.sql import qualified
@@ -32,8 +34,12 @@ def _open_sync(facebook_ads: FacebookResource, registry, cipher, connection,
         account_id = registry.account(cipher, connection)
         with open_session(registry, cipher, connection, endpoint, None, warehouse_path=warehouse.path,
                           work_dir=warehouse.work_dir) as session:
-            yield ConnectionSync(facebook_source(session, account_id), session.report.as_metadata)
+            sync = ConnectionSync(facebook_source(session, account_id, piece_rows=facebook_ads.piece_rows),
+                                  session.report.as_metadata)
+            yield sync
             commit(registry, session)
+            if session.state.get(RESUME_KEY):
+                sync.stopped = f"insights stopped after a piece; the next run goes on from {session.state[RESUME_KEY]}"
 
 
 def _seed_facebook(registry, cipher) -> None:

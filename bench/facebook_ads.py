@@ -1,31 +1,37 @@
 """Meta ads sync benchmark against the Graph API sandbox, measured side by side in one run.
 
     python -m bench.facebook_ads [--ads 1000] [--days 30] [--naive-ads 50] [--big-ads 10000] [--big-days 7]
+                                 [--piece-rows 100000]
 
 1. Insights requests of a full sync of `--ads` x `--days` (default 1,000 ads x 30 days): async report runs
    with paging (what the source does) against a naive loop asking each ad for each day
    (`GET /AD_ID/insights`, timed on a sample of ads; it needs one request per ad and day). Counted by the
    sandbox server.
-2. Sync time of one account (`--ads` x `--days`, insights with their action rows, structure, leads) against a
-   DuckDB bare insert of the same insights rows from the sandbox's JSON (`read_json` of one file): what the
-   source costs over loading the bytes.
+2. Sync time of one account of `--big-ads` x `--big-days` (insights with their action rows, structure, leads;
+   every request counted; `--big-days 90` is the issue's 10,000 ads x 90 days, about an hour on two cores)
+   against a DuckDB bare insert of the same insights rows from the sandbox's JSON (`read_json` of one file):
+   what the source costs over loading the bytes, wall and CPU (the sync process's own CPU; the bare
+   insert's, DuckDB's threads included).
 3. Peak memory of the sync process (RSS, the sync running in its own process against the server in this one)
    at `--ads` and at `--big-ads` ads, both over `--big-days` days, side by side: the source streams page by
-   page (structure and insights 500 rows at a time, each page encrypted and handed to dlt), so what it holds
-   does not grow with the account; DuckDB's load keeps the blocks it wrote as cache up to its memory cap
-   (`GTG_LOAD_MEMORY_LIMIT`, 256 MB; `--load-memory-limit` sets it for the measured syncs).
+   page (structure and insights 500 rows at a time, each page encrypted and handed to dlt) and loads a big
+   sync in pieces of about `--piece-rows` insight rows (default `SyncOptions.piece_rows`), one dlt load
+   each, so no load grows with the account.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -36,7 +42,7 @@ from facebook_business.session import FacebookSession
 from pipelines.connections.registry import ConnectionRegistry
 from pipelines.facebook.client import GraphEndpoint
 from pipelines.facebook.sandbox import seed_connections
-from pipelines.facebook.settings import API_VERSION, INSIGHT_FIELDS
+from pipelines.facebook.settings import API_VERSION, INSIGHT_FIELDS, SANDBOX_OPTIONS
 from pipelines.facebook.sync import sync
 from pipelines.privacy.keyring import Keyring, load_master_key
 from pipelines.sandbox.facebook import FacebookServer, World, build_world
@@ -74,21 +80,22 @@ def _naive(server: FacebookServer, world: World, sample: int, days: int) -> tupl
     return time.perf_counter() - started, _insight_requests(server)
 
 
-def _bare_insert(server: FacebookServer, world: World, root: Path) -> tuple[float, int]:
-    """Seconds to load the account's insights rows, as the sandbox serves them, into DuckDB with read_json."""
+def _bare_insert(server: FacebookServer, world: World, root: Path) -> tuple[float, float, int]:
+    """Seconds (wall, CPU) to load the account's insights rows, as the sandbox serves them, into DuckDB with
+    read_json."""
     account = world.accounts[0]
     rows = server._insight_rows(account, {"level": ["ad"], "time_increment": ["1"], "time_range": [json.dumps(
         {"since": account.first_day.isoformat(), "until": account.today().isoformat()})],
         "fields": [",".join(INSIGHT_FIELDS)]})
     path = root / "insights.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     with duckdb.connect(str(root / "bare.duckdb")) as con:
         con.execute("CREATE TABLE insights AS SELECT * FROM read_json(?, format = 'newline_delimited')", [str(path)])
-    return time.perf_counter() - started, len(rows)
+    return time.perf_counter() - started, time.process_time() - cpu, len(rows)
 
 
-def _child_sync(root: Path, url: str) -> None:
+def _child_sync(root: Path, url: str, piece_rows: int) -> None:
     """The sync of the benchmark's connection, in this (child) process; its peak RSS written to `PEAK_FILE`.
 
     The peak is read from /proc (VmHWM, this process's own memory since exec), not from the parent's
@@ -97,26 +104,43 @@ def _child_sync(root: Path, url: str) -> None:
     registry = ConnectionRegistry(root / "connections.sqlite")
     with Keyring.open(root / "keyring.sqlite", load_master_key(None, root / "master.key", True)) as cipher:
         sync(registry, cipher, registry.get(CONNECTION), GraphEndpoint(url), warehouse_path=root / "warehouse.duckdb",
-             dlt_dir=root / "dlt", work_dir=root / "work", now=lambda: NOW)
+             dlt_dir=root / "dlt", work_dir=root / "work", now=lambda: NOW,
+             options=dataclasses.replace(SANDBOX_OPTIONS, piece_rows=piece_rows))
     peak_kb = next(int(line.split()[1]) for line in Path("/proc/self/status").read_text().splitlines()
                    if line.startswith("VmHWM:"))
     (root / PEAK_FILE).write_text(str(peak_kb))
 
 
-def _measured_sync(world: World, server: FacebookServer, root: Path, load_memory_limit: str | None = None
-                   ) -> tuple[float, int]:
-    """Seconds and peak RSS (MB) of one full sync run in a fresh process."""
+@dataclass
+class Measured:
+    """One full sync run in a fresh process: wall and CPU seconds (the sync process's own), peak RSS (MB) and
+    the requests the server answered."""
+
+    wall_s: float
+    cpu_s: float
+    peak_mb: int
+    requests: int
+
+
+def _measured_sync(world: World, server: FacebookServer, root: Path, piece_rows: int,
+                   load_memory_limit: str | None = None) -> Measured:
     root.mkdir(parents=True)
     registry = ConnectionRegistry(root / "connections.sqlite")
     with Keyring.open(root / "keyring.sqlite", load_master_key(None, root / "master.key", True)) as cipher:
         seed_connections(registry, cipher, world, (("ws_bench", 0),))
+    server.reset_counts()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    child = subprocess.Popen([sys.executable, "-m", "bench.facebook_ads", "--child", str(root), server.url],
+    child = subprocess.Popen([sys.executable, "-m", "bench.facebook_ads", "--child", str(root), server.url,
+                              str(piece_rows)],
                              env={**os.environ, "RUNTIME__DLTHUB_TELEMETRY": "false",
                                   **({"GTG_LOAD_MEMORY_LIMIT": load_memory_limit} if load_memory_limit else {})})
     if child.wait():
         raise RuntimeError(f"the sync process failed (status {child.returncode})")
-    return time.perf_counter() - started, int((root / PEAK_FILE).read_text()) // 1024
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return Measured(wall, cpu, int((root / PEAK_FILE).read_text()) // 1024, sum(server.http_requests.values()))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -127,40 +151,48 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--big-ads", type=int, default=10_000)
     parser.add_argument("--big-days", type=int, default=7)
     parser.add_argument("--load-memory-limit", help="DuckDB's memory cap while loading, for the memory pair")
-    parser.add_argument("--child", nargs=2, metavar=("ROOT", "URL"), help=argparse.SUPPRESS)
+    parser.add_argument("--piece-rows", type=int, default=SANDBOX_OPTIONS.piece_rows,
+                        help="insight rows per dlt load of a big sync")
+    parser.add_argument("--child", nargs=3, metavar=("ROOT", "URL", "PIECE_ROWS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        _child_sync(Path(args.child[0]), args.child[1])
+        _child_sync(Path(args.child[0]), args.child[1], int(args.child[2]))
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         world = _world(args.ads, args.days)
         with FacebookServer(world) as server:
-            sync_s, small_rss = _measured_sync(world, server, root / "sync")
+            small = _measured_sync(world, server, root / "sync", args.piece_rows)
             async_requests = _insight_requests(server)
-            bare_s, rows = _bare_insert(server, world, root)
             naive_s, naive_requests = _naive(server, world, args.naive_ads, args.days)
-        peaks = {}
+        runs = {}
         for count in (args.ads, args.big_ads):  # the same days, ten times the ads
             sized = _world(count, args.big_days)
             with FacebookServer(sized) as server:
-                peaks[count] = (len(sized.accounts[0].of_kind("ad")),
-                                *_measured_sync(sized, server, root / f"memory-{count}", args.load_memory_limit))
+                runs[count] = (len(sized.accounts[0].of_kind("ad")),
+                               _measured_sync(sized, server, root / f"sync-{count}", args.piece_rows,
+                                              args.load_memory_limit))
+                if count == args.big_ads:
+                    bare_s, bare_cpu, rows = _bare_insert(server, sized, root)
     ads = len(world.accounts[0].of_kind("ad"))
     naive_full = naive_requests * ads / args.naive_ads  # one request per ad and day, whatever the sample
-    print(f"Meta ads sync against the sandbox (one account, {ads} ads x {args.days} days = {rows} insight rows)")
-    print(f"insights requests for the full sync (first sync: 37 months, 13 report runs of 90 days)")
-    print(f"  async report runs + paging (the source): {async_requests}")
+    (small_ads, pair_small), (big_ads, big) = runs.values()
+    print(f"Meta ads sync against the sandbox; load average {os.getloadavg()[0]:.1f}")
+    print(f"insights requests for the full sync of {ads} ads x {args.days} days (first sync: 37 months)")
+    print(f"  async report runs + paging (the source): {async_requests} (whole sync: {small.requests} requests, "
+          f"{small.wall_s:.1f} s)")
     print(f"  naive per-ad, per-day loop: {naive_full:.0f} (timed on {args.naive_ads} ads: {naive_s:.1f} s)")
     print(f"  ratio naive / async: {naive_full / async_requests:.0f}x")
-    print(f"sync of the account (structure, insights + action rows, leads; encryption and dlt load): {sync_s:.1f} s")
-    print(f"DuckDB bare insert of the same {rows} insight rows from the sandbox's JSON: {bare_s:.2f} s "
-          f"(sync / bare = {sync_s / bare_s:.0f}x)")
-    (small_ads, _, small_peak), (big_ads, big_s, big_peak) = peaks.values()
+    print(f"sync of one account, {big_ads} ads x {args.big_days} days = {rows} insight rows (structure, insights + "
+          f"action rows, leads; encryption and dlt loads): {big.wall_s:.1f} s wall, {big.cpu_s:.1f} s CPU, "
+          f"{big.requests} requests")
+    print(f"DuckDB bare insert of the same {rows} insight rows from the sandbox's JSON: {bare_s:.2f} s wall, "
+          f"{bare_cpu:.2f} s CPU (sync / bare: {big.wall_s / bare_s:.0f}x wall, {big.cpu_s / bare_cpu:.0f}x CPU)")
     cap = args.load_memory_limit or os.environ.get("GTG_LOAD_MEMORY_LIMIT", "256MB")
-    print(f"peak RSS of the sync process over {args.big_days} days (DuckDB load cap {cap}): {small_ads} ads "
-          f"{small_peak} MB | {big_ads} ads {big_peak} MB ({big_s:.1f} s) | ratio {big_peak / small_peak:.2f} "
-          f"(sync of {ads} ads x {args.days} days: {small_rss} MB)")
+    print(f"peak RSS of the sync process over {args.big_days} days (DuckDB load cap {cap}, pieces of "
+          f"{args.piece_rows} rows): {small_ads} ads "
+          f"{pair_small.peak_mb} MB | {big_ads} ads {big.peak_mb} MB | ratio {big.peak_mb / pair_small.peak_mb:.2f} "
+          f"(sync of {ads} ads x {args.days} days: {small.peak_mb} MB)")
     return 0
 
 

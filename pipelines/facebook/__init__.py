@@ -10,6 +10,7 @@ it with plain dlt and saves the cursors once loaded.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from typing import Any, Callable, Iterator
 
@@ -33,14 +34,17 @@ __all__ = ["DATASET_NAME", "SOURCE_NAME", "GraphEndpoint", "facebook_source"]
 
 @dlt.source(name=SOURCE_NAME, max_table_nesting=0)
 def facebook_source(session: SyncSession | None, account_id: str | None = None,
-                    now: Callable[[], dt.datetime] | None = None, options: SyncOptions | None = None):
+                    now: Callable[[], dt.datetime] | None = None, options: SyncOptions | None = None,
+                    piece_rows: int | None = None):
     """The tables of the session's ad account `account_id` (`None` only declares them, for Dagster).
+    `piece_rows` overrides the options' insight rows per load.
     `session.endpoints` is a `GraphEndpoint`; `now` is the clock deciding the account's today (UTC; tests
     move it)."""
     cache: dict[str, Any] = {}
 
     def chosen() -> SyncOptions:
-        return options or (SANDBOX_OPTIONS if session.connection.sandbox else REAL_OPTIONS)
+        base = options or (SANDBOX_OPTIONS if session.connection.sandbox else REAL_OPTIONS)
+        return dataclasses.replace(base, piece_rows=piece_rows) if piece_rows else base
 
     def client() -> GraphClient:
         if "client" not in cache:

@@ -8,6 +8,13 @@ where a per-ad, per-day loop would take one per ad and day. A run that fails ("J
 not done in `poll_timeout_s`) is read again as synchronous requests of `fallback_days`; one Meta answers with
 "reduce the amount of data" is split in halves down to single days (page sizes halve first, in the client).
 
+A big sync is loaded in pieces, each its own dlt load of about `piece_rows` insight rows, so a load's memory
+does not grow with the account: an ad has at most one row a day, so slices are at most `piece_rows / ads`
+days long (the ads the warehouse holds, else Meta's count of them), and a piece ends after the slice that
+reaches `piece_rows` rows. A sync that stopped after a piece keeps the first day it did not read
+(`insights_resume`, saved with the cursors once the piece is loaded); the next load, in the same sync or
+after a crash, starts there, and the cursor of the last day read advances only when the sync reaches today.
+
 Rows merge on (connection, "<ad_id>:<day>"): re-reading a day replaces its row and its action rows, other days
 stay as they are. Meta's `value` of an action is its figure under the account's attribution setting; it is
 kept as window "default" beside each requested window.
@@ -23,20 +30,23 @@ from zoneinfo import ZoneInfo
 
 import duckdb
 import pyarrow as pa
+from facebook_business.adobjects.ad import Ad
 from facebook_business.adobjects.adaccount import AdAccount
 from facebook_business.adobjects.adreportrun import AdReportRun
 from facebook_business.exceptions import FacebookRequestError
 
 from pipelines.facebook.client import REDUCE_DATA, GraphClient, ReduceData, error_code
 from pipelines.facebook.settings import (
-    ATTRIBUTION_WINDOWS, DEFAULT_WINDOW, HISTORY_MONTHS, INSIGHT_FIELDS, INSIGHTS, SyncOptions,
+    ADS, ATTRIBUTION_WINDOWS, DEFAULT_WINDOW, HISTORY_MONTHS, INSIGHT_FIELDS, INSIGHTS, SyncOptions,
 )
+from pipelines.facebook.structure import listing_params
 from pipelines.mail_common.session import SyncSession
 from pipelines.mail_common.stage import CONNECTION, StreamWriter
 from pipelines.sql import qualified
 from pipelines.warehouse import table_exists
 
 STATE_KEY = "insights_until"  # the last day (account time zone) read completely
+RESUME_KEY = "insights_resume"  # the first day a sync that stopped after a piece has not read yet
 _DONE, _FAILED = "Job Completed", ("Job Failed", "Job Skipped")
 
 
@@ -58,8 +68,10 @@ def months_before(day: dt.date, months: int) -> dt.date:
 
 def days_to_read(state: dict[str, Any], today: dt.date, options: SyncOptions) -> tuple[dt.date, dt.date]:
     """(first, last) day of this sync: from 37 months back the first time, then from the earlier of the day
-    after the last read and the start of the lookback window."""
+    after the last read and the start of the lookback window; where an unfinished sync stopped, if one did."""
     oldest = months_before(today, HISTORY_MONTHS)
+    if state.get(RESUME_KEY):
+        return max(oldest, dt.date.fromisoformat(state[RESUME_KEY])), today
     last_read = state.get(STATE_KEY)
     if last_read is None:
         return oldest, today
@@ -78,6 +90,7 @@ def slices(first: dt.date, last: dt.date, days: int) -> list[tuple[dt.date, dt.d
 
 def sync_insights(session: SyncSession, client: GraphClient, account: dict[str, Any], now: dt.datetime,
                   options: SyncOptions) -> Iterator[pa.Table]:
+    """One piece of the sync's days: slices until one reaches `piece_rows` rows, or today."""
     today = account_today(account["timezone_name"], now)
     first, last = days_to_read(session.state, today, options)
     writer = StreamWriter(INSIGHTS, session.work.con, session.cipher, session.connection.connection_id,
@@ -85,9 +98,25 @@ def sync_insights(session: SyncSession, client: GraphClient, account: dict[str, 
                           session.report.stream(INSIGHTS.table))
     writer.counts.full_resync = STATE_KEY not in session.state
     ad_account = AdAccount(f"act_{account['account_id']}", api=client.api)
-    for since, until in slices(first, last, options.slice_days):
+    slice_days = max(1, min(options.slice_days, options.piece_rows // max(1, _ads(session, client, ad_account))))
+    for since, until in slices(first, last, slice_days):
         yield from _slice(writer, client, ad_account, account, since, until, options)
+        if writer.counts.inserted + writer.counts.updated >= options.piece_rows and until < last:
+            session.state[RESUME_KEY] = (until + dt.timedelta(days=1)).isoformat()
+            return
+    session.state.pop(RESUME_KEY, None)
     session.state[STATE_KEY] = last.isoformat()
+
+
+def _ads(session: SyncSession, client: GraphClient, ad_account: AdAccount) -> int:
+    """Ads of the account, of every status (at most one insights row each a day): those the warehouse holds,
+    else Meta's count (the first sync)."""
+    held = len(session.work.existing(ADS, session.connection.connection_id))
+    if held:
+        return held
+    listing = client.call(lambda: ad_account.get_ads(fields=[Ad.Field.id], params={
+        **listing_params(ADS.table, None, 1), "summary": "true"}))
+    return int(listing.total())
 
 
 def _slice(writer: StreamWriter, client: GraphClient, ad_account: AdAccount, account: dict[str, Any],

@@ -161,13 +161,16 @@ class SyncOptions:
     `slice_days`: days per async report run; `fallback_days`: days per synchronous request when a run
     fails; `page_size`: rows per page (halved on "reduce the amount of data"); polling starts at
     `poll_initial_s` and doubles up to `poll_max_s`, giving up (the run counts as failed) after
-    `poll_timeout_s`; structure is listed whole when its last full listing is `structure_full_days` old,
+    `poll_timeout_s`; a sync loads its insights in pieces of about `piece_rows` rows (one dlt load each,
+    slices short enough that one holds at most that many rows however many ads the account has); structure
+    is listed whole when its last full listing is `structure_full_days` old,
     else only what was updated since (`updated_time`); with any usage header at or above
     `usage_threshold_pct` the next request waits for the account's budget to refill (at most
     `max_usage_wait_s`)."""
 
     lookback_days: int = LOOKBACK_DAYS
     slice_days: int = 90
+    piece_rows: int = 100_000
     fallback_days: int = 7
     page_size: int = 500
     min_page_size: int = 25

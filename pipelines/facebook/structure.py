@@ -70,14 +70,14 @@ def sync_structure(writer: StreamWriter, client: GraphClient, account: dict[str,
     if table == CREATIVES_TABLE and since is not None:  # the creatives of the ads updated since
         fields = ["updated_time", f"creative{{{','.join(STRUCTURE_FIELDS[CREATIVES_TABLE])}}}"]
         for page in client.pages(lambda limit: _expanded(lambda: ad_account.get_ads(
-                fields=fields, params=_params(ADS_TABLE, since, limit)))):
+                fields=fields, params=listing_params(ADS_TABLE, since, limit)))):
             newest = max([newest, *(_unix(obj.get("updated_time")) for obj in page)])
             creatives = {c["id"]: c for c in (obj.get("creative") for obj in page) if isinstance(c, dict) and "id" in c}
             yield from writer.upsert(structure_record(table, c, account["currency"]) for c in creatives.values())
     else:
         edge = getattr(ad_account, _EDGES[table])
         fields = list(STRUCTURE_FIELDS[table])
-        for page in client.pages(lambda limit: edge(fields=fields, params=_params(table, since, limit))):
+        for page in client.pages(lambda limit: edge(fields=fields, params=listing_params(table, since, limit))):
             newest = max([newest, *(_unix(obj.get("updated_time")) for obj in page)])
             yield from writer.upsert(structure_record(table, obj, account["currency"]) for obj in page)
     clock = int((now - CLOCK_MARGIN).timestamp())  # what a listing with nothing dated can vouch for
@@ -94,7 +94,7 @@ def _expanded(listing: Callable[[], T]) -> T:
         return listing()
 
 
-def _params(table: str, since: int | None, limit: int) -> dict[str, Any]:
+def listing_params(table: str, since: int | None, limit: int) -> dict[str, Any]:
     """Every effective status (creatives have none to filter by), and only what was updated after `since`."""
     prefix = STRUCTURE_PREFIX.get(table)
     filtering = [] if prefix is None else [

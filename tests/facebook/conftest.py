@@ -14,6 +14,7 @@ import pytest
 from pipelines.connections.report import SyncReport
 from pipelines.facebook.client import GraphEndpoint
 from pipelines.facebook.sandbox import seed_connections
+from pipelines.facebook.settings import SyncOptions
 from pipelines.facebook.sync import sync
 from pipelines.sandbox.facebook import FacebookServer, World, build_world
 from tests.conftest import DataFolder
@@ -35,12 +36,12 @@ class AdsPlatform(DataFolder):
     def account(self, connection_id: str):
         return self.world.accounts[CONNECTIONS[connection_id]]
 
-    def sync(self, connection_id: str) -> SyncReport:
+    def sync(self, connection_id: str, options: SyncOptions | None = None) -> SyncReport:
         registry = self.registry
         with self.keyring() as cipher:
             return sync(registry, cipher, registry.get(connection_id), GraphEndpoint(self.server.url),
                         warehouse_path=self.warehouse, dlt_dir=self.dlt_dir, work_dir=self.work_dir,
-                        now=lambda: self.world.now)
+                        now=lambda: self.world.now, options=options)
 
     def insights(self, connection_id: str) -> dict[tuple[str, dt.date], tuple]:
         """(ad, day) -> (impressions, reach, clicks, spend) as stored."""

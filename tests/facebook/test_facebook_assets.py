@@ -12,6 +12,7 @@ from dagster import DagsterInstance, Definitions
 from dagster_dlt import DagsterDltResource
 
 from assets.facebook_ads import FACEBOOK_ASSETS, FACEBOOK_CHECKS, FACEBOOK_CONNECTIONS, FACEBOOK_PROVIDER, facebook_job
+from pipelines.facebook.insights import RESUME_KEY
 from resources.connections import ConnectionsResource
 from resources.facebook import FacebookResource
 from resources.keyring import KeyringResource
@@ -63,6 +64,36 @@ def test_a_partition_syncs_one_ad_account_with_counts_and_passing_checks(platfor
     again = _run(platform, WEST)
     insights = next(e for e in again.get_asset_materialization_events() if e.asset_key.path[-1] == "ad_insights")
     assert insights.materialization.metadata["updated"].value == 12 * DAYS  # the 28-day lookback covers all 10
+
+
+def test_a_big_sync_loads_one_piece_per_run_and_the_next_runs_go_on(platform, monkeypatch: pytest.MonkeyPatch) -> None:
+    defs, instance, resources = platform
+    monkeypatch.setenv("GTG_SANDBOX_FACEBOOK_DAYS", "40")
+    # 96 rows a piece: 12 ads make 8-day slices, and a run ends after the slices that reach 96 rows.
+    defs = Definitions(assets=FACEBOOK_ASSETS, asset_checks=FACEBOOK_CHECKS, jobs=[facebook_job],
+                       resources={**resources, "facebook_ads": FacebookResource(sandbox=True, piece_rows=96)})
+    piece, registry = (defs, instance, resources), resources["connections"].registry()
+    inserted = []
+    while not inserted or registry.get(WEST).sync_state.get(RESUME_KEY):
+        resume = registry.get(WEST).sync_state.get(RESUME_KEY)
+        result = _run(piece, WEST)
+        assert result.success and len(inserted) < 6
+        inserted.append(_insights_inserted(result))
+        state = registry.get(WEST).sync_state
+        if state.get(RESUME_KEY):
+            assert "insights_until" not in state and state[RESUME_KEY] != resume
+            assert any(f"next run goes on from {state[RESUME_KEY]}" in (e.message or "")
+                       for e in instance.all_logs(result.run_id))
+    assert len(inserted) >= 2 and all(0 < n <= 96 + 96 for n in inserted) and sum(inserted) == 12 * 40
+    assert registry.get(WEST).sync_state["insights_until"]
+    with duckdb.connect(resources["warehouse"].path, read_only=True) as con:
+        assert con.execute("SELECT count(*), count(DISTINCT insight_id) FROM raw_facebook_ads.ad_insights "
+                           "WHERE connection_id = ?", [WEST]).fetchone() == (12 * 40, 12 * 40)
+
+
+def _insights_inserted(result) -> int:
+    return next(e.materialization.metadata["inserted"].value for e in result.get_asset_materialization_events()
+                if e.asset_key.path[-1] == "ad_insights")
 
 
 def test_a_sync_counts_each_tables_rows_and_documents_its_columns(platform) -> None:

@@ -4,6 +4,7 @@ currency without minor unit, deleted objects, leads encrypted per person, and ev
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from decimal import Decimal
@@ -11,7 +12,8 @@ from decimal import Decimal
 import pytest
 
 from pipelines.connections.errors import ReauthorizationRequired
-from pipelines.facebook.insights import months_before, slices
+from pipelines.facebook.insights import RESUME_KEY, months_before, slices
+from pipelines.facebook.settings import SANDBOX_OPTIONS
 from tests.facebook.conftest import (  # noqa: F401 - ads: the fixture
     BERLIN, DAYS, RAW, TOKYO, WEST, AdsPlatform, ads, expected_actions, expected_insights,
 )
@@ -81,6 +83,34 @@ def test_first_sync_reaches_back_37_months_and_later_ones_reread_28_days(ads: Ad
     assert purchases == expected
 
 
+def test_a_big_sync_loads_in_pieces_and_a_crash_between_them_leaves_a_mirror_the_next_sync_completes(
+        ads: AdsPlatform) -> None:
+    # Pieces of 100 rows: 12 ads make 8-day slices (at most 96 rows each), a piece ends after two of them.
+    small = dataclasses.replace(SANDBOX_OPTIONS, piece_rows=100)
+    ads.server.faults.inject("expired_token", endpoint="account", skip=1)  # the second load's first request
+    with pytest.raises(Exception) as failed:
+        ads.sync(WEST, small)
+    assert isinstance(_cause(failed.value, ReauthorizationRequired), ReauthorizationRequired)
+    state = ads.registry.get(WEST).sync_state
+    resume = dt.date.fromisoformat(state[RESUME_KEY])
+    assert "insights_until" not in state
+    first_piece = {k: v for k, v in expected_insights(ads, WEST).items() if k[1] < resume}
+    assert ads.insights(WEST) == first_piece and len(first_piece) in (12 * 16, 12 * 8 + 12 * 16)
+    assert ads.query(f"SELECT count(*) FROM {RAW}.ad_insight_actions WHERE connection_id = ? AND date_day >= ?",
+                     [WEST, resume]) == [(0,)]
+    with ads.keyring() as cipher:
+        ads.registry.reauthorise(cipher, WEST, None, ads.account(WEST).token)
+    ads.server.insight_ranges.clear()
+    report = ads.sync(WEST, small)
+    assert ads.server.insight_ranges[0][1] == resume.isoformat()  # it goes on where the first piece ended
+    assert report.streams["ad_insights"].inserted == 12 * DAYS - len(first_piece)
+    assert_mirror(ads, WEST)
+    state = ads.registry.get(WEST).sync_state
+    assert RESUME_KEY not in state and state["insights_until"] == ads.account(WEST).today().isoformat()
+    loads = ads.query(f"SELECT count(DISTINCT synced_at) FROM {RAW}.ad_insights WHERE connection_id = ?", [WEST])
+    assert loads[0][0] >= 3  # one write time per piece of at most ~200 rows, over 480
+
+
 def test_days_are_the_accounts_own_west_and_east_of_utc(ads: AdsPlatform) -> None:
     for connection_id in (WEST, TOKYO):
         ads.sync(connection_id)
@@ -126,7 +156,8 @@ def test_a_deleted_campaign_keeps_its_rows_with_its_status(ads: AdsPlatform) -> 
 def test_structure_is_read_by_updated_time_between_daily_full_listings(ads: AdsPlatform) -> None:
     account = ads.account(BERLIN)
     first = ads.sync(BERLIN)
-    assert [ads.server.http_requests[e] for e in STRUCTURE_EDGES] == [1, 1, 1, 1]
+    # one listing each, and a first sync asks Meta how many ads there are (`summary`: the insights' slice length)
+    assert [ads.server.http_requests[e] for e in STRUCTURE_EDGES] == [1, 1, 2, 1]
     assert [(first.streams[t].inserted, first.streams[t].full_resync) for t in STRUCTURE] == [
         (3, True), (6, True), (12, True), (12, True)]
     ads.world.now += dt.timedelta(hours=1)

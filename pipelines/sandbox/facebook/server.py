@@ -355,6 +355,8 @@ class FacebookServer(SandboxServer):
         start = (decode_cursor(after) or {}).get("o", 0) if after else 0
         page = items[start:start + limit]
         body: dict[str, Any] = {"data": page}
+        if request.arg("summary") in ("true", "True", "1"):  # the SDK asks for it on every listing
+            body["summary"] = {"total_count": len(items)}
         if page:
             body["paging"] = {"cursors": {"before": encode_cursor({"o": start}),
                                           "after": encode_cursor({"o": start + len(page)})}}
