@@ -363,6 +363,15 @@ def _checkpoint_without_compaction(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"SET max_vacuum_tasks = {int(previous)}")
 
 
+def _delete_hits(con: duckdb.DuckDBPyConnection, table: str, rids_sql: str) -> None:
+    """Delete the rows of `table` whose rowid `rids_sql` selects (a row listed twice is deleted once).
+
+    A join (`USING`) rather than `rowid IN (...)`: DuckDB runs the IN as a mark join whose marks are then
+    filtered, about twice the CPU time of the plain join when a batch deletes a third of a table."""
+    con.execute(f"DELETE FROM {qualified(table)} USING ({rids_sql}) AS doomed "
+                f"WHERE {qualified(table)}.rowid = doomed.rid")
+
+
 def _count_connection_rows(con, by_connection: dict[str, str], batch: list[Outcome]) -> None:
     """A disconnected account's rows per table, on its request's outcome (for the audit entry)."""
     for table in by_connection:
@@ -413,10 +422,9 @@ def _erase(con, cipher, inbox, rows, batch, tables, searchable, report, *, landi
                             f"WHERE t.{ident(subject)} IS NOT NULL").fetchall()
     con.execute("BEGIN")
     for table in searchable:
-        con.execute(f"DELETE FROM {qualified(table)} WHERE rowid IN (SELECT rid FROM {hits_table(table)} "
-                    f"{mine})")
+        _delete_hits(con, table, f"SELECT rid FROM {hits_table(table)} {mine}")
     for table in by_connection if disconnected else ():
-        con.execute(f"DELETE FROM {qualified(table)} WHERE rowid IN (SELECT rid FROM {hits_table(table, 'connection')})")
+        _delete_hits(con, table, f"SELECT rid FROM {hits_table(table, 'connection')}")
     con.execute("COMMIT")
     if disconnected:
         report.keys_destroyed += destroy_unreferenced_subjects(con, "dsr_connection_subjects", tables, cipher)
