@@ -23,6 +23,7 @@ from pipelines.paths import private_dir
 
 GENESIS = "0" * 64
 AUDIT_KEY_NAME = "audit-chain"
+_TAIL_BLOCK = 8192  # bytes read at a time from the end of the log to find its last entry
 
 
 @dataclass(frozen=True)
@@ -114,12 +115,19 @@ class AuditLog:
 
     @staticmethod
     def _last(handle) -> dict[str, Any] | None:
-        handle.seek(0)
-        last = None
-        for line in handle:
-            if line.strip():
-                last = line
-        return json.loads(last) if last else None
+        """The last entry, read backwards from the end of the file: the log only grows, and an append must
+        not cost a read of every entry ever written."""
+        fd = handle.fileno()
+        pos = os.fstat(fd).st_size
+        tail = b""
+        while pos > 0:
+            step = min(_TAIL_BLOCK, pos)
+            pos -= step
+            tail = os.pread(fd, step, pos) + tail
+            lines = [line for line in tail.split(b"\n") if line.strip()]
+            if len(lines) > 1 or (lines and pos == 0):  # a line before it: the last one is whole
+                return json.loads(lines[-1])
+        return None
 
     def entries(self) -> list[dict[str, Any]]:
         if not self.path.exists():
