@@ -48,8 +48,12 @@ def _land(platform: Platform, name: str, data: bytes) -> Path:
 
 
 def _contacts(platform: Platform) -> list[tuple]:
+    return sorted(_contacts_rows(platform))
+
+
+def _contacts_rows(platform: Platform) -> list[tuple]:
     rows = decrypted(platform, DATASET_NAME, "uploaded_contacts", CONTACT_COLUMNS)
-    return sorted((r["first_name"], r["last_name"], r["email"], r["phone"]) for r in rows)
+    return [(r["first_name"], r["last_name"], r["email"], r["phone"]) for r in rows]
 
 
 def _quarantine(platform: Platform) -> list[tuple]:
@@ -187,3 +191,29 @@ def test_erasure_by_email_reaches_an_uploaded_contact_an_app_user_and_their_bill
                                     "raw_crm_app.billing_profiles": 1}
     assert _contacts(app.platform) == [("Bo", "Chen", "bo@example.com", None)]
     assert found_in_files(app.root, {"ann.lee@example.com", "Ann.Lee", "442079460018", "020 7946 0018", "cus_Z9"}) == {}
+
+
+def test_what_the_fuzzer_found_loads_row_by_row(platform: Platform) -> None:
+    """Each class of defect the upload fuzzer (test_fuzz_uploads.py) found, as one file: a file's own `_row`
+    column (the run crashed), BOM-less UTF-16 of ASCII text (read as UTF-8 full of NULs: every row invalid), and
+    a row with more fields than the header, a stray quote and a quote left open by a file cut short (each
+    rejected the whole file)."""
+    _land(platform, "ws_a/own-row-column.csv", b"_row,Email\n1,ann@example.com\n")
+    _land(platform, "ws_a/utf16be.csv", "Email,Name\nbo@example.com,Bo\n".encode("utf-16-be"))
+    _land(platform, "ws_a/ragged.csv", (
+        'Email,Name\n'
+        'cy@example.com,Cy\n'                 # row 2
+        'dee@example.com,Dee,Extra,More\n'    # row 3: more fields than the header
+        'eve@example.com\n'                   # row 4: fewer fields: padded, as spreadsheets save them
+        '"fay@example.com"x,Fay\n'            # row 5: a stray character after a closing quote
+        'gus@example.com,"Gus\n'              # row 6: a quote the cut left open swallows the rest
+        'hal@example.com,Hal\n').encode())
+    report = _load(platform, "ws_a")
+    assert (report.files_loaded, report.files_rejected, report.rows, report.contacts_loaded,
+            report.rows_quarantined) == (3, 0, 7, 4, 3)
+    assert _quarantine(platform) == [("ws_a/ragged.csv", 3, "ragged_row"), ("ws_a/ragged.csv", 5, "malformed_row"),
+                                     ("ws_a/ragged.csv", 6, "malformed_row")]
+    assert sorted(r[2] for r in _contacts_rows(platform)) == [
+        "ann@example.com", "bo@example.com", "cy@example.com", "eve@example.com"]
+    assert platform.query(f"SELECT source_file, encoding FROM {DATASET_NAME}.contact_upload_files ORDER BY 1") == [
+        ("ws_a/own-row-column.csv", "utf-8"), ("ws_a/ragged.csv", "utf-8"), ("ws_a/utf16be.csv", "utf-16-be")]
