@@ -168,13 +168,7 @@ class UploadRun:
         `append`); whether there were any."""
         if not good.height:
             return False
-        plain = good.select(
-            pl.lit(workspace).alias("workspace_id"), pl.lit(None, dtype=pl.Binary).alias("subject_ref"),
-            "first_name", "last_name", "email", pl.lit(None, dtype=pl.Binary).alias("email_bidx"), "phone",
-            pl.lit(None, dtype=pl.Binary).alias("phone_bidx"), "company", "email_opt_in",
-            pl.lit(relative).alias("source_file"), pl.col(ROW).cast(pl.Int64).alias("source_row"),
-            pl.lit(self.now).alias("uploaded_at"),
-        ).to_arrow().cast(plain_schema(CONTACT_COLUMNS))
+        plain = _plain_contacts(good, workspace, relative, self.now)
         with values_withheld(f"protecting {relative}"):
             protected, dropped = protect_table(self.work.con, plain, CONTACT_COLUMNS, self.cipher, table=CONTACTS_TABLE)
         self.report.rows_suppressed += dropped
@@ -223,6 +217,17 @@ class UploadRun:
         """After the load: delete the files it took (the warehouse holds them now, encrypted)."""
         for path in self.report.loaded_paths:
             path.unlink(missing_ok=True)
+
+
+def _plain_contacts(good: pl.DataFrame, workspace: str, relative: str, now: dt.datetime) -> pa.Table:
+    """A file's good rows as the plaintext contacts table (`plain_schema`) that protection takes."""
+    return good.select(
+        pl.lit(workspace).alias("workspace_id"), pl.lit(None, dtype=pl.Binary).alias("subject_ref"),
+        "first_name", "last_name", "email", pl.lit(None, dtype=pl.Binary).alias("email_bidx"), "phone",
+        pl.lit(None, dtype=pl.Binary).alias("phone_bidx"), "company", "email_opt_in",
+        pl.lit(relative).alias("source_file"), pl.col(ROW).cast(pl.Int64).alias("source_row"),
+        pl.lit(now).alias("uploaded_at"),
+    ).to_arrow().cast(plain_schema(CONTACT_COLUMNS))
 
 
 @dlt.source(name=SOURCE_NAME, max_table_nesting=0)
