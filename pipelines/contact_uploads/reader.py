@@ -126,6 +126,8 @@ def _read_records(text: str, delimiter: str) -> pl.DataFrame:
     try:
         records = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
         header = _next_record(records)
+        while header == []:  # blank lines before the header, which polars skips too
+            header = _next_record(records)
         if header is None:
             return pl.DataFrame()
         if isinstance(header, str):  # the header itself is malformed: no column can be told apart
@@ -160,14 +162,17 @@ def _next_record(records) -> list[str] | str | None:
 
 
 def _unique(names: list[str]) -> list[str]:
-    """Header names made distinct as polars makes them (`Email`, `Email_duplicated_0`, ...)."""
-    seen: dict[str, int] = {}
-    out = []
+    """Header names made distinct as polars makes them (`Email`, `Email_duplicated_0`, ...): the first of a
+    name keeps it, so the first column of a field is the one taken."""
+    taken = set(names)
+    out: list[str] = []
     for name in names:
-        if name in seen:
-            seen[name] = seen.get(name, -1) + 1
-            name = f"{name}_duplicated_{seen[name]}"
-        seen.setdefault(name, 0)
+        if name in out:
+            n = 0
+            while f"{name}_duplicated_{n}" in taken:
+                n += 1
+            name = f"{name}_duplicated_{n}"
+            taken.add(name)
         out.append(name)
     return out
 

@@ -15,6 +15,7 @@ import polars as pl
 import pytest
 
 from pipelines.contact_uploads import UploadReport, load_uploads
+from pipelines.contact_uploads.reader import read_upload
 from pipelines.contact_uploads.sandbox import google_csv, outlook_csv, write_sandbox_uploads, xlsx
 from pipelines.contact_uploads.settings import CONTACT_COLUMNS, DATASET_NAME
 from pipelines.crm_app import app_schema
@@ -245,3 +246,12 @@ def test_formula_looking_values_load_verbatim_and_the_access_export_keeps_them_a
     (row,) = json.loads(export.read_text())["tables"]["raw_contact_uploads.uploaded_contacts"]
     assert (row["first_name"], row["last_name"], row["company"], row["phone"]) == (
         formula, "-Lee-", "@SUM(1+1)", "+12025550143")
+
+
+def test_a_file_read_record_by_record_takes_its_header_as_polars_does() -> None:
+    """The record-by-record reading (a file polars cannot take whole) skips blank lines before the header and
+    keeps the first of duplicate headers, as the polars reading does."""
+    upload = read_upload("list.csv", b"\n\nEmail,Email,Name\nann@example.com,x@example.com,Ann,extra\n"
+                                     b"bo@example.com,y@example.com,Bo\n")
+    assert upload.frame.rows() == [(2, "ragged_row", None, None), (3, None, "bo@example.com", "Bo")]
+    assert upload.frame.columns == ["_row", "_read_reason", "email", "full_name"]
