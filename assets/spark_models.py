@@ -3,7 +3,7 @@
 The models stay DuckDB SQL, read and checked by `assets.sql_models`. Here each one is parsed by sqlglot, given
 what Spark lacks, and written as Spark SQL:
 - `getvariable(...)` (DuckDB's session variables) becomes the value the build sets (a full build: 1970-01-01
-  and ''), as a typed literal;
+  and ''; an incremental one: its window, as on DuckDB), as a typed literal;
 - `epoch(a - b)` of two timestamps (an interval's seconds) becomes the difference of their `unix_micros`, and
   `epoch_us(t)` becomes `unix_micros(t)` (sqlglot writes `unix_timestamp`, which takes no interval);
 - `timezone(zone, t)` of a UTC timestamp (its wall-clock time in `zone`) becomes `from_utc_timestamp(t, zone)`
@@ -18,9 +18,10 @@ what Spark lacks, and written as Spark SQL:
 Sources not loaded yet read as empty, typed from their declaration (as on DuckDB: `sql_models._bound_sql`).
 
 Tables (and incremental models) are written as Parquet under `<lake>/<schema>/<model>/` (incremental ones
-partitioned by their key); a build is a full one, so every partition is replaced (static overwrite: a day no
-longer in the result, one retention deleted say, leaves with the rest). Views stay views. Each model is
-registered as a view for the models after it.
+partitioned by their key, one folder per day). A full build replaces every partition (static overwrite: a day
+no longer in the result, one retention deleted say, leaves with the rest); an incremental one (a Dagster step
+on a model already built) overwrites only the days its window changed (dynamic overwrite). Views stay views.
+Each model is registered as a view for the models after it.
 
 As Dagster assets (`build_on_lakehouse`, called by `assets.analytics` when the backend is the lakehouse) each model
 is its own step, possibly in another process than the models it reads (a Celery worker): the step registers its
