@@ -85,8 +85,8 @@ def _model_asset(model: Model, on_spark: bool) -> AssetsDefinition:
     )
     def build_model(context: AssetExecutionContext, config: BuildConfig, warehouse: WarehouseResource):
         with warehouse.connect(read_only=False) as con:
-            if on_spark:  # a full build always: `full_refresh` changes nothing there
-                done = build_on_lakehouse(con, warehouse.path, model, MODELS, DECLARED_TABLES)
+            if on_spark:
+                done = build_on_lakehouse(con, warehouse.path, model, MODELS, DECLARED_TABLES, config.full_refresh)
             else:
                 done = build(con, model, config.full_refresh, DECLARED_TABLES)
             yield MaterializeResult(metadata={**{k: v for k, v in done.items() if k != "waiting_for"},

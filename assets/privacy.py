@@ -236,9 +236,12 @@ def data_subject_requests(
 ) -> MaterializeResult:
     inbox = privacy.inbox()
     snapshot = snapshot_path(warehouse)
+    if any(r["request_type"] != "access" for r in inbox.pending()):
+        # Rows change without a load: the next analytics build is a full one. On a connection of its own: on the
+        # lakehouse the pass's connection is a working copy of the lake tables, without the catalog's records.
+        with warehouse.connect(read_only=False) as con:
+            model_loads.forget(con)
     with keyring.open() as cipher, warehouse.connect(read_only=False, changing=GOVERNED_TABLES) as con:
-        if any(r["request_type"] != "access" for r in inbox.pending()):
-            model_loads.forget(con)  # rows change without a load: the next analytics build is a full one
         report = process_pending(con, cipher, inbox, privacy.audit(cipher), exports_dir=Path(privacy.exports_dir),
                                  landing_urls=privacy.landing_urls, derived_tables=DERIVED_TABLES,
                                  publish=lambda: _republish(con, snapshot),  # the analysts' copy forgets them too

@@ -3,7 +3,7 @@
 The models stay DuckDB SQL, read and checked by `assets.sql_models`. Here each one is parsed by sqlglot, given
 what Spark lacks, and written as Spark SQL:
 - `getvariable(...)` (DuckDB's session variables) becomes the value the build sets (a full build: 1970-01-01
-  and ''), as a typed literal;
+  and ''; an incremental one: its window, as on DuckDB), as a typed literal;
 - `epoch(a - b)` of two timestamps (an interval's seconds) becomes the difference of their `unix_micros`, and
   `epoch_us(t)` becomes `unix_micros(t)` (sqlglot writes `unix_timestamp`, which takes no interval);
 - `timezone(zone, t)` of a UTC timestamp (its wall-clock time in `zone`) becomes `from_utc_timestamp(t, zone)`
@@ -18,9 +18,10 @@ what Spark lacks, and written as Spark SQL:
 Sources not loaded yet read as empty, typed from their declaration (as on DuckDB: `sql_models._bound_sql`).
 
 Tables (and incremental models) are written as Parquet under `<lake>/<schema>/<model>/` (incremental ones
-partitioned by their key); a build is a full one, so every partition is replaced (static overwrite: a day no
-longer in the result, one retention deleted say, leaves with the rest). Views stay views. Each model is
-registered as a view for the models after it.
+partitioned by their key, one folder per day). A full build replaces every partition (static overwrite: a day
+no longer in the result, one retention deleted say, leaves with the rest); an incremental one (a Dagster step
+on a model already built) overwrites only the days its window changed (dynamic overwrite). Views stay views.
+Each model is registered as a view for the models after it.
 
 As Dagster assets (`build_on_lakehouse`, called by `assets.analytics` when the backend is the lakehouse) each model
 is its own step, possibly in another process than the models it reads (a Celery worker): the step registers its
@@ -32,6 +33,7 @@ catalog's views) for the same readers.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +41,12 @@ import duckdb
 import pyarrow.parquet as pq
 import sqlglot
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import to_arrow_schema
 from sqlglot import exp
 
-from assets.sql_models import FULL_BUILD_SINCE, Model, _bound_sql, build_order
+from assets import model_loads
+from assets.sql_models import FULL_BUILD_SINCE, Model, _bound_sql, _latest, build_order, window
 from pipelines.lakehouse import spark as spark_session
 from pipelines.lakehouse import storage
 
@@ -135,25 +139,76 @@ def build_all(spark: SparkSession, lake: Path, models: dict[str, Model],
 
 
 def build_on_lakehouse(con: duckdb.DuckDBPyConnection, warehouse_path: str | Path, model: Model,
-                       models: dict[str, Model], sources: dict[str, dict[str, Any]]) -> dict[str, Any]:
+                       models: dict[str, Model], sources: dict[str, dict[str, Any]],
+                       full_refresh: bool = False) -> dict[str, Any]:
     """Build one model over the lake as a Dagster step does (see the module's docstring) and make it readable
-    through `con`, the warehouse catalog held for writing; returns what it did, as `sql_models.build` does."""
+    through `con`, the warehouse catalog held for writing; returns what it did, as `sql_models.build` does.
+
+    An incremental model recomputes what `sql_models.build` would on DuckDB (`sql_models.window`, read through
+    the catalog: its latest stored day, what its last build reflected, the days later loads touched) and
+    overwrites only the day partitions that changed (`_overwrite_days`); `full_refresh` rebuilds it whole."""
     lake = storage.lake_root(warehouse_path)
     loaded = storage.table_dirs(lake)
     missing = [t for t in model.depends_on if t in sources and t not in loaded]
+    since, loaded_after = FULL_BUILD_SINCE, ""
+    tracked = model.materialized == "incremental" and (bool(model.trackers) or model.load_aware)
     if model.materialized == "view":
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {model.schema}; "
                     f"CREATE OR REPLACE VIEW {model.table} AS {_bound_sql(model, missing, sources)}")
         rows = con.execute(f"SELECT count(*) FROM {model.table}").fetchone()[0]
     else:
+        if model.materialized == "incremental" and not full_refresh:
+            since, loaded_after = window(con, model, _latest(con, model))
+        loaded_until = model_loads.completed(con, model.datasets) if tracked else ""  # before reading
         spark = spark_session.session()
         register_sources(spark, lake, {t: sources[t] for t in _sources_read(model, models, sources)})
         _register_upstream(spark, lake, model, models, sources, loaded)
-        frame = spark.sql(spark_sql(model, variables(), missing, sources))
-        rows = _store(spark, lake, model, frame).count()
+        frame = spark.sql(spark_sql(model, variables(since, loaded_after), missing, sources))
+        if since == FULL_BUILD_SINCE:
+            rows = _store(spark, lake, model, frame).count()
+        else:
+            rows = _overwrite_days(spark, lake, model, frame, since).count()
         storage.register(con, model.table, lake / model.schema / model.name)
-    return {"mode": "full", "since": FULL_BUILD_SINCE, "rows": rows, "engine": "spark" if model.materialized != "view"
-            else "duckdb view", **({"waiting_for": missing} if missing else {})}
+        if tracked:
+            model_loads.remember(con, model.table, loaded_until)
+    return {"mode": "full" if since == FULL_BUILD_SINCE else "incremental", "since": since, "rows": rows,
+            "engine": "spark" if model.materialized != "view" else "duckdb view",
+            **({"waiting_for": missing} if missing else {}), **({"loaded_after": loaded_after} if tracked else {})}
+
+
+def _overwrite_days(spark: SparkSession, lake: Path, model: Model, fresh: DataFrame, since: str) -> DataFrame:
+    """Replace what an incremental build recomputed, as `sql_models._replace_partitions` does on DuckDB, by
+    overwriting only the day partitions (`<incremental_key>=YYYY-MM-DD`) it changes, with Spark's dynamic
+    partition overwrite; every other day keeps its files. Without `partition_by` the recomputed rows replace
+    every day from `since` on; with it, each partition they fall in is replaced from their earliest day in it
+    on, so a day partition is rewritten with the rows it keeps and the recomputed ones. A day left with no row
+    is removed. Returns the stored model, registered."""
+    folder = lake / model.schema / model.name
+    key = F.col(model.incremental_key)
+    if not model.partition_by:
+        fresh = fresh.where(key >= F.lit(since).cast("date"))  # never a day twice
+    fresh = fresh.localCheckpoint()  # computed once: read for its days, then written
+    stored = spark.read.schema(fresh.schema).parquet(str(folder))
+    if model.partition_by:
+        starts = fresh.groupBy(*model.partition_by).agg(F.min(key).alias("_gtg_since"))
+        flagged = stored.join(starts, list(model.partition_by), "left").withColumn(
+            "_gtg_replaced", F.coalesce(key >= F.col("_gtg_since"), F.lit(False))).drop("_gtg_since")
+    else:
+        flagged = stored.withColumn("_gtg_replaced", key >= F.lit(since).cast("date"))
+    days = {row[0] for row in flagged.where("_gtg_replaced").select(key).distinct().collect()}
+    days |= {row[0] for row in fresh.select(key).distinct().collect()}
+    # Materialised before the write, which replaces the files these rows are read from.
+    kept = flagged.where(key.isin(list(days)) & ~F.col("_gtg_replaced")).select(*fresh.columns).localCheckpoint()
+    rewritten = kept.unionByName(fresh)
+    (rewritten.write.mode("overwrite").option("partitionOverwriteMode", "dynamic")
+     .partitionBy(model.incremental_key).parquet(str(folder)))
+    for day in days - {row[0] for row in rewritten.select(key).distinct().collect()} - {None}:
+        shutil.rmtree(folder / f"{model.incremental_key}={day.isoformat()}")
+    if not storage.files(folder):
+        pq.write_table(to_arrow_schema(fresh.schema).empty_table(), folder / EMPTY_FILE)
+    stored = spark.read.schema(fresh.schema).parquet(str(folder))
+    stored.createOrReplaceTempView(view_name(model.table))
+    return stored
 
 
 def _sources_read(model: Model, models: dict[str, Model], sources: dict[str, dict[str, Any]]) -> set[str]:

@@ -360,14 +360,9 @@ def build(con, model: Model, full_refresh: bool = False,
     current = latest is not None if incremental else not full_refresh and model.table in stored
     missing = [t for t in loaded if t not in stored]
     kind = "VIEW" if model.materialized == "view" else "TABLE"
-    since, rows = FULL_BUILD_SINCE, None  # rows: counted as the build goes where it can, else at the end
     tracked = bool(model.trackers) or model.load_aware
-    loaded_after = model_loads.seen(con, model.table) if tracked and latest and latest[0] is not None else ""
-    start = _window_start(con, model, latest[0], loaded_after) if latest and latest[0] is not None else None
-    if start is not None:
-        since, rows = str(start - dt.timedelta(days=model.lookback_days)), latest[1]
-    else:
-        loaded_after = ""
+    since, loaded_after = window(con, model, latest)
+    rows = None if since == FULL_BUILD_SINCE else latest[1]  # counted as the build goes where it can, else at the end
     if current and missing and set(missing) == set(model.depends_on):
         mode = "waiting"  # built empty before, and none of its sources is loaded yet: nothing can have changed
     elif current and kind == "VIEW" and not missing and stored[model.table].sql == model.view_sql:
@@ -396,6 +391,18 @@ def build(con, model: Model, full_refresh: bool = False,
         rows = con.execute(f"SELECT count(*) FROM {model.table}").fetchall()[0][0]
     return {"mode": mode, "since": since, "rows": rows, **({"waiting_for": missing} if missing else {}),
             **({"loaded_after": loaded_after} if tracked else {})}
+
+
+def window(con, model: Model, latest: tuple[Any, int] | None) -> tuple[str, str]:
+    """What an incremental build of `model` recomputes, given its stored `latest` day (`_latest`): the first day
+    (`gtg_since`, `lookback_days` before the window's start) and the load its last build reflected
+    (`gtg_loaded_after`); (FULL_BUILD_SINCE, '') for a full build. The Spark runner computes the same."""
+    tracked = bool(model.trackers) or model.load_aware
+    loaded_after = model_loads.seen(con, model.table) if tracked and latest and latest[0] is not None else ""
+    start = _window_start(con, model, latest[0], loaded_after) if latest and latest[0] is not None else None
+    if start is None:
+        return FULL_BUILD_SINCE, ""
+    return str(start - dt.timedelta(days=model.lookback_days)), loaded_after
 
 
 def _window_start(con, model: Model, latest: dt.date, loaded_after: str) -> dt.date | None:

@@ -11,7 +11,7 @@ import duckdb
 import pytest
 from dagster import AssetSelection, DagsterInstance, Definitions, define_asset_job
 
-from assets.analytics import analytics_job, analytics_snapshot, model_assets
+from assets.analytics import MODELS, analytics_job, analytics_snapshot, model_assets
 from assets.privacy import POLICY, PRIVACY_ASSETS, PRIVACY_CHECKS, RETENTION_CHECKS, requests_job, retention_job
 from pipelines.catalog import DECLARED_TABLES
 from pipelines.lakehouse import storage
@@ -111,6 +111,9 @@ def test_retention_and_an_erasure_request_run_on_the_lakehouse_as_on_duckdb(
     subjects = {r for (r,) in platform.query(f"SELECT DISTINCT subject_ref FROM {EVENTS} "
                                              "WHERE workspace_id = ? AND user_id_bidx = ?", [ws, bidx])}
 
+    tracked = [t for t, m in MODELS.items() if m.trackers or m.load_aware]
+    assert sorted(r for (r,) in platform.query("SELECT model FROM staging._model_loads")) == sorted(tracked)
+
     assert _erasure(platform, defs, instance, ws, user_id) == erased_on_duckdb
 
     assert erased_on_duckdb[EVENTS] > 0 and subjects
@@ -122,8 +125,14 @@ def test_retention_and_an_erasure_request_run_on_the_lakehouse_as_on_duckdb(
     lake_bytes = b"".join(_lake_bytes(lake).values())
     assert not any(s in lake_bytes for s in subjects) and bidx not in lake_bytes
     assert _files_containing(platform.root, {user_id}) == {}
-    # The models build again on Spark from what is left (rewritten files included).
-    assert defs.resolve_job_def("analytics_job").execute_in_process(instance=instance).success
+    # The models build again on Spark from what is left (rewritten files included), the tracked ones whole: the
+    # request batch forgot what their builds reflected, as on DuckDB.
+    assert platform.query("SELECT count(*) FROM staging._model_loads") == [(0,)]
+    rebuilt = defs.resolve_job_def("analytics_job").execute_in_process(instance=instance)
+    assert rebuilt.success
+    modes = {".".join(e.asset_key.path): e.materialization.metadata["mode"].value
+             for e in rebuilt.get_asset_materialization_events() if "mode" in e.materialization.metadata}
+    assert {t: modes[t] for t in tracked} == {t: "full" for t in tracked}
     assert platform.query("SELECT count(*) FROM analytics.visitor_days WHERE workspace_id = ? AND visitor_key = ?",
                           [ws, bidx]) == [(0,)]
 
