@@ -274,7 +274,7 @@ def table_exists(con, dataset: str, table: str, catalog: str | None = None) -> b
     if catalog:
         sql += " AND table_catalog = ?"
         params.append(catalog)
-    return bool(con.execute(sql, params).fetchone()[0])
+    return bool(con.execute(sql, params).fetchall()[0][0])  # fetched whole: a pending result blocks the next query
 
 
 def finish_pending(pipeline: dlt.Pipeline) -> list[str]:
