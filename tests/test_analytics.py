@@ -151,7 +151,7 @@ def test_every_model_test_runs_as_a_passing_check(built: Platform) -> None:
               for e in built.build_result.get_asset_check_evaluations()}
     expected = {(m.table.replace(".", "/"), name) for m in MODELS.values()
                 for name in [*map(check_name, m.tests), *(["no_readable_personal_data"] if m.schema == "analytics" else [])]}
-    assert len(expected) == 90
+    assert len(expected) == 92
     assert set(checks) == expected and all(checks.values())
     comments = built.query("SELECT comment FROM duckdb_columns() WHERE schema_name = 'analytics' "
                            "AND table_name = 'sessions' AND column_name = 'duration_s'")

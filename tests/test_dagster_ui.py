@@ -694,7 +694,7 @@ def test_browser_shows_every_check_green(browser: Browser, dagster_ui: DagsterUI
     """Every check of every asset shows Succeeded, the evidence's own included."""
     with_checks = [(n["assetKey"]["path"], [c["name"] for c in n["assetChecksOrError"]["checks"]])
                    for n in dagster_ui.repository()["assetNodes"] if n["assetChecksOrError"].get("checks")]
-    assert len(with_checks) == 70
+    assert len(with_checks) == 71
     for path, names in with_checks:
         page = browser.open(f"{_asset_href(path)}?view=checks", f"Checks ({len(names)})")
         deadline = time.monotonic() + 30  # statuses arrive after the list

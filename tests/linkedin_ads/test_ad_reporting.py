@@ -21,8 +21,25 @@ from pipelines.warehouse import warehouse_pipeline
 from tests.linkedin_ads.conftest import WS1, WS2, AdsPlatform
 
 MODELS = load_models(set(DECLARED_TABLES))
-REPORT_MODELS = [m for m in build_order(MODELS)
-                 if m.name.startswith("ad_reporting__") or m.name.endswith("_report") and m.schema == "staging"]
+
+
+def _with_upstream(names: list[str]) -> list:
+    """The models named and every model they read, in build order."""
+    wanted: set[str] = set()
+
+    def add(name: str) -> None:
+        if name in MODELS and name not in wanted:
+            wanted.add(name)
+            for dependency in MODELS[name].depends_on:
+                add(dependency)
+
+    for name in names:
+        add(name)
+    return [m for m in build_order(MODELS) if m.table in wanted]
+
+
+REPORT_MODELS = _with_upstream([m.table for m in MODELS.values()
+                                if m.name.startswith("ad_reporting__") or m.name.endswith("_report") and m.schema == "staging"])
 
 
 def build_report(warehouse: Path) -> None:
