@@ -20,12 +20,12 @@ import phonenumbers
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipelines.privacy.requests import normalise_identity
 from pipelines.warehouse import table_exists
 
 PHONE_KIND = "user.contact.phone_number"  # the data category of a phone number
 APP_DATASET = "raw_crm_app"  # the app database's mirror, whose `workspaces` carry `default_region`
 REGIONS_TABLE = "workspace_regions"
-_NOT_DIAL = re.compile(r"[^0-9+]")
 _E164_SHAPE = re.compile(r"\+[1-9][0-9]{6,14}")
 
 
@@ -52,7 +52,7 @@ def canonical_phone(value: str | None, region: str | None) -> str | None:
     value = value.strip()
     if _E164_SHAPE.fullmatch(value):  # already in the form: most stored numbers, kept without a parse
         return value
-    digits = _NOT_DIAL.sub("", value)
+    digits = normalise_identity("phone", value)
     return _stable_e164(value, region) or _stable_e164(digits, region) or digits or None
 
 

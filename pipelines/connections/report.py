@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 
 @dataclass
@@ -32,6 +32,22 @@ class SyncReport:
 
     def stream(self, name: str) -> StreamCounts:
         return self.streams.setdefault(name, StreamCounts())
+
+    @classmethod
+    def combined(cls, reports: list[SyncReport]) -> SyncReport:
+        """The reports of one sync's several loads as one: counts added up, flags kept if any load set them."""
+        total = cls(reports[0].connection_id, reports[0].provider)
+        for report in reports:
+            total.http_requests += report.http_requests
+            total.retries += report.retries
+            total.waits += report.waits
+            total.wait_seconds += report.wait_seconds
+            for name, counts in report.streams.items():
+                into = total.stream(name)
+                for f in fields(StreamCounts):
+                    mine, theirs = getattr(into, f.name), getattr(counts, f.name)
+                    setattr(into, f.name, (mine or theirs) if isinstance(theirs, bool) else mine + theirs)
+        return total
 
     def as_metadata(self, stream: str | None = None) -> dict:
         """Flat numbers for one stream (or all), for Dagster metadata and the CLI."""

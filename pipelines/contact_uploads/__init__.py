@@ -34,6 +34,7 @@ from pipelines.contact_uploads.settings import (
 )
 from pipelines.errors import values_withheld
 from pipelines.mail_common.stage import WorkDatabase
+from pipelines.phones import regions_of
 from pipelines.privacy.protect import plain_schema, protect_table
 from pipelines.sql import qualified
 from pipelines.warehouse import finish_pending, table_exists, warehouse_lock, warehouse_pipeline
@@ -109,7 +110,7 @@ class UploadRun:
     def _prepare(self) -> dict[str, list[dict]]:
         """Read, validate and protect every new file into the work database; the quarantine and ledger rows."""
         loaded = self._ledger()
-        regions = self._regions()
+        regions = regions_of(self.work.con)  # the app database's, which the work database loaded
         quarantine: list[dict] = []
         ledger: list[dict] = []
         staged = False
@@ -204,10 +205,6 @@ class UploadRun:
     def _ledger(self) -> set[tuple[str, str]]:
         """(file, SHA-256) of every file the warehouse has loaded."""
         return {tuple(r) for r in self._warehouse_rows(LEDGER_TABLE, "SELECT source_file, sha256 FROM {}")}
-
-    def _regions(self) -> dict[str, str]:
-        """Each workspace's default phone region, from the app database's mirror."""
-        return dict(self._warehouse_rows("raw_crm_app.workspaces", "SELECT workspace_id, default_region FROM {}"))
 
     def _warehouse_rows(self, table: str, sql: str) -> list[tuple]:
         path = self.work.warehouse_path

@@ -17,12 +17,12 @@ import pyarrow.compute as pc
 
 from pipelines.crm_app.settings import CURSOR, SOFT_DELETE, AppTable
 from pipelines.errors import values_withheld
+from pipelines.phones import PHONE_KIND
 from pipelines.privacy.categories import declaration
 from pipelines.privacy.protect import FieldCipher, plain_schema, protect_table
 from pipelines.privacy.requests import normalise_identities
 
 EMAIL_KIND = "user.contact.email"
-PHONE_KIND = "user.contact.phone_number"
 
 
 @dataclass

@@ -33,21 +33,5 @@ def sync(registry: ConnectionRegistry, cipher, connection: Connection, endpoint:
                                       warehouse_path=warehouse_path, dlt_dir=dlt_dir, work_dir=work_dir))
         connection = registry.get(connection.connection_id)
         if not connection.sync_state.get(RESUME_KEY):
-            return combined(pieces)
+            return SyncReport.combined(pieces)
 
-
-def combined(pieces: list[SyncReport]) -> SyncReport:
-    """The reports of a sync's loads as one: requests, retries, waits and rows added up."""
-    total = SyncReport(pieces[0].connection_id, pieces[0].provider)
-    for piece in pieces:
-        total.http_requests += piece.http_requests
-        total.retries += piece.retries
-        total.waits += piece.waits
-        total.wait_seconds += piece.wait_seconds
-        for name, counts in piece.streams.items():
-            into = total.stream(name)
-            for field in ("inserted", "updated", "deleted", "suppressed"):
-                setattr(into, field, getattr(into, field) + getattr(counts, field))
-            into.full_resync |= counts.full_resync
-            into.cursor_expired |= counts.cursor_expired
-    return total

@@ -378,7 +378,7 @@ def _written_without_compaction(con: duckdb.DuckDBPyConnection) -> Iterator[None
     erasure: the blocks it frees keep their old bytes until reused, just as deleted rows do in place;
     what makes a person unreadable is the destruction of their keys, done first."""
     vacuum, threshold = con.execute(
-        "SELECT current_setting('max_vacuum_tasks'), current_setting('checkpoint_threshold')").fetchone()
+        "SELECT current_setting('max_vacuum_tasks'), current_setting('checkpoint_threshold')").fetchall()[0]
     con.execute("SET max_vacuum_tasks = 0")
     con.execute("SET checkpoint_threshold = '0 bytes'")
     try:
