@@ -9,10 +9,11 @@ sensor by being listed.
 
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from dagster import (
     AssetExecutionContext,
+    AssetKey,
     AssetSelection,
     AssetsDefinition,
     DefaultScheduleStatus,
@@ -48,11 +49,14 @@ PARTITIONED = (*SYNCABLE, "needs_reauth")  # connections that have a partition
 class ConnectionSync:
     """One connection's sync as its provider opens it: the dlt source to load, each loaded table's own figures
     (rows inserted / updated, requests, retries...) read once it is loaded, and why the sync stopped short when
-    it did on purpose (set by the provider after loading; the run's log says it)."""
+    it did on purpose (set by the provider after loading; the run's log says it). A sync too big for one load
+    hands the sources of its further loads in `more`: the run loads each before taking the next (taking it
+    lets the provider save the cursors the last load reached), and `figures` then covers every load."""
 
     source: DltSource
     figures: Callable[[str], Mapping[str, Any]]
     stopped: str | None = None
+    more: Iterable[DltSource] = ()
 
 
 # open_sync(provider_resource, registry, cipher, connection, warehouse): a context manager yielding the
@@ -98,17 +102,49 @@ def connected_provider(provider: str, *, spec_source: DltSource, source_name: st
         with resources.keyring.open() as cipher, sync_guard(registry, connection):
             recovered = finish_pending(pipeline)
             with open_sync(getattr(resources, resource_key), registry, cipher, connection, warehouse) as sync:
-                results = list(load(context, resources.dlt_runner, sync.source, pipeline, warehouse))
+                loads = [list(load(context, resources.dlt_runner, sync.source, pipeline, warehouse))]
+                for source in sync.more:
+                    context.log.info(f"connection {connection.connection_id}: load {len(loads)} done, "
+                                     f"loading piece {len(loads) + 1}")
+                    loads.append(list(load(context, resources.dlt_runner, source, pipeline, warehouse)))
         if sync.stopped:
             context.log.warning(f"connection {connection.connection_id}: {sync.stopped}")
-        for result in results:
-            yield MaterializeResult(asset_key=result.asset_key, metadata={
-                **(result.metadata or {}), **sync.figures(result.asset_key.path[-1]),
-                "recovered_loads": len(recovered)})
+        for key, metadata in summed_loads(loads).items():
+            yield MaterializeResult(asset_key=key, metadata={
+                **metadata, **sync.figures(key.path[-1]), "loads": len(loads), "recovered_loads": len(recovered)})
 
     job = define_asset_job(f"{provider}_sync_job", selection=AssetSelection.assets(sync_assets),
                            partitions_def=partitions, description=job_description)
     return ConnectedProvider(provider, sync_assets, job, partitions, seed_sandbox)
+
+
+SUMMED = ("rows_loaded", "dagster/partition_row_count")  # per-load figures a run of several loads adds up
+FIRST = ("first_run", "started_at")  # what the run's first load says of itself
+
+
+def summed_loads(loads: Sequence[Sequence[MaterializeResult]]) -> dict[AssetKey, dict[str, Any]]:
+    """Each asset's dlt metadata over the run's loads (in order): rows added up, jobs listed together, the
+    first load's start; the rest (schema, table name, finish) as the last load that carried the asset says."""
+    out: dict[AssetKey, dict[str, Any]] = {}
+    for results in loads:
+        for result in results:
+            metadata = dict(result.metadata or {})
+            earlier = out.get(result.asset_key)
+            if earlier is not None:
+                for key in SUMMED:
+                    if key in earlier or key in metadata:
+                        metadata[key] = _number(earlier.get(key)) + _number(metadata.get(key))
+                for key in FIRST:
+                    if key in earlier:
+                        metadata[key] = earlier[key]
+                metadata["jobs"] = [*earlier.get("jobs", []), *metadata.get("jobs", [])]
+            out[result.asset_key] = metadata
+    return out
+
+
+def _number(value: Any) -> int:
+    """A count as dlt's metadata holds it (an int, or Dagster's int metadata value), 0 when absent."""
+    return int(getattr(value, "value", value) or 0)
 
 
 def hourly_schedule(connected: ConnectedProvider, cron_schedule: str = "0 * * * *"):

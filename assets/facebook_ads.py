@@ -4,12 +4,14 @@ A partition is one connected ad account; the connections sensor adds new ones an
 hourly schedule syncs every active one (`assets.connections`). A run materialises the account's structure,
 its daily ad insights (the last 28 days re-read) and its lead forms and leads; each materialisation carries
 the table's rows inserted / updated, whether it was a full sync, and the connection's requests, retries and
-rate-limit waits. A big account's insights come in pieces of bounded size, one per run (the log says where
-the next run goes on). A token Meta refuses (code 190) fails the run with "needs re-authorisation" and takes the
-connection off the schedule until the user reconnects. Cursors are saved only after dlt has loaded.
+rate-limit waits. A big account's insights load in pieces of bounded size, one dlt load after another in the
+same run, each saving its cursors (a crash between pieces resumes after the last loaded one); the metadata sums
+the pieces and says how many loads the run took. A token Meta refuses (code 190) fails the run with "needs
+re-authorisation" and takes the connection off the schedule until the user reconnects. Cursors are saved only
+after dlt has loaded.
 """
 
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from typing import Iterator
 
 from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetKey, asset_check
@@ -18,28 +20,24 @@ from assets.connections import ConnectionSync, connected_provider, hourly_schedu
 from assets.stream_checks import stream_checks
 from pipelines.facebook import facebook_source
 from pipelines.facebook import settings as facebook
-from pipelines.facebook.insights import RESUME_KEY
 from pipelines.facebook.sandbox import sandbox_world, seed_connections
-from pipelines.mail_common.session import commit, open_session
+from pipelines.facebook.sync import SyncPieces
 from pipelines.sql import qualified
 from pipelines.warehouse import table_exists
 from resources.facebook import FacebookResource
 from resources.warehouse import WAREHOUSE_POOL, WarehouseResource
 
+
 @contextmanager
 def _open_sync(facebook_ads: FacebookResource, registry, cipher, connection,
                warehouse: WarehouseResource) -> Iterator[ConnectionSync]:
-    """One ad account's sync: a session on its cursors, committed once loaded."""
+    """One ad account's sync, piece after piece in this run (`SyncPieces`: each piece's cursors are saved once
+    it is loaded); the figures sum every piece."""
     with facebook_ads.endpoint() as endpoint:
-        account_id = registry.account(cipher, connection)
-        with open_session(registry, cipher, connection, endpoint, None, warehouse_path=warehouse.path,
-                          work_dir=warehouse.work_dir) as session:
-            sync = ConnectionSync(facebook_source(session, account_id, piece_rows=facebook_ads.piece_rows),
-                                  session.report.as_metadata)
-            yield sync
-            commit(registry, session)
-            if session.state.get(RESUME_KEY):
-                sync.stopped = f"insights stopped after a piece; the next run goes on from {session.state[RESUME_KEY]}"
+        pieces = SyncPieces(registry, cipher, connection, endpoint, warehouse_path=warehouse.path,
+                            work_dir=warehouse.work_dir, piece_rows=facebook_ads.piece_rows)
+        with closing(pieces.sources()) as sources:
+            yield ConnectionSync(next(sources), lambda table: pieces.report.as_metadata(table), more=sources)
 
 
 def _seed_facebook(registry, cipher) -> None:

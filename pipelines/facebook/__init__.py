@@ -3,8 +3,8 @@ into `raw_facebook_ads`, leads' personal fields encrypted before dlt sees them.
 
 Plain dlt, no Dagster: `facebook_source(session)` yields the tables of one connection (structure merged on
 id, read by `updated_time` between daily full listings; insights merged on (account, ad, day) with the
-lookback re-read; leads incremental by creation time); `pipelines.mail_common.session.sync_connection` runs
-it with plain dlt and saves the cursors once loaded.
+lookback re-read; leads incremental by creation time); `pipelines.facebook.sync.SyncPieces` runs it as a
+sequence of loads (a big sync's insights in pieces) and saves the cursors once each is loaded.
 `python -m pipelines.facebook` runs it against the sandbox.
 """
 

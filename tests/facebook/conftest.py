@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,11 +82,38 @@ def expected_actions(platform: AdsPlatform, connection_id: str) -> int:
     return count
 
 
-@pytest.fixture
-def ads(tmp_path: Path) -> Iterator[AdsPlatform]:
-    world = build_world(5, campaigns=3, adsets=2, ads=2, days=DAYS, leads=8, now=NOW)
+def assert_mirror(ads: AdsPlatform, connection_id: str) -> None:
+    """Every table of the connection equals the sandbox account."""
+    account = ads.account(connection_id)
+    for table, kind, key in (("campaigns", "campaign", "campaign_id"), ("ad_sets", "adset", "adset_id"),
+                             ("ads", "ad", "ad_id")):
+        held = ads.query(f"SELECT {key}, name, effective_status FROM {RAW}.{table} WHERE connection_id = ? ORDER BY 1",
+                         [connection_id])
+        assert held == sorted((o.id, o.fields["name"], o.status) for o in account.of_kind(kind)), table
+    creatives = ads.query(f"SELECT creative_id, title FROM {RAW}.ad_creatives WHERE connection_id = ? ORDER BY 1",
+                          [connection_id])
+    assert creatives == sorted((o.id, o.fields["title"]) for o in account.of_kind("adcreative"))
+    assert ads.insights(connection_id) == expected_insights(ads, connection_id)
+    actions = ads.query(f"SELECT count(*), count(DISTINCT insight_id) FROM {RAW}.ad_insight_actions "
+                        "WHERE connection_id = ?", [connection_id])[0]
+    assert actions[0] == expected_actions(ads, connection_id)
+    leads = ads.decrypted_leads(connection_id)
+    assert {i: lead["email"] for i, lead in leads.items()} == {l.id: l.answers["email"] for l in account.leads.values()}
+
+
+@contextmanager
+def ads_platform(root: Path, now: dt.datetime | None) -> Iterator[AdsPlatform]:
+    """The seeded accounts on a sandbox server of their own, their connections registered. `now` None is the
+    real clock, the one a Dagster run's sync reads."""
+    world = build_world(5, campaigns=3, adsets=2, ads=2, days=DAYS, leads=8, now=now)
     with FacebookServer(world) as server:
-        platform = AdsPlatform(tmp_path / "data", world, server)
+        platform = AdsPlatform(root, world, server)
         with platform.keyring() as cipher:
             seed_connections(platform.registry, cipher, world, PLAN)
+        yield platform
+
+
+@pytest.fixture
+def ads(tmp_path: Path) -> Iterator[AdsPlatform]:
+    with ads_platform(tmp_path / "data", NOW) as platform:
         yield platform

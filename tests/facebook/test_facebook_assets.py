@@ -4,7 +4,10 @@ with "needs re-authorisation" and leaving the schedule."""
 
 from __future__ import annotations
 
+import datetime as dt
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import duckdb
 import pytest
@@ -12,11 +15,14 @@ from dagster import DagsterInstance, Definitions
 from dagster_dlt import DagsterDltResource
 
 from assets.facebook_ads import FACEBOOK_ASSETS, FACEBOOK_CHECKS, FACEBOOK_CONNECTIONS, FACEBOOK_PROVIDER, facebook_job
+from pipelines.facebook.client import GraphEndpoint
 from pipelines.facebook.insights import RESUME_KEY
 from resources.connections import ConnectionsResource
 from resources.facebook import FacebookResource
 from resources.keyring import KeyringResource
 from resources.warehouse import WarehouseResource
+from tests.facebook.conftest import DAYS as SERVED_DAYS
+from tests.facebook.conftest import RAW, AdsPlatform, ads_platform, assert_mirror, expected_insights
 
 WEST, TOKYO = "ws_0001-facebook_ads-0", "ws_0001-facebook_ads-1"
 DAYS = 10
@@ -66,34 +72,87 @@ def test_a_partition_syncs_one_ad_account_with_counts_and_passing_checks(platfor
     assert insights.materialization.metadata["updated"].value == 12 * DAYS  # the 28-day lookback covers all 10
 
 
-def test_a_big_sync_loads_one_piece_per_run_and_the_next_runs_go_on(platform, monkeypatch: pytest.MonkeyPatch) -> None:
-    defs, instance, resources = platform
-    monkeypatch.setenv("GTG_SANDBOX_FACEBOOK_DAYS", "40")
-    # 96 rows a piece: 12 ads make 8-day slices, and a run ends after the slices that reach 96 rows.
-    defs = Definitions(assets=FACEBOOK_ASSETS, asset_checks=FACEBOOK_CHECKS, jobs=[facebook_job],
-                       resources={**resources, "facebook_ads": FacebookResource(sandbox=True, piece_rows=96)})
-    piece, registry = (defs, instance, resources), resources["connections"].registry()
-    inserted = []
-    while not inserted or registry.get(WEST).sync_state.get(RESUME_KEY):
-        resume = registry.get(WEST).sync_state.get(RESUME_KEY)
-        result = _run(piece, WEST)
-        assert result.success and len(inserted) < 6
-        inserted.append(_insights_inserted(result))
-        state = registry.get(WEST).sync_state
-        if state.get(RESUME_KEY):
-            assert "insights_until" not in state and state[RESUME_KEY] != resume
-            assert any(f"next run goes on from {state[RESUME_KEY]}" in (e.message or "")
-                       for e in instance.all_logs(result.run_id))
-    assert len(inserted) >= 2 and all(0 < n <= 96 + 96 for n in inserted) and sum(inserted) == 12 * 40
-    assert registry.get(WEST).sync_state["insights_until"]
-    with duckdb.connect(resources["warehouse"].path, read_only=True) as con:
-        assert con.execute("SELECT count(*), count(DISTINCT insight_id) FROM raw_facebook_ads.ad_insights "
-                           "WHERE connection_id = ?", [WEST]).fetchone() == (12 * 40, 12 * 40)
+class ServedFacebook(FacebookResource):
+    """The resource pointed at a test's own sandbox server, whose accounts and fault switches the test holds."""
+
+    url: str
+
+    @contextmanager
+    def endpoint(self) -> Iterator[GraphEndpoint]:
+        yield GraphEndpoint(self.url)
 
 
-def _insights_inserted(result) -> int:
-    return next(e.materialization.metadata["inserted"].value for e in result.get_asset_materialization_events()
-                if e.asset_key.path[-1] == "ad_insights")
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[AdsPlatform, tuple]]:
+    """Dagster on the test's sandbox (40 days of 12 ads an account, the real clock) with pieces of 96 insight
+    rows: 12 ads make 8-day slices of at most 96 rows, and a piece ends after the slice that reaches 96."""
+    with ads_platform(tmp_path / "data", None) as ads:
+        resources = {
+            "dlt_runner": DagsterDltResource(),
+            "warehouse": WarehouseResource(path=str(ads.warehouse), dlt_dir=str(ads.dlt_dir), work_dir=str(ads.work_dir)),
+            "keyring": KeyringResource(master_key_file=str(ads.master_key_file), keyring_path=str(ads.keyring_path)),
+            "connections": ConnectionsResource(connections_path=str(ads.connections_path)),
+            "facebook_ads": ServedFacebook(url=ads.server.url, piece_rows=96),
+        }
+        instance = DagsterInstance.ephemeral()
+        instance.add_dynamic_partitions(FACEBOOK_CONNECTIONS.name, [WEST, TOKYO])
+        defs = Definitions(assets=FACEBOOK_ASSETS, asset_checks=FACEBOOK_CHECKS, jobs=[facebook_job],
+                           resources=resources)
+        yield ads, (defs, instance, resources)
+
+
+def test_a_big_sync_loads_piece_after_piece_in_one_run(served) -> None:
+    ads, dagster = served
+    result = _run(dagster, WEST)
+    assert result.success
+    insights = _materialization(result, "ad_insights")
+    loads = ads.query(f"SELECT count(DISTINCT synced_at) FROM {RAW}.ad_insights WHERE connection_id = ?", [WEST])[0][0]
+    assert insights["loads"] == loads >= 3  # one write time per piece
+    assert insights["inserted"] == insights["rows_loaded"] == insights["dagster/partition_row_count"] == 12 * SERVED_DAYS
+    assert insights["updated"] == 0 and insights["full_resync"] is True
+    assert insights["http_requests"] == _materialization(result, "ads")["http_requests"]  # the whole run's
+    assert sum(job["file_path"].endswith(".parquet") for job in insights["jobs"]) == loads  # a rows file per load
+    ads_meta = _materialization(result, "ads")
+    assert ads_meta["inserted"] == ads_meta["rows_loaded"] == 12 and ads_meta["loads"] == loads
+    assert ads.query(f"SELECT count(*), count(DISTINCT insight_id) FROM {RAW}.ad_insights WHERE connection_id = ?",
+                     [WEST]) == [(12 * SERVED_DAYS, 12 * SERVED_DAYS)]
+    assert_mirror(ads, WEST)
+    state = ads.registry.get(WEST).sync_state
+    assert RESUME_KEY not in state and state["insights_until"] == ads.account(WEST).today().isoformat()
+    assert all(c.passed for c in result.get_asset_check_evaluations())
+
+
+def test_a_crash_between_pieces_resumes_after_the_last_loaded_one(served) -> None:
+    ads, dagster = served
+    ads.server.faults.inject("expired_token", endpoint="account", skip=1)  # the second load's first request
+    failed = _run(dagster, WEST)
+    assert not failed.success
+    state = ads.registry.get(WEST).sync_state
+    resume = dt.date.fromisoformat(state[RESUME_KEY])
+    assert "insights_until" not in state
+    first_piece = {k: v for k, v in expected_insights(ads, WEST).items() if k[1] < resume}
+    assert 0 < len(first_piece) < 12 * SERVED_DAYS and ads.insights(WEST) == first_piece
+    assert ads.query(f"SELECT count(*) FROM {RAW}.ad_insight_actions WHERE connection_id = ? AND date_day >= ?",
+                     [WEST, resume]) == [(0,)]
+    with ads.keyring() as cipher:
+        ads.registry.reauthorise(cipher, WEST, None, ads.account(WEST).token)
+    ads.server.insight_ranges.clear()
+    result = _run(dagster, WEST)
+    assert result.success
+    assert ads.server.insight_ranges[0][1] == resume.isoformat()  # it goes on where the loaded piece ended
+    insights = _materialization(result, "ad_insights")
+    assert insights["inserted"] == insights["rows_loaded"] == 12 * SERVED_DAYS - len(first_piece)
+    assert insights["loads"] >= 2
+    assert ads.query(f"SELECT count(*), count(DISTINCT insight_id) FROM {RAW}.ad_insights WHERE connection_id = ?",
+                     [WEST]) == [(12 * SERVED_DAYS, 12 * SERVED_DAYS)]
+    assert_mirror(ads, WEST)
+    assert RESUME_KEY not in ads.registry.get(WEST).sync_state
+
+
+def _materialization(result, table: str) -> dict:
+    """The run's metadata of one table, as plain values."""
+    event = next(e for e in result.get_asset_materialization_events() if e.asset_key.path[-1] == table)
+    return {k: v.value for k, v in event.materialization.metadata.items()}
 
 
 def test_a_sync_counts_each_tables_rows_and_documents_its_columns(platform) -> None:

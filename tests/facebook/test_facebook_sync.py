@@ -15,31 +15,12 @@ from pipelines.connections.errors import ReauthorizationRequired
 from pipelines.facebook.insights import RESUME_KEY, months_before, slices
 from pipelines.facebook.settings import SANDBOX_OPTIONS
 from tests.facebook.conftest import (  # noqa: F401 - ads: the fixture
-    BERLIN, DAYS, RAW, TOKYO, WEST, AdsPlatform, ads, expected_actions, expected_insights,
+    BERLIN, DAYS, RAW, TOKYO, WEST, AdsPlatform, ads, assert_mirror, expected_actions, expected_insights,
 )
 
 
 STRUCTURE = ("campaigns", "ad_sets", "ads", "ad_creatives")
 STRUCTURE_EDGES = ("campaigns", "adsets", "ads", "adcreatives")
-
-
-def assert_mirror(ads: AdsPlatform, connection_id: str) -> None:
-    """Every table of the connection equals the sandbox account."""
-    account = ads.account(connection_id)
-    for table, kind, key in (("campaigns", "campaign", "campaign_id"), ("ad_sets", "adset", "adset_id"),
-                             ("ads", "ad", "ad_id")):
-        held = ads.query(f"SELECT {key}, name, effective_status FROM {RAW}.{table} WHERE connection_id = ? ORDER BY 1",
-                         [connection_id])
-        assert held == sorted((o.id, o.fields["name"], o.status) for o in account.of_kind(kind)), table
-    creatives = ads.query(f"SELECT creative_id, title FROM {RAW}.ad_creatives WHERE connection_id = ? ORDER BY 1",
-                          [connection_id])
-    assert creatives == sorted((o.id, o.fields["title"]) for o in account.of_kind("adcreative"))
-    assert ads.insights(connection_id) == expected_insights(ads, connection_id)
-    actions = ads.query(f"SELECT count(*), count(DISTINCT insight_id) FROM {RAW}.ad_insight_actions "
-                        "WHERE connection_id = ?", [connection_id])[0]
-    assert actions[0] == expected_actions(ads, connection_id)
-    leads = ads.decrypted_leads(connection_id)
-    assert {i: lead["email"] for i, lead in leads.items()} == {l.id: l.answers["email"] for l in account.leads.values()}
 
 
 def test_full_sync_mirrors_every_account(ads: AdsPlatform) -> None:
