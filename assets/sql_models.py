@@ -14,7 +14,9 @@ Header keys: `description`; `materialized` (`view`, `table` or `incremental`); f
 already built, which also takes in events that arrived a day late) and `partition_by` (columns splitting
 the table into partitions — grains, visitors, snapshot days — that a rebuild replaces each from its own
 earliest recomputed day; without it, a rebuild replaces every day from the window's start); `columns`
-(name → description, written into DuckDB as column comments) or, for a model of a shared shape, `contract`
+(name → description, written into DuckDB as column comments; a column listed without a description takes the
+one `pipelines.ad_reporting.COLUMN_DOCS` keeps under its name, so the ad platforms' ids, names, day and metrics
+are described once wherever they appear) or, for a model of a shared shape, `contract`
 (`{ad_report: <grain>}`: its columns, in order, with the descriptions `pipelines.ad_reporting` keeps for
 every model of that shape); `tests` (a list: unique, not_null,
 accepted_values, relationships, row_count); `subject_columns` (columns holding a person's pseudonymous key —
@@ -57,6 +59,8 @@ _HEADER_KEYS = {"description", "materialized", "incremental_key", "lookback_days
                 "contract", "tests", "subject_columns", "changes"}
 # The shared shapes a header's `contract` names, each giving the columns (in order) and descriptions for its argument.
 CONTRACTS: dict[str, Callable[[str], dict[str, str]]] = {"ad_report": ad_reporting.column_docs}
+# The descriptions a header's column listed without one takes (by its name).
+SHARED_COLUMN_DOCS = ad_reporting.COLUMN_DOCS
 _SINCE = "getvariable('gtg_since')"
 _LOADED_AFTER = "getvariable('gtg_loaded_after')"
 
@@ -188,7 +192,7 @@ def _read(path: Path, schema: str) -> Model:
     if unqualified:
         raise ModelError(f"{path}: tables must be schema-qualified (dataset.table): {unqualified}")
     columns = _contract_columns(path, header) if "contract" in header else \
-        {str(k): str(v) for k, v in (header.get("columns") or {}).items()}
+        _described_columns(path, header.get("columns") or {})
     tests = header.get("tests") or []
     for test in tests:
         _check_test(path, schema, test, columns)
@@ -215,6 +219,18 @@ def _read(path: Path, schema: str) -> Model:
         lookback_days=int(header.get("lookback_days", 0)), partition_by=partition_by, subject_columns=subject_columns,
         view_sql=_as_duckdb_stores(sql) if materialized == "view" else None, changes=changes, header=header,
     )
+
+
+def _described_columns(path: Path, columns: dict[Any, Any]) -> dict[str, str]:
+    """The header's columns with their descriptions, a column listed without one taking the shared description
+    of that name (`SHARED_COLUMN_DOCS`)."""
+    described = {}
+    for name, description in columns.items():
+        if description is None and str(name) not in SHARED_COLUMN_DOCS:
+            raise ModelError(f"{path}: column {name!r} has no description and none is shared under its name "
+                             f"(shared: {sorted(SHARED_COLUMN_DOCS)})")
+        described[str(name)] = SHARED_COLUMN_DOCS[str(name)] if description is None else str(description)
+    return described
 
 
 def _contract_columns(path: Path, header: dict[str, Any]) -> dict[str, str]:

@@ -69,3 +69,27 @@ def test_every_ad_report_model_takes_its_columns_from_the_contract() -> None:
         for table in [ad_reporting.unified_model(grain), *staging]:
             assert models[table].header["contract"] == {"ad_report": grain}, table
             assert models[table].columns == ad_reporting.column_docs(grain), table
+
+
+def test_a_column_listed_without_a_description_takes_the_shared_one(tmp_path: Path) -> None:
+    model = _load(tmp_path, "columns:\n  account_id:\n  spend:\n  n: Own.\n",
+                  "SELECT '1' AS account_id, CAST(1 AS DECIMAL(38, 6)) AS spend, 1 AS n")
+    assert model.columns == {"account_id": ad_reporting.COLUMN_DOCS["account_id"],
+                             "spend": ad_reporting.COLUMN_DOCS["spend"], "n": "Own."}
+
+
+def test_a_column_without_a_description_nobody_shares_fails_at_load(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match=r"shaped\.sql: column 'adset_id' has no description and none is shared"):
+        _load(tmp_path, "columns:\n  adset_id:\n", "SELECT '1' AS adset_id")
+
+
+def test_meta_models_name_their_ads_with_the_ad_reports_descriptions() -> None:
+    """stg_facebook_ads__ads and ad_performance_daily describe none of the ad report's columns themselves."""
+    models = load_models(set(DECLARED_TABLES))
+    ads = models["staging.stg_facebook_ads__ads"]
+    names = ("connection_id", "account_id", "account_name", "campaign_id", "campaign_name", "ad_group_id",
+             "ad_group_name", "ad_id", "ad_name")
+    assert ads.columns == {c: ad_reporting.COLUMN_DOCS[c] for c in names}
+    performance = models["analytics.ad_performance_daily"]
+    assert performance.columns == {**ad_reporting.column_docs("ad"), "leads": performance.header["columns"]["leads"]}
+    assert list(performance.columns)[-1] == "leads" and performance.columns["leads"].startswith("Leads submitted")

@@ -6,25 +6,25 @@ description: >
   purchases), and the leads the ad's forms collected that day. Meta today; each ad platform joins with its
   staging ad report. Counts and amounts only: no lead's data reaches this table.
 materialized: table
-columns:
-  date_day: Day in the ad account's time zone.
-  platform: The ad platform (facebook_ads).
-  workspace_id: The workspace.
-  connection_id: The connection the account was synced through.
-  account_id: Ad account id.
-  account_name: Ad account name.
-  campaign_id: Campaign id.
-  campaign_name: Campaign name.
-  ad_group_id: Ad set (ad group) id.
-  ad_group_name: Ad set (ad group) name.
-  ad_id: Ad id.
-  ad_name: Ad name.
-  currency: ISO 4217 currency of the account.
-  clicks: Clicks.
-  impressions: Impressions.
-  spend: Amount spent, account currency, major units.
-  conversions: Conversions under the default attribution setting.
-  conversions_value: Conversion value under the default attribution setting, account currency.
+columns:  # as the ad report's (pipelines/ad_reporting.py, COLUMN_DOCS), plus the leads
+  date_day:
+  platform:
+  workspace_id:
+  connection_id:
+  account_id:
+  account_name:
+  campaign_id:
+  campaign_name:
+  ad_group_id:
+  ad_group_name:
+  ad_id:
+  ad_name:
+  currency:
+  clicks:
+  impressions:
+  spend:
+  conversions:
+  conversions_value:
   leads: Leads submitted through the ad's lead forms that day (account time zone); a day with leads but no
     delivery Meta reports has its row too, with zero delivery.
 tests:

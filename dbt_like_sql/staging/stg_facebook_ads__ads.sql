@@ -4,16 +4,16 @@ description: >
   structure every Meta model names its rows from, so that join is written once). Meta ad sets are ad groups;
   an ad never moves to another ad set.
 materialized: view
-columns:
-  connection_id: The connection the account was synced through.
-  account_id: Ad account id.
-  account_name: Ad account name.
-  campaign_id: Campaign id.
-  campaign_name: Campaign name.
-  ad_group_id: Ad set (ad group) id.
-  ad_group_name: Ad set (ad group) name.
-  ad_id: Ad id.
-  ad_name: Ad name.
+columns:  # described once, in pipelines/ad_reporting.py (COLUMN_DOCS)
+  connection_id:
+  account_id:
+  account_name:
+  campaign_id:
+  campaign_name:
+  ad_group_id:
+  ad_group_name:
+  ad_id:
+  ad_name:
 tests:
   - unique: [connection_id, ad_id]
   - not_null: [connection_id, ad_id]
