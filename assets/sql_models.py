@@ -14,11 +14,10 @@ Header keys: `description`; `materialized` (`view`, `table` or `incremental`); f
 already built, which also takes in events that arrived a day late) and `partition_by` (columns splitting
 the table into partitions — grains, visitors, snapshot days — that a rebuild replaces each from its own
 earliest recomputed day; without it, a rebuild replaces every day from the window's start); `columns`
-(name → description, written into DuckDB as column comments; a column listed without a description takes the
-one `pipelines.ad_reporting.COLUMN_DOCS` keeps under its name, so the ad platforms' ids, names, day and metrics
-are described once wherever they appear) or, for a model of a shared shape, `contract`
+(name → description, written into DuckDB as column comments) or, for a model of a shared shape, `contract`
 (`{ad_report: <grain>}`: its columns, in order, with the descriptions `pipelines.ad_reporting` keeps for
-every model of that shape); `tests` (a list: unique, not_null,
+every model of that shape; `{ad_names: <grain>}`: only the connection, account and level ids and names that
+name a row at that grain), then under `columns` only what the model adds after them; `tests` (a list: unique, not_null,
 accepted_values, relationships, row_count); `subject_columns` (columns holding a person's pseudonymous key —
 a blind index — which erasure matches and removes); `changes` (a staging model's load id and day columns:
 `{load_id: ..., day: ...}`).
@@ -58,9 +57,8 @@ _HEADER = re.compile(r"\A\s*/\*(.*?)\*/", re.DOTALL)
 _HEADER_KEYS = {"description", "materialized", "incremental_key", "lookback_days", "partition_by", "columns",
                 "contract", "tests", "subject_columns", "changes"}
 # The shared shapes a header's `contract` names, each giving the columns (in order) and descriptions for its argument.
-CONTRACTS: dict[str, Callable[[str], dict[str, str]]] = {"ad_report": ad_reporting.column_docs}
-# The descriptions a header's column listed without one takes (by its name).
-SHARED_COLUMN_DOCS = ad_reporting.COLUMN_DOCS
+CONTRACTS: dict[str, Callable[[str], dict[str, str]]] = {"ad_report": ad_reporting.column_docs,
+                                                         "ad_names": ad_reporting.naming_docs}
 _SINCE = "getvariable('gtg_since')"
 _LOADED_AFTER = "getvariable('gtg_loaded_after')"
 
@@ -192,7 +190,7 @@ def _read(path: Path, schema: str) -> Model:
     if unqualified:
         raise ModelError(f"{path}: tables must be schema-qualified (dataset.table): {unqualified}")
     columns = _contract_columns(path, header) if "contract" in header else \
-        _described_columns(path, header.get("columns") or {})
+        {str(k): str(v) for k, v in (header.get("columns") or {}).items()}
     tests = header.get("tests") or []
     for test in tests:
         _check_test(path, schema, test, columns)
@@ -221,31 +219,23 @@ def _read(path: Path, schema: str) -> Model:
     )
 
 
-def _described_columns(path: Path, columns: dict[Any, Any]) -> dict[str, str]:
-    """The header's columns with their descriptions, a column listed without one taking the shared description
-    of that name (`SHARED_COLUMN_DOCS`)."""
-    described = {}
-    for name, description in columns.items():
-        if description is None and str(name) not in SHARED_COLUMN_DOCS:
-            raise ModelError(f"{path}: column {name!r} has no description and none is shared under its name "
-                             f"(shared: {sorted(SHARED_COLUMN_DOCS)})")
-        described[str(name)] = SHARED_COLUMN_DOCS[str(name)] if description is None else str(description)
-    return described
-
-
 def _contract_columns(path: Path, header: dict[str, Any]) -> dict[str, str]:
-    """The columns and descriptions of the shared shape the header's `contract` names (and not its own `columns`:
-    a model of a shared shape has exactly its columns, described once for all of them)."""
+    """The columns and descriptions of the shared shape the header's `contract` names, described once for all
+    the models of that shape, followed by the header's own `columns`, which may add columns but not describe
+    one of the contract's again."""
     contract = header["contract"]
-    if "columns" in header:
-        raise ModelError(f"{path}: a model names either its contract or its columns, not both")
     if not isinstance(contract, dict) or len(contract) != 1 or next(iter(contract)) not in CONTRACTS:
         raise ModelError(f"{path}: contract names one of {sorted(CONTRACTS)} and its argument, not {contract!r}")
     name, argument = next(iter(contract.items()))
     try:
-        return CONTRACTS[name](str(argument))
+        shared = CONTRACTS[name](str(argument))
     except ValueError as exc:
         raise ModelError(f"{path}: contract {name}: {exc}") from None
+    own = {str(k): str(v) for k, v in (header.get("columns") or {}).items()}
+    again = sorted(set(own) & set(shared))
+    if again:
+        raise ModelError(f"{path}: columns {again} are described by its contract {name}; list only added columns")
+    return {**shared, **own}
 
 
 # Statements a model or test may never hold, wherever sqlglot finds them in the tree.

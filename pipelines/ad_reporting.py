@@ -65,6 +65,13 @@ def columns(grain: str) -> tuple[str, ...]:
             *(column for level in levels for column in _LEVELS[level]), "currency", *METRICS)
 
 
+def naming_docs(grain: str) -> dict[str, str]:
+    """The columns naming a row at `grain` (connection, account, then each level's id and name down to the
+    grain), in the report's order, with their descriptions: a platform's own models name their rows the same."""
+    return {column: doc for column, doc in column_docs(grain).items() if column == "connection_id"
+            or column.endswith(("_id", "_name")) and column != "workspace_id"}
+
+
 def column_docs(grain: str) -> dict[str, str]:
     """The report's columns at `grain`, in order, with their descriptions."""
     return {column: COLUMN_DOCS[column] for column in columns(grain)}

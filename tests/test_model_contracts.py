@@ -50,9 +50,10 @@ def test_a_select_that_misses_a_contract_column_fails_its_build(tmp_path: Path) 
 
 
 @pytest.mark.parametrize(("header", "error"), [
-    ("contract: {ad_report: account}\ncolumns:\n  n: n\n", "names either its contract or its columns, not both"),
-    ("contract: {tiktok_report: account}\n", r"contract names one of \['ad_report'\] and its argument"),
-    ("contract: ad_report\n", r"contract names one of \['ad_report'\] and its argument, not 'ad_report'"),
+    ("contract: {ad_report: account}\ncolumns:\n  spend: Again.\n",
+     r"columns \['spend'\] are described by its contract ad_report; list only added columns"),
+    ("contract: {tiktok_report: account}\n", r"contract names one of \['ad_names', 'ad_report'\] and its argument"),
+    ("contract: ad_report\n", r"contract names one of \['ad_names', 'ad_report'\] and its argument, not 'ad_report'"),
     ("contract: {ad_report: keyword}\n", "contract ad_report: unknown grain 'keyword'"),
     ("contract: {ad_report: account}\ntests:\n  - unique: [ad_id]\n", r"names \['ad_id'\], not documented columns"),
 ])
@@ -71,25 +72,18 @@ def test_every_ad_report_model_takes_its_columns_from_the_contract() -> None:
             assert models[table].columns == ad_reporting.column_docs(grain), table
 
 
-def test_a_column_listed_without_a_description_takes_the_shared_one(tmp_path: Path) -> None:
-    model = _load(tmp_path, "columns:\n  account_id:\n  spend:\n  n: Own.\n",
-                  "SELECT '1' AS account_id, CAST(1 AS DECIMAL(38, 6)) AS spend, 1 AS n")
-    assert model.columns == {"account_id": ad_reporting.COLUMN_DOCS["account_id"],
-                             "spend": ad_reporting.COLUMN_DOCS["spend"], "n": "Own."}
-
-
-def test_a_column_without_a_description_nobody_shares_fails_at_load(tmp_path: Path) -> None:
-    with pytest.raises(ModelError, match=r"shaped\.sql: column 'adset_id' has no description and none is shared"):
-        _load(tmp_path, "columns:\n  adset_id:\n", "SELECT '1' AS adset_id")
+def test_columns_beside_a_contract_come_after_its_own(tmp_path: Path) -> None:
+    model = _load(tmp_path, "contract: {ad_report: account}\ncolumns:\n  leads: Leads.\n",
+                  _ACCOUNT_ROW + ", CAST(2 AS BIGINT) AS leads")
+    assert model.columns == {**ad_reporting.column_docs("account"), "leads": "Leads."}
 
 
 def test_meta_models_name_their_ads_with_the_ad_reports_descriptions() -> None:
     """stg_facebook_ads__ads and ad_performance_daily describe none of the ad report's columns themselves."""
     models = load_models(set(DECLARED_TABLES))
-    ads = models["staging.stg_facebook_ads__ads"]
-    names = ("connection_id", "account_id", "account_name", "campaign_id", "campaign_name", "ad_group_id",
-             "ad_group_name", "ad_id", "ad_name")
-    assert ads.columns == {c: ad_reporting.COLUMN_DOCS[c] for c in names}
+    assert ad_reporting.naming_docs("ad_group") == {c: ad_reporting.COLUMN_DOCS[c] for c in (
+        "connection_id", "account_id", "account_name", "campaign_id", "campaign_name", "ad_group_id", "ad_group_name")}
+    assert models["staging.stg_facebook_ads__ads"].columns == ad_reporting.naming_docs("ad")
     performance = models["analytics.ad_performance_daily"]
+    assert list(performance.columns) == [*ad_reporting.columns("ad"), "leads"]
     assert performance.columns == {**ad_reporting.column_docs("ad"), "leads": performance.header["columns"]["leads"]}
-    assert list(performance.columns)[-1] == "leads" and performance.columns["leads"].startswith("Leads submitted")

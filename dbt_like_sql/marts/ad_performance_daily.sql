@@ -6,25 +6,8 @@ description: >
   purchases), and the leads the ad's forms collected that day. Meta today; each ad platform joins with its
   staging ad report. Counts and amounts only: no lead's data reaches this table.
 materialized: table
-columns:  # as the ad report's (pipelines/ad_reporting.py, COLUMN_DOCS), plus the leads
-  date_day:
-  platform:
-  workspace_id:
-  connection_id:
-  account_id:
-  account_name:
-  campaign_id:
-  campaign_name:
-  ad_group_id:
-  ad_group_name:
-  ad_id:
-  ad_name:
-  currency:
-  clicks:
-  impressions:
-  spend:
-  conversions:
-  conversions_value:
+contract: {ad_report: ad}
+columns:  # after the ad report's
   leads: Leads submitted through the ad's lead forms that day (account time zone); a day with leads but no
     delivery Meta reports has its row too, with zero delivery.
 tests:

@@ -4,16 +4,7 @@ description: >
   structure every Meta model names its rows from, so that join is written once). Meta ad sets are ad groups;
   an ad never moves to another ad set.
 materialized: view
-columns:  # described once, in pipelines/ad_reporting.py (COLUMN_DOCS)
-  connection_id:
-  account_id:
-  account_name:
-  campaign_id:
-  campaign_name:
-  ad_group_id:
-  ad_group_name:
-  ad_id:
-  ad_name:
+contract: {ad_names: ad}
 tests:
   - unique: [connection_id, ad_id]
   - not_null: [connection_id, ad_id]
