@@ -8,7 +8,7 @@
    (`GET /AD_ID/insights`, timed on a sample of ads; it needs one request per ad and day). Counted by the
    sandbox server.
 2. Sync time of one account of `--big-ads` x `--big-days` (insights with their action rows, structure, leads;
-   every request counted; `--big-days 90` is the issue's 10,000 ads x 90 days, about an hour on two cores)
+   every request counted; `--big-days 90` is the issue's 10,000 ads x 90 days, about 15 minutes on two busy cores)
    against a DuckDB bare insert of the same insights rows from the sandbox's JSON (`read_json` of one file):
    what the source costs over loading the bytes, wall and CPU (the sync process's own CPU; the bare
    insert's, DuckDB's threads included).
@@ -16,7 +16,8 @@
    at `--ads` and at `--big-ads` ads, both over `--big-days` days, side by side: the source streams page by
    page (structure and insights 500 rows at a time, each page encrypted and handed to dlt) and loads a big
    sync in pieces of about `--piece-rows` insight rows (default `SyncOptions.piece_rows`), one dlt load
-   each, so no load grows with the account.
+   each, so no load holds more rows than a piece; across pieces DuckDB's cache fills towards the load cap
+   (`--load-memory-limit`, default GTG_LOAD_MEMORY_LIMIT).
 """
 
 from __future__ import annotations
