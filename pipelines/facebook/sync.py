@@ -32,7 +32,8 @@ class SyncPieces:
     def __init__(self, registry: ConnectionRegistry, cipher, connection: Connection, endpoint: GraphEndpoint, *,
                  warehouse_path: str | Path, work_dir: str | Path, now: Callable[[], dt.datetime] | None = None,
                  options: SyncOptions | None = None, piece_rows: int | None = None) -> None:
-        self.registry, self.cipher, self.connection_id, self.endpoint = registry, cipher, connection.connection_id, endpoint
+        self.registry, self.cipher, self.endpoint = registry, cipher, endpoint
+        self.connection_id = connection.connection_id
         self.warehouse_path, self.work_dir = warehouse_path, work_dir
         self.now, self.options, self.piece_rows = now, options, piece_rows
         self.account_id = registry.account(cipher, connection)

@@ -1,6 +1,7 @@
 """The Meta assets in Dagster, run in process against the sandbox the resource starts: one partition per ad
-account, counts in the metadata, every check beside the assets passing, and a refused token failing the run
-with "needs re-authorisation" and leaving the schedule."""
+account, counts in the metadata, every check beside the assets passing, a refused token failing the run
+with "needs re-authorisation" and leaving the schedule; and, on a sandbox server of the test's own, a big sync
+loaded piece after piece in one run, resuming after the last loaded piece when a run dies between two."""
 
 from __future__ import annotations
 
@@ -89,7 +90,8 @@ def served(tmp_path: Path) -> Iterator[tuple[AdsPlatform, tuple]]:
     with ads_platform(tmp_path / "data", None) as ads:
         resources = {
             "dlt_runner": DagsterDltResource(),
-            "warehouse": WarehouseResource(path=str(ads.warehouse), dlt_dir=str(ads.dlt_dir), work_dir=str(ads.work_dir)),
+            "warehouse": WarehouseResource(path=str(ads.warehouse), dlt_dir=str(ads.dlt_dir),
+                                           work_dir=str(ads.work_dir)),
             "keyring": KeyringResource(master_key_file=str(ads.master_key_file), keyring_path=str(ads.keyring_path)),
             "connections": ConnectionsResource(connections_path=str(ads.connections_path)),
             "facebook_ads": ServedFacebook(url=ads.server.url, piece_rows=96),
@@ -108,7 +110,8 @@ def test_a_big_sync_loads_piece_after_piece_in_one_run(served) -> None:
     insights = _materialization(result, "ad_insights")
     loads = ads.query(f"SELECT count(DISTINCT synced_at) FROM {RAW}.ad_insights WHERE connection_id = ?", [WEST])[0][0]
     assert insights["loads"] == loads >= 3  # one write time per piece
-    assert insights["inserted"] == insights["rows_loaded"] == insights["dagster/partition_row_count"] == 12 * SERVED_DAYS
+    rows = 12 * SERVED_DAYS
+    assert insights["inserted"] == insights["rows_loaded"] == insights["dagster/partition_row_count"] == rows
     assert insights["updated"] == 0 and insights["full_resync"] is True
     assert insights["http_requests"] == _materialization(result, "ads")["http_requests"]  # the whole run's
     assert sum(job["file_path"].endswith(".parquet") for job in insights["jobs"]) == loads  # a rows file per load
