@@ -23,7 +23,7 @@ class FacebookResource(ConfigurableResource):
     sandbox: bool = False
     app_id: str | None = None
     app_secret: str | None = None
-    piece_rows: int | None = None  # insight rows per run of a big sync (default: SyncOptions.piece_rows)
+    piece_rows: int | None = None  # insight rows per dlt load of a big sync (default: SyncOptions.piece_rows)
 
     @contextmanager
     def endpoint(self) -> Iterator[GraphEndpoint]:
