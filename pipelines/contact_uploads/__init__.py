@@ -172,8 +172,10 @@ class UploadRun:
     def _stage(self, rows: pl.DataFrame, relative: str, workspace: str, order: int, append: bool) -> bool:
         """Protect a file's good rows (`rows` without a `_reason`) and add them to the work table
         `staged_contacts` (created unless `append`); whether there were any. A slice of rows at a time, so a
-        million-row file never holds all its ciphertexts, or a second copy of its rows, in memory at once (the
-        work database spills to disk)."""
+        million-row file never holds all its ciphertexts, or a second copy of its rows, in memory at once. The
+        work tables are temporary: nothing is written to the work database's file (a checkpoint would compress
+        and write every ciphertext once more); past the work database's memory limit they spill to its
+        temporary folder, which is deleted with it."""
         staged = False
         for part in rows.iter_slices(BATCH_ROWS):
             good = part.filter(pl.col(REASON).is_null())
@@ -188,8 +190,8 @@ class UploadRun:
             if append:
                 self.work.con.execute(f"INSERT INTO staged_contacts SELECT *, {order} FROM protected")
             else:
-                self.work.con.execute(f"CREATE OR REPLACE TABLE staged_contacts AS SELECT *, {order} AS file_order "
-                                      "FROM protected")
+                self.work.con.execute(f"CREATE OR REPLACE TEMP TABLE staged_contacts AS SELECT *, {order} "
+                                      "AS file_order FROM protected")
                 append = True
             del protected, plain
         return staged
@@ -198,7 +200,7 @@ class UploadRun:
         """One row per workspace and person: a file's first row of them, the latest file's across files; the
         ledger entries get their files' loaded and dropped counts."""
         con = self.work.con
-        con.execute("CREATE OR REPLACE TABLE kept_contacts AS SELECT * FROM staged_contacts "
+        con.execute("CREATE OR REPLACE TEMP TABLE kept_contacts AS SELECT * FROM staged_contacts "
                     "QUALIFY row_number() OVER (PARTITION BY workspace_id, subject_ref "
                     "ORDER BY file_order DESC, source_row) = 1")
         staged = dict(con.execute("SELECT source_file, count(*) FROM staged_contacts GROUP BY 1").fetchall())
