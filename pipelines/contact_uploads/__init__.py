@@ -41,7 +41,9 @@ from pipelines.warehouse import finish_pending, table_exists, warehouse_lock, wa
 
 __all__ = ["DATASET_NAME", "SOURCE_NAME", "UploadReport", "contact_uploads_source", "load_uploads"]
 
-MERGE = {"disposition": "merge", "strategy": "delete-insert"}
+# `deduplicated`: a run hands dlt one row per key of each table (contacts by `_deduplicate`, quarantine rows per
+# file and row, ledger rows per file), so the merge skips its own ROW_NUMBER() pass over the staging table.
+MERGE = {"disposition": "merge", "strategy": "delete-insert", "deduplicated": True}
 BATCH_ROWS = 100_000
 COUNTS = ("files_loaded", "files_rejected", "rows", "contacts_loaded", "duplicates_dropped", "rows_quarantined",
           "rows_suppressed")
@@ -86,6 +88,7 @@ class UploadRun:
         self.now = now or dt.datetime.now(dt.timezone.utc)
         self.report = UploadReport()
         self._prepared: dict[str, list[dict]] | None = None
+        self.regions: dict[str, str] = {}
         self._contacts = False
 
     def rows(self, table: str) -> Iterator[Any]:
@@ -110,7 +113,7 @@ class UploadRun:
     def _prepare(self) -> dict[str, list[dict]]:
         """Read, validate and protect every new file into the work database; the quarantine and ledger rows."""
         loaded = self._ledger()
-        regions = regions_of(self.work.con)  # the app database's, which the work database loaded
+        self.regions = regions_of(self.work.con)  # the app database's, which the work database loaded; read once
         quarantine: list[dict] = []
         ledger: list[dict] = []
         staged = False
@@ -138,7 +141,8 @@ class UploadRun:
                     frame = upload.frame
                     if frame.height and not {"email", "phone"} & set(frame.columns):
                         raise UnreadableFile("no_contact_columns")
-                    rows = normalised(frame, regions.get(workspace))
+                    rows = normalised(frame, self.regions.get(workspace))
+                    del upload, frame  # the file's text columns: `rows` holds what is kept of them
             except UnreadableFile as exc:
                 quarantine.append(self._quarantined(relative, 0, workspace, exc.reason))
                 ledger.append({**entry, "status": "rejected", "rows_quarantined": 1})
@@ -147,7 +151,7 @@ class UploadRun:
             bad = rows.filter(pl.col(REASON).is_not_null())
             quarantine += [self._quarantined(relative, r[ROW], workspace, r[REASON])
                            for r in bad.select(ROW, REASON).iter_rows(named=True)]
-            staged = self._stage(rows.filter(pl.col(REASON).is_null()), relative, workspace, order, staged) or staged
+            staged = self._stage(rows, relative, workspace, order, staged) or staged
             entry.update(rows=rows.height, rows_quarantined=bad.height)
             ledger.append(entry)
             self.report.files_loaded += 1
@@ -165,32 +169,38 @@ class UploadRun:
         return {"source_file": relative, "source_row": row, "workspace_id": workspace, "reason": reason,
                 "received_at": self.now}
 
-    def _stage(self, good: pl.DataFrame, relative: str, workspace: str, order: int, append: bool) -> bool:
-        """Protect a file's good rows and add them to the work table `staged_contacts` (created unless
-        `append`); whether there were any. A slice of rows at a time, so a million-row file never holds all
-        its ciphertexts in memory at once (the work database spills to disk)."""
-        if not good.height:
-            return False
-        for rows in good.iter_slices(BATCH_ROWS):
-            plain = _plain_contacts(rows, workspace, relative, self.now)
+    def _stage(self, rows: pl.DataFrame, relative: str, workspace: str, order: int, append: bool) -> bool:
+        """Protect a file's good rows (`rows` without a `_reason`) and add them to the work table
+        `staged_contacts` (created unless `append`); whether there were any. A slice of rows at a time, so a
+        million-row file never holds all its ciphertexts, or a second copy of its rows, in memory at once. The
+        work tables are temporary: nothing is written to the work database's file (a checkpoint would compress
+        and write every ciphertext once more); past the work database's memory limit they spill to its
+        temporary folder, which is deleted with it."""
+        staged = False
+        for part in rows.iter_slices(BATCH_ROWS):
+            good = part.filter(pl.col(REASON).is_null())
+            if not good.height:
+                continue
+            staged = True
+            plain = _plain_contacts(good, workspace, relative, self.now)
             with values_withheld(f"protecting {relative}"):
                 protected, dropped = protect_table(self.work.con, plain, CONTACT_COLUMNS, self.cipher,
-                                                   table=CONTACTS_TABLE)
+                                                   table=CONTACTS_TABLE, regions=self.regions)
             self.report.rows_suppressed += dropped
             if append:
                 self.work.con.execute(f"INSERT INTO staged_contacts SELECT *, {order} FROM protected")
             else:
-                self.work.con.execute(f"CREATE OR REPLACE TABLE staged_contacts AS SELECT *, {order} AS file_order "
-                                      "FROM protected")
+                self.work.con.execute(f"CREATE OR REPLACE TEMP TABLE staged_contacts AS SELECT *, {order} "
+                                      "AS file_order FROM protected")
                 append = True
             del protected, plain
-        return True
+        return staged
 
     def _deduplicate(self, ledger: list[dict]) -> None:
         """One row per workspace and person: a file's first row of them, the latest file's across files; the
         ledger entries get their files' loaded and dropped counts."""
         con = self.work.con
-        con.execute("CREATE OR REPLACE TABLE kept_contacts AS SELECT * FROM staged_contacts "
+        con.execute("CREATE OR REPLACE TEMP TABLE kept_contacts AS SELECT * FROM staged_contacts "
                     "QUALIFY row_number() OVER (PARTITION BY workspace_id, subject_ref "
                     "ORDER BY file_order DESC, source_row) = 1")
         staged = dict(con.execute("SELECT source_file, count(*) FROM staged_contacts GROUP BY 1").fetchall())

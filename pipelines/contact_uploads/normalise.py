@@ -40,8 +40,10 @@ def normalised(frame: pl.DataFrame, region: str | None) -> pl.DataFrame:
     phones = frame.get_column("phone").drop_nulls().unique()
     phones = pl.DataFrame({"value": phones,
                            "out": phones.map_elements(lambda v: e164(v, region), return_dtype=pl.String)})
-    frame = frame.join(emails.rename({"value": "email", "out": "_email"}), on="email", how="left") \
-                 .join(phones.rename({"value": "phone", "out": "_phone"}), on="phone", how="left")
+    frame = frame.join(emails.rename({"value": "email", "out": "_email"}), on="email", how="left",
+                       maintain_order="left") \
+                 .join(phones.rename({"value": "phone", "out": "_phone"}), on="phone", how="left",
+                       maintain_order="left")
     split = pl.col("full_name").str.splitn(" ", 2)
     return frame.select(
         pl.col(ROW),
@@ -59,7 +61,7 @@ def normalised(frame: pl.DataFrame, region: str | None) -> pl.DataFrame:
           .when(pl.col("phone").is_not_null() & pl.col("_phone").is_null()).then(pl.lit("invalid_phone"))
           .when(pl.col("_email").is_null() & pl.col("_phone").is_null()).then(pl.lit("no_identifier"))
           .alias(REASON),
-    ).sort(ROW)
+    )
 
 
 def _emails(values: pl.Series) -> pl.DataFrame:

@@ -71,15 +71,27 @@ def decode(data: bytes) -> tuple[bytes, str]:
     elif len(head) >= 4 and head[0::2].count(0) > len(head) // 4:
         encoding = "utf-16-be"
     else:
-        try:
-            data.decode("utf-8")
+        if _is_utf8(data):
             return data, "utf-8"
-        except UnicodeDecodeError:
-            encoding = "cp1252"
+        encoding = "cp1252"
     try:
         return data.decode(encoding).encode("utf-8"), encoding
     except UnicodeDecodeError:
         raise UnreadableFile("undecodable_file") from None
+
+
+def _is_utf8(data: bytes, chunk: int = 16 << 20) -> bool:
+    """Whether `data` is valid UTF-8, checked a slice at a time (decoding a large file whole would hold a second
+    copy of it as text)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    view = memoryview(data)
+    try:
+        for start in range(0, len(data), chunk):
+            decoder.decode(view[start:start + chunk])
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _read_csv(text: bytes) -> pl.DataFrame:

@@ -36,7 +36,7 @@ from pipelines.errors import values_withheld
 from pipelines.privacy.categories import CONNECTION_HINT
 from pipelines.privacy.protect import FieldCipher, plain_schema, protect_table
 from pipelines.privacy.suppression import load_suppression_list
-from pipelines.phones import load_regions
+from pipelines.phones import load_regions, regions_of
 from pipelines.processes import process_alive
 from pipelines.sql import ident, qualified
 from pipelines.warehouse import table_exists
@@ -122,6 +122,7 @@ class StreamWriter:
         self.existing = existing  # id -> scope value of rows held now
         self.counts = counts
         self.synced_at = dt.datetime.now(dt.timezone.utc)
+        self.regions = regions_of(work)  # read once, not for every batch protected
 
     def upsert(self, records: Iterable[dict[str, Any]]) -> list[Any]:
         """Rows for these records (plaintext personal values; subject columns included), and the child rows
@@ -169,7 +170,7 @@ class StreamWriter:
         base = {CONNECTION: self.connection_id, "workspace_id": self.workspace_id, "synced_at": self.synced_at}
         with values_withheld(f"protecting {table}"):
             plain = pa.Table.from_pylist([{**base, **row} for row in rows], schema=plain_schema(columns))
-            out, dropped = protect_table(self.work, plain, columns, self.cipher, table=table)
+            out, dropped = protect_table(self.work, plain, columns, self.cipher, table=table, regions=self.regions)
             self.counts.suppressed += dropped
             return out
 

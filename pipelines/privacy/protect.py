@@ -44,12 +44,15 @@ def protect(
     *,
     table: str,
     workspace_column: str = "workspace_id",
+    held: list[str] | None = None,
 ) -> str:
     """Return a SELECT over `source` that yields exactly `columns`, personal data encrypted.
 
     `source` must hold every non-personal column under its stored name, every personal column (and every
     subject column) as plaintext text under its declared name. The lookup tables it builds live in the
-    work database of `con`, named after `table`.
+    work database of `con`, named after `table`; with `held` (for a batch already in memory, whose lookups
+    are no larger than it) they are arrow tables registered on `con` instead, their names added to `held`
+    for the caller to unregister, so nothing is written to the work database's file.
     """
     decl = declaration(columns)
     ws = _ident(workspace_column)
@@ -63,6 +66,7 @@ def protect(
             f"SELECT DISTINCT {ws} AS ws, {_ident(plain)} AS v FROM {source} WHERE {_ident(plain)} IS NOT NULL",
             lambda batch, kind=decl.kind_of(plain): {"out": cipher.blind_index_many(batch.column("ws"),
                                                                                     batch.column("v"), kind=kind)},
+            held=held,
         )
         joins.append(f"LEFT JOIN {lookup} ON {lookup}.ws = s.{ws} AND {lookup}.v = s.{_ident(plain)}")
     # A row's subject reference: the blind index of its first non-null subject column, under that column's kind.
@@ -81,7 +85,7 @@ def protect(
             lambda batch: dict(zip(outputs, cipher.encrypt_columns_with_refs(
                 batch.column("ws"), batch.column("ref"), {c: batch.column(v) for c, v in zip(contexts, values)},
                 create=True).values())),
-            names=("ws", "ref", *values), outputs=outputs,
+            names=("ws", "ref", *values), outputs=outputs, held=held,
         )
         joins.append(
             f"LEFT JOIN {lookup} ON {lookup}.ws = s.{ws} AND {lookup}.ref IS NOT DISTINCT FROM {ref} "
@@ -120,20 +124,23 @@ def _plain_type(column: dict[str, Any]) -> pa.DataType:
 
 
 def protect_table(work: duckdb.DuckDBPyConnection, plain: pa.Table, columns: TTableSchemaColumns, cipher: FieldCipher,
-                  *, table: str) -> tuple[pa.Table, int]:
+                  *, table: str, regions: Mapping[str, str] | None = None) -> tuple[pa.Table, int]:
     """Plaintext rows (as `plain_schema(columns)`) as the rows dlt stores: rows of suppressed (erased) people
     dropped, personal columns encrypted, blind indexes and the subject reference added, nullability as
     declared. Returns the table and how many rows were dropped. Needs `load_suppression_list` (and
-    `pipelines.phones.load_regions`) on `work`: `WorkDatabase` does both."""
+    `pipelines.phones.load_regions`) on `work`: `WorkDatabase` does both. `regions`: the workspaces' default
+    regions when the caller holds them already (a run of many batches reads them once), else read from `work`."""
     from pipelines.privacy.suppression import without_suppressed
 
-    plain = with_canonical_phones(plain, columns, regions_of(work))
+    plain = with_canonical_phones(plain, columns, regions_of(work) if regions is None else regions)
     work.register("plain_rows", plain)
+    held: list[str] = []
     try:
         source, dropped = without_suppressed(work, "plain_rows", columns, cipher, table=table)
-        out = work.sql(protect(work, source, columns, cipher, table=table)).to_arrow_table()
+        out = work.sql(protect(work, source, columns, cipher, table=table, held=held)).to_arrow_table()
     finally:
-        work.unregister("plain_rows")
+        for name in ("plain_rows", *held):
+            work.unregister(name)
     fields = [f.with_nullable(columns[f.name].get("nullable", True)) for f in out.schema]
     return out.cast(pa.schema(fields)), dropped
 
@@ -181,23 +188,36 @@ def blind_index_by_kind(cipher: FieldCipher, workspace_ids, which, values, kinds
 
 
 def _build_lookup(con: duckdb.DuckDBPyConnection, name: str, distinct_sql: str, compute,
-                  names: tuple[str, ...] = ("ws", "v"), outputs: tuple[str, ...] = ("out",)) -> None:
+                  names: tuple[str, ...] = ("ws", "v"), outputs: tuple[str, ...] = ("out",),
+                  held: list[str] | None = None) -> None:
     """Materialise `distinct_sql` (columns `names`) plus the binary columns `outputs`, which `compute` returns
-    for each batch (a dict by name), streaming batches through it."""
+    for each batch (a dict by name), streaming batches through it: a table in the work database, or with
+    `held` an arrow table registered on `con` (its name added to `held`)."""
     reader = con.sql(f"SELECT * FROM ({distinct_sql}) AS d({', '.join(names)})").to_arrow_reader(DISTINCT_BATCH_ROWS)
-    writer = con.cursor()
+    writer = con.cursor() if held is None else None  # a second cursor: `reader` streams from `con`
+    batches: list[pa.RecordBatch] = []
     created = False
     for batch in reader:
         computed = compute(batch)
         out = pa.RecordBatch.from_arrays([*batch.columns, *(computed[o] for o in outputs)],
                                          names=[*batch.schema.names, *outputs])
-        if not created:
+        if held is not None:
+            batches.append(out)
+        elif not created:
             writer.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM out")
             created = True
         else:
             writer.execute(f"INSERT INTO {name} SELECT * FROM out")
-    if not created:  # no rows: the same columns, typed as the query's
-        empty = reader.schema.empty_table()
-        for output in outputs:
-            empty = empty.append_column(output, pa.array([], pa.binary()))  # noqa: F841 - DuckDB scan
+    if batches or created:
+        if held is not None:
+            con.register(name, pa.Table.from_batches(batches))
+            held.append(name)
+        return
+    empty = reader.schema.empty_table()  # no rows: the same columns, typed as the query's
+    for output in outputs:
+        empty = empty.append_column(output, pa.array([], pa.binary()))
+    if held is not None:
+        con.register(name, empty)
+        held.append(name)
+    else:
         writer.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM empty")
