@@ -12,7 +12,6 @@ leading `+`, so it is still indexed (and found by a request typed the same way) 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Mapping
 
 import duckdb
