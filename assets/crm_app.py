@@ -25,10 +25,9 @@ from dagster_dlt import DagsterDltResource
 
 from assets.checks import encrypted_check, unique_keys_check
 from assets.translator import load, warehouse_dlt_assets
-from pipelines.crm_app import RemovalsRefused, crm_app_source, open_sync
+from pipelines.crm_app import RemovalsRefused, crm_app_source, open_sync, recover
 from pipelines.crm_app.settings import APP_TABLES, DATASET_NAME, SOURCE_NAME
 from pipelines.privacy.scan import card_number_values
-from pipelines.warehouse import finish_pending
 from resources.crm_app import CrmAppResource
 from resources.keyring import KeyringResource
 from resources.privacy import PrivacyResource
@@ -41,7 +40,7 @@ def crm_app_assets(context: AssetExecutionContext, dlt_runner: DagsterDltResourc
     """Sync the app database: every row changed since the last sync (everything the first time)."""
     pipeline = warehouse.pipeline(SOURCE_NAME, DATASET_NAME)
     with keyring.open() as cipher:
-        recovered = finish_pending(pipeline)
+        recovered = recover(pipeline)
         with open_sync(crm_app.url(), cipher, warehouse_path=warehouse.path, work_dir=warehouse.work_dir,
                        guard=crm_app.removal_guard()) as app:
             results = list(load(context, dlt_runner, crm_app_source(app), pipeline, warehouse))

@@ -12,7 +12,6 @@ leading `+`, so it is still indexed (and found by a request typed the same way) 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Mapping
 
 import duckdb
@@ -21,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipelines.privacy.requests import normalise_identity
+from pipelines.sql import ident
 from pipelines.warehouse import table_exists
 
 PHONE_KIND = "user.contact.phone_number"  # the data category of a phone number
@@ -76,22 +76,13 @@ def canonical_phones(workspace_ids: pa.Array, values: pa.Array, regions: Mapping
     return pc.replace_with_mask(values, pc.invert(shaped), read.column("out").combine_chunks())
 
 
-def load_regions(con: duckdb.DuckDBPyConnection, warehouse_path: str | Path | None) -> None:
-    """Copy each workspace's default region from the warehouse into the work database behind `con`
-    (`REGIONS_TABLE`), where protection reads it."""
-    regions: dict[str, str] = {}
-    if warehouse_path and Path(warehouse_path).exists():
-        with duckdb.connect(str(warehouse_path), read_only=True) as wh:
-            regions = warehouse_regions(wh)
-    set_regions(con, regions)
-
-
-def warehouse_regions(con) -> dict[str, str]:
+def warehouse_regions(con, catalog: str | None = None) -> dict[str, str]:
     """Each workspace's default region in the warehouse's mirror of the app database (none before its first
-    sync); `con` is DB-API."""
-    if not table_exists(con, APP_DATASET, "workspaces"):
+    sync); `con` is DB-API, on the warehouse or with it attached as `catalog`."""
+    if not table_exists(con, APP_DATASET, "workspaces", catalog):
         return {}
-    return dict(con.execute(f"SELECT workspace_id, default_region FROM {APP_DATASET}.workspaces "
+    table = f"{ident(catalog)}.{APP_DATASET}.workspaces" if catalog else f"{APP_DATASET}.workspaces"
+    return dict(con.execute(f"SELECT workspace_id, default_region FROM {table} "
                             "WHERE default_region IS NOT NULL").fetchall())
 
 
@@ -103,7 +94,7 @@ def set_regions(con: duckdb.DuckDBPyConnection, regions: Mapping[str, str]) -> N
 
 
 def regions_of(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
-    """The regions `load_regions` or `set_regions` left in the work database (none if neither ran)."""
+    """The regions `set_regions` left in the work database (none if neither ran)."""
     if not con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND temporary",
                        [REGIONS_TABLE]).fetchall()[0][0]:
         return {}

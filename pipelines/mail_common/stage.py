@@ -36,9 +36,9 @@ from pipelines.errors import values_withheld
 from pipelines.privacy.categories import CONNECTION_HINT
 from pipelines.privacy.protect import FieldCipher, plain_schema, protect_table
 from pipelines.privacy.suppression import load_suppression_list
-from pipelines.phones import load_regions, regions_of
+from pipelines.phones import regions_of, set_regions, warehouse_regions
 from pipelines.processes import process_alive
-from pipelines.sql import ident, qualified
+from pipelines.sql import ident, literal, qualified
 from pipelines.warehouse import table_exists
 
 DELETED = "_deleted"
@@ -185,6 +185,9 @@ def _plain_type(column: dict[str, Any]) -> pa.DataType:
 _WORK_FILE = re.compile(r"(mail-(?:(\d+)-)?[0-9a-f]{32}\.duckdb)(\.wal|\.tmp)?")
 
 
+_WAREHOUSE = "work_warehouse"  # the warehouse's alias while the work database copies from it
+
+
 class WorkDatabase:
     """The DuckDB scratch database of one sync (deleted when the sync ends: it holds plaintext), named after
     the process that writes it; what a killed process left in the work folder is deleted when the next
@@ -196,8 +199,21 @@ class WorkDatabase:
         self.path = Path(work_dir) / f"mail-{os.getpid()}-{uuid.uuid4().hex}.duckdb"
         self.warehouse_path = Path(warehouse_path) if warehouse_path else None
         self.con = duckdb.connect(str(self.path), config={"memory_limit": "300MB"})
-        load_suppression_list(self.con, self.warehouse_path)  # erased people are not loaded again
-        load_regions(self.con, self.warehouse_path)  # phones are stored in E.164, read in their workspace's region
+        self._copy_from_warehouse()
+
+    def _copy_from_warehouse(self) -> None:
+        """The suppression list (erased people are not loaded again) and each workspace's default region (phones
+        are stored in E.164, read in their workspace's region), through one read-only attach of the warehouse."""
+        if self.warehouse_path is None or not self.warehouse_path.exists():
+            load_suppression_list(self.con, None)
+            set_regions(self.con, {})
+            return
+        self.con.execute(f"ATTACH {literal(str(self.warehouse_path))} AS {_WAREHOUSE} (READ_ONLY)")
+        try:
+            load_suppression_list(self.con, None, catalog=_WAREHOUSE)
+            set_regions(self.con, warehouse_regions(self.con, _WAREHOUSE))
+        finally:
+            self.con.execute(f"DETACH {_WAREHOUSE}")
 
     def existing(self, stream: Stream, connection_id: str) -> dict[str, str | None]:
         """Ids (and scope values) the warehouse holds for the connection, read-only."""

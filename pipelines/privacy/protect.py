@@ -128,7 +128,7 @@ def protect_table(work: duckdb.DuckDBPyConnection, plain: pa.Table, columns: TTa
     """Plaintext rows (as `plain_schema(columns)`) as the rows dlt stores: rows of suppressed (erased) people
     dropped, personal columns encrypted, blind indexes and the subject reference added, nullability as
     declared. Returns the table and how many rows were dropped. Needs `load_suppression_list` (and
-    `pipelines.phones.load_regions`) on `work`: `WorkDatabase` does both. `regions`: the workspaces' default
+    `pipelines.phones.set_regions`) on `work`: `WorkDatabase` does both. `regions`: the workspaces' default
     regions when the caller holds them already (a run of many batches reads them once), else read from `work`."""
     from pipelines.privacy.suppression import without_suppressed
 

@@ -59,19 +59,23 @@ def suppressed_sql(con: duckdb.DuckDBPyConnection, catalog: str | None = None) -
     return f"SELECT workspace_id, bidx AS subject_bidx FROM {prefix}{DATASET}.{TABLE}"
 
 
-def load_suppression_list(con: duckdb.DuckDBPyConnection, warehouse_path: str | Path | None) -> None:
+def load_suppression_list(con: duckdb.DuckDBPyConnection, warehouse_path: str | Path | None, *,
+                          catalog: str | None = None) -> None:
     """Copy the warehouse's list (blind indexes only) into the work database behind `con` as
-    `LOCAL_TABLE`, read-only: a source stages against it without holding the warehouse open."""
+    `LOCAL_TABLE`, read-only: a source stages against it without holding the warehouse open. `catalog` names
+    the warehouse already attached to `con` (read-only), so a caller reading more from it attaches it once."""
     con.execute(f"CREATE OR REPLACE TEMP TABLE {LOCAL_TABLE} (workspace_id VARCHAR, bidx BLOB)")
-    if not warehouse_path or not Path(warehouse_path).exists():
-        return
-    con.execute(f"ATTACH {literal(str(warehouse_path))} AS suppression_wh (READ_ONLY)")
+    if catalog is None:
+        if not warehouse_path or not Path(warehouse_path).exists():
+            return
+        con.execute(f"ATTACH {literal(str(warehouse_path))} AS suppression_wh (READ_ONLY)")
     try:
-        listed = suppressed_sql(con, "suppression_wh")
+        listed = suppressed_sql(con, catalog or "suppression_wh")
         if listed:
             con.execute(f"INSERT INTO {LOCAL_TABLE} SELECT workspace_id, subject_bidx FROM ({listed})")
     finally:
-        con.execute("DETACH suppression_wh")
+        if catalog is None:
+            con.execute("DETACH suppression_wh")
 
 
 def without_suppressed(con: duckdb.DuckDBPyConnection, source: str, columns: TTableSchemaColumns, cipher, *,
