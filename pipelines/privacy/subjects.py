@@ -29,6 +29,7 @@ import duckdb
 import pyarrow as pa
 from dlt.common.schema.typing import TTableSchemaColumns
 
+from pipelines.privacy.requests import normalise_identities
 from pipelines.privacy.categories import TRACKER_KINDS, VERIFIED_KINDS, PersonalDataDeclaration, declaration
 from pipelines.sql import ident, literal, qualified
 from pipelines.warehouse import table_exists
@@ -55,6 +56,13 @@ REQUEST_KINDS = {
 def request_kind(identity_kind: str) -> str:
     """The blind-index kind of a request's identity."""
     return REQUEST_KINDS[identity_kind]
+
+
+def normalise_stored(category: str, values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """Identifiers of blind-index kind `category` in the form a request naming them is normalised to
+    (`normalise_identity` of that identity kind), so stored rows and landed lines are hashed as requests are."""
+    identity_kind = next(kind for kind, c in REQUEST_KINDS.items() if c == category)
+    return normalise_identities(identity_kind, values)
 
 
 def is_verified(identity_kind: str) -> bool:
