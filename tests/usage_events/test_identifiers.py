@@ -4,25 +4,26 @@ an event the tracker sent as `" u1"` (and the reverse)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import tempfile
 from pathlib import Path
 
-import duckdb
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipelines.privacy.audit import AuditLog
-from pipelines.privacy.dsr import process_pending
-from pipelines.privacy.requests import Inbox, Request, normalise_identity
+from pipelines.privacy.requests import Request, normalise_identity
 from pipelines.privacy.subjects import request_kind
-from tests.conftest import Platform
+from tests.conftest import END_DATE, Platform
+from tests.privacy.test_landed import RULE, _at, _restored, _sweep
+from tests.privacy.test_requests import _process
 
 WS = "ws_a"
 IDS = ("user_id", "anonymous_id", "device_id")
 _EXAMPLES = os.environ.get("GTG_FUZZ_EXAMPLES")
-# Every character Python's str.strip() removes (what normalise_identity strips), and a few it keeps.
+# Characters Python's str.strip() removes (what normalise_identity strips): ASCII, Latin-1 and Unicode spaces.
 _SPACE = "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2005\u200a\u2028\u2029\u202f\u205f\u3000"
 _padding = st.text(alphabet=_SPACE, max_size=3)
 _core = st.sampled_from(["u1", "u2", "a b", "\u200bz", "x\u00a0y"])
@@ -38,7 +39,7 @@ def _identities(draw) -> list[dict]:
     events = []
     for i in range(draw(st.integers(1, 12))):
         event = {"event_id": f"00000000-0000-4000-8000-{i:012d}", "workspace_id": WS, "event_type": "click",
-                 "occurred_at": "2026-11-24T10:00:00Z", "consent": {"analytics": True, "ads": False}}
+                 "occurred_at": f"{END_DATE.isoformat()}T10:00:00Z", "consent": {"analytics": True, "ads": False}}
         for column in IDS:
             if draw(st.booleans()):
                 event[column] = _padded(draw)
@@ -49,7 +50,7 @@ def _identities(draw) -> list[dict]:
 
 
 def _land(platform: Platform, events: list[dict], name: str = "events.ndjson") -> None:
-    day = platform.landing / "dt=2026-11-24"
+    day = platform.landing / f"dt={END_DATE.isoformat()}"
     day.mkdir(parents=True, exist_ok=True)
     (day / name).write_text("".join(json.dumps(e) + "\n" for e in events))
 
@@ -91,7 +92,7 @@ def test_rows_and_requests_agree_on_every_identifier(events: list[dict], data) -
 
 def test_whitespace_only_identifier_names_nobody(platform) -> None:
     platform.register_workspaces(WS)
-    base = {"workspace_id": WS, "event_type": "click", "occurred_at": "2026-11-24T10:00:00Z",
+    base = {"workspace_id": WS, "event_type": "click", "occurred_at": f"{END_DATE.isoformat()}T10:00:00Z",
             "consent": {"analytics": True, "ads": False}}
     _land(platform, [{**base, "event_id": "00000000-0000-4000-8000-000000000001", "user_id": " \t",
                       "anonymous_id": " c1 "},
@@ -106,32 +107,33 @@ def test_whitespace_only_identifier_names_nobody(platform) -> None:
             _request_index(cipher, "anonymous_id", "c1")
 
 
-def test_erasure_reaches_events_sent_with_a_padded_id(platform) -> None:
+@pytest.mark.parametrize("archived", [False, True], ids=["landed", "archived"])
+def test_erasure_reaches_events_sent_with_a_padded_id(platform, archived: bool) -> None:
+    """An erasure for `u1` removes the events, the quarantined line and the landed copies of lines sent with
+    `u1` padded; once the lifecycle has archived the file, the archived lines become unreadable instead."""
     platform.register_workspaces(WS)
-    base = {"workspace_id": WS, "event_type": "click", "occurred_at": "2026-11-24T10:00:00Z",
+    base = {"workspace_id": WS, "event_type": "click", "occurred_at": f"{END_DATE.isoformat()}T10:00:00Z",
             "consent": {"analytics": True, "ads": False}}
-    padded = [" u1", "u1\t", "\u00a0u1 ", "u1"]
     mine = [{**base, "event_id": f"00000000-0000-4000-8000-00000000000{i}", "user_id": v}
-            for i, v in enumerate(padded)]
-    other = {**base, "event_id": "00000000-0000-4000-8000-000000000009", "user_id": " u2 "}
+            for i, v in enumerate([" u1", "u1\t", "\u00a0u1 ", "u1"])]
+    other = json.dumps({**base, "event_id": "00000000-0000-4000-8000-000000000009", "user_id": " u2 "})
     broken = '{"workspace_id": "ws_a", "user_id": " u1 ", "event_type": "click"'  # quarantined, attributed to u1
-    day = platform.landing / "dt=2026-11-24"
-    day.mkdir(parents=True)
-    (day / "events.ndjson").write_text("".join(json.dumps(e) + "\n" for e in (*mine, other)) + broken + "\n")
+    landed = platform.landing / f"dt={END_DATE.isoformat()}" / "events.ndjson"
+    landed.parent.mkdir(parents=True)
+    landed.write_text("".join(json.dumps(e) + "\n" for e in mine) + other + "\n" + broken + "\n")
     report = platform.ingest()
     assert (report.events_loaded, report.lines_quarantined) == (5, 1)
+    if archived:
+        _sweep(platform, _at(END_DATE + dt.timedelta(days=RULE.clear_days + 1)))  # past the replay window
+        assert [data.count(b"u1") for data in _restored(platform).values()] == [5]
 
-    inbox = Inbox(platform.root / "privacy" / "requests.sqlite")
-    rid = inbox.submit(Request("erasure", WS, "user_id", "u1"))
-    with platform.keyring() as cipher, duckdb.connect(str(platform.warehouse)) as con:
-        done = process_pending(con, cipher, inbox, AuditLog.of(platform.root / "privacy" / "audit.jsonl", cipher),
-                               exports_dir=platform.root / "exports",
-                               landing_urls={"usage_events": str(platform.landing)})
+    inbox, (rid,), done = _process(platform, Request("erasure", WS, "user_id", "u1"))
 
     assert inbox.get(rid)["status"] == "completed"
     assert done.rows_by_table == {"raw_events.usage_events": 4, "raw_events.usage_events_quarantine": 1}
-    assert platform.query("SELECT event_id FROM raw_events.usage_events") == [(other["event_id"],)]
     assert platform.query("SELECT count(*) FROM raw_events.usage_events_quarantine") == [(0,)]
-    # The landed copies go too: only the other person's line is left in the file.
-    assert [json.loads(line)["event_id"] for line in (day / "events.ndjson").read_text().splitlines()] == [
-        other["event_id"]]
+    assert platform.query("SELECT event_id FROM raw_events.usage_events") == [("00000000-0000-4000-8000-000000000009",)]
+    # Only the other person's line is left, in the landed file or the archive.
+    left = [line for data in _restored(platform).values() for line in data.splitlines()]
+    left += landed.read_bytes().splitlines() if landed.exists() else []
+    assert left == [other.encode()]
