@@ -29,8 +29,8 @@ import duckdb
 import pyarrow as pa
 from dlt.common.schema.typing import TTableSchemaColumns
 
-from pipelines.privacy.requests import normalise_identities
 from pipelines.privacy.categories import TRACKER_KINDS, VERIFIED_KINDS, PersonalDataDeclaration, declaration
+from pipelines.privacy.requests import normalise_identities
 from pipelines.sql import ident, literal, qualified
 from pipelines.warehouse import table_exists
 
@@ -51,6 +51,8 @@ REQUEST_KINDS = {
     "google_user_id": "user.unique_id.google",
     "connection": "system.connection_id",
 }
+# The identity kind a request names for each blind-index kind (one each).
+_IDENTITY_KIND_OF = {category: kind for kind, category in REQUEST_KINDS.items()}
 
 
 def request_kind(identity_kind: str) -> str:
@@ -61,8 +63,7 @@ def request_kind(identity_kind: str) -> str:
 def normalise_stored(category: str, values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     """Identifiers of blind-index kind `category` in the form a request naming them is normalised to
     (`normalise_identity` of that identity kind), so stored rows and landed lines are hashed as requests are."""
-    identity_kind = next(kind for kind, c in REQUEST_KINDS.items() if c == category)
-    return normalise_identities(identity_kind, values)
+    return normalise_identities(_IDENTITY_KIND_OF[category], values)
 
 
 def is_verified(identity_kind: str) -> bool:
