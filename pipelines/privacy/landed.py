@@ -36,6 +36,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 from pipelines import paths
 from pipelines.catalog import LandingZone
+from pipelines.privacy.subjects import normalise_stored
 from pipelines.sql import literal
 from pipelines.workspaces import UNATTRIBUTED_WORKSPACE
 
@@ -113,6 +114,16 @@ def decode_lines(lines: pa.Array) -> pa.Array:
                 decoded.append(raw.decode("latin-1"))
         text = pa.array(decoded, pa.large_string())
     return text
+
+
+def subject_forms(zone: LandingZone, which: pa.Array, values: pa.Array) -> pa.Array:
+    """Landed identifiers (`which`: the 1-based subject field each value came from, 0 for none) in the form
+    requests name them (`subjects.normalise_stored`: `" u1"` is `"u1"`), the form the events source stores: an
+    erasure's blind index then finds a line whatever padding the tracker sent."""
+    forms = values
+    for i, kind in enumerate(zone.subject_kinds, 1):
+        forms = pc.if_else(pc.equal(which, i), normalise_stored(kind, values), forms)
+    return forms
 
 
 def lines_table(lines: pa.Array) -> pa.Table:

@@ -37,8 +37,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from pipelines.catalog import LandingZone
 from pipelines.privacy.landed import (
-    ZoneFiles, lines_table, line_fields_sql, read_bytes, replace_file, scratch_dir, split_lines, zone_files,
-    zone_lock,
+    ZoneFiles, lines_table, line_fields_sql, read_bytes, replace_file, scratch_dir, split_lines, subject_forms,
+    zone_files, zone_lock,
 )
 from pipelines.privacy.policy import LandedRule
 from pipelines.privacy.protect import blind_index_by_kind
@@ -232,9 +232,9 @@ def _archive_file(zone: LandingZone, files: ZoneFiles, path: str, day: dt.date, 
     subjects = [group["ids"] or [None] for group in groups]  # no identifier: sealed under the workspace key
     share_ws = [g["ws"] for g, ids in zip(groups, subjects) for _ in ids]
     flat = [i for ids in subjects for i in ids]
-    refs = blind_index_by_kind(cipher, pa.array(share_ws, pa.string()),
-                               pa.array([i["which"] if i else 0 for i in flat], pa.int64()),
-                               pa.array([i["v"] if i else None for i in flat], pa.string()),
+    which = pa.array([i["which"] if i else 0 for i in flat], pa.int64())
+    refs = blind_index_by_kind(cipher, pa.array(share_ws, pa.string()), which,
+                               subject_forms(zone, which, pa.array([i["v"] if i else None for i in flat], pa.string())),
                                list(zone.subject_kinds)).to_pylist()
     source = path[len(files.root.rstrip("/")) + 1:]
     raw = lines.to_pylist()

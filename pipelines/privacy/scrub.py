@@ -21,8 +21,8 @@ import pyarrow as pa
 
 from pipelines.catalog import LandingZone
 from pipelines.privacy.landed import (
-    lines_table, line_fields_sql, read_bytes, replace_file, scratch_dir, split_lines, write_lines, zone_files,
-    zone_lock,
+    lines_table, line_fields_sql, read_bytes, replace_file, scratch_dir, split_lines, subject_forms, write_lines,
+    zone_files, zone_lock,
 )
 from pipelines.privacy.protect import blind_index_by_kind
 from pipelines.sql import literal
@@ -88,7 +88,8 @@ def scrub_landing(zone: LandingZone, url: str, identities: pa.Table, cipher,
             if fresh.num_rows:
                 hashed = fresh.append_column(  # noqa: F841 - read by DuckDB's replacement scan
                     "bidx", blind_index_by_kind(cipher, fresh.column("ws"), fresh.column("which"),
-                                                fresh.column("v"), list(zone.subject_kinds)))
+                                                subject_forms(zone, fresh.column("which"), fresh.column("v")),
+                                                list(zone.subject_kinds)))
                 con.execute("INSERT INTO checked SELECT ws, which, v FROM fresh")
                 con.execute("INSERT INTO erased SELECT h.ws, h.which, h.v FROM hashed h "
                             "SEMI JOIN identities i ON i.workspace_id = h.ws AND i.bidx = h.bidx")

@@ -30,6 +30,7 @@ import pyarrow as pa
 from dlt.common.schema.typing import TTableSchemaColumns
 
 from pipelines.privacy.categories import TRACKER_KINDS, VERIFIED_KINDS, PersonalDataDeclaration, declaration
+from pipelines.privacy.requests import normalise_identities
 from pipelines.sql import ident, literal, qualified
 from pipelines.warehouse import table_exists
 
@@ -50,11 +51,19 @@ REQUEST_KINDS = {
     "google_user_id": "user.unique_id.google",
     "connection": "system.connection_id",
 }
+# The identity kind a request names for each blind-index kind (one each).
+_IDENTITY_KIND_OF = {category: kind for kind, category in REQUEST_KINDS.items()}
 
 
 def request_kind(identity_kind: str) -> str:
     """The blind-index kind of a request's identity."""
     return REQUEST_KINDS[identity_kind]
+
+
+def normalise_stored(category: str, values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """Identifiers of blind-index kind `category` in the form a request naming them is normalised to
+    (`normalise_identity` of that identity kind), so stored rows and landed lines are hashed as requests are."""
+    return normalise_identities(_IDENTITY_KIND_OF[category], values)
 
 
 def is_verified(identity_kind: str) -> bool:

@@ -18,11 +18,13 @@ from typing import Collection, Iterator
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipelines.memory import release_free_memory
 from pipelines.privacy.consent import withdrawn_sql
 from pipelines.privacy.categories import CATEGORY_HINT
 from pipelines.privacy.protect import FieldCipher, blind_index_by_kind, protect
+from pipelines.privacy.subjects import normalise_stored
 from pipelines.sql import ident, literal, loose_json_field
 from pipelines.warehouse import table_exists
 from pipelines.usage_events.contract import CONTRACT_VERSION, CompiledContract
@@ -137,7 +139,25 @@ class EventWork:
         found = SliceFiles()
         for group in chunk_files(files):
             self._load_chunk(group, ledger, found)
+        self._normalise_identifiers("parsed", LANDING_SUBJECT_FIELDS)
         return found
+
+    def _normalise_identifiers(self, table: str, columns: tuple[str, ...]) -> None:
+        """Store each identifier column of `table` in the form requests look it up by (`normalise_stored` of
+        the column's data category: `" u1"` is `"u1"`), so that an erasure, access or opt-out finds every row
+        of its person whatever padding the tracker sent. One function for rows and requests: each distinct
+        value passes through it once, and only rows whose value changes are rewritten. A value that
+        normalises to nothing (only whitespace) names nobody and is stored as null."""
+        for column in columns:
+            values = self.con.sql(f"SELECT DISTINCT {ident(column)} AS v FROM {ident(table)} "
+                                  f"WHERE {ident(column)} IS NOT NULL").to_arrow_table().column("v")
+            forms = normalise_stored(EVENT_COLUMNS[column][CATEGORY_HINT], values)
+            changed = pc.not_equal(forms, values)
+            if not pc.any(changed).as_py():
+                continue
+            changes = pa.table({"v": values.filter(changed), "form": forms.filter(changed)})  # noqa: F841 - DuckDB scan
+            self.con.execute(f"UPDATE {ident(table)} SET {ident(column)} = nullif(c.form, '') FROM changes c "
+                             f"WHERE {ident(table)}.{ident(column)} = c.v")
 
     def _drop_slice_tables(self) -> None:
         """Free what the previous slice built (everything but the run's tables) before the next is read, so
@@ -406,6 +426,7 @@ class EventWork:
             WHERE s.status = 'quarantined'
             """
         )
+        self._normalise_identifiers("quarantine_plain", ("user_id", "anonymous_id"))  # those read from broken lines
 
     def _refused_rows(self, cipher: FieldCipher) -> None:
         """The slice's events whose person withdrew analytics consent (an opt-out request): they load without
