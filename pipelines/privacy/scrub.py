@@ -8,6 +8,10 @@ matched the way rows are: each line's subject fields (read as `pipelines.privacy
 top-level fields, any encoding) are blind-indexed per distinct value, each under the identifier kind of its
 field, and compared with the erased identities; offboarding drops every line of the workspace unhashed. Files without a match are not touched; a matched file is rewritten (compression and mode kept)
 or removed when nothing would be left.
+
+A file with a current index (`pipelines.privacy.landed_index`, written at load) is read only when its index
+names one of the identities, and then only the lines of the workspaces where it does are parsed; a file
+without one is scanned whole. The rewrite copies the kept bytes as they are, cutting out the erased lines.
 """
 
 from __future__ import annotations
@@ -21,9 +25,10 @@ import pyarrow as pa
 
 from pipelines.catalog import LandingZone
 from pipelines.privacy.landed import (
-    lines_table, line_fields_sql, read_bytes, replace_file, scratch_dir, split_lines, write_lines, zone_files,
-    zone_lock,
+    has_content, line_at, line_starts, lines_table, line_fields_sql, read_bytes, replace_file, scratch_dir, split_lines, without_lines,
+    write_parts, zone_files, zone_lock,
 )
+from pipelines.privacy.landed_index import after_removal, read_index, remove_index, stamp, write_index
 from pipelines.privacy.protect import blind_index_by_kind
 from pipelines.sql import literal
 
@@ -31,6 +36,7 @@ from pipelines.sql import literal
 @dataclass
 class ScrubReport:
     files_scanned: int = 0
+    files_read: int = 0  # files whose bytes were read: those without a current index, or whose index names someone
     files_rewritten: int = 0
     files_removed: int = 0  # every line of the file was erased: removed rather than left empty
     lines_removed: int = 0
@@ -54,10 +60,11 @@ def scrub_landing(zone: LandingZone, url: str, identities: pa.Table, cipher,
     scratch = scratch_dir(zone, work_dir)
     con = duckdb.connect()
     con.register("identities", identities)
-    whole = pa.table({"workspace_id": pa.array(sorted(whole_workspaces), pa.string())})  # noqa: F841 - DuckDB scan
+    con.register("whole", pa.table({"workspace_id": pa.array(sorted(whole_workspaces), pa.string())}))
     con.execute("CREATE TEMP TABLE targets AS SELECT workspace_id FROM identities UNION SELECT workspace_id FROM whole")
     con.execute("CREATE TEMP TABLE checked (ws VARCHAR, which INTEGER, v VARCHAR); "
                 "CREATE TEMP TABLE erased (ws VARCHAR, which INTEGER, v VARCHAR)")
+    erased_pairs = set(zip(identities.column("workspace_id").to_pylist(), identities.column("bidx").to_pylist()))
     values = " UNION ALL ".join(f"SELECT line_no, ws, {i} AS which, unnest({f}) AS v FROM per_line"
                                 for i, f in enumerate(zone.subject_fields, 1))
     with zone_lock(files, scratch):
@@ -70,11 +77,25 @@ def scrub_landing(zone: LandingZone, url: str, identities: pa.Table, cipher,
             cipher.destroy_workspace(workspace_id)
         for path in files.paths:
             report.files_scanned += 1
+            index = read_index(files, url, path)
+            wanted = None if index is None else _indexed_lines(con, index)
+            if wanted is not None and not wanted:
+                continue  # the index names none of them: the file is not even read
             data = read_bytes(files, path)
-            lines = split_lines(data)
-            batch = lines_table(lines)  # noqa: F841 - read by DuckDB's replacement scan
+            report.files_read += 1
+            if wanted is None:  # no current index: every line is a candidate until shown to be another's
+                lines = split_lines(data)
+                starts = line_starts(lines)
+                batch = lines_table(lines)  # noqa: F841 - read by DuckDB's replacement scan
+                candidates = _candidates_sql(zone)
+            else:  # only the lines the index places in the workspaces concerned, read at their offsets
+                numbers, offsets = zip(*wanted)
+                starts = dict(wanted)
+                batch = lines_table(pa.array([line_at(data, o) for o in offsets], pa.large_binary()),  # noqa: F841
+                                    list(numbers))
+                candidates = "SELECT line_no, text FROM batch"
             con.execute(
-                f"CREATE OR REPLACE TEMP TABLE per_line AS WITH candidates AS ({_candidates_sql(zone)}) "
+                f"CREATE OR REPLACE TEMP TABLE per_line AS WITH candidates AS ({candidates}) "
                 f"{line_fields_sql(zone, 'candidates')}"
             )
             con.execute(
@@ -92,20 +113,27 @@ def scrub_landing(zone: LandingZone, url: str, identities: pa.Table, cipher,
                 con.execute("INSERT INTO checked SELECT ws, which, v FROM fresh")
                 con.execute("INSERT INTO erased SELECT h.ws, h.which, h.v FROM hashed h "
                             "SEMI JOIN identities i ON i.workspace_id = h.ws AND i.bidx = h.bidx")
-            drop = {row[0] for row in con.execute(
+            drop = sorted(row[0] for row in con.execute(
                 "SELECT line_no FROM per_line WHERE ws IN (SELECT workspace_id FROM whole) UNION "
                 "SELECT f.line_no FROM found f SEMI JOIN erased e ON e.ws = f.ws AND e.which = f.which AND e.v = f.v"
-            ).fetchall()}
+            ).fetchall())
             if not drop:
                 continue
-            kept = [line for i, line in enumerate(lines.to_pylist()) if i not in drop]
             report.lines_removed += len(drop)
-            if not any(line.strip() for line in kept):
+            cut = [int(starts[n]) for n in drop]
+            kept = without_lines(data, cut)
+            if not has_content(kept):
                 files.fs.rm_file(path)
+                remove_index(files, url, path)
                 report.files_removed += 1
                 continue
-            replace_file(files, path, scratch,
-                         write_lines(kept, fsspec.utils.infer_compression(path), data.endswith(b"\n")))
+            replace_file(files, path, scratch, write_parts(kept, fsspec.utils.infer_compression(path)))
+            if index is None:
+                remove_index(files, url, path)  # an outdated one: it may name the people just erased
+            else:
+                lengths = [len(line_at(data, start)) + 1 for start in cut]
+                write_index(files, url, path, after_removal(index, drop, cut, lengths, erased_pairs),
+                            stamp(files, path), scratch)
             report.files_rewritten += 1
     con.close()
     return report
@@ -128,3 +156,15 @@ def _candidates_sql(zone: LandingZone) -> str:
         f"OR NOT regexp_matches(left(text, pos - 1), '^\\s*\\{{[^{{}}\\[\\]]*$') "
         f"OR {value} = '' OR {value} IN (SELECT workspace_id FROM targets)"
     )
+
+
+def _indexed_lines(con: duckdb.DuckDBPyConnection, file_index: pa.Table) -> list[tuple[int, int]]:
+    """(line number, byte offset) of the lines a file's index places in a workspace where one of `identities`
+    is named (or that is erased whole, or whose identifiers were not hashed), in order: the only lines of the
+    file to parse."""
+    return [(row[0], row[1]) for row in con.execute(
+        "SELECT DISTINCT unnest(line_nos) AS n, unnest(starts) AS s FROM file_index WHERE ws IN (SELECT workspace_id FROM whole) "
+        "OR (bidxs IS NULL AND ws IN (SELECT workspace_id FROM identities)) OR ws IN ("
+        "SELECT x.ws FROM (SELECT ws, unnest(bidxs) AS b FROM file_index) x "
+        "JOIN identities i ON i.workspace_id = x.ws AND i.bidx = x.b) ORDER BY n"
+    ).fetchall()]
