@@ -8,7 +8,8 @@ it an erasure opens only the files whose index names one of the erased identitie
 of the workspaces concerned; the rewrite itself is still checked against the lines as they are (the scrub
 parses and hashes them), so an index can only make the scrub read more than it needs, never less.
 
-The index of `<landing>/<path>` is `<landing>.index/<path>.index.parquet`: one row per workspace of the file
+The index of `<landing>/<path>` is `<landing>.index/<path>.index.arrow` (Arrow IPC: an erasure rewrites
+the index of every file it rewrites, and this format writes and reads at memory speed): one row per workspace of the file
 (as `pipelines.privacy.landed` reads a line's workspace, `_unattributed` included) with its line numbers, the
 byte offsets where those lines begin (the scrub reads just them, never splitting the whole file) and the distinct blind indexes of its lines' subject fields, each under its field's kind, exactly as erasure
 computes them. No plaintext is stored. The file's size and modification time when it was read are kept
@@ -28,7 +29,6 @@ import fsspec
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from pipelines.catalog import LandingZone
 from pipelines.privacy.landed import (
@@ -36,7 +36,7 @@ from pipelines.privacy.landed import (
 )
 from pipelines.privacy.protect import blind_index_by_kind
 
-INDEX_SUFFIX = ".index.parquet"
+INDEX_SUFFIX = ".index.arrow"
 _SCHEMA = pa.schema([("ws", pa.string()), ("line_nos", pa.list_(pa.int64())), ("starts", pa.list_(pa.int64())),
                      ("bidxs", pa.list_(pa.binary()))])  # bidxs null: not hashed (no workspace key), always read
 
@@ -87,7 +87,7 @@ def read_index(files: ZoneFiles, url: str, path: str) -> pa.Table | None:
     if now is None or not files.fs.exists(target):
         return None
     with files.fs.open(target, "rb") as handle:
-        table = pq.read_table(handle)
+        table = pa.ipc.open_file(handle).read_all()
     return table if (table.schema.metadata or {}).get(b"stamp", b"").decode() == now else None
 
 
@@ -97,7 +97,11 @@ def write_index(files: ZoneFiles, url: str, path: str, table: pa.Table, file_sta
     if file_stamp is None:
         return
     table = table.cast(_SCHEMA).replace_schema_metadata({"stamp": file_stamp})
-    replace_file(files, _index_path(files, url, path), scratch, lambda local: pq.write_table(table, local), mode=0o600)
+
+    def write(local: str) -> None:
+        with pa.OSFile(local, "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+            writer.write_table(table)
+    replace_file(files, _index_path(files, url, path), scratch, write, mode=0o600)
 
 
 def remove_index(files: ZoneFiles, url: str, path: str) -> None:

@@ -24,7 +24,7 @@ from assets.privacy import POLICY
 from pipelines.catalog import LANDING_ZONES
 from pipelines.privacy.keyring import KeyringError
 from pipelines.privacy.landed import zone_files
-from pipelines.privacy.landed_index import index_landing, read_index
+from pipelines.privacy.landed_index import INDEX_SUFFIX, index_landing, index_url, read_index
 from pipelines.privacy.landed_lifecycle import ARCHIVE_SUFFIX, Overdue, archive_url, overdue, restore, sweep
 from pipelines.privacy.policy import PolicyError, load_policy, POLICY_PATH
 from pipelines.privacy.requests import Request
@@ -201,7 +201,7 @@ def test_the_index_written_at_load_limits_the_scrub_to_the_persons_files_and_sta
     kept = {path: _current_index(platform, path) for path in (mixed, zipped, others)}
     assert all(kept.values())
     for path in (mixed, zipped):
-        Path(f"{platform.landing}.index/{DAY}/{path.name}.index.parquet").unlink()
+        Path(f"{index_url(str(platform.landing))}/{DAY}/{path.name}{INDEX_SUFFIX}").unlink()
     assert vars(_index(platform)) == {"files_indexed": 2, "files_current": 1}
     fresh = {path: _current_index(platform, path) for path in (mixed, zipped, others)}
     for path, rows in fresh.items():
@@ -290,8 +290,14 @@ def test_loaded_files_leave_the_clear_after_the_replay_window_and_the_archive_ex
     now = _at(END_DATE + dt.timedelta(days=RULE.clear_days))  # the last arrival day is still in its window
     in_window = {rel for rel in originals if rel.startswith(days[-1])}
     assert _overdue(platform, now) == Overdue(len(originals) - len(in_window), 0)
+    index = Path(index_url(str(platform.landing)))
+    assert _index(platform).files_indexed == len(originals) + 1
 
     report = _sweep(platform, now)
+
+    # a file leaving the clear takes its index along
+    assert {str(p.relative_to(index))[:-len(INDEX_SUFFIX)] for p in index.rglob(f"*{INDEX_SUFFIX}")} == (
+        in_window | {"dt=2026-11-20/late.ndjson"})
 
     assert (report.files_archived, report.files_deleted) == (len(originals) - len(in_window), 0)
     assert report.lines_archived == sum(len(originals[r].splitlines()) for r in originals if r not in in_window)
