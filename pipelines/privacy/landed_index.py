@@ -60,7 +60,7 @@ def index_landing(zone: LandingZone, url: str, cipher, work_dir: Path | None = N
     known: dict[str, bool] = {}
     with zone_lock(files, scratch_dir(zone, work_dir)):
         for path in files.paths:
-            if read_index(files, url, path) is not None:
+            if read_index(files, url, path, rows=False) is not None:
                 report.files_current += 1
                 continue
             write_index(files, url, path, _build(zone, files, path, cipher, known), stamp(files, path),
@@ -80,15 +80,18 @@ def stamp(files: ZoneFiles, path: str) -> str | None:
     return f"{info.get('size')}:{modified}" if modified else None
 
 
-def read_index(files: ZoneFiles, url: str, path: str) -> pa.Table | None:
-    """The index of `path` if there is one describing the file as it is now, else None."""
+def read_index(files: ZoneFiles, url: str, path: str, *, rows: bool = True) -> pa.Table | None:
+    """The index of `path` if there is one describing the file as it is now, else None (`rows=False`: only
+    whether there is one, its rows left unread)."""
     now = stamp(files, path)
     target = _index_path(files, url, path)
     if now is None or not files.fs.exists(target):
         return None
     with files.fs.open(target, "rb") as handle:
-        table = pa.ipc.open_file(handle).read_all()
-    return table if (table.schema.metadata or {}).get(b"stamp", b"").decode() == now else None
+        reader = pa.ipc.open_file(handle)
+        if (reader.schema.metadata or {}).get(b"stamp", b"").decode() != now:
+            return None
+        return reader.read_all() if rows else reader.schema.empty_table()
 
 
 def write_index(files: ZoneFiles, url: str, path: str, table: pa.Table, file_stamp: str | None,
