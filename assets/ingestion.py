@@ -41,6 +41,8 @@ from assets.translator import load, warehouse_dlt_assets
 from pipelines import paths
 from pipelines.privacy.categories import stored_tables
 from pipelines.privacy.consent import identified_after_withdrawal
+from pipelines.catalog import LANDING_ZONES
+from pipelines.privacy.landed_index import index_landing
 from pipelines.privacy.landed_lifecycle import archive_url
 from pipelines.privacy.scan import unprotected_values
 from pipelines.usage_events import IngestReport, usage_events_source
@@ -89,6 +91,9 @@ def _partition_days(context: AssetExecutionContext) -> list[dt.date]:
     return [start + dt.timedelta(days=i) for i in range((end - start).days)]
 
 
+_ZONE = next(zone for zone in LANDING_ZONES if zone.name == SOURCE_NAME)
+
+
 @warehouse_dlt_assets(
     usage_events_source(landing_url="", cipher=None, work_dir=""), SOURCE_NAME, DATASET_NAME, name=SOURCE_NAME,
     partitions_def=EVENT_DAYS, backfill_policy=BackfillPolicy.multi_run(max_partitions_per_run=1),
@@ -117,6 +122,8 @@ def usage_events_assets(
                 asset_key=result.asset_key,
                 metadata={**(result.metadata or {}), **_report_metadata(report, recovered)},
             )
+        # Which file holds whom, for the files just loaded: an erasure then reads only the person's files
+        index_landing(_ZONE, landing.url, cipher, Path(warehouse.work_dir))
 
 
 # At most this many files are named per list in a run's metadata (the counts stay whole).

@@ -41,7 +41,7 @@ def copy_warehouse(base: Path, run: Path, landing: Path | None = None) -> None:
     durable_copy(base / "warehouse.duckdb", run / "warehouse.duckdb")
     shutil.copytree(base / "keys", run / "keys", copy_function=durable_copy)
     if landing is not None:
-        shutil.copytree(landing, run / "landing", ignore=shutil.ignore_patterns(MARKER))
+        shutil.copytree(landing, run / "landing", ignore=shutil.ignore_patterns(MARKER), copy_function=durable_copy)
 
 
 def durable_copy(source: Path | str, target: Path | str) -> None:

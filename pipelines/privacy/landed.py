@@ -22,6 +22,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import re
 import shutil
 import uuid
 from contextlib import contextmanager
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import fsspec
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from fsspec.implementations.local import LocalFileSystem
@@ -42,6 +44,7 @@ from pipelines.workspaces import UNATTRIBUTED_WORKSPACE
 
 SCRATCH_PREFIX = "landed-"
 _SIBLING_PREFIX = ".gtg-landed-"  # only when the work folder is on another file system than the landing root
+_NON_SPACE = re.compile(rb"\S")
 
 
 @dataclass
@@ -126,9 +129,11 @@ def subject_forms(zone: LandingZone, which: pa.Array, values: pa.Array) -> pa.Ar
     return forms
 
 
-def lines_table(lines: pa.Array) -> pa.Table:
-    """(line_no, text) for DuckDB: line numbers count from 0 over `lines`."""
-    return pa.table({"line_no": pa.array(range(len(lines)), pa.int64()), "text": decode_lines(lines)})
+def lines_table(lines: pa.Array, line_nos: list[int] | None = None) -> pa.Table:
+    """(line_no, text) for DuckDB: line numbers count from 0 over `lines`, or are `line_nos` (the numbers in
+    their file of lines taken from it)."""
+    numbers = pa.array(range(len(lines)) if line_nos is None else line_nos, pa.int64())
+    return pa.table({"line_no": numbers, "text": decode_lines(lines)})
 
 
 def line_fields_sql(zone: LandingZone, source: str) -> str:
@@ -224,9 +229,47 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def write_lines(lines: list[bytes], compression: str | None, ends_with_newline: bool) -> Callable[[str], None]:
-    """A writer for `replace_file`: `lines` joined by newlines, compressed like the file they came from."""
+def line_starts(lines: pa.Array) -> np.ndarray:
+    """The byte offset in its file of each line `split_lines` returned (each line was followed by one newline)."""
+    if not len(lines):
+        return np.zeros(0, np.int64)
+    offsets = np.frombuffer(lines.buffers()[1], np.int64)[lines.offset:lines.offset + len(lines)]
+    return offsets - offsets[0] + np.arange(len(offsets))
+
+
+def line_at(data: bytes, start: int) -> bytes:
+    """The line of `data` beginning at byte `start`, without its newline."""
+    end = data.find(b"\n", start)
+    return data[start:end if end >= 0 else len(data)]
+
+
+def without_lines(data: bytes, starts: list[int]) -> list[memoryview]:
+    """The parts of `data` left once the lines beginning at the (sorted) byte offsets `starts` are cut out,
+    newlines included, as views (no copy of the kept bytes). When the last line had no final newline and is
+    cut, the new last line loses its newline too: the file keeps its ending."""
+    view = memoryview(data)
+    parts, position = [], 0
+    for start in starts:
+        parts.append(view[position:start])
+        end = data.find(b"\n", start)
+        position = end + 1 if end >= 0 else len(data)
+    parts.append(view[position:])
+    if starts and not data.endswith(b"\n") and data.find(b"\n", starts[-1]) < 0:
+        last = max((i for i, part in enumerate(parts) if len(part)), default=None)
+        if last is not None:
+            parts[last] = parts[last][:-1]
+    return parts
+
+
+def has_content(parts: list[memoryview]) -> bool:
+    """Whether any line of `parts` holds more than whitespace."""
+    return any(_NON_SPACE.search(part) for part in parts)
+
+
+def write_parts(parts: list[memoryview], compression: str | None) -> Callable[[str], None]:
+    """A writer for `replace_file`: `parts` one after the other, compressed like the file they came from."""
     def write(path: str) -> None:
         with fsspec.open(path, "wb", compression=compression) as handle:
-            handle.write(b"\n".join(lines) + (b"\n" if ends_with_newline else b""))
+            for part in parts:
+                handle.write(part)
     return write

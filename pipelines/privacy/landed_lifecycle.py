@@ -40,6 +40,7 @@ from pipelines.privacy.landed import (
     ZoneFiles, lines_table, line_fields_sql, read_bytes, replace_file, scratch_dir, split_lines, subject_forms,
     zone_files, zone_lock,
 )
+from pipelines.privacy.landed_index import remove_index
 from pipelines.privacy.policy import LandedRule
 from pipelines.privacy.protect import blind_index_by_kind
 from pipelines.privacy.suppression import suppressed_sql
@@ -101,6 +102,7 @@ def sweep(zone: LandingZone, url: str, rule: LandedRule, con: duckdb.DuckDBPyCon
             else:
                 report.files_deleted += 1
             files.fs.rm_file(path)
+            remove_index(files, url, path)
         for path in _expired_archives(archive, rule, now):
             archive.fs.rm_file(path)
             report.archives_expired += 1

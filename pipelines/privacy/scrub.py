@@ -8,6 +8,10 @@ matched the way rows are: each line's subject fields (read as `pipelines.privacy
 top-level fields, any encoding) are blind-indexed per distinct value, each under the identifier kind of its
 field, and compared with the erased identities; offboarding drops every line of the workspace unhashed. Files without a match are not touched; a matched file is rewritten (compression and mode kept)
 or removed when nothing would be left.
+
+A file with a current index (`pipelines.privacy.landed_index`, written at load) is read only when its index
+names one of the identities, and then only the lines of the workspaces where it does are parsed; a file
+without one is scanned whole. The rewrite copies the kept bytes as they are, cutting out the erased lines.
 """
 
 from __future__ import annotations
@@ -17,13 +21,15 @@ from pathlib import Path
 
 import duckdb
 import fsspec
+import numpy as np
 import pyarrow as pa
 
 from pipelines.catalog import LandingZone
 from pipelines.privacy.landed import (
-    lines_table, line_fields_sql, read_bytes, replace_file, scratch_dir, split_lines, subject_forms, write_lines,
-    zone_files, zone_lock,
+    ZoneFiles, has_content, line_at, line_starts, lines_table, line_fields_sql, read_bytes, replace_file, scratch_dir,
+    split_lines, subject_forms, without_lines, write_parts, zone_files, zone_lock,
 )
+from pipelines.privacy.landed_index import after_removal, read_index, remove_index, stamp, write_index
 from pipelines.privacy.protect import blind_index_by_kind
 from pipelines.sql import literal
 
@@ -31,11 +37,29 @@ from pipelines.sql import literal
 @dataclass
 class ScrubReport:
     files_scanned: int = 0
+    files_read: int = 0  # files whose bytes were read: those without a current index, or whose index names someone
     files_rewritten: int = 0
     files_removed: int = 0  # every line of the file was erased: removed rather than left empty
     lines_removed: int = 0
     links_outside_root: int = 0  # symlinks leading out of the landing root: neither read nor replaced
     keys_destroyed: int = 0  # subject keys of `identities` that still existed when the zone was locked
+
+
+# Files are read in groups of about this many bytes (decompressed): their candidate lines are matched in one
+# pass of queries, not one per file, and no more than a group is held in memory at once.
+GROUP_BYTES = 256 * 1024 * 1024
+# A candidate line's key in the group's tables: its file's place in the group, then its line number.
+_FILE_SHIFT = 40
+
+
+@dataclass
+class _Read:
+    """A file read for the scrub: its bytes, its index (None: scanned whole) and where its lines begin."""
+
+    path: str
+    data: bytes
+    index: pa.Table | None
+    starts: dict[int, int] | np.ndarray
 
 
 def scrub_landing(zone: LandingZone, url: str, identities: pa.Table, cipher,
@@ -54,12 +78,9 @@ def scrub_landing(zone: LandingZone, url: str, identities: pa.Table, cipher,
     scratch = scratch_dir(zone, work_dir)
     con = duckdb.connect()
     con.register("identities", identities)
-    whole = pa.table({"workspace_id": pa.array(sorted(whole_workspaces), pa.string())})  # noqa: F841 - DuckDB scan
+    con.register("whole", pa.table({"workspace_id": pa.array(sorted(whole_workspaces), pa.string())}))
     con.execute("CREATE TEMP TABLE targets AS SELECT workspace_id FROM identities UNION SELECT workspace_id FROM whole")
-    con.execute("CREATE TEMP TABLE checked (ws VARCHAR, which INTEGER, v VARCHAR); "
-                "CREATE TEMP TABLE erased (ws VARCHAR, which INTEGER, v VARCHAR)")
-    values = " UNION ALL ".join(f"SELECT line_no, ws, {i} AS which, unnest({f}) AS v FROM per_line"
-                                for i, f in enumerate(zone.subject_fields, 1))
+    erased = set(zip(identities.column("workspace_id").to_pylist(), identities.column("bidx").to_pylist()))
     with zone_lock(files, scratch):
         # Under the lock: a sweep that read a file before (an erasure that destroyed these keys earlier, an
         # offboarding) may have archived the person's or the workspace's lines under keys it created afresh,
@@ -68,48 +89,82 @@ def scrub_landing(zone: LandingZone, url: str, identities: pa.Table, cipher,
                                                              identities.column("bidx"))
         for workspace_id in sorted(whole_workspaces):
             cipher.destroy_workspace(workspace_id)
+        group: list[_Read] = []
+        candidates: list[pa.Table] = []
         for path in files.paths:
             report.files_scanned += 1
+            index = read_index(files, url, path)
+            wanted = None if index is None else _indexed_lines(con, index)
+            if wanted is not None and not wanted:
+                continue  # the index names none of them: the file is not even read
             data = read_bytes(files, path)
-            lines = split_lines(data)
-            batch = lines_table(lines)  # noqa: F841 - read by DuckDB's replacement scan
-            con.execute(
-                f"CREATE OR REPLACE TEMP TABLE per_line AS WITH candidates AS ({_candidates_sql(zone)}) "
-                f"{line_fields_sql(zone, 'candidates')}"
-            )
-            con.execute(
-                f"CREATE OR REPLACE TEMP TABLE found AS SELECT DISTINCT * FROM ({values}) "
-                "WHERE v IS NOT NULL AND v <> '' AND ws IN (SELECT workspace_id FROM identities) "
-                "AND ws NOT IN (SELECT workspace_id FROM whole)"
-            )
-            # Each distinct value is hashed once per scrub and kind, however many files repeat it.
-            fresh = con.sql("SELECT DISTINCT ws, which, v FROM found EXCEPT SELECT ws, which, v FROM checked"
-                            ).to_arrow_table()
-            if fresh.num_rows:
-                hashed = fresh.append_column(  # noqa: F841 - read by DuckDB's replacement scan
-                    "bidx", blind_index_by_kind(cipher, fresh.column("ws"), fresh.column("which"),
-                                                subject_forms(zone, fresh.column("which"), fresh.column("v")),
-                                                list(zone.subject_kinds)))
-                con.execute("INSERT INTO checked SELECT ws, which, v FROM fresh")
-                con.execute("INSERT INTO erased SELECT h.ws, h.which, h.v FROM hashed h "
-                            "SEMI JOIN identities i ON i.workspace_id = h.ws AND i.bidx = h.bidx")
-            drop = {row[0] for row in con.execute(
-                "SELECT line_no FROM per_line WHERE ws IN (SELECT workspace_id FROM whole) UNION "
-                "SELECT f.line_no FROM found f SEMI JOIN erased e ON e.ws = f.ws AND e.which = f.which AND e.v = f.v"
-            ).fetchall()}
-            if not drop:
-                continue
-            kept = [line for i, line in enumerate(lines.to_pylist()) if i not in drop]
-            report.lines_removed += len(drop)
-            if not any(line.strip() for line in kept):
-                files.fs.rm_file(path)
-                report.files_removed += 1
-                continue
-            replace_file(files, path, scratch,
-                         write_lines(kept, fsspec.utils.infer_compression(path), data.endswith(b"\n")))
-            report.files_rewritten += 1
+            report.files_read += 1
+            key = len(group) << _FILE_SHIFT
+            if wanted is None:  # no current index: every line is a candidate until shown to be another's
+                lines = split_lines(data)
+                batch = lines_table(lines)  # noqa: F841 - read by DuckDB's replacement scan
+                found = con.sql(f"SELECT line_no + {key} AS line_no, text FROM ({_candidates_sql(zone)})")
+                candidates.append(found.to_arrow_table())
+                group.append(_Read(path, data, None, line_starts(lines)))
+            else:  # only the lines the index places in the workspaces concerned, read at their offsets
+                numbers, offsets = zip(*wanted)
+                candidates.append(lines_table(pa.array([line_at(data, o) for o in offsets], pa.large_binary()),
+                                              [key + n for n in numbers]))
+                group.append(_Read(path, data, index, dict(wanted)))
+            if sum(len(r.data) for r in group) >= GROUP_BYTES:
+                _scrub_group(zone, files, url, scratch, con, cipher, group, candidates, erased, report)
+                group, candidates = [], []
+        if group:
+            _scrub_group(zone, files, url, scratch, con, cipher, group, candidates, erased, report)
     con.close()
     return report
+
+
+def _scrub_group(zone: LandingZone, files: ZoneFiles, url: str, scratch: Path, con: duckdb.DuckDBPyConnection,
+                 cipher, group: list[_Read], candidates: list[pa.Table], erased: set[tuple[str, bytes]],
+                 report: ScrubReport) -> None:
+    """Match the candidate lines of a group of files (each distinct value hashed once), then rewrite each file
+    holding a match without its matched lines."""
+    batch = pa.concat_tables([c.cast(candidates[0].schema) for c in candidates])  # noqa: F841 - DuckDB scan
+    con.execute(f"CREATE OR REPLACE TEMP TABLE per_line AS {line_fields_sql(zone, 'batch')}")
+    values = " UNION ALL ".join(f"SELECT line_no, ws, {i} AS which, unnest({f}) AS v FROM per_line"
+                                for i, f in enumerate(zone.subject_fields, 1))
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE found AS SELECT DISTINCT * FROM ({values}) "
+        "WHERE v IS NOT NULL AND v <> '' AND ws IN (SELECT workspace_id FROM identities) "
+        "AND ws NOT IN (SELECT workspace_id FROM whole)"
+    )
+    fresh = con.sql("SELECT DISTINCT ws, which, v FROM found").to_arrow_table()
+    hashed = fresh.append_column(  # noqa: F841 - read by DuckDB's replacement scan
+        "bidx", blind_index_by_kind(cipher, fresh.column("ws"), fresh.column("which"),
+                                    subject_forms(zone, fresh.column("which"), fresh.column("v")),
+                                    list(zone.subject_kinds)))
+    drops: dict[int, list[int]] = {}
+    for (key,) in con.execute(
+        "SELECT line_no FROM per_line WHERE ws IN (SELECT workspace_id FROM whole) UNION "
+        "SELECT f.line_no FROM found f SEMI JOIN (SELECT h.ws, h.which, h.v FROM hashed h SEMI JOIN identities i "
+        "ON i.workspace_id = h.ws AND i.bidx = h.bidx) e ON e.ws = f.ws AND e.which = f.which AND e.v = f.v "
+        "ORDER BY 1"
+    ).fetchall():
+        drops.setdefault(key >> _FILE_SHIFT, []).append(key & ((1 << _FILE_SHIFT) - 1))
+    for number, drop in drops.items():
+        read = group[number]
+        report.lines_removed += len(drop)
+        cut = [int(read.starts[n]) for n in drop]
+        kept = without_lines(read.data, cut)
+        if not has_content(kept):
+            files.fs.rm_file(read.path)
+            remove_index(files, url, read.path)
+            report.files_removed += 1
+            continue
+        replace_file(files, read.path, scratch, write_parts(kept, fsspec.utils.infer_compression(read.path)))
+        if read.index is None:
+            remove_index(files, url, read.path)  # an outdated one: it may name the people just erased
+        else:
+            lengths = [len(line_at(read.data, start)) + 1 for start in cut]
+            write_index(files, url, read.path, after_removal(read.index, drop, cut, lengths, erased),
+                        stamp(files, read.path), scratch)
+        report.files_rewritten += 1
 
 
 def _candidates_sql(zone: LandingZone) -> str:
@@ -129,3 +184,15 @@ def _candidates_sql(zone: LandingZone) -> str:
         f"OR NOT regexp_matches(left(text, pos - 1), '^\\s*\\{{[^{{}}\\[\\]]*$') "
         f"OR {value} = '' OR {value} IN (SELECT workspace_id FROM targets)"
     )
+
+
+def _indexed_lines(con: duckdb.DuckDBPyConnection, file_index: pa.Table) -> list[tuple[int, int]]:
+    """(line number, byte offset) of the lines a file's index places in a workspace where one of `identities`
+    is named (or that is erased whole, or whose identifiers were not hashed), in order: the only lines of the
+    file to parse."""
+    return [(row[0], row[1]) for row in con.execute(
+        "SELECT DISTINCT unnest(line_nos) AS n, unnest(starts) AS s FROM file_index WHERE ws IN (SELECT workspace_id FROM whole) "
+        "OR (bidxs IS NULL AND ws IN (SELECT workspace_id FROM identities)) OR ws IN ("
+        "SELECT x.ws FROM (SELECT ws, unnest(bidxs) AS b FROM file_index) x "
+        "JOIN identities i ON i.workspace_id = x.ws AND i.bidx = x.b) ORDER BY n"
+    ).fetchall()]

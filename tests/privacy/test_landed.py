@@ -23,6 +23,8 @@ import pytest
 from assets.privacy import POLICY
 from pipelines.catalog import LANDING_ZONES
 from pipelines.privacy.keyring import KeyringError
+from pipelines.privacy.landed import zone_files
+from pipelines.privacy.landed_index import INDEX_SUFFIX, index_landing, index_url, read_index
 from pipelines.privacy.landed_lifecycle import ARCHIVE_SUFFIX, Overdue, archive_url, overdue, restore, sweep
 from pipelines.privacy.policy import PolicyError, load_policy, POLICY_PATH
 from pipelines.privacy.requests import Request
@@ -162,6 +164,63 @@ def test_scrub_never_follows_or_replaces_links_out_of_the_landing_root(platform:
     assert _lines_of(inside) == [_line(4, user_id="kept")] and inside.stat().st_mode & 0o777 == 0o600
 
 
+def _index(platform: Platform):
+    with platform.keyring() as cipher:
+        return index_landing(ZONE, str(platform.landing), cipher, platform.work_dir)
+
+
+def _current_index(platform: Platform, path: Path) -> dict | None:
+    files = zone_files(ZONE, str(platform.landing))
+    index = read_index(files, str(platform.landing), str(path))
+    return None if index is None else {r["ws"]: (r["line_nos"], r["starts"], sorted(r["bidxs"]))
+                                       for r in index.to_pylist()}
+
+
+def test_the_index_written_at_load_limits_the_scrub_to_the_persons_files_and_stays_current(platform: Platform) -> None:
+    mixed = _write(platform.landing / DAY / "mixed.ndjson", [
+        _line(1, user_id="kept"), _line(2, user_id="gone", anonymous_id="c-1"), _line(3, ws="ws-b", user_id="gone"),
+        _line(4, user_id="kept", device_id="d-1"), _line(5, encoding="latin-1", user_id="gone", page="Café"),
+        b"not json \"workspace_id\": \"ws-a\", \"user_id\": \"gone\"", _line(6, user_id="other")])
+    zipped = _write(platform.landing / DAY / "zipped.ndjson.gz", [_line(7, user_id="other"), _line(8, user_id="gone")])
+    others = _write(platform.landing / DAY / "others.ndjson", [_line(9, user_id="kept"), _line(10, ws="ws-b")])
+    with platform.keyring() as cipher:  # the load that comes before the index made the workspaces' keys
+        cipher.blind_index_many(["ws-a", "ws-b"], ["x", "x"], kind=USER_KIND)
+    assert vars(_index(platform)) == {"files_indexed": 3, "files_current": 0}
+    assert vars(_index(platform)) == {"files_indexed": 0, "files_current": 3}
+
+    report = _scrub(platform, [("ws-a", "gone")])
+
+    # the file holding nobody erased is not even read; the lines of ws-b are never parsed
+    assert (report.files_scanned, report.files_read, report.files_rewritten, report.lines_removed) == (3, 2, 2, 4)
+    assert _lines_of(mixed) == [_line(1, user_id="kept"), _line(3, ws="ws-b", user_id="gone"),
+                                _line(4, user_id="kept", device_id="d-1"), _line(6, user_id="other")]
+    assert _lines_of(zipped) == [_line(7, user_id="other")]
+    # each rewritten file's index was kept current: the lines and offsets of indexing the new file from
+    # scratch, the erased identity no longer named (identifiers only the erased lines held may stay: an index
+    # may make the scrub read more than it needs, never less)
+    kept = {path: _current_index(platform, path) for path in (mixed, zipped, others)}
+    assert all(kept.values())
+    for path in (mixed, zipped):
+        Path(f"{index_url(str(platform.landing))}/{DAY}/{path.name}{INDEX_SUFFIX}").unlink()
+    assert vars(_index(platform)) == {"files_indexed": 2, "files_current": 1}
+    fresh = {path: _current_index(platform, path) for path in (mixed, zipped, others)}
+    for path, rows in fresh.items():
+        assert {ws: row[:2] for ws, row in rows.items()} == {ws: row[:2] for ws, row in kept[path].items()}
+        assert all(set(row[2]) <= set(kept[path][ws][2]) for ws, row in rows.items())
+    with platform.keyring() as cipher:
+        gone = cipher.blind_index_many(["ws-a"], ["gone"], kind=USER_KIND).to_pylist()[0]
+    assert all(gone not in rows["ws-a"][2] for rows in kept.values() if "ws-a" in rows)
+    assert kept[mixed]["ws-a"][0] == [0, 2, 3] and kept[mixed]["ws-b"][0] == [1]
+
+    # a file changed after it was indexed is scanned whole: its index no longer describes it
+    with others.open("ab") as handle:
+        handle.write(_line(11, user_id="kept") + b"\n")
+    report = _scrub(platform, [("ws-a", "kept")])
+    assert (report.files_read, report.lines_removed) == (2, 4)
+    assert _lines_of(others) == [_line(10, ws="ws-b")] and _current_index(platform, others) is None
+    assert _lines_of(mixed) == [_line(3, ws="ws-b", user_id="gone"), _line(6, user_id="other")]
+
+
 # -- replay after an erasure ------------------------------------------------------------------------------
 
 
@@ -231,8 +290,14 @@ def test_loaded_files_leave_the_clear_after_the_replay_window_and_the_archive_ex
     now = _at(END_DATE + dt.timedelta(days=RULE.clear_days))  # the last arrival day is still in its window
     in_window = {rel for rel in originals if rel.startswith(days[-1])}
     assert _overdue(platform, now) == Overdue(len(originals) - len(in_window), 0)
+    index = Path(index_url(str(platform.landing)))
+    assert _index(platform).files_indexed == len(originals) + 1
 
     report = _sweep(platform, now)
+
+    # a file leaving the clear takes its index along
+    assert {str(p.relative_to(index))[:-len(INDEX_SUFFIX)] for p in index.rglob(f"*{INDEX_SUFFIX}")} == (
+        in_window | {"dt=2026-11-20/late.ndjson"})
 
     assert (report.files_archived, report.files_deleted) == (len(originals) - len(in_window), 0)
     assert report.lines_archived == sum(len(originals[r].splitlines()) for r in originals if r not in in_window)
