@@ -1,5 +1,5 @@
-"""`python -m pipelines.gmail` killed (`kill -9`, by PID) while dlt loads, or while the work database holds
-plaintext, and a connection whose token no longer works: the next sync finishes or discards what was left,
+"""`python -m pipelines.gmail` killed (`kill -9`, by PID) while dlt loads, or while its work database is open,
+and a connection whose token no longer works: the next sync finishes or discards what was left,
 syncs every connection exactly, and no plaintext file is left behind. Real processes, the real sandbox
 servers on 127.0.0.1, a real warehouse; the test only drives when the kill happens."""
 
@@ -80,17 +80,32 @@ def test_a_sync_killed_while_loading_is_finished_by_the_next_and_every_connectio
     assert list(normalized.iterdir()) == []
 
 
-def test_a_sync_killed_with_plaintext_in_its_work_database_leaves_none_after_the_next(tmp_path: Path) -> None:
+def test_a_sync_killed_with_its_work_database_open_leaves_no_plaintext_and_the_next_removes_it(
+        tmp_path: Path) -> None:
+    """Protection keeps a batch's plaintext lookups in memory, so the work database's file never holds an
+    address or subject, watched every millisecond until the kill; the killed sync's file is removed by the
+    next."""
     root = tmp_path / "data"
     work = root / "work"
     plaintexts = _plaintexts()
+    seen: list[str] = []  # work files caught holding a plaintext
 
-    def holds_plaintext() -> bool:
+    def watch() -> bool:
         files = list(work.glob("mail-*")) if work.exists() else []
-        return any(f.stat().st_size > 0 and any(v in f.read_bytes() for v in plaintexts) for f in files)
+        for f in files:
+            try:
+                data = f.read_bytes()
+            except FileNotFoundError:  # a connection's sync ended between listing and reading
+                continue
+            if any(v in data for v in plaintexts):
+                seen.append(f.name)
+        loading = root / "dlt" / "gmail" / "load"
+        return any(f.suffix == ".duckdb" for f in files) and loading.exists() and any(loading.rglob("*.parquet"))
 
-    kill_when(_gmail(root), holds_plaintext)
-    assert _files_holding(root, plaintexts)  # the killed sync's scratch files hold addresses or subjects
+    kill_when(_gmail(root), watch)
+    assert seen == []
+    assert [f.suffix for f in work.glob("mail-*.duckdb")] == [".duckdb"]  # the killed sync's work database
+    assert _files_holding(root, plaintexts) == []
 
     code, _, err = _finish(_gmail(root))
     assert code == 0, err[-3000:]
