@@ -50,7 +50,8 @@ MAX_CLOCK_SKEW_DAYS = 1
 
 # Files are read in groups of about this many bytes so memory stays flat however large the landing day is.
 # A group exists about three times over while it is validated (the file's bytes, its split lines, DuckDB's
-# vectors): 16 MB groups peaked about 40 MB lower than 64 MB ones, for about 0.5 s per million lines.
+# vectors), and the next group is read meanwhile (`work._read_ahead`): 16 MB groups peaked about 40 MB lower
+# than 64 MB ones, for about 0.5 s per million lines.
 READ_CHUNK_BYTES = 16 * 1024 * 1024
 # A run is processed in slices of whole files of about this many bytes: what the work database holds at once.
 SLICE_BYTES = 256 * 1024 * 1024

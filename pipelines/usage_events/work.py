@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import shutil
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Collection, Iterator
@@ -29,7 +30,7 @@ from pipelines.sql import ident, literal, loose_json_field
 from pipelines.warehouse import table_exists
 from pipelines.usage_events.contract import CONTRACT_VERSION, CompiledContract
 from pipelines.usage_events.enrich import ip_networks, ipv4_network_sql, parse_user_agents
-from pipelines.usage_events.landing import FileChanged, LandingFile, SkippedFile, chunk_files, read_lines
+from pipelines.usage_events.landing import FileChanged, FileLines, LandingFile, SkippedFile, chunk_files, read_lines
 from pipelines.usage_events.settings import (
     DATASET_NAME,
     EARLIEST_EVENT,
@@ -137,7 +138,7 @@ class EventWork:
         chunk = _lines_table([], [], [], [], [], [])  # noqa: F841 - read by DuckDB's replacement scan
         self.con.execute(f"CREATE OR REPLACE TABLE parsed AS {self._parse_sql} LIMIT 0")
         found = SliceFiles()
-        for group in chunk_files(files):
+        for group in _read_ahead(chunk_files(files)):
             self._load_chunk(group, ledger, found)
         self._normalise_identifiers("parsed", LANDING_SUBJECT_FIELDS)
         return found
@@ -169,18 +170,14 @@ class EventWork:
         for name in names:
             self.con.execute(f"DROP TABLE {ident(name)}")
 
-    def _load_chunk(self, group: list[LandingFile], ledger: LedgerIndex, found: SliceFiles) -> None:
+    def _load_chunk(self, group: list[tuple[LandingFile, FileLines | str]], ledger: LedgerIndex,
+                    found: SliceFiles) -> None:
         arrays: dict[str, list[pa.Array]] = {name: [] for name in _LINES_SCHEMA.names}
         defects: list[tuple[int, int, str, int]] = []
         rows: list[tuple] = []
-        for landing_file in group:
-            try:
-                read = read_lines(landing_file)
-            except FileChanged:
-                found.skipped.append(SkippedFile(landing_file.path, "changed_while_reading"))
-                continue
-            except OSError:
-                found.skipped.append(SkippedFile(landing_file.path, "unreadable"))
+        for landing_file, read in group:
+            if isinstance(read, str):
+                found.skipped.append(SkippedFile(landing_file.path, read))
                 continue
             if (landing_file.path, read.sha256) in ledger.contents:
                 found.already_loaded += 1
@@ -486,6 +483,34 @@ class EventWork:
         select = protect(self.con, source, columns, cipher, table=table)
         stamped = f"SELECT *, {literal(self.load_id)} AS _dlt_load_id FROM ({select})"
         yield from self.con.sql(stamped).to_arrow_reader(YIELD_BATCH_ROWS)
+
+
+def _read_group(group: list[LandingFile]) -> list[tuple[LandingFile, FileLines | str]]:
+    """Each file of `group` with its lines, or the reason it is left for a later run."""
+    read: list[tuple[LandingFile, FileLines | str]] = []
+    for landing_file in group:
+        try:
+            read.append((landing_file, read_lines(landing_file)))
+        except FileChanged:
+            read.append((landing_file, "changed_while_reading"))
+        except OSError:
+            read.append((landing_file, "unreadable"))
+    return read
+
+
+def _read_ahead(groups: Iterator[list[LandingFile]]) -> Iterator[list[tuple[LandingFile, FileLines | str]]]:
+    """The groups' files read (see `_read_group`), the next group in a thread while the caller validates the
+    current one: reading is I/O, gunzip, SHA-256 and arrow's split, all of which release the GIL, as DuckDB
+    does while it validates, so the two overlap on the second core. One group is in flight at a time."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="events-read") as reader:
+        pending: Future | None = None
+        for group in groups:
+            ahead = reader.submit(_read_group, group)
+            if pending is not None:
+                yield pending.result()
+            pending = ahead
+        if pending is not None:
+            yield pending.result()
 
 
 _SCAN_BATCH_ROWS = 8_192
