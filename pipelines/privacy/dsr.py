@@ -429,8 +429,7 @@ def _erase(con, cipher, inbox, rows, batch, tables, searchable, report, *, landi
         report.keys_destroyed += scrubbed.keys_destroyed
         report.landing_lines_removed += scrubbed.lines_removed
         report.landing_files_rewritten += scrubbed.files_rewritten
-    doomed = list(zip(identities.column("workspace_id").to_pylist(), identities.column("bidx").to_pylist()))
-    earlier = inbox.earlier_exports(doomed)
+    earlier = inbox.earlier_exports(identities)
     for request_id in earlier:
         report.exports_removed += remove_export(exports_dir, request_id)
     inbox.forget_exports(earlier, "removed by a later erasure")

@@ -84,11 +84,6 @@ def scrub_landing(zone: LandingZone, url: str, identities: pa.Table, cipher,
     files = zone_files(zone, url)
     report.links_outside_root = files.links_outside
     scratch = scratch_dir(zone, work_dir)
-    con = duckdb.connect()
-    con.register("identities", identities)
-    con.register("whole", pa.table({"workspace_id": pa.array(sorted(whole_workspaces), pa.string())}))
-    con.execute("CREATE TEMP TABLE targets AS SELECT workspace_id FROM identities UNION SELECT workspace_id FROM whole")
-    erased = set(zip(identities.column("workspace_id").to_pylist(), identities.column("bidx").to_pylist()))
     with zone_lock(files, scratch):
         # Under the lock: a sweep that read a file before (an erasure that destroyed these keys earlier, an
         # offboarding) may have archived the person's or the workspace's lines under keys it created afresh,
@@ -97,38 +92,50 @@ def scrub_landing(zone: LandingZone, url: str, identities: pa.Table, cipher,
                                                              identities.column("bidx"))
         for workspace_id in sorted(whole_workspaces):
             cipher.destroy_workspace(workspace_id)
-        group: list[_Read] = []
-        candidates: list[pa.Table] = []
-        for path in files.paths:
-            report.files_scanned += 1
-            index = read_index(files, url, path)
-            wanted = None if index is None else _indexed_lines(con, index)
-            if wanted is not None and not wanted:
-                continue  # the index names none of them: the file is not even read
-            report.files_read += 1
-            key = len(group) << _FILE_SHIFT
-            if wanted is None:  # no current index: every line is a candidate until shown to be another's
-                data = read_bytes(files, path)
-                lines = split_lines(data)
-                batch = lines_table(lines)  # noqa: F841 - read by DuckDB's replacement scan
-                found = con.sql(f"SELECT line_no + {key} AS line_no, text FROM ({_candidates_sql(zone)})")
-                candidates.append(found.to_arrow_table())
-                group.append(_Read(path, data, None, line_starts(lines), len(data)))
-            else:  # only the lines the index places in the workspaces concerned, read at their offsets
-                mapped = map_plain(files, path)
-                data = read_bytes(files, path) if mapped is None else mapped
-                numbers, offsets = zip(*wanted)
-                found_lines = pa.array([line_at(data, o) for o in offsets], pa.large_binary())
-                candidates.append(lines_table(found_lines, [key + n for n in numbers]))
-                group.append(_Read(path, data, index, dict(wanted),
-                                   len(data) if mapped is None else found_lines.nbytes))
-            if sum(r.held for r in group) >= GROUP_BYTES:
-                _scrub_group(zone, files, url, scratch, con, cipher, group, candidates, erased, report)
-                group, candidates = [], []
-        if group:
-            _scrub_group(zone, files, url, scratch, con, cipher, group, candidates, erased, report)
-    con.close()
+        if files.paths:  # with none in the clear (all archived) the keys were all there was to do
+            _scrub_files(zone, url, files, scratch, identities, whole_workspaces, cipher, report)
     return report
+
+
+def _scrub_files(zone: LandingZone, url: str, files: ZoneFiles, scratch: Path, identities: pa.Table,
+                 whole_workspaces: frozenset[str], cipher, report: ScrubReport) -> None:
+    """The scrub of the zone's files in the clear, with the zone locked and the keys destroyed."""
+    con = duckdb.connect()
+    con.register("identities", identities)
+    con.register("whole", pa.table({"workspace_id": pa.array(sorted(whole_workspaces), pa.string())}))
+    con.execute("CREATE TEMP TABLE targets AS SELECT workspace_id FROM identities UNION SELECT workspace_id FROM whole")
+    erased = set(zip(identities.column("workspace_id").to_pylist(), identities.column("bidx").to_pylist()))
+    group: list[_Read] = []
+    candidates: list[pa.Table] = []
+    for path in files.paths:
+        report.files_scanned += 1
+        index = read_index(files, url, path)
+        wanted = None if index is None else _indexed_lines(con, index)
+        if wanted is not None and not wanted:
+            continue  # the index names none of them: the file is not even read
+        report.files_read += 1
+        key = len(group) << _FILE_SHIFT
+        if wanted is None:  # no current index: every line is a candidate until shown to be another's
+            data = read_bytes(files, path)
+            lines = split_lines(data)
+            batch = lines_table(lines)  # noqa: F841 - read by DuckDB's replacement scan
+            found = con.sql(f"SELECT line_no + {key} AS line_no, text FROM ({_candidates_sql(zone)})")
+            candidates.append(found.to_arrow_table())
+            group.append(_Read(path, data, None, line_starts(lines), len(data)))
+        else:  # only the lines the index places in the workspaces concerned, read at their offsets
+            mapped = map_plain(files, path)
+            data = read_bytes(files, path) if mapped is None else mapped
+            numbers, offsets = zip(*wanted)
+            found_lines = pa.array([line_at(data, o) for o in offsets], pa.large_binary())
+            candidates.append(lines_table(found_lines, [key + n for n in numbers]))
+            group.append(_Read(path, data, index, dict(wanted),
+                               len(data) if mapped is None else found_lines.nbytes))
+        if sum(r.held for r in group) >= GROUP_BYTES:
+            _scrub_group(zone, files, url, scratch, con, cipher, group, candidates, erased, report)
+            group, candidates = [], []
+    if group:
+        _scrub_group(zone, files, url, scratch, con, cipher, group, candidates, erased, report)
+    con.close()
 
 
 def _scrub_group(zone: LandingZone, files: ZoneFiles, url: str, scratch: Path, con: duckdb.DuckDBPyConnection,
