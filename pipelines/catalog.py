@@ -39,6 +39,7 @@ class LandingZone:
     subject_kinds: tuple[str, ...]  # the identifier kind (data category) of each subject field, for blind indexes
     ledger: str
     workspace_pattern: str = WORKSPACE_ID_PATTERN
+    max_line_bytes: int | None = None  # the source's reader quarantines longer lines (None: no limit)
 
 
 # The mail streams: one table (and one asset) each, partitioned by connection; a stream's child table (the
@@ -81,6 +82,7 @@ LANDING_ZONES: tuple[LandingZone, ...] = (
         subject_fields=usage_events.LANDING_SUBJECT_FIELDS,
         subject_kinds=tuple(usage_events.EVENT_COLUMNS[f]["x-data-category"] for f in usage_events.LANDING_SUBJECT_FIELDS),
         ledger=f"{usage_events.DATASET_NAME}.{usage_events.LEDGER_TABLE}",
+        max_line_bytes=usage_events.MAX_LINE_BYTES,
     ),
 )
 

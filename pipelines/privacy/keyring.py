@@ -1009,6 +1009,13 @@ class Keyring:
         _check_workspace_id(workspace_id)
         return bool(self._run(lambda: self._workspace_keys({workspace_id}, create=False)))
 
+    def held_workspaces(self, workspace_ids: set[str]) -> set[str]:
+        """Which of ``workspace_ids`` this keyring holds a key for: one look-up for a batch's workspaces
+        rather than one :meth:`has_workspace` each."""
+        for workspace_id in workspace_ids:
+            _check_workspace_id(workspace_id)
+        return set(self._run(lambda: self._workspace_keys(set(workspace_ids), create=False)))
+
     def decrypt(
         self,
         workspace_id: str,

@@ -15,12 +15,16 @@ Shared by the erasure scrub (`pipelines.privacy.scrub`) and the landed-file life
   mode kept, then an atomic rename; a run killed mid-write leaves the original whole, and the scratch copy
   is removed at the next start. A rewrite that would leave no line removes the file instead, so no empty
   (or 20-byte empty `.gz`) file is left for a replay to trip on.
+- A plain local file can instead lose lines in place (`blank_ranges`, `blank`): the bytes of a line are
+  overwritten with spaces and joined to a neighbouring line as JSON whitespace, so the file keeps its size and
+  every other line its bytes and offset, and only the pages holding the erased lines are written.
 """
 
 from __future__ import annotations
 
 import errno
 import fcntl
+import mmap
 import os
 import re
 import shutil
@@ -90,6 +94,26 @@ def _inside(root: str, path: str) -> bool:
 def read_bytes(files: ZoneFiles, path: str) -> bytes:
     with files.fs.open(path, "rb", compression="infer") as handle:
         return handle.read()
+
+
+# Files whose bytes are not one line per newline-ended run of ASCII-compatible text: compressed (gzip) or
+# UTF-16/32 (marked); they are always read whole and rewritten.
+_NOT_PLAIN = (b"\x1f\x8b", b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")
+
+
+def map_plain(files: ZoneFiles, path: str) -> mmap.mmap | None:
+    """The bytes of a local uncompressed file, mapped (only the pages touched are read), or None for a file
+    that is compressed, UTF-16/32, empty or not local."""
+    if not files.local or fsspec.utils.infer_compression(path) is not None:
+        return None
+    with open(path, "rb") as handle:
+        if os.fstat(handle.fileno()).st_size == 0:
+            return None
+        mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+    if mapped[:4].startswith(_NOT_PLAIN):
+        mapped.close()
+        return None
+    return mapped
 
 
 def split_lines(data: bytes) -> pa.Array:
@@ -264,6 +288,64 @@ def without_lines(data: bytes, starts: list[int]) -> list[memoryview]:
 def has_content(parts: list[memoryview]) -> bool:
     """Whether any line of `parts` holds more than whitespace."""
     return any(_NON_SPACE.search(part) for part in parts)
+
+
+def blank_ranges(data: bytes | mmap.mmap, starts: np.ndarray, drop: list[int],
+                 max_line_bytes: int | None) -> list[tuple[int, int]] | None:
+    """The byte ranges of `data` to overwrite with spaces so that its lines `drop` (sorted line numbers;
+    `starts`: where every line of the file begins, in line order) are gone and every other line keeps its bytes
+    and offset: a dropped line after the first kept one becomes trailing whitespace of the line before it (the
+    newline between them included), dropped lines before it leading whitespace of that line. JSON allows
+    whitespace around a value, so each kept line parses as before and no blank line is left (a reader
+    quarantines those). None when the file must be rewritten instead: no line would be kept, a line would grow
+    beyond `max_line_bytes` (its reader would quarantine it), or the bytes are not laid out as `starts` says."""
+    dropped = np.zeros(len(starts), bool)
+    dropped[drop] = True
+    kept = np.flatnonzero(~dropped)
+    if not len(kept):
+        return None
+    first = int(kept[0])
+    ranges: list[tuple[int, int]] = []
+    for number in drop:
+        start = int(starts[number])
+        end = data.find(b"\n", start)
+        end = len(data) if end < 0 else end
+        if number < first:
+            begin, stop = start, end + 1
+        elif start > 0 and data[start - 1:start] == b"\n":
+            begin, stop = start - 1, end
+        else:
+            return None
+        if ranges and ranges[-1][1] >= begin:
+            ranges[-1] = (ranges[-1][0], max(stop, ranges[-1][1]))
+        else:
+            ranges.append((begin, stop))
+    if max_line_bytes is not None:
+        for begin, stop in ranges:
+            joined = first if begin == 0 else _line_of(starts, begin)  # the kept line the range joins
+            line_start = 0 if joined == first else int(starts[joined])
+            end = data.find(b"\n", stop if begin > 0 else int(starts[first]))
+            if (len(data) if end < 0 else end) - line_start > max_line_bytes:
+                return None
+    return ranges
+
+
+def _line_of(starts: np.ndarray, offset: int) -> int:
+    """The number of the line holding byte `offset`."""
+    return int(np.searchsorted(starts, offset, "right")) - 1
+
+
+def blank(path: str, ranges: list[tuple[int, int]]) -> None:
+    """Overwrite `ranges` of the local file `path` with spaces, in place (same inode, mode and size), and
+    flush them to disk. A run killed midway leaves some lines blanked and the rest whole: its rerun finds the
+    rest (the file's index no longer matches it, so the file is read whole)."""
+    fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW)
+    try:
+        for begin, stop in ranges:
+            os.pwrite(fd, b" " * (stop - begin), begin)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def write_parts(parts: list[memoryview], compression: str | None) -> Callable[[str], None]:

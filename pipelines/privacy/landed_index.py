@@ -117,8 +117,8 @@ def remove_index(files: ZoneFiles, url: str, path: str) -> None:
 def after_removal(index: pa.Table, dropped: list[int], dropped_starts: list[int], dropped_bytes: list[int],
                   erased: set[tuple[str, bytes]]) -> pa.Table:
     """The index of a file once its lines `dropped` (sorted line numbers, beginning at `dropped_starts` and
-    `dropped_bytes` long with their newline) were cut out: later lines move up, and the erased identities
-    (workspace, blind index) are no longer named."""
+    `dropped_bytes` long with their newline; 0 when they were blanked in place) were cut out: later lines move
+    up, and the erased identities (workspace, blind index) are no longer named."""
     numbers = index.column("line_nos").combine_chunks()
     counts = pc.list_value_length(numbers).to_numpy(zero_copy_only=False)
     row_of = np.repeat(np.arange(len(counts)), counts)
@@ -129,6 +129,7 @@ def after_removal(index: pa.Table, dropped: list[int], dropped_starts: list[int]
     cut_before = np.concatenate([[0], np.cumsum(np.asarray(dropped_bytes, np.int64))])
     new_numbers = flat[keep] - np.searchsorted(gone, flat[keep])
     new_starts = starts[keep] - cut_before[np.searchsorted(np.asarray(dropped_starts, np.int64), starts[keep])]
+    new_starts[new_numbers == 0] = 0  # lines blanked in place before the first kept one are now its leading spaces
     new_counts = np.bincount(row_of[keep], minlength=len(counts))
     offsets = pa.array(np.concatenate([[0], np.cumsum(new_counts)]), pa.int32())
     erased_ws = {ws for ws, _ in erased}

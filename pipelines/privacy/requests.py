@@ -312,16 +312,19 @@ class Inbox(PrivateSqliteFile):
                   c.request_id) for c in closings],
             )
 
-    def earlier_exports(self, identities: list[tuple[str, bytes]]) -> list[str]:
-        """Ids of completed access requests of these (workspace, identity blind index) pairs with an export:
-        erasure removes them (the file is found by `export_file`, never by the stored path, which only
-        informs a status display). One query over the requests holding an export (few: an export is
-        deleted after 30 days), however many identities a batch erases."""
-        wanted = set(identities)
+    def earlier_exports(self, identities: pa.Table) -> list[str]:
+        """Ids of completed access requests of these identities (columns workspace_id, bidx: an identity
+        blind index) with an export: erasure removes them (the file is found by `export_file`, never by the
+        stored path, which only informs a status display). One query over the requests holding an export
+        (few: an export is deleted after 30 days), however many identities a batch erases; the identities are
+        read only when there is one."""
         with closing(self._connect()) as con:
             rows = con.execute("SELECT request_id, workspace_id, identity_bidx FROM requests "
                                "WHERE export_path IS NOT NULL AND identity_bidx IS NOT NULL "
                                "ORDER BY received_at, rowid").fetchall()
+        if not rows:
+            return []
+        wanted = set(zip(identities.column("workspace_id").to_pylist(), identities.column("bidx").to_pylist()))
         return [r["request_id"] for r in rows if (r["workspace_id"], bytes(r["identity_bidx"])) in wanted]
 
     def exports_before(self, moment: dt.datetime) -> list[str]:

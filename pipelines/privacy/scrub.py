@@ -11,11 +11,16 @@ or removed when nothing would be left.
 
 A file with a current index (`pipelines.privacy.landed_index`, written at load) is read only when its index
 names one of the identities, and then only the lines of the workspaces where it does are parsed; a file
-without one is scanned whole. The rewrite copies the kept bytes as they are, cutting out the erased lines.
+without one is scanned whole. A plain local file with a current index loses its erased lines in place
+(`pipelines.privacy.landed.blank_ranges`: overwritten with spaces that join a neighbouring line as JSON
+whitespace), so an erasure writes the pages of the person's lines rather than the whole file: the files of
+a day each hold every workspace's lines, and rewriting them cost most of a late-day erasure. Other files
+(compressed, without an index) are rewritten: the kept bytes copied as they are, the erased lines cut out.
 """
 
 from __future__ import annotations
 
+import mmap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,8 +31,9 @@ import pyarrow as pa
 
 from pipelines.catalog import LandingZone
 from pipelines.privacy.landed import (
-    ZoneFiles, has_content, line_at, line_starts, lines_table, line_fields_sql, read_bytes, replace_file, scratch_dir,
-    split_lines, subject_forms, without_lines, write_parts, zone_files, zone_lock,
+    ZoneFiles, blank, blank_ranges, has_content, line_at, line_starts, lines_table, line_fields_sql, map_plain,
+    read_bytes, replace_file, scratch_dir, split_lines, subject_forms, without_lines, write_parts, zone_files,
+    zone_lock,
 )
 from pipelines.privacy.landed_index import after_removal, read_index, remove_index, stamp, write_index
 from pipelines.privacy.protect import blind_index_by_kind
@@ -54,12 +60,14 @@ _FILE_SHIFT = 40
 
 @dataclass
 class _Read:
-    """A file read for the scrub: its bytes, its index (None: scanned whole) and where its lines begin."""
+    """A file read for the scrub: its bytes (mapped: a plain local file with an index, changed in place), its
+    index (None: scanned whole), where its lines begin and how many bytes were read into memory."""
 
     path: str
-    data: bytes
+    data: bytes | mmap.mmap
     index: pa.Table | None
     starts: dict[int, int] | np.ndarray
+    held: int
 
 
 def scrub_landing(zone: LandingZone, url: str, identities: pa.Table, cipher,
@@ -76,11 +84,6 @@ def scrub_landing(zone: LandingZone, url: str, identities: pa.Table, cipher,
     files = zone_files(zone, url)
     report.links_outside_root = files.links_outside
     scratch = scratch_dir(zone, work_dir)
-    con = duckdb.connect()
-    con.register("identities", identities)
-    con.register("whole", pa.table({"workspace_id": pa.array(sorted(whole_workspaces), pa.string())}))
-    con.execute("CREATE TEMP TABLE targets AS SELECT workspace_id FROM identities UNION SELECT workspace_id FROM whole")
-    erased = set(zip(identities.column("workspace_id").to_pylist(), identities.column("bidx").to_pylist()))
     with zone_lock(files, scratch):
         # Under the lock: a sweep that read a file before (an erasure that destroyed these keys earlier, an
         # offboarding) may have archived the person's or the workspace's lines under keys it created afresh,
@@ -89,35 +92,50 @@ def scrub_landing(zone: LandingZone, url: str, identities: pa.Table, cipher,
                                                              identities.column("bidx"))
         for workspace_id in sorted(whole_workspaces):
             cipher.destroy_workspace(workspace_id)
-        group: list[_Read] = []
-        candidates: list[pa.Table] = []
-        for path in files.paths:
-            report.files_scanned += 1
-            index = read_index(files, url, path)
-            wanted = None if index is None else _indexed_lines(con, index)
-            if wanted is not None and not wanted:
-                continue  # the index names none of them: the file is not even read
-            data = read_bytes(files, path)
-            report.files_read += 1
-            key = len(group) << _FILE_SHIFT
-            if wanted is None:  # no current index: every line is a candidate until shown to be another's
-                lines = split_lines(data)
-                batch = lines_table(lines)  # noqa: F841 - read by DuckDB's replacement scan
-                found = con.sql(f"SELECT line_no + {key} AS line_no, text FROM ({_candidates_sql(zone)})")
-                candidates.append(found.to_arrow_table())
-                group.append(_Read(path, data, None, line_starts(lines)))
-            else:  # only the lines the index places in the workspaces concerned, read at their offsets
-                numbers, offsets = zip(*wanted)
-                candidates.append(lines_table(pa.array([line_at(data, o) for o in offsets], pa.large_binary()),
-                                              [key + n for n in numbers]))
-                group.append(_Read(path, data, index, dict(wanted)))
-            if sum(len(r.data) for r in group) >= GROUP_BYTES:
-                _scrub_group(zone, files, url, scratch, con, cipher, group, candidates, erased, report)
-                group, candidates = [], []
-        if group:
-            _scrub_group(zone, files, url, scratch, con, cipher, group, candidates, erased, report)
-    con.close()
+        if files.paths:  # with none in the clear (all archived) the keys were all there was to do
+            _scrub_files(zone, url, files, scratch, identities, whole_workspaces, cipher, report)
     return report
+
+
+def _scrub_files(zone: LandingZone, url: str, files: ZoneFiles, scratch: Path, identities: pa.Table,
+                 whole_workspaces: frozenset[str], cipher, report: ScrubReport) -> None:
+    """The scrub of the zone's files in the clear, with the zone locked and the keys destroyed."""
+    con = duckdb.connect()
+    con.register("identities", identities)
+    con.register("whole", pa.table({"workspace_id": pa.array(sorted(whole_workspaces), pa.string())}))
+    con.execute("CREATE TEMP TABLE targets AS SELECT workspace_id FROM identities UNION SELECT workspace_id FROM whole")
+    erased = set(zip(identities.column("workspace_id").to_pylist(), identities.column("bidx").to_pylist()))
+    group: list[_Read] = []
+    candidates: list[pa.Table] = []
+    for path in files.paths:
+        report.files_scanned += 1
+        index = read_index(files, url, path)
+        wanted = None if index is None else _indexed_lines(con, index)
+        if wanted is not None and not wanted:
+            continue  # the index names none of them: the file is not even read
+        report.files_read += 1
+        key = len(group) << _FILE_SHIFT
+        if wanted is None:  # no current index: every line is a candidate until shown to be another's
+            data = read_bytes(files, path)
+            lines = split_lines(data)
+            batch = lines_table(lines)  # noqa: F841 - read by DuckDB's replacement scan
+            found = con.sql(f"SELECT line_no + {key} AS line_no, text FROM ({_candidates_sql(zone)})")
+            candidates.append(found.to_arrow_table())
+            group.append(_Read(path, data, None, line_starts(lines), len(data)))
+        else:  # only the lines the index places in the workspaces concerned, read at their offsets
+            mapped = map_plain(files, path)
+            data = read_bytes(files, path) if mapped is None else mapped
+            numbers, offsets = zip(*wanted)
+            found_lines = pa.array([line_at(data, o) for o in offsets], pa.large_binary())
+            candidates.append(lines_table(found_lines, [key + n for n in numbers]))
+            group.append(_Read(path, data, index, dict(wanted),
+                               len(data) if mapped is None else found_lines.nbytes))
+        if sum(r.held for r in group) >= GROUP_BYTES:
+            _scrub_group(zone, files, url, scratch, con, cipher, group, candidates, erased, report)
+            group, candidates = [], []
+    if group:
+        _scrub_group(zone, files, url, scratch, con, cipher, group, candidates, erased, report)
+    con.close()
 
 
 def _scrub_group(zone: LandingZone, files: ZoneFiles, url: str, scratch: Path, con: duckdb.DuckDBPyConnection,
@@ -147,24 +165,63 @@ def _scrub_group(zone: LandingZone, files: ZoneFiles, url: str, scratch: Path, c
         "ORDER BY 1"
     ).fetchall():
         drops.setdefault(key >> _FILE_SHIFT, []).append(key & ((1 << _FILE_SHIFT) - 1))
-    for number, drop in drops.items():
-        read = group[number]
-        report.lines_removed += len(drop)
-        cut = [int(read.starts[n]) for n in drop]
-        kept = without_lines(read.data, cut)
-        if not has_content(kept):
-            files.fs.rm_file(read.path)
-            remove_index(files, url, read.path)
-            report.files_removed += 1
-            continue
-        replace_file(files, read.path, scratch, write_parts(kept, fsspec.utils.infer_compression(read.path)))
-        if read.index is None:
-            remove_index(files, url, read.path)  # an outdated one: it may name the people just erased
-        else:
-            lengths = [len(line_at(read.data, start)) + 1 for start in cut]
-            write_index(files, url, read.path, after_removal(read.index, drop, cut, lengths, erased),
-                        stamp(files, read.path), scratch)
+    for number, read in enumerate(group):
+        try:
+            if number in drops:
+                _remove_lines(zone, files, url, scratch, read, drops[number], erased, report)
+        finally:
+            if isinstance(read.data, mmap.mmap):
+                read.data.close()
+
+
+def _remove_lines(zone: LandingZone, files: ZoneFiles, url: str, scratch: Path, read: _Read, drop: list[int],
+                  erased: set[tuple[str, bytes]], report: ScrubReport) -> None:
+    """Take the lines `drop` out of one file: in place when it is mapped and can be, else by rewriting it
+    (or removing it when nothing would be left), keeping its index current."""
+    report.lines_removed += len(drop)
+    cut = [int(read.starts[n]) for n in drop]
+    ranges = None
+    if isinstance(read.data, mmap.mmap):
+        every_start = _every_start(read.index)
+        if _content_kept(read.data, every_start, drop):
+            ranges = blank_ranges(read.data, every_start, drop, zone.max_line_bytes)
+    if ranges is not None:
+        blank(read.path, ranges)
+        write_index(files, url, read.path, after_removal(read.index, drop, cut, [0] * len(drop), erased),
+                    stamp(files, read.path), scratch)
         report.files_rewritten += 1
+        return
+    data = read.data[:] if isinstance(read.data, mmap.mmap) else read.data
+    kept = without_lines(data, cut)
+    if not has_content(kept):
+        files.fs.rm_file(read.path)
+        remove_index(files, url, read.path)
+        report.files_removed += 1
+        return
+    replace_file(files, read.path, scratch, write_parts(kept, fsspec.utils.infer_compression(read.path)))
+    if read.index is None:
+        remove_index(files, url, read.path)  # an outdated one: it may name the people just erased
+    else:
+        lengths = [len(line_at(data, start)) + 1 for start in cut]
+        write_index(files, url, read.path, after_removal(read.index, drop, cut, lengths, erased),
+                    stamp(files, read.path), scratch)
+    report.files_rewritten += 1
+
+
+def _every_start(file_index: pa.Table) -> np.ndarray:
+    """Where each line of an indexed file begins, in line order (the index lists every line once)."""
+    numbers = file_index.column("line_nos").combine_chunks().flatten().to_numpy()
+    starts = file_index.column("starts").combine_chunks().flatten().to_numpy()
+    every = np.empty(len(numbers), np.int64)
+    every[numbers] = starts
+    return every
+
+
+def _content_kept(data: mmap.mmap, every_start: np.ndarray, drop: list[int]) -> bool:
+    """Whether a line other than `drop` holds more than whitespace (read until the first that does)."""
+    dropped = set(drop)
+    return any(has_content([memoryview(line_at(data, int(start)))])
+               for number, start in enumerate(every_start) if number not in dropped)
 
 
 def _candidates_sql(zone: LandingZone) -> str:

@@ -59,14 +59,22 @@ def _lines_of(path: Path) -> list[bytes]:
     return (gzip.decompress(data) if path.suffix == ".gz" else data).splitlines()
 
 
-def _scrub(platform: Platform, erased: list[tuple[str, str]]):
+def _text_of(path: Path) -> list[bytes]:
+    """The lines of a plain file scrubbed in place, each without the whitespace its erased neighbours left; no
+    line may be whitespace only (a reader quarantines those)."""
+    lines = [line.strip() for line in _lines_of(path)]
+    assert all(lines), lines
+    return lines
+
+
+def _scrub(platform: Platform, erased: list[tuple[str, str]], zone=ZONE):
     """Scrub the platform's landing folder for (workspace, user id) pairs, as an erasure by user id does."""
     with platform.keyring() as cipher:
         identities = pa.table({
             "workspace_id": [ws for ws, _ in erased],
             "bidx": cipher.blind_index_many([ws for ws, _ in erased], [v for _, v in erased], kind=USER_KIND),
         })
-        return scrub_landing(ZONE, str(platform.landing), identities, cipher, work_dir=platform.work_dir)
+        return scrub_landing(zone, str(platform.landing), identities, cipher, work_dir=platform.work_dir)
 
 
 def _bytes_found(root: Path, needles: list[bytes]) -> list[str]:
@@ -188,12 +196,15 @@ def test_the_index_written_at_load_limits_the_scrub_to_the_persons_files_and_sta
     assert vars(_index(platform)) == {"files_indexed": 3, "files_current": 0}
     assert vars(_index(platform)) == {"files_indexed": 0, "files_current": 3}
 
+    size = mixed.stat().st_size
+
     report = _scrub(platform, [("ws-a", "gone")])
 
     # the file holding nobody erased is not even read; the lines of ws-b are never parsed
     assert (report.files_scanned, report.files_read, report.files_rewritten, report.lines_removed) == (3, 2, 2, 4)
-    assert _lines_of(mixed) == [_line(1, user_id="kept"), _line(3, ws="ws-b", user_id="gone"),
-                                _line(4, user_id="kept", device_id="d-1"), _line(6, user_id="other")]
+    assert _text_of(mixed) == [_line(1, user_id="kept"), _line(3, ws="ws-b", user_id="gone"),
+                               _line(4, user_id="kept", device_id="d-1"), _line(6, user_id="other")]
+    assert mixed.stat().st_size == size  # the plain indexed file lost its lines in place
     assert _lines_of(zipped) == [_line(7, user_id="other")]
     # each rewritten file's index was kept current: the lines and offsets of indexing the new file from
     # scratch, the erased identity no longer named (identifiers only the erased lines held may stay: an index
@@ -218,7 +229,73 @@ def test_the_index_written_at_load_limits_the_scrub_to_the_persons_files_and_sta
     report = _scrub(platform, [("ws-a", "kept")])
     assert (report.files_read, report.lines_removed) == (2, 4)
     assert _lines_of(others) == [_line(10, ws="ws-b")] and _current_index(platform, others) is None
-    assert _lines_of(mixed) == [_line(3, ws="ws-b", user_id="gone"), _line(6, user_id="other")]
+    assert _text_of(mixed) == [_line(3, ws="ws-b", user_id="gone"), _line(6, user_id="other")]
+    assert mixed.stat().st_size == size
+
+
+def test_a_plain_indexed_file_loses_lines_in_place_as_json_whitespace(platform: Platform) -> None:
+    lines = [_line(0, user_id="gone"), _line(1, user_id="gone"), _line(2, user_id="kept"), _line(3, user_id="gone"),
+             _line(4, ws="ws-b", user_id="gone"), _line(5, user_id="gone"), _line(6, user_id="gone"),
+             _line(7, user_id="kept", page="x" * 300), _line(8, user_id="gone")]
+    path = _write(platform.landing / DAY / "a.ndjson", lines, 0o640)
+    data = path.read_bytes()
+    inode = path.stat().st_ino
+    with platform.keyring() as cipher:
+        cipher.blind_index_many(["ws-a", "ws-b"], ["x", "x"], kind=USER_KIND)
+    _index(platform)
+
+    report = _scrub(platform, [("ws-a", "gone")])
+
+    assert (report.files_rewritten, report.lines_removed) == (1, 6)
+    after = path.read_bytes()
+    assert (len(after), path.stat().st_ino, path.stat().st_mode & 0o777) == (len(data), inode, 0o640)
+    # leading lines become the first kept line's leading spaces, later ones the line before them's trailing
+    # spaces (their newline included); every kept line keeps its bytes at its offset
+    assert after.split(b"\n")[0] == b" " * (len(lines[0]) + len(lines[1]) + 2) + lines[2] + b" " * (len(lines[3]) + 1)
+    assert after.splitlines() == [after.split(b"\n")[0], lines[4] + b" " * (len(lines[5]) + len(lines[6]) + 2),
+                                  lines[7] + b" " * (len(lines[8]) + 1)]
+    assert [json.loads(line) for line in after.splitlines()] == [json.loads(lines[i]) for i in (2, 4, 7)]
+    for kept in (2, 4, 7):
+        assert after[data.index(lines[kept]):].startswith(lines[kept])
+    assert b"gone" not in after.replace(lines[4], b"")  # only ws-b's own line still names "gone"
+    # the index says what indexing the file afresh says (offsets included), without the erased identity
+    kept_index = _current_index(platform, path)
+    Path(f"{index_url(str(platform.landing))}/{DAY}/{path.name}{INDEX_SUFFIX}").unlink()
+    _index(platform)
+    assert {ws: row[:2] for ws, row in _current_index(platform, path).items()} == \
+        {ws: row[:2] for ws, row in kept_index.items()} == {"ws-a": ([0, 2], [0, data.index(lines[7])]),
+                                                            "ws-b": ([1], [data.index(lines[4])])}
+
+    # a kept line grown past what its reader parses is not made: that file is rewritten instead
+    short = dataclasses.replace(ZONE, max_line_bytes=len(lines[7]) + 10)
+    report = _scrub(platform, [("ws-a", "kept")], short)
+    assert (report.files_rewritten, report.lines_removed) == (1, 2)
+    assert path.read_bytes() == lines[4] + b" " * (len(lines[5]) + len(lines[6]) + 2) + b"\n"
+    assert path.stat().st_ino != inode and path.stat().st_mode & 0o777 == 0o640
+    assert {ws: row[:2] for ws, row in _current_index(platform, path).items()} == {"ws-b": ([0], [0])}
+
+
+def test_a_day_scrubbed_in_place_replays_without_a_new_quarantined_line(platform: Platform, tmp_path: Path) -> None:
+    platform.generate(bad_share=0.0, duplicate_share=0.0)  # a replay quarantines no line of the original
+    platform.ingest()
+    _index(platform)
+    ws, user_id = _people(platform, 1)[0]
+    sizes = {p: p.stat().st_size for p in platform.landing.rglob("*.ndjson")}
+    loaded = {r[0] for r in platform.query("SELECT event_id FROM raw_events.usage_events")}
+    before = {line.get("event_id") for line in landed_lines(platform.landing)}
+
+    _, _, report = _process(platform, Request("erasure", ws, "user_id", user_id))
+
+    removed = before - {line.get("event_id") for line in landed_lines(platform.landing)}
+    assert report.landing_lines_removed == len(removed) > 0
+    assert {p: p.stat().st_size for p in platform.landing.rglob("*.ndjson")} == sizes  # each one in place
+    assert _files_containing(platform.landing, {user_id}) == {}
+    replay = Platform(tmp_path / "replay")
+    shutil.copytree(platform.root / "keys", replay.root / "keys")
+    shutil.copytree(platform.workspaces_path.parent, replay.workspaces_path.parent)
+    replayed = replay.ingest(platform.landing)
+    assert replayed.lines_quarantined == 0 and replayed.files_read == len(sizes)
+    assert {r[0] for r in replay.query("SELECT event_id FROM raw_events.usage_events")} == loaded - removed
 
 
 # -- replay after an erasure ------------------------------------------------------------------------------
