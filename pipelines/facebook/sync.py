@@ -18,7 +18,7 @@ from pipelines.connections.report import SyncReport
 from pipelines.facebook import facebook_source
 from pipelines.facebook.client import GraphEndpoint
 from pipelines.facebook.insights import RESUME_KEY
-from pipelines.facebook.settings import DATASET_NAME, INSIGHTS_TABLE, SOURCE_NAME, SyncOptions
+from pipelines.facebook.settings import DATASET_NAME, INSIGHTS_TABLE, LOAD_MEMORY_LIMIT, SOURCE_NAME, SyncOptions
 from pipelines.mail_common.session import commit, open_session
 from pipelines.warehouse import finish_pending, warehouse_lock, warehouse_pipeline
 
@@ -61,13 +61,14 @@ class SyncPieces:
 
 def sync(registry: ConnectionRegistry, cipher, connection: Connection, endpoint: GraphEndpoint, *,
          warehouse_path: str | Path, dlt_dir: str | Path, work_dir: str | Path,
-         now: Callable[[], dt.datetime] | None = None, options: SyncOptions | None = None) -> SyncReport:
+         now: Callable[[], dt.datetime] | None = None, options: SyncOptions | None = None,
+         memory_limit: str = LOAD_MEMORY_LIMIT) -> SyncReport:
     """Sync the connection's ad account (its id is the registry's encrypted `account`) with plain dlt, piece
-    after piece (what the Dagster asset does through dagster-dlt). A failed load marks the connection as any
-    failed sync does."""
+    after piece (what the Dagster asset does through dagster-dlt), DuckDB capped at `memory_limit` while it
+    loads. A failed load marks the connection as any failed sync does."""
     with (warehouse_lock(warehouse_path, f"{SOURCE_NAME} sync of {connection.connection_id}"),
           recorded_outcome(registry, connection)):
-        pipeline = warehouse_pipeline(SOURCE_NAME, DATASET_NAME, warehouse_path, dlt_dir)
+        pipeline = warehouse_pipeline(SOURCE_NAME, DATASET_NAME, warehouse_path, dlt_dir, memory_limit=memory_limit)
         finish_pending(pipeline)
         pieces = SyncPieces(registry, cipher, connection, endpoint, warehouse_path=warehouse_path,
                             work_dir=work_dir, now=now, options=options)
