@@ -1,7 +1,7 @@
 """One Meta connection's sync as a run of loads: the whole source first, then, while its insights stopped after
 a piece, the next piece of insights, each its own dlt load whose cursors are saved once it is loaded. The
-Dagster asset and `sync` (plain dlt) drive the same `SyncPieces`, so memory stays bounded by a piece and a crash
-between pieces resumes where the last loaded one ended."""
+Dagster asset and `sync` (plain dlt) drive the same `SyncPieces`, so memory stays bounded by a piece (under the
+source's own DuckDB cap, `LOAD_MEMORY_LIMIT`) and a crash between pieces resumes where the last loaded one ended."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from pipelines.connections.outcome import recorded_outcome
 from pipelines.connections.registry import Connection, ConnectionRegistry
 from pipelines.connections.report import SyncReport
 from pipelines.facebook import facebook_source
+from pipelines.facebook.allocator import fix_mmap_threshold
 from pipelines.facebook.client import GraphEndpoint
 from pipelines.facebook.insights import RESUME_KEY
 from pipelines.facebook.settings import DATASET_NAME, INSIGHTS_TABLE, LOAD_MEMORY_LIMIT, SOURCE_NAME, SyncOptions
@@ -27,7 +28,8 @@ class SyncPieces:
     """The loads of one connection's sync. Iterate `sources()` and load each source before taking the next:
     taking the next saves the cursors the loaded piece reached; a piece that fails to load saves nothing (close
     the iterator, so its session's work database goes at once, and record the failure on the connection).
-    `report` sums the pieces' reports."""
+    `report` sums the pieces' reports. The C allocator's mmap threshold is held fixed for the process, so each
+    load hands DuckDB's blocks back when it ends (`pipelines.facebook.allocator`)."""
 
     def __init__(self, registry: ConnectionRegistry, cipher, connection: Connection, endpoint: GraphEndpoint, *,
                  warehouse_path: str | Path, work_dir: str | Path, now: Callable[[], dt.datetime] | None = None,
@@ -38,6 +40,7 @@ class SyncPieces:
         self.now, self.options, self.piece_rows = now, options, piece_rows
         self.account_id = registry.account(cipher, connection)
         self.reports: list[SyncReport] = []
+        fix_mmap_threshold()
 
     @property
     def report(self) -> SyncReport:
