@@ -81,13 +81,14 @@ class ConnectedProvider:
 
 def connected_provider(provider: str, *, spec_source: DltSource, source_name: str, dataset: str, resource_key: str,
                        open_sync: OpenSync, description: str, job_description: str,
-                       seed_sandbox: SeedSandbox | None = None) -> ConnectedProvider:
+                       seed_sandbox: SeedSandbox | None = None,
+                       load_memory_limit: str | None = None) -> ConnectedProvider:
     """`provider`'s dlt-backed assets (one per resource of its source, keyed `<dataset>/<table>`), a partition per
     connection id, and the job syncing one. A run syncs the partition's connection: refused at once when it
     cannot be synced (`syncable`), its failure recorded on the connection (`sync_guard`), packages an interrupted
     run left finished first, then `open_sync` (handed the resource at `resource_key`) opens the sync, `load` runs
     it, and the provider saves the cursors once loaded. `spec_source` is the source built without a connection,
-    which only names the tables."""
+    which only names the tables; `load_memory_limit` caps DuckDB while its loads run (default the shared cap)."""
     partitions = DynamicPartitionsDefinition(name=f"{provider}_connections")
 
     @multi_asset(name=provider, specs=warehouse_specs(spec_source, source_name, dataset), can_subset=True,
@@ -98,7 +99,7 @@ def connected_provider(provider: str, *, spec_source: DltSource, source_name: st
         warehouse: WarehouseResource = resources.warehouse
         registry = resources.connections.registry()
         connection = syncable(registry, context.partition_key)
-        pipeline = warehouse.pipeline(source_name, dataset)
+        pipeline = warehouse.pipeline(source_name, dataset, load_memory_limit)
         with resources.keyring.open() as cipher, sync_guard(registry, connection):
             recovered = finish_pending(pipeline)
             with open_sync(getattr(resources, resource_key), registry, cipher, connection, warehouse) as sync:

@@ -49,7 +49,8 @@ FACEBOOK_PROVIDER = connected_provider(
     facebook.PROVIDER, spec_source=facebook_source(None), source_name=facebook.SOURCE_NAME,
     dataset=facebook.DATASET_NAME, resource_key="facebook_ads", open_sync=_open_sync,
     description="Sync one ad account: structure, insights from the lookback on, new leads.",
-    job_description="Sync one Meta (Facebook) ad account.", seed_sandbox=_seed_facebook)
+    job_description="Sync one Meta (Facebook) ad account.", seed_sandbox=_seed_facebook,
+    load_memory_limit=facebook.LOAD_MEMORY_LIMIT)
 FACEBOOK_CONNECTIONS, facebook_job = FACEBOOK_PROVIDER.partitions, FACEBOOK_PROVIDER.job
 
 

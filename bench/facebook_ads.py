@@ -16,8 +16,8 @@
    at `--ads` and at `--big-ads` ads, both over `--big-days` days, side by side: the source streams page by
    page (structure and insights 500 rows at a time, each page encrypted and handed to dlt) and loads a big
    sync in pieces of about `--piece-rows` insight rows (default `SyncOptions.piece_rows`), one dlt load
-   each, so no load holds more rows than a piece; across pieces DuckDB's cache fills towards the load cap
-   (`--load-memory-limit`, default GTG_LOAD_MEMORY_LIMIT).
+   each, so no load holds more rows than a piece; across pieces DuckDB's cache fills towards the source's
+   load cap (`--load-memory-limit`, default the source's `LOAD_MEMORY_LIMIT`).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from facebook_business.session import FacebookSession
 from pipelines.connections.registry import ConnectionRegistry
 from pipelines.facebook.client import GraphEndpoint
 from pipelines.facebook.sandbox import seed_connections
-from pipelines.facebook.settings import API_VERSION, INSIGHT_FIELDS, SANDBOX_OPTIONS
+from pipelines.facebook.settings import API_VERSION, INSIGHT_FIELDS, LOAD_MEMORY_LIMIT, SANDBOX_OPTIONS
 from pipelines.facebook.sync import sync
 from pipelines.privacy.keyring import Keyring, load_master_key
 from pipelines.sandbox.facebook import FacebookServer, World, build_world
@@ -96,7 +96,7 @@ def _bare_insert(server: FacebookServer, world: World, root: Path) -> tuple[floa
     return time.perf_counter() - started, time.process_time() - cpu, len(rows)
 
 
-def _child_sync(root: Path, url: str, piece_rows: int) -> None:
+def _child_sync(root: Path, url: str, piece_rows: int, memory_limit: str) -> None:
     """The sync of the benchmark's connection, in this (child) process; its peak RSS written to `PEAK_FILE`.
 
     The peak is read from /proc (VmHWM, this process's own memory since exec), not from the parent's
@@ -106,7 +106,7 @@ def _child_sync(root: Path, url: str, piece_rows: int) -> None:
     with Keyring.open(root / "keyring.sqlite", load_master_key(None, root / "master.key", True)) as cipher:
         sync(registry, cipher, registry.get(CONNECTION), GraphEndpoint(url), warehouse_path=root / "warehouse.duckdb",
              dlt_dir=root / "dlt", work_dir=root / "work", now=lambda: NOW,
-             options=dataclasses.replace(SANDBOX_OPTIONS, piece_rows=piece_rows))
+             options=dataclasses.replace(SANDBOX_OPTIONS, piece_rows=piece_rows), memory_limit=memory_limit)
     peak_kb = next(int(line.split()[1]) for line in Path("/proc/self/status").read_text().splitlines()
                    if line.startswith("VmHWM:"))
     (root / PEAK_FILE).write_text(str(peak_kb))
@@ -124,7 +124,7 @@ class Measured:
 
 
 def _measured_sync(world: World, server: FacebookServer, root: Path, piece_rows: int,
-                   load_memory_limit: str | None = None) -> Measured:
+                   load_memory_limit: str = LOAD_MEMORY_LIMIT) -> Measured:
     root.mkdir(parents=True)
     registry = ConnectionRegistry(root / "connections.sqlite")
     with Keyring.open(root / "keyring.sqlite", load_master_key(None, root / "master.key", True)) as cipher:
@@ -133,9 +133,8 @@ def _measured_sync(world: World, server: FacebookServer, root: Path, piece_rows:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     child = subprocess.Popen([sys.executable, "-m", "bench.facebook_ads", "--child", str(root), server.url,
-                              str(piece_rows)],
-                             env={**os.environ, "RUNTIME__DLTHUB_TELEMETRY": "false",
-                                  **({"GTG_LOAD_MEMORY_LIMIT": load_memory_limit} if load_memory_limit else {})})
+                              str(piece_rows), load_memory_limit],
+                             env={**os.environ, "RUNTIME__DLTHUB_TELEMETRY": "false"})
     if child.wait():
         raise RuntimeError(f"the sync process failed (status {child.returncode})")
     wall = time.perf_counter() - started
@@ -151,13 +150,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--naive-ads", type=int, default=50, help="ads asked day by day for the baseline")
     parser.add_argument("--big-ads", type=int, default=10_000)
     parser.add_argument("--big-days", type=int, default=7)
-    parser.add_argument("--load-memory-limit", help="DuckDB's memory cap while loading, for the memory pair")
+    parser.add_argument("--load-memory-limit", default=LOAD_MEMORY_LIMIT,
+                        help="DuckDB's memory cap while loading, for the memory pair")
     parser.add_argument("--piece-rows", type=int, default=SANDBOX_OPTIONS.piece_rows,
                         help="insight rows per dlt load of a big sync")
-    parser.add_argument("--child", nargs=3, metavar=("ROOT", "URL", "PIECE_ROWS"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=4, metavar=("ROOT", "URL", "PIECE_ROWS", "CAP"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        _child_sync(Path(args.child[0]), args.child[1], int(args.child[2]))
+        _child_sync(Path(args.child[0]), args.child[1], int(args.child[2]), args.child[3])
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -189,8 +189,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{big.requests} requests")
     print(f"DuckDB bare insert of the same {rows} insight rows from the sandbox's JSON: {bare_s:.2f} s wall, "
           f"{bare_cpu:.2f} s CPU (sync / bare: {big.wall_s / bare_s:.0f}x wall, {big.cpu_s / bare_cpu:.0f}x CPU)")
-    cap = args.load_memory_limit or os.environ.get("GTG_LOAD_MEMORY_LIMIT", "256MB")
-    print(f"peak RSS of the sync process over {args.big_days} days (DuckDB load cap {cap}, pieces of "
+    print(f"peak RSS of the sync process over {args.big_days} days (DuckDB load cap {args.load_memory_limit}, pieces of "
           f"{args.piece_rows} rows): {small_ads} ads "
           f"{pair_small.peak_mb} MB | {big_ads} ads {big.peak_mb} MB | ratio {big.peak_mb / pair_small.peak_mb:.2f} "
           f"(sync of {ads} ads x {args.days} days: {small.peak_mb} MB)")

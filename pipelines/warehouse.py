@@ -60,10 +60,16 @@ def backend() -> str:
 # so a load's memory stays flat however many rows it carries (GTG_LOAD_MEMORY_LIMIT to change). What a load
 # holds beyond a few row groups is mostly blocks already written to the file, kept as cache: at 256 MB a 10M
 # event run was no slower than at 500 MB and its load phase peaked 230 MB lower, below the extraction.
+# This is every pipeline's default; a source whose loads merge into tables it grew itself (a sync in pieces
+# rescans them each load) names a smaller cap of its own (`memory_limit`), since the cap is DuckDB's cache.
 # Insertion order is not kept: no reader relies on it (rows carry their keys and load ids), and keeping it
 # makes DuckDB's parquet inserts take more than twice as long.
 LOAD_MEMORY_LIMIT = os.environ.get("GTG_LOAD_MEMORY_LIMIT", "256MB")
-_LOAD_CONFIG = {"memory_limit": LOAD_MEMORY_LIMIT, "preserve_insertion_order": False}
+
+
+def load_config(memory_limit: str | None = None) -> dict[str, object]:
+    """DuckDB's settings for a load's connections: `memory_limit` (default `LOAD_MEMORY_LIMIT`)."""
+    return {"memory_limit": memory_limit or LOAD_MEMORY_LIMIT, "preserve_insertion_order": False}
 
 # dlt's parquet writer keeps every row group's metadata in memory until its file closes, so one file per table
 # made a long extraction grow with its row count: a 10M-event run crept up by about 50 MB over its slices. A
@@ -254,16 +260,19 @@ def _holder(path: str) -> str:
 
 
 def warehouse_pipeline(name: str, dataset: str, warehouse_path: str | Path, pipelines_dir: str | Path,
-                       day: dt.date | None = None) -> dlt.Pipeline:
+                       day: dt.date | None = None, memory_limit: str | None = None) -> dlt.Pipeline:
     """A dlt pipeline that loads `dataset` into the warehouse of the configured backend, keeping its state under
     `pipelines_dir`: the DuckDB file, or the lake beside it (files under the partition `day`, default the load's
-    day) with the file refreshed as the catalog of the lake's tables, so the source reads what it loaded before."""
+    day) with the file refreshed as the catalog of the lake's tables, so the source reads what it loaded before.
+    `memory_limit` caps DuckDB while this pipeline loads (default `LOAD_MEMORY_LIMIT`; the lake has no cap).
+    The cap is set on the database when a load opens the file (dlt closes it after the load), so each pipeline's
+    loads run under its own cap."""
     Path(warehouse_path).parent.mkdir(parents=True, exist_ok=True)
     if backend() == "lakehouse":
         lakehouse.refresh_catalog(warehouse_path)
         target = lakehouse.destination(warehouse_path, day)
     else:
-        target = dlt.destinations.duckdb(DuckDbCredentials(str(warehouse_path), global_config=_LOAD_CONFIG))
+        target = dlt.destinations.duckdb(DuckDbCredentials(str(warehouse_path), global_config=load_config(memory_limit)))
     return dlt.pipeline(pipeline_name=name, destination=target, dataset_name=dataset, pipelines_dir=str(pipelines_dir))
 
 

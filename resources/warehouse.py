@@ -52,9 +52,10 @@ class WarehouseResource(ConfigurableResource):
         with warehouse_lock(self.path, purpose, report=context.log.warning if context.log else print):
             yield self
 
-    def pipeline(self, name: str, dataset: str) -> dlt.Pipeline:
-        """A dlt pipeline loading `dataset` into this warehouse."""
-        return warehouse_pipeline(name, dataset, self.path, self.dlt_dir, self._day)
+    def pipeline(self, name: str, dataset: str, memory_limit: str | None = None) -> dlt.Pipeline:
+        """A dlt pipeline loading `dataset` into this warehouse (DuckDB capped at `memory_limit` while it loads,
+        default the shared `GTG_LOAD_MEMORY_LIMIT`)."""
+        return warehouse_pipeline(name, dataset, self.path, self.dlt_dir, self._day, memory_limit)
 
     def lock(self, purpose: str, shared: bool = False, wait: float | None = None) -> AbstractContextManager[None]:
         """The warehouse lock (a no-op inside a run, which already holds it)."""

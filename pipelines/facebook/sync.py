@@ -1,7 +1,7 @@
 """One Meta connection's sync as a run of loads: the whole source first, then, while its insights stopped after
 a piece, the next piece of insights, each its own dlt load whose cursors are saved once it is loaded. The
-Dagster asset and `sync` (plain dlt) drive the same `SyncPieces`, so memory stays bounded by a piece and a crash
-between pieces resumes where the last loaded one ended."""
+Dagster asset and `sync` (plain dlt) drive the same `SyncPieces`, so memory stays bounded by a piece (under the
+source's own DuckDB cap, `LOAD_MEMORY_LIMIT`) and a crash between pieces resumes where the last loaded one ended."""
 
 from __future__ import annotations
 
@@ -16,9 +16,10 @@ from pipelines.connections.outcome import recorded_outcome
 from pipelines.connections.registry import Connection, ConnectionRegistry
 from pipelines.connections.report import SyncReport
 from pipelines.facebook import facebook_source
+from pipelines.facebook.allocator import fix_mmap_threshold
 from pipelines.facebook.client import GraphEndpoint
 from pipelines.facebook.insights import RESUME_KEY
-from pipelines.facebook.settings import DATASET_NAME, INSIGHTS_TABLE, SOURCE_NAME, SyncOptions
+from pipelines.facebook.settings import DATASET_NAME, INSIGHTS_TABLE, LOAD_MEMORY_LIMIT, SOURCE_NAME, SyncOptions
 from pipelines.mail_common.session import commit, open_session
 from pipelines.warehouse import finish_pending, warehouse_lock, warehouse_pipeline
 
@@ -27,7 +28,8 @@ class SyncPieces:
     """The loads of one connection's sync. Iterate `sources()` and load each source before taking the next:
     taking the next saves the cursors the loaded piece reached; a piece that fails to load saves nothing (close
     the iterator, so its session's work database goes at once, and record the failure on the connection).
-    `report` sums the pieces' reports."""
+    `report` sums the pieces' reports. The C allocator's mmap threshold is held fixed for the process, so each
+    load hands DuckDB's blocks back when it ends (`pipelines.facebook.allocator`)."""
 
     def __init__(self, registry: ConnectionRegistry, cipher, connection: Connection, endpoint: GraphEndpoint, *,
                  warehouse_path: str | Path, work_dir: str | Path, now: Callable[[], dt.datetime] | None = None,
@@ -38,6 +40,7 @@ class SyncPieces:
         self.now, self.options, self.piece_rows = now, options, piece_rows
         self.account_id = registry.account(cipher, connection)
         self.reports: list[SyncReport] = []
+        fix_mmap_threshold()
 
     @property
     def report(self) -> SyncReport:
@@ -61,13 +64,14 @@ class SyncPieces:
 
 def sync(registry: ConnectionRegistry, cipher, connection: Connection, endpoint: GraphEndpoint, *,
          warehouse_path: str | Path, dlt_dir: str | Path, work_dir: str | Path,
-         now: Callable[[], dt.datetime] | None = None, options: SyncOptions | None = None) -> SyncReport:
+         now: Callable[[], dt.datetime] | None = None, options: SyncOptions | None = None,
+         memory_limit: str = LOAD_MEMORY_LIMIT) -> SyncReport:
     """Sync the connection's ad account (its id is the registry's encrypted `account`) with plain dlt, piece
-    after piece (what the Dagster asset does through dagster-dlt). A failed load marks the connection as any
-    failed sync does."""
+    after piece (what the Dagster asset does through dagster-dlt), DuckDB capped at `memory_limit` while it
+    loads. A failed load marks the connection as any failed sync does."""
     with (warehouse_lock(warehouse_path, f"{SOURCE_NAME} sync of {connection.connection_id}"),
           recorded_outcome(registry, connection)):
-        pipeline = warehouse_pipeline(SOURCE_NAME, DATASET_NAME, warehouse_path, dlt_dir)
+        pipeline = warehouse_pipeline(SOURCE_NAME, DATASET_NAME, warehouse_path, dlt_dir, memory_limit=memory_limit)
         finish_pending(pipeline)
         pieces = SyncPieces(registry, cipher, connection, endpoint, warehouse_path=warehouse_path,
                             work_dir=work_dir, now=now, options=options)

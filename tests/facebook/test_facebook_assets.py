@@ -1,7 +1,8 @@
 """The Meta assets in Dagster, run in process against the sandbox the resource starts: one partition per ad
 account, counts in the metadata, every check beside the assets passing, a refused token failing the run
 with "needs re-authorisation" and leaving the schedule; and, on a sandbox server of the test's own, a big sync
-loaded piece after piece in one run, resuming after the last loaded piece when a run dies between two."""
+loaded piece after piece in one run under Meta's own DuckDB memory cap, resuming after the last loaded piece
+when a run dies between two."""
 
 from __future__ import annotations
 
@@ -10,14 +11,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+import dlt
 import duckdb
 import pytest
 from dagster import DagsterInstance, Definitions
 from dagster_dlt import DagsterDltResource
 
 from assets.facebook_ads import FACEBOOK_ASSETS, FACEBOOK_CHECKS, FACEBOOK_CONNECTIONS, FACEBOOK_PROVIDER, facebook_job
+from pipelines.facebook import settings as facebook
 from pipelines.facebook.client import GraphEndpoint
 from pipelines.facebook.insights import RESUME_KEY
+from pipelines.warehouse import LOAD_MEMORY_LIMIT
 from resources.connections import ConnectionsResource
 from resources.facebook import FacebookResource
 from resources.keyring import KeyringResource
@@ -123,6 +127,47 @@ def test_a_big_sync_loads_piece_after_piece_in_one_run(served) -> None:
     state = ads.registry.get(WEST).sync_state
     assert RESUME_KEY not in state and state["insights_until"] == ads.account(WEST).today().isoformat()
     assert all(c.passed for c in result.get_asset_check_evaluations())
+
+
+BUILT: dict[str, dlt.Pipeline] = {}
+
+
+class RecordingWarehouse(WarehouseResource):
+    """The warehouse resource keeping the last pipeline it built under each name (in `BUILT`: Dagster hands a run
+    its own copy of the resource), so a test can open DuckDB with the very destination settings a load used."""
+
+    def pipeline(self, name: str, dataset: str, memory_limit: str | None = None) -> dlt.Pipeline:
+        BUILT[name] = built = super().pipeline(name, dataset, memory_limit)
+        return built
+
+
+def _memory_limit(pipeline: dlt.Pipeline) -> str:
+    """DuckDB's memory cap on a connection the pipeline's destination opens, as the load's connections get it."""
+    with pipeline.sql_client() as client:
+        return client.execute_sql("SELECT current_setting('memory_limit')")[0][0]
+
+
+def _as_duckdb_says(limit: str) -> str:
+    with duckdb.connect(config={"memory_limit": limit}) as con:
+        return con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+
+
+def test_a_sync_loads_under_metas_own_memory_cap_and_other_pipelines_keep_the_shared_one(served) -> None:
+    ads, (defs, instance, resources) = served
+    warehouse = RecordingWarehouse(path=str(ads.warehouse), dlt_dir=str(ads.dlt_dir), work_dir=str(ads.work_dir))
+    defs = Definitions(assets=FACEBOOK_ASSETS, asset_checks=FACEBOOK_CHECKS, jobs=[facebook_job],
+                       resources={**resources, "warehouse": warehouse})
+    BUILT.clear()
+    result = _run((defs, instance, resources), WEST)
+    assert result.success and _materialization(result, "ad_insights")["loads"] >= 3
+    assert list(BUILT) == [facebook.SOURCE_NAME]
+    meta_cap, shared_cap = _as_duckdb_says(facebook.LOAD_MEMORY_LIMIT), _as_duckdb_says(LOAD_MEMORY_LIMIT)
+    assert meta_cap == "61.0 MiB" != shared_cap  # 64 MB, in DuckDB's words
+    assert _memory_limit(BUILT[facebook.SOURCE_NAME]) == meta_cap
+    assert _memory_limit(warehouse.pipeline("another_source", "raw_other")) == shared_cap
+    assert ads.query(f"SELECT count(*), count(DISTINCT insight_id) FROM {RAW}.ad_insights WHERE connection_id = ?",
+                     [WEST]) == [(12 * SERVED_DAYS, 12 * SERVED_DAYS)]
+    assert_mirror(ads, WEST)
 
 
 def test_a_crash_between_pieces_resumes_after_the_last_loaded_one(served) -> None:

@@ -7,11 +7,14 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import subprocess
+import sys
 from decimal import Decimal
 
 import pytest
 
 from pipelines.connections.errors import ReauthorizationRequired
+from pipelines.facebook import allocator
 from pipelines.facebook.insights import RESUME_KEY, months_before, slices
 from pipelines.facebook.settings import SANDBOX_OPTIONS
 from tests.facebook.conftest import (  # noqa: F401 - ads: the fixture
@@ -263,3 +266,43 @@ def _cause(exc: BaseException, kind: type) -> BaseException | None:
     while exc is not None and not isinstance(exc, kind):
         exc = exc.__cause__ or exc.__context__
     return exc
+
+
+
+# Run in a fresh interpreter each time that imports nothing else (the allocator module by its file): its heap has
+# no free chunk of 256 KiB that could serve the blocks either way, and its top is trimmed before they are asked for.
+_BLOCKS = """
+import ctypes
+import importlib.util
+import sys
+
+spec = importlib.util.spec_from_file_location("allocator", sys.argv[2])
+allocator = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(allocator)
+
+class MallInfo(ctypes.Structure):  # glibc's struct mallinfo2; hblks: blocks that are mappings of their own
+    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                               "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+libc = ctypes.CDLL(None)
+libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+libc.free.argtypes, libc.mallinfo2.restype = [ctypes.c_void_p], MallInfo
+
+held = sys.argv[1] == "held" and allocator.fix_mmap_threshold()
+libc.free(libc.malloc(4 << 20))  # a 4 MiB mapping freed: glibc raises its threshold to 4 MiB, unless it is held
+libc.malloc_trim(0)
+before = libc.mallinfo2().hblks
+blocks = [libc.malloc(256 << 10) for _ in range(4)]
+print(held, libc.mallinfo2().hblks - before)
+"""
+
+
+def test_duckdb_sized_blocks_are_mappings_again_once_the_threshold_is_held() -> None:
+    """What `SyncPieces` sets before its loads: after a freed mapping, glibc serves DuckDB's 256 KiB blocks from
+    the heap (freed, they stay with the process); with the threshold held they are mappings of their own."""
+    def blocks(threshold: str) -> list[str]:
+        return subprocess.run([sys.executable, "-c", _BLOCKS, threshold, allocator.__file__], capture_output=True,
+                              text=True, check=True).stdout.split()
+
+    assert blocks("dynamic") == ["False", "0"]
+    assert blocks("held") == ["True", "4"]
