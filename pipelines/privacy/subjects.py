@@ -141,7 +141,9 @@ def _mentions(table: str, decl: PersonalDataDeclaration, kinds: set[str]) -> lis
     (`kinds`): a blind index is keyed by its kind, so no other column can hold it.
 
     A row whose subject key holds the very identifier it mentions is owned (the identifier given is one of
-    the request's identities): such rows, most rows of an identified person, are left out before the join."""
+    the request's identities): such rows, most rows of an identified person, are left out before the join, and
+    so are rows without the column (a NULL never joins): without that test the scan hands the join every
+    anonymous row, whose NULL is distinct from its subject."""
     subject = decl.subject_keys
     verified = set(decl.keys_of_kinds(VERIFIED_KINDS))
     not_owned = [f"NOT EXISTS (SELECT 1 FROM {IDENTITIES} i WHERE i.request_id = g.request_id "
@@ -151,8 +153,8 @@ def _mentions(table: str, decl: PersonalDataDeclaration, kinds: set[str]) -> lis
         kind = decl.kind_of(plain)
         if c not in decl.identity_keys or kind not in kinds:
             continue
-        where = [*(f"t.{ident(c)} IS DISTINCT FROM t.{ident(s)}" for s in subject), "g.mentions",
-                 f"g.kind = {literal(kind)}", *not_owned, *([] if c in verified else [_verified_null(decl)])]
+        where = [f"t.{ident(c)} IS NOT NULL", *(f"t.{ident(c)} IS DISTINCT FROM t.{ident(s)}" for s in subject),
+                 "g.mentions", f"g.kind = {literal(kind)}", *not_owned, *([] if c in verified else [_verified_null(decl)])]
         selects.append(f"SELECT t.rowid AS rid, g.request_id FROM {qualified(table)} t JOIN {TARGETS} g "
                        f"ON t.workspace_id = g.workspace_id AND t.{ident(c)} = g.bidx WHERE {' AND '.join(where)}")
     return selects
@@ -160,29 +162,37 @@ def _mentions(table: str, decl: PersonalDataDeclaration, kinds: set[str]) -> lis
 
 def _stitched(table: str, decl: PersonalDataDeclaration) -> tuple[str | None, list[str]]:
     """The SELECT of (request_id, workspace_id, bidx, given) of the tracker identifiers on the requester's own
-    rows (owned hits of a stitched target), every tracker column in one pass over the table, each distinct
-    combination once before it is unnested; and per tracker column the SELECT of the candidates (columns as
-    `dsr_candidates`) whose identifier is also on a row carrying a verified identity whose subject is not the
-    requester: contested."""
+    rows (owned rows of a stitched target); and the SELECT of the candidates (columns as `dsr_candidates`)
+    whose identifier is also on a row carrying a verified identity whose subject is not the requester:
+    contested.
+
+    Each is one pass over the table that keeps a row on its blind indexes alone (a semi-join: the subject key
+    among the stitched targets', a tracker column among the candidates') and reduces the rows kept to their
+    distinct (workspace, subject, trackers) before anything is joined to a request: a batch's people have
+    hundreds of thousands of rows but only tens of thousands of such combinations, so the batch does not carry
+    every row of its people through the joins."""
     trackers = decl.keys_of_kinds(TRACKER_KINDS)
     if not trackers:
         return None, []
     verified = decl.keys_of_kinds(VERIFIED_KINDS)
     carried = ", ".join(f"t.{ident(c)}" for c in trackers)
-    owned = " UNION ".join(
-        f"SELECT DISTINCT g.request_id, g.bidx AS given, t.workspace_id, {carried} FROM {qualified(table)} t "
-        f"JOIN {TARGETS} g ON t.workspace_id = g.workspace_id AND t.{ident(s)} = g.bidx WHERE g.stitch"
+    unnested = f"unnest([{', '.join(ident(c) for c in trackers)}]) AS bidx"
+    found = " UNION ".join(
+        f"SELECT g.request_id, g.workspace_id, x.bidx, g.bidx AS given FROM (SELECT workspace_id, subject, "
+        f"{unnested} FROM (SELECT DISTINCT t.workspace_id, t.{ident(s)} AS subject, {carried} "
+        f"FROM {qualified(table)} t WHERE t.{ident(s)} IN (SELECT bidx FROM {TARGETS} WHERE stitch))) x "
+        f"JOIN {TARGETS} g ON g.workspace_id = x.workspace_id AND g.bidx = x.subject "
+        f"WHERE g.stitch AND x.bidx IS NOT NULL"
         for s in decl.subject_keys)
-    found = (f"SELECT request_id, workspace_id, bidx, given FROM (SELECT request_id, workspace_id, given, "
-             f"unnest([{', '.join(ident(c) for c in trackers)}]) AS bidx FROM ({owned})) WHERE bidx IS NOT NULL")
     contested = []
     if verified and decl.subject_ref:
         carries = " OR ".join(f"t.{ident(v)} IS NOT NULL" for v in verified)
-        contested = [f"SELECT DISTINCT c.* FROM dsr_candidates c JOIN {qualified(table)} t "
-                     f"ON t.workspace_id = c.workspace_id AND t.{ident(col)} = c.bidx "
-                     f"AND t.{ident(decl.subject_ref)} IS DISTINCT FROM c.given WHERE {carries}"
-                     for col in trackers]
-    return found, contested
+        holds = " OR ".join(f"t.{ident(c)} IN (SELECT bidx FROM dsr_candidates)" for c in trackers)
+        contested = [f"SELECT DISTINCT c.* FROM dsr_candidates c JOIN (SELECT workspace_id, subject, {unnested} "
+                     f"FROM (SELECT DISTINCT t.workspace_id, t.{ident(decl.subject_ref)} AS subject, {carried} "
+                     f"FROM {qualified(table)} t WHERE ({carries}) AND ({holds}))) x "
+                     f"ON x.workspace_id = c.workspace_id AND x.bidx = c.bidx AND x.subject IS DISTINCT FROM c.given"]
+    return found or None, contested
 
 
 def find_rows(con: duckdb.DuckDBPyConnection, tables: dict[str, PersonalDataDeclaration]) -> None:
