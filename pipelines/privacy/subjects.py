@@ -160,39 +160,46 @@ def _mentions(table: str, decl: PersonalDataDeclaration, kinds: set[str]) -> lis
     return selects
 
 
-def _stitched(table: str, decl: PersonalDataDeclaration) -> tuple[str | None, list[str]]:
+def _stitched(con: duckdb.DuckDBPyConnection, table: str, decl: PersonalDataDeclaration) -> tuple[str | None, str | None]:
     """The SELECT of (request_id, workspace_id, bidx, given) of the tracker identifiers on the requester's own
     rows (owned rows of a stitched target); and the SELECT of the candidates (columns as `dsr_candidates`)
     whose identifier is also on a row carrying a verified identity whose subject is not the requester:
     contested.
 
-    Each is one pass over the table that keeps a row on its blind indexes alone (a semi-join: the subject key
-    among the stitched targets', a tracker column among the candidates') and reduces the rows kept to their
-    distinct (workspace, subject, trackers) before anything is joined to a request: a batch's people have
-    hundreds of thousands of rows but only tens of thousands of such combinations, so the batch does not carry
-    every row of its people through the joins."""
+    The requesters' rows are read once: one pass keeps the rows whose subject key holds a stitched target's
+    blind index (a semi-join on it alone) and reduces them to their distinct (workspace, subject, trackers,
+    verified or not) in a temp table; a batch's people have hundreds of thousands of rows but only tens of
+    thousands of such combinations. The candidates come from those combinations, and so does the contest
+    among the requesters' own rows; the contest's pass over the table then leaves the requesters' rows out
+    (the same semi-join, negated) and keeps only other verified rows that carry a candidate."""
     trackers = decl.keys_of_kinds(TRACKER_KINDS)
-    if not trackers:
-        return None, []
+    if not trackers or not decl.subject_keys:
+        return None, None
     verified = decl.keys_of_kinds(VERIFIED_KINDS)
     carried = ", ".join(f"t.{ident(c)}" for c in trackers)
+    carries = " OR ".join(f"t.{ident(v)} IS NOT NULL" for v in verified) or "false"
+    stitched = f"SELECT bidx FROM {TARGETS} WHERE stitch"
+    seen = "dsr_seen_" + table.replace(".", "__")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {seen} AS " + " UNION ".join(
+        f"SELECT DISTINCT {literal(s)} AS via, t.workspace_id, t.{ident(s)} AS subject, {carried}, "
+        f"({carries}) AS verified FROM {qualified(table)} t WHERE t.{ident(s)} IN ({stitched})"
+        for s in decl.subject_keys))
     unnested = f"unnest([{', '.join(ident(c) for c in trackers)}]) AS bidx"
-    found = " UNION ".join(
-        f"SELECT g.request_id, g.workspace_id, x.bidx, g.bidx AS given FROM (SELECT workspace_id, subject, "
-        f"{unnested} FROM (SELECT DISTINCT t.workspace_id, t.{ident(s)} AS subject, {carried} "
-        f"FROM {qualified(table)} t WHERE t.{ident(s)} IN (SELECT bidx FROM {TARGETS} WHERE stitch))) x "
-        f"JOIN {TARGETS} g ON g.workspace_id = x.workspace_id AND g.bidx = x.subject "
-        f"WHERE g.stitch AND x.bidx IS NOT NULL"
-        for s in decl.subject_keys)
-    contested = []
+    found = (f"SELECT g.request_id, g.workspace_id, x.bidx, g.bidx AS given FROM (SELECT DISTINCT workspace_id, "
+             f"subject, {unnested} FROM {seen}) x JOIN {TARGETS} g ON g.workspace_id = x.workspace_id "
+             f"AND g.bidx = x.subject WHERE g.stitch AND x.bidx IS NOT NULL")
+    contested = None
     if verified and decl.subject_ref:
-        carries = " OR ".join(f"t.{ident(v)} IS NOT NULL" for v in verified)
         holds = " OR ".join(f"t.{ident(c)} IN (SELECT bidx FROM dsr_candidates)" for c in trackers)
-        contested = [f"SELECT DISTINCT c.* FROM dsr_candidates c JOIN (SELECT workspace_id, subject, {unnested} "
-                     f"FROM (SELECT DISTINCT t.workspace_id, t.{ident(decl.subject_ref)} AS subject, {carried} "
-                     f"FROM {qualified(table)} t WHERE ({carries}) AND ({holds}))) x "
-                     f"ON x.workspace_id = c.workspace_id AND x.bidx = c.bidx AND x.subject IS DISTINCT FROM c.given"]
-    return found or None, contested
+        subject = ident(decl.subject_ref)
+        evidence = (f"SELECT workspace_id, subject, {carried} FROM {seen} t WHERE via = {literal(decl.subject_ref)} "
+                    f"AND verified UNION SELECT DISTINCT t.workspace_id, t.{subject} AS subject, {carried} "
+                    f"FROM {qualified(table)} t WHERE ({carries}) AND ({holds}) "
+                    f"AND (t.{subject} IS NULL OR t.{subject} NOT IN ({stitched}))")
+        contested = (f"SELECT DISTINCT c.* FROM dsr_candidates c JOIN (SELECT workspace_id, subject, {unnested} "
+                     f"FROM ({evidence})) x ON x.workspace_id = c.workspace_id AND x.bidx = c.bidx "
+                     f"AND x.subject IS DISTINCT FROM c.given")
+    return found, contested
 
 
 def find_rows(con: duckdb.DuckDBPyConnection, tables: dict[str, PersonalDataDeclaration]) -> None:
@@ -204,16 +211,19 @@ def find_rows(con: duckdb.DuckDBPyConnection, tables: dict[str, PersonalDataDecl
                 f"FROM {TARGETS}")
     candidates, contested = [], []
     for table, decl in tables.items():
-        found, claimed = _stitched(table, decl)
+        found, claimed = _stitched(con, table, decl)
         if found:
             candidates.append(found)
-        contested.extend(claimed)
+        if claimed:
+            contested.append(claimed)
     if candidates:
         con.execute(f"CREATE OR REPLACE TEMP TABLE dsr_candidates AS SELECT DISTINCT * FROM ({' UNION '.join(candidates)})")
         contested_sql = " UNION ".join(contested) or "SELECT * FROM dsr_candidates WHERE false"
         con.execute(f"INSERT INTO {IDENTITIES} SELECT request_id, workspace_id, bidx FROM "
                     f"(SELECT * FROM dsr_candidates EXCEPT ({contested_sql})) EXCEPT SELECT * FROM {IDENTITIES}")
         con.execute("DROP TABLE dsr_candidates")
+    for table in tables:
+        con.execute(f"DROP TABLE IF EXISTS dsr_seen_{table.replace('.', '__')}")
     kinds = {kind for (kind,) in con.execute(f"SELECT DISTINCT kind FROM {TARGETS} WHERE mentions").fetchall()}
     for table, decl in tables.items():
         # Owned rows are distinct per request (IDENTITIES is, and a key column holds one value per row) unless
