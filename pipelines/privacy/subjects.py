@@ -154,13 +154,20 @@ def _mentions(table: str, decl: PersonalDataDeclaration, kinds: set[str]) -> lis
         if c not in decl.identity_keys or kind not in kinds:
             continue
         where = [f"t.{ident(c)} IS NOT NULL", *(f"t.{ident(c)} IS DISTINCT FROM t.{ident(s)}" for s in subject),
-                 "g.mentions", f"g.kind = {literal(kind)}", *not_owned, *([] if c in verified else [_verified_null(decl)])]
+                 "g.mentions", f"g.kind = {literal(kind)}", *not_owned,
+                 *([] if c in verified else [_verified_null(decl)])]
         selects.append(f"SELECT t.rowid AS rid, g.request_id FROM {qualified(table)} t JOIN {TARGETS} g "
                        f"ON t.workspace_id = g.workspace_id AND t.{ident(c)} = g.bidx WHERE {' AND '.join(where)}")
     return selects
 
 
-def _stitched(con: duckdb.DuckDBPyConnection, table: str, decl: PersonalDataDeclaration) -> tuple[str | None, str | None]:
+def _seen_table(table: str) -> str:
+    """The temp table of the distinct combinations of `table`'s rows of stitched requesters (`_stitched`)."""
+    return "dsr_seen_" + table.replace(".", "__")
+
+
+def _stitched(con: duckdb.DuckDBPyConnection, table: str,
+              decl: PersonalDataDeclaration) -> tuple[str | None, str | None]:
     """The SELECT of (request_id, workspace_id, bidx, given) of the tracker identifiers on the requester's own
     rows (owned rows of a stitched target); and the SELECT of the candidates (columns as `dsr_candidates`)
     whose identifier is also on a row carrying a verified identity whose subject is not the requester:
@@ -179,7 +186,7 @@ def _stitched(con: duckdb.DuckDBPyConnection, table: str, decl: PersonalDataDecl
     carried = ", ".join(f"t.{ident(c)}" for c in trackers)
     carries = " OR ".join(f"t.{ident(v)} IS NOT NULL" for v in verified) or "false"
     stitched = f"SELECT bidx FROM {TARGETS} WHERE stitch"
-    seen = "dsr_seen_" + table.replace(".", "__")
+    seen = _seen_table(table)
     con.execute(f"CREATE OR REPLACE TEMP TABLE {seen} AS " + " UNION ".join(
         f"SELECT DISTINCT {literal(s)} AS via, t.workspace_id, t.{ident(s)} AS subject, {carried}, "
         f"({carries}) AS verified FROM {qualified(table)} t WHERE t.{ident(s)} IN ({stitched})"
@@ -223,7 +230,7 @@ def find_rows(con: duckdb.DuckDBPyConnection, tables: dict[str, PersonalDataDecl
                     f"(SELECT * FROM dsr_candidates EXCEPT ({contested_sql})) EXCEPT SELECT * FROM {IDENTITIES}")
         con.execute("DROP TABLE dsr_candidates")
     for table in tables:
-        con.execute(f"DROP TABLE IF EXISTS dsr_seen_{table.replace('.', '__')}")
+        con.execute(f"DROP TABLE IF EXISTS {_seen_table(table)}")
     kinds = {kind for (kind,) in con.execute(f"SELECT DISTINCT kind FROM {TARGETS} WHERE mentions").fetchall()}
     for table, decl in tables.items():
         # Owned rows are distinct per request (IDENTITIES is, and a key column holds one value per row) unless
