@@ -141,7 +141,9 @@ def _mentions(table: str, decl: PersonalDataDeclaration, kinds: set[str]) -> lis
     (`kinds`): a blind index is keyed by its kind, so no other column can hold it.
 
     A row whose subject key holds the very identifier it mentions is owned (the identifier given is one of
-    the request's identities): such rows, most rows of an identified person, are left out before the join."""
+    the request's identities): such rows, most rows of an identified person, are left out before the join, and
+    so are rows without the column (a NULL never joins): without that test the scan hands the join every
+    anonymous row, whose NULL is distinct from its subject."""
     subject = decl.subject_keys
     verified = set(decl.keys_of_kinds(VERIFIED_KINDS))
     not_owned = [f"NOT EXISTS (SELECT 1 FROM {IDENTITIES} i WHERE i.request_id = g.request_id "
@@ -151,37 +153,59 @@ def _mentions(table: str, decl: PersonalDataDeclaration, kinds: set[str]) -> lis
         kind = decl.kind_of(plain)
         if c not in decl.identity_keys or kind not in kinds:
             continue
-        where = [*(f"t.{ident(c)} IS DISTINCT FROM t.{ident(s)}" for s in subject), "g.mentions",
-                 f"g.kind = {literal(kind)}", *not_owned, *([] if c in verified else [_verified_null(decl)])]
+        where = [f"t.{ident(c)} IS NOT NULL", *(f"t.{ident(c)} IS DISTINCT FROM t.{ident(s)}" for s in subject),
+                 "g.mentions", f"g.kind = {literal(kind)}", *not_owned,
+                 *([] if c in verified else [_verified_null(decl)])]
         selects.append(f"SELECT t.rowid AS rid, g.request_id FROM {qualified(table)} t JOIN {TARGETS} g "
                        f"ON t.workspace_id = g.workspace_id AND t.{ident(c)} = g.bidx WHERE {' AND '.join(where)}")
     return selects
 
 
-def _stitched(table: str, decl: PersonalDataDeclaration) -> tuple[str | None, list[str]]:
+def _seen_table(table: str) -> str:
+    """The temp table of the distinct combinations of `table`'s rows of stitched requesters (`_stitched`)."""
+    return "dsr_seen_" + table.replace(".", "__")
+
+
+def _stitched(con: duckdb.DuckDBPyConnection, table: str,
+              decl: PersonalDataDeclaration) -> tuple[str | None, str | None]:
     """The SELECT of (request_id, workspace_id, bidx, given) of the tracker identifiers on the requester's own
-    rows (owned hits of a stitched target), every tracker column in one pass over the table, each distinct
-    combination once before it is unnested; and per tracker column the SELECT of the candidates (columns as
-    `dsr_candidates`) whose identifier is also on a row carrying a verified identity whose subject is not the
-    requester: contested."""
+    rows (owned rows of a stitched target); and the SELECT of the candidates (columns as `dsr_candidates`)
+    whose identifier is also on a row carrying a verified identity whose subject is not the requester:
+    contested.
+
+    The requesters' rows are read once: one pass keeps the rows whose subject key holds a stitched target's
+    blind index (a semi-join on it alone) and reduces them to their distinct (workspace, subject, trackers,
+    verified or not) in a temp table; a batch's people have hundreds of thousands of rows but only tens of
+    thousands of such combinations. The candidates come from those combinations, and so does the contest
+    among the requesters' own rows; the contest's pass over the table then leaves the requesters' rows out
+    (the same semi-join, negated) and keeps only other verified rows that carry a candidate."""
     trackers = decl.keys_of_kinds(TRACKER_KINDS)
-    if not trackers:
-        return None, []
+    if not trackers or not decl.subject_keys:
+        return None, None
     verified = decl.keys_of_kinds(VERIFIED_KINDS)
     carried = ", ".join(f"t.{ident(c)}" for c in trackers)
-    owned = " UNION ".join(
-        f"SELECT DISTINCT g.request_id, g.bidx AS given, t.workspace_id, {carried} FROM {qualified(table)} t "
-        f"JOIN {TARGETS} g ON t.workspace_id = g.workspace_id AND t.{ident(s)} = g.bidx WHERE g.stitch"
-        for s in decl.subject_keys)
-    found = (f"SELECT request_id, workspace_id, bidx, given FROM (SELECT request_id, workspace_id, given, "
-             f"unnest([{', '.join(ident(c) for c in trackers)}]) AS bidx FROM ({owned})) WHERE bidx IS NOT NULL")
-    contested = []
+    carries = " OR ".join(f"t.{ident(v)} IS NOT NULL" for v in verified) or "false"
+    stitched = f"SELECT bidx FROM {TARGETS} WHERE stitch"
+    seen = _seen_table(table)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {seen} AS " + " UNION ".join(
+        f"SELECT DISTINCT {literal(s)} AS via, t.workspace_id, t.{ident(s)} AS subject, {carried}, "
+        f"({carries}) AS verified FROM {qualified(table)} t WHERE t.{ident(s)} IN ({stitched})"
+        for s in decl.subject_keys))
+    unnested = f"unnest([{', '.join(ident(c) for c in trackers)}]) AS bidx"
+    found = (f"SELECT g.request_id, g.workspace_id, x.bidx, g.bidx AS given FROM (SELECT DISTINCT workspace_id, "
+             f"subject, {unnested} FROM {seen}) x JOIN {TARGETS} g ON g.workspace_id = x.workspace_id "
+             f"AND g.bidx = x.subject WHERE g.stitch AND x.bidx IS NOT NULL")
+    contested = None
     if verified and decl.subject_ref:
-        carries = " OR ".join(f"t.{ident(v)} IS NOT NULL" for v in verified)
-        contested = [f"SELECT DISTINCT c.* FROM dsr_candidates c JOIN {qualified(table)} t "
-                     f"ON t.workspace_id = c.workspace_id AND t.{ident(col)} = c.bidx "
-                     f"AND t.{ident(decl.subject_ref)} IS DISTINCT FROM c.given WHERE {carries}"
-                     for col in trackers]
+        holds = " OR ".join(f"t.{ident(c)} IN (SELECT bidx FROM dsr_candidates)" for c in trackers)
+        subject = ident(decl.subject_ref)
+        evidence = (f"SELECT workspace_id, subject, {carried} FROM {seen} t WHERE via = {literal(decl.subject_ref)} "
+                    f"AND verified UNION SELECT DISTINCT t.workspace_id, t.{subject} AS subject, {carried} "
+                    f"FROM {qualified(table)} t WHERE ({carries}) AND ({holds}) "
+                    f"AND (t.{subject} IS NULL OR t.{subject} NOT IN ({stitched}))")
+        contested = (f"SELECT DISTINCT c.* FROM dsr_candidates c JOIN (SELECT workspace_id, subject, {unnested} "
+                     f"FROM ({evidence})) x ON x.workspace_id = c.workspace_id AND x.bidx = c.bidx "
+                     f"AND x.subject IS DISTINCT FROM c.given")
     return found, contested
 
 
@@ -194,16 +218,19 @@ def find_rows(con: duckdb.DuckDBPyConnection, tables: dict[str, PersonalDataDecl
                 f"FROM {TARGETS}")
     candidates, contested = [], []
     for table, decl in tables.items():
-        found, claimed = _stitched(table, decl)
+        found, claimed = _stitched(con, table, decl)
         if found:
             candidates.append(found)
-        contested.extend(claimed)
+        if claimed:
+            contested.append(claimed)
     if candidates:
         con.execute(f"CREATE OR REPLACE TEMP TABLE dsr_candidates AS SELECT DISTINCT * FROM ({' UNION '.join(candidates)})")
         contested_sql = " UNION ".join(contested) or "SELECT * FROM dsr_candidates WHERE false"
         con.execute(f"INSERT INTO {IDENTITIES} SELECT request_id, workspace_id, bidx FROM "
                     f"(SELECT * FROM dsr_candidates EXCEPT ({contested_sql})) EXCEPT SELECT * FROM {IDENTITIES}")
         con.execute("DROP TABLE dsr_candidates")
+    for table in tables:
+        con.execute(f"DROP TABLE IF EXISTS {_seen_table(table)}")
     kinds = {kind for (kind,) in con.execute(f"SELECT DISTINCT kind FROM {TARGETS} WHERE mentions").fetchall()}
     for table, decl in tables.items():
         # Owned rows are distinct per request (IDENTITIES is, and a key column holds one value per row) unless
