@@ -7,8 +7,8 @@ corrections, access exports, then erasures (an erasure also removes earlier expo
 
 Erasure is ordered so that a crash at any point is finished by the next run: keys are destroyed first
 (after that the stored ciphertext is unreadable whatever happens; with the landing zone locked, so no sweep
-archives the person's lines under fresh keys before the scrub), then landed raw files are scrubbed, then
-rows are deleted in one transaction and the request is closed.
+archives the person's lines under fresh keys before the scrub), then landed raw files are scrubbed, while
+the rows are deleted in one transaction that commits only after both; then the request is closed.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import datetime as dt
 import json
 import os
 from collections import Counter, defaultdict
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -409,9 +410,29 @@ def _count_connection_rows(con, by_connection: dict[str, str], batch: list[Outco
             outcome.tables[table] = outcome.tables.get(table, 0) + count
 
 
+def _shred(cipher, identities: pa.Table, landing_urls: dict[str, str]) -> tuple[int, int, int]:
+    """Destroy the keys of `identities` and scrub their lines from the landed files of every zone given
+    (the first zone's scrub destroys the keys, holding its lock: `scrub_landing`); returns (keys destroyed,
+    landed lines removed, landed files rewritten)."""
+    zones = [zone for zone in LANDING_ZONES if zone.name in landing_urls]
+    if not zones:
+        return cipher.destroy_subjects_many(identities.column("workspace_id"), identities.column("bidx")), 0, 0
+    keys = lines = files = 0
+    for zone in zones:
+        scrubbed = scrub_landing(zone, landing_urls[zone.name], identities, cipher)
+        keys, lines, files = (keys + scrubbed.keys_destroyed, lines + scrubbed.lines_removed,
+                              files + scrubbed.files_rewritten)
+    return keys, lines, files
+
+
 def _erase(con, cipher, inbox, rows, batch, tables, searchable, report, *, landing_urls, exports_dir, now,
            **_) -> None:
-    """Destroy the people's keys, scrub landed files, remove earlier exports, then delete their rows.
+    """Destroy the people's keys and scrub landed files while their rows are deleted, remove earlier exports,
+    and commit the deletion once the keys are gone.
+
+    The keyring (SQLite) and the landed files are apart from the warehouse, so a thread shreds while DuckDB
+    deletes: a batch's two largest costs overlap on two cores. The rows' transaction commits only after the
+    keys are destroyed, so a crash anywhere before leaves every row and the rerun finds the same people.
 
     A request naming a `connection` (a disconnected provider account) deletes every row carrying that
     connection id in a column declared `x-connection`; the keys of the people in them are destroyed after,
@@ -422,19 +443,29 @@ def _erase(con, cipher, inbox, rows, batch, tables, searchable, report, *, landi
     # In key order: the keyring deletes them walking its index once.
     identities = con.sql(f"SELECT DISTINCT workspace_id, bidx FROM {IDENTITIES} {mine} "
                          "ORDER BY workspace_id, bidx").to_arrow_table()
-    zones = [zone for zone in LANDING_ZONES if zone.name in landing_urls]
-    if not zones:
-        report.keys_destroyed += cipher.destroy_subjects_many(identities.column("workspace_id"),
-                                                              identities.column("bidx"))
-    for zone in zones:  # the first scrub destroys the keys, holding the zone's lock (`scrub_landing`)
-        scrubbed = scrub_landing(zone, landing_urls[zone.name], identities, cipher)
-        report.keys_destroyed += scrubbed.keys_destroyed
-        report.landing_lines_removed += scrubbed.lines_removed
-        report.landing_files_rewritten += scrubbed.files_rewritten
-    earlier = inbox.earlier_exports(identities)
-    for request_id in earlier:
-        report.exports_removed += remove_export(exports_dir, request_id)
-    inbox.forget_exports(earlier, "removed by a later erasure")
+    people = [o.request_id for o in batch if rows[o.request_id]["identity_kind"] != "connection"]
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="erasure-shred") as pool:
+        shredding = pool.submit(_shred, cipher, identities, landing_urls)
+        try:
+            earlier = inbox.earlier_exports(identities)
+            for request_id in earlier:
+                report.exports_removed += remove_export(exports_dir, request_id)
+            inbox.forget_exports(earlier, "removed by a later erasure")
+            with _written_without_compaction(con):
+                _delete_rows(con, cipher, rows, batch, tables, searchable, mine, shredding, report)
+                if people:  # a disconnected account may be connected again; an erased person stays erased
+                    suppress(con, f"SELECT request_id, workspace_id, bidx FROM {IDENTITIES} "
+                                  f"{_of_requests(people, rows)}", now)
+        finally:
+            shredding.cancel()  # a shred already running is waited for by the pool; its error is raised above
+    for outcome in batch:
+        outcome.detail = f"erased {sum(outcome.tables.values())} rows from {len(outcome.tables)} tables"
+
+
+def _delete_rows(con, cipher, rows, batch, tables, searchable, mine: str, shredding: Future,
+                 report: BatchReport) -> None:
+    """Delete the batch's rows in one transaction that commits once `shredding` (the keys' destruction and
+    the scrub) is done; then the keys of disconnected accounts' people that no row needs any more."""
     by_connection = connection_tables(con, tables)
     disconnected = [o for o in batch if rows[o.request_id]["identity_kind"] == "connection"]
     if disconnected:  # the people of a disconnected account: candidates for key destruction once rows are gone
@@ -447,24 +478,25 @@ def _erase(con, cipher, inbox, rows, batch, tables, searchable, report, *, landi
                 con.execute(f"INSERT INTO dsr_connection_subjects SELECT DISTINCT t.workspace_id, t.{ident(subject)} "
                             f"FROM {qualified(table)} t JOIN {hits_table(table, 'connection')} h ON t.rowid = h.rid "
                             f"WHERE t.{ident(subject)} IS NOT NULL").fetchall()
-    people = [o.request_id for o in batch if rows[o.request_id]["identity_kind"] != "connection"]
-    with _written_without_compaction(con):
-        con.execute("BEGIN")
+    con.execute("BEGIN")
+    try:
         for table in searchable:
             _delete_hits(con, table, f"SELECT rid FROM {hits_table(table)} {mine}")
         for table in by_connection if disconnected else ():
             _delete_hits(con, table, f"SELECT rid FROM {hits_table(table, 'connection')}")
-        con.execute("COMMIT")
-        if disconnected:
-            report.keys_destroyed += destroy_unreferenced_subjects(con, "dsr_connection_subjects", tables, cipher)
-            for table in by_connection:
-                con.execute(f"DROP TABLE IF EXISTS {hits_table(table, 'connection')}")
-            con.execute("DROP TABLE dsr_connection_subjects")
-        if people:  # a disconnected account may be connected again; an erased person stays erased
-            suppress(con, f"SELECT request_id, workspace_id, bidx FROM {IDENTITIES} {_of_requests(people, rows)}",
-                     now)
-    for outcome in batch:
-        outcome.detail = f"erased {sum(outcome.tables.values())} rows from {len(outcome.tables)} tables"
+        keys, lines, files = shredding.result()
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+    report.keys_destroyed += keys
+    report.landing_lines_removed += lines
+    report.landing_files_rewritten += files
+    if disconnected:
+        report.keys_destroyed += destroy_unreferenced_subjects(con, "dsr_connection_subjects", tables, cipher)
+        for table in by_connection:
+            con.execute(f"DROP TABLE IF EXISTS {hits_table(table, 'connection')}")
+        con.execute("DROP TABLE dsr_connection_subjects")
 
 
 def foreign_rows_in_exports(inbox: Inbox, exports_dir: Path) -> tuple[int, dict[str, int]]:

@@ -31,7 +31,7 @@ from pipelines.privacy.requests import Request
 from pipelines.privacy.scrub import scrub_landing
 from pipelines.workspaces import UNATTRIBUTED_WORKSPACE
 from tests.conftest import END_DATE, Platform, landed_lines
-from tests.privacy.test_requests import _files_containing, _oracle, _people, _process
+from tests.privacy.test_requests import WS_EVENTS, _files_containing, _oracle, _people, _process
 
 ZONE = next(z for z in LANDING_ZONES if z.name == "usage_events")
 RULE = next(r for r in POLICY.landed if r.zone == ZONE.name)
@@ -606,8 +606,13 @@ def test_an_erasure_killed_during_the_scrub_leaves_no_plaintext_once_rerun(platf
     Inbox(platform.root / "privacy" / "requests.sqlite").submit(Request("erasure", ws, "user_id", user_id))
     env = {**os.environ, "GTG_DATA_DIR": str(platform.root)}
     scratch = platform.root / "work" / f"landed-{ZONE.name}"
+    count = f"SELECT count(*) FROM {WS_EVENTS}"
+    events = platform.query(count)[0][0]
+    mine = len(_oracle(platform, ws, user_id, erasure=True).event_ids)
+    assert mine > 0
     # Killed (kill -9) when the scrub has written the rewritten copy of `big` and is about to rename it over
-    # the original: the last moment before the landed file changes.
+    # the original: the last moment before the landed file changes, while the rows' deletion runs beside it
+    # uncommitted.
     killed = subprocess.run([sys.executable, "-c", _ERASE, str(platform.root)],
                             env={**env, "GTG_TEST_KILL_BEFORE_REPLACING": str(big)}, capture_output=True)
     assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()[-2000:]
@@ -618,11 +623,13 @@ def test_an_erasure_killed_during_the_scrub_leaves_no_plaintext_once_rerun(platf
     assert len(_lines_of(big)) == len(crowd) + 1  # the file being rewritten is whole
     inbox = Inbox(platform.root / "privacy" / "requests.sqlite")
     assert [r["status"] for r in inbox.all()] == ["received"]
+    assert platform.query(count)[0][0] == events  # the deletion commits only after the keys and the scrub
 
     subprocess.run([sys.executable, "-c", _ERASE, str(platform.root)], env=env, check=True)
 
     assert list(scratch.iterdir()) == []  # removed at the next start
     assert _lines_of(big) == crowd
+    assert platform.query(count)[0][0] == events - mine
     assert _files_containing(platform.root, {user_id}) == {}
     assert [r["status"] for r in inbox.all()] == ["completed"]
 
