@@ -443,7 +443,10 @@ def _erase(con, cipher, inbox, rows, batch, tables, searchable, report, *, landi
     # In key order: the keyring deletes them walking its index once.
     identities = con.sql(f"SELECT DISTINCT workspace_id, bidx FROM {IDENTITIES} {mine} "
                          "ORDER BY workspace_id, bidx").to_arrow_table()
+    # The people stay erased (a disconnected account may be connected again): their identities are suppressed.
     people = [o.request_id for o in batch if rows[o.request_id]["identity_kind"] != "connection"]
+    suppressed = (f"SELECT request_id, workspace_id, bidx FROM {IDENTITIES} {_of_requests(people, rows)}"
+                  if people else None)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="erasure-shred") as pool:
         shredding = pool.submit(_shred, cipher, identities, landing_urls)
         try:
@@ -452,20 +455,18 @@ def _erase(con, cipher, inbox, rows, batch, tables, searchable, report, *, landi
                 report.exports_removed += remove_export(exports_dir, request_id)
             inbox.forget_exports(earlier, "removed by a later erasure")
             with _written_without_compaction(con):
-                _delete_rows(con, cipher, rows, batch, tables, searchable, mine, shredding, report)
-                if people:  # a disconnected account may be connected again; an erased person stays erased
-                    suppress(con, f"SELECT request_id, workspace_id, bidx FROM {IDENTITIES} "
-                                  f"{_of_requests(people, rows)}", now)
+                _delete_rows(con, cipher, rows, batch, tables, searchable, mine, suppressed, shredding, report, now)
         finally:
             shredding.cancel()  # a shred already running is waited for by the pool; its error is raised above
     for outcome in batch:
         outcome.detail = f"erased {sum(outcome.tables.values())} rows from {len(outcome.tables)} tables"
 
 
-def _delete_rows(con, cipher, rows, batch, tables, searchable, mine: str, shredding: Future,
-                 report: BatchReport) -> None:
-    """Delete the batch's rows in one transaction that commits once `shredding` (the keys' destruction and
-    the scrub) is done; then the keys of disconnected accounts' people that no row needs any more."""
+def _delete_rows(con, cipher, rows, batch, tables, searchable, mine: str, suppressed: str | None,
+                 shredding: Future, report: BatchReport, now: dt.datetime) -> None:
+    """Delete the batch's rows and add the `suppressed` identities to the suppression list in one transaction
+    that commits once `shredding` (the keys' destruction and the scrub) is done; then the keys of disconnected
+    accounts' people that no row needs any more."""
     by_connection = connection_tables(con, tables)
     disconnected = [o for o in batch if rows[o.request_id]["identity_kind"] == "connection"]
     if disconnected:  # the people of a disconnected account: candidates for key destruction once rows are gone
@@ -484,6 +485,8 @@ def _delete_rows(con, cipher, rows, batch, tables, searchable, mine: str, shredd
             _delete_hits(con, table, f"SELECT rid FROM {hits_table(table)} {mine}")
         for table in by_connection if disconnected else ():
             _delete_hits(con, table, f"SELECT rid FROM {hits_table(table, 'connection')}")
+        if suppressed:
+            suppress(con, suppressed, now)
         keys, lines, files = shredding.result()
     except BaseException:
         con.execute("ROLLBACK")
