@@ -38,7 +38,7 @@ from pipelines.privacy.requests import (
     Closing, Inbox, RequestError, export_file, normalise_identities, normalise_identity, remove_export, request_from_row,
     shown, validate,
 )
-from pipelines.privacy.scrub import scrub_landing
+from pipelines.privacy.scrub import ScrubReport, scrub_landing
 from pipelines.privacy.suppression import suppress
 from pipelines.privacy.subjects import (
     IDENTITIES, REQUEST_KINDS, TARGETS, connection_tables, find_connection_rows, find_rows, hits_table, is_verified,
@@ -410,19 +410,15 @@ def _count_connection_rows(con, by_connection: dict[str, str], batch: list[Outco
             outcome.tables[table] = outcome.tables.get(table, 0) + count
 
 
-def _shred(cipher, identities: pa.Table, landing_urls: dict[str, str]) -> tuple[int, int, int]:
-    """Destroy the keys of `identities` and scrub their lines from the landed files of every zone given
-    (the first zone's scrub destroys the keys, holding its lock: `scrub_landing`); returns (keys destroyed,
-    landed lines removed, landed files rewritten)."""
+def _shred(cipher, identities: pa.Table, landing_urls: dict[str, str]) -> list[ScrubReport]:
+    """Destroy the keys of `identities` and scrub their lines from the landed files of every zone given (the
+    first zone's scrub destroys the keys, holding its lock: `scrub_landing`); one report per zone, or one of
+    the keys alone when no zone is given."""
     zones = [zone for zone in LANDING_ZONES if zone.name in landing_urls]
     if not zones:
-        return cipher.destroy_subjects_many(identities.column("workspace_id"), identities.column("bidx")), 0, 0
-    keys = lines = files = 0
-    for zone in zones:
-        scrubbed = scrub_landing(zone, landing_urls[zone.name], identities, cipher)
-        keys, lines, files = (keys + scrubbed.keys_destroyed, lines + scrubbed.lines_removed,
-                              files + scrubbed.files_rewritten)
-    return keys, lines, files
+        return [ScrubReport(keys_destroyed=cipher.destroy_subjects_many(identities.column("workspace_id"),
+                                                                        identities.column("bidx")))]
+    return [scrub_landing(zone, landing_urls[zone.name], identities, cipher) for zone in zones]
 
 
 def _erase(con, cipher, inbox, rows, batch, tables, searchable, report, *, landing_urls, exports_dir, now,
@@ -454,10 +450,9 @@ def _erase(con, cipher, inbox, rows, batch, tables, searchable, report, *, landi
             for request_id in earlier:
                 report.exports_removed += remove_export(exports_dir, request_id)
             inbox.forget_exports(earlier, "removed by a later erasure")
-            with _written_without_compaction(con):
-                _delete_rows(con, cipher, rows, batch, tables, searchable, mine, suppressed, shredding, report, now)
+            _delete_rows(con, cipher, rows, batch, tables, searchable, mine, suppressed, shredding, report, now)
         finally:
-            shredding.cancel()  # a shred already running is waited for by the pool; its error is raised above
+            shredding.cancel()  # not started yet: never starts; running: the pool waits for it to end
     for outcome in batch:
         outcome.detail = f"erased {sum(outcome.tables.values())} rows from {len(outcome.tables)} tables"
 
@@ -479,27 +474,29 @@ def _delete_rows(con, cipher, rows, batch, tables, searchable, mine: str, suppre
                 con.execute(f"INSERT INTO dsr_connection_subjects SELECT DISTINCT t.workspace_id, t.{ident(subject)} "
                             f"FROM {qualified(table)} t JOIN {hits_table(table, 'connection')} h ON t.rowid = h.rid "
                             f"WHERE t.{ident(subject)} IS NOT NULL").fetchall()
-    con.execute("BEGIN")
-    try:
-        for table in searchable:
-            _delete_hits(con, table, f"SELECT rid FROM {hits_table(table)} {mine}")
-        for table in by_connection if disconnected else ():
-            _delete_hits(con, table, f"SELECT rid FROM {hits_table(table, 'connection')}")
-        if suppressed:
-            suppress(con, suppressed, now)
-        keys, lines, files = shredding.result()
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    con.execute("COMMIT")
-    report.keys_destroyed += keys
-    report.landing_lines_removed += lines
-    report.landing_files_rewritten += files
-    if disconnected:
-        report.keys_destroyed += destroy_unreferenced_subjects(con, "dsr_connection_subjects", tables, cipher)
-        for table in by_connection:
-            con.execute(f"DROP TABLE IF EXISTS {hits_table(table, 'connection')}")
-        con.execute("DROP TABLE dsr_connection_subjects")
+    with _written_without_compaction(con):
+        con.execute("BEGIN")
+        try:
+            for table in searchable:
+                _delete_hits(con, table, f"SELECT rid FROM {hits_table(table)} {mine}")
+            for table in by_connection if disconnected else ():
+                _delete_hits(con, table, f"SELECT rid FROM {hits_table(table, 'connection')}")
+            if suppressed:
+                suppress(con, suppressed, now)
+            scrubbed = shredding.result()
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        con.execute("COMMIT")
+        for zone in scrubbed:
+            report.keys_destroyed += zone.keys_destroyed
+            report.landing_lines_removed += zone.lines_removed
+            report.landing_files_rewritten += zone.files_rewritten
+        if disconnected:
+            report.keys_destroyed += destroy_unreferenced_subjects(con, "dsr_connection_subjects", tables, cipher)
+            for table in by_connection:
+                con.execute(f"DROP TABLE IF EXISTS {hits_table(table, 'connection')}")
+            con.execute("DROP TABLE dsr_connection_subjects")
 
 
 def foreign_rows_in_exports(inbox: Inbox, exports_dir: Path) -> tuple[int, dict[str, int]]:
