@@ -130,11 +130,13 @@ def usage_events(
         todo = [f for f in found.files if not ledger.loaded(f)]
         report.files_skipped = len(found.files) - len(todo)
         first = dict.fromkeys((EVENTS_TABLE, QUARANTINE_TABLE, LEDGER_TABLE), True)
-        for files_of_slice in chunk_files(todo, SLICE_BYTES):
+        while todo:
+            files_of_slice = next(chunk_files(todo, SLICE_BYTES))
             read = work.load_files(files_of_slice, ledger)
+            todo = read.deferred + todo[len(files_of_slice):]
             report.skip(read.skipped)
             report.files_skipped += read.already_loaded
-            report.files_read += len(files_of_slice) - len(read.skipped) - read.already_loaded
+            report.files_read += len(files_of_slice) - len(read.deferred) - len(read.skipped) - read.already_loaded
             report.changed_files.extend(read.changed)
             work.resolve_duplicates(warehouse_path, cipher)
             report.add(work.counts(), work.quarantine_reasons(), work.quarantine_by_file())

@@ -33,6 +33,7 @@ from pipelines.usage_events.settings import (
     LANDING_GLOB,
     landing_settle_seconds,
     MAX_FILE_BYTES,
+    MAX_FILE_LINES,
     MAX_LINE_BYTES,
     PARTITION_PREFIX,
     QUARANTINED_HEAD_BYTES,
@@ -42,6 +43,7 @@ from pipelines.usage_events.settings import (
 _PARTITION_DIR = re.compile(re.escape(PARTITION_PREFIX) + r"(\d{4}-\d{2}-\d{2})/([^/]+)$")
 _GZIP_MAGIC = b"\x1f\x8b"
 _GUNZIP_STEP = 64 * 1024
+_COUNT_STEP = 1024 * 1024
 # Byte-order marks, longest first (UTF-32 LE starts with the UTF-16 LE mark).
 _BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8"),
          (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
@@ -188,6 +190,7 @@ READ_DEFECTS = {
     "corrupt_file": "the gzip stream is corrupt from here on",
     "undecodable_file": "the file starts with a UTF-16/32 byte-order mark but does not decode: kept whole",
     "file_too_large": f"the file holds more than {MAX_FILE_BYTES} bytes (uncompressed): the rest is not read",
+    "too_many_lines": f"the file holds more than {MAX_FILE_LINES} lines: the rest is not read",
 }
 
 
@@ -236,6 +239,7 @@ def read_lines(landing_file: LandingFile) -> FileLines:
     if undecodable:
         defect = Defect("undecodable_file", READ_DEFECTS["undecodable_file"], _escaped(data), len(data))
         return FileLines(pa.nulls(1, pa.large_string()), {1: defect}, digest.hexdigest(), size)
+    data, cut = _within_line_cap(data, cut)
     lines, defects = _split(data, cut)
     return FileLines(lines, defects, digest.hexdigest(), size)
 
@@ -267,6 +271,24 @@ def _gunzip(stored: bytes) -> tuple[bytes, str | None]:
         if bytes(view[position:position + 2]) != _GZIP_MAGIC:
             return out.getvalue(), (None if not any(view[position:]) else "corrupt_file")  # zero padding is harmless
     return out.getvalue(), None
+
+
+def _within_line_cap(data: bytes, cut: str | None, cap: int | None = None) -> tuple[bytes, str | None]:
+    """`data` up to the end of its `cap`-th line (default MAX_FILE_LINES) and `too_many_lines` when more
+    follows, else both unchanged. Newlines are counted a megabyte at a time before anything is split, so a
+    file of millions of empty lines costs no more memory than its bytes."""
+    cap = MAX_FILE_LINES if cap is None else cap
+    seen = 0
+    for start in range(0, len(data), _COUNT_STEP):
+        found = data.count(b"\n", start, start + _COUNT_STEP)
+        if seen + found < cap:
+            seen += found
+            continue
+        block = np.frombuffer(data, np.uint8, count=min(_COUNT_STEP, len(data) - start), offset=start)
+        ends = np.flatnonzero(block == ord("\n"))
+        end = start + int(ends[cap - seen - 1]) + 1
+        return (data, cut) if end == len(data) else (data[:end], "too_many_lines")
+    return data, cut
 
 
 def _as_utf8(data: bytes) -> tuple[bytes, bool]:

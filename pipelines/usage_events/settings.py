@@ -38,6 +38,11 @@ MAX_LINE_BYTES = 1024 * 1024
 # A file is read up to this many bytes, uncompressed (a gzip bomb of a few KB inflates to any size); what lies
 # beyond is one quarantined line, `file_too_large`. Trackers' files are far smaller (the sandbox's: ~25 MB).
 MAX_FILE_BYTES = 256 * 1024 * 1024
+# A file is read up to this many lines; what lies beyond is one quarantined line, `too_many_lines`. An event is
+# ~560 bytes on average (the sandbox's), so a file within MAX_FILE_BYTES holds about 480k of them; without the cap a few MB of
+# newlines (blank lines are quarantined one by one, like any line that is not JSON) cost minutes of work and
+# millions of quarantine rows per file, and splitting a 256 MB file of newlines needs GBs of offsets.
+MAX_FILE_LINES = 1_000_000
 QUARANTINED_HEAD_BYTES = 64 * 1024
 # User agents are parsed from their first MAX_USER_AGENT_CHARS characters only (real ones are 100-300): the
 # parse cost of a value is bounded, and the stored (encrypted) user agent stays whole.
@@ -55,6 +60,11 @@ MAX_CLOCK_SKEW_DAYS = 1
 READ_CHUNK_BYTES = 16 * 1024 * 1024
 # A run is processed in slices of whole files of about this many bytes: what the work database holds at once.
 SLICE_BYTES = 256 * 1024 * 1024
+# ... and of at most this many lines (unless one file alone holds more, up to MAX_FILE_LINES): the duplicate
+# check's memory grows with a slice's lines, not its bytes (about 550 MB per million), and a slice of small
+# files of short or empty lines would otherwise hold tens of millions of them. A slice of real events reaches
+# SLICE_BYTES first (about 470k lines).
+SLICE_LINES = 1_000_000
 # Rows per arrow batch handed to dlt. Each batch exists in a few copies at once (DuckDB's result, dlt's
 # normalised table, the parquet writer's buffers), so this sets the extraction's memory on top of the work
 # database: 50k rows held about 150 MB more at the peak than 10k, for no measurable speed.

@@ -41,6 +41,7 @@ from pipelines.usage_events.settings import (
     MAX_CLOCK_SKEW_DAYS,
     QUARANTINE_COLUMNS,
     QUARANTINE_TABLE,
+    SLICE_LINES,
     STREAM_MEMORY_LIMIT,
     UNATTRIBUTED_WORKSPACE,
     WORK_MEMORY_LIMIT,
@@ -89,6 +90,8 @@ class SliceFiles:
     skipped: list[SkippedFile] = field(default_factory=list)
     already_loaded: int = 0
     changed: list[str] = field(default_factory=list)
+    lines: int = 0
+    deferred: list[LandingFile] = field(default_factory=list)  # left for the next slice (SLICE_LINES reached)
 
 
 class EventWork:
@@ -138,8 +141,13 @@ class EventWork:
         chunk = _lines_table([], [], [], [], [], [])  # noqa: F841 - read by DuckDB's replacement scan
         self.con.execute(f"CREATE OR REPLACE TABLE parsed AS {self._parse_sql} LIMIT 0")
         found = SliceFiles()
-        for group in _read_ahead(chunk_files(files)):
+        groups = _read_ahead(chunk_files(files))
+        for group in groups:
             self._load_chunk(group, ledger, found)
+            if found.deferred:  # the rest, and the group read ahead, are read again with the next slice
+                groups.close()
+                found.deferred = files[files.index(found.deferred[0]):]
+                break
         self._normalise_identifiers("parsed", LANDING_SUBJECT_FIELDS)
         return found
 
@@ -175,7 +183,10 @@ class EventWork:
         arrays: dict[str, list[pa.Array]] = {name: [] for name in _LINES_SCHEMA.names}
         defects: list[tuple[int, int, str, int]] = []
         rows: list[tuple] = []
-        for landing_file, read in group:
+        for index, (landing_file, read) in enumerate(group):
+            if found.lines and found.lines + (0 if isinstance(read, str) else len(read.lines)) > SLICE_LINES:
+                found.deferred = [f for f, _ in group[index:]]
+                break
             if isinstance(read, str):
                 found.skipped.append(SkippedFile(landing_file.path, read))
                 continue
@@ -189,6 +200,7 @@ class EventWork:
             rows.append((file_id, landing_file.url, landing_file.path, landing_file.received_date, read.size,
                          landing_file.modified, read.sha256))
             n = len(read.lines)
+            found.lines += n
             arrays["file_id"].append(pa.array([file_id] * n, pa.int32()))
             arrays["received_date"].append(pa.array([landing_file.received_date] * n, pa.date32()))
             arrays["line_no"].append(pa.array(range(1, n + 1), pa.int64()))

@@ -21,6 +21,7 @@ import pytest
 from pipelines.paths import PROJECT_ROOT
 from pipelines.usage_events.landing import FileChanged, discover, read_lines
 from pipelines.usage_events.settings import MAX_LINE_BYTES, QUARANTINED_HEAD_BYTES
+from pipelines.usage_events.work import EventWork
 from tests.conftest import Platform
 
 EVENTS = "raw_events.usage_events"
@@ -133,6 +134,50 @@ def test_files_past_the_size_limit_are_read_up_to_it(platform: Platform, day: Pa
     line = _lines(1000, 1)
     within_bomb = limit // len(line)  # read exactly up to the limit: the line it cuts is the quarantined one
     assert _ledger(platform)[f"{DAY}/bomb.ndjson.gz"] == (within_bomb + 1, 1, within_bomb - 1, 1)
+
+
+def test_files_of_millions_of_short_lines_are_read_up_to_the_line_cap(platform: Platform, day: Path,
+                                                                        monkeypatch) -> None:
+    """A few MB of newlines (or of any short line) would be millions of quarantined lines, each costing what an
+    event costs: a file is read up to MAX_FILE_LINES lines and the rest is one quarantined line,
+    `too_many_lines`, counted before anything is split. The cap is lowered here."""
+    monkeypatch.setattr("pipelines.usage_events.landing.MAX_FILE_LINES", 1000)
+    (day / "blank.ndjson").write_bytes(b"\n" * 5000 + _lines(100, 1))  # the event after the cap is not read
+    (day / "bomb.ndjson.gz").write_bytes(gzip.compress(b"x\r\n" * 300_000))
+    (day / "at_cap.ndjson").write_bytes(_lines(200, 1000))  # exactly the cap: read whole
+
+    report = platform.ingest()
+
+    assert report.quarantined_by_file == {f"{DAY}/blank.ndjson": {"empty_line": 1000, "too_many_lines": 1},
+                                          f"{DAY}/bomb.ndjson.gz": {"broken_json": 1000, "too_many_lines": 1}}
+    assert _ledger(platform) == {f"{DAY}/good.ndjson": (5, 5, 0, 0), f"{DAY}/at_cap.ndjson": (1000, 1000, 0, 0),
+                                 f"{DAY}/blank.ndjson": (1001, 0, 0, 1001), f"{DAY}/bomb.ndjson.gz": (1001, 0, 0, 1001)}
+    assert platform.query(f"SELECT regexp_extract(source_file, '[^/]+$'), source_line FROM {QUARANTINE} "
+                          "WHERE reason = 'too_many_lines' ORDER BY 1") == [("blank.ndjson", 1001), ("bomb.ndjson.gz", 1001)]
+    assert _balanced(report) and report.events_loaded == 1005
+
+
+def test_a_slice_holds_at_most_the_line_budget_and_events_stay_exactly_once(platform: Platform, day: Path,
+                                                                            monkeypatch) -> None:
+    """Many small files of short lines: a slice stops taking files at SLICE_LINES lines (its memory grows with
+    its lines), the files left are read by the next slice, and an event repeated across slices is still one
+    event. The budget is lowered here."""
+    monkeypatch.setattr("pipelines.usage_events.work.SLICE_LINES", 1000)
+    slices = []
+    resolve = EventWork.resolve_duplicates
+    monkeypatch.setattr(EventWork, "resolve_duplicates",
+                        lambda work, *args: (slices.append(work.con.execute("SELECT count(*) FROM parsed").fetchone()[0]),
+                                             resolve(work, *args))[1])
+    for n in range(5):  # 600 lines each; the third file repeats the first's first 100 events
+        first = 1000 if n == 2 else 1000 * (n + 1)
+        (day / f"a{n}.ndjson").write_bytes(_lines(first, 100) + _lines(1000 * (n + 1) + 100, 500))
+
+    report = platform.ingest()
+
+    assert slices == [600, 600, 600, 600, 605]  # the last slice takes good.ndjson's 5 lines too
+    assert (report.files_read, report.lines, report.events_loaded, report.duplicates_dropped) == (6, 3005, 2905, 100)
+    assert platform.query(f"SELECT count(*), count(DISTINCT event_id) FROM {EVENTS}") == [(2905, 2905)]
+    assert len(_ledger(platform)) == 6 and _balanced(report)
 
 
 def test_byte_order_marks_are_ignored_and_utf16_is_decoded(platform: Platform, day: Path) -> None:
