@@ -30,7 +30,6 @@ import pyarrow.compute as pc
 
 from pipelines.usage_events.settings import (
     COMPLETE_SUFFIXES,
-    LANDING_GLOB,
     landing_settle_seconds,
     MAX_FILE_BYTES,
     MAX_FILE_LINES,
@@ -40,7 +39,7 @@ from pipelines.usage_events.settings import (
     READ_CHUNK_BYTES,
 )
 
-_PARTITION_DIR = re.compile(re.escape(PARTITION_PREFIX) + r"(\d{4}-\d{2}-\d{2})/([^/]+)$")
+_DAY_FOLDER = re.compile(re.escape(PARTITION_PREFIX) + r"(\d{4}-\d{2}-\d{2})")
 _GZIP_MAGIC = b"\x1f\x8b"
 _GUNZIP_STEP = 64 * 1024
 _COUNT_STEP = 1024 * 1024
@@ -74,8 +73,10 @@ class SkippedFile:
 SKIP_REASONS = {
     "in_progress": "a temporary name (.tmp, ._COPYING_, .part, or a leading . or _): still being written",
     "not_settled": "modified within the settle interval: possibly still being written",
-    "not_a_file": "a directory or other non-file entry with a file's name",
+    "not_a_file": "a directory or other non-file entry inside a day folder (files belong directly in it)",
     "unsupported_name": "not <name>.ndjson or <name>.ndjson.gz",
+    "outside_day_folder": "not inside a dt=YYYY-MM-DD folder of the landing root (at the root, or in a folder "
+                          "that is not a valid day): no day to load it into",
     "unreadable": "the file could not be read (permissions, or it vanished)",
     "changed_while_reading": "its size or modification time changed while it was read",
 }
@@ -104,18 +105,14 @@ def discover(landing_url: str, received_dates: Iterable[dt.date] | None = None) 
     wanted = set(received_dates) if received_dates is not None else None
     found = Discovery()
     now = time.time()
-    for path, info in fs.glob(f"{root}/{LANDING_GLOB}", detail=True).items():
-        match = _PARTITION_DIR.search(path)
-        if match is None:
-            continue
-        try:
-            day = dt.date.fromisoformat(match.group(1))
-        except ValueError:
+    for path, info, day in _entries(fs, root):
+        relative = path[len(root) + 1:] if path.startswith(root + "/") else path
+        if day is None:  # whatever the days asked for: it belongs to none of them, and nothing else reports it
+            found.skipped.append(SkippedFile(relative, "outside_day_folder", retried=False))
             continue
         if wanted is not None and day not in wanted:
             continue
-        relative = path[len(root) + 1:] if path.startswith(root + "/") else path
-        reason = _not_taken(match.group(2), info, now, settle_seconds)
+        reason = _not_taken(path.rsplit("/", 1)[-1], info, now, settle_seconds)
         if reason:
             found.skipped.append(SkippedFile(relative, reason, reason != "unsupported_name"))
             continue
@@ -124,6 +121,32 @@ def discover(landing_url: str, received_dates: Iterable[dt.date] | None = None) 
     found.files.sort(key=lambda f: (f.received_date, f.path))
     found.skipped.sort(key=lambda s: s.path)
     return found
+
+
+def _entries(fs, root: str) -> Iterator[tuple[str, dict, dt.date | None]]:
+    """Every entry of the landing root's day folders, with its day, and every other file of the root and of
+    its other folders, with none (two levels only: never deeper, so a symbolic link looping back is listed,
+    not followed)."""
+    if not fs.isdir(root):
+        return
+    for top in fs.ls(root, detail=True):
+        name = top["name"].rstrip("/").rsplit("/", 1)[-1]
+        day = _day_of(name)
+        if top.get("type") != "directory":
+            yield top["name"], top, None
+            continue
+        for entry in fs.ls(top["name"], detail=True):
+            if day is not None or entry.get("type") == "file":
+                yield entry["name"].rstrip("/"), entry, day
+
+
+def _day_of(folder: str) -> dt.date | None:
+    """The arrival day a `dt=YYYY-MM-DD` folder name stands for, else None."""
+    match = _DAY_FOLDER.fullmatch(folder)
+    try:
+        return dt.date.fromisoformat(match.group(1)) if match else None
+    except ValueError:
+        return None
 
 
 def discover_files(landing_url: str, received_dates: Iterable[dt.date] | None = None) -> list[LandingFile]:

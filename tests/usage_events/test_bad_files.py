@@ -7,6 +7,7 @@ quarantine table. Fixtures are generated here; every run is a real dlt load into
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
 import json
 import os
@@ -328,6 +329,30 @@ def test_a_directory_named_like_a_file_is_listed_as_skipped(platform: Platform, 
     report = platform.ingest()
     assert report.events_loaded == 5
     assert report.skipped_files == {f"{DAY}/folder.ndjson": "not_a_file", f"{DAY}/notes.txt.ndjson.bak": "unsupported_name"}
+
+
+def test_every_entry_the_run_cannot_take_is_named_wherever_it_lies(platform: Platform, day: Path) -> None:
+    """Files at the landing root, in folders that are not a valid day, under other names or one folder down
+    are never loaded, so each is named with its reason in every run (whichever day it is for), not passed
+    over in silence; a symbolic link looping back is listed, not followed."""
+    (day / "events.jsonl").write_bytes(_lines(100, 1))
+    (day / "hour=10").mkdir()
+    (day / "hour=10" / "x.ndjson").write_bytes(_lines(101, 1))
+    for folder in ("dt=2026-13-45", "dt=2026-11-24-copy", "events"):
+        (platform.landing / folder).mkdir()
+        (platform.landing / folder / "y.ndjson").write_bytes(_lines(102, 1))
+    (platform.landing / "root.ndjson").write_bytes(_lines(103, 1))
+    os.symlink("..", platform.landing / "up")
+    os.symlink("..", day / "up")
+
+    report = platform.ingest(received_dates=[dt.date(2026, 11, 24)])
+    other_day = platform.ingest(received_dates=[dt.date(2026, 11, 23)])
+
+    outside = {"dt=2026-13-45/y.ndjson", "dt=2026-11-24-copy/y.ndjson", "events/y.ndjson", "root.ndjson", "up"}
+    assert report.skipped_files == {f"{DAY}/events.jsonl": "unsupported_name", f"{DAY}/hour=10": "not_a_file",
+                                    f"{DAY}/up": "not_a_file", **dict.fromkeys(outside, "outside_day_folder")}
+    assert other_day.skipped_files == dict.fromkeys(outside, "outside_day_folder")
+    assert (report.files_read, report.events_loaded, other_day.files_read) == (1, 5, 0)
 
 
 def test_the_same_folder_under_another_path_loads_nothing_twice(platform: Platform, day: Path) -> None:
