@@ -75,6 +75,7 @@ SKIP_REASONS = {
     "not_settled": "modified within the settle interval: possibly still being written",
     "not_a_file": "a directory or other non-file entry inside a day folder (files belong directly in it)",
     "unsupported_name": "not <name>.ndjson or <name>.ndjson.gz",
+    "undecodable_name": "the entry's name is not valid UTF-8 (shown with its bytes escaped): rename it",
     "outside_day_folder": "not inside a dt=YYYY-MM-DD folder of the landing root (at the root, or in a folder "
                           "that is not a valid day): no day to load it into",
     "unreadable": "the file could not be read (permissions, or it vanished)",
@@ -107,6 +108,9 @@ def discover(landing_url: str, received_dates: Iterable[dt.date] | None = None) 
     now = time.time()
     for path, info, day in _entries(fs, root):
         relative = path[len(root) + 1:] if path.startswith(root + "/") else path
+        if not _decodable(relative):  # the ledger, the tables and Dagster's metadata hold text only
+            found.skipped.append(SkippedFile(_escaped_name(relative), "undecodable_name", retried=False))
+            continue
         if day is None:  # whatever the days asked for: it belongs to none of them, and nothing else reports it
             found.skipped.append(SkippedFile(relative, "outside_day_folder", retried=False))
             continue
@@ -138,6 +142,21 @@ def _entries(fs, root: str) -> Iterator[tuple[str, dict, dt.date | None]]:
         for entry in fs.ls(top["name"], detail=True):
             if day is not None or entry.get("type") == "file":
                 yield entry["name"].rstrip("/"), entry, day
+
+
+def _decodable(name: str) -> bool:
+    """Whether a name listed from the file system is text (Python maps bytes that are not UTF-8 to lone
+    surrogates, which no UTF-8 column or JSON document can hold)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _escaped_name(name: str) -> str:
+    """The name with its undecodable bytes written as `\\xNN`."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _day_of(folder: str) -> dt.date | None:

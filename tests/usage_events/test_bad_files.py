@@ -355,6 +355,25 @@ def test_every_entry_the_run_cannot_take_is_named_wherever_it_lies(platform: Pla
     assert (report.files_read, report.events_loaded, other_day.files_read) == (1, 5, 0)
 
 
+def test_names_that_are_not_utf8_are_named_escaped_and_never_block_the_day(platform: Platform, day: Path) -> None:
+    """A file or day folder whose name is not valid UTF-8 (bytes a Linux file name may hold) cannot be a path in
+    the ledger, the tables or Dagster's metadata: it is not read, and named with its bytes escaped. It made
+    the whole day fail before."""
+    with open(os.path.join(os.fsencode(day), b"\xff\xfe.ndjson"), "wb") as handle:
+        handle.write(_lines(100, 2))
+    folder = os.path.join(os.fsencode(platform.landing), b"dt=2026-11-2\xe9")
+    os.mkdir(folder)
+    with open(os.path.join(folder, b"x.ndjson"), "wb") as handle:
+        handle.write(_lines(200, 2))
+
+    report = platform.ingest()
+
+    assert report.skipped_files == {f"{DAY}/\\xff\\xfe.ndjson": "undecodable_name",
+                                    "dt=2026-11-2\\xe9/x.ndjson": "undecodable_name"}
+    assert (report.files_read, report.events_loaded, _balanced(report)) == (1, 5, True)
+    assert list(_ledger(platform)) == [f"{DAY}/good.ndjson"]
+
+
 def test_the_same_folder_under_another_path_loads_nothing_twice(platform: Platform, day: Path) -> None:
     (day / "bad.ndjson").write_bytes(b"{broken\n" + _lines(100, 2))
     first = platform.ingest()
