@@ -67,6 +67,14 @@ def inside(root: Path, name: str) -> Path:
     return target
 
 
+def escaped_name(name: str) -> str:
+    """A name listed from the file system as text: Python maps bytes of a name that are not UTF-8 to lone
+    surrogates, which no UTF-8 column, Parquet file or JSON document can hold; they become `\\xNN`. A name
+    that is text comes back unchanged, so `escaped_name(n) != n` tells that a landed file cannot be named
+    in the ledger as it is."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def data_dir() -> Path:
     """GTG_DATA_DIR, default `<project>/data`: the warehouse, keys, landing files and dlt's working folders."""
     return Path(os.environ.get("GTG_DATA_DIR") or PROJECT_ROOT / "data")

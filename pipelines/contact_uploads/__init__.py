@@ -34,6 +34,7 @@ from pipelines.contact_uploads.settings import (
 )
 from pipelines.errors import values_withheld
 from pipelines.mail_common.stage import WorkDatabase
+from pipelines.paths import escaped_name
 from pipelines.phones import regions_of
 from pipelines.privacy.protect import plain_schema, protect_table
 from pipelines.sql import qualified
@@ -118,7 +119,8 @@ class UploadRun:
         ledger: list[dict] = []
         staged = False
         for order, path in enumerate(landed_files(self.landing)):
-            relative = path.relative_to(self.landing).as_posix()
+            named = path.relative_to(self.landing).as_posix()
+            relative = escaped_name(named)  # the ledger and the quarantine hold text: the bytes escaped
             workspace = path.parent.name
             data = path.read_bytes()
             digest = hashlib.sha256(data).hexdigest()
@@ -134,6 +136,8 @@ class UploadRun:
                      "rows_quarantined": 0, "status": "loaded", "received_at": self.now}
             self.report.loaded_paths.append(path)
             try:
+                if relative != named:
+                    raise UnreadableFile("undecodable_name")
                 with values_withheld(f"reading {relative}"):
                     upload = read_upload(path.name, data)
                     del data  # the file's bytes: the frame holds what is needed of them

@@ -28,6 +28,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipelines.paths import escaped_name
 from pipelines.usage_events.settings import (
     COMPLETE_SUFFIXES,
     landing_settle_seconds,
@@ -108,8 +109,8 @@ def discover(landing_url: str, received_dates: Iterable[dt.date] | None = None) 
     now = time.time()
     for path, info, day in _entries(fs, root):
         relative = path[len(root) + 1:] if path.startswith(root + "/") else path
-        if not _decodable(relative):  # the ledger, the tables and Dagster's metadata hold text only
-            found.skipped.append(SkippedFile(_escaped_name(relative), "undecodable_name", retried=False))
+        if (shown := escaped_name(relative)) != relative:
+            found.skipped.append(SkippedFile(shown, "undecodable_name", retried=False))
             continue
         if day is None:  # whatever the days asked for: it belongs to none of them, and nothing else reports it
             found.skipped.append(SkippedFile(relative, "outside_day_folder", retried=False))
@@ -142,21 +143,6 @@ def _entries(fs, root: str) -> Iterator[tuple[str, dict, dt.date | None]]:
         for entry in fs.ls(top["name"], detail=True):
             if day is not None or entry.get("type") == "file":
                 yield entry["name"].rstrip("/"), entry, day
-
-
-def _decodable(name: str) -> bool:
-    """Whether a name listed from the file system is text (Python maps bytes that are not UTF-8 to lone
-    surrogates, which no UTF-8 column or JSON document can hold)."""
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _escaped_name(name: str) -> str:
-    """The name with its undecodable bytes written as `\\xNN`."""
-    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _day_of(folder: str) -> dt.date | None:

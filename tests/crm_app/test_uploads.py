@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import os
 from pathlib import Path
 
 import duckdb
@@ -123,6 +124,24 @@ def test_bad_and_duplicate_rows_an_empty_file_and_an_unreadable_one(platform: Pl
     remaining = sorted(p.relative_to(platform.root / "landing" / "contacts").as_posix()
                        for p in (platform.root / "landing" / "contacts").rglob("*") if p.is_file())
     assert remaining == ["ws_zz/elsewhere.csv"]
+
+
+def test_a_file_name_that_is_not_utf8_is_rejected_with_its_bytes_escaped(platform: Platform) -> None:
+    """A name is bytes on Linux; one that is not UTF-8 cannot be a ledger or quarantine path as it is. It
+    made the whole upload run fail (every workspace's files with it); now that file alone is rejected,
+    named with its bytes escaped, and removed like any rejected upload."""
+    _land(platform, "ws_a/good.csv", _csv().encode())
+    folder = os.fsencode(platform.root / "landing" / "contacts" / "ws_a")
+    with open(os.path.join(folder, b"list\xe9.csv"), "wb") as handle:
+        handle.write(_csv().encode())
+
+    report = _load(platform, "ws_a")
+
+    assert (report.files_loaded, report.files_rejected, report.contacts_loaded) == (1, 1, 3)
+    assert _quarantine(platform) == [("ws_a/list\\xe9.csv", 0, "undecodable_name")]
+    assert platform.query(f"SELECT source_file, status FROM {DATASET_NAME}.contact_upload_files ORDER BY 1") == [
+        ("ws_a/good.csv", "loaded"), ("ws_a/list\\xe9.csv", "rejected")]
+    assert os.listdir(folder) == []
 
 
 def test_an_upload_loads_once_and_a_later_one_updates_the_person(platform: Platform) -> None:
