@@ -1,5 +1,6 @@
-"""A fuzzer over whole landed files: whatever the files hold, the day loads, and every line read is exactly
-one of loaded, duplicate or quarantined (in the run's report, the ledger and the tables alike).
+"""A fuzzer over whole landed files: whatever the files hold and wherever they are put, the day loads, every
+entry of the landing location is either read or named with its reason, and every line read is exactly one of
+loaded, duplicate or quarantined (in the run's report, the ledger and the tables alike).
 
 Hypothesis builds landing days of several files, each a mix of valid events (with hostile values in every
 free-text field), duplicates, random JSON, random bytes and unicode, written plain, with a byte-order mark,
@@ -87,6 +88,14 @@ def _file(draw, earlier: list[bytes]) -> tuple[str, bytes]:
     return name, body
 
 
+# Where else a file may be put, and why the run names it instead of reading it: at the root, in a folder that
+# is no valid day or is no day at all, one folder down in a day, or under a name that is not UTF-8 (a lone
+# surrogate is how Python spells a byte of a file name that is not UTF-8).
+_STRAY = {"{name}": "outside_day_folder", "dt=2026-13-01/{name}": "outside_day_folder",
+          "misc/{name}": "outside_day_folder", "dt=2026-11-24/hour=10/{name}": "not_a_file",
+          "dt=2026-11-24/\udcff{name}": "undecodable_name", "dt=2026-11-2\udce9/{name}": "undecodable_name"}
+
+
 @st.composite
 def _landing(draw) -> dict[str, bytes]:
     earlier: list[bytes] = []
@@ -97,7 +106,20 @@ def _landing(draw) -> dict[str, bytes]:
         if draw(st.booleans()):  # the same file landed again on the other day
             other = "2026-11-23" if day == "2026-11-24" else "2026-11-24"
             files.setdefault(f"dt={other}/{name}", body)
+    for place in draw(st.lists(st.sampled_from(sorted(_STRAY)), max_size=2, unique=True)):
+        name, body = draw(_file(earlier))
+        files[place.format(name=name)] = body
     return files
+
+
+def _named(path: str) -> tuple[str, str] | None:
+    """The entry and reason a run names for a landed path it does not read (None: it is read)."""
+    for place, reason in _STRAY.items():
+        head, tail = place.split("{name}")
+        if path.startswith(head) and path.endswith(tail) and "/" not in path[len(head):]:
+            shown = path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            return (shown.rsplit("/", 1)[0] if reason == "not_a_file" else shown), reason
+    return (path, "in_progress") if path.endswith(".tmp") else None
 
 
 @settings(max_examples=int(_EXAMPLES or 20), deadline=None, database=None, derandomize=_EXAMPLES is None,
@@ -115,8 +137,9 @@ def test_any_landing_day_loads_and_accounts_for_every_line(files: dict[str, byte
         again = platform.ingest()
 
         assert report.lines == report.events_loaded + report.duplicates_dropped + report.lines_quarantined
-        assert report.files_read == sum(not p.endswith(".tmp") for p in files)
-        assert report.skipped_files == {p: "in_progress" for p in files if p.endswith(".tmp")}
+        read = [p for p in files if _named(p) is None]
+        assert report.files_read == len(read)
+        assert report.skipped_files == dict(named for p in files if (named := _named(p)) is not None)
         assert (again.files_read, again.lines) == (0, 0)
         stored = {t for (t,) in platform.query("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'raw_events'")
                   } if platform.warehouse.exists() else set()
@@ -131,7 +154,7 @@ def test_any_landing_day_loads_and_accounts_for_every_line(files: dict[str, byte
         quarantined = platform.query("SELECT count(*) FROM raw_events.usage_events_quarantine") \
             if "usage_events_quarantine" in stored else [(0,)]
         assert (events, quarantined) == ([(report.events_loaded,) * 2], [(report.lines_quarantined,)])
-        for path, body in files.items():  # whole UTF-8 files: the ledger's line count is the file's
+        for path, body in ((p, files[p]) for p in read):  # whole UTF-8 files: the ledger's line count is the file's
             try:
                 text = gzip.decompress(body) if body.startswith(b"\x1f\x8b") else body
             except (EOFError, OSError):
