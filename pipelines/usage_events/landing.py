@@ -44,6 +44,7 @@ _DAY_FOLDER = re.compile(re.escape(PARTITION_PREFIX) + r"(\d{4}-\d{2}-\d{2})")
 _GZIP_MAGIC = b"\x1f\x8b"
 _GUNZIP_STEP = 64 * 1024
 _COUNT_STEP = 1024 * 1024
+_SPLIT_BLOCK = 16 * 1024 * 1024
 # Byte-order marks, longest first (UTF-32 LE starts with the UTF-16 LE mark).
 _BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8"),
          (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
@@ -224,10 +225,10 @@ READ_DEFECTS = {
 
 @dataclass
 class FileLines:
-    """The lines of one file: `lines` is a string array with nulls where `defects` (by line number, from 1)
+    """The lines of one file: `lines` is a string array (in blocks) with nulls where `defects` (by line number, from 1)
     quarantines a line unparsed. `sha256` and `size` are of the file's bytes as stored."""
 
-    lines: pa.Array
+    lines: pa.ChunkedArray
     defects: dict[int, Defect]
     sha256: str
     size: int
@@ -266,7 +267,7 @@ def read_lines(landing_file: LandingFile) -> FileLines:
     data, undecodable = _as_utf8(data)
     if undecodable:
         defect = Defect("undecodable_file", READ_DEFECTS["undecodable_file"], _escaped(data), len(data))
-        return FileLines(pa.nulls(1, pa.large_string()), {1: defect}, digest.hexdigest(), size)
+        return FileLines(pa.chunked_array([pa.nulls(1, pa.large_string())]), {1: defect}, digest.hexdigest(), size)
     data, cut = _within_line_cap(data, cut)
     lines, defects = _split(data, cut)
     return FileLines(lines, defects, digest.hexdigest(), size)
@@ -333,7 +334,53 @@ def _as_utf8(data: bytes) -> tuple[bytes, bool]:
     return data, False
 
 
-def _split(data: bytes, cut: str | None) -> tuple[pa.Array, dict[int, Defect]]:
+def _split(data: bytes, cut: str | None) -> tuple[pa.ChunkedArray, dict[int, Defect]]:
+    """Lines of `data`, with the defects found before parsing (see `_split_block`), split a block of about
+    _SPLIT_BLOCK bytes of whole lines at a time: arrow's split grows its output as it goes, so splitting a
+    256 MB file at once held twice its size on top of the file; a line longer than a block is never copied."""
+    blocks = list(_line_blocks(data)) or [(0, 0)]
+    chunks: list[pa.Array] = []
+    defects: dict[int, Defect] = {}
+    first = 0
+    for number, (start, end) in enumerate(blocks):
+        lines, found = _split_block(data, start, end, cut if number == len(blocks) - 1 else None)
+        defects.update((first + n, defect) for n, defect in found.items())
+        chunks.append(lines)
+        first += len(lines)
+    return pa.chunked_array(chunks, pa.large_string()), defects
+
+
+def _line_blocks(data: bytes) -> Iterator[tuple[int, int]]:
+    """(start, end) byte ranges of `data`, each whole lines (ending after a newline, or at the end) of at most
+    _SPLIT_BLOCK bytes, or one line longer than that."""
+    start = 0
+    while start < len(data):
+        end = data.rfind(b"\n", start, start + _SPLIT_BLOCK)
+        if end < 0:
+            end = data.find(b"\n", start + _SPLIT_BLOCK)
+        end = len(data) if end < 0 or start + _SPLIT_BLOCK >= len(data) else end + 1
+        yield start, end
+        start = end
+
+
+def _split_block(data: bytes, start: int, end: int, cut: str | None) -> tuple[pa.Array, dict[int, Defect]]:
+    """The lines of `data[start:end]` and their defects (line numbers from 1 within the block); a block that
+    is one line longer than _SPLIT_BLOCK is quarantined as `line_too_long` (or as the `cut`, when it is the
+    partial last line of a cut file) without being copied."""
+    whole = data[end - 1:end] == b"\n"
+    size = end - start - whole
+    if end - start <= _SPLIT_BLOCK or size <= MAX_LINE_BYTES:
+        return _split_lines(data[start:end], cut)
+    head = _escaped(data[start:start + min(size, QUARANTINED_HEAD_BYTES)])
+    if cut and not whole:
+        return pa.nulls(1, pa.large_string()), {1: Defect(cut, READ_DEFECTS[cut], head, size)}
+    defects = {1: Defect("line_too_long", READ_DEFECTS["line_too_long"], head, size)}
+    if cut:
+        defects[2] = Defect(cut, READ_DEFECTS[cut], "", 0)
+    return pa.nulls(len(defects), pa.large_string()), defects
+
+
+def _split_lines(data: bytes, cut: str | None) -> tuple[pa.Array, dict[int, Defect]]:
     """Lines of `data`, with the defects found before parsing: lines too long to parse, lines not UTF-8, and
     where a gzip stream was `cut`, the cut itself (the partial last line, or an empty one after a whole line)."""
     parts = pc.split_pattern(_one_value(data), b"\n").flatten() if data else pa.array([], pa.large_binary())

@@ -41,6 +41,7 @@ from pipelines.usage_events.settings import (
     MAX_CLOCK_SKEW_DAYS,
     QUARANTINE_COLUMNS,
     QUARANTINE_TABLE,
+    READ_CHUNK_BYTES,
     SLICE_LINES,
     STREAM_MEMORY_LIMIT,
     UNATTRIBUTED_WORKSPACE,
@@ -204,7 +205,7 @@ class EventWork:
             arrays["file_id"].append(pa.array([file_id] * n, pa.int32()))
             arrays["received_date"].append(pa.array([landing_file.received_date] * n, pa.date32()))
             arrays["line_no"].append(pa.array(range(1, n + 1), pa.int64()))
-            arrays["line"].append(read.lines.cast(pa.large_string()))
+            arrays["line"].extend(read.lines.chunks)
             marks = [read.defects.get(i + 1) for i in range(n)] if read.defects else None
             arrays["defect"].append(pa.array([m and m.reason for m in marks], pa.string()) if marks else pa.nulls(n, pa.string()))
             arrays["defect_detail"].append(
@@ -286,21 +287,30 @@ class EventWork:
     def _line_keys(self, cipher: FieldCipher) -> None:
         """`bad_keys`: the slice's invalid lines with their file's path and hash and the line's key, a keyed
         hash (the keyring's blind index under the `_unattributed` workspace) of its occurrence number among
-        identical lines of its file and its text."""
+        identical lines of its file and its text. Hashed _KEYED_BATCH_LINES lines at a time: a slice of a
+        million quarantined lines of a few hundred bytes held 1.6 GB when they were read out at once."""
         self.con.complete()  # the slice's INSERTs leave their row counts unread
-        bad = self.con.sql(
+        self.con.execute(
             """
-            SELECT file_id, line_no, path, sha256,
+            CREATE OR REPLACE TABLE bad_lines AS
+            SELECT row_number() OVER (ORDER BY file_id, line_no) AS n, file_id, line_no, path, sha256,
                    row_number() OVER (PARTITION BY file_id, raw ORDER BY line_no)::VARCHAR || chr(31) || raw AS keyed
             FROM (SELECT p.file_id, p.line_no, f.path, f.sha256, coalesce(p.line, d.raw, '') AS raw
                   FROM parsed p JOIN files f USING (file_id) LEFT JOIN line_defects d USING (file_id, line_no)
-                  WHERE p.reason IS NOT NULL)
+                  WHERE p.reason IS NOT NULL);
+            CREATE OR REPLACE TABLE bad_keys (file_id INTEGER, line_no BIGINT, path VARCHAR, sha256 VARCHAR, line_key BLOB)
             """
-        ).to_arrow_table()
-        keys = cipher.blind_index_many(pa.array([UNATTRIBUTED_WORKSPACE] * bad.num_rows, pa.string()),
-                                       bad.column("keyed"), kind=QUARANTINE_COLUMNS["raw_line"]["x-data-category"])
-        bad_keys = bad.drop_columns(["keyed"]).append_column("line_key", keys)  # noqa: F841 - read by DuckDB
-        self.con.execute("CREATE OR REPLACE TABLE bad_keys AS SELECT * FROM bad_keys")
+        ).fetchall()
+        ((count,),) = self.con.execute("SELECT count(*) FROM bad_lines").fetchall()
+        kind = QUARANTINE_COLUMNS["raw_line"]["x-data-category"]
+        for first in range(1, count + 1, _KEYED_BATCH_LINES):
+            bad = self.con.sql(f"SELECT * FROM bad_lines WHERE n >= {first} AND n < {first + _KEYED_BATCH_LINES}"
+                               ).to_arrow_table()
+            keys = cipher.blind_index_many(pa.array([UNATTRIBUTED_WORKSPACE] * bad.num_rows, pa.string()),
+                                           bad.column("keyed"), kind=kind)
+            keyed = bad.drop_columns(["n", "keyed"]).append_column("line_key", keys)  # noqa: F841 - DuckDB scan
+            self.con.execute("INSERT INTO bad_keys SELECT * FROM keyed").fetchall()
+        self.con.execute("DROP TABLE bad_lines")
 
     def ledger_index(self, warehouse_path: str | None) -> LedgerIndex:
         """The warehouse ledger's record of loaded files (see `ledger_index`)."""
@@ -497,35 +507,45 @@ class EventWork:
         yield from self.con.sql(stamped).to_arrow_reader(YIELD_BATCH_ROWS)
 
 
-def _read_group(group: list[LandingFile]) -> list[tuple[LandingFile, FileLines | str]]:
-    """Each file of `group` with its lines, or the reason it is left for a later run."""
+def _read_group(group: list[LandingFile]) -> tuple[list[tuple[LandingFile, FileLines | str]], list[LandingFile]]:
+    """Each file of `group` with its lines, or the reason it is left for a later run, until the lines read
+    hold READ_CHUNK_BYTES (the first file is always read); and the files left unread for the next group.
+    Groups are made by the files' stored sizes, and a gzip bomb of a few KB inflates to MAX_FILE_BYTES: the
+    group stops on what was read, so a group of bombs holds one or two, not a hundred."""
     read: list[tuple[LandingFile, FileLines | str]] = []
-    for landing_file in group:
+    held = 0
+    for index, landing_file in enumerate(group):
+        if held >= READ_CHUNK_BYTES:
+            return read, group[index:]
         try:
-            read.append((landing_file, read_lines(landing_file)))
+            lines = read_lines(landing_file)
         except FileChanged:
             read.append((landing_file, "changed_while_reading"))
         except OSError:
             read.append((landing_file, "unreadable"))
-    return read
+        else:
+            read.append((landing_file, lines))
+            held += lines.lines.nbytes
+    return read, []
 
 
 def _read_ahead(groups: Iterator[list[LandingFile]]) -> Iterator[list[tuple[LandingFile, FileLines | str]]]:
     """The groups' files read (see `_read_group`), the next group in a thread while the caller validates the
     current one: reading is I/O, gunzip, SHA-256 and arrow's split, all of which release the GIL, as DuckDB
-    does while it validates, so the two overlap on the second core. One group is in flight at a time."""
+    does while it validates, so the two overlap on the second core. One group is in flight at a time; the
+    files a group left unread lead the next one (the run's order is kept)."""
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="events-read") as reader:
-        pending: Future | None = None
-        for group in groups:
-            ahead = reader.submit(_read_group, group)
-            if pending is not None:
-                yield pending.result()
-            pending = ahead
-        if pending is not None:
-            yield pending.result()
+        pending: Future | None = reader.submit(_read_group, next(groups, []))
+        while pending is not None:
+            read, rest = pending.result()
+            following = rest + next(groups, [])
+            pending = reader.submit(_read_group, following) if following else None
+            if read:
+                yield read
 
 
 _SCAN_BATCH_ROWS = 8_192
+_KEYED_BATCH_LINES = 50_000
 _LINES_SCHEMA = pa.schema(
     [("file_id", pa.int32()), ("received_date", pa.date32()), ("line_no", pa.int64()), ("line", pa.large_string()),
      ("defect", pa.string()), ("defect_detail", pa.string())]
