@@ -145,6 +145,7 @@ class EventWork:
         groups = _read_ahead(chunk_files(files))
         for group in groups:
             self._load_chunk(group, ledger, found)
+            del group  # not held while the reader reads the next
             if found.deferred:  # the rest, and the group read ahead, are read again with the next slice
                 groups.close()
                 found.deferred = files[files.index(found.deferred[0]):]
@@ -533,19 +534,28 @@ def _read_ahead(groups: Iterator[list[LandingFile]]) -> Iterator[list[tuple[Land
     """The groups' files read (see `_read_group`), the next group in a thread while the caller validates the
     current one: reading is I/O, gunzip, SHA-256 and arrow's split, all of which release the GIL, as DuckDB
     does while it validates, so the two overlap on the second core. One group is in flight at a time; the
-    files a group left unread lead the next one (the run's order is kept)."""
+    files a group left unread lead the next one (the run's order is kept). A group holding more than
+    _READ_AHEAD_BYTES of lines (a file near the 256 MB limit) is validated before the next is read: two such
+    groups at once would pass the memory cap."""
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="events-read") as reader:
         pending: Future | None = reader.submit(_read_group, next(groups, []))
         while pending is not None:
             read, rest = pending.result()
+            pending = None  # the future holds the group too
             following = rest + next(groups, [])
+            alone = sum(lines.lines.nbytes for _, lines in read if not isinstance(lines, str)) > _READ_AHEAD_BYTES
+            if alone:
+                yield read
+                del read  # the group's lines are gone before the next is read, and so is what they held
+                release_free_memory()
             pending = reader.submit(_read_group, following) if following else None
-            if read:
+            if not alone:
                 yield read
 
 
 _SCAN_BATCH_ROWS = 8_192
 _KEYED_BATCH_LINES = 50_000
+_READ_AHEAD_BYTES = 4 * READ_CHUNK_BYTES
 _LINES_SCHEMA = pa.schema(
     [("file_id", pa.int32()), ("received_date", pa.date32()), ("line_no", pa.int64()), ("line", pa.large_string()),
      ("defect", pa.string()), ("defect_detail", pa.string())]
