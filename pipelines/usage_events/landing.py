@@ -225,8 +225,8 @@ READ_DEFECTS = {
 
 @dataclass
 class FileLines:
-    """The lines of one file: `lines` is a string array (in blocks) with nulls where `defects` (by line number, from 1)
-    quarantines a line unparsed. `sha256` and `size` are of the file's bytes as stored."""
+    """The lines of one file: `lines` is a string array (in blocks) with nulls where `defects` (by line number,
+    from 1) quarantines a line unparsed. `sha256` and `size` are of the file's bytes as stored."""
 
     lines: pa.ChunkedArray
     defects: dict[int, Defect]

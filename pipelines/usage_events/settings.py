@@ -38,10 +38,10 @@ MAX_LINE_BYTES = 1024 * 1024
 # A file is read up to this many bytes, uncompressed (a gzip bomb of a few KB inflates to any size); what lies
 # beyond is one quarantined line, `file_too_large`. Trackers' files are far smaller (the sandbox's: ~25 MB).
 MAX_FILE_BYTES = 256 * 1024 * 1024
-# A file is read up to this many lines; what lies beyond is one quarantined line, `too_many_lines`. An event is
-# ~560 bytes on average (the sandbox's), so a file within MAX_FILE_BYTES holds about 480k of them; without the cap a few MB of
-# newlines (blank lines are quarantined one by one, like any line that is not JSON) cost minutes of work and
-# millions of quarantine rows per file, and splitting a 256 MB file of newlines needs GBs of offsets.
+# A file is read up to this many lines; what lies beyond is one quarantined line, `too_many_lines`. An event
+# is ~560 bytes on average (the sandbox's), so a file within MAX_FILE_BYTES holds about 480k of them; without
+# the cap a few MB of newlines (blank lines are quarantined one by one, like any line that is not JSON) cost
+# minutes of work and millions of quarantine rows per file, and splitting 256 MB of newlines GBs of offsets.
 MAX_FILE_LINES = 1_000_000
 QUARANTINED_HEAD_BYTES = 64 * 1024
 # User agents are parsed from their first MAX_USER_AGENT_CHARS characters only (real ones are 100-300): the
