@@ -223,6 +223,11 @@ READ_DEFECTS = {
 }
 
 
+def _defect(reason: str, raw: str = "", size: int = 0) -> Defect:
+    """A read defect with its reason's detail (`READ_DEFECTS`): nothing kept of it unless `raw` is given."""
+    return Defect(reason, READ_DEFECTS[reason], raw, size)
+
+
 @dataclass
 class FileLines:
     """The lines of one file: `lines` is a string array (in blocks) with nulls where `defects` (by line number,
@@ -266,7 +271,7 @@ def read_lines(landing_file: LandingFile) -> FileLines:
         data, cut = stored, ("file_too_large" if too_large else None)
     data, undecodable = _as_utf8(data)
     if undecodable:
-        defect = Defect("undecodable_file", READ_DEFECTS["undecodable_file"], _escaped(data), len(data))
+        defect = _defect("undecodable_file", _escaped(data), len(data))
         return FileLines(pa.chunked_array([pa.nulls(1, pa.large_string())]), {1: defect}, digest.hexdigest(), size)
     data, cut = _within_line_cap(data, cut)
     lines, defects = _split(data, cut)
@@ -373,10 +378,10 @@ def _split_block(data: bytes, start: int, end: int, cut: str | None) -> tuple[pa
         return _split_lines(data[start:end], cut)
     head = _escaped(data[start:start + min(size, QUARANTINED_HEAD_BYTES)])
     if cut and not whole:
-        return pa.nulls(1, pa.large_string()), {1: Defect(cut, READ_DEFECTS[cut], head, size)}
-    defects = {1: Defect("line_too_long", READ_DEFECTS["line_too_long"], head, size)}
+        return pa.nulls(1, pa.large_string()), {1: _defect(cut, head, size)}
+    defects = {1: _defect("line_too_long", head, size)}
     if cut:
-        defects[2] = Defect(cut, READ_DEFECTS[cut], "", 0)
+        defects[2] = _defect(cut)
     return pa.nulls(len(defects), pa.large_string()), defects
 
 
@@ -390,18 +395,18 @@ def _split_lines(data: bytes, cut: str | None) -> tuple[pa.Array, dict[int, Defe
     if cut:
         if data and not data.endswith(b"\n"):
             tail = parts.slice(len(parts) - 1)
-            defects[len(parts)] = Defect(cut, READ_DEFECTS[cut], _escaped(
-                pc.binary_slice(tail, 0, QUARANTINED_HEAD_BYTES)[0].as_py()), pc.binary_length(tail)[0].as_py())
+            defects[len(parts)] = _defect(cut, _escaped(pc.binary_slice(tail, 0, QUARANTINED_HEAD_BYTES)[0].as_py()),
+                                          pc.binary_length(tail)[0].as_py())
         else:
             parts = pa.concat_arrays([parts, pa.array([b""], pa.large_binary())])
-            defects[len(parts)] = Defect(cut, READ_DEFECTS[cut], "", 0)
+            defects[len(parts)] = _defect(cut)
     too_long = pc.greater(pc.binary_length(parts), MAX_LINE_BYTES)
     if pc.any(too_long).as_py():
         positions = pc.indices_nonzero(too_long).to_pylist()
         long_parts = parts.take(positions)
         heads = pc.binary_slice(long_parts, 0, QUARANTINED_HEAD_BYTES).to_pylist()
         for position, head, size in zip(positions, heads, pc.binary_length(long_parts).to_pylist()):
-            defects.setdefault(position + 1, Defect("line_too_long", READ_DEFECTS["line_too_long"], _escaped(head), size))
+            defects.setdefault(position + 1, _defect("line_too_long", _escaped(head), size))
         parts = pc.if_else(too_long, pa.scalar(b"", pa.large_binary()), parts)
     text = parts.view(pa.large_string())
     try:
@@ -435,7 +440,7 @@ def _decode_lines(parts: pa.Array, defects: dict[int, Defect]) -> pa.Array:
             decoded.append(raw.decode("utf-8"))
         except UnicodeDecodeError:
             decoded.append(None)
-            defects.setdefault(index + 1, Defect("invalid_utf8", READ_DEFECTS["invalid_utf8"], _escaped(raw, None), len(raw)))
+            defects.setdefault(index + 1, _defect("invalid_utf8", _escaped(raw, None), len(raw)))
     return pa.array(decoded, pa.large_string())
 
 

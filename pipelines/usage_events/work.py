@@ -144,11 +144,11 @@ class EventWork:
         found = SliceFiles()
         groups = _read_ahead(chunk_files(files))
         for group in groups:
-            self._load_chunk(group, ledger, found)
+            stop = self._load_chunk(group, ledger, found)
             del group  # not held while the reader reads the next
-            if found.deferred:  # the rest, and the group read ahead, are read again with the next slice
+            if stop is not None:  # the rest, and the group read ahead, are read again with the next slice
                 groups.close()
-                found.deferred = files[files.index(found.deferred[0]):]
+                found.deferred = files[files.index(stop):]
                 break
         self._normalise_identifiers("parsed", LANDING_SUBJECT_FIELDS)
         return found
@@ -181,13 +181,16 @@ class EventWork:
             self.con.execute(f"DROP TABLE {ident(name)}")
 
     def _load_chunk(self, group: list[tuple[LandingFile, FileLines | str]], ledger: LedgerIndex,
-                    found: SliceFiles) -> None:
+                    found: SliceFiles) -> LandingFile | None:
+        """Add the group's lines to the slice; the first file left for the next slice once it holds
+        SLICE_LINES lines (None: the whole group was taken)."""
         arrays: dict[str, list[pa.Array]] = {name: [] for name in _LINES_SCHEMA.names}
         defects: list[tuple[int, int, str, int]] = []
         rows: list[tuple] = []
-        for index, (landing_file, read) in enumerate(group):
+        stop = None
+        for landing_file, read in group:
             if found.lines and found.lines + (0 if isinstance(read, str) else len(read.lines)) > SLICE_LINES:
-                found.deferred = [f for f, _ in group[index:]]
+                stop = landing_file
                 break
             if isinstance(read, str):
                 found.skipped.append(SkippedFile(landing_file.path, read))
@@ -213,7 +216,7 @@ class EventWork:
                 pa.array([m and m.detail for m in marks], pa.string()) if marks else pa.nulls(n, pa.string()))
             defects.extend((file_id, line_no, d.raw, d.size) for line_no, d in read.defects.items())
         if not rows:
-            return
+            return stop
         file_rows = pa.table(dict(zip(  # noqa: F841 - read by DuckDB's replacement scan
             ("file_id", "url", "path", "received_date", "size_bytes", "modified_at", "sha256"), zip(*rows))))
         self.con.execute("INSERT INTO files SELECT * FROM file_rows")
@@ -226,6 +229,7 @@ class EventWork:
                 "raw": pa.array([d[2] for d in defects], pa.string()),
                 "raw_bytes": pa.array([d[3] for d in defects], pa.int64())})
             self.con.execute("INSERT INTO line_defects SELECT * FROM rows_of_defects")
+        return stop
 
     # -- duplicates ------------------------------------------------------------------------------------
     def resolve_duplicates(self, warehouse_path: str | None, cipher: FieldCipher) -> None:
@@ -508,16 +512,17 @@ class EventWork:
         yield from self.con.sql(stamped).to_arrow_reader(YIELD_BATCH_ROWS)
 
 
-def _read_group(group: list[LandingFile]) -> tuple[list[tuple[LandingFile, FileLines | str]], list[LandingFile]]:
+def _read_group(group: list[LandingFile]) -> tuple[list[tuple[LandingFile, FileLines | str]], list[LandingFile], int]:
     """Each file of `group` with its lines, or the reason it is left for a later run, until the lines read
-    hold READ_CHUNK_BYTES (the first file is always read); and the files left unread for the next group.
+    hold READ_CHUNK_BYTES (the first file is always read); the files left unread for the next group; and the
+    bytes the lines read hold.
     Groups are made by the files' stored sizes, and a gzip bomb of a few KB inflates to MAX_FILE_BYTES: the
     group stops on what was read, so a group of bombs holds one or two, not a hundred."""
     read: list[tuple[LandingFile, FileLines | str]] = []
     held = 0
     for index, landing_file in enumerate(group):
         if held >= READ_CHUNK_BYTES:
-            return read, group[index:]
+            return read, group[index:], held
         try:
             lines = read_lines(landing_file)
         except FileChanged:
@@ -527,7 +532,7 @@ def _read_group(group: list[LandingFile]) -> tuple[list[tuple[LandingFile, FileL
         else:
             read.append((landing_file, lines))
             held += lines.lines.nbytes
-    return read, []
+    return read, [], held
 
 
 def _read_ahead(groups: Iterator[list[LandingFile]]) -> Iterator[list[tuple[LandingFile, FileLines | str]]]:
@@ -540,10 +545,10 @@ def _read_ahead(groups: Iterator[list[LandingFile]]) -> Iterator[list[tuple[Land
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="events-read") as reader:
         pending: Future | None = reader.submit(_read_group, next(groups, []))
         while pending is not None:
-            read, rest = pending.result()
+            read, rest, held = pending.result()
             pending = None  # the future holds the group too
             following = rest + next(groups, [])
-            alone = sum(lines.lines.nbytes for _, lines in read if not isinstance(lines, str)) > _READ_AHEAD_BYTES
+            alone = held > _READ_AHEAD_BYTES
             if alone:
                 yield read
                 del read  # the group's lines are gone before the next is read, and so is what they held
